@@ -1,0 +1,50 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	_ "k8s.io/client-go/plugin/pkg/client/auth" // client auth plugins, as in kubectl
+	"k8s.io/component-base/cli"
+	"k8s.io/component-base/logs"
+	k8sversion "k8s.io/component-base/version"
+	"k8s.io/kubectl/pkg/cmd"
+	"k8s.io/kubectl/pkg/cmd/apply"
+	"k8s.io/kubectl/pkg/cmd/util"
+)
+
+// Kubectl runs the embedded kubectl with args and returns its exit code.
+// When KUBECONFIG is unset it uses the data dir's kubeconfig
+// ($QUARTET_DATA_DIR or ~/.quartet), so nothing else needs configuring.
+func Kubectl(args []string) int {
+	if os.Getenv("KUBECONFIG") == "" {
+		kc := filepath.Join(defaultDataDir(), "kubeconfig")
+		if _, err := os.Stat(kc); err == nil {
+			os.Setenv("KUBECONFIG", kc)
+		} else if !hasKubeconfigFlag(args) {
+			fmt.Fprintf(os.Stderr, "quartet kubectl: no cluster: %s does not exist (start one with `quartet up`, or set KUBECONFIG)\n", kc)
+			return 1
+		}
+	}
+	// kubectl reads os.Args itself (plugins, verbosity), so it sees the
+	// arguments as if it were invoked as kubectl.
+	os.Args = append([]string{"kubectl"}, args...)
+	// Computed at package init, before the version is known to be stamped.
+	apply.ApplySetToolVersion = k8sversion.Get().GitVersion
+	logs.GlogSetter(cmd.GetLogVerbosity(os.Args)) //nolint:errcheck
+	command := cmd.NewDefaultKubectlCommand()
+	if err := cli.RunNoErrOutput(command); err != nil {
+		util.CheckErr(err) // prints kubectl's own message and exits 1
+	}
+	return 0
+}
+
+func hasKubeconfigFlag(args []string) bool {
+	for _, a := range args {
+		if a == "--kubeconfig" || len(a) > 13 && a[:13] == "--kubeconfig=" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,63 @@
+// Package cli holds quartet's commands; cmd/quartet only dispatches to it.
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"quartet.dev/quartet/internal/version"
+)
+
+// NewRoot returns the quartet command tree (kubectl is dispatched before it,
+// so its flags reach kubectl untouched).
+func NewRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "quartet",
+		Short: "A Kubernetes cluster on one machine, with its own StatefulSet, DaemonSet, Job and CronJob controllers",
+		Long: `quartet runs a Kubernetes-compatible cluster on this machine: embedded etcd, the
+upstream API server, controller manager and scheduler, and quartet's own
+StatefulSet, DaemonSet, Job, CronJob and TTL-after-finished controllers.
+
+  quartet up                 start a cluster (Ctrl-C stops it)
+  quartet kubectl get pods   use it with the embedded kubectl v1.37`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.AddCommand(newUp(), newVersion(), &cobra.Command{
+		Use:                "kubectl [args...]",
+		Short:              "Run the embedded kubectl against the cluster (uses <data-dir>/kubeconfig when KUBECONFIG is unset)",
+		DisableFlagParsing: true,
+		RunE: func(_ *cobra.Command, args []string) error {
+			os.Exit(Kubectl(args))
+			return nil
+		},
+	})
+	return root
+}
+
+func newVersion() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print quartet's version and the Kubernetes version it embeds",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), version.String())
+		},
+	}
+}
+
+// defaultDataDir is $QUARTET_DATA_DIR, or ~/.quartet.
+func defaultDataDir() string {
+	if d := os.Getenv("QUARTET_DATA_DIR"); d != "" {
+		return d
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".quartet"
+	}
+	return filepath.Join(home, ".quartet")
+}

@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"quartet.dev/quartet/internal/controlplane"
+)
+
+func newUp() *cobra.Command {
+	cfg := controlplane.Config{}
+	var datastore string
+	c := &cobra.Command{
+		Use:   "up",
+		Short: "Start a cluster in the foreground until SIGINT or SIGTERM",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if datastore != "" {
+				for _, ep := range strings.Split(datastore, ",") {
+					if ep = strings.TrimSpace(ep); ep != "" {
+						cfg.DatastoreEndpoints = append(cfg.DatastoreEndpoints, ep)
+					}
+				}
+			}
+			cfg.Progress = cmd.OutOrStdout()
+			ctx, stop := signalContext()
+			defer stop()
+			return controlplane.Run(ctx, cfg)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", defaultDataDir(), "directory for the cluster's state, certificates, kubeconfig and logs")
+	f.IntVar(&cfg.APIPort, "api-port", 6443, "API server port on 127.0.0.1")
+	f.StringVar(&cfg.WorkloadControllers, "workload-controllers", controlplane.ModeQuartet,
+		"which StatefulSet, DaemonSet, Job, CronJob and TTL-after-finished controllers run: quartet (its own) or upstream (kube-controller-manager's, the reference)")
+	f.StringVar(&datastore, "datastore-endpoint", "", "comma-separated URLs of an existing etcd cluster to use instead of embedded etcd")
+	f.Float32Var(&cfg.APIQPS, "api-qps", 1000, "client QPS limit of every in-process component (both controller modes alike)")
+	f.IntVar(&cfg.APIBurst, "api-burst", 2000, "client burst limit of every in-process component")
+	return c
+}
+
+// signalContext is cancelled by the first SIGINT or SIGTERM; a second one
+// exits at once.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-ch
+		cancel()
+		<-ch
+		fmt.Fprintln(os.Stderr, "quartet: second signal, exiting now")
+		os.Exit(130)
+	}()
+	return ctx, func() { signal.Stop(ch); cancel() }
+}

@@ -1,0 +1,54 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"k8s.io/client-go/informers"
+
+	"quartet.dev/quartet/internal/controllers"
+)
+
+// workloadController is one of quartet's own workload controllers.
+type workloadController struct {
+	name string
+	// serviceAccount is the name of upstream's controller service account
+	// whose bootstrap RBAC this controller runs with.
+	serviceAccount string
+	workers        int
+	new            func(controllers.Config) (controllers.Controller, error)
+}
+
+// workloadControllers lists quartet's controllers in the order they start.
+var workloadControllers = []workloadController{}
+
+// startWorkloadControllers constructs quartet's controllers, starts their
+// shared informers and runs them in g. It returns their names for the
+// progress line.
+func startWorkloadControllers(ctx context.Context, g *group, c *Cluster) (string, error) {
+	if len(workloadControllers) == 0 {
+		return "none built yet", nil
+	}
+	// The shared informers list and watch with the admin identity; each
+	// controller writes with its own.
+	factory := informers.NewSharedInformerFactory(c.Admin(), 0)
+	var names []string
+	for _, wc := range workloadControllers {
+		client, _, err := c.ClientFor(controllerUser(wc.serviceAccount), controllerGroups...)
+		if err != nil {
+			return "", err
+		}
+		ctrl, err := wc.new(controllers.Config{Client: client, Informers: factory})
+		if err != nil {
+			return "", fmt.Errorf("%s controller: %w", wc.name, err)
+		}
+		g.Go(wc.name+" controller", func() error {
+			ctrl.Run(ctx, wc.workers)
+			return nil
+		})
+		names = append(names, wc.name)
+	}
+	factory.Start(ctx.Done())
+	return strings.Join(names, ", "), nil
+}
