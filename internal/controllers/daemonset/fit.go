@@ -1,0 +1,82 @@
+package daemonset
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	schedulinghelper "k8s.io/component-helpers/scheduling/corev1"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
+	"k8s.io/klog/v2"
+)
+
+// comparisonTolerations mirrors the TaintTolerationComparisonOperators
+// feature gate, alpha and off by default in Kubernetes v1.37: Lt and Gt
+// tolerations match nothing.
+const comparisonTolerations = false
+
+// nodeFit says whether a DaemonSet wants a pod on a node. The two answers
+// differ on purpose: a taint the pod does not tolerate keeps new pods off the
+// node, but only a NoExecute taint removes a pod that already runs there.
+type nodeFit struct {
+	// shouldRun: a pod should be created on the node if it has none.
+	shouldRun bool
+	// shouldContinueRunning: a pod already on the node may stay.
+	shouldContinueRunning bool
+}
+
+// fitChecker evaluates nodes against one DaemonSet. The tolerations and the
+// parsed node affinity depend only on the set, so they are built once per sync
+// rather than once per node.
+type fitChecker struct {
+	logger      klog.Logger
+	nodeName    string
+	tolerations []corev1.Toleration
+	affinity    nodeaffinity.RequiredNodeAffinity
+}
+
+func newFitChecker(logger klog.Logger, set *appsv1.DaemonSet) *fitChecker {
+	spec := &set.Spec.Template.Spec
+	return &fitChecker{
+		logger:      logger,
+		nodeName:    spec.NodeName,
+		tolerations: daemonPodTolerations(spec),
+		affinity:    nodeaffinity.NewRequiredNodeAffinity(spec.NodeSelector, spec.Affinity),
+	}
+}
+
+// fit checks the template's nodeName, its nodeSelector and required node
+// affinity, then the node's taints against the pod's tolerations (the
+// template's plus the ones every daemon pod gets). The node's
+// spec.unschedulable is not consulted: cordon works through the
+// node.kubernetes.io/unschedulable taint, which daemon pods tolerate.
+func (f *fitChecker) fit(node *corev1.Node) nodeFit {
+	if f.nodeName != "" && f.nodeName != node.Name {
+		return nodeFit{}
+	}
+	// A template whose affinity does not parse matches nothing it cannot
+	// parse; the error itself is ignored, as upstream does.
+	if matches, _ := f.affinity.Match(node); !matches {
+		return nodeFit{}
+	}
+	taints := node.Spec.Taints
+	if !f.untolerated(taints, corev1.TaintEffectNoSchedule, corev1.TaintEffectNoExecute) {
+		return nodeFit{shouldRun: true, shouldContinueRunning: true}
+	}
+	return nodeFit{shouldContinueRunning: !f.untolerated(taints, corev1.TaintEffectNoExecute)}
+}
+
+// untolerated reports whether some taint with one of the effects is not
+// tolerated by the daemon pod.
+func (f *fitChecker) untolerated(taints []corev1.Taint, effects ...corev1.TaintEffect) bool {
+	if len(taints) == 0 {
+		return false
+	}
+	_, found := schedulinghelper.FindMatchingUntoleratedTaint(f.logger, taints, f.tolerations, func(t *corev1.Taint) bool {
+		for _, e := range effects {
+			if t.Effect == e {
+				return true
+			}
+		}
+		return false
+	}, comparisonTolerations)
+	return found
+}

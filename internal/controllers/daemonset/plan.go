@@ -1,0 +1,519 @@
+package daemonset
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/klog/v2"
+)
+
+// Event reasons. The first ones are Kubernetes' own; the last two belong to
+// quartet's canary-by-node extension.
+const (
+	reasonSelectingAll       = "SelectingAll"
+	reasonFailedDaemonPod    = "FailedDaemonPod"
+	reasonSucceededDaemonPod = "SucceededDaemonPod"
+	reasonSuccessfulCreate   = "SuccessfulCreate"
+	reasonFailedCreate       = "FailedCreate"
+	reasonSuccessfulDelete   = "SuccessfulDelete"
+	reasonFailedDelete       = "FailedDelete"
+
+	reasonRolloutPausedOutsideCanary = "RolloutPausedOutsideCanary"
+	reasonInvalidRolloutNodeSelector = "InvalidRolloutNodeSelector"
+)
+
+// burstReplicas caps the pods one sync creates, and separately the pods it
+// deletes; the rest wait until the writes already made are observed.
+const burstReplicas = 250
+
+// failedPodBackoff bounds the per-node delay between deleting one failed
+// daemon pod and the next.
+const (
+	failedPodBackoffInitial = time.Second
+	failedPodBackoffMax     = 15 * time.Minute
+)
+
+// backoffReader is the read side of the per-node back-off for failed pods
+// (a *flowcontrol.Backoff); plan reads it, sync advances it.
+type backoffReader interface {
+	IsInBackOffSinceUpdate(id string, eventTime time.Time) bool
+	Get(id string) time.Duration
+}
+
+// planInput is everything one sync decides from.
+type planInput struct {
+	logger klog.Logger
+	set    *appsv1.DaemonSet
+	// nodes are all nodes of the cluster.
+	nodes []*corev1.Node
+	// podsByNode are the set's pods by target node, without terminal pods
+	// that are already being deleted.
+	podsByNode map[string][]*corev1.Pod
+	// hash is the controller-revision-hash of the current revision.
+	hash string
+	now  time.Time
+	// act is false while earlier creates or deletes are still unobserved:
+	// the plan then only reports status.
+	act     bool
+	backoff backoffReader
+	// canary restricts a rolling update to matching nodes; nil when the set
+	// does not opt in.
+	canary labels.Selector
+}
+
+// event is one Event the sync records on the set.
+type event struct {
+	eventType, reason, message string
+}
+
+// counts are the status fields the plan computes.
+type counts struct {
+	desired, current, misscheduled, ready, updated, available, unavailable int32
+}
+
+// syncPlan is what one sync writes.
+type syncPlan struct {
+	// createOn names the nodes that get a new pod, at most burstReplicas.
+	createOn []string
+	// remove names the pods to delete, at most burstReplicas.
+	remove []string
+	// backoffSteps are back-off keys of nodes whose failed pod is deleted.
+	backoffSteps []string
+	events       []event
+	// rollout is true when createOn and remove come from the rolling update
+	// rather than from placement.
+	rollout bool
+	// heldByCanary counts old pods a rolling update leaves alone because their
+	// nodes do not match the canary selector.
+	heldByCanary int
+	status       counts
+	// requeueAfter, when positive, is when the set should be looked at again
+	// even if nothing changes: a back-off ending or a pod becoming available.
+	requeueAfter time.Duration
+}
+
+func (p *syncPlan) requeue(after time.Duration) {
+	if after <= 0 {
+		return
+	}
+	if p.requeueAfter == 0 || after < p.requeueAfter {
+		p.requeueAfter = after
+	}
+}
+
+// plan decides one sync of a DaemonSet: first placement (a pod on every node
+// that should run one, none elsewhere, failed and excess pods removed); when
+// placement has nothing to do, one step of the rolling update; and always the
+// status. On error the plan still carries the status.
+func plan(in *planInput) (*syncPlan, error) {
+	p := &syncPlan{}
+	checker := newFitChecker(in.logger, in.set)
+	fits := make(map[string]nodeFit, len(in.nodes))
+	byName := make(map[string]*corev1.Node, len(in.nodes))
+	for _, n := range in.nodes {
+		fits[n.Name] = checker.fit(n)
+		byName[n.Name] = n
+	}
+	nodeNames := nodeNamesInPlay(in.nodes, in.podsByNode)
+	generation := templateGeneration(in.set)
+
+	p.status = p.computeStatus(in, nodeNames, fits, generation)
+	if !in.act {
+		return p, nil
+	}
+	p.place(in, nodeNames, fits, byName)
+	if len(p.createOn) == 0 && len(p.remove) == 0 && in.set.Spec.UpdateStrategy.Type == appsv1.RollingUpdateDaemonSetStrategyType {
+		if err := p.roll(in, nodeNames, fits, byName, generation); err != nil {
+			// The status is still right; nothing is written for this step.
+			p.createOn, p.remove = nil, nil
+			return p, err
+		}
+		p.rollout = true
+	}
+	if len(p.createOn) > burstReplicas {
+		p.createOn = p.createOn[:burstReplicas]
+	}
+	if len(p.remove) > burstReplicas {
+		p.remove = p.remove[:burstReplicas]
+	}
+	return p, nil
+}
+
+// nodeNamesInPlay lists, sorted, every node that exists or has a pod of the
+// set, so that each decision is made in the same order on every sync.
+func nodeNamesInPlay(nodes []*corev1.Node, podsByNode map[string][]*corev1.Pod) []string {
+	names := make([]string, 0, len(nodes)+len(podsByNode))
+	for _, n := range nodes {
+		names = append(names, n.Name)
+	}
+	for name := range podsByNode {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// place is the placement half of the plan.
+func (p *syncPlan) place(in *planInput, nodeNames []string, fits map[string]nodeFit, byName map[string]*corev1.Node) {
+	surge := allowsSurge(in.set)
+	for _, name := range nodeNames {
+		pods := in.podsByNode[name]
+		if byName[name] == nil {
+			// The node is gone. Pods the scheduler never bound there can
+			// never run and the pod garbage collector does not see them.
+			for _, pod := range pods {
+				if pod.Spec.NodeName == "" {
+					p.remove = append(p.remove, pod.Name)
+				}
+			}
+			continue
+		}
+		f := fits[name]
+		switch {
+		case f.shouldRun && len(pods) == 0:
+			p.createOn = append(p.createOn, name)
+		case f.shouldContinueRunning:
+			p.tidyNode(in, name, pods, f.shouldRun, surge)
+		default:
+			for _, pod := range pods {
+				if pod.DeletionTimestamp == nil {
+					p.remove = append(p.remove, pod.Name)
+				}
+			}
+		}
+	}
+}
+
+// tidyNode handles a node where the set may keep a pod: it replaces failed
+// and succeeded pods (failed ones at most once per back-off period) and
+// removes the extra pods, keeping the oldest; with surge it keeps one pod of
+// each revision while the new one is not yet available.
+func (p *syncPlan) tidyNode(in *planInput, node string, pods []*corev1.Pod, shouldRun, surge bool) {
+	var running []*corev1.Pod
+	for _, pod := range pods {
+		if pod.DeletionTimestamp != nil {
+			continue
+		}
+		switch pod.Status.Phase {
+		case corev1.PodFailed:
+			key := backoffKey(in.set, node)
+			if slices.Contains(p.backoffSteps, key) {
+				// One failed pod per node per back-off period.
+				p.requeue(failedPodBackoffInitial)
+				continue
+			}
+			if in.backoff.IsInBackOffSinceUpdate(key, in.now) {
+				delay := in.backoff.Get(key)
+				in.logger.V(4).Info("Failed daemon pod waits for its node's back-off", "pod", klog.KObj(pod), "node", node, "delay", delay)
+				p.requeue(delay)
+				continue
+			}
+			p.backoffSteps = append(p.backoffSteps, key)
+			p.events = append(p.events, event{corev1.EventTypeWarning, reasonFailedDaemonPod,
+				fmt.Sprintf("Found failed daemon pod %s/%s on node %s, will try to kill it", pod.Namespace, pod.Name, node)})
+			p.remove = append(p.remove, pod.Name)
+		case corev1.PodSucceeded:
+			p.events = append(p.events, event{corev1.EventTypeNormal, reasonSucceededDaemonPod,
+				fmt.Sprintf("Found succeeded daemon pod %s/%s on node %s, will try to delete it", pod.Namespace, pod.Name, node)})
+			p.remove = append(p.remove, pod.Name)
+		default:
+			running = append(running, pod)
+		}
+	}
+	if len(running) == 0 {
+		// Without surge a node whose only pod is going away waits for it to
+		// be gone; with surge it gets its replacement at once.
+		if surge && shouldRun {
+			p.createOn = append(p.createOn, node)
+		}
+		return
+	}
+	if len(running) == 1 {
+		return
+	}
+	slices.SortFunc(running, comparePodAge)
+	if !surge {
+		for _, pod := range running[1:] {
+			p.remove = append(p.remove, pod.Name)
+		}
+		return
+	}
+	// Here, as in Kubernetes, only the hash label tells new from old.
+	var newPod, oldPod *corev1.Pod
+	for _, pod := range running {
+		current := pod.Labels[appsv1.ControllerRevisionHashLabelKey] == in.hash
+		switch {
+		case current && newPod == nil:
+			newPod = pod
+		case !current && oldPod == nil:
+			oldPod = pod
+		default:
+			p.remove = append(p.remove, pod.Name)
+		}
+	}
+	if newPod == nil || oldPod == nil {
+		return
+	}
+	switch wait := availableIn(newPod, in.set.Spec.MinReadySeconds, in.now); {
+	case !isReady(oldPod):
+		in.logger.V(5).Info("Old daemon pod is not ready, removing it for its replacement", "oldPod", klog.KObj(oldPod), "newPod", klog.KObj(newPod))
+		p.remove = append(p.remove, oldPod.Name)
+	case wait == 0:
+		in.logger.V(5).Info("New daemon pod is available, removing the old one", "oldPod", klog.KObj(oldPod), "newPod", klog.KObj(newPod))
+		p.remove = append(p.remove, oldPod.Name)
+	default:
+		p.requeue(wait)
+	}
+}
+
+// backoffKey identifies a node's back-off for one generation of one set, so
+// a new template starts without delay.
+func backoffKey(set *appsv1.DaemonSet, node string) string {
+	return fmt.Sprintf("%s/%d/%s", set.UID, set.Status.ObservedGeneration, node)
+}
+
+// roll is one step of a RollingUpdate. Without maxSurge it deletes old pods
+// (placement then creates their replacements) while at most maxUnavailable
+// pods are unavailable; with maxSurge it first creates a new pod next to an
+// old one, on at most maxSurge nodes at a time, and placement removes the old
+// pod once the new one is available. Old pods that are not available are
+// replaced at once in both modes: they serve nothing.
+func (p *syncPlan) roll(in *planInput, nodeNames []string, fits map[string]nodeFit, byName map[string]*corev1.Node, generation *int64) error {
+	desired := 0
+	for _, f := range fits {
+		if f.shouldRun {
+			desired++
+		}
+	}
+	maxSurge, err := surgeCount(in.set, desired)
+	if err != nil {
+		return fmt.Errorf("invalid maxSurge: %w", err)
+	}
+	maxUnavailable, err := unavailableCount(in.set, desired)
+	if err != nil {
+		return fmt.Errorf("invalid maxUnavailable: %w", err)
+	}
+	if desired > 0 && maxSurge == 0 && maxUnavailable == 0 {
+		// The apiserver rejects this; if it ever gets through, fall back to
+		// the default rather than never progressing.
+		maxUnavailable = 1
+	}
+	// The nodes a rolling update looks at: those with pods, and those that
+	// should have one.
+	var names []string
+	for _, name := range nodeNames {
+		if len(in.podsByNode[name]) > 0 || fits[name].shouldRun {
+			names = append(names, name)
+		}
+	}
+	inCanary := func(name string) bool {
+		if in.canary == nil {
+			return true
+		}
+		var nodeLabels labels.Set
+		if n := byName[name]; n != nil {
+			nodeLabels = n.Labels
+		}
+		return in.canary.Matches(nodeLabels)
+	}
+	minReady := in.set.Spec.MinReadySeconds
+	if maxSurge == 0 {
+		p.replaceInPlace(in, names, maxUnavailable, inCanary, generation)
+		return nil
+	}
+
+	surged, available := 0, 0
+	var replaceNow, surgeCandidates, leaving []string
+	for _, name := range names {
+		newPod, oldPod, ok := splitByRevision(in.podsByNode[name], in.hash, generation)
+		if !ok {
+			// Placement prunes the extra pods first; count the node as surged.
+			surged++
+			continue
+		}
+		switch {
+		case oldPod != nil:
+			if isAvailable(oldPod, minReady, in.now) {
+				available++
+			}
+		case newPod != nil:
+			if isAvailable(newPod, minReady, in.now) {
+				available++
+			}
+		}
+		switch {
+		case oldPod == nil:
+			// Up to date, or empty: placement's business.
+		case newPod == nil:
+			if byName[name] == nil {
+				in.logger.V(4).Info("Old daemon pod is on a node that no longer exists; leaving it to the pod garbage collector", "pod", klog.KObj(oldPod), "node", name)
+				continue
+			}
+			oldAvailable := isAvailable(oldPod, minReady, in.now)
+			if !fits[name].shouldRun {
+				if !oldAvailable {
+					p.remove = append(p.remove, oldPod.Name)
+				} else {
+					leaving = append(leaving, oldPod.Name)
+				}
+				continue
+			}
+			if !inCanary(name) {
+				p.heldByCanary++
+				continue
+			}
+			if !oldAvailable {
+				replaceNow = append(replaceNow, name)
+			} else if surged < maxSurge {
+				surgeCandidates = append(surgeCandidates, name)
+			}
+		default:
+			if wait := availableIn(newPod, minReady, in.now); wait != 0 {
+				surged++
+				p.requeue(wait)
+				continue
+			}
+			p.remove = append(p.remove, oldPod.Name)
+		}
+	}
+	// Pods on nodes the set no longer wants go only once as many pods are
+	// available elsewhere as the set wants: with surge, the owner asked for
+	// no loss of availability.
+	if extra := available - desired; extra > 0 {
+		p.remove = append(p.remove, leaving[:min(extra, len(leaving))]...)
+	}
+	room := max(0, min(maxSurge-surged, len(surgeCandidates)))
+	p.createOn = append(p.createOn, replaceNow...)
+	p.createOn = append(p.createOn, surgeCandidates[:room]...)
+	return nil
+}
+
+// replaceInPlace is the rolling update without surge.
+func (p *syncPlan) replaceInPlace(in *planInput, names []string, maxUnavailable int, inCanary func(string) bool, generation *int64) {
+	minReady := in.set.Spec.MinReadySeconds
+	unavailable := 0
+	var replaceNow, candidates []string
+	for _, name := range names {
+		newPod, oldPod, ok := splitByRevision(in.podsByNode[name], in.hash, generation)
+		switch {
+		case !ok, newPod == nil && oldPod == nil, newPod != nil && oldPod != nil:
+			// Placement has work here first; the node counts as unavailable.
+			unavailable++
+		case newPod != nil:
+			if wait := availableIn(newPod, minReady, in.now); wait != 0 {
+				unavailable++
+				p.requeue(wait)
+			}
+		default:
+			oldAvailable := isAvailable(oldPod, minReady, in.now)
+			switch {
+			case !inCanary(name):
+				p.heldByCanary++
+				if !oldAvailable {
+					unavailable++
+				}
+			case !oldAvailable:
+				replaceNow = append(replaceNow, oldPod.Name)
+				unavailable++
+			case unavailable < maxUnavailable:
+				candidates = append(candidates, oldPod.Name)
+			}
+		}
+	}
+	room := max(0, min(maxUnavailable-unavailable, len(candidates)))
+	p.remove = append(p.remove, replaceNow...)
+	p.remove = append(p.remove, candidates[:room]...)
+}
+
+// splitByRevision returns a node's live new and old pod; ok is false when
+// the node has more than one of either.
+func splitByRevision(pods []*corev1.Pod, hash string, generation *int64) (newPod, oldPod *corev1.Pod, ok bool) {
+	for _, pod := range pods {
+		if pod.DeletionTimestamp != nil {
+			continue
+		}
+		if isUpdated(pod, hash, generation) {
+			if newPod != nil {
+				return nil, nil, false
+			}
+			newPod = pod
+		} else {
+			if oldPod != nil {
+				return nil, nil, false
+			}
+			oldPod = pod
+		}
+	}
+	return newPod, oldPod, true
+}
+
+// computeStatus counts, over the nodes, what the status reports. A node's
+// state is its oldest pod's.
+func (p *syncPlan) computeStatus(in *planInput, nodeNames []string, fits map[string]nodeFit, generation *int64) counts {
+	var c counts
+	minReady := in.set.Spec.MinReadySeconds
+	for _, name := range nodeNames {
+		f, exists := fits[name]
+		if !exists {
+			continue
+		}
+		pods := in.podsByNode[name]
+		if !f.shouldRun {
+			if len(pods) > 0 {
+				c.misscheduled++
+			}
+			continue
+		}
+		c.desired++
+		if len(pods) == 0 {
+			continue
+		}
+		c.current++
+		slices.SortFunc(pods, comparePodAge)
+		pod := pods[0]
+		if isReady(pod) {
+			c.ready++
+			if wait := availableIn(pod, minReady, in.now); wait == 0 {
+				c.available++
+			} else {
+				p.requeue(wait)
+			}
+		}
+		if isUpdated(pod, in.hash, generation) {
+			c.updated++
+		}
+	}
+	c.unavailable = c.desired - c.available
+	return c
+}
+
+// allowsSurge reports whether the set may run two pods on a node during an
+// update.
+func allowsSurge(set *appsv1.DaemonSet) bool {
+	n, err := surgeCount(set, 1)
+	return err == nil && n > 0
+}
+
+// surgeCount is maxSurge resolved against the number of nodes that should
+// run the set (percentages round up); 0 unless the set rolls with maxSurge.
+func surgeCount(set *appsv1.DaemonSet, desired int) (int, error) {
+	ru := set.Spec.UpdateStrategy.RollingUpdate
+	if set.Spec.UpdateStrategy.Type != appsv1.RollingUpdateDaemonSetStrategyType || ru == nil || ru.MaxSurge == nil {
+		return 0, nil
+	}
+	return intstr.GetScaledValueFromIntOrPercent(ru.MaxSurge, desired, true)
+}
+
+// unavailableCount is maxUnavailable resolved the same way.
+func unavailableCount(set *appsv1.DaemonSet, desired int) (int, error) {
+	ru := set.Spec.UpdateStrategy.RollingUpdate
+	if set.Spec.UpdateStrategy.Type != appsv1.RollingUpdateDaemonSetStrategyType || ru == nil {
+		return 0, nil
+	}
+	return intstr.GetScaledValueFromIntOrPercent(ru.MaxUnavailable, desired, true)
+}

@@ -1,0 +1,246 @@
+package daemonset
+
+import (
+	"cmp"
+	"fmt"
+	"strconv"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// podTemplateGenerationLabel carries the set's deprecated template generation
+// on its pods; a pod whose value equals the set's current generation counts as
+// updated, like one whose controller-revision-hash equals the current hash.
+const podTemplateGenerationLabel = "pod-template-generation"
+
+// defaultDaemonTolerations are added to every daemon pod so that node
+// problems and cordon do not evict it or keep it off its node. NoExecute ones
+// have no tolerationSeconds: the pod stays for as long as the node does.
+var defaultDaemonTolerations = []corev1.Toleration{
+	{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute},
+	{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute},
+	{Key: corev1.TaintNodeDiskPressure, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+	{Key: corev1.TaintNodeMemoryPressure, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+	{Key: corev1.TaintNodePIDPressure, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+	{Key: corev1.TaintNodeUnschedulable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+}
+
+// hostNetworkToleration is added only to hostNetwork pods: they do not need
+// the pod network, so a node whose network is not yet up can run them.
+var hostNetworkToleration = corev1.Toleration{
+	Key: corev1.TaintNodeNetworkUnavailable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule,
+}
+
+// daemonPodTolerations returns the tolerations a daemon pod built from spec
+// carries. A template toleration with the same key, operator, value and effect
+// as a default one is replaced by the default in place (losing any
+// tolerationSeconds); the others keep their order and the missing defaults
+// follow. spec is not modified.
+func daemonPodTolerations(spec *corev1.PodSpec) []corev1.Toleration {
+	wanted := defaultDaemonTolerations
+	if spec.HostNetwork {
+		wanted = append(append([]corev1.Toleration(nil), defaultDaemonTolerations...), hostNetworkToleration)
+	}
+	out := make([]corev1.Toleration, 0, len(spec.Tolerations)+len(wanted))
+	for _, t := range spec.Tolerations {
+		out = append(out, *t.DeepCopy())
+	}
+	for _, d := range wanted {
+		replaced := false
+		for i := range out {
+			if out[i].Key == d.Key && out[i].Operator == d.Operator && out[i].Value == d.Value && out[i].Effect == d.Effect {
+				out[i] = d
+				replaced = true
+			}
+		}
+		if !replaced {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// pinToNode makes affinity require the node named nodeName through a
+// matchFields term on metadata.name, so that the default scheduler binds the
+// pod there and nowhere else. Any required node selector terms the template
+// had are replaced by that single term (the DaemonSet already checked them
+// when it chose the node); preferred terms and pod (anti-)affinity are kept.
+func pinToNode(affinity *corev1.Affinity, nodeName string) *corev1.Affinity {
+	required := &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+		MatchFields: []corev1.NodeSelectorRequirement{{
+			Key:      metav1.ObjectNameField,
+			Operator: corev1.NodeSelectorOpIn,
+			Values:   []string{nodeName},
+		}},
+	}}}
+	if affinity == nil {
+		affinity = &corev1.Affinity{}
+	}
+	if affinity.NodeAffinity == nil {
+		affinity.NodeAffinity = &corev1.NodeAffinity{}
+	}
+	if affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution = required
+	} else {
+		affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms = required.NodeSelectorTerms
+	}
+	return affinity
+}
+
+// targetNodeName is the node a daemon pod belongs to: spec.nodeName once the
+// scheduler has bound it, before that the single value of its metadata.name
+// matchFields requirement.
+func targetNodeName(pod *corev1.Pod) (string, error) {
+	if pod.Spec.NodeName != "" {
+		return pod.Spec.NodeName, nil
+	}
+	a := pod.Spec.Affinity
+	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		return "", fmt.Errorf("pod %s/%s has neither spec.nodeName nor a required node affinity", pod.Namespace, pod.Name)
+	}
+	for _, term := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+		for _, req := range term.MatchFields {
+			if req.Key != metav1.ObjectNameField || req.Operator != corev1.NodeSelectorOpIn {
+				continue
+			}
+			if len(req.Values) != 1 {
+				return "", fmt.Errorf("pod %s/%s names %d nodes in its %s requirement, want 1", pod.Namespace, pod.Name, len(req.Values), metav1.ObjectNameField)
+			}
+			return req.Values[0], nil
+		}
+	}
+	return "", fmt.Errorf("pod %s/%s has no %s node affinity requirement", pod.Namespace, pod.Name, metav1.ObjectNameField)
+}
+
+// templateGeneration parses the set's deprecated template generation
+// annotation; nil when it is absent or not a number.
+func templateGeneration(set *appsv1.DaemonSet) *int64 {
+	v, ok := set.Annotations[appsv1.DeprecatedTemplateGeneration]
+	if !ok {
+		return nil
+	}
+	g, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return nil
+	}
+	return &g
+}
+
+// isUpdated reports whether a pod belongs to the set's current revision: its
+// controller-revision-hash equals hash, or its pod-template-generation equals
+// the set's template generation.
+func isUpdated(pod *corev1.Pod, hash string, generation *int64) bool {
+	if hash != "" && pod.Labels[appsv1.ControllerRevisionHashLabelKey] == hash {
+		return true
+	}
+	return generation != nil && pod.Labels[podTemplateGenerationLabel] == strconv.FormatInt(*generation, 10)
+}
+
+// podNamePrefix is the generateName of the set's pods: "<set>-" unless that
+// would be too long to be a pod name prefix.
+func podNamePrefix(setName string) string {
+	prefix := setName + "-"
+	if len(validation.IsDNS1123Subdomain(setName+"a")) != 0 {
+		return setName
+	}
+	return prefix
+}
+
+// newDaemonPod builds the pod the set runs on nodeName: the template with the
+// revision labels, the daemon tolerations, the node pin and a controller
+// reference to the set.
+func newDaemonPod(set *appsv1.DaemonSet, nodeName, hash string, generation *int64) *corev1.Pod {
+	tmpl := set.Spec.Template.DeepCopy()
+	labels := make(map[string]string, len(tmpl.Labels)+2)
+	for k, v := range tmpl.Labels {
+		labels[k] = v
+	}
+	if generation != nil {
+		labels[podTemplateGenerationLabel] = strconv.FormatInt(*generation, 10)
+	}
+	if hash != "" {
+		labels[appsv1.ControllerRevisionHashLabelKey] = hash
+	}
+	annotations := make(map[string]string, len(tmpl.Annotations))
+	for k, v := range tmpl.Annotations {
+		annotations[k] = v
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace:       set.Namespace,
+			GenerateName:    podNamePrefix(set.Name),
+			Labels:          labels,
+			Annotations:     annotations,
+			Finalizers:      append([]string{}, tmpl.Finalizers...),
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(set, controllerKind)},
+		},
+		Spec: tmpl.Spec,
+	}
+	pod.Spec.Tolerations = daemonPodTolerations(&tmpl.Spec)
+	pod.Spec.Affinity = pinToNode(pod.Spec.Affinity, nodeName)
+	return pod
+}
+
+// readyCondition returns the pod's Ready condition, or nil.
+func readyCondition(pod *corev1.Pod) *corev1.PodCondition {
+	for i := range pod.Status.Conditions {
+		if pod.Status.Conditions[i].Type == corev1.PodReady {
+			return &pod.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func isReady(pod *corev1.Pod) bool {
+	c := readyCondition(pod)
+	return c != nil && c.Status == corev1.ConditionTrue
+}
+
+// availableIn says how long until a pod counts as available: it has been
+// Ready for minReadySeconds. 0 means available now; a negative value means it
+// is not Ready, so time alone will not make it available.
+func availableIn(pod *corev1.Pod, minReadySeconds int32, now time.Time) time.Duration {
+	c := readyCondition(pod)
+	if c == nil || c.Status != corev1.ConditionTrue {
+		return -1
+	}
+	if minReadySeconds == 0 {
+		return 0
+	}
+	if c.LastTransitionTime.IsZero() {
+		// Ready, but since when is unknown; it never becomes available by
+		// waiting. Report minReadySeconds so the caller looks again.
+		return time.Duration(minReadySeconds) * time.Second
+	}
+	wait := c.LastTransitionTime.Add(time.Duration(minReadySeconds) * time.Second).Sub(now)
+	if wait <= 0 {
+		return 0
+	}
+	return wait
+}
+
+func isAvailable(pod *corev1.Pod, minReadySeconds int32, now time.Time) bool {
+	return availableIn(pod, minReadySeconds, now) == 0
+}
+
+// comparePodAge orders a node's daemon pods oldest first, with pods the
+// scheduler has already bound before pending ones and the name as the tie
+// break. The first pod in this order is the one kept when a node has too many,
+// and the one whose state the status reports.
+func comparePodAge(a, b *corev1.Pod) int {
+	aBound, bBound := a.Spec.NodeName != "", b.Spec.NodeName != ""
+	if aBound != bBound {
+		if aBound {
+			return -1
+		}
+		return 1
+	}
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Compare(b.CreationTimestamp.Time)
+	}
+	return cmp.Compare(a.Name, b.Name)
+}

@@ -1,0 +1,192 @@
+package daemonset
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/dump"
+	"k8s.io/apimachinery/pkg/util/json"
+	"k8s.io/apimachinery/pkg/util/rand"
+)
+
+// defaultRevisionHistoryLimit applies when a set has no
+// revisionHistoryLimit, which the apiserver's defaulting never allows.
+const defaultRevisionHistoryLimit = 10
+
+// templateHash names a revision: the FNV-32a hash of the pod template's
+// hash dump, salted with the collision count when there is one, encoded in
+// the alphabet Kubernetes uses for generated names. It is byte for byte the
+// value Kubernetes' own DaemonSet controller computes, so revisions and pods
+// keep their names when a cluster switches between the two controllers.
+func templateHash(template *corev1.PodTemplateSpec, collisionCount *int32) string {
+	h := fnv.New32a()
+	fmt.Fprintf(h, "%v", dump.ForHash(*template))
+	if collisionCount != nil {
+		salt := make([]byte, 8)
+		binary.LittleEndian.PutUint32(salt, uint32(*collisionCount))
+		h.Write(salt)
+	}
+	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
+}
+
+// revisionData is what a ControllerRevision of a DaemonSet stores: a
+// strategic merge patch that puts the template back,
+// {"spec":{"template":{...,"$patch":"replace"}}}, with object keys sorted.
+// `kubectl rollout undo` applies it as is, and both the controller and kubectl
+// find a set's current revision by comparing these bytes, so they must be
+// exactly what Kubernetes writes.
+func revisionData(template *corev1.PodTemplateSpec) ([]byte, error) {
+	raw, err := json.Marshal(template)
+	if err != nil {
+		return nil, err
+	}
+	var fields map[string]interface{}
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return nil, err
+	}
+	fields["$patch"] = "replace"
+	return json.Marshal(map[string]interface{}{
+		"spec": map[string]interface{}{"template": fields},
+	})
+}
+
+// revisionPlan is what sync must write so that the set has exactly one
+// ControllerRevision for its current template, with the highest revision
+// number.
+type revisionPlan struct {
+	// labelled are revisions that lacked the controller-revision-hash label,
+	// with it added (the revision's name is its value).
+	labelled []*appsv1.ControllerRevision
+	// current is the existing revision of the current template; nil when
+	// create must be written.
+	current *appsv1.ControllerRevision
+	create  *appsv1.ControllerRevision
+	// renumber is current with its revision raised above every old one.
+	renumber *appsv1.ControllerRevision
+	// duplicates also hold the current template and are deleted after the
+	// pods labelled with their hashes are relabelled to current's.
+	duplicates []*appsv1.ControllerRevision
+	// old are the revisions of other templates.
+	old []*appsv1.ControllerRevision
+}
+
+// planRevisions compares the set's claimed revisions with its template.
+func planRevisions(set *appsv1.DaemonSet, revisions []*appsv1.ControllerRevision) (*revisionPlan, error) {
+	data, err := revisionData(&set.Spec.Template)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the template of DaemonSet %s/%s: %w", set.Namespace, set.Name, err)
+	}
+	p := &revisionPlan{}
+	var matching []*appsv1.ControllerRevision
+	for _, r := range revisions {
+		if _, ok := r.Labels[appsv1.ControllerRevisionHashLabelKey]; !ok {
+			r = r.DeepCopy()
+			if r.Labels == nil {
+				r.Labels = map[string]string{}
+			}
+			r.Labels[appsv1.ControllerRevisionHashLabelKey] = r.Name
+			p.labelled = append(p.labelled, r)
+		}
+		if bytes.Equal(r.Data.Raw, data) {
+			matching = append(matching, r)
+		} else {
+			p.old = append(p.old, r)
+		}
+	}
+	next := int64(1)
+	for _, r := range p.old {
+		next = max(next, r.Revision+1)
+	}
+	if len(matching) == 0 {
+		hash := templateHash(&set.Spec.Template, set.Status.CollisionCount)
+		labels := make(map[string]string, len(set.Spec.Template.Labels)+1)
+		for k, v := range set.Spec.Template.Labels {
+			labels[k] = v
+		}
+		labels[appsv1.ControllerRevisionHashLabelKey] = hash
+		p.create = &appsv1.ControllerRevision{
+			ObjectMeta: metav1.ObjectMeta{
+				Name:            set.Name + "-" + hash,
+				Namespace:       set.Namespace,
+				Labels:          labels,
+				Annotations:     copyMap(set.Annotations),
+				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(set, controllerKind)},
+			},
+			Data:     runtime.RawExtension{Raw: data},
+			Revision: next,
+		}
+		return p, nil
+	}
+	// Keep the highest-numbered copy of the current template (the name breaks
+	// ties so that every sync keeps the same one).
+	slices.SortFunc(matching, func(a, b *appsv1.ControllerRevision) int {
+		if c := cmp.Compare(b.Revision, a.Revision); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	p.current, p.duplicates = matching[0], matching[1:]
+	if p.current.Revision < next {
+		p.renumber = p.current.DeepCopy()
+		p.renumber.Revision = next
+	}
+	return p, nil
+}
+
+// currentHash is the controller-revision-hash of the revision this plan
+// makes current.
+func (p *revisionPlan) currentHash() string {
+	if p.current != nil {
+		return p.current.Labels[appsv1.ControllerRevisionHashLabelKey]
+	}
+	return p.create.Labels[appsv1.ControllerRevisionHashLabelKey]
+}
+
+// expiredRevisions returns the old revisions beyond the set's
+// revisionHistoryLimit, oldest first, skipping any revision a pod still
+// carries (liveHashes): those are kept however many there are.
+func expiredRevisions(set *appsv1.DaemonSet, old []*appsv1.ControllerRevision, liveHashes map[string]bool) []*appsv1.ControllerRevision {
+	limit := int32(defaultRevisionHistoryLimit)
+	if set.Spec.RevisionHistoryLimit != nil {
+		limit = *set.Spec.RevisionHistoryLimit
+	}
+	excess := len(old) - int(limit)
+	if excess <= 0 {
+		return nil
+	}
+	byAge := slices.Clone(old)
+	slices.SortStableFunc(byAge, func(a, b *appsv1.ControllerRevision) int {
+		return cmp.Compare(a.Revision, b.Revision)
+	})
+	var expired []*appsv1.ControllerRevision
+	for _, r := range byAge {
+		if len(expired) == excess {
+			break
+		}
+		if liveHashes[r.Labels[appsv1.ControllerRevisionHashLabelKey]] {
+			continue
+		}
+		expired = append(expired, r)
+	}
+	return expired
+}
+
+func copyMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
