@@ -1,0 +1,182 @@
+package cronjob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+)
+
+// jobControl is the controller's access to Jobs beyond the informer cache.
+type jobControl interface {
+	CreateJob(ctx context.Context, job *batchv1.Job) (*batchv1.Job, error)
+	GetJob(ctx context.Context, namespace, name string) (*batchv1.Job, error)
+	// DeleteJob deletes the Job with this name only if it still has uid,
+	// leaving its pods to the garbage collector (background propagation).
+	DeleteJob(ctx context.Context, namespace, name string, uid types.UID) error
+}
+
+// cronJobControl is the controller's access to CronJobs beyond the cache.
+type cronJobControl interface {
+	GetCronJob(ctx context.Context, namespace, name string) (*batchv1.CronJob, error)
+	UpdateStatus(ctx context.Context, cj *batchv1.CronJob) (*batchv1.CronJob, error)
+}
+
+var (
+	_ jobControl     = (*clientJobControl)(nil)
+	_ cronJobControl = (*clientCronJobControl)(nil)
+)
+
+// clientJobControl is jobControl on a clientset.
+type clientJobControl struct{ client kubernetes.Interface }
+
+func (c *clientJobControl) CreateJob(ctx context.Context, job *batchv1.Job) (*batchv1.Job, error) {
+	return c.client.BatchV1().Jobs(job.Namespace).Create(ctx, job, metav1.CreateOptions{})
+}
+
+func (c *clientJobControl) GetJob(ctx context.Context, namespace, name string) (*batchv1.Job, error) {
+	return c.client.BatchV1().Jobs(namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+func (c *clientJobControl) DeleteJob(ctx context.Context, namespace, name string, uid types.UID) error {
+	background := metav1.DeletePropagationBackground
+	return c.client.BatchV1().Jobs(namespace).Delete(ctx, name, metav1.DeleteOptions{
+		PropagationPolicy: &background,
+		Preconditions:     &metav1.Preconditions{UID: &uid},
+	})
+}
+
+// clientCronJobControl is cronJobControl on a clientset.
+type clientCronJobControl struct{ client kubernetes.Interface }
+
+func (c *clientCronJobControl) GetCronJob(ctx context.Context, namespace, name string) (*batchv1.CronJob, error) {
+	return c.client.BatchV1().CronJobs(namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+func (c *clientCronJobControl) UpdateStatus(ctx context.Context, cj *batchv1.CronJob) (*batchv1.CronJob, error) {
+	return c.client.BatchV1().CronJobs(cj.Namespace).UpdateStatus(ctx, cj, metav1.UpdateOptions{})
+}
+
+// applier carries out plans.
+type applier struct {
+	jobs     jobControl
+	cronJobs cronJobControl
+	recorder record.EventRecorder
+	// deleted is told about every Job this controller deleted, so that a
+	// later sync racing the informer cache does not mistake it for a Job
+	// it never saw. May be nil.
+	deleted func(types.UID)
+}
+
+// apply carries out p, made for cj (which it does not modify), and then
+// writes the resulting status if it changed. A Job that cannot be deleted
+// for Replace prevents the new one; errors are returned joined, after the
+// status write, so that what did happen is recorded.
+func (a *applier) apply(ctx context.Context, cj *batchv1.CronJob, p plan) error {
+	status := p.status.DeepCopy()
+	for _, j := range p.prune {
+		// A Job that cannot be pruned now is pruned by a later sync; as in
+		// Kubernetes that does not fail this one.
+		_ = a.deleteJob(ctx, cj, j.Namespace, j.Name, j.UID)
+	}
+	for _, e := range p.events {
+		a.recorder.Event(cj, e.eventType, e.reason, e.message)
+	}
+
+	var errs []error
+	create := p.create
+	for _, ref := range p.replace {
+		if err := a.deleteJob(ctx, cj, ref.Namespace, ref.Name, ref.UID); err != nil {
+			errs = append(errs, fmt.Errorf("could not replace job %s/%s: %w", ref.Namespace, ref.Name, err))
+			create = nil
+			break
+		}
+		status.Active = withoutUID(status.Active, ref.UID)
+	}
+	if create != nil {
+		ref, err := a.createJob(ctx, cj, create)
+		if err != nil {
+			errs = append(errs, err)
+		} else if ref != nil && !hasUID(status.Active, ref.UID) {
+			status.Active = append(status.Active, *ref)
+			status.LastScheduleTime = &metav1.Time{Time: p.scheduledTime}
+		}
+	}
+
+	if !equality.Semantic.DeepEqual(*status, cj.Status) {
+		updated := cj.DeepCopy()
+		updated.Status = *status
+		if _, err := a.cronJobs.UpdateStatus(ctx, updated); err != nil {
+			errs = append(errs, fmt.Errorf("updating status: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// deleteJob deletes one Job of cj and records the outcome. A Job that is
+// already gone counts as deleted, silently.
+func (a *applier) deleteJob(ctx context.Context, cj *batchv1.CronJob, namespace, name string, uid types.UID) error {
+	logger := klog.FromContext(ctx)
+	err := a.jobs.DeleteJob(ctx, namespace, name, uid)
+	switch {
+	case err == nil:
+		a.recorder.Eventf(cj, corev1.EventTypeNormal, reasonSuccessfulDelete, "Deleted job %v", name)
+	case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
+		// NotFound: gone already. Conflict: the UID precondition failed, so
+		// the Job this CronJob knew is gone and another took its name.
+		logger.V(4).Info("Job already gone", "cronjob", klog.KObj(cj), "job", klog.KRef(namespace, name))
+	default:
+		logger.Error(err, "Deleting job", "cronjob", klog.KObj(cj), "job", klog.KRef(namespace, name))
+		a.recorder.Eventf(cj, corev1.EventTypeWarning, reasonFailedDelete, "Error deleting job %s: %v", name, err)
+		return err
+	}
+	if a.deleted != nil {
+		a.deleted(uid)
+	}
+	return nil
+}
+
+// createJob creates job for cj and returns the reference status.active
+// should hold, or nil when status should not change.
+func (a *applier) createJob(ctx context.Context, cj *batchv1.CronJob, job *batchv1.Job) (*corev1.ObjectReference, error) {
+	logger := klog.FromContext(ctx)
+	created, err := a.jobs.CreateJob(ctx, job)
+	switch {
+	case err == nil:
+		logger.V(4).Info("Created job", "cronjob", klog.KObj(cj), "job", klog.KObj(created))
+		a.recorder.Eventf(cj, corev1.EventTypeNormal, reasonSuccessfulCreate, "Created job %v", created.Name)
+		ref := jobRef(created)
+		return &ref, nil
+	case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+		// Every create fails until the namespace and the CronJob are gone.
+		return nil, err
+	case apierrors.IsAlreadyExists(err):
+		// The name is the lock: this scheduled time already has its Job.
+		existing, getErr := a.jobs.GetJob(ctx, job.Namespace, job.Name)
+		if getErr != nil {
+			a.recorder.Eventf(cj, corev1.EventTypeWarning, reasonFailedGet, "Error getting job %s: %v", job.Name, getErr)
+			return nil, getErr
+		}
+		if !metav1.IsControlledBy(existing, cj) {
+			// Someone else's Job has the name; leave it and its owner be.
+			logger.Info("A job not controlled by this CronJob has the scheduled job's name", "cronjob", klog.KObj(cj), "job", klog.KObj(existing))
+			return nil, nil
+		}
+		// Created by an earlier sync whose status write was lost.
+		logger.Info("Job already exists", "cronjob", klog.KObj(cj), "job", klog.KObj(existing))
+		ref := jobRef(existing)
+		return &ref, nil
+	default:
+		a.recorder.Eventf(cj, corev1.EventTypeWarning, reasonFailedCreate, "Error creating job: %v", err)
+		return nil, err
+	}
+}

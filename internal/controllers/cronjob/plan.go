@@ -1,0 +1,346 @@
+package cronjob
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"quartet.dev/quartet/internal/controllers/cronjob/schedule"
+)
+
+// requeueDelay is added to every wake-up for a scheduled time. The delaying
+// queue's timers run on the monotonic clock and never fire early, and a sync
+// that still finds itself before the scheduled time (the wall clock was
+// stepped back) simply sleeps again, so the margin only has to absorb timer
+// granularity. Kubernetes pads by 100 ms; quartet's target is a Job within
+// 100 ms of its scheduled time, so it pads by less.
+const requeueDelay = 10 * time.Millisecond
+
+// controllerKind is the kind in the owner reference of every Job a CronJob
+// creates.
+var controllerKind = batchv1.SchemeGroupVersion.WithKind("CronJob")
+
+// observed is everything a sync knows when it decides.
+type observed struct {
+	// cronJob is the CronJob as last read; makePlan does not modify it.
+	cronJob *batchv1.CronJob
+	// jobs are the Jobs whose controller reference is cronJob.
+	jobs []*batchv1.Job
+	// gone holds the UIDs of status.active entries that are not among jobs
+	// and that the API server confirmed no longer exist.
+	gone map[types.UID]bool
+	// now is the time of this sync, read once.
+	now time.Time
+	// local is the zone a schedule without spec.timeZone is read in: the
+	// controller's own, as in Kubernetes.
+	local *time.Location
+}
+
+// plan is what one sync of a CronJob does, in order: prune, record events,
+// delete the Jobs being replaced, create the new Job, write status.
+type plan struct {
+	// prune are finished Jobs past the history limits, oldest first.
+	prune []*batchv1.Job
+	// events are recorded after pruning and before any other write.
+	events []event
+	// status is the CronJob's status after what was observed, before the
+	// effects of the writes below (the apply step adds those).
+	status batchv1.CronJobStatus
+	// replace are the active Jobs deleted before create (concurrencyPolicy
+	// Replace). If one cannot be deleted, nothing is created.
+	replace []corev1.ObjectReference
+	// create is the Job for scheduledTime, or nil.
+	create        *batchv1.Job
+	scheduledTime time.Time
+	// requeueAfter is when to sync again if nothing else happens: just after
+	// the next scheduled time. Zero means only a change to the CronJob or its
+	// Jobs should wake it (suspended, deleted, or a schedule that cannot run).
+	requeueAfter time.Duration
+}
+
+// makePlan decides one sync of a CronJob. It is a pure function of o.
+func makePlan(o observed) plan {
+	cj := o.cronJob
+	p := plan{status: *cj.Status.DeepCopy()}
+
+	p.prune = jobsToPrune(cj, o.jobs)
+	pruned := make(map[types.UID]bool, len(p.prune))
+	for _, j := range p.prune {
+		pruned[j.UID] = true
+	}
+
+	// Reconcile status with the Jobs that exist.
+	jobs := slices.SortedFunc(slices.Values(o.jobs), func(a, b *batchv1.Job) int { return cmp.Compare(a.Name, b.Name) })
+	owned := make(map[types.UID]bool, len(jobs))
+	for _, j := range jobs {
+		owned[j.UID] = true
+		finished, condition := finishedCondition(j)
+		active := hasUID(p.status.Active, j.UID)
+		switch {
+		case !finished && !active:
+			// Created by someone else with this CronJob as controller
+			// (kubectl create job --from=cronjob/...), or by a controller
+			// that crashed before recording it. Like Kubernetes, quartet
+			// reports it and does not adopt it into status.active.
+			p.warn(reasonUnexpectedJob, "Saw a job that the controller did not create or forgot: %s", j.Name)
+		case finished && active:
+			p.status.Active = withoutUID(p.status.Active, j.UID)
+			if !pruned[j.UID] {
+				p.normal(reasonSawCompletedJob, "Saw completed job: %s, condition: %v", j.Name, condition)
+			}
+		}
+		if condition == batchv1.JobComplete && j.Status.CompletionTime != nil {
+			if last := p.status.LastSuccessfulTime; last == nil || j.Status.CompletionTime.After(last.Time) {
+				p.status.LastSuccessfulTime = j.Status.CompletionTime.DeepCopy()
+			}
+		}
+	}
+	for _, ref := range cj.Status.Active {
+		if !owned[ref.UID] && o.gone[ref.UID] {
+			p.normal(reasonMissingJob, "Active job went missing: %v", ref.Name)
+			p.status.Active = withoutUID(p.status.Active, ref.UID)
+		}
+	}
+
+	if sched := p.decideRun(o); sched != nil {
+		p.requeueAfter = requeueAfter(sched, cj, p, o.now)
+	}
+	return p
+}
+
+// decideRun decides whether a Job starts in this sync, and which. It returns
+// the parsed schedule when the CronJob should wake at its next scheduled
+// time, and nil when only a change should wake it.
+func (p *plan) decideRun(o observed) *schedule.Schedule {
+	cj := o.cronJob
+	if cj.DeletionTimestamp != nil {
+		return nil
+	}
+	loc := o.local
+	if cj.Spec.TimeZone != nil {
+		var err error
+		if loc, err = schedule.Location(cj.Spec.TimeZone, o.local); err != nil {
+			p.warn(reasonUnknownTimeZone, "invalid timeZone: %q: %s", *cj.Spec.TimeZone, err)
+			return nil
+		}
+	}
+	if cj.Spec.Suspend != nil && *cj.Spec.Suspend {
+		return nil
+	}
+	if schedule.HasTZPrefix(cj.Spec.Schedule) {
+		p.warn(reasonUnsupportedSchedule, "CRON_TZ or TZ used in schedule %q is not officially supported, see https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/ for more details", cj.Spec.Schedule)
+	}
+	sched, err := schedule.Parse(cj.Spec.Schedule, loc)
+	if err != nil {
+		p.warn(reasonUnparseableSchedule, "unparseable schedule: %q : %s", cj.Spec.Schedule, err)
+		return nil
+	}
+
+	anchor := scheduleAnchor(cj, p.status)
+	var cutoff time.Time
+	if d := cj.Spec.StartingDeadlineSeconds; d != nil {
+		cutoff = o.now.Add(-time.Duration(*d) * time.Second)
+	}
+	unmet, err := sched.Unmet(anchor, cutoff, o.now)
+	if err != nil {
+		p.warn(reasonInvalidSchedule, "invalid schedule: %s : %s", cj.Spec.Schedule, err)
+		return nil
+	}
+	if unmet.MostRecent.IsZero() {
+		if !cutoff.IsZero() {
+			p.reportMissed(sched, cj, anchor, o)
+		}
+		return sched
+	}
+	scheduledTime := unmet.MostRecent
+	if unmet.TooMany() {
+		p.warn(reasonTooManyMissedTimes, "too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew")
+	}
+	name := jobName(cj, scheduledTime)
+	if hasName(p.status.Active, cj.Namespace, name) ||
+		(p.status.LastScheduleTime != nil && p.status.LastScheduleTime.Time.Equal(scheduledTime)) {
+		return sched // already started
+	}
+	if cj.Spec.ConcurrencyPolicy == batchv1.ForbidConcurrent && len(p.status.Active) > 0 {
+		// The time stays unmet: when the running Job finishes, it starts
+		// then if startingDeadlineSeconds still allows it.
+		p.normal(reasonJobAlreadyActive, "Not starting job because prior execution is running and concurrency policy is Forbid")
+		return sched
+	}
+	if cj.Spec.ConcurrencyPolicy == batchv1.ReplaceConcurrent {
+		p.replace = slices.Clone(p.status.Active)
+	}
+	p.create = jobFor(cj, scheduledTime, jobTimeZone(cj, loc))
+	p.scheduledTime = scheduledTime
+	return sched
+}
+
+// reportMissed records MissSchedule when the most recent scheduled time is
+// older than startingDeadlineSeconds and so will never run. Kubernetes has
+// the same event but, because it only searches within the deadline, never
+// reaches it; quartet reports the skipped run so it is visible.
+func (p *plan) reportMissed(sched *schedule.Schedule, cj *batchv1.CronJob, anchor time.Time, o observed) {
+	all, err := sched.Unmet(anchor, time.Time{}, o.now)
+	if err != nil || all.MostRecent.IsZero() {
+		return
+	}
+	name := jobName(cj, all.MostRecent)
+	for _, j := range o.jobs {
+		if j.Name == name {
+			return // it ran after all; only its status was not recorded
+		}
+	}
+	p.warn(reasonMissSchedule, "Missed scheduled time to start a job: %s", all.MostRecent.UTC().Format(time.RFC1123Z))
+}
+
+// scheduleAnchor is where the search for unmet scheduled times starts: the
+// last scheduled time, or the CronJob's creation.
+func scheduleAnchor(cj *batchv1.CronJob, status batchv1.CronJobStatus) time.Time {
+	if status.LastScheduleTime != nil {
+		return status.LastScheduleTime.Time
+	}
+	return cj.CreationTimestamp.Time
+}
+
+// requeueAfter is the wait until just after the next scheduled time,
+// counted from the last scheduled time p will have recorded if its Job is
+// created.
+func requeueAfter(sched *schedule.Schedule, cj *batchv1.CronJob, p plan, now time.Time) time.Duration {
+	anchor := scheduleAnchor(cj, p.status)
+	if p.create != nil {
+		anchor = p.scheduledTime
+	}
+	next := sched.NextAfter(anchor, now)
+	if next.IsZero() {
+		return 0
+	}
+	return next.Sub(now) + requeueDelay
+}
+
+func (p *plan) normal(reason, format string, args ...any) {
+	p.events = append(p.events, event{corev1.EventTypeNormal, reason, fmt.Sprintf(format, args...)})
+}
+
+func (p *plan) warn(reason, format string, args ...any) {
+	p.events = append(p.events, event{corev1.EventTypeWarning, reason, fmt.Sprintf(format, args...)})
+}
+
+// jobName is the name of the Job for scheduledTime: the CronJob's name and
+// the minutes since the epoch. Two syncs that decide on the same scheduled
+// time produce the same name, so the API server refuses the second Job; the
+// name is the lock against double runs.
+func jobName(cj *batchv1.CronJob, scheduledTime time.Time) string {
+	return fmt.Sprintf("%s-%d", cj.Name, scheduledTime.Unix()/60)
+}
+
+// jobTimeZone is the zone of the scheduled-timestamp annotation:
+// spec.timeZone, or UTC when it is unset (as in Kubernetes, which does not
+// use the controller's zone here).
+func jobTimeZone(cj *batchv1.CronJob, loc *time.Location) *time.Location {
+	if cj.Spec.TimeZone == nil {
+		return time.UTC
+	}
+	return loc
+}
+
+// jobFor builds the Job a CronJob runs at scheduledTime from its jobTemplate.
+func jobFor(cj *batchv1.CronJob, scheduledTime time.Time, zone *time.Location) *batchv1.Job {
+	annotations := maps.Clone(cj.Spec.JobTemplate.Annotations)
+	if annotations == nil {
+		annotations = make(map[string]string, 1)
+	}
+	annotations[batchv1.CronJobScheduledTimestampAnnotation] = scheduledTime.In(zone).Format(time.RFC3339)
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            jobName(cj, scheduledTime),
+			Namespace:       cj.Namespace,
+			Labels:          maps.Clone(cj.Spec.JobTemplate.Labels),
+			Annotations:     annotations,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(cj, controllerKind)},
+		},
+	}
+	cj.Spec.JobTemplate.Spec.DeepCopyInto(&job.Spec)
+	return job
+}
+
+// jobRef is how status.active refers to a Job.
+func jobRef(j *batchv1.Job) corev1.ObjectReference {
+	return corev1.ObjectReference{
+		Kind:            "Job",
+		APIVersion:      batchv1.SchemeGroupVersion.String(),
+		Namespace:       j.Namespace,
+		Name:            j.Name,
+		UID:             j.UID,
+		ResourceVersion: j.ResourceVersion,
+	}
+}
+
+// finishedCondition returns whether j has finished and how: JobComplete or
+// JobFailed.
+func finishedCondition(j *batchv1.Job) (bool, batchv1.JobConditionType) {
+	for _, c := range j.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			return true, c.Type
+		}
+	}
+	return false, ""
+}
+
+// jobsToPrune returns the finished Jobs beyond successfulJobsHistoryLimit and
+// failedJobsHistoryLimit, oldest first by start time (Jobs that never
+// started count as newest; names break ties). A nil limit keeps everything.
+// Jobs already being deleted neither count nor are deleted again.
+func jobsToPrune(cj *batchv1.CronJob, jobs []*batchv1.Job) []*batchv1.Job {
+	var succeeded, failed []*batchv1.Job
+	for _, j := range jobs {
+		if j.DeletionTimestamp != nil {
+			continue
+		}
+		switch _, c := finishedCondition(j); c {
+		case batchv1.JobComplete:
+			succeeded = append(succeeded, j)
+		case batchv1.JobFailed:
+			failed = append(failed, j)
+		}
+	}
+	return append(oldestBeyond(succeeded, cj.Spec.SuccessfulJobsHistoryLimit),
+		oldestBeyond(failed, cj.Spec.FailedJobsHistoryLimit)...)
+}
+
+func oldestBeyond(jobs []*batchv1.Job, limit *int32) []*batchv1.Job {
+	if limit == nil || len(jobs) <= int(*limit) {
+		return nil
+	}
+	slices.SortFunc(jobs, func(a, b *batchv1.Job) int {
+		sa, sb := a.Status.StartTime, b.Status.StartTime
+		switch {
+		case sa == nil && sb != nil:
+			return 1
+		case sa != nil && sb == nil:
+			return -1
+		case sa != nil && !sa.Equal(sb):
+			return sa.Compare(sb.Time)
+		}
+		return cmp.Compare(a.Name, b.Name)
+	})
+	return jobs[:len(jobs)-max(int(*limit), 0)]
+}
+
+func hasUID(refs []corev1.ObjectReference, uid types.UID) bool {
+	return slices.ContainsFunc(refs, func(r corev1.ObjectReference) bool { return r.UID == uid })
+}
+
+func hasName(refs []corev1.ObjectReference, namespace, name string) bool {
+	return slices.ContainsFunc(refs, func(r corev1.ObjectReference) bool { return r.Namespace == namespace && r.Name == name })
+}
+
+func withoutUID(refs []corev1.ObjectReference, uid types.UID) []corev1.ObjectReference {
+	return slices.DeleteFunc(slices.Clone(refs), func(r corev1.ObjectReference) bool { return r.UID == uid })
+}
