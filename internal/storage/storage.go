@@ -1,0 +1,191 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/time/rate"
+	v1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
+)
+
+const (
+	// DefaultClass is the default StorageClass: volumes deleted with their claim.
+	DefaultClass = "local-path"
+	// RetainClass keeps the volume and its directory after the claim is gone.
+	RetainClass = "local-path-retain"
+
+	annDefaultClass = "storageclass.kubernetes.io/is-default-class"
+	labelManagedBy  = "app.kubernetes.io/managed-by"
+)
+
+// Config is what the control plane gives the provisioner.
+type Config struct {
+	// Client needs: persistentvolumes get/list/watch/create/delete/patch,
+	// persistentvolumeclaims get/list/watch/update, storageclasses
+	// get/list/watch/create, events create/patch/update, nodes get.
+	Client kubernetes.Interface
+	// Root is <data-dir>/storage: one directory per volume, named after it.
+	Root string
+	// Clock paces the start-up retries; nil means the real clock.
+	Clock clock.WithTicker
+}
+
+// Run ensures the StorageClasses local-path (the default class,
+// WaitForFirstConsumer, reclaim Delete) and local-path-retain (reclaim Retain)
+// exist, calls ready once the provisioner's caches are synced, and provisions
+// until ctx is done. It returns an error only if it cannot start.
+func Run(ctx context.Context, cfg Config, ready func()) error {
+	if cfg.Client == nil {
+		return errors.New("storage: Config.Client is required")
+	}
+	if cfg.Root == "" {
+		return errors.New("storage: Config.Root is required")
+	}
+	root, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		return fmt.Errorf("storage: root %s: %w", cfg.Root, err)
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return fmt.Errorf("storage: create root: %w", err)
+	}
+	clk := cfg.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	logger := klog.FromContext(ctx).WithName("local-path")
+	ctx = klog.NewContext(ctx, logger)
+
+	if err := ensureClasses(ctx, cfg.Client, clk); err != nil {
+		return err
+	}
+
+	factory := informers.NewSharedInformerFactory(cfg.Client, 0)
+	claims := factory.Core().V1().PersistentVolumeClaims().Informer()
+	volumes := factory.Core().V1().PersistentVolumes().Informer()
+	classes := factory.Storage().V1().StorageClasses().Informer()
+
+	p := &provisioner{root: root, nodes: clientNodes{cfg.Client}, dirs: osDirs{}}
+	ctrl := controller.NewProvisionController(ctx, cfg.Client, ProvisionerName, p, provisionOptions(claims, volumes, classes)...)
+
+	factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), claims.HasSynced, volumes.HasSynced, classes.HasSynced) {
+		factory.Shutdown()
+		return fmt.Errorf("storage: caches did not sync: %w", context.Cause(ctx))
+	}
+	logger.Info("Local-path provisioner ready", "root", root)
+	if ready != nil {
+		ready()
+	}
+	ctrl.Run(ctx)
+	factory.Shutdown()
+	return nil
+}
+
+// provisionOptions tunes the library for one machine, where the apiserver is
+// a loopback call away: nothing waits on a default meant for cloud disks.
+//   - No leader election: one provisioner per quartet process.
+//   - Failed claims retry after 250 ms, doubling to 5 min, forever (a claim the
+//     provisioner cannot serve repeats its ProvisioningFailed event at most
+//     every 5 minutes); the library's default starts at 15 s.
+//   - A PV that fails to save is retried in the background from 100 ms,
+//     without ever deleting the directory (the default blocks the worker for
+//     10 s between five attempts, then deletes the directory).
+//   - The informers are this package's own, so Run can report readiness after
+//     they sync.
+func provisionOptions(claims cache.SharedIndexInformer, volumes, classes cache.SharedInformer) []func(*controller.ProvisionController) error {
+	retry := func(base time.Duration) workqueue.TypedRateLimiter[string] {
+		return workqueue.NewTypedMaxOfRateLimiter(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](base, 5*time.Minute),
+			&workqueue.TypedBucketRateLimiter[string]{Limiter: rate.NewLimiter(rate.Limit(50), 500)},
+		)
+	}
+	return []func(*controller.ProvisionController) error{
+		controller.LeaderElection(false),
+		controller.Threadiness(4),
+		controller.RateLimiter(retry(250 * time.Millisecond)),
+		controller.FailedProvisionThreshold(0),
+		controller.FailedDeleteThreshold(0),
+		controller.CreateProvisionedPVLimiter(retry(100 * time.Millisecond)),
+		controller.ResyncPeriod(0),
+		controller.ClaimsInformer(claims),
+		controller.VolumesInformer(volumes),
+		controller.ClassesInformer(classes),
+	}
+}
+
+// storageClasses returns the classes quartet provides.
+func storageClasses() []*storagev1.StorageClass {
+	class := func(name string, reclaim v1.PersistentVolumeReclaimPolicy, isDefault bool) *storagev1.StorageClass {
+		wait := storagev1.VolumeBindingWaitForFirstConsumer
+		expand := false
+		sc := &storagev1.StorageClass{
+			ObjectMeta: metav1.ObjectMeta{
+				Name:        name,
+				Labels:      map[string]string{labelManagedBy: "quartet"},
+				Annotations: map[string]string{},
+			},
+			Provisioner:          ProvisionerName,
+			ReclaimPolicy:        &reclaim,
+			VolumeBindingMode:    &wait,
+			AllowVolumeExpansion: &expand,
+		}
+		if isDefault {
+			sc.Annotations[annDefaultClass] = "true"
+		}
+		return sc
+	}
+	return []*storagev1.StorageClass{
+		class(DefaultClass, v1.PersistentVolumeReclaimDelete, true),
+		class(RetainClass, v1.PersistentVolumeReclaimRetain, false),
+	}
+}
+
+// ensureClasses creates quartet's StorageClasses when they are missing and
+// leaves existing ones alone: a user may have edited them (for example, taken
+// away the default-class annotation). Errors the apiserver may outgrow while
+// starting are retried for up to 30 s.
+func ensureClasses(ctx context.Context, client kubernetes.Interface, clk clock.WithTicker) error {
+	logger := klog.FromContext(ctx)
+	for _, sc := range storageClasses() {
+		delay := 50 * time.Millisecond
+		deadline := clk.Now().Add(30 * time.Second)
+		for {
+			_, err := client.StorageV1().StorageClasses().Create(ctx, sc, metav1.CreateOptions{})
+			if err == nil {
+				logger.Info("Created StorageClass", "storageClass", sc.Name)
+				break
+			}
+			if apierrors.IsAlreadyExists(err) {
+				break
+			}
+			if !retriable(err) || !clk.Now().Before(deadline) {
+				return fmt.Errorf("storage: create StorageClass %s: %w", sc.Name, err)
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("storage: create StorageClass %s: %w", sc.Name, context.Cause(ctx))
+			case <-clk.After(delay):
+			}
+			delay = min(2*delay, 2*time.Second)
+		}
+	}
+	return nil
+}
+
+func retriable(err error) bool {
+	return !(apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) || apierrors.IsInvalid(err) || apierrors.IsBadRequest(err))
+}
