@@ -1,0 +1,131 @@
+package job
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	batch "k8s.io/api/batch/v1"
+	v1 "k8s.io/api/core/v1"
+)
+
+const (
+	// DefaultRetryBase is upstream's delay before recreating a pod after the
+	// first failure; it doubles with each further failure.
+	DefaultRetryBase = 10 * time.Second
+	// DefaultRetryMax caps the doubling delay, as upstream does.
+	DefaultRetryMax = 10 * time.Minute
+
+	// BackoffBaseAnnotation sets a Job's first retry delay (a Go duration
+	// such as "1s"). A quartet extension, opt-in per Job.
+	BackoffBaseAnnotation = "quartet.dev/backoff-base"
+	// BackoffMaxAnnotation caps a Job's retry delay (a Go duration such as
+	// "30s"). A quartet extension, opt-in per Job.
+	BackoffMaxAnnotation = "quartet.dev/backoff-max"
+)
+
+// retryPolicy is the pod failure back-off for one Job: the delay before the
+// n-th consecutive failure is replaced is min(base * 2^(n-1), max).
+type retryPolicy struct {
+	base, max time.Duration
+}
+
+var defaultRetry = retryPolicy{base: DefaultRetryBase, max: DefaultRetryMax}
+
+// retryPolicyFor reads the Job's quartet.dev/backoff-* annotations. Each
+// value that is absent or unusable falls back to upstream's default; the
+// returned problems describe the unusable ones so the caller can warn.
+func retryPolicyFor(job *batch.Job) (retryPolicy, []string) {
+	policy := defaultRetry
+	var problems []string
+	read := func(key string, into *time.Duration) {
+		text, ok := job.Annotations[key]
+		if !ok {
+			return
+		}
+		d, err := time.ParseDuration(text)
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Sprintf("%s=%q is not a duration", key, text))
+		case d < 0:
+			problems = append(problems, fmt.Sprintf("%s=%q is negative", key, text))
+		default:
+			*into = d
+		}
+	}
+	read(BackoffBaseAnnotation, &policy.base)
+	read(BackoffMaxAnnotation, &policy.max)
+	return policy, problems
+}
+
+// delay is how long to wait after the last of failures consecutive failures.
+func (r retryPolicy) delay(failures int32) time.Duration {
+	if failures <= 0 {
+		return 0
+	}
+	d := r.base
+	for i := int32(1); i < failures && d > 0; i++ {
+		if d >= r.max-d {
+			// The next doubling reaches the cap (and could overflow).
+			return r.max
+		}
+		d *= 2
+	}
+	return min(d, r.max)
+}
+
+// remaining is the part of the delay still to wait at now.
+func (r retryPolicy) remaining(failures int32, last time.Time, now time.Time) time.Duration {
+	d := r.delay(failures)
+	if d == 0 {
+		return 0
+	}
+	left := d - now.Sub(last)
+	if left < 0 {
+		return 0
+	}
+	return left
+}
+
+// backoffRecord is the controller's memory of a Job's failures since its
+// last success. It lives only in memory, like upstream's: after a restart
+// the Job's pods are counted afresh and the delay starts over.
+type backoffRecord struct {
+	// failures counts pod failures after the latest success.
+	failures int32
+	// lastFailure is the finish time of the latest of those failures.
+	lastFailure time.Time
+}
+
+// advance folds newly finished pods into the record. A success resets the
+// count to the failures that finished after it.
+func (b backoffRecord) advance(succeeded, failed []*v1.Pod) backoffRecord {
+	if len(succeeded) == 0 && len(failed) == 0 {
+		return b
+	}
+	failTimes := make([]time.Time, len(failed))
+	for i, p := range failed {
+		failTimes[i] = finishTime(p)
+	}
+	slices.SortFunc(failTimes, func(a, b time.Time) int { return a.Compare(b) })
+	if len(succeeded) == 0 {
+		return backoffRecord{
+			failures:    b.failures + int32(len(failed)),
+			lastFailure: failTimes[len(failTimes)-1],
+		}
+	}
+	lastSuccess := finishTime(succeeded[0])
+	for _, p := range succeeded[1:] {
+		if t := finishTime(p); t.After(lastSuccess) {
+			lastSuccess = t
+		}
+	}
+	next := backoffRecord{}
+	for _, t := range failTimes {
+		if t.After(lastSuccess) {
+			next.failures++
+			next.lastFailure = t
+		}
+	}
+	return next
+}

@@ -1,0 +1,209 @@
+package job
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// span is a closed range [lo, hi] of completion indexes.
+type span struct{ lo, hi int }
+
+// indexSet is a set of completion indexes kept as sorted, disjoint,
+// non-adjacent spans: the shape of status.completedIndexes and
+// status.failedIndexes ("1,3-5,7").
+type indexSet []span
+
+// parseIndexSet reads the compressed form used in Job status and in
+// successPolicy rules. Indexes at or above limit are dropped; malformed
+// pieces are skipped, never fatal, because the text may come from a user.
+// The second result reports whether anything was skipped.
+func parseIndexSet(text string, limit int) (indexSet, bool) {
+	if text == "" {
+		return nil, false
+	}
+	var set indexSet
+	skipped := false
+	for _, piece := range strings.Split(text, ",") {
+		lo, hi, ok := parseSpan(piece)
+		if !ok {
+			skipped = true
+			continue
+		}
+		if lo >= limit {
+			// The pieces are written in increasing order; nothing further fits.
+			break
+		}
+		if hi >= limit {
+			hi = limit - 1
+		}
+		set = set.addSpan(span{lo, hi})
+	}
+	return set, skipped
+}
+
+func parseSpan(piece string) (int, int, bool) {
+	first, last, isRange := strings.Cut(piece, "-")
+	lo, err := strconv.Atoi(first)
+	if err != nil || lo < 0 {
+		return 0, 0, false
+	}
+	if !isRange {
+		return lo, lo, true
+	}
+	hi, err := strconv.Atoi(last)
+	if err != nil || hi < lo {
+		return 0, 0, false
+	}
+	return lo, hi, true
+}
+
+// addSpan returns the set with s added, keeping the spans merged. Adding at
+// the end (the common case when parsing or when indexes arrive in order) is
+// O(1).
+func (set indexSet) addSpan(s span) indexSet {
+	n := len(set)
+	if n == 0 || s.lo > set[n-1].hi+1 {
+		return append(set, s)
+	}
+	if s.lo >= set[n-1].lo {
+		if s.hi > set[n-1].hi {
+			set[n-1].hi = s.hi
+		}
+		return set
+	}
+	return set.union(indexSet{s})
+}
+
+// union returns a new set holding the indexes of both sets.
+func (set indexSet) union(other indexSet) indexSet {
+	out := make(indexSet, 0, len(set)+len(other))
+	i, j := 0, 0
+	for i < len(set) || j < len(other) {
+		var next span
+		if j >= len(other) || (i < len(set) && set[i].lo <= other[j].lo) {
+			next = set[i]
+			i++
+		} else {
+			next = other[j]
+			j++
+		}
+		if k := len(out) - 1; k >= 0 && next.lo <= out[k].hi+1 {
+			if next.hi > out[k].hi {
+				out[k].hi = next.hi
+			}
+			continue
+		}
+		out = append(out, next)
+	}
+	return out
+}
+
+// withIndexes returns a new set holding the set's indexes and the given ones,
+// which need not be sorted or distinct.
+func (set indexSet) withIndexes(indexes []int) indexSet {
+	if len(indexes) == 0 {
+		return set.union(nil)
+	}
+	return set.union(indexSetOf(indexes))
+}
+
+// indexSetOf builds a set from indexes in any order.
+func indexSetOf(indexes []int) indexSet {
+	sorted := append([]int(nil), indexes...)
+	slices.Sort(sorted)
+	var out indexSet
+	for _, ix := range sorted {
+		out = out.addSpan(span{ix, ix})
+	}
+	return out
+}
+
+// count is the number of indexes in the set.
+func (set indexSet) count() int {
+	total := 0
+	for _, s := range set {
+		total += s.hi - s.lo + 1
+	}
+	return total
+}
+
+// has reports whether ix is in the set, by binary search over the spans.
+func (set indexSet) has(ix int) bool {
+	lo, hi := 0, len(set)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		switch {
+		case set[mid].hi < ix:
+			lo = mid + 1
+		case set[mid].lo > ix:
+			hi = mid
+		default:
+			return true
+		}
+	}
+	return false
+}
+
+// overlap is the number of indexes the two sets have in common.
+func (set indexSet) overlap(other indexSet) int {
+	common := 0
+	i, j := 0, 0
+	for i < len(set) && j < len(other) {
+		lo := max(set[i].lo, other[j].lo)
+		hi := min(set[i].hi, other[j].hi)
+		if hi >= lo {
+			common += hi - lo + 1
+		}
+		if set[i].hi < other[j].hi {
+			i++
+		} else {
+			j++
+		}
+	}
+	return common
+}
+
+// String writes the set the way the Job API stores it: spans of three or more
+// as "a-b", a pair as "a,b", a single index as "a".
+func (set indexSet) String() string {
+	var b strings.Builder
+	for _, s := range set {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(s.lo))
+		switch {
+		case s.hi == s.lo+1:
+			b.WriteByte(',')
+			b.WriteString(strconv.Itoa(s.hi))
+		case s.hi > s.lo+1:
+			b.WriteByte('-')
+			b.WriteString(strconv.Itoa(s.hi))
+		}
+	}
+	return b.String()
+}
+
+// firstMissing returns up to n indexes below limit that are not in the set,
+// lowest first.
+func (set indexSet) firstMissing(n, limit int) []int {
+	if n <= 0 {
+		return nil
+	}
+	out := make([]int, 0, min(n, limit))
+	next := 0
+	for _, s := range set {
+		for ; next < s.lo && next < limit && len(out) < n; next++ {
+			out = append(out, next)
+		}
+		if len(out) == n || next >= limit {
+			return out
+		}
+		next = max(next, s.hi+1)
+	}
+	for ; next < limit && len(out) < n; next++ {
+		out = append(out, next)
+	}
+	return out
+}

@@ -1,0 +1,952 @@
+package job
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	batch "k8s.io/api/batch/v1"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+)
+
+// Limits that keep one sync of a big Job short and its status small.
+const (
+	// maxUncounted bounds status.uncountedTerminatedPods (and the finalizers
+	// removed) per sync, keeping the status object near 20 KB.
+	maxUncounted = 500
+	// maxPodWritesPerSync bounds the pods created or deleted per sync.
+	maxPodWritesPerSync = 500
+)
+
+// Messages and reasons of the conditions this controller sets, equal to
+// upstream's.
+const (
+	msgBackoffLimit     = "Job has reached the specified backoff limit"
+	msgDeadline         = "Job was active longer than specified deadline"
+	msgMaxFailedIndexes = "Job has exceeded the specified maximal number of failed indexes"
+	msgFailedIndexes    = "Job has failed indexes"
+	msgCompletions      = "Reached expected number of succeeded pods"
+
+	reasonJobSuspended = "JobSuspended"
+	msgJobSuspended    = "Job suspended"
+	reasonJobResumed   = "JobResumed"
+	msgJobResumed      = "Job resumed"
+)
+
+// syncInput is everything the decision for one Job depends on.
+type syncInput struct {
+	// job comes from the informer cache and is never modified.
+	job *batch.Job
+	// pods are the Job's claimed pods, also from the cache.
+	pods []*v1.Pod
+	now  time.Time
+	// settled is true when every pod creation and deletion this controller
+	// issued for the Job is visible in pods; only then may it create or
+	// delete more.
+	settled bool
+	// finalizerGone holds pods whose tracking finalizer this controller has
+	// removed while pods may still show it.
+	finalizerGone map[types.UID]struct{}
+	// backoff is the memory of failures since the last success.
+	backoff backoffRecord
+	retry   retryPolicy
+}
+
+// event is an event to record on the Job.
+type event struct {
+	kind, reason, message string
+}
+
+// podDelete is a pod to delete.
+type podDelete struct {
+	pod *v1.Pod
+	// dropFinalizer removes the tracking finalizer first, so the pod is never
+	// counted: it is surplus, or the Job is suspended. Pods deleted because the
+	// Job is finishing keep it until they are counted.
+	dropFinalizer bool
+}
+
+// decision is the first stage of a sync: which pods to create and delete,
+// and the status the Job has if those writes succeed.
+type decision struct {
+	in *syncInput
+
+	creates []*v1.Pod
+	deletes []podDelete
+
+	// status is the Job's status once the pod writes succeed; counters of
+	// finished pods are settled later, in track.
+	status batch.JobStatus
+	// finishing is the condition the Job is heading to: a new FailureTarget
+	// or SuccessCriteriaMet, or the final Failed or Complete when the interim
+	// one is already recorded.
+	finishing *batch.JobCondition
+	// requeue, when positive, is when the Job must be looked at again even
+	// if nothing changes: a retry delay or the active deadline.
+	requeue time.Duration
+	events  []event
+	// backoff is the failure memory including the pods finished since the
+	// last sync, to keep once their counts are written.
+	backoff backoffRecord
+
+	// What track needs from the classification of the pods.
+	uncountedSucceeded, uncountedFailed map[types.UID]struct{}
+	prevSucceeded                       indexSet
+	succeeded                           indexSet
+	failedIndexes                       *indexSet
+	holdForReplacement                  map[int]*v1.Pod
+}
+
+// outcome reports how the pod writes of a decision went.
+type outcome struct {
+	// createsFailed counts the creations that failed or were not attempted.
+	createsFailed int32
+	// deletesFailed counts failed deletions, readyDeletesFailed those among
+	// them of ready pods.
+	deletesFailed, readyDeletesFailed int32
+}
+
+// tracking is the second stage: the status to write before any tracking
+// finalizer is removed, and the pods whose finalizer to remove after.
+type tracking struct {
+	in *syncInput
+	// status records every pod about to lose its finalizer, in
+	// uncountedTerminatedPods or in completedIndexes.
+	status         batch.JobStatus
+	dropFinalizers []*v1.Pod
+	// withFinalizer are the pods still tracked by a finalizer.
+	withFinalizer map[types.UID]struct{}
+	// final is the Complete or Failed condition to add once every finished
+	// pod is counted and no pod is terminating.
+	final *batch.JobCondition
+	// capped: more finished pods wait for the next sync.
+	capped bool
+}
+
+// settlement is the last stage: the status once the finalizers are gone.
+type settlement struct {
+	status   batch.JobStatus
+	finished bool
+	events   []event
+}
+
+func isIndexed(job *batch.Job) bool {
+	return job.Spec.CompletionMode != nil && *job.Spec.CompletionMode == batch.IndexedCompletion
+}
+
+func isSuspended(job *batch.Job) bool {
+	return ptr.Deref(job.Spec.Suspend, false)
+}
+
+func hasPerIndexLimit(job *batch.Job) bool {
+	return job.Spec.BackoffLimitPerIndex != nil
+}
+
+// replacesOnlyFailed is podReplacementPolicy Failed: a terminating pod still
+// occupies its slot until it has fully failed.
+func replacesOnlyFailed(job *batch.Job) bool {
+	return ptr.Deref(job.Spec.PodReplacementPolicy, batch.TerminatingOrFailed) == batch.Failed
+}
+
+// isFailed is a pod that has failed, or, unless only failed pods are
+// replaced, one being deleted before it could succeed.
+func isFailed(job *batch.Job, p *v1.Pod) bool {
+	if p.Status.Phase == v1.PodFailed {
+		return true
+	}
+	return !replacesOnlyFailed(job) && p.DeletionTimestamp != nil && p.Status.Phase != v1.PodSucceeded
+}
+
+func completionsOf(job *batch.Job) int {
+	return int(ptr.Deref(job.Spec.Completions, 0))
+}
+
+func trueCondition(st *batch.JobStatus, t batch.JobConditionType) *batch.JobCondition {
+	for i := range st.Conditions {
+		if st.Conditions[i].Type == t && st.Conditions[i].Status == v1.ConditionTrue {
+			return &st.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// IsFinished reports whether the Job has its terminal condition, Complete or
+// Failed.
+func IsFinished(job *batch.Job) bool {
+	return trueCondition(&job.Status, batch.JobComplete) != nil || trueCondition(&job.Status, batch.JobFailed) != nil
+}
+
+func newCondition(t batch.JobConditionType, status v1.ConditionStatus, reason, message string, now time.Time) *batch.JobCondition {
+	return &batch.JobCondition{
+		Type:               t,
+		Status:             status,
+		Reason:             reason,
+		Message:            message,
+		LastProbeTime:      metav1.NewTime(now),
+		LastTransitionTime: metav1.NewTime(now),
+	}
+}
+
+// setCondition makes the condition of type t read status/reason/message: it
+// rewrites a differing one in place, appends a missing one unless it would
+// be False, and reports whether anything changed.
+func setCondition(st *batch.JobStatus, t batch.JobConditionType, status v1.ConditionStatus, reason, message string, now time.Time) bool {
+	for i := range st.Conditions {
+		c := &st.Conditions[i]
+		if c.Type != t {
+			continue
+		}
+		if c.Status == status && c.Reason == reason && c.Message == message {
+			return false
+		}
+		*c = *newCondition(t, status, reason, message, now)
+		return true
+	}
+	if status == v1.ConditionFalse {
+		return false
+	}
+	st.Conditions = append(st.Conditions, *newCondition(t, status, reason, message, now))
+	return true
+}
+
+func uidSet(uids []types.UID) map[types.UID]struct{} {
+	set := make(map[types.UID]struct{}, len(uids))
+	for _, u := range uids {
+		set[u] = struct{}{}
+	}
+	return set
+}
+
+// decide is the first, pure stage of a sync.
+func decide(in *syncInput) *decision {
+	job := in.job
+	d := &decision{in: in, status: *job.Status.DeepCopy()}
+	st := &d.status
+	if st.UncountedTerminatedPods == nil {
+		st.UncountedTerminatedPods = &batch.UncountedTerminatedPods{}
+	}
+	d.uncountedSucceeded = uidSet(st.UncountedTerminatedPods.Succeeded)
+	d.uncountedFailed = uidSet(st.UncountedTerminatedPods.Failed)
+
+	indexed := isIndexed(job)
+	completions := completionsOf(job)
+	validIndex := func(p *v1.Pod) bool {
+		if !indexed {
+			return true
+		}
+		ix := completionIndexOf(p)
+		return ix != noIndex && ix < completions
+	}
+
+	// Classify the pods once.
+	var active, newSucceeded, newFailed []*v1.Pod
+	var terminating, ready int32
+	var newCountedFailures int32
+	var failJobMessage string
+	for _, p := range in.pods {
+		if isActive(p) {
+			active = append(active, p)
+			if isReady(p) {
+				ready++
+			}
+		} else if isTerminating(p) {
+			terminating++
+		}
+		failed := isFailed(job, p)
+		if failed && failJobMessage == "" && job.Spec.PodFailurePolicy != nil {
+			failJobMessage = judgeFailure(job.Spec.PodFailurePolicy, p).failJob
+		}
+		if !d.tracked(p) || !validIndex(p) {
+			continue
+		}
+		if _, ok := d.uncountedSucceeded[p.UID]; !ok && p.Status.Phase == v1.PodSucceeded {
+			newSucceeded = append(newSucceeded, p)
+		}
+		if _, ok := d.uncountedFailed[p.UID]; !ok && failed {
+			newFailed = append(newFailed, p)
+			if judgeFailure(job.Spec.PodFailurePolicy, p).counts {
+				newCountedFailures++
+			}
+		}
+	}
+	succeeded := st.Succeeded + int32(len(newSucceeded)) + int32(len(d.uncountedSucceeded))
+	failed := st.Failed + newCountedFailures + int32(len(d.uncountedFailed))
+
+	if st.StartTime == nil && !isSuspended(job) {
+		st.StartTime = ptr.To(metav1.NewTime(in.now))
+	}
+	d.backoff = in.backoff.advance(newSucceeded, newFailed)
+
+	// The order of these checks is the order in which upstream lets one
+	// ending win over another.
+	if scm := trueCondition(st, batch.JobSuccessCriteriaMet); scm != nil {
+		d.finishing = scm.DeepCopy()
+	} else if ft := trueCondition(st, batch.JobFailureTarget); ft != nil {
+		d.finishing = newCondition(batch.JobFailed, v1.ConditionTrue, ft.Reason, ft.Message, in.now)
+	} else if failJobMessage != "" {
+		d.finishing = newCondition(batch.JobFailureTarget, v1.ConditionTrue, batch.JobReasonPodFailurePolicy, failJobMessage, in.now)
+	}
+	if d.finishing == nil {
+		switch {
+		case failed > ptr.Deref(job.Spec.BackoffLimit, 6) || d.restartsExceedLimit():
+			d.finishing = d.failureTarget(batch.JobReasonBackoffLimitExceeded, msgBackoffLimit)
+		case d.pastDeadline():
+			d.finishing = d.failureTarget(batch.JobReasonDeadlineExceeded, msgDeadline)
+		case job.Spec.ActiveDeadlineSeconds != nil && !isSuspended(job) && st.StartTime != nil:
+			left := time.Duration(*job.Spec.ActiveDeadlineSeconds)*time.Second - in.now.Sub(st.StartTime.Time)
+			d.requeueIn(left)
+		}
+	}
+
+	if indexed {
+		d.prevSucceeded, _ = parseIndexSet(st.CompletedIndexes, completions)
+		var fresh []int
+		for _, p := range in.pods {
+			if ix := completionIndexOf(p); p.Status.Phase == v1.PodSucceeded && ix != noIndex && ix < completions && hasTrackingFinalizer(p) {
+				fresh = append(fresh, ix)
+			}
+		}
+		d.succeeded = d.prevSucceeded.withIndexes(fresh)
+		succeeded = int32(d.succeeded.count())
+		if hasPerIndexLimit(job) {
+			d.failedIndexes = d.collectFailedIndexes(completions)
+			if d.finishing == nil {
+				nFailed := d.failedIndexes.count()
+				if job.Spec.MaxFailedIndexes != nil && nFailed > int(*job.Spec.MaxFailedIndexes) {
+					d.finishing = d.failureTarget(batch.JobReasonMaxFailedIndexesExceeded, msgMaxFailedIndexes)
+				} else if nFailed > 0 && nFailed+d.succeeded.count() >= completions {
+					d.finishing = d.failureTarget(batch.JobReasonFailedIndexes, msgFailedIndexes)
+				}
+			}
+			d.holdForReplacement = d.failedPodsAwaitingReplacement(active, completions)
+		}
+		if d.finishing == nil {
+			if msg, ok := successPolicyMet(job.Spec.SuccessPolicy, completions, d.succeeded); ok {
+				d.finishing = newCondition(batch.JobSuccessCriteriaMet, v1.ConditionTrue, batch.JobReasonSuccessPolicy, msg, in.now)
+			}
+		}
+	}
+
+	nActive := int32(len(active))
+	if d.finishing != nil {
+		// Stop everything still running; the pods keep their finalizer until
+		// they are counted.
+		for _, p := range active {
+			d.deleteNow(p, false)
+		}
+		nActive = 0
+		terminating += int32(len(active))
+		ready = 0
+		if !in.settled {
+			// A pod this controller created may not be visible yet: it cannot
+			// have been stopped, so the Job cannot end in this sync.
+			d.finishing = nil
+		}
+	} else {
+		managed := in.settled && job.DeletionTimestamp == nil
+		if managed {
+			nActive, terminating, ready = d.manage(active, succeeded, terminating, ready)
+		}
+		var complete bool
+		if job.Spec.Completions == nil {
+			// A work queue: done once any pod succeeded and none runs.
+			complete = succeeded > 0 && nActive == 0
+		} else {
+			complete = succeeded >= *job.Spec.Completions && nActive == 0
+		}
+		switch {
+		case complete:
+			d.finishing = newCondition(batch.JobSuccessCriteriaMet, v1.ConditionTrue, batch.JobReasonCompletionsReached, msgCompletions, in.now)
+		case managed && isSuspended(job):
+			if setCondition(st, batch.JobSuspended, v1.ConditionTrue, reasonJobSuspended, msgJobSuspended, in.now) {
+				d.events = append(d.events, event{v1.EventTypeNormal, ReasonSuspended, msgJobSuspended})
+				// The deadline counts continuous activity: it starts over on resume.
+				st.StartTime = nil
+			}
+		case managed:
+			if setCondition(st, batch.JobSuspended, v1.ConditionFalse, reasonJobResumed, msgJobResumed, in.now) {
+				d.events = append(d.events, event{v1.EventTypeNormal, ReasonResumed, msgJobResumed})
+				st.StartTime = ptr.To(metav1.NewTime(in.now))
+			}
+		}
+	}
+	st.Active = nActive
+	st.Ready = ptr.To(ready)
+	st.Terminating = ptr.To(terminating)
+	return d
+}
+
+// tracked is a pod whose finalizer still stands for a finish not yet
+// counted.
+func (d *decision) tracked(p *v1.Pod) bool {
+	if !hasTrackingFinalizer(p) {
+		return false
+	}
+	_, gone := d.in.finalizerGone[p.UID]
+	return !gone
+}
+
+func (d *decision) failureTarget(reason, message string) *batch.JobCondition {
+	return newCondition(batch.JobFailureTarget, v1.ConditionTrue, reason, message, d.in.now)
+}
+
+func (d *decision) requeueIn(after time.Duration) {
+	if after < 0 {
+		after = 0
+	}
+	if d.requeue == 0 || after < d.requeue {
+		// A zero "after" still asks for a prompt look.
+		d.requeue = max(after, time.Nanosecond)
+	}
+}
+
+// restartsExceedLimit: with restartPolicy OnFailure, container restarts in
+// running pods are the retries.
+func (d *decision) restartsExceedLimit() bool {
+	job := d.in.job
+	if job.Spec.Template.Spec.RestartPolicy != v1.RestartPolicyOnFailure {
+		return false
+	}
+	var total int32
+	for _, p := range d.in.pods {
+		total += restarts(p)
+	}
+	limit := ptr.Deref(job.Spec.BackoffLimit, 6)
+	if limit == 0 {
+		return total > 0
+	}
+	return total >= limit
+}
+
+func (d *decision) pastDeadline() bool {
+	job := d.in.job
+	start := d.status.StartTime
+	if job.Spec.ActiveDeadlineSeconds == nil || start == nil || isSuspended(job) {
+		return false
+	}
+	return d.in.now.Sub(start.Time) >= time.Duration(*job.Spec.ActiveDeadlineSeconds)*time.Second
+}
+
+// collectFailedIndexes adds to status.failedIndexes the indexes whose pod
+// failed for good: by a FailIndex rule, or after backoffLimitPerIndex
+// counted failures.
+func (d *decision) collectFailedIndexes(completions int) *indexSet {
+	job := d.in.job
+	var prev indexSet
+	if job.Status.FailedIndexes != nil {
+		prev, _ = parseIndexSet(*job.Status.FailedIndexes, completions)
+	}
+	var fresh []int
+	for _, p := range d.in.pods {
+		ix := completionIndexOf(p)
+		if ix == noIndex || ix >= completions || !hasTrackingFinalizer(p) || !isFailed(job, p) {
+			continue
+		}
+		v := judgeFailure(job.Spec.PodFailurePolicy, p)
+		if v.action == batch.PodFailurePolicyActionFailIndex || (v.counts && indexFailures(p) >= *job.Spec.BackoffLimitPerIndex) {
+			fresh = append(fresh, ix)
+		}
+	}
+	set := prev.withIndexes(fresh)
+	return &set
+}
+
+// failedPodsAwaitingReplacement picks, for each index that needs a new pod
+// after a failure, the failed pod the replacement inherits its failure count
+// from. Those pods keep their finalizer (and so stay around) until the
+// replacement exists.
+func (d *decision) failedPodsAwaitingReplacement(active []*v1.Pod, completions int) map[int]*v1.Pod {
+	job := d.in.job
+	busy := map[int]struct{}{}
+	for _, p := range active {
+		if ix := completionIndexOf(p); ix != noIndex {
+			busy[ix] = struct{}{}
+		}
+	}
+	held := map[int]*v1.Pod{}
+	for _, p := range d.in.pods {
+		if !d.tracked(p) || !isFailed(job, p) {
+			continue
+		}
+		ix := completionIndexOf(p)
+		if ix == noIndex || ix >= completions || d.succeeded.has(ix) || d.failedIndexes.has(ix) {
+			continue
+		}
+		if _, ok := busy[ix]; ok {
+			continue
+		}
+		prev, ok := held[ix]
+		if !ok || (indexAllFailures(prev) <= indexAllFailures(p) && !finishTime(p).Before(finishTime(prev))) {
+			held[ix] = p
+		}
+	}
+	return held
+}
+
+// deleteNow schedules a deletion of an active pod.
+func (d *decision) deleteNow(p *v1.Pod, dropFinalizer bool) {
+	d.deletes = append(d.deletes, podDelete{pod: p, dropFinalizer: dropFinalizer})
+}
+
+// manage sizes the running pods to what parallelism and the remaining
+// completions ask for, and returns the active, terminating and ready counts
+// the Job has once its writes succeed.
+func (d *decision) manage(active []*v1.Pod, succeeded, terminating, ready int32) (int32, int32, int32) {
+	job := d.in.job
+	nActive := int32(len(active))
+	remove := func(pods []*v1.Pod) {
+		for _, p := range pods {
+			d.deleteNow(p, true)
+			nActive--
+			terminating++
+			if isReady(p) {
+				ready--
+			}
+		}
+	}
+
+	if isSuspended(job) {
+		remove(d.surplus(active, len(active)))
+		return nActive, terminating, ready
+	}
+
+	parallelism := ptr.Deref(job.Spec.Parallelism, 1)
+	var want int32
+	if job.Spec.Completions == nil {
+		// A work queue: once a pod has succeeded, the rest finish on their own.
+		if succeeded > 0 {
+			want = nActive
+		} else {
+			want = parallelism
+		}
+	} else {
+		want = max(0, min(*job.Spec.Completions-succeeded, parallelism))
+	}
+
+	if excess := d.surplus(active, int(max(0, nActive-want))); len(excess) > 0 {
+		// One kind of pod write per sync: deletions first.
+		if len(excess) > maxPodWritesPerSync {
+			excess = excess[:maxPodWritesPerSync]
+		}
+		remove(excess)
+		return nActive, terminating, ready
+	}
+
+	occupied := nActive
+	if replacesOnlyFailed(job) {
+		occupied += terminating
+	}
+	missing := want - occupied
+	if missing <= 0 {
+		return nActive, terminating, ready
+	}
+	if !hasPerIndexLimit(job) {
+		if wait := d.in.retry.remaining(d.backoff.failures, d.backoff.lastFailure, d.in.now); wait > 0 {
+			d.requeueIn(wait)
+			return nActive, terminating, ready
+		}
+	}
+	missing = min(missing, maxPodWritesPerSync)
+
+	if !isIndexed(job) {
+		for range missing {
+			d.creates = append(d.creates, d.newPod(noIndex))
+		}
+		return nActive + missing, terminating, ready
+	}
+
+	indexes := d.pendingIndexes(active, int(missing))
+	if hasPerIndexLimit(job) {
+		var wait time.Duration
+		indexes, wait = d.indexesPastBackoff(indexes)
+		if len(indexes) == 0 {
+			if wait > 0 {
+				d.requeueIn(wait)
+			}
+			return nActive, terminating, ready
+		}
+	}
+	for _, ix := range indexes {
+		d.creates = append(d.creates, d.newPod(ix))
+	}
+	return nActive + int32(len(indexes)), terminating, ready
+}
+
+// surplus picks at least n active pods to delete. For an Indexed Job it
+// always picks pods without a valid index and all but one pod of a repeated
+// index.
+func (d *decision) surplus(active []*v1.Pod, n int) []*v1.Pod {
+	var picked, rest []*v1.Pod
+	if isIndexed(d.in.job) {
+		completions := completionsOf(d.in.job)
+		byIndex := map[int][]*v1.Pod{}
+		var order []int
+		for _, p := range active {
+			ix := completionIndexOf(p)
+			if ix == noIndex || ix >= completions {
+				picked = append(picked, p)
+				continue
+			}
+			if _, seen := byIndex[ix]; !seen {
+				order = append(order, ix)
+			}
+			byIndex[ix] = append(byIndex[ix], p)
+		}
+		slices.Sort(order)
+		for _, ix := range order {
+			group := byIndex[ix]
+			if len(group) > 1 {
+				group = slices.Clone(group)
+				sortForDeletion(group)
+				picked = append(picked, group[:len(group)-1]...)
+				group = group[len(group)-1:]
+			}
+			rest = append(rest, group...)
+		}
+	} else {
+		rest = slices.Clone(active)
+	}
+	if len(picked) < n {
+		sortForDeletion(rest)
+		picked = append(picked, rest[:min(len(rest), n-len(picked))]...)
+	}
+	return picked
+}
+
+// pendingIndexes returns up to n of the lowest indexes that have no running
+// pod and are neither succeeded nor failed.
+func (d *decision) pendingIndexes(active []*v1.Pod, n int) []int {
+	job := d.in.job
+	var taken []int
+	for _, p := range active {
+		if ix := completionIndexOf(p); ix != noIndex {
+			taken = append(taken, ix)
+		}
+	}
+	if replacesOnlyFailed(job) {
+		for _, p := range d.in.pods {
+			if ix := completionIndexOf(p); ix != noIndex && isTerminating(p) {
+				taken = append(taken, ix)
+			}
+		}
+	}
+	busy := d.succeeded.withIndexes(taken)
+	if d.failedIndexes != nil {
+		busy = busy.union(*d.failedIndexes)
+	}
+	return busy.firstMissing(n, completionsOf(job))
+}
+
+// indexesPastBackoff keeps the indexes whose own retry delay has passed;
+// when none has, it returns the shortest wait.
+func (d *decision) indexesPastBackoff(indexes []int) ([]int, time.Duration) {
+	var ready []int
+	var wait time.Duration
+	for _, ix := range indexes {
+		prev := d.holdForReplacement[ix]
+		if prev == nil {
+			ready = append(ready, ix)
+			continue
+		}
+		left := d.in.retry.remaining(indexAllFailures(prev)+1, finishTime(prev), d.in.now)
+		if left == 0 {
+			ready = append(ready, ix)
+		} else if wait == 0 || left < wait {
+			wait = left
+		}
+	}
+	if len(ready) > 0 {
+		return ready, 0
+	}
+	return nil, wait
+}
+
+// newPod builds the pod for one more run of the Job, at completion index ix
+// for an Indexed Job.
+func (d *decision) newPod(ix int) *v1.Pod {
+	job := d.in.job
+	tmpl := &job.Spec.Template
+	p := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace:    job.Namespace,
+			GenerateName: job.Name + "-",
+			Labels:       make(map[string]string, len(tmpl.Labels)+1),
+			Annotations:  make(map[string]string, len(tmpl.Annotations)+3),
+			Finalizers:   slices.Clone(tmpl.Finalizers),
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion:         batch.SchemeGroupVersion.String(),
+				Kind:               "Job",
+				Name:               job.Name,
+				UID:                job.UID,
+				Controller:         ptr.To(true),
+				BlockOwnerDeletion: ptr.To(true),
+			}},
+		},
+		Spec: *tmpl.Spec.DeepCopy(),
+	}
+	for k, v := range tmpl.Labels {
+		p.Labels[k] = v
+	}
+	for k, v := range tmpl.Annotations {
+		p.Annotations[k] = v
+	}
+	if !slices.Contains(p.Finalizers, batch.JobTrackingFinalizer) {
+		p.Finalizers = append(p.Finalizers, batch.JobTrackingFinalizer)
+	}
+	if ix == noIndex {
+		return p
+	}
+	text := strconv.Itoa(ix)
+	p.GenerateName = indexedNamePrefix(job.Name, ix)
+	p.Labels[batch.JobCompletionIndexAnnotation] = text
+	p.Annotations[batch.JobCompletionIndexAnnotation] = text
+	p.Spec.Hostname = fmt.Sprintf("%s-%d", job.Name, ix)
+	for i := range p.Spec.InitContainers {
+		addIndexEnv(&p.Spec.InitContainers[i])
+	}
+	for i := range p.Spec.Containers {
+		addIndexEnv(&p.Spec.Containers[i])
+	}
+	if hasPerIndexLimit(job) {
+		counted, ignored := d.inheritedFailures(ix)
+		p.Annotations[batch.JobIndexFailureCountAnnotation] = strconv.Itoa(int(counted))
+		if ignored > 0 {
+			p.Annotations[batch.JobIndexIgnoredFailureCountAnnotation] = strconv.Itoa(int(ignored))
+		}
+	}
+	return p
+}
+
+// inheritedFailures carries the failure counts of the index's last failed
+// pod, plus that pod's own failure, to its replacement.
+func (d *decision) inheritedFailures(ix int) (counted, ignored int32) {
+	prev := d.holdForReplacement[ix]
+	if prev == nil {
+		return 0, 0
+	}
+	counted = indexFailures(prev)
+	ignored = annotationCount(prev, batch.JobIndexIgnoredFailureCountAnnotation)
+	if judgeFailure(d.in.job.Spec.PodFailurePolicy, prev).counts {
+		counted = saturatingInc(counted)
+	} else {
+		ignored = saturatingInc(ignored)
+	}
+	return counted, ignored
+}
+
+func saturatingInc(n int32) int32 {
+	if n == math.MaxInt32 {
+		return n
+	}
+	return n + 1
+}
+
+// maxGenerateNameLength leaves room for the five random characters the
+// apiserver appends within a 63-character name.
+const maxGenerateNameLength = 58
+
+// indexedNamePrefix is "<job>-<index>-", shortening the Job name when the
+// whole would not fit.
+func indexedNamePrefix(jobName string, ix int) string {
+	suffix := "-" + strconv.Itoa(ix) + "-"
+	if len(jobName)+len(suffix) > maxGenerateNameLength {
+		jobName = jobName[:max(0, maxGenerateNameLength-len(suffix))]
+	}
+	return jobName + suffix
+}
+
+// addIndexEnv exposes the completion index label as JOB_COMPLETION_INDEX,
+// unless the container already defines that variable.
+func addIndexEnv(c *v1.Container) {
+	for _, e := range c.Env {
+		if e.Name == completionIndexEnv {
+			return
+		}
+	}
+	c.Env = append(c.Env, v1.EnvVar{
+		Name: completionIndexEnv,
+		ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{
+			FieldPath: fmt.Sprintf("metadata.labels['%s']", batch.JobCompletionIndexAnnotation),
+		}},
+	})
+}
+
+// track is the second, pure stage: given how the pod writes went, it picks
+// the finished pods whose finalizer can go and records them in the status
+// to write first.
+func (d *decision) track(out outcome) *tracking {
+	in := d.in
+	job := in.job
+	t := &tracking{in: in, status: *d.status.DeepCopy()}
+	st := &t.status
+	finishing := d.finishing
+	if out.createsFailed > 0 {
+		st.Active -= out.createsFailed
+	}
+	if out.deletesFailed > 0 {
+		st.Active += out.deletesFailed
+		*st.Terminating -= out.deletesFailed
+		*st.Ready += out.readyDeletesFailed
+		// A pod still runs: the Job cannot end in this sync.
+		finishing = nil
+	}
+
+	indexed := isIndexed(job)
+	completions := completionsOf(job)
+	pods := in.pods
+	if indexed {
+		pods = slices.Clone(pods)
+		slices.SortStableFunc(pods, func(a, b *v1.Pod) int { return completionIndexOf(a) - completionIndexOf(b) })
+	}
+
+	t.withFinalizer = make(map[types.UID]struct{}, len(pods))
+	for _, p := range pods {
+		if d.tracked(p) {
+			t.withFinalizer[p.UID] = struct{}{}
+		}
+	}
+	countRemovedFinalizers(st, t.withFinalizer)
+
+	unc := st.UncountedTerminatedPods
+	failing := finishing != nil && finishing.Type != batch.JobSuccessCriteriaMet
+	var newIndexes []int
+	for _, p := range pods {
+		if !d.tracked(p) {
+			continue
+		}
+		failed := isFailed(job, p)
+		if !d.canDropFinalizer(p, failed, finishing) {
+			continue
+		}
+		t.dropFinalizers = append(t.dropFinalizers, p)
+		_, wasFailed := d.uncountedFailed[p.UID]
+		switch {
+		case p.Status.Phase == v1.PodSucceeded && !wasFailed:
+			if indexed {
+				if ix := completionIndexOf(p); ix != noIndex && ix < completions && !d.prevSucceeded.has(ix) {
+					newIndexes = append(newIndexes, ix)
+				}
+			} else if _, ok := d.uncountedSucceeded[p.UID]; !ok {
+				unc.Succeeded = append(unc.Succeeded, p.UID)
+			}
+		case failed || failing:
+			ix := completionIndexOf(p)
+			if !wasFailed && (!indexed || (ix != noIndex && ix < completions)) && judgeFailure(job.Spec.PodFailurePolicy, p).counts {
+				unc.Failed = append(unc.Failed, p.UID)
+			}
+		}
+		if len(newIndexes)+len(unc.Succeeded)+len(unc.Failed) >= maxUncounted {
+			t.capped = true
+			break
+		}
+	}
+
+	if indexed {
+		done := d.succeeded.withIndexes(newIndexes)
+		st.Succeeded = int32(done.count())
+		st.CompletedIndexes = done.String()
+		if d.failedIndexes != nil {
+			st.FailedIndexes = ptr.To(d.failedIndexes.String())
+		} else {
+			st.FailedIndexes = nil
+		}
+	}
+
+	switch {
+	case finishing == nil:
+	case finishing.Type == batch.JobFailureTarget:
+		// Record why the Job fails before its pods can disappear.
+		st.Conditions = append(st.Conditions, *finishing)
+		t.final = newCondition(batch.JobFailed, v1.ConditionTrue, finishing.Reason, finishing.Message, in.now)
+	case finishing.Type == batch.JobSuccessCriteriaMet:
+		if trueCondition(st, batch.JobSuccessCriteriaMet) == nil {
+			st.Conditions = append(st.Conditions, *finishing)
+		}
+		t.final = newCondition(batch.JobComplete, v1.ConditionTrue, finishing.Reason, finishing.Message, in.now)
+	default:
+		t.final = finishing
+	}
+	return t
+}
+
+// canDropFinalizer: a finished pod's finalizer goes once it is recorded,
+// except a failed pod whose index still needs its replacement; when the Job
+// is ending or being deleted every finalizer goes.
+func (d *decision) canDropFinalizer(p *v1.Pod, failed bool, finishing *batch.JobCondition) bool {
+	if d.in.job.DeletionTimestamp != nil || finishing != nil || p.Status.Phase == v1.PodSucceeded {
+		return true
+	}
+	if !failed {
+		return false
+	}
+	if ix := completionIndexOf(p); ix != noIndex && hasPerIndexLimit(d.in.job) {
+		if held := d.holdForReplacement[ix]; held != nil && held.UID == p.UID {
+			return false
+		}
+	}
+	return true
+}
+
+// countRemovedFinalizers moves the uncounted pods that no longer carry a
+// finalizer into the succeeded and failed counters, and reports whether it
+// moved any.
+func countRemovedFinalizers(st *batch.JobStatus, withFinalizer map[types.UID]struct{}) bool {
+	unc := st.UncountedTerminatedPods
+	keep := func(uids []types.UID) ([]types.UID, int32) {
+		var kept []types.UID
+		for _, u := range uids {
+			if _, ok := withFinalizer[u]; ok {
+				kept = append(kept, u)
+			}
+		}
+		return kept, int32(len(uids) - len(kept))
+	}
+	var s, f int32
+	unc.Succeeded, s = keep(unc.Succeeded)
+	unc.Failed, f = keep(unc.Failed)
+	st.Succeeded += s
+	st.Failed += f
+	return s+f > 0
+}
+
+// settle is the third, pure stage: with the finalizers of dropped pods gone,
+// their pods are counted, and the Job ends when nothing is left uncounted or
+// terminating.
+func (t *tracking) settle(dropped map[types.UID]bool) *settlement {
+	s := &settlement{status: *t.status.DeepCopy()}
+	st := &s.status
+	still := make(map[types.UID]struct{}, len(t.withFinalizer))
+	for u := range t.withFinalizer {
+		if !dropped[u] {
+			still[u] = struct{}{}
+		}
+	}
+	countRemovedFinalizers(st, still)
+
+	if t.final == nil || t.capped {
+		return s
+	}
+	unc := st.UncountedTerminatedPods
+	if len(unc.Succeeded)+len(unc.Failed) > 0 || ptr.Deref(st.Terminating, 0) > 0 {
+		return s
+	}
+	f := t.final
+	setCondition(st, f.Type, f.Status, f.Reason, f.Message, f.LastTransitionTime.Time)
+	s.finished = true
+	job := t.in.job
+	if f.Type == batch.JobComplete {
+		st.CompletionTime = ptr.To(f.LastTransitionTime)
+		if job.Spec.Completions != nil && st.Succeeded > *job.Spec.Completions {
+			s.events = append(s.events, event{v1.EventTypeWarning, ReasonTooManySucceededPods, "Too many succeeded pods running after completion count reached"})
+		}
+		s.events = append(s.events, event{v1.EventTypeNormal, ReasonCompleted, "Job completed"})
+	} else {
+		s.events = append(s.events, event{v1.EventTypeWarning, f.Reason, f.Message})
+	}
+	return s
+}
