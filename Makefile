@@ -8,9 +8,8 @@ COMPONENT := k8s.io/component-base/version
 # `kubectl version` reports the server as $(K8S).
 LDFLAGS   := -X $(COMPONENT).gitVersion=$(K8S) -X $(COMPONENT).gitMajor=1 -X $(COMPONENT).gitMinor=37 \
              -X $(COMPONENT).gitTreeState=clean -X $(COMPONENT).buildDate=2026-11-01T00:00:00Z
-export QUARTET_LDFLAGS := $(LDFLAGS)
 
-.PHONY: help build run test verify
+.PHONY: help build run test verify lint print-ldflags
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
@@ -20,5 +19,18 @@ build: ## build bin/quartet
 run: build ## build and run `quartet up` on its defaults (~/.quartet, port 6443, 3 nodes)
 	./$(BIN) up
 
-test: build ## unit, integration and end-to-end tests
-	$(GO) test ./...
+test: build ## unit, integration and end-to-end tests (builds bin/quartet first)
+	QUARTET_BIN=$(abspath $(BIN)) $(GO) test -timeout 40m ./...
+
+verify: lint ## gofmt, go vet and golangci-lint
+	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+lint: bin/golangci-lint ## golangci-lint, pinned in tools/go.mod
+	./bin/golangci-lint run ./...
+
+bin/golangci-lint: tools/go.mod tools/go.sum
+	cd tools && $(GO) build -o ../bin/golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
+print-ldflags: # used by the test harness to build the binary the same way
+	@echo "$(LDFLAGS)"
