@@ -1,0 +1,183 @@
+package statefulset
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// persistentVolumeClaimRetentionPolicy works through owner references, so
+// that the garbage collector, not this controller, deletes claims:
+//
+//	whenDeleted  whenScaled  claim of a pod in range   claim of a scaled-down pod
+//	Retain       Retain      no reference              no reference
+//	Delete       Retain      controller ref to set     controller ref to set
+//	Retain       Delete      no reference              controller ref to pod
+//	Delete       Delete      controller ref to set     controller ref to pod
+//
+// A claim is left alone when a reference names the set or pod but with
+// another UID (it belonged to an earlier incarnation), and the set's and
+// pod's references are removed when some other controller owns the claim.
+
+func retentionPolicy(set *appsv1.StatefulSet) appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy {
+	p := appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
+		WhenDeleted: appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
+		WhenScaled:  appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
+	}
+	if set.Spec.PersistentVolumeClaimRetentionPolicy != nil {
+		p = *set.Spec.PersistentVolumeClaimRetentionPolicy
+	}
+	return p
+}
+
+// retainsAll is true for the default policy, under which claims carry no
+// references from the set or its pods.
+func retainsAll(set *appsv1.StatefulSet) bool {
+	p := retentionPolicy(set)
+	return p.WhenDeleted != appsv1.DeletePersistentVolumeClaimRetentionPolicyType &&
+		p.WhenScaled != appsv1.DeletePersistentVolumeClaimRetentionPolicyType
+}
+
+// wantedClaimOwners says which owner references the claims of pod should
+// carry under set's policy.
+func wantedClaimOwners(set *appsv1.StatefulSet, pod *v1.Pod) (bySet, byPod bool) {
+	p := retentionPolicy(set)
+	deleteOnScale := p.WhenScaled == appsv1.DeletePersistentVolumeClaimRetentionPolicyType
+	deleteWithSet := p.WhenDeleted == appsv1.DeletePersistentVolumeClaimRetentionPolicyType
+	scaledDown := !inOrdinalRange(set, pod)
+	byPod = deleteOnScale && scaledDown
+	bySet = deleteWithSet && !byPod
+	return bySet, byPod
+}
+
+// refersTo reports whether ref names obj as an object of kind gvk, whatever
+// the UID.
+func refersTo(ref *metav1.OwnerReference, obj metav1.Object, gvk schema.GroupVersionKind) bool {
+	return ref.Name == obj.GetName() && ref.Kind == gvk.Kind && ref.APIVersion == gvk.GroupVersion().String()
+}
+
+// hasOwnerUID reports an owner reference to obj's UID.
+func hasOwnerUID(claim *v1.PersistentVolumeClaim, obj metav1.Object) bool {
+	for i := range claim.OwnerReferences {
+		if claim.OwnerReferences[i].UID == obj.GetUID() {
+			return true
+		}
+	}
+	return false
+}
+
+// refersToEarlier reports that the first reference naming obj carries another
+// UID: the claim was owned by an earlier object of that name.
+func refersToEarlier(claim *v1.PersistentVolumeClaim, obj metav1.Object, gvk schema.GroupVersionKind) bool {
+	for i := range claim.OwnerReferences {
+		if refersTo(&claim.OwnerReferences[i], obj, gvk) {
+			return claim.OwnerReferences[i].UID != obj.GetUID()
+		}
+	}
+	return false
+}
+
+// foreignController reports that, under a policy that deletes claims, the
+// claim is controlled by something other than set and pod, or refers to an
+// earlier set or pod of the same name. The retention policy then does not
+// apply to it.
+func foreignController(claim *v1.PersistentVolumeClaim, set *appsv1.StatefulSet, pod *v1.Pod) bool {
+	if retainsAll(set) {
+		return false
+	}
+	for i := range claim.OwnerReferences {
+		ref := &claim.OwnerReferences[i]
+		switch {
+		case refersTo(ref, set, setKind):
+			if ref.UID != set.UID {
+				return true
+			}
+		case refersTo(ref, pod, podKind):
+			if ref.UID != pod.UID {
+				return true
+			}
+		case ref.Controller != nil && *ref.Controller:
+			return true
+		}
+	}
+	return false
+}
+
+// plainOwnerRef reports a reference to set's or pod's UID that is not a
+// controller reference, which the policy always rewrites.
+func plainOwnerRef(claim *v1.PersistentVolumeClaim, set *appsv1.StatefulSet, pod *v1.Pod) bool {
+	for i := range claim.OwnerReferences {
+		ref := &claim.OwnerReferences[i]
+		if (ref.UID == set.UID || ref.UID == pod.UID) && (ref.Controller == nil || !*ref.Controller) {
+			return true
+		}
+	}
+	return false
+}
+
+// claimOwnersCurrent reports whether claim's owner references already say
+// what set's retention policy wants for pod's claim.
+func claimOwnersCurrent(claim *v1.PersistentVolumeClaim, set *appsv1.StatefulSet, pod *v1.Pod) bool {
+	if refersToEarlier(claim, set, setKind) || refersToEarlier(claim, pod, podKind) {
+		return true
+	}
+	if foreignController(claim, set, pod) {
+		return !hasOwnerUID(claim, set) && !hasOwnerUID(claim, pod)
+	}
+	if plainOwnerRef(claim, set, pod) {
+		return false
+	}
+	bySet, byPod := wantedClaimOwners(set, pod)
+	return hasOwnerUID(claim, set) == bySet && hasOwnerUID(claim, pod) == byPod
+}
+
+// withPolicyOwners returns a copy of claim whose references to set and pod
+// are what set's policy wants for pod; references to anything else are kept.
+func withPolicyOwners(claim *v1.PersistentVolumeClaim, set *appsv1.StatefulSet, pod *v1.Pod) *v1.PersistentVolumeClaim {
+	out := claim.DeepCopy()
+	foreign := foreignController(claim, set, pod)
+	refs := make([]metav1.OwnerReference, 0, len(claim.OwnerReferences)+1)
+	for _, ref := range claim.OwnerReferences {
+		if refersTo(&ref, set, setKind) || refersTo(&ref, pod, podKind) {
+			continue
+		}
+		refs = append(refs, ref)
+	}
+	if !foreign {
+		bySet, byPod := wantedClaimOwners(set, pod)
+		if byPod {
+			refs = addControllerRefOnce(refs, pod, podKind)
+		}
+		if bySet {
+			refs = addControllerRefOnce(refs, set, setKind)
+		}
+	}
+	out.OwnerReferences = refs
+	return out
+}
+
+func addControllerRefOnce(refs []metav1.OwnerReference, owner metav1.Object, gvk schema.GroupVersionKind) []metav1.OwnerReference {
+	for _, ref := range refs {
+		if ref.UID == owner.GetUID() {
+			return refs
+		}
+	}
+	return append(refs, *metav1.NewControllerRef(owner, gvk))
+}
+
+// claimIsStale reports that a claim of the pod about to be created still
+// refers to an earlier pod of that name while set deletes claims on scale
+// down: the garbage collector is about to delete it, and the pod must wait
+// rather than mount it.
+func claimIsStale(set *appsv1.StatefulSet, pod *v1.Pod, claims map[string]*v1.PersistentVolumeClaim) bool {
+	if retentionPolicy(set).WhenScaled != appsv1.DeletePersistentVolumeClaimRetentionPolicyType {
+		return false
+	}
+	for _, want := range claimsFor(set, pod) {
+		if claim, ok := claims[want.Name]; ok && refersToEarlier(claim, pod, podKind) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,77 @@
+package statefulset
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/record"
+)
+
+// Event reasons. All but the last two are upstream's, with upstream's
+// messages, so that `kubectl describe sts` and `kubectl get events` read the
+// same with either implementation.
+const (
+	reasonSuccessfulCreate      = "SuccessfulCreate"
+	reasonFailedCreate          = "FailedCreate"
+	reasonSuccessfulUpdate      = "SuccessfulUpdate"
+	reasonFailedUpdate          = "FailedUpdate"
+	reasonSuccessfulDelete      = "SuccessfulDelete"
+	reasonFailedDelete          = "FailedDelete"
+	reasonConflictingController = "ConflictingController"
+	reasonUnknownStrategy       = "UnknownStrategy"
+
+	// reasonReplacingUnreadyPod is quartet's: a pod deleted by the
+	// replace-unready-after extension.
+	reasonReplacingUnreadyPod = "ReplacingUnreadyPod"
+	// reasonInvalidReplaceUnreadyAfter is quartet's: the extension's
+	// annotation is not a positive duration and is ignored.
+	reasonInvalidReplaceUnreadyAfter = "InvalidReplaceUnreadyAfter"
+)
+
+// verb is what was done to a pod or claim, as the events name it.
+type verb string
+
+const (
+	verbCreate verb = "Create"
+	verbUpdate verb = "Update"
+	verbDelete verb = "Delete"
+)
+
+func (v verb) reasons() (ok, failed string) {
+	switch v {
+	case verbCreate:
+		return reasonSuccessfulCreate, reasonFailedCreate
+	case verbUpdate:
+		return reasonSuccessfulUpdate, reasonFailedUpdate
+	}
+	return reasonSuccessfulDelete, reasonFailedDelete
+}
+
+// podEvent records the outcome of doing v to pod: "Create Pod web-0 in
+// StatefulSet web successful", or a warning that carries err.
+func podEvent(rec record.EventRecorder, set *appsv1.StatefulSet, v verb, pod string, err error) {
+	ok, failed := v.reasons()
+	if err == nil {
+		rec.Event(set, v1.EventTypeNormal, ok, fmt.Sprintf("%s Pod %s in StatefulSet %s successful", v, pod, set.Name))
+		return
+	}
+	rec.Event(set, v1.EventTypeWarning, failed, fmt.Sprintf("%s Pod %s in StatefulSet %s failed error: %s", v, pod, set.Name, err))
+}
+
+// claimEvent records the outcome of doing v to a pod's claim: "Create Claim
+// data-web-0 Pod web-0 in StatefulSet web success", or a warning that carries
+// err.
+func claimEvent(rec record.EventRecorder, set *appsv1.StatefulSet, v verb, claim, pod string, err error) {
+	ok, failed := v.reasons()
+	if err == nil {
+		rec.Event(set, v1.EventTypeNormal, ok, fmt.Sprintf("%s Claim %s Pod %s in StatefulSet %s success", v, claim, pod, set.Name))
+		return
+	}
+	rec.Event(set, v1.EventTypeWarning, failed, fmt.Sprintf("%s Claim %s for Pod %s in StatefulSet %s failed error: %s", v, claim, pod, set.Name, err))
+}
+
+// conflictingControllerMessage is upstream's message, spelling included.
+func conflictingControllerMessage(claim string) string {
+	return fmt.Sprintf("PersistentVolumeClaim %s has a conflicting OwnerReference that acts as a manging controller, the retention policy is ignored for this claim", claim)
+}

@@ -1,0 +1,285 @@
+package statefulset
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+var (
+	// setKind and podKind are the kinds written into owner references.
+	setKind = appsv1.SchemeGroupVersion.WithKind("StatefulSet")
+	podKind = v1.SchemeGroupVersion.WithKind("Pod")
+)
+
+// splitPodName reads a StatefulSet pod's name as "<parent>-<ordinal>", where
+// the ordinal is the run of decimal digits after the last dash. A name without
+// such a suffix has no parent and ordinal -1; a suffix too large for an int32
+// keeps its parent but has ordinal -1, which makes the pod ignored rather than
+// managed.
+func splitPodName(name string) (parent string, ordinal int) {
+	dash := strings.LastIndexByte(name, '-')
+	if dash < 0 || dash == len(name)-1 {
+		return "", -1
+	}
+	digits := name[dash+1:]
+	for i := 0; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return "", -1
+		}
+	}
+	n, err := strconv.ParseInt(digits, 10, 32)
+	if err != nil {
+		return name[:dash], -1
+	}
+	return name[:dash], int(n)
+}
+
+// ordinalOf is the ordinal encoded in pod's name, or -1.
+func ordinalOf(pod *v1.Pod) int {
+	_, ord := splitPodName(pod.Name)
+	return ord
+}
+
+// firstOrdinal is spec.ordinals.start, the ordinal of the set's first pod.
+func firstOrdinal(set *appsv1.StatefulSet) int {
+	if set.Spec.Ordinals == nil {
+		return 0
+	}
+	return int(set.Spec.Ordinals.Start)
+}
+
+// replicaCount is spec.replicas; the apiserver defaults it to 1.
+func replicaCount(set *appsv1.StatefulSet) int {
+	if set.Spec.Replicas == nil {
+		return 1
+	}
+	return int(*set.Spec.Replicas)
+}
+
+// inOrdinalRange reports whether pod's ordinal is one the set currently wants:
+// [start, start+replicas).
+func inOrdinalRange(set *appsv1.StatefulSet, pod *v1.Pod) bool {
+	ord := ordinalOf(pod)
+	start := firstOrdinal(set)
+	return ord >= start && ord < start+replicaCount(set)
+}
+
+// podNameFor is the name of the set's pod with the given ordinal.
+func podNameFor(set *appsv1.StatefulSet, ordinal int) string {
+	return set.Name + "-" + strconv.Itoa(ordinal)
+}
+
+// claimNameFor is the name of the claim that template gives the pod with the
+// given ordinal: <template>-<set>-<ordinal>.
+func claimNameFor(set *appsv1.StatefulSet, template string, ordinal int) string {
+	return fmt.Sprintf("%s-%s-%d", template, set.Name, ordinal)
+}
+
+// belongsByName reports whether pod's name makes it one of set's pods. Pods
+// whose names do not are released even when the selector matches them.
+func belongsByName(set *appsv1.StatefulSet, pod *v1.Pod) bool {
+	parent, _ := splitPodName(pod.Name)
+	return parent == set.Name
+}
+
+// hasIdentity reports whether pod carries the network identity of its
+// ordinal: its name, namespace and pod-name label.
+func hasIdentity(set *appsv1.StatefulSet, pod *v1.Pod) bool {
+	parent, ord := splitPodName(pod.Name)
+	if ord < 0 || parent != set.Name || pod.Namespace != set.Namespace {
+		return false
+	}
+	return pod.Name == podNameFor(set, ord) && pod.Labels[appsv1.StatefulSetPodNameLabel] == pod.Name
+}
+
+// hasStorage reports whether every volumeClaimTemplate is mounted in pod as
+// the claim of pod's ordinal.
+func hasStorage(set *appsv1.StatefulSet, pod *v1.Pod) bool {
+	ord := ordinalOf(pod)
+	if ord < 0 {
+		return false
+	}
+	for _, tmpl := range set.Spec.VolumeClaimTemplates {
+		want := claimNameFor(set, tmpl.Name, ord)
+		found := false
+		for i := range pod.Spec.Volumes {
+			vol := &pod.Spec.Volumes[i]
+			if vol.Name != tmpl.Name {
+				continue
+			}
+			found = vol.PersistentVolumeClaim != nil && vol.PersistentVolumeClaim.ClaimName == want
+			break
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// setIdentity gives pod the name, namespace and identity labels of its
+// ordinal. Hostname and subdomain are immutable on a pod, so only newPod sets
+// them.
+func setIdentity(set *appsv1.StatefulSet, pod *v1.Pod) {
+	ord := ordinalOf(pod)
+	pod.Name = podNameFor(set, ord)
+	pod.Namespace = set.Namespace
+	if pod.Labels == nil {
+		pod.Labels = map[string]string{}
+	}
+	pod.Labels[appsv1.StatefulSetPodNameLabel] = pod.Name
+	pod.Labels[appsv1.PodIndexLabel] = strconv.Itoa(ord)
+}
+
+// setStorage mounts the claims of pod's ordinal under the template names,
+// replacing any volume of the same name, and keeps the pod's other volumes.
+func setStorage(set *appsv1.StatefulSet, pod *v1.Pod) {
+	ord := ordinalOf(pod)
+	templates := map[string]bool{}
+	volumes := make([]v1.Volume, 0, len(pod.Spec.Volumes)+len(set.Spec.VolumeClaimTemplates))
+	for _, tmpl := range set.Spec.VolumeClaimTemplates {
+		templates[tmpl.Name] = true
+		volumes = append(volumes, v1.Volume{
+			Name: tmpl.Name,
+			VolumeSource: v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{
+				ClaimName: claimNameFor(set, tmpl.Name, ord),
+			}},
+		})
+	}
+	for _, vol := range pod.Spec.Volumes {
+		if !templates[vol.Name] {
+			volumes = append(volumes, vol)
+		}
+	}
+	pod.Spec.Volumes = volumes
+}
+
+// claimsFor returns the claims set's templates give pod, in template order:
+// each template with its name made per-ordinal, the set's namespace, and the
+// set's selector labels added.
+func claimsFor(set *appsv1.StatefulSet, pod *v1.Pod) []*v1.PersistentVolumeClaim {
+	ord := ordinalOf(pod)
+	claims := make([]*v1.PersistentVolumeClaim, 0, len(set.Spec.VolumeClaimTemplates))
+	for i := range set.Spec.VolumeClaimTemplates {
+		claim := set.Spec.VolumeClaimTemplates[i].DeepCopy()
+		claim.Name = claimNameFor(set, set.Spec.VolumeClaimTemplates[i].Name, ord)
+		claim.Namespace = set.Namespace
+		if set.Spec.Selector != nil && len(set.Spec.Selector.MatchLabels) > 0 {
+			if claim.Labels == nil {
+				claim.Labels = make(map[string]string, len(set.Spec.Selector.MatchLabels))
+			}
+			for k, v := range set.Spec.Selector.MatchLabels {
+				claim.Labels[k] = v
+			}
+		}
+		claims = append(claims, claim)
+	}
+	return claims
+}
+
+// generateNamePrefix is the generateName a controller gives its pods: the
+// set's name and a dash, or just the name when the dash would make it invalid.
+func generateNamePrefix(name string) string {
+	prefix := name + "-"
+	if len(validation.NameIsDNSSubdomain(prefix, true)) != 0 {
+		return name
+	}
+	return prefix
+}
+
+// newPod builds the pod for ordinal from source's template (the set as of the
+// revision the pod is created at) and labels it with revision.
+func newPod(source *appsv1.StatefulSet, ordinal int, revision string) *v1.Pod {
+	tmpl := &source.Spec.Template
+	pod := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            podNameFor(source, ordinal),
+			GenerateName:    generateNamePrefix(source.Name),
+			Labels:          make(map[string]string, len(tmpl.Labels)+3),
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(source, setKind)},
+		},
+		Spec: *tmpl.Spec.DeepCopy(),
+	}
+	for k, v := range tmpl.Labels {
+		pod.Labels[k] = v
+	}
+	if tmpl.Annotations != nil {
+		pod.Annotations = make(map[string]string, len(tmpl.Annotations))
+		for k, v := range tmpl.Annotations {
+			pod.Annotations[k] = v
+		}
+	}
+	if len(tmpl.Finalizers) > 0 {
+		pod.Finalizers = append([]string(nil), tmpl.Finalizers...)
+	}
+	setIdentity(source, pod)
+	pod.Spec.Hostname = pod.Name
+	pod.Spec.Subdomain = source.Spec.ServiceName
+	setStorage(source, pod)
+	pod.Labels[appsv1.StatefulSetRevisionLabel] = revision
+	return pod
+}
+
+// revisionOf is the controller-revision-hash label of pod.
+func revisionOf(pod *v1.Pod) string {
+	return pod.Labels[appsv1.StatefulSetRevisionLabel]
+}
+
+// podExists tells a pod read from the apiserver, which always has a phase,
+// from a pod the plan has only built.
+func podExists(pod *v1.Pod) bool { return pod.Status.Phase != "" }
+
+func isTerminating(pod *v1.Pod) bool { return pod.DeletionTimestamp != nil }
+
+// hasFinished reports a terminal phase. A StatefulSet pod never should finish,
+// so either phase means the pod must be replaced.
+func hasFinished(pod *v1.Pod) bool {
+	return pod.Status.Phase == v1.PodFailed || pod.Status.Phase == v1.PodSucceeded
+}
+
+func readyCondition(pod *v1.Pod) *v1.PodCondition {
+	for i := range pod.Status.Conditions {
+		if pod.Status.Conditions[i].Type == v1.PodReady {
+			return &pod.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func isReady(pod *v1.Pod) bool {
+	c := readyCondition(pod)
+	return c != nil && c.Status == v1.ConditionTrue
+}
+
+// isRunningAndReady is the OrderedReady gate: phase Running and condition
+// Ready.
+func isRunningAndReady(pod *v1.Pod) bool {
+	return pod.Status.Phase == v1.PodRunning && isReady(pod)
+}
+
+// isAvailable reports that pod has been Ready for minReadySeconds at now.
+func isAvailable(pod *v1.Pod, minReadySeconds int32, now time.Time) bool {
+	c := readyCondition(pod)
+	if c == nil || c.Status != v1.ConditionTrue {
+		return false
+	}
+	if minReadySeconds == 0 {
+		return true
+	}
+	if c.LastTransitionTime.IsZero() {
+		return false
+	}
+	return !c.LastTransitionTime.Add(time.Duration(minReadySeconds) * time.Second).After(now)
+}
+
+// isUnavailable counts against maxUnavailable: not available, or going away.
+func isUnavailable(pod *v1.Pod, minReadySeconds int32, now time.Time) bool {
+	return isTerminating(pod) || !isAvailable(pod, minReadySeconds, now)
+}

@@ -1,0 +1,600 @@
+package statefulset
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// taskKind is what one task does for one pod.
+type taskKind string
+
+const (
+	// taskCreate creates the pod's missing claims, then the pod, then brings
+	// the owner references of the pod's existing claims in line with the
+	// retention policy.
+	taskCreate taskKind = "Create"
+	// taskClaims, for a Pending pod, creates claims that have gone missing
+	// and brings claim owner references in line with the retention policy.
+	taskClaims taskKind = "Claims"
+	// taskConform restores a pod's identity labels and volumes and its
+	// claims' owner references.
+	taskConform taskKind = "Conform"
+	// taskOwners brings the claims of a pod that is about to be scaled away
+	// in line with the retention policy.
+	taskOwners taskKind = "Owners"
+	// taskDelete deletes the pod.
+	taskDelete taskKind = "Delete"
+)
+
+// ownerChange is what one claim of a pod needs for the retention policy.
+type ownerChange struct {
+	claim string
+	// foreign: another controller owns the claim; the policy does not apply
+	// and a ConflictingController warning is recorded.
+	foreign bool
+	// update is the claim with the owner references it should have, or nil
+	// when they are right.
+	update *v1.PersistentVolumeClaim
+}
+
+// podTask is one step of a sync for one pod.
+type podTask struct {
+	kind taskKind
+	// pod is the pod to create, the pod to write (taskConform), or the cached
+	// pod the task is about.
+	pod *v1.Pod
+	// newClaims are claims to create; deletingClaims name existing claims
+	// that are being deleted, which the pod must wait for.
+	newClaims      []*v1.PersistentVolumeClaim
+	deletingClaims []string
+	owners         []ownerChange
+	// writePod: taskConform changed the pod itself, so it must be written.
+	writePod bool
+	// rollout: a taskDelete of a rolling update, which counts the pod out of
+	// status.currentReplicas once it succeeds.
+	rollout bool
+	// note is an event recorded just before the task runs.
+	note *planEvent
+}
+
+// planEvent is an event the plan records on the set.
+type planEvent struct {
+	eventType string
+	reason    string
+	message   string
+}
+
+// stage is a group of pod tasks. Each unit holds one pod's tasks, which run in
+// order and stop at the first error. A batched stage runs its units in
+// slow-start batches of growing size; otherwise units run one after another.
+// A stage in which any task fails ends the sync.
+type stage struct {
+	name    string
+	batched bool
+	units   [][]podTask
+}
+
+// syncPlan is everything one sync of a StatefulSet does.
+type syncPlan struct {
+	// events are recorded before any task runs.
+	events []planEvent
+	stages []stage
+	// status is the status to write, before the rolling-update deletions
+	// that succeed are subtracted from currentReplicas; nil writes none.
+	status *appsv1.StatefulSetStatus
+	// err is returned from the sync after the writes (an unknown update
+	// strategy, an unparsable maxUnavailable).
+	err error
+	// requeueAfter asks for another sync that soon (minReadySeconds,
+	// replace-unready-after).
+	requeueAfter time.Duration
+	// invalidReplaceAfter is the unparsable value of the
+	// replace-unready-after annotation, if any.
+	invalidReplaceAfter string
+}
+
+// planInput is what a sync knows when it plans.
+type planInput struct {
+	set *appsv1.StatefulSet
+	// pods are the pods the set owns (after adoption and release).
+	pods []*v1.Pod
+	// claims are the claims in the set's namespace, by name.
+	claims map[string]*v1.PersistentVolumeClaim
+	// current and update are the set's current and update revisions.
+	current, update *appsv1.ControllerRevision
+	collisionCount  int32
+	now             time.Time
+	// maxUnavailable is the MaxUnavailableStatefulSet feature gate (beta, on
+	// by default in 1.37): without it rolling updates replace one pod at a
+	// time.
+	maxUnavailable bool
+	// recreate is the StatefulSetRecreateStrategy feature gate.
+	recreate bool
+}
+
+// claimView is the claims of the namespace as the plan goes: the cached
+// claims, with the owner-reference updates planned so far applied, and the
+// names of claims the plan creates.
+type claimView struct {
+	cached  map[string]*v1.PersistentVolumeClaim
+	updated map[string]*v1.PersistentVolumeClaim
+	created map[string]bool
+}
+
+func (v *claimView) get(name string) *v1.PersistentVolumeClaim {
+	if c, ok := v.updated[name]; ok {
+		return c
+	}
+	return v.cached[name]
+}
+
+// toCreate returns the claims of pod that exist nowhere yet and the names of
+// those being deleted, and marks the former as created.
+func (v *claimView) toCreate(set *appsv1.StatefulSet, pod *v1.Pod) (create []*v1.PersistentVolumeClaim, deleting []string) {
+	for _, claim := range claimsFor(set, pod) {
+		if existing := v.get(claim.Name); existing != nil {
+			if existing.DeletionTimestamp != nil {
+				deleting = append(deleting, claim.Name)
+			}
+			continue
+		}
+		if v.created[claim.Name] {
+			continue
+		}
+		v.created[claim.Name] = true
+		create = append(create, claim)
+	}
+	return create, deleting
+}
+
+// ownersCurrent reports whether every existing claim of pod has the owner
+// references set's retention policy wants.
+func (v *claimView) ownersCurrent(set *appsv1.StatefulSet, pod *v1.Pod) bool {
+	for _, tmpl := range set.Spec.VolumeClaimTemplates {
+		claim := v.get(claimNameFor(set, tmpl.Name, ordinalOf(pod)))
+		if claim != nil && !claimOwnersCurrent(claim, set, pod) {
+			return false
+		}
+	}
+	return true
+}
+
+// ownerChanges plans the owner-reference updates of pod's existing claims and
+// records them in the view.
+func (v *claimView) ownerChanges(set *appsv1.StatefulSet, pod *v1.Pod) []ownerChange {
+	var changes []ownerChange
+	for _, tmpl := range set.Spec.VolumeClaimTemplates {
+		name := claimNameFor(set, tmpl.Name, ordinalOf(pod))
+		claim := v.get(name)
+		if claim == nil {
+			continue
+		}
+		change := ownerChange{claim: name, foreign: foreignController(claim, set, pod)}
+		if !claimOwnersCurrent(claim, set, pod) {
+			change.update = withPolicyOwners(claim, set, pod)
+			v.updated[name] = change.update
+		}
+		if change.foreign || change.update != nil {
+			changes = append(changes, change)
+		}
+	}
+	return changes
+}
+
+// plan decides one sync of a StatefulSet: which pods to create, conform and
+// delete, in which order, which claims to create and re-own, the status to
+// write and when to look again. It reads nothing but its input.
+func plan(in planInput) (*syncPlan, error) {
+	set := in.set
+	currentSet, err := restoreRevision(set, in.current)
+	if err != nil {
+		return nil, err
+	}
+	updateSet := currentSet
+	if in.update.Name != in.current.Name {
+		if updateSet, err = restoreRevision(set, in.update); err != nil {
+			return nil, err
+		}
+	}
+
+	p := &syncPlan{}
+	if set.Spec.UpdateStrategy.Type == appsv1.RecreateStatefulSetStrategyType {
+		msg := fmt.Sprintf("statefulset %s/%s uses Recreate strategy but feature gate StatefulSetRecreateStrategy is disabled", set.Namespace, set.Name)
+		if in.recreate {
+			msg = fmt.Sprintf("statefulset %s/%s uses Recreate strategy, which quartet does not implement", set.Namespace, set.Name)
+		}
+		p.events = append(p.events, planEvent{v1.EventTypeWarning, reasonUnknownStrategy, msg})
+		p.err = fmt.Errorf("%s", msg)
+		return p, nil
+	}
+
+	status := &appsv1.StatefulSetStatus{
+		ObservedGeneration: set.Generation,
+		CurrentRevision:    in.current.Name,
+		UpdateRevision:     in.update.Name,
+		CollisionCount:     &in.collisionCount,
+		Conditions:         append([]appsv1.StatefulSetCondition(nil), set.Status.Conditions...),
+	}
+	p.status = status
+	minReady := set.Spec.MinReadySeconds
+
+	// Sort the pods into the ordinals the set wants and the ones it does not
+	// (condemned, highest first), and build the pods that are missing.
+	start, count := firstOrdinal(set), replicaCount(set)
+	replicas := make([]*v1.Pod, count)
+	var condemned []*v1.Pod
+	for _, pod := range in.pods {
+		switch ord := ordinalOf(pod); {
+		case ord >= start && ord < start+count:
+			replicas[ord-start] = pod
+		case ord >= 0:
+			condemned = append(condemned, pod)
+		}
+	}
+	for i := range replicas {
+		if replicas[i] == nil {
+			replicas[i] = podForOrdinal(set, currentSet, updateSet, in, start+i)
+		}
+	}
+	sort.SliceStable(condemned, func(i, j int) bool { return ordinalOf(condemned[i]) > ordinalOf(condemned[j]) })
+
+	if set.DeletionTimestamp != nil {
+		*status = countPods(*status, minReady, in.now, in.pods)
+		p.requeueAfter = nextAvailabilityCheck(set, status, in.pods, in.now)
+		return p, nil
+	}
+	*status = countPods(*status, minReady, in.now, replicas, condemned)
+	p.requeueAfter = nextAvailabilityCheck(set, status, in.pods, in.now)
+
+	// The lowest unavailable pod, replicas before condemned: an ordered
+	// scale-down may remove it even though it is unhealthy.
+	var firstUnhealthy *v1.Pod
+	for _, pod := range replicas {
+		if firstUnhealthy == nil && isUnavailable(pod, minReady, in.now) {
+			firstUnhealthy = pod
+		}
+	}
+	for i := len(condemned) - 1; i >= 0 && firstUnhealthy == nil; i-- {
+		if isUnavailable(condemned[i], minReady, in.now) {
+			firstUnhealthy = condemned[i]
+		}
+	}
+
+	ordered := set.Spec.PodManagementPolicy != appsv1.ParallelPodManagement
+	view := &claimView{cached: in.claims, updated: map[string]*v1.PersistentVolumeClaim{}, created: map[string]bool{}}
+
+	replace := planReplaceUnready(set, replicas, in, ordered)
+	p.invalidReplaceAfter = replace.invalid
+	p.requeueAfter = earliest(p.requeueAfter, replace.requeueAfter)
+	p.addStage(stage{name: "replace-unready", units: replace.units})
+
+	// Bring each wanted ordinal into being and into shape. OrderedReady stops
+	// at the first pod that is not Running, Ready and available.
+	live := stage{name: "replicas", batched: !ordered}
+	stopped := false
+	for _, pod := range replicas {
+		tasks, blocks := replicaTasks(set, pod, view, ordered, in.now)
+		if len(tasks) > 0 {
+			live.units = append(live.units, tasks)
+		}
+		if blocks && ordered {
+			stopped = true
+			break
+		}
+	}
+	p.addStage(live)
+	if stopped {
+		return p, nil
+	}
+
+	owners := stage{name: "condemned-claims", batched: !ordered}
+	for _, pod := range condemned {
+		if !view.ownersCurrent(set, pod) {
+			owners.units = append(owners.units, []podTask{{kind: taskOwners, pod: pod, owners: view.ownerChanges(set, pod)}})
+		}
+	}
+	p.addStage(owners)
+
+	// Scale down, highest ordinal first. OrderedReady removes one pod per
+	// sync and waits for it to be gone; it will not remove a pod while a
+	// lower one is unhealthy, except the lowest unhealthy pod itself.
+	down := stage{name: "scale-down", batched: !ordered}
+	for _, pod := range condemned {
+		if isTerminating(pod) {
+			if ordered {
+				stopped = true
+				break
+			}
+			continue
+		}
+		if ordered && pod != firstUnhealthy && !(isRunningAndReady(pod) && isAvailable(pod, minReady, in.now)) {
+			stopped = true
+			break
+		}
+		down.units = append(down.units, []podTask{{kind: taskDelete, pod: pod}})
+		if ordered {
+			stopped = true
+			break
+		}
+	}
+	p.addStage(down)
+	if stopped || set.Spec.UpdateStrategy.Type != appsv1.RollingUpdateStatefulSetStrategyType {
+		return p, nil
+	}
+
+	var rollout []*v1.Pod
+	if in.maxUnavailable {
+		rollout, p.err = rolloutVictims(set, replicas, in.update.Name, ordered, in.now)
+	} else {
+		rollout = rolloutVictimOneAtATime(set, replicas, in.update.Name, in.now)
+	}
+	update := stage{name: "rolling-update"}
+	for _, pod := range rollout {
+		if replace.replacing[pod.Name] {
+			continue
+		}
+		update.units = append(update.units, []podTask{{kind: taskDelete, pod: pod, rollout: true}})
+	}
+	p.addStage(update)
+	return p, nil
+}
+
+func (p *syncPlan) addStage(s stage) {
+	if len(s.units) > 0 {
+		p.stages = append(p.stages, s)
+	}
+}
+
+// podForOrdinal builds the pod a missing ordinal gets. Below the partition it
+// is made at the current revision, at and above it at the update revision.
+// With updateStrategy RollingUpdate but no rollingUpdate block, ordinals below
+// status.currentReplicas stay at the current revision; with OnDelete every
+// new pod is at the update revision.
+func podForOrdinal(set, currentSet, updateSet *appsv1.StatefulSet, in planInput, ordinal int) *v1.Pod {
+	start := firstOrdinal(set)
+	current := false
+	if ru := set.Spec.UpdateStrategy.RollingUpdate; ru != nil {
+		current = ordinal < start+int(partitionOf(ru))
+	} else if set.Spec.UpdateStrategy.Type == appsv1.RollingUpdateStatefulSetStrategyType {
+		current = ordinal < start+int(set.Status.CurrentReplicas)
+	}
+	if current {
+		return newPod(currentSet, ordinal, in.current.Name)
+	}
+	return newPod(updateSet, ordinal, in.update.Name)
+}
+
+func partitionOf(ru *appsv1.RollingUpdateStatefulSetStrategy) int32 {
+	if ru == nil || ru.Partition == nil {
+		return 0
+	}
+	return *ru.Partition
+}
+
+// replicaTasks plans one wanted ordinal. blocks reports that an OrderedReady
+// set must not look at higher ordinals in this sync.
+func replicaTasks(set *appsv1.StatefulSet, pod *v1.Pod, view *claimView, ordered bool, now time.Time) (tasks []podTask, blocks bool) {
+	// A pod that ran to completion or failed is deleted; the next sync,
+	// after it is gone, creates it again with the same name and claims.
+	if hasFinished(pod) {
+		if !isTerminating(pod) {
+			tasks = append(tasks, podTask{kind: taskDelete, pod: pod})
+		}
+		return tasks, true
+	}
+	if !podExists(pod) {
+		if claimIsStale(set, pod, view.cached) {
+			return nil, true
+		}
+		// Owner references are set on claims that already exist; a claim
+		// created now gets them in a later sync, once it is in the cache.
+		t := podTask{kind: taskCreate, pod: pod, owners: view.ownerChanges(set, pod)}
+		t.newClaims, t.deletingClaims = view.toCreate(set, pod)
+		// A pod built this sync is already conformant, so a Parallel set
+		// moves on to the next ordinal too.
+		return append(tasks, t), true
+	}
+	if pod.Status.Phase == v1.PodPending {
+		t := podTask{kind: taskClaims, pod: pod}
+		t.newClaims, t.deletingClaims = view.toCreate(set, pod)
+		t.owners = view.ownerChanges(set, pod)
+		if len(t.newClaims) > 0 || len(t.deletingClaims) > 0 || len(t.owners) > 0 {
+			tasks = append(tasks, t)
+		}
+	}
+	if ordered && (isTerminating(pod) || !isRunningAndReady(pod) || !isAvailable(pod, set.Spec.MinReadySeconds, now)) {
+		return tasks, true
+	}
+	identity, storage := hasIdentity(set, pod), hasStorage(set, pod)
+	if identity && storage && view.ownersCurrent(set, pod) {
+		return tasks, false
+	}
+	t := podTask{kind: taskConform, pod: pod.DeepCopy()}
+	if !identity {
+		setIdentity(set, t.pod)
+		t.writePod = true
+	}
+	if !storage {
+		setStorage(set, t.pod)
+		t.writePod = true
+		t.newClaims, t.deletingClaims = view.toCreate(set, t.pod)
+	}
+	t.owners = view.ownerChanges(set, t.pod)
+	return append(tasks, t), false
+}
+
+// resolveMaxUnavailable turns rollingUpdate.maxUnavailable into a pod count:
+// 1 when unset, percentages of replicas rounded down, and never less than 1.
+func resolveMaxUnavailable(set *appsv1.StatefulSet) (int, error) {
+	ru := set.Spec.UpdateStrategy.RollingUpdate
+	if ru == nil || ru.MaxUnavailable == nil {
+		return 1, nil
+	}
+	n, err := intstr.GetScaledValueFromIntOrPercent(ru.MaxUnavailable, replicaCount(set), false)
+	if err != nil {
+		return 0, err
+	}
+	return max(n, 1), nil
+}
+
+// rolloutVictims picks the pods a rolling update deletes in this sync, with
+// maxUnavailable: outdated pods at or above the partition, highest ordinal
+// first, while the count of unavailable pods stays within maxUnavailable. A
+// Parallel set first replaces the outdated pods that are already
+// unavailable, which costs no availability, and only then spends the budget.
+func rolloutVictims(set *appsv1.StatefulSet, replicas []*v1.Pod, updateRevision string, ordered bool, now time.Time) ([]*v1.Pod, error) {
+	budget, err := resolveMaxUnavailable(set)
+	if err != nil {
+		return nil, err
+	}
+	minReady := set.Spec.MinReadySeconds
+	partition := int(partitionOf(set.Spec.UpdateStrategy.RollingUpdate))
+	outdated := func(pod *v1.Pod) bool { return revisionOf(pod) != updateRevision }
+
+	unavailable, stuck := 0, 0
+	for _, pod := range replicas {
+		if !isUnavailable(pod, minReady, now) {
+			continue
+		}
+		unavailable++
+		if !ordered && outdated(pod) && !isTerminating(pod) {
+			stuck++
+		}
+	}
+	if unavailable >= budget && stuck == 0 {
+		return nil, nil
+	}
+
+	var victims []*v1.Pod
+	if !ordered {
+		for i := len(replicas) - 1; i >= partition; i-- {
+			pod := replicas[i]
+			if outdated(pod) && !isTerminating(pod) && !isAvailable(pod, minReady, now) {
+				victims = append(victims, pod)
+			}
+		}
+		left := budget - unavailable
+		for i := len(replicas) - 1; i >= partition && left > 0; i-- {
+			pod := replicas[i]
+			if outdated(pod) && !isUnavailable(pod, minReady, now) {
+				victims = append(victims, pod)
+				left--
+			}
+		}
+		return victims, nil
+	}
+	for i := len(replicas) - 1; i >= partition && len(victims) < budget-unavailable; i-- {
+		if pod := replicas[i]; outdated(pod) && !isTerminating(pod) {
+			victims = append(victims, pod)
+		}
+	}
+	return victims, nil
+}
+
+// rolloutVictimOneAtATime is the rolling update without maxUnavailable: from
+// the highest ordinal down to the partition, delete the first outdated pod,
+// but stop at an updated pod that is not yet available.
+func rolloutVictimOneAtATime(set *appsv1.StatefulSet, replicas []*v1.Pod, updateRevision string, now time.Time) []*v1.Pod {
+	partition := int(partitionOf(set.Spec.UpdateStrategy.RollingUpdate))
+	for i := len(replicas) - 1; i >= partition; i-- {
+		pod := replicas[i]
+		if revisionOf(pod) != updateRevision && !isTerminating(pod) {
+			return []*v1.Pod{pod}
+		}
+		if isUnavailable(pod, set.Spec.MinReadySeconds, now) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// countPods fills the replica counts of status from pods: replicas exist,
+// ready ones are Running and Ready, available ones have been Ready for
+// minReadySeconds, current and updated ones are at those revisions and not
+// terminating.
+func countPods(status appsv1.StatefulSetStatus, minReady int32, now time.Time, lists ...[]*v1.Pod) appsv1.StatefulSetStatus {
+	status.Replicas, status.ReadyReplicas, status.AvailableReplicas = 0, 0, 0
+	status.CurrentReplicas, status.UpdatedReplicas = 0, 0
+	for _, pods := range lists {
+		for _, pod := range pods {
+			if !podExists(pod) {
+				continue
+			}
+			status.Replicas++
+			if isRunningAndReady(pod) {
+				status.ReadyReplicas++
+				if isAvailable(pod, minReady, now) {
+					status.AvailableReplicas++
+				}
+			}
+			if isTerminating(pod) {
+				continue
+			}
+			switch revisionOf(pod) {
+			case status.CurrentRevision:
+				status.CurrentReplicas++
+				if status.UpdateRevision == status.CurrentRevision {
+					status.UpdatedReplicas++
+				}
+			case status.UpdateRevision:
+				status.UpdatedReplicas++
+			}
+		}
+	}
+	return status
+}
+
+// finishStatus is the status a sync writes: base less the rolling-update
+// deletions that succeeded and, once every replica is updated and ready, the
+// update revision promoted to current.
+func finishStatus(set *appsv1.StatefulSet, base appsv1.StatefulSetStatus, rolledOut int) appsv1.StatefulSetStatus {
+	status := *base.DeepCopy()
+	status.CurrentReplicas -= int32(rolledOut)
+	want := int32(replicaCount(set))
+	if status.UpdatedReplicas == want && status.ReadyReplicas == want && status.Replicas == want {
+		status.CurrentReplicas = status.UpdatedReplicas
+		status.CurrentRevision = status.UpdateRevision
+	}
+	return status
+}
+
+// nextAvailabilityCheck is how long until the next ready pod becomes
+// available, when minReadySeconds keeps readyReplicas and availableReplicas
+// apart; minReadySeconds itself when no pod gives a time.
+func nextAvailabilityCheck(set *appsv1.StatefulSet, status *appsv1.StatefulSetStatus, pods []*v1.Pod, now time.Time) time.Duration {
+	minReady := set.Spec.MinReadySeconds
+	if minReady <= 0 || status.ReadyReplicas == status.AvailableReplicas {
+		return 0
+	}
+	wait := time.Duration(minReady) * time.Second
+	var soonest time.Duration
+	for _, pod := range pods {
+		c := readyCondition(pod)
+		if c == nil || c.Status != v1.ConditionTrue || c.LastTransitionTime.IsZero() {
+			continue
+		}
+		if left := c.LastTransitionTime.Add(wait).Sub(now); left > 0 && (soonest == 0 || left < soonest) {
+			soonest = left
+		}
+	}
+	if soonest > 0 {
+		return soonest
+	}
+	return wait
+}
+
+// earliest is the sooner of two requeue delays, where 0 means none.
+func earliest(a, b time.Duration) time.Duration {
+	switch {
+	case a == 0:
+		return b
+	case b == 0:
+		return a
+	}
+	return min(a, b)
+}

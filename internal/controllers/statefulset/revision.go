@@ -1,0 +1,231 @@
+package statefulset
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	appsdefaults "k8s.io/kubernetes/pkg/apis/apps/v1"
+	"k8s.io/kubernetes/pkg/controller/history"
+	"k8s.io/utils/lru"
+)
+
+// templatePatch is the data of a StatefulSet ControllerRevision: a strategic
+// merge patch that puts set's pod template back, {"spec":{"template":{
+// "$patch":"replace", ...}}}. The bytes must equal what every Kubernetes
+// release since 1.34 writes, because the controller-revision-hash label and
+// the revision's name are a hash of them and `kubectl rollout undo` applies
+// them. Going through a generic map sorts every object's keys, which is the
+// form upstream's revisions have.
+func templatePatch(set *appsv1.StatefulSet) ([]byte, error) {
+	encoded, err := json.Marshal(&set.Spec.Template)
+	if err != nil {
+		return nil, err
+	}
+	var template map[string]interface{}
+	if err := json.Unmarshal(encoded, &template); err != nil {
+		return nil, err
+	}
+	template["$patch"] = "replace"
+	return json.Marshal(map[string]interface{}{
+		"spec": map[string]interface{}{"template": template},
+	})
+}
+
+// buildRevision is the ControllerRevision that records set's template as
+// revision number number. Its name and hash label come from the data and
+// collisionCount; it carries the template's labels and the set's annotations
+// (kubectl rollout history shows kubernetes.io/change-cause from there).
+func buildRevision(set *appsv1.StatefulSet, number int64, collisionCount *int32) (*appsv1.ControllerRevision, error) {
+	data, err := templatePatch(set)
+	if err != nil {
+		return nil, err
+	}
+	rev, err := history.NewControllerRevision(set, setKind, set.Spec.Template.Labels,
+		runtime.RawExtension{Raw: data}, number, collisionCount)
+	if err != nil {
+		return nil, err
+	}
+	rev.Namespace = set.Namespace
+	if rev.Annotations == nil {
+		rev.Annotations = make(map[string]string, len(set.Annotations))
+	}
+	for k, v := range set.Annotations {
+		rev.Annotations[k] = v
+	}
+	return rev, nil
+}
+
+// restoreRevision returns a copy of set whose spec is set's spec with rev's
+// patch applied, which for StatefulSet revisions means set with rev's pod
+// template.
+func restoreRevision(set *appsv1.StatefulSet, rev *appsv1.ControllerRevision) (*appsv1.StatefulSet, error) {
+	spec, err := json.Marshal(struct {
+		Spec appsv1.StatefulSetSpec `json:"spec"`
+	}{set.Spec})
+	if err != nil {
+		return nil, err
+	}
+	merged, err := strategicpatch.StrategicMergePatch(spec, rev.Data.Raw, &appsv1.StatefulSet{})
+	if err != nil {
+		return nil, fmt.Errorf("applying ControllerRevision %s: %w", rev.Name, err)
+	}
+	var restored struct {
+		Spec appsv1.StatefulSetSpec `json:"spec"`
+	}
+	if err := json.Unmarshal(merged, &restored); err != nil {
+		return nil, fmt.Errorf("applying ControllerRevision %s: %w", rev.Name, err)
+	}
+	out := set.DeepCopy()
+	out.Spec = restored.Spec
+	return out, nil
+}
+
+// sortRevisions orders revisions by revision number, then creation time, then
+// name: the order history and truncation use.
+func sortRevisions(revisions []*appsv1.ControllerRevision) {
+	history.SortControllerRevisions(revisions)
+}
+
+func sameData(a, b *appsv1.ControllerRevision) bool {
+	return history.EqualRevision(a, b)
+}
+
+// revisionMemo remembers that a set's generation restores to an existing
+// revision, so the comparison, which patches and defaults a whole set, runs
+// once per generation rather than once per sync.
+type revisionMemo interface {
+	Get(key lru.Key) (interface{}, bool)
+	Add(key lru.Key, value interface{})
+}
+
+type memoKey struct {
+	set        types.UID
+	generation int64
+	revisionRV string
+}
+
+// restoresTo reports whether latest, restored onto set and defaulted as the
+// apiserver would, records the same template as proposed. Revisions written by
+// Kubernetes before 1.34 differ from today's bytes (they carried
+// "creationTimestamp":null) without differing in meaning; treating them as
+// the update revision keeps an upgrade from rolling every pod.
+func restoresTo(set *appsv1.StatefulSet, proposed, latest *appsv1.ControllerRevision, memo revisionMemo) bool {
+	key := memoKey{set: set.UID, generation: set.Generation, revisionRV: latest.ResourceVersion}
+	if memo != nil {
+		if _, ok := memo.Get(key); ok {
+			return true
+		}
+	}
+	restored, err := restoreRevision(set, latest)
+	if err != nil {
+		return false
+	}
+	appsdefaults.SetObjectDefaults_StatefulSet(restored)
+	rebuilt, err := buildRevision(restored, -1, nil)
+	if err != nil || !bytes.Equal(rebuilt.Data.Raw, proposed.Data.Raw) {
+		return false
+	}
+	if memo != nil {
+		memo.Add(key, true)
+	}
+	return true
+}
+
+// revisionChoice is what the revision step of a sync must do before pods can
+// be planned.
+type revisionChoice struct {
+	// update is the set's update revision when it already exists unchanged.
+	update *appsv1.ControllerRevision
+	// create is a revision to create when no existing one records the
+	// template (create == nil when update or renumber is set).
+	create *appsv1.ControllerRevision
+	// renumber is an existing revision that records the template but is not
+	// the newest: a rollback, which gives it the next revision number.
+	renumber       *appsv1.ControllerRevision
+	renumberTo     int64
+	collisionCount int32
+}
+
+// chooseRevisions decides the update revision of set among its revisions,
+// which must be sorted: the newest revision if it records set's template, an
+// older one moved to the front if one does (a rollback, as after `kubectl
+// rollout undo`), or a new one.
+func chooseRevisions(set *appsv1.StatefulSet, revisions []*appsv1.ControllerRevision, semantic bool, memo revisionMemo) (revisionChoice, error) {
+	var choice revisionChoice
+	if set.Status.CollisionCount != nil {
+		choice.collisionCount = *set.Status.CollisionCount
+	}
+	next := int64(1)
+	if n := len(revisions); n > 0 {
+		next = revisions[n-1].Revision + 1
+	}
+	proposed, err := buildRevision(set, next, &choice.collisionCount)
+	if err != nil {
+		return choice, err
+	}
+	var lastEqual *appsv1.ControllerRevision
+	for _, rev := range revisions {
+		if sameData(rev, proposed) {
+			lastEqual = rev
+		}
+	}
+	switch {
+	case lastEqual != nil && sameData(revisions[len(revisions)-1], lastEqual):
+		choice.update = revisions[len(revisions)-1]
+	case lastEqual != nil:
+		choice.renumber, choice.renumberTo = lastEqual, next
+	case len(revisions) > 0 && semantic && restoresTo(set, proposed, revisions[len(revisions)-1], memo):
+		choice.update = revisions[len(revisions)-1]
+	default:
+		choice.create = proposed
+	}
+	return choice, nil
+}
+
+// findRevision returns the revision named name, or nil.
+func findRevision(revisions []*appsv1.ControllerRevision, name string) *appsv1.ControllerRevision {
+	for _, rev := range revisions {
+		if rev.Name == name {
+			return rev
+		}
+	}
+	return nil
+}
+
+// revisionsToPrune returns the revisions beyond set's revisionHistoryLimit,
+// oldest first; revisions must be sorted. A revision is live, and never pruned, while it is the current
+// or update revision or any pod is labelled with it.
+func revisionsToPrune(set *appsv1.StatefulSet, pods []*v1.Pod, revisions []*appsv1.ControllerRevision, live ...string) []*appsv1.ControllerRevision {
+	limit := 10
+	if set.Spec.RevisionHistoryLimit != nil {
+		limit = int(*set.Spec.RevisionHistoryLimit)
+	}
+	if limit < 0 {
+		return nil
+	}
+	inUse := map[string]bool{}
+	for _, name := range live {
+		if name != "" {
+			inUse[name] = true
+		}
+	}
+	for _, pod := range pods {
+		inUse[revisionOf(pod)] = true
+	}
+	var old []*appsv1.ControllerRevision
+	for _, rev := range revisions {
+		if !inUse[rev.Name] {
+			old = append(old, rev)
+		}
+	}
+	if len(old) <= limit {
+		return nil
+	}
+	return old[:len(old)-limit]
+}
