@@ -86,7 +86,7 @@ func policy(p batchv1.ConcurrencyPolicy) cjOption {
 func deadline(seconds int64) cjOption {
 	return func(cj *batchv1.CronJob) { cj.Spec.StartingDeadlineSeconds = ptr.To(seconds) }
 }
-func suspended() cjOption { return func(cj *batchv1.CronJob) { cj.Spec.Suspend = ptr.To(true) } }
+func suspended() cjOption      { return func(cj *batchv1.CronJob) { cj.Spec.Suspend = ptr.To(true) } }
 func inZone(z string) cjOption { return func(cj *batchv1.CronJob) { cj.Spec.TimeZone = ptr.To(z) } }
 func createdAt(t time.Time) cjOption {
 	return func(cj *batchv1.CronJob) { cj.CreationTimestamp = metav1.NewTime(t) }

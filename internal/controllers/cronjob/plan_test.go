@@ -343,30 +343,30 @@ func TestMakePlan(t *testing.T) {
 			want: outcome{Events: []string{warning + reasonMissSchedule}, LastSuccessful: "2026-05-19T09:05:00Z", Requeue: 59*time.Minute + 30*time.Second + d},
 		},
 		"ten minutes away, every minute, deadline 300 starts one Job": {
-			cj:  newCronJob(scheduled("*/1 * * * *"), deadline(300), lastScheduled(at("09:50:00"))),
-			now: at("10:00:00.2"),
+			cj:   newCronJob(scheduled("*/1 * * * *"), deadline(300), lastScheduled(at("09:50:00"))),
+			now:  at("10:00:00.2"),
 			want: outcome{Create: minutes(topOfHour), Requeue: 59*time.Second + 800*time.Millisecond + d},
 		},
 		"an hour away, every minute, no deadline starts one Job": {
-			cj:  newCronJob(scheduled("*/1 * * * *"), lastScheduled(prevHour)),
-			now: at("10:00:30"),
+			cj:   newCronJob(scheduled("*/1 * * * *"), lastScheduled(prevHour)),
+			now:  at("10:00:30"),
 			want: outcome{Create: minutes(topOfHour), Requeue: 30*time.Second + d},
 		},
 		"more than a hundred minutes away warns": {
-			cj:  newCronJob(scheduled("*/1 * * * *"), lastScheduled(at("08:19:00"))),
-			now: at("10:00:30"),
+			cj:   newCronJob(scheduled("*/1 * * * *"), lastScheduled(at("08:19:00"))),
+			now:  at("10:00:30"),
 			want: outcome{Events: []string{warning + reasonTooManyMissedTimes}, Create: minutes(topOfHour), Requeue: 30*time.Second + d},
 		},
 		"exactly a hundred minutes away does not warn": {
-			cj:  newCronJob(scheduled("*/1 * * * *"), lastScheduled(at("08:20:00"))),
-			now: at("10:00:30"),
+			cj:   newCronJob(scheduled("*/1 * * * *"), lastScheduled(at("08:20:00"))),
+			now:  at("10:00:30"),
 			want: outcome{Create: minutes(topOfHour), Requeue: 30*time.Second + d},
 		},
 
 		// Clocks and names.
 		"clock went back before the last scheduled time": {
-			cj:  newCronJob(policy(batchv1.ForbidConcurrent), lastScheduled(topOfHour)),
-			now: at("09:59:00"),
+			cj:   newCronJob(policy(batchv1.ForbidConcurrent), lastScheduled(topOfHour)),
+			now:  at("09:59:00"),
 			want: outcome{Requeue: time.Hour + time.Minute + d},
 		},
 		"scheduled time's Job already in status.active": {
@@ -388,8 +388,8 @@ func TestMakePlan(t *testing.T) {
 			want: outcome{Events: []string{normal + reasonMissingJob}, Requeue: 30*time.Minute + d},
 		},
 		"active Job not in the cache but still there blocks Forbid": {
-			cj:  newCronJob(policy(batchv1.ForbidConcurrent), lastScheduled(prevHour), listing(running(prevHour))),
-			now: at("10:01:00"),
+			cj:   newCronJob(policy(batchv1.ForbidConcurrent), lastScheduled(prevHour), listing(running(prevHour))),
+			now:  at("10:01:00"),
 			want: outcome{Events: []string{normal + reasonJobAlreadyActive}, Active: []string{minutes(prevHour)}, Requeue: 59*time.Minute + d},
 		},
 		"unexpected running Job is reported, not adopted": {
@@ -427,18 +427,18 @@ func TestMakePlan(t *testing.T) {
 			want: outcome{Create: minutes(at("10:01:00")), Requeue: 59*time.Minute + 30*time.Second + d},
 		},
 		"every, prev ran, is time": {
-			cj:  newCronJob(scheduled("@every 1h"), lastScheduled(at("10:01:00"))),
-			now: at("11:01:00"),
+			cj:   newCronJob(scheduled("@every 1h"), lastScheduled(at("10:01:00"))),
+			now:  at("11:01:00"),
 			want: outcome{Create: minutes(at("11:01:00")), Requeue: time.Hour + d},
 		},
 		"every, deadline shorter than the period still runs": {
-			cj:  newCronJob(scheduled("@every 1h"), deadline(10), lastScheduled(at("10:01:00"))),
-			now: at("11:01:05"),
+			cj:   newCronJob(scheduled("@every 1h"), deadline(10), lastScheduled(at("10:01:00"))),
+			now:  at("11:01:05"),
 			want: outcome{Create: minutes(at("11:01:00")), Requeue: 59*time.Minute + 55*time.Second + d},
 		},
 		"every, past the deadline": {
-			cj:  newCronJob(scheduled("@every 1h"), deadline(10), lastScheduled(at("10:01:00"))),
-			now: at("11:01:11"),
+			cj:   newCronJob(scheduled("@every 1h"), deadline(10), lastScheduled(at("10:01:00"))),
+			now:  at("11:01:11"),
 			want: outcome{Events: []string{warning + reasonMissSchedule}, Requeue: 59*time.Minute + 49*time.Second + d},
 		},
 		"every, still active, Forbid": {
@@ -447,8 +447,8 @@ func TestMakePlan(t *testing.T) {
 			want: outcome{Events: []string{normal + reasonJobAlreadyActive}, Active: []string{minutes(at("10:01:00"))}, Requeue: time.Hour + d},
 		},
 		"every, a week overdue": {
-			cj:  newCronJob(scheduled("@every 1h"), lastScheduled(at("10:01:00"))),
-			now: utc("2026-05-26T10:30:00Z"),
+			cj:   newCronJob(scheduled("@every 1h"), lastScheduled(at("10:01:00"))),
+			now:  utc("2026-05-26T10:30:00Z"),
 			want: outcome{Events: []string{warning + reasonTooManyMissedTimes}, Create: minutes(utc("2026-05-26T10:01:00Z")), Requeue: 31*time.Minute + d},
 		},
 		"every ten seconds runs once a minute: the name is taken": {
@@ -459,13 +459,13 @@ func TestMakePlan(t *testing.T) {
 
 		// Daylight saving.
 		"New York 02:30 on the spring-forward day waits a day": {
-			cj:  newCronJob(scheduled("30 2 * * *"), inZone(newYork), createdAt(utc("2026-03-07T12:00:00Z")), lastScheduled(utc("2026-03-07T07:30:00Z"))),
-			now: utc("2026-03-08T07:30:00Z"), // 03:30 EDT
+			cj:   newCronJob(scheduled("30 2 * * *"), inZone(newYork), createdAt(utc("2026-03-07T12:00:00Z")), lastScheduled(utc("2026-03-07T07:30:00Z"))),
+			now:  utc("2026-03-08T07:30:00Z"), // 03:30 EDT
 			want: outcome{Requeue: 23*time.Hour + d},
 		},
 		"New York 01:30 on the fall-back day runs twice": {
-			cj:  newCronJob(scheduled("30 1 * * *"), inZone(newYork), createdAt(utc("2026-10-31T12:00:00Z")), lastScheduled(utc("2026-11-01T05:30:00Z"))),
-			now: utc("2026-11-01T06:30:01Z"), // 01:30:01 EST
+			cj:   newCronJob(scheduled("30 1 * * *"), inZone(newYork), createdAt(utc("2026-10-31T12:00:00Z")), lastScheduled(utc("2026-11-01T05:30:00Z"))),
+			now:  utc("2026-11-01T06:30:01Z"), // 01:30:01 EST
 			want: outcome{Create: minutes(utc("2026-11-01T06:30:00Z")), Requeue: 23*time.Hour + 59*time.Minute + 59*time.Second + d},
 		},
 
