@@ -1,0 +1,554 @@
+// Package process is the runtime that runs each container as a real host
+// process: its own process group, stdout and stderr kept in a CRI-format log
+// file, and, when quartet runs as root on Linux, its own mount and UTS
+// namespaces with a private root in which every volume is bind-mounted at
+// its mountPath and the hostname is the pod's.
+//
+// Processes share the host network. Every process of an instance is killed
+// when the instance ends, when the pod goes, and when quartet exits
+// (PR_SET_PDEATHSIG covers a crash of quartet itself).
+package process
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"k8s.io/utils/clock"
+
+	"quartet.dev/quartet/internal/node/logs"
+	"quartet.dev/quartet/internal/node/runtime"
+)
+
+// DefaultPath is the PATH a container gets when its env has none.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Config configures the process runtime.
+type Config struct {
+	// Isolate gives each container its own mount and UTS namespaces. It needs
+	// root on Linux; see Isolation.
+	Isolate bool
+	Clock   clock.PassiveClock
+}
+
+// Runtime is the process runtime.
+type Runtime struct {
+	isolate bool
+	clock   clock.PassiveClock
+
+	mu        sync.Mutex
+	instances map[*Instance]struct{}
+	wg        sync.WaitGroup
+}
+
+var _ runtime.Runtime = (*Runtime)(nil)
+
+// New returns a process runtime.
+func New(cfg Config) *Runtime {
+	c := cfg.Clock
+	if c == nil {
+		c = clock.RealClock{}
+	}
+	return &Runtime{isolate: cfg.Isolate, clock: c, instances: map[*Instance]struct{}{}}
+}
+
+// Isolation reports whether this process can give containers their own
+// namespaces, and why not when it cannot.
+func Isolation() (bool, string) { return isolationAvailable() }
+
+// Kind implements runtime.Runtime.
+func (r *Runtime) Kind() runtime.Kind { return runtime.KindProcess }
+
+// Isolated reports whether containers get their own namespaces.
+func (r *Runtime) Isolated() bool { return r.isolate }
+
+// Instance is one running (or finished) container process.
+type Instance struct {
+	id      string
+	started time.Time
+	spec    *runtime.ContainerSpec
+	root    string // the private root when isolated, else ""
+
+	mu     sync.Mutex
+	pid    int
+	exit   runtime.ExitStatus
+	exited bool
+	done   chan struct{}
+}
+
+// ID implements runtime.Instance.
+func (i *Instance) ID() string { return i.id }
+
+// StartedAt implements runtime.Instance.
+func (i *Instance) StartedAt() time.Time { return i.started }
+
+// Pid is the instance's main process (and process group) id.
+func (i *Instance) Pid() int { return i.pid }
+
+// Done is closed when the instance has ended and its processes are gone.
+func (i *Instance) Done() <-chan struct{} { return i.done }
+
+// Exited implements runtime.Instance.
+func (i *Instance) Exited() (runtime.ExitStatus, bool) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.exit, i.exited
+}
+
+// Signal implements runtime.Instance: sig goes to the whole process group.
+func (i *Instance) Signal(sig syscall.Signal) error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.exited || i.pid <= 0 {
+		return nil
+	}
+	if err := syscall.Kill(-i.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	return nil
+}
+
+// NewID returns a fresh random container ID (64 hex digits).
+func NewID() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// lookPath finds argv0 the way a container runtime does: as given when it
+// holds a slash, else in the PATH of env. root is the container's root ("" = /).
+func lookPath(root, argv0 string, env []string, workingDir string) (string, error) {
+	if argv0 == "" {
+		return "", &runtime.StartError{Message: "exec: empty command"}
+	}
+	check := func(p string) error {
+		hostPath := p
+		if root != "" {
+			hp, err := secureJoin(root, p)
+			if err != nil {
+				return err
+			}
+			hostPath = hp
+		}
+		fi, err := os.Stat(hostPath)
+		if err != nil {
+			return err
+		}
+		if fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return syscall.EACCES
+		}
+		return nil
+	}
+	if strings.Contains(argv0, "/") {
+		p := argv0
+		if !filepath.IsAbs(p) {
+			wd := workingDir
+			if wd == "" {
+				wd = "/"
+			}
+			p = filepath.Join(wd, p)
+		}
+		if err := check(p); err != nil {
+			return "", &runtime.StartError{Message: fmt.Sprintf("exec: %q: %v", argv0, unwrapPathErr(err))}
+		}
+		return p, nil
+	}
+	path := DefaultPath
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "PATH=") {
+			path = kv[len("PATH="):]
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" || !filepath.IsAbs(dir) {
+			continue
+		}
+		p := filepath.Join(dir, argv0)
+		if check(p) == nil {
+			return p, nil
+		}
+	}
+	return "", &runtime.StartError{Message: fmt.Sprintf("exec: %q: executable file not found in $PATH", argv0)}
+}
+
+func unwrapPathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// Start implements runtime.Runtime.
+func (r *Runtime) Start(ctx context.Context, spec *runtime.ContainerSpec, onExit func()) (runtime.Instance, error) {
+	id := spec.ID
+	if id == "" {
+		id = NewID()
+	}
+	if spec.StateDir != "" {
+		if err := os.MkdirAll(spec.StateDir, 0o750); err != nil {
+			return nil, err
+		}
+	}
+	logw, err := logs.Create(spec.LogPath, r.clock)
+	if err != nil {
+		return nil, fmt.Errorf("creating log file: %w", err)
+	}
+	inst := &Instance{id: string(runtime.KindProcess) + "://" + id, spec: spec, done: make(chan struct{})}
+
+	type startResult struct{ err error }
+	started := make(chan startResult, 1)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		// The thread that forks a process is its parent for PR_SET_PDEATHSIG,
+		// so this goroutine keeps the thread until the process has ended; the
+		// thread is never unlocked and dies with the goroutine (when isolated
+		// it also carries the container's namespaces).
+		goruntime.LockOSThread()
+		cmd, stdoutR, stderrR, err := r.prepare(inst, spec)
+		if err != nil {
+			logw.Close()
+			started <- startResult{err}
+			return
+		}
+		err = cmd.Start()
+		// The write ends belong to the child now.
+		cmd.Stdout.(*os.File).Close()
+		cmd.Stderr.(*os.File).Close()
+		if cmd.Stdin != nil {
+			cmd.Stdin.(*os.File).Close()
+		}
+		if err != nil {
+			stdoutR.Close()
+			stderrR.Close()
+			logw.Close()
+			started <- startResult{&runtime.StartError{Message: fmt.Sprintf("exec: %q: %v", spec.Argv[0], unwrapPathErr(err))}}
+			return
+		}
+		inst.mu.Lock()
+		inst.pid = cmd.Process.Pid
+		inst.started = r.clock.Now()
+		inst.mu.Unlock()
+		writePidFile(spec.StateDir, cmd.Process.Pid)
+		r.mu.Lock()
+		r.instances[inst] = struct{}{}
+		r.mu.Unlock()
+
+		var copiers sync.WaitGroup
+		copiers.Add(2)
+		go func() { defer copiers.Done(); _ = logw.Copy(logs.Stdout, stdoutR) }()
+		go func() { defer copiers.Done(); _ = logw.Copy(logs.Stderr, stderrR) }()
+		started <- startResult{nil}
+
+		werr := cmd.Wait()
+		// A container ends with its main process: whatever it left behind in
+		// its process group goes too.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		copied := make(chan struct{})
+		go func() { copiers.Wait(); close(copied) }()
+		select {
+		case <-copied:
+		case <-time.After(2 * time.Second):
+			// A process that left the group still holds the pipes.
+			stdoutR.Close()
+			stderrR.Close()
+			<-copied
+		}
+		stdoutR.Close()
+		stderrR.Close()
+		logw.Close()
+		removePidFile(spec.StateDir)
+
+		code := exitCode(cmd, werr)
+		inst.mu.Lock()
+		inst.exited = true
+		inst.exit = runtime.ExitStatus{ExitCode: code, Reason: runtime.ExitReason(code), FinishedAt: r.clock.Now()}
+		inst.mu.Unlock()
+		r.mu.Lock()
+		delete(r.instances, inst)
+		r.mu.Unlock()
+		close(inst.done)
+		if onExit != nil {
+			onExit()
+		}
+	}()
+	res := <-started
+	if res.err != nil {
+		return nil, res.err
+	}
+	return inst, nil
+}
+
+// prepare builds the command on the calling (locked) thread; when isolating
+// it also creates the namespaces and the private root there.
+func (r *Runtime) prepare(inst *Instance, spec *runtime.ContainerSpec) (*exec.Cmd, *os.File, *os.File, error) {
+	if len(spec.Argv) == 0 {
+		return nil, nil, nil, &runtime.StartError{Message: "exec: no command"}
+	}
+	attr := newSysProcAttr()
+	root := ""
+	workingDir := spec.WorkingDir
+	if workingDir == "" {
+		workingDir = "/"
+	}
+	if r.isolate {
+		var err error
+		root, err = enterPodNamespaces(spec)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		inst.root = root
+		setChroot(attr, root)
+	} else if fi, err := os.Stat(workingDir); err != nil || !fi.IsDir() {
+		return nil, nil, nil, &runtime.StartError{Message: fmt.Sprintf("workingDir %q does not exist on this host (without root, quartet cannot give the container its own filesystem view)", workingDir)}
+	}
+	path, err := lookPath(root, spec.Argv[0], spec.Env, workingDir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if os.Geteuid() == 0 && spec.RunAsUser != nil {
+		gid := int64(0)
+		if spec.RunAsGroup != nil {
+			gid = *spec.RunAsGroup
+		}
+		attr.Credential = &syscall.Credential{Uid: uint32(*spec.RunAsUser), Gid: uint32(gid), NoSetGroups: true}
+	}
+	stdin, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		stdin.Close()
+		return nil, nil, nil, err
+	}
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		stdin.Close()
+		stdoutR.Close()
+		stdoutW.Close()
+		return nil, nil, nil, err
+	}
+	cmd := &exec.Cmd{
+		Path:        path,
+		Args:        spec.Argv,
+		Env:         spec.Env,
+		Dir:         workingDir,
+		Stdin:       stdin,
+		Stdout:      stdoutW,
+		Stderr:      stderrW,
+		SysProcAttr: attr,
+	}
+	return cmd, stdoutR, stderrR, nil
+}
+
+func exitCode(cmd *exec.Cmd, err error) int32 {
+	if cmd.ProcessState == nil {
+		return 128
+	}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
+		if ws.Signaled() {
+			return 128 + int32(ws.Signal())
+		}
+		return int32(ws.ExitStatus())
+	}
+	return int32(cmd.ProcessState.ExitCode())
+}
+
+// Exec implements runtime.Runtime.
+func (r *Runtime) Exec(ctx context.Context, inst runtime.Instance, argv []string, timeout time.Duration) (int, []byte, error) {
+	pi, ok := inst.(*Instance)
+	if !ok {
+		return -1, nil, fmt.Errorf("process runtime: not a process instance")
+	}
+	if len(argv) == 0 {
+		return -1, nil, fmt.Errorf("exec: no command")
+	}
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+	type result struct {
+		code int
+		out  []byte
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		goruntime.LockOSThread()
+		attr := newSysProcAttr()
+		root := ""
+		if pi.root != "" {
+			pi.mu.Lock()
+			pid := pi.pid
+			pi.mu.Unlock()
+			if err := joinNamespaces(pid); err != nil {
+				res <- result{-1, nil, err}
+				return
+			}
+			root = pi.root
+			setChroot(attr, root)
+		}
+		wd := pi.spec.WorkingDir
+		if wd == "" {
+			wd = "/"
+		}
+		path, err := lookPath(root, argv[0], pi.spec.Env, wd)
+		if err != nil {
+			res <- result{-1, nil, err}
+			return
+		}
+		var out limitedBuffer
+		cmd := &exec.Cmd{Path: path, Args: argv, Env: pi.spec.Env, Dir: wd, Stdout: &out, Stderr: &out, SysProcAttr: attr}
+		if err := cmd.Start(); err != nil {
+			res <- result{-1, nil, err}
+			return
+		}
+		timer := time.AfterFunc(timeout, func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+		werr := cmd.Wait()
+		expired := !timer.Stop()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if expired {
+			res <- result{-1, out.Bytes(), fmt.Errorf("command timed out after %s", timeout)}
+			return
+		}
+		res <- result{int(exitCode(cmd, werr)), out.Bytes(), nil}
+	}()
+	select {
+	case r := <-res:
+		return r.code, r.out, r.err
+	case <-ctx.Done():
+		return -1, nil, ctx.Err()
+	}
+}
+
+// limitedBuffer keeps the first 10 KiB of a probe's output, as kubelets do.
+type limitedBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := 10*1024 - len(b.buf); room > 0 {
+		if len(p) > room {
+			b.buf = append(b.buf, p[:room]...)
+		} else {
+			b.buf = append(b.buf, p...)
+		}
+	}
+	return len(p), nil
+}
+
+func (b *limitedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]byte(nil), b.buf...)
+}
+
+// Shutdown sends SIGTERM to every running instance, SIGKILL to what is left
+// after grace, and returns once every instance has ended.
+func (r *Runtime) Shutdown(grace time.Duration) {
+	r.mu.Lock()
+	insts := make([]*Instance, 0, len(r.instances))
+	for i := range r.instances {
+		insts = append(insts, i)
+	}
+	r.mu.Unlock()
+	for _, i := range insts {
+		_ = i.Signal(syscall.SIGTERM)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	for _, i := range insts {
+		select {
+		case <-i.done:
+		case <-ctx.Done():
+		}
+	}
+	for _, i := range insts {
+		_ = i.Signal(syscall.SIGKILL)
+	}
+	r.wg.Wait()
+}
+
+// pidFile records a running instance's pid and start time so that a later
+// quartet on the same data dir can kill a process that outlived its parent.
+const pidFile = "pid"
+
+func writePidFile(dir string, pid int) {
+	if dir == "" {
+		return
+	}
+	st, err := procStartTime(pid)
+	if err != nil {
+		return
+	}
+	_ = os.WriteFile(filepath.Join(dir, pidFile), []byte(fmt.Sprintf("%d %d\n", pid, st)), 0o640)
+}
+
+func removePidFile(dir string) {
+	if dir != "" {
+		_ = os.Remove(filepath.Join(dir, pidFile))
+	}
+}
+
+// procStartTime reads a process's start time (clock ticks since boot) from /proc.
+func procStartTime(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndex(s, ")")
+	if i < 0 {
+		return 0, fmt.Errorf("malformed stat")
+	}
+	fields := strings.Fields(s[i+1:])
+	// fields[0] is the state (field 3); the start time is field 22.
+	if len(fields) < 20 {
+		return 0, fmt.Errorf("malformed stat")
+	}
+	return strconv.ParseUint(fields[19], 10, 64)
+}
+
+// KillLeftovers walks dir for pid files of instances a previous quartet
+// started and kills the process groups that are still alive, so that a
+// restarted quartet never runs a container twice. It returns how many it killed.
+func KillLeftovers(dir string) int {
+	killed := 0
+	_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() != pidFile {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil
+		}
+		var pid int
+		var st uint64
+		if _, err := fmt.Sscanf(string(b), "%d %d", &pid, &st); err != nil || pid <= 1 {
+			return nil
+		}
+		if cur, err := procStartTime(pid); err == nil && cur == st {
+			if syscall.Kill(-pid, syscall.SIGKILL) == nil {
+				killed++
+			}
+		}
+		_ = os.Remove(path)
+		return nil
+	})
+	return killed
+}

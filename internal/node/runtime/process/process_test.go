@@ -1,0 +1,235 @@
+package process
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"quartet.dev/quartet/internal/node/logs"
+	"quartet.dev/quartet/internal/node/runtime"
+)
+
+func readLog(t *testing.T, path string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := logs.Serve(context.Background(), &buf, path, logs.Options{}, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+func waitExit(t *testing.T, inst runtime.Instance) runtime.ExitStatus {
+	t.Helper()
+	select {
+	case <-inst.(*Instance).Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("instance did not exit")
+	}
+	st, ok := inst.Exited()
+	if !ok {
+		t.Fatal("Done closed but Exited false")
+	}
+	return st
+}
+
+func TestEchoAndExitCode(t *testing.T) {
+	dir := t.TempDir()
+	r := New(Config{})
+	exited := make(chan struct{})
+	inst, err := r.Start(context.Background(), &runtime.ContainerSpec{
+		Name:     "c",
+		Argv:     []string{"sh", "-c", "echo hello; echo oops >&2; exit 3"},
+		Env:      []string{"PATH=" + DefaultPath},
+		LogPath:  filepath.Join(dir, "0.log"),
+		StateDir: filepath.Join(dir, "state"),
+	}, func() { close(exited) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(inst.ID(), "process://") {
+		t.Errorf("ID = %q, want process:// prefix", inst.ID())
+	}
+	st := waitExit(t, inst)
+	<-exited
+	if st.ExitCode != 3 || st.Reason != "Error" {
+		t.Errorf("exit = %+v, want code 3 reason Error", st)
+	}
+	got := readLog(t, filepath.Join(dir, "0.log"))
+	if !strings.Contains(got, "hello\n") || !strings.Contains(got, "oops\n") {
+		t.Errorf("log = %q, want hello and oops", got)
+	}
+	var out bytes.Buffer
+	if err := logs.Serve(context.Background(), &out, filepath.Join(dir, "0.log"), logs.Options{Stream: "Stdout"}, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff("hello\n", out.String()); diff != "" {
+		t.Errorf("stdout only (-want +got):\n%s", diff)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state", pidFile)); !os.IsNotExist(err) {
+		t.Errorf("pid file left behind: %v", err)
+	}
+}
+
+func TestCommandNotFound(t *testing.T) {
+	dir := t.TempDir()
+	r := New(Config{})
+	_, err := r.Start(context.Background(), &runtime.ContainerSpec{
+		Argv:    []string{"no-such-command-quartet"},
+		LogPath: filepath.Join(dir, "0.log"),
+	}, nil)
+	if !runtime.IsStartError(err) {
+		t.Fatalf("err = %v, want a StartError", err)
+	}
+	if !strings.Contains(err.Error(), "executable file not found in $PATH") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestSignalKillsProcessGroup(t *testing.T) {
+	dir := t.TempDir()
+	r := New(Config{})
+	inst, err := r.Start(context.Background(), &runtime.ContainerSpec{
+		Argv:     []string{"sh", "-c", "sleep 300 & echo $! > " + filepath.Join(dir, "child") + "; wait"},
+		LogPath:  filepath.Join(dir, "0.log"),
+		StateDir: filepath.Join(dir, "state"),
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var childPid int
+	for i := 0; i < 100; i++ {
+		if b, err := os.ReadFile(filepath.Join(dir, "child")); err == nil && len(b) > 0 {
+			if _, err := fmtSscan(string(b), &childPid); err == nil {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if childPid == 0 {
+		t.Fatal("child pid not written")
+	}
+	if err := inst.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	st := waitExit(t, inst)
+	if st.ExitCode != 128+int32(syscall.SIGTERM) {
+		t.Errorf("exit code = %d, want 143", st.ExitCode)
+	}
+	if err := syscall.Kill(childPid, 0); err == nil {
+		// The child may be a zombie for an instant; give it a moment.
+		time.Sleep(200 * time.Millisecond)
+		if b, _ := os.ReadFile("/proc/" + itoa(childPid) + "/stat"); len(b) > 0 && !strings.Contains(string(b), ") Z") {
+			t.Errorf("child %d survived its container", childPid)
+		}
+	}
+}
+
+func TestShutdownKillsEverything(t *testing.T) {
+	dir := t.TempDir()
+	r := New(Config{})
+	var insts []runtime.Instance
+	for i := 0; i < 3; i++ {
+		inst, err := r.Start(context.Background(), &runtime.ContainerSpec{
+			Argv:    []string{"sh", "-c", "trap '' TERM; sleep 300"},
+			LogPath: filepath.Join(dir, itoa(i)+".log"),
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		insts = append(insts, inst)
+	}
+	start := time.Now()
+	r.Shutdown(300 * time.Millisecond)
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("Shutdown took %s", time.Since(start))
+	}
+	for _, inst := range insts {
+		if _, ok := inst.Exited(); !ok {
+			t.Errorf("%s still running after Shutdown", inst.ID())
+		}
+	}
+}
+
+func TestExec(t *testing.T) {
+	dir := t.TempDir()
+	r := New(Config{})
+	inst, err := r.Start(context.Background(), &runtime.ContainerSpec{
+		Argv:    []string{"sleep", "30"},
+		Env:     []string{"GREETING=hi"},
+		LogPath: filepath.Join(dir, "0.log"),
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(time.Second)
+	code, out, err := r.Exec(context.Background(), inst, []string{"sh", "-c", "echo $GREETING; exit 4"}, 5*time.Second)
+	if err != nil || code != 4 || string(out) != "hi\n" {
+		t.Errorf("Exec = %d %q %v, want 4 \"hi\\n\" nil", code, out, err)
+	}
+	_, _, err = r.Exec(context.Background(), inst, []string{"sleep", "10"}, 100*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "timed out") {
+		t.Errorf("Exec with timeout: err = %v", err)
+	}
+}
+
+func TestIsolatedContainer(t *testing.T) {
+	if ok, why := Isolation(); !ok {
+		t.Skipf("no isolation: %s", why)
+	}
+	dir := t.TempDir()
+	vol := filepath.Join(dir, "vol")
+	if err := os.MkdirAll(vol, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	resolv := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver 10.0.0.10\nsearch default.svc.cluster.local\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mountPath := "/usr/share/quartet-test-" + filepath.Base(dir) + "/html"
+	r := New(Config{Isolate: true})
+	inst, err := r.Start(context.Background(), &runtime.ContainerSpec{
+		Argv: []string{"sh", "-c", "hostname; echo written > " + mountPath + "/index.html; cat /etc/resolv.conf; mkdir -p /data/x && echo ok"},
+		Mounts: []runtime.Mount{
+			{HostPath: vol, ContainerPath: mountPath},
+			{HostPath: resolv, ContainerPath: "/etc/resolv.conf", ReadOnly: true},
+		},
+		Hostname: "web-0",
+		LogPath:  filepath.Join(dir, "0.log"),
+		StateDir: filepath.Join(dir, "state"),
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := waitExit(t, inst)
+	logText := readLog(t, filepath.Join(dir, "0.log"))
+	if st.ExitCode != 0 {
+		t.Fatalf("exit %d, log:\n%s", st.ExitCode, logText)
+	}
+	want := "web-0\nnameserver 10.0.0.10\nsearch default.svc.cluster.local\nok\n"
+	if diff := cmp.Diff(want, logText); diff != "" {
+		t.Errorf("log (-want +got):\n%s", diff)
+	}
+	if b, err := os.ReadFile(filepath.Join(vol, "index.html")); err != nil || string(b) != "written\n" {
+		t.Errorf("volume file = %q, %v", b, err)
+	}
+	host, _ := os.Hostname()
+	if host == "web-0" {
+		t.Errorf("host's hostname changed")
+	}
+	if _, err := os.Stat(filepath.Dir(mountPath)); err == nil {
+		t.Errorf("%s was created on the host", filepath.Dir(mountPath))
+	}
+}
+
+func fmtSscan(s string, v *int) (int, error) { return fmt.Sscan(strings.TrimSpace(s), v) }
+
+func itoa(i int) string { return strconv.Itoa(i) }
