@@ -66,7 +66,7 @@ func newTestJob(completions, parallelism int32, opts ...jobOpt) *batch.Job {
 	return job
 }
 
-func indexed(job *batch.Job) { job.Spec.CompletionMode = ptr.To(batch.IndexedCompletion) }
+func indexed(job *batch.Job)   { job.Spec.CompletionMode = ptr.To(batch.IndexedCompletion) }
 func suspended(job *batch.Job) { job.Spec.Suspend = ptr.To(true) }
 func onFailure(job *batch.Job) { job.Spec.Template.Spec.RestartPolicy = v1.RestartPolicyOnFailure }
 func replaceFailedOnly(job *batch.Job) {
@@ -171,7 +171,7 @@ func ready(p *v1.Pod) {
 	})
 }
 func beingDeleted(p *v1.Pod) { p.DeletionTimestamp = ptr.To(metav1.NewTime(ago(time.Hour))) }
-func unscheduled(p *v1.Pod) { p.Spec.NodeName = "" }
+func unscheduled(p *v1.Pod)  { p.Spec.NodeName = "" }
 func finishedAt(t time.Time) podOpt {
 	return func(p *v1.Pod) {
 		for i := range p.Status.ContainerStatuses {

@@ -1052,7 +1052,9 @@ func TestPlanFailJobMessage(t *testing.T) {
 			rule: batch.PodFailurePolicyRule{Action: batch.PodFailurePolicyActionFailJob, OnPodConditions: []batch.PodFailurePolicyOnPodConditionsPattern{
 				{Type: v1.DisruptionTarget, Status: v1.ConditionTrue},
 			}},
-			pod:  func(j *batch.Job) *v1.Pod { return newTestPod(j, "f1", v1.PodFailed, podCondition(v1.DisruptionTarget)) },
+			pod: func(j *batch.Job) *v1.Pod {
+				return newTestPod(j, "f1", v1.PodFailed, podCondition(v1.DisruptionTarget))
+			},
 			want: "Pod default/f1 has condition DisruptionTarget matching FailJob rule at index 0",
 		},
 	}
