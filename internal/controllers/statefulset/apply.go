@@ -181,9 +181,7 @@ func (a *applier) execute(ctx context.Context, set *appsv1.StatefulSet, p *syncP
 // call fails, so that a failing apiserver or an exhausted quota costs one
 // small batch of requests rather than all of them.
 func slowStart(units [][]podTask, fn func([]podTask) error) error {
-	size := 1
-	for len(units) > 0 {
-		size = min(size, len(units), maxInFlight)
+	for _, size := range batchSizes(len(units)) {
 		batch := units[:size]
 		units = units[size:]
 		errs := make([]error, len(batch))
@@ -195,9 +193,20 @@ func slowStart(units [][]podTask, fn func([]podTask) error) error {
 		if err := utilerrors.NewAggregate(errs); err != nil {
 			return err
 		}
-		size *= 2
 	}
 	return nil
+}
+
+// batchSizes splits n units into slow-start batches: doubling from 1, capped
+// at maxInFlight.
+func batchSizes(n int) []int {
+	var sizes []int
+	for size := 1; n > 0; size *= 2 {
+		b := min(size, n, maxInFlight)
+		sizes = append(sizes, b)
+		n -= b
+	}
+	return sizes
 }
 
 func (a *applier) runTask(ctx context.Context, set *appsv1.StatefulSet, t *podTask) error {

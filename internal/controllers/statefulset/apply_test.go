@@ -1,0 +1,508 @@
+package statefulset
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+)
+
+var (
+	podsResource   = schema.GroupResource{Resource: "pods"}
+	claimsResource = schema.GroupResource{Resource: "persistentvolumeclaims"}
+)
+
+func newTestApplier(w *fakeWriter, cached ...*v1.Pod) (*applier, *record.FakeRecorder) {
+	rec := record.NewFakeRecorder(1000)
+	byName := map[string]*v1.Pod{}
+	for _, p := range cached {
+		byName[p.Name] = p
+	}
+	return &applier{
+		pods: w, claims: w, sets: w, recorder: rec,
+		cachedPod: func(_, name string) (*v1.Pod, error) {
+			if p, ok := byName[name]; ok {
+				return p, nil
+			}
+			return nil, apierrors.NewNotFound(podsResource, name)
+		},
+		cachedSet: func(_, name string) (*appsv1.StatefulSet, error) {
+			return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "statefulsets"}, name)
+		},
+		wrote: func(*appsv1.StatefulSet, string, string) {},
+	}, rec
+}
+
+func TestApplyTasks(t *testing.T) {
+	boom := errors.New("boom")
+	tests := map[string]struct {
+		opts       []func(*appsv1.StatefulSet)
+		task       func(f *fixture) podTask
+		fail       map[string][]error
+		wantCalls  []string
+		wantEvents []string
+		wantErr    bool
+	}{
+		"create: claim first, then the pod": {
+			opts: fns(withClaims),
+			task: func(f *fixture) podTask {
+				p := newPod(f.set, 0, f.r1.Name)
+				return podTask{kind: taskCreate, pod: p, newClaims: claimsFor(f.set, p)}
+			},
+			wantCalls: []string{"create claim data-web-0", "create pod web-0"},
+			wantEvents: []string{
+				"Normal SuccessfulCreate Create Claim data-web-0 Pod web-0 in StatefulSet web success",
+				"Normal SuccessfulCreate Create Pod web-0 in StatefulSet web successful",
+			},
+		},
+		"create: a failed claim stops the pod": {
+			opts: fns(withClaims),
+			task: func(f *fixture) podTask {
+				p := newPod(f.set, 0, f.r1.Name)
+				return podTask{kind: taskCreate, pod: p, newClaims: claimsFor(f.set, p)}
+			},
+			fail:      map[string][]error{"create claim data-web-0": {boom}},
+			wantCalls: []string{"create claim data-web-0"},
+			wantEvents: []string{
+				"Warning FailedCreate Create Claim data-web-0 for Pod web-0 in StatefulSet web failed error: boom",
+				"Warning FailedCreate Create Pod web-0 in StatefulSet web failed error: failed to create PVC data-web-0: boom",
+			},
+			wantErr: true,
+		},
+		"create: a claim that already exists is no claim event, but fails the pod": {
+			opts: fns(withClaims),
+			task: func(f *fixture) podTask {
+				p := newPod(f.set, 0, f.r1.Name)
+				return podTask{kind: taskCreate, pod: p, newClaims: claimsFor(f.set, p)}
+			},
+			fail:      map[string][]error{"create claim data-web-0": {apierrors.NewAlreadyExists(claimsResource, "data-web-0")}},
+			wantCalls: []string{"create claim data-web-0"},
+			wantEvents: []string{
+				`Warning FailedCreate Create Pod web-0 in StatefulSet web failed error: failed to create PVC data-web-0: persistentvolumeclaims "data-web-0" already exists`,
+			},
+			wantErr: true,
+		},
+		"create: a claim being deleted holds the pod back": {
+			opts: fns(withClaims),
+			task: func(f *fixture) podTask {
+				return podTask{kind: taskCreate, pod: newPod(f.set, 0, f.r1.Name), deletingClaims: []string{"data-web-0"}}
+			},
+			wantEvents: []string{"Warning FailedCreate Create Pod web-0 in StatefulSet web failed error: pvc data-web-0 is being deleted"},
+			wantErr:    true,
+		},
+		"create: a pod that already exists is left to the next sync, silently": {
+			task: func(f *fixture) podTask {
+				return podTask{kind: taskCreate, pod: newPod(f.set, 0, f.r1.Name)}
+			},
+			fail:      map[string][]error{"create pod web-0": {apierrors.NewAlreadyExists(podsResource, "web-0")}},
+			wantCalls: []string{"create pod web-0"},
+			wantErr:   true,
+		},
+		"create: a refused pod is a FailedCreate": {
+			task: func(f *fixture) podTask {
+				return podTask{kind: taskCreate, pod: newPod(f.set, 0, f.r1.Name)}
+			},
+			fail:       map[string][]error{"create pod web-0": {boom}},
+			wantCalls:  []string{"create pod web-0"},
+			wantEvents: []string{"Warning FailedCreate Create Pod web-0 in StatefulSet web failed error: boom"},
+			wantErr:    true,
+		},
+		"create: existing claims get their owners after the pod": {
+			opts: fns(withClaims),
+			task: func(f *fixture) podTask {
+				c := f.claim(0)
+				return podTask{kind: taskCreate, pod: newPod(f.set, 0, f.r1.Name), owners: []ownerChange{{claim: c.Name, update: c}}}
+			},
+			wantCalls:  []string{"create pod web-0", "update claim data-web-0"},
+			wantEvents: []string{"Normal SuccessfulCreate Create Pod web-0 in StatefulSet web successful"},
+		},
+		"create: an owner update that fails is a FailedUpdate": {
+			opts: fns(withClaims),
+			task: func(f *fixture) podTask {
+				c := f.claim(0)
+				return podTask{kind: taskCreate, pod: newPod(f.set, 0, f.r1.Name), owners: []ownerChange{{claim: c.Name, update: c}}}
+			},
+			fail:       map[string][]error{"update claim data-web-0": {boom}},
+			wantCalls:  []string{"create pod web-0", "update claim data-web-0"},
+			wantEvents: []string{"Warning FailedUpdate Update Pod web-0 in StatefulSet web failed error: could not update claim data-web-0 for delete policy ownerRefs: boom"},
+			wantErr:    true,
+		},
+		"delete": {
+			task:       func(f *fixture) podTask { return podTask{kind: taskDelete, pod: f.pod(1, f.r1, ready)} },
+			wantCalls:  []string{"delete pod web-1"},
+			wantEvents: []string{"Normal SuccessfulDelete Delete Pod web-1 in StatefulSet web successful"},
+		},
+		"delete: a pod already gone counts as deleted": {
+			task:       func(f *fixture) podTask { return podTask{kind: taskDelete, pod: f.pod(1, f.r1, ready)} },
+			fail:       map[string][]error{"delete pod web-1": {apierrors.NewNotFound(podsResource, "web-1")}},
+			wantCalls:  []string{"delete pod web-1"},
+			wantEvents: []string{"Normal SuccessfulDelete Delete Pod web-1 in StatefulSet web successful"},
+		},
+		"delete: refused": {
+			task:       func(f *fixture) podTask { return podTask{kind: taskDelete, pod: f.pod(1, f.r1, ready)} },
+			fail:       map[string][]error{"delete pod web-1": {boom}},
+			wantCalls:  []string{"delete pod web-1"},
+			wantEvents: []string{"Warning FailedDelete Delete Pod web-1 in StatefulSet web failed error: boom"},
+			wantErr:    true,
+		},
+		"delete with a note": {
+			task: func(f *fixture) podTask {
+				return podTask{kind: taskDelete, pod: f.pod(1, f.r1, ready), note: &planEvent{v1.EventTypeNormal, reasonReplacingUnreadyPod, "why"}}
+			},
+			wantCalls: []string{"delete pod web-1"},
+			wantEvents: []string{
+				"Normal ReplacingUnreadyPod why",
+				"Normal SuccessfulDelete Delete Pod web-1 in StatefulSet web successful",
+			},
+		},
+		"conform: only claim owners change, the pod write is reported but not made": {
+			opts: fns(withClaims),
+			task: func(f *fixture) podTask {
+				c := f.claim(0)
+				return podTask{kind: taskConform, pod: f.pod(0, f.r1, ready), owners: []ownerChange{{claim: c.Name, update: c}}}
+			},
+			wantCalls:  []string{"update claim data-web-0"},
+			wantEvents: []string{"Normal SuccessfulUpdate Update Pod web-0 in StatefulSet web successful"},
+		},
+		"conform: a foreign controller is warned about": {
+			opts: fns(withClaims),
+			task: func(f *fixture) podTask {
+				return podTask{kind: taskConform, pod: f.pod(0, f.r1, ready), owners: []ownerChange{{claim: "data-web-0", foreign: true}}}
+			},
+			wantEvents: []string{
+				"Warning ConflictingController PersistentVolumeClaim data-web-0 has a conflicting OwnerReference that acts as a manging controller, the retention policy is ignored for this claim",
+				"Normal SuccessfulUpdate Update Pod web-0 in StatefulSet web successful",
+			},
+		},
+		"conform: the pod write is retried after a conflict": {
+			task: func(f *fixture) podTask {
+				return podTask{kind: taskConform, pod: f.pod(0, f.r1, ready), writePod: true}
+			},
+			fail:       map[string][]error{"update pod web-0": {apierrors.NewConflict(podsResource, "web-0", boom)}},
+			wantCalls:  []string{"update pod web-0", "update pod web-0"},
+			wantEvents: []string{"Normal SuccessfulUpdate Update Pod web-0 in StatefulSet web successful"},
+		},
+		"conform: a refused pod write is a FailedUpdate": {
+			task: func(f *fixture) podTask {
+				return podTask{kind: taskConform, pod: f.pod(0, f.r1, ready), writePod: true}
+			},
+			fail:       map[string][]error{"update pod web-0": {apierrors.NewForbidden(podsResource, "web-0", boom)}},
+			wantCalls:  []string{"update pod web-0"},
+			wantEvents: []string{`Warning FailedUpdate Update Pod web-0 in StatefulSet web failed error: pods "web-0" is forbidden: boom`},
+			wantErr:    true,
+		},
+		"claims of a Pending pod: failures are errors without a pod event": {
+			opts: fns(withClaims),
+			task: func(f *fixture) podTask {
+				p := f.pod(0, f.r1)
+				return podTask{kind: taskClaims, pod: p, newClaims: claimsFor(f.set, p)}
+			},
+			fail:       map[string][]error{"create claim data-web-0": {boom}},
+			wantCalls:  []string{"create claim data-web-0"},
+			wantEvents: []string{"Warning FailedCreate Create Claim data-web-0 for Pod web-0 in StatefulSet web failed error: boom"},
+			wantErr:    true,
+		},
+		"owners of a condemned pod": {
+			opts: fns(withClaims),
+			task: func(f *fixture) podTask {
+				c := f.claim(2)
+				return podTask{kind: taskOwners, pod: f.pod(2, f.r1, ready), owners: []ownerChange{{claim: c.Name, update: c}}}
+			},
+			wantCalls: []string{"update claim data-web-2"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, 3, tc.opts...)
+			w := newFakeWriter()
+			for call, errs := range tc.fail {
+				w.failNext(call, errs...)
+			}
+			task := tc.task(f)
+			a, rec := newTestApplier(w, task.pod)
+			p := &syncPlan{stages: []stage{{name: "test", units: [][]podTask{{task}}}}}
+			_, err := a.execute(context.Background(), f.set, p)
+			if (err != nil) != tc.wantErr {
+				t.Errorf("err %v, want error: %v", err, tc.wantErr)
+			}
+			if diff := cmp.Diff(tc.wantCalls, w.recorded()); diff != "" {
+				t.Errorf("calls (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantEvents, events(rec)); diff != "" {
+				t.Errorf("events (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSlowStart(t *testing.T) {
+	f := newFixture(t, 10)
+	units := func(n int) [][]podTask {
+		var out [][]podTask
+		for i := 0; i < n; i++ {
+			out = append(out, []podTask{{kind: taskCreate, pod: newPod(f.set, i, f.r1.Name)}})
+		}
+		return out
+	}
+	tests := map[string]struct {
+		units    int
+		failOn   string
+		wantN    int
+		wantFail bool
+	}{
+		"all succeed":                            {units: 10, wantN: 10},
+		"a failure in the second batch stops it": {units: 10, failOn: "create pod web-2", wantN: 3, wantFail: true},
+		"a failure in the first batch":           {units: 10, failOn: "create pod web-0", wantN: 1, wantFail: true},
+		"a failure in the fourth batch":          {units: 10, failOn: "create pod web-8", wantN: 10, wantFail: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			w := newFakeWriter()
+			if tc.failOn != "" {
+				w.failNext(tc.failOn, errors.New("quota"))
+			}
+			a, _ := newTestApplier(w)
+			p := &syncPlan{stages: []stage{
+				{name: "burst", batched: true, units: units(tc.units)},
+				{name: "after", units: [][]podTask{{{kind: taskDelete, pod: f.pod(20, f.r1, ready)}}}},
+			}}
+			_, err := a.execute(context.Background(), f.set, p)
+			if (err != nil) != tc.wantFail {
+				t.Fatalf("err %v", err)
+			}
+			calls := w.recorded()
+			creates := 0
+			for _, c := range calls {
+				if c != "delete pod web-20" {
+					creates++
+				}
+			}
+			if creates != tc.wantN {
+				t.Errorf("%d creations, want %d: %v", creates, tc.wantN, calls)
+			}
+			ranAfter := len(calls) > creates
+			if ranAfter == tc.wantFail {
+				t.Errorf("later stage ran: %v, after a failure: %v", ranAfter, tc.wantFail)
+			}
+		})
+	}
+}
+
+func TestBatchSizes(t *testing.T) {
+	tests := map[int][]int{
+		0:    nil,
+		1:    {1},
+		10:   {1, 2, 4, 3},
+		1500: {1, 2, 4, 8, 16, 32, 64, 128, 256, 500, 489},
+		2000: {1, 2, 4, 8, 16, 32, 64, 128, 256, 500, 500, 489},
+	}
+	for n, want := range tests {
+		if diff := cmp.Diff(want, batchSizes(n)); diff != "" {
+			t.Errorf("batchSizes(%d) (-want +got):\n%s", n, diff)
+		}
+	}
+}
+
+func TestExecuteSequentialStopsAtFirstError(t *testing.T) {
+	f := newFixture(t, 3)
+	w := newFakeWriter()
+	w.failNext("delete pod web-2", errors.New("nope"))
+	a, _ := newTestApplier(w)
+	p := &syncPlan{stages: []stage{{name: "rolling-update", units: [][]podTask{
+		{{kind: taskDelete, pod: f.pod(2, f.r1, ready), rollout: true}},
+		{{kind: taskDelete, pod: f.pod(1, f.r1, ready), rollout: true}},
+	}}}}
+	rolled, err := a.execute(context.Background(), f.set, p)
+	if err == nil || rolled != 0 {
+		t.Errorf("rolled out %d, err %v", rolled, err)
+	}
+	if diff := cmp.Diff([]string{"delete pod web-2"}, w.recorded()); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+
+	w = newFakeWriter()
+	a, _ = newTestApplier(w)
+	if rolled, err = a.execute(context.Background(), f.set, p); err != nil || rolled != 2 {
+		t.Errorf("rolled out %d, err %v", rolled, err)
+	}
+}
+
+func TestWriteStatus(t *testing.T) {
+	f := newFixture(t, 3)
+	same := f.set.Status
+	changed := appsv1.StatefulSetStatus{ObservedGeneration: 1, Replicas: 3}
+	tests := map[string]struct {
+		status    appsv1.StatefulSetStatus
+		fail      []error
+		wantCalls int
+		wantErr   bool
+	}{
+		"unchanged status is not written": {status: same},
+		"changed status is written once":  {status: changed, wantCalls: 1},
+		"a conflict is retried":           {status: changed, fail: []error{apierrors.NewConflict(schema.GroupResource{Resource: "statefulsets"}, "web", errors.New("x"))}, wantCalls: 2},
+		"another failure is returned":     {status: changed, fail: []error{errors.New("down")}, wantCalls: 1, wantErr: true},
+		"a higher observedGeneration alone is written": {
+			status: appsv1.StatefulSetStatus{ObservedGeneration: 5}, wantCalls: 1,
+		},
+		"a new collisionCount alone is not written (as upstream)": {
+			status: appsv1.StatefulSetStatus{CollisionCount: new(int32)},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			w := newFakeWriter()
+			w.failNext("update status web", tc.fail...)
+			a, _ := newTestApplier(w)
+			err := a.writeStatus(context.Background(), f.set, &tc.status)
+			if (err != nil) != tc.wantErr {
+				t.Errorf("err %v", err)
+			}
+			if n := len(w.recorded()); n != tc.wantCalls {
+				t.Errorf("%d status writes, want %d", n, tc.wantCalls)
+			}
+		})
+	}
+}
+
+func TestAdoptAndRelease(t *testing.T) {
+	f := newFixture(t, 3)
+	selector := labels.SelectorFromSet(f.set.Spec.Selector.MatchLabels)
+	orphan := f.pod(0, f.r1, ready)
+	orphan.OwnerReferences = nil
+	gone := f.pod(1, f.r1, ready)
+	gone.OwnerReferences = nil
+	owned := f.pod(2, f.r1, ready)
+	strayed := f.pod(3, f.r1, ready)
+	strayed.Labels = map[string]string{"app": "other"}
+	other := f.pod(4, f.r1, ready)
+	other.OwnerReferences[0].UID = "someone-else"
+	misnamed := f.pod(5, f.r1, ready)
+	misnamed.Name = "db-5"
+	misnamed.OwnerReferences = nil
+	dying := f.pod(6, f.r1, ready, terminating)
+	dying.OwnerReferences = nil
+
+	o := sortOutPods(f.set, selector, []*v1.Pod{orphan, gone, owned, strayed, other, misnamed, dying})
+	names := func(pods []*v1.Pod) []string {
+		var out []string
+		for _, p := range pods {
+			out = append(out, p.Name)
+		}
+		return out
+	}
+	if diff := cmp.Diff([]string{"web-0", "web-1", "web-2"}, names(o.owned)); diff != "" {
+		t.Errorf("owned (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"web-0", "web-1"}, names(o.adopt)); diff != "" {
+		t.Errorf("adopt (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"web-3"}, names(o.release)); diff != "" {
+		t.Errorf("release (-want +got):\n%s", diff)
+	}
+
+	w := newFakeWriter()
+	w.failNext("adopt pod web-1", apierrors.NewNotFound(podsResource, "web-1"))
+	a, _ := newTestApplier(w)
+	pods, err := a.adoptAndRelease(context.Background(), f.set, o, func() error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"web-0", "web-2"}, names(pods)); diff != "" {
+		t.Errorf("pods after adoption (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"adopt pod web-0", "adopt pod web-1", "release pod web-3"}, w.recorded()); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+
+	// A set that is gone adopts nothing, and the sync fails.
+	w = newFakeWriter()
+	a, _ = newTestApplier(w)
+	if _, err := a.adoptAndRelease(context.Background(), f.set, o, func() error { return a.canAdopt(context.Background(), f.set) }); err == nil {
+		t.Error("adoption by a set that is gone succeeded")
+	}
+
+	// A set being deleted neither adopts nor releases.
+	deleting := f.set.DeepCopy()
+	deleting.DeletionTimestamp = &metav1.Time{Time: now}
+	o = sortOutPods(deleting, selector, []*v1.Pod{orphan, owned, strayed})
+	if len(o.adopt) != 0 || len(o.release) != 0 || len(o.owned) != 1 {
+		t.Errorf("deleting set: adopt %v release %v owned %v", names(o.adopt), names(o.release), names(o.owned))
+	}
+}
+
+func TestCanAdopt(t *testing.T) {
+	f := newFixture(t, 1)
+	tests := map[string]struct {
+		fresh *appsv1.StatefulSet
+		ok    bool
+	}{
+		"same set": {fresh: f.set.DeepCopy(), ok: true},
+		"gone":     {},
+		"replaced": {fresh: func() *appsv1.StatefulSet { s := f.set.DeepCopy(); s.UID = "new"; return s }()},
+		"being deleted": {fresh: func() *appsv1.StatefulSet {
+			s := f.set.DeepCopy()
+			s.DeletionTimestamp = &metav1.Time{Time: now}
+			return s
+		}()},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			w := newFakeWriter()
+			if tc.fresh != nil {
+				w.sets["default/web"] = tc.fresh
+			}
+			a, _ := newTestApplier(w)
+			if err := a.canAdopt(context.Background(), f.set); (err == nil) != tc.ok {
+				t.Errorf("canAdopt: %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}
+
+func TestFreshness(t *testing.T) {
+	seen := map[string]string{"pods": "10"}
+	store := func(resource string) storeVersion { return versionFunc(func() string { return seen[resource] }) }
+	fr := newFreshness(map[string]storeVersion{"pods": store("pods"), "statefulsets": store("statefulsets")})
+	key := typesNN("default", "web")
+	if !fr.caughtUp(key) {
+		t.Fatal("nothing written, yet not caught up")
+	}
+	fr.wrote(key, "uid", "pods", "12")
+	fr.wrote(key, "uid", "pods", "11") // older: ignored
+	if fr.caughtUp(key) {
+		t.Error("caught up at 10 after writing 12")
+	}
+	seen["pods"] = "12"
+	if !fr.caughtUp(key) {
+		t.Error("not caught up at 12 after writing 12")
+	}
+	// A store that reports nothing (the feature is off) never blocks.
+	fr.wrote(key, "uid", "statefulsets", "99")
+	if !fr.caughtUp(key) {
+		t.Error("blocked on a store without versions")
+	}
+	// A new set of the same name starts afresh.
+	fr.wrote(key, "uid", "pods", "50")
+	fr.wrote(key, "uid2", "pods", "13")
+	seen["pods"] = "13"
+	if !fr.caughtUp(key) {
+		t.Error("the old set's writes held back the new set")
+	}
+}
+
+type versionFunc func() string
+
+func (f versionFunc) LastStoreSyncResourceVersion() string { return f() }
+
+func typesNN(namespace, name string) types.NamespacedName {
+	return types.NamespacedName{Namespace: namespace, Name: name}
+}
