@@ -8,6 +8,7 @@ package schedule
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	// The IANA time zone database is compiled in, so spec.timeZone works on a
@@ -222,4 +223,98 @@ func (s *Schedule) latestAtOrBefore(known, now time.Time) time.Time {
 		}
 		window *= 2
 	}
+}
+
+// ClockChange is a daylight-saving (or other offset) change in a schedule's
+// zone that moves or repeats some of its runs.
+type ClockChange struct {
+	// At is the instant the offset changes.
+	At time.Time
+	// From and To are the wall-clock readings just before and just after At:
+	// 02:00 and 03:00 when clocks go forward, 02:00 and 01:00 when they go
+	// back.
+	From, To time.Time
+	// Skipped are the wall-clock times the schedule names that do not
+	// happen because those readings never appear that day.
+	Skipped []time.Time
+	// Repeated are the wall-clock times that happen twice, an hour (or the
+	// size of the change) apart.
+	Repeated []time.Time
+}
+
+// ClockChanges returns the offset changes of s.Location between from and to
+// that skip or repeat runs of s. Schedules that fire every hour are left out:
+// they keep their period across a change and nobody is surprised. It compares
+// the runs robfig/cron actually produces (the same ones the controller
+// starts) with the wall-clock times the fields name.
+func (s *Schedule) ClockChanges(from, to time.Time) []ClockChange {
+	spec, ok := s.cron.(*cron.SpecSchedule)
+	if !ok || spec.Hour&(1<<24-1) == 1<<24-1 {
+		return nil
+	}
+	wall := *spec
+	wall.Location = time.UTC
+	var out []ClockChange
+	for _, at := range offsetChanges(s.Location, from, to) {
+		name, before := at.Add(-time.Second).In(s.Location).Zone()
+		c := ClockChange{At: at, From: at.In(time.FixedZone(name, before)), To: at.In(s.Location)}
+		// Wall-clock times named by the fields over the two days around
+		// the change, read as if there were no change.
+		lo, hi := asWall(at.Add(-26*time.Hour).In(s.Location)), asWall(at.Add(26*time.Hour).In(s.Location))
+		named := map[time.Time]int{}
+		for t := wall.Next(lo); !t.IsZero() && t.Before(hi); t = wall.Next(t) {
+			named[t]++
+		}
+		happened := map[time.Time]int{}
+		for t := s.Next(at.Add(-26 * time.Hour)); !t.IsZero() && t.Before(at.Add(26*time.Hour)); t = s.Next(t) {
+			if w := asWall(t); !w.Before(lo) && w.Before(hi) {
+				happened[w]++
+			}
+		}
+		for w, n := range named {
+			switch h := happened[w]; {
+			case h == 0 && n > 0:
+				c.Skipped = append(c.Skipped, w)
+			case h > n:
+				c.Repeated = append(c.Repeated, w)
+			}
+		}
+		if len(c.Skipped)+len(c.Repeated) > 0 {
+			slices.SortFunc(c.Skipped, time.Time.Compare)
+			slices.SortFunc(c.Repeated, time.Time.Compare)
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// asWall returns t's wall-clock reading as a UTC time, for comparing
+// readings across offsets.
+func asWall(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), 0, time.UTC)
+}
+
+// offsetChanges returns the instants in [from, to) at which loc's UTC offset
+// changes, found by stepping an hour at a time and bisecting to the second.
+func offsetChanges(loc *time.Location, from, to time.Time) []time.Time {
+	var out []time.Time
+	_, prev := from.In(loc).Zone()
+	for t := from; t.Before(to); {
+		next := t.Add(time.Hour)
+		if _, off := next.In(loc).Zone(); off != prev {
+			lo, hi := t, next
+			for hi.Sub(lo) > time.Second {
+				mid := lo.Add(hi.Sub(lo) / 2)
+				if _, o := mid.In(loc).Zone(); o == prev {
+					lo = mid
+				} else {
+					hi = mid
+				}
+			}
+			out = append(out, hi.Truncate(time.Second))
+			prev = off
+		}
+		t = next
+	}
+	return out
 }

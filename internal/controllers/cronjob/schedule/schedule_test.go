@@ -367,3 +367,72 @@ func TestUnmetIsCheap(t *testing.T) {
 		t.Errorf("Unmet over 36 years of minutes took %v", elapsed)
 	}
 }
+
+func TestClockChanges(t *testing.T) {
+	ny := mustZone(t, "America/New_York")
+	seoul := mustZone(t, "Asia/Seoul")
+	london := mustZone(t, "Europe/London")
+	year := func(loc *time.Location) (time.Time, time.Time) {
+		return time.Date(2026, 1, 1, 0, 0, 0, 0, loc), time.Date(2027, 1, 1, 0, 0, 0, 0, loc)
+	}
+	type change struct {
+		At, From, To      string
+		Skipped, Repeated []string
+	}
+	cases := map[string]struct {
+		spec string
+		loc  *time.Location
+		want []change
+	}{
+		"daily 02:30 in New York": {
+			spec: "30 2 * * *", loc: ny,
+			want: []change{{At: "2026-03-08T07:00:00Z", From: "02:00", To: "03:00", Skipped: []string{"2026-03-08 02:30"}}},
+		},
+		"daily 01:30 in New York": {
+			spec: "30 1 * * *", loc: ny,
+			want: []change{{At: "2026-11-01T06:00:00Z", From: "02:00", To: "01:00", Repeated: []string{"2026-11-01 01:30"}}},
+		},
+		"every two hours in New York": {
+			spec: "0 */2 * * *", loc: ny,
+			want: []change{{At: "2026-03-08T07:00:00Z", From: "02:00", To: "03:00", Skipped: []string{"2026-03-08 02:00"}}},
+		},
+		"weekdays 01:15 and 01:45 in London": {
+			spec: "15,45 1 * * 1-5", loc: london,
+			// 2026-03-29 and 2026-10-25 are Sundays: nothing to skip or repeat.
+		},
+		"sundays 01:15 in London": {
+			spec: "15 1 * * 0", loc: london,
+			want: []change{
+				{At: "2026-03-29T01:00:00Z", From: "01:00", To: "02:00", Skipped: []string{"2026-03-29 01:15"}},
+				{At: "2026-10-25T01:00:00Z", From: "02:00", To: "01:00", Repeated: []string{"2026-10-25 01:15"}},
+			},
+		},
+		"every hour is left out":      {spec: "30 * * * *", loc: ny},
+		"every minute is left out":    {spec: "*/1 * * * *", loc: ny},
+		"@every is left out":          {spec: "@every 1h", loc: ny},
+		"no daylight saving in Seoul": {spec: "30 2 * * *", loc: seoul},
+		"noon is never affected":      {spec: "0 12 * * *", loc: ny},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s, err := Parse(tc.spec, tc.loc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []change
+			for _, c := range s.ClockChanges(year(tc.loc)) {
+				g := change{At: c.At.UTC().Format(time.RFC3339), From: c.From.Format("15:04"), To: c.To.Format("15:04")}
+				for _, w := range c.Skipped {
+					g.Skipped = append(g.Skipped, w.Format("2006-01-02 15:04"))
+				}
+				for _, w := range c.Repeated {
+					g.Repeated = append(g.Repeated, w.Format("2006-01-02 15:04"))
+				}
+				got = append(got, g)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("ClockChanges (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
