@@ -9,7 +9,7 @@ COMPONENT := k8s.io/component-base/version
 LDFLAGS   := -X $(COMPONENT).gitVersion=$(K8S) -X $(COMPONENT).gitMajor=1 -X $(COMPONENT).gitMinor=37 \
              -X $(COMPONENT).gitTreeState=clean -X $(COMPONENT).buildDate=2026-11-01T00:00:00Z
 
-.PHONY: help build run test verify lint print-ldflags
+.PHONY: help build run test conformance verify lint print-ldflags
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
@@ -19,8 +19,13 @@ build: ## build bin/quartet
 run: build ## build and run `quartet up` on its defaults (~/.quartet, port 6443, 3 nodes)
 	./$(BIN) up
 
-test: build ## unit, integration and end-to-end tests (builds bin/quartet first)
-	QUARTET_BIN=$(abspath $(BIN)) $(GO) test -timeout 40m ./...
+test: build ## unit, integration, end-to-end and scenario tests (builds bin/quartet first)
+	QUARTET_BIN=$(abspath $(BIN)) $(GO) test -timeout 40m -parallel 64 ./...
+
+conformance: build ## every scenario against quartet's and upstream's controllers; prints the table (RUN=chapter/ for a subset)
+	@rm -f bin/conformance.txt
+	QUARTET_BIN=$(abspath $(BIN)) SCENARIO_REPORT=$(abspath bin/conformance.txt) $(GO) test -count=1 -timeout 30m -parallel 64 \
+	  ./test/scenarios $(if $(RUN),-run 'TestScenarios/$(RUN)'); status=$$?; cat bin/conformance.txt 2>/dev/null; exit $$status
 
 verify: lint ## gofmt, go vet and golangci-lint
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -99,6 +99,7 @@ type Cluster struct {
 	Kubeconfig string
 	Bin        string
 	Output     *syncBuffer
+	opts       Options
 	ownDir     bool
 	cmd        *exec.Cmd
 	exited     chan struct{}
@@ -125,6 +126,31 @@ func Start(opts Options) (*Cluster, error) {
 		}
 	}
 	c.Kubeconfig = filepath.Join(c.DataDir, "kubeconfig")
+	c.opts = opts
+	if err := c.launch(); err != nil {
+		if c.ownDir {
+			os.RemoveAll(c.DataDir)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// Restart starts a stopped cluster again on the same data dir and port.
+func (c *Cluster) Restart() error {
+	select {
+	case <-c.exited:
+	default:
+		return errors.New("restart: the cluster is still running")
+	}
+	c.Output.WriteString("--- restart ---\n")
+	return c.launch()
+}
+
+// launch runs `quartet up` and waits for its ready line.
+func (c *Cluster) launch() error {
+	opts := c.opts
+	bin := c.Bin
 	args := append([]string{"up", "--data-dir", c.DataDir, "--api-port", strconv.Itoa(c.APIPort)}, opts.Args...)
 	c.cmd = exec.Command(bin, args...)
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -132,7 +158,7 @@ func Start(opts Options) (*Cluster, error) {
 	pr, pw := io.Pipe()
 	c.cmd.Stdout, c.cmd.Stderr = pw, pw
 	if err := c.cmd.Start(); err != nil {
-		return nil, err
+		return err
 	}
 	c.exited = make(chan struct{})
 	go func() {
@@ -163,12 +189,12 @@ func Start(opts Options) (*Cluster, error) {
 	}
 	select {
 	case <-ready:
-		return c, nil
+		return nil
 	case <-c.exited:
-		return nil, fmt.Errorf("quartet up exited before ready (%v):\n%s", c.exitErr, c.Output.String())
+		return fmt.Errorf("quartet up exited before ready (%v):\n%s", c.exitErr, c.Output.String())
 	case <-time.After(timeout):
 		c.Stop()
-		return nil, fmt.Errorf("quartet up not ready within %s:\n%s", timeout, c.Output.String())
+		return fmt.Errorf("quartet up not ready within %s:\n%s", timeout, c.Output.String())
 	}
 }
 
