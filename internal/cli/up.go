@@ -15,7 +15,8 @@ import (
 
 func newUp() *cobra.Command {
 	cfg := controlplane.Config{}
-	var datastore string
+	var datastore, dnsListen string
+	var dnsUpstream []string
 	c := &cobra.Command{
 		Use:   "up",
 		Short: "Start a cluster in the foreground until SIGINT or SIGTERM",
@@ -29,6 +30,11 @@ func newUp() *cobra.Command {
 				}
 			}
 			cfg.Progress = cmd.OutOrStdout()
+			var dnsAddr string
+			cfg.Addons = []controlplane.Addon{
+				dnsAddon(dnsListen, dnsUpstream, &dnsAddr),
+				storageAddon(),
+			}
 			ctx, stop := signalContext()
 			defer stop()
 			return controlplane.Run(ctx, cfg)
@@ -40,6 +46,8 @@ func newUp() *cobra.Command {
 	f.StringVar(&cfg.WorkloadControllers, "workload-controllers", controlplane.ModeQuartet,
 		"which StatefulSet, DaemonSet, Job, CronJob and TTL-after-finished controllers run: quartet (its own) or upstream (kube-controller-manager's, the reference)")
 	f.StringVar(&datastore, "datastore-endpoint", "", "comma-separated URLs of an existing etcd cluster to use instead of embedded etcd")
+	f.StringVar(&dnsListen, "dns-address", "127.0.0.1:0", "UDP and TCP address of cluster DNS (port 0 picks a free one; the bound address is printed)")
+	f.StringSliceVar(&dnsUpstream, "dns-upstream", nil, "DNS servers for names outside cluster.local (default: none, such names are refused)")
 	f.Float32Var(&cfg.APIQPS, "api-qps", 1000, "client QPS limit of every in-process component (both controller modes alike)")
 	f.IntVar(&cfg.APIBurst, "api-burst", 2000, "client burst limit of every in-process component")
 	return c
