@@ -162,3 +162,12 @@ func (i *Instance) Signal(sig syscall.Signal) error {
 	}
 	return nil
 }
+
+// Adopt returns a running instance with a known ID and start time: the
+// simulated container a previous run of quartet reported as running.
+func Adopt(id string, startedAt time.Time, c clock.PassiveClock, onExit func()) *Instance {
+	if c == nil {
+		c = clock.RealClock{}
+	}
+	return &Instance{id: id, started: startedAt, clock: c, onExit: onExit}
+}

@@ -1,0 +1,469 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"quartet.dev/quartet/internal/node/runtime/process"
+	"quartet.dev/quartet/internal/node/runtime/sim"
+)
+
+// Runtime modes.
+const (
+	RuntimeAuto    = "auto"
+	RuntimeProcess = "process"
+	RuntimeSim     = "sim"
+)
+
+// HostConfig configures a Host.
+type HostConfig struct {
+	// Client has the permissions of ClusterRole system:node (not subject to
+	// NodeRestriction).
+	Client kubernetes.Interface
+	// AdminClient deletes Node objects in RemoveNode (system:node may not
+	// delete nodes). Nil means Client.
+	AdminClient kubernetes.Interface
+	// DataDir is quartet's data directory; the host keeps its state under
+	// DataDir/nodes/<node>/ and reads DataDir/images.yaml.
+	DataDir string
+	// Runtime is "auto" (default), "process" or "sim".
+	Runtime string
+	// DNSAddress is "IP:PORT" of the cluster DNS server ("" = none yet).
+	DNSAddress    string
+	ClusterDomain string
+	// ServingCert returns the certificate a node's kubelet API presents;
+	// ClientCAs verifies the client certificates it accepts. With a nil
+	// ServingCert no kubelet API is served (and `kubectl logs` fails).
+	ServingCert func(nodeName string) (*tls.Certificate, error)
+	ClientCAs   *x509.CertPool
+	Clock       clock.WithTicker
+	// Workers is the number of pod sync workers (default 8).
+	Workers int
+	// ShutdownGrace is how long Run waits after SIGTERM before it kills
+	// what still runs when ctx ends (default 5s).
+	ShutdownGrace time.Duration
+}
+
+// NodeSpec is one node to run.
+type NodeSpec struct {
+	Name   string
+	Labels map[string]string
+	Taints []v1.Taint
+	// Capacity overrides the node's reported capacity (cpu, memory, pods,
+	// ephemeral-storage); unset resources default to the machine's (110 pods).
+	Capacity v1.ResourceList
+}
+
+// Host runs node agents in this process: one shared pod informer, one work
+// queue of pods, one agent per node for its Node object, Lease and kubelet API.
+type Host struct {
+	cfg    HostConfig
+	client kubernetes.Interface
+	admin  kubernetes.Interface
+	clock  clock.WithTicker
+	mode   string
+
+	images       *process.Images
+	proc         *process.Runtime
+	sim          *sim.Runtime
+	isolated     bool
+	isolationWhy string
+
+	factory     informers.SharedInformerFactory
+	podInformer cache.SharedIndexInformer
+	nodeFactory informers.SharedInformerFactory
+	nodeLister  cache.Indexer
+	queue       workqueue.TypedRateLimitingInterface[types.UID]
+
+	broadcaster record.EventBroadcaster
+	// recorderFor builds a node's event recorder; tests replace it.
+	recorderFor func(node string) record.EventRecorder
+
+	mu      sync.Mutex
+	agents  map[string]*agent
+	pods    map[types.UID]*podRecord
+	runCtx  context.Context
+	started chan struct{}
+	stopped bool
+}
+
+const nodeNameIndex = "spec.nodeName"
+
+// NewHost validates cfg and builds a Host; nothing runs until Run.
+func NewHost(cfg HostConfig) (*Host, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("node host: no client")
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("node host: no data dir")
+	}
+	switch cfg.Runtime {
+	case "":
+		cfg.Runtime = RuntimeAuto
+	case RuntimeAuto, RuntimeProcess, RuntimeSim:
+	default:
+		return nil, fmt.Errorf("node host: runtime %q is not one of auto, process, sim", cfg.Runtime)
+	}
+	if cfg.ClusterDomain == "" {
+		cfg.ClusterDomain = "cluster.local"
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 8
+	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = 5 * time.Second
+	}
+	if cfg.ServingCert != nil && cfg.ClientCAs == nil {
+		return nil, errors.New("node host: ServingCert without ClientCAs")
+	}
+	h := &Host{
+		cfg:     cfg,
+		client:  cfg.Client,
+		admin:   cfg.AdminClient,
+		clock:   cfg.Clock,
+		mode:    cfg.Runtime,
+		images:  process.NewImages(filepath.Join(cfg.DataDir, "images.yaml")),
+		sim:     sim.New(cfg.Clock),
+		agents:  map[string]*agent{},
+		pods:    map[types.UID]*podRecord{},
+		started: make(chan struct{}),
+	}
+	if h.admin == nil {
+		h.admin = cfg.Client
+	}
+	if cfg.Runtime != RuntimeSim {
+		h.isolated, h.isolationWhy = process.Isolation()
+		h.proc = process.New(process.Config{Isolate: h.isolated, Clock: cfg.Clock})
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "nodes"), 0o750); err != nil {
+		return nil, fmt.Errorf("node host: %w", err)
+	}
+
+	h.factory = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermNotEqualSelector("spec.nodeName", "").String()
+		}))
+	h.podInformer = h.factory.Core().V1().Pods().Informer()
+	if err := h.podInformer.AddIndexers(cache.Indexers{nodeNameIndex: func(obj interface{}) ([]string, error) {
+		if pod, ok := obj.(*v1.Pod); ok && pod.Spec.NodeName != "" {
+			return []string{pod.Spec.NodeName}, nil
+		}
+		return nil, nil
+	}}); err != nil {
+		return nil, err
+	}
+	if _, err := h.podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj interface{}) { h.podChanged(obj, false) },
+		UpdateFunc: func(_, obj interface{}) { h.podChanged(obj, false) },
+		DeleteFunc: func(obj interface{}) { h.podChanged(obj, true) },
+	}); err != nil {
+		return nil, err
+	}
+	h.nodeFactory = informers.NewSharedInformerFactory(cfg.Client, 0)
+	nodeInformer := h.nodeFactory.Core().V1().Nodes().Informer()
+	h.nodeLister = nodeInformer.GetIndexer()
+	if _, err := nodeInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj interface{}) { h.nodeChanged(obj) },
+		UpdateFunc: func(_, obj interface{}) { h.nodeChanged(obj) },
+	}); err != nil {
+		return nil, err
+	}
+	h.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.DefaultTypedControllerRateLimiter[types.UID](),
+		workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "node-pods", Clock: cfg.Clock},
+	)
+	h.broadcaster = record.NewBroadcaster()
+	h.recorderFor = func(node string) record.EventRecorder {
+		return h.broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: node})
+	}
+	return h, nil
+}
+
+// Isolation reports whether process containers get their own mount and UTS
+// namespaces, and why not when they do not (for `quartet up` to print).
+func (h *Host) Isolation() (bool, string) {
+	if h.proc == nil {
+		return false, "the sim runtime runs no processes"
+	}
+	return h.isolated, h.isolationWhy
+}
+
+// Run starts the informers and pod workers and runs until ctx is done. On
+// return every process the host started has ended.
+func (h *Host) Run(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
+	if n := process.KillLeftovers(filepath.Join(h.cfg.DataDir, "nodes")); n > 0 {
+		logger.Info("Killed container processes left by a previous run", "count", n)
+	}
+	sink := &typedcorev1.EventSinkImpl{Interface: h.client.CoreV1().Events("")}
+	h.broadcaster.StartRecordingToSink(sink)
+	defer h.broadcaster.Shutdown()
+
+	h.factory.Start(ctx.Done())
+	h.nodeFactory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), h.podInformer.HasSynced) {
+		h.shutdown(logger)
+		return ctx.Err()
+	}
+	h.nodeFactory.WaitForCacheSync(ctx.Done())
+	h.mu.Lock()
+	h.runCtx = ctx
+	close(h.started)
+	h.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for i := 0; i < h.cfg.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for h.processNext(ctx) {
+			}
+		}()
+	}
+	<-ctx.Done()
+	h.queue.ShutDown()
+	wg.Wait()
+	h.shutdown(logger)
+	h.factory.Shutdown()
+	h.nodeFactory.Shutdown()
+	return nil
+}
+
+// shutdown stops every agent and every process.
+func (h *Host) shutdown(logger klog.Logger) {
+	h.mu.Lock()
+	h.stopped = true
+	agents := make([]*agent, 0, len(h.agents))
+	for _, a := range h.agents {
+		agents = append(agents, a)
+	}
+	h.mu.Unlock()
+	for _, a := range agents {
+		a.stop()
+	}
+	if h.proc != nil {
+		h.proc.Shutdown(h.cfg.ShutdownGrace)
+	}
+	h.mu.Lock()
+	for _, rec := range h.pods {
+		rec.stopProbes()
+	}
+	h.mu.Unlock()
+	logger.V(2).Info("Node host stopped")
+}
+
+// waitStarted blocks until Run has synced its informers.
+func (h *Host) waitStarted(ctx context.Context) error {
+	select {
+	case <-h.started:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Nodes lists the names of the running agents.
+func (h *Host) Nodes() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	names := make([]string, 0, len(h.agents))
+	for n := range h.agents {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// AddNode registers a Node, starts its agent and returns once the Node is Ready.
+func (h *Host) AddNode(ctx context.Context, spec NodeSpec) error {
+	if err := ValidateNodeName(spec.Name); err != nil {
+		return err
+	}
+	if err := h.waitStarted(ctx); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	if h.stopped {
+		h.mu.Unlock()
+		return errors.New("node host is stopped")
+	}
+	if _, ok := h.agents[spec.Name]; ok {
+		h.mu.Unlock()
+		return fmt.Errorf("node %q already exists", spec.Name)
+	}
+	a := newAgent(h, spec)
+	h.agents[spec.Name] = a
+	runCtx := h.runCtx
+	h.mu.Unlock()
+
+	if err := a.start(ctx, runCtx); err != nil {
+		h.mu.Lock()
+		delete(h.agents, spec.Name)
+		h.mu.Unlock()
+		a.stop()
+		return err
+	}
+	// Pods already bound to this node (a restart on the same data dir).
+	objs, _ := h.podInformer.GetIndexer().ByIndex(nodeNameIndex, spec.Name)
+	for _, obj := range objs {
+		if pod, ok := obj.(*v1.Pod); ok && pod.Status.PodIP != "" && !pod.Spec.HostNetwork &&
+			pod.Status.Phase != v1.PodSucceeded && pod.Status.Phase != v1.PodFailed {
+			_, _ = a.allocateIP(pod.UID, pod.Status.PodIP)
+		}
+	}
+	for _, obj := range objs {
+		h.podChanged(obj, false)
+	}
+	return nil
+}
+
+// RemoveNode stops a node's agent (its heartbeats and every process of its
+// pods) and deletes the Node object.
+func (h *Host) RemoveNode(ctx context.Context, name string) error {
+	h.mu.Lock()
+	a, ok := h.agents[name]
+	if ok {
+		delete(h.agents, name)
+	}
+	var recs []*podRecord
+	for uid, rec := range h.pods {
+		if rec.agent == a {
+			recs = append(recs, rec)
+			delete(h.pods, uid)
+		}
+	}
+	h.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("node %q is not run by this quartet", name)
+	}
+	a.stop()
+	for _, rec := range recs {
+		rec.kill()
+	}
+	_ = os.RemoveAll(a.dir)
+	err := h.admin.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{})
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("deleting Node %s: %w", name, err)
+	}
+	return nil
+}
+
+// podChanged routes an informer event to the pod's record.
+func (h *Host) podChanged(obj interface{}, deleted bool) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	pod, ok := obj.(*v1.Pod)
+	if !ok || pod.Spec.NodeName == "" {
+		return
+	}
+	h.mu.Lock()
+	rec := h.pods[pod.UID]
+	if rec == nil {
+		a := h.agents[pod.Spec.NodeName]
+		if a == nil || deleted || a.stopped() {
+			h.mu.Unlock()
+			return
+		}
+		rec = newPodRecord(a, pod)
+		h.pods[pod.UID] = rec
+	}
+	h.mu.Unlock()
+	rec.mu.Lock()
+	if deleted {
+		rec.gone = true
+	} else {
+		rec.pod = pod
+	}
+	rec.mu.Unlock()
+	h.queue.Add(pod.UID)
+}
+
+// nodeChanged lets an agent learn its podCIDR.
+func (h *Host) nodeChanged(obj interface{}) {
+	node, ok := obj.(*v1.Node)
+	if !ok {
+		return
+	}
+	h.mu.Lock()
+	a := h.agents[node.Name]
+	h.mu.Unlock()
+	if a != nil && a.setPodCIDR(node.Spec.PodCIDR) {
+		h.enqueueNode(a)
+	}
+}
+
+// enqueueNode queues every pod of an agent.
+func (h *Host) enqueueNode(a *agent) {
+	h.mu.Lock()
+	var uids []types.UID
+	for uid, rec := range h.pods {
+		if rec.agent == a {
+			uids = append(uids, uid)
+		}
+	}
+	h.mu.Unlock()
+	for _, uid := range uids {
+		h.queue.Add(uid)
+	}
+}
+
+func (h *Host) record(uid types.UID) *podRecord {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.pods[uid]
+}
+
+func (h *Host) forget(rec *podRecord) {
+	h.mu.Lock()
+	if h.pods[rec.uid] == rec {
+		delete(h.pods, rec.uid)
+	}
+	h.mu.Unlock()
+}
+
+func (h *Host) processNext(ctx context.Context) bool {
+	uid, quit := h.queue.Get()
+	if quit {
+		return false
+	}
+	defer h.queue.Done(uid)
+	requeue, err := h.syncPod(ctx, uid)
+	switch {
+	case err != nil:
+		utilruntime.HandleErrorWithContext(ctx, err, "Syncing pod failed", "podUID", uid)
+		h.queue.AddRateLimited(uid)
+	case requeue > 0:
+		h.queue.Forget(uid)
+		h.queue.AddAfter(uid, requeue)
+	default:
+		h.queue.Forget(uid)
+	}
+	return true
+}

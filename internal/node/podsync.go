@@ -1,0 +1,552 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/klog/v2"
+
+	"quartet.dev/quartet/internal/node/runtime"
+	"quartet.dev/quartet/internal/node/runtime/process"
+	"quartet.dev/quartet/internal/node/runtime/sim"
+)
+
+// podRecord is the agent's side of one pod. The sync worker owns state,
+// instances and lastStatus (the work queue never hands one pod to two
+// workers); mu guards what informer handlers, probers and exit callbacks touch.
+type podRecord struct {
+	uid   types.UID
+	agent *agent
+	dir   string
+
+	mu      sync.Mutex
+	pod     *v1.Pod
+	gone    bool
+	killed  bool
+	results map[string]*probeResults // by container name, for the current instance
+	probers map[string]*probeSet
+
+	state *podState
+	// instances are written by the sync worker under mu.
+	instances  map[string]runtime.Instance
+	lastStatus *v1.PodStatus
+	// served is the status the kubelet API answers from (under mu).
+	served   *v1.PodStatus
+	volumes  map[string]string // volume name -> host path
+	etcFiles []runtime.Mount
+	deleted  bool
+}
+
+func newPodRecord(a *agent, pod *v1.Pod) *podRecord {
+	return &podRecord{
+		uid:       pod.UID,
+		agent:     a,
+		dir:       filepath.Join(a.dir, "pods", string(pod.UID)),
+		pod:       pod,
+		results:   map[string]*probeResults{},
+		probers:   map[string]*probeSet{},
+		instances: map[string]runtime.Instance{},
+	}
+}
+
+// kill ends every instance of the pod at once (SIGKILL), for RemoveNode;
+// an instance a sync starts afterwards is killed as it is recorded.
+func (r *podRecord) kill() {
+	r.stopProbes()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.killed = true
+	for _, inst := range r.instances {
+		_ = inst.Signal(syscall.SIGKILL)
+	}
+}
+
+func (r *podRecord) stopProbes() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name, ps := range r.probers {
+		ps.stop()
+		delete(r.probers, name)
+	}
+}
+
+func (r *podRecord) containerDir(name string) string {
+	return filepath.Join(r.dir, "containers", name)
+}
+
+// logPath is where an instance's log lives: one file per container ID, so
+// the current and the previous instance can both be served.
+func (r *podRecord) logPath(container, id string) string {
+	_, hex, _ := strings.Cut(id, "://")
+	return filepath.Join(r.containerDir(container), hex+".log")
+}
+
+// syncPod brings one pod's containers in line with its spec and writes its
+// status: observe, plan, act, repeated until the plan asks for nothing new,
+// then one status write.
+func (h *Host) syncPod(ctx context.Context, uid types.UID) (time.Duration, error) {
+	rec := h.record(uid)
+	if rec == nil || rec.agent.stopped() || rec.deleted {
+		return 0, nil
+	}
+	rec.mu.Lock()
+	pod, gone := rec.pod, rec.gone
+	rec.mu.Unlock()
+	logger := klog.FromContext(ctx).WithValues("pod", klog.KObj(pod), "node", rec.agent.name)
+	ctx = klog.NewContext(ctx, logger)
+	now := h.clock.Now()
+
+	if rec.state == nil {
+		rec.state = stateFromStatus(pod, now)
+		rec.lastStatus = pod.Status.DeepCopy()
+		rec.mu.Lock()
+		rec.served = rec.lastStatus
+		rec.mu.Unlock()
+		h.adoptSim(rec, pod)
+	}
+	st := rec.state
+	if st.StartTime.IsZero() && !gone && pod.DeletionTimestamp == nil {
+		st.StartTime = now
+	}
+	behaviour, berr := sim.ParseBehaviour(pod.Annotations)
+	if berr != nil && !st.Announced["annotation"] {
+		h.podEvent(rec, pod, plannedEvent{Key: "annotation", Type: v1.EventTypeWarning, Reason: reasonBadAnnotation, Message: berr.Error()})
+	}
+	in := planInput{Pod: pod, Gone: gone, Now: now, HostIP: hostIP, State: st, Sim: behaviour, OldStatus: rec.lastStatus}
+
+	var plan podPlan
+	for i := 0; ; i++ {
+		h.observe(rec, pod)
+		plan = planPod(in)
+		h.emit(rec, pod, plan.Events)
+		if plan.SetDeadlineExceeded {
+			st.DeadlineExceeded = true
+		}
+		if !plan.hasRuntimeActions() || i == 4 {
+			break
+		}
+		h.execute(ctx, rec, pod, plan, now)
+	}
+
+	if plan.Status != nil && !rec.deleted {
+		if err := h.writeStatus(ctx, rec, pod, plan.Status); err != nil {
+			if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+				// The pod is gone or was replaced by one of the same name.
+				rec.mu.Lock()
+				rec.gone = true
+				rec.mu.Unlock()
+				return time.Second, nil
+			}
+			return 0, err
+		}
+		if plan.Terminal {
+			st.Terminal = true
+		}
+	}
+	if plan.Release {
+		rec.stopProbes()
+		rec.agent.releaseIP(rec.uid)
+	}
+	if plan.Delete && !rec.deleted {
+		zero := int64(0)
+		err := h.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+			GracePeriodSeconds: &zero,
+			Preconditions:      &metav1.Preconditions{UID: &rec.uid},
+		})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return 0, err
+		}
+		rec.deleted = true
+		plan.Forget = true
+	}
+	if plan.Forget {
+		h.forget(rec)
+		rec.stopProbes()
+		_ = os.RemoveAll(rec.dir)
+		return 0, nil
+	}
+	return plan.RequeueAfter, nil
+}
+
+// observe refreshes the plan's view from the runtime: exits, probe results,
+// and how each container would run now.
+func (h *Host) observe(rec *podRecord, pod *v1.Pod) {
+	st := rec.state
+	for _, sc := range podContainers(pod) {
+		name := sc.c.Name
+		cs := st.container(name)
+		if a := cs.Current; a != nil && a.Running {
+			if inst := rec.instances[name]; inst != nil {
+				if exit, ok := inst.Exited(); ok {
+					a.Running = false
+					a.ExitCode, a.Reason, a.FinishedAt = exit.ExitCode, exit.Reason, exit.FinishedAt
+					a.Message = exit.Message
+					if !a.Sim {
+						a.Message = terminationMessage(rec, sc.c, a)
+					}
+					rec.mu.Lock()
+					if ps := rec.probers[name]; ps != nil {
+						ps.stop()
+						delete(rec.probers, name)
+					}
+					rec.mu.Unlock()
+				}
+			}
+			if a.Running && !a.Sim {
+				rec.mu.Lock()
+				if r := rec.results[name]; r != nil && r.id == a.ID {
+					a.Started, a.Ready, a.LivenessFailed, a.StartupFailed = r.started, r.ready, r.livenessFailed, r.startupFailed
+				}
+				rec.mu.Unlock()
+			}
+		}
+		cs.NextKind, cs.KindMessage = h.classify(sc.c)
+	}
+}
+
+// classify decides how a new instance of c runs under the host's runtime mode.
+func (h *Host) classify(c *v1.Container) (containerKind, string) {
+	if h.mode == RuntimeSim {
+		return kindSim, ""
+	}
+	entry, mapped := h.images.Lookup(c.Image)
+	var e *process.ImageEntry
+	if mapped {
+		e = &entry
+	}
+	if _, ok := process.Argv(c.Command, c.Args, e); ok {
+		return kindProcess, ""
+	}
+	if h.mode == RuntimeAuto {
+		return kindSim, ""
+	}
+	return kindUnrunnable, fmt.Sprintf("Container image %q has no local entrypoint for the process runtime: give the container a command, map the image in %s, or run quartet with --runtime auto or sim",
+		c.Image, filepath.Join(h.cfg.DataDir, "images.yaml"))
+}
+
+// adoptSim takes over the simulated instances a previous run reported as
+// running: nothing real ran, so nothing died, and the pod keeps running.
+func (h *Host) adoptSim(rec *podRecord, pod *v1.Pod) {
+	for name, cs := range rec.state.Containers {
+		if a := cs.Current; a != nil && a.Running && a.Sim {
+			uid := rec.uid
+			inst := sim.Adopt(a.ID, a.StartedAt, h.clock, func() { h.queue.Add(uid) })
+			rec.mu.Lock()
+			rec.instances[name] = inst
+			rec.mu.Unlock()
+		}
+	}
+}
+
+// execute carries out a plan's runtime actions.
+func (h *Host) execute(ctx context.Context, rec *podRecord, pod *v1.Pod, plan podPlan, now time.Time) {
+	st := rec.state
+	if plan.PrepareNetwork {
+		if pod.Spec.HostNetwork {
+			st.PodIP, st.NetworkReady = hostIP, true
+		} else if ip, err := rec.agent.allocateIP(rec.uid, pod.Status.PodIP); err != nil {
+			st.NetworkError = err.Error()
+		} else {
+			st.PodIP, st.NetworkReady, st.NetworkError = ip, true, ""
+		}
+	}
+	if plan.PrepareVolumes {
+		if err := h.prepareVolumes(ctx, rec, pod); err != nil {
+			st.VolumeError = err.Error()
+			st.VolumeDelay = nextDelay(st.VolumeDelay, 500*time.Millisecond, 2*time.Minute)
+			st.VolumeRetryAt = now.Add(st.VolumeDelay)
+			h.podEvent(rec, pod, plannedEvent{Type: v1.EventTypeWarning, Reason: reasonFailedMount, Message: err.Error()})
+		} else {
+			st.VolumesReady, st.VolumeError, st.VolumeDelay = true, "", 0
+		}
+	}
+	for _, s := range plan.Stops {
+		inst := rec.instances[s.Name]
+		cs := st.Containers[s.Name]
+		if inst == nil || cs == nil || cs.Current == nil {
+			continue
+		}
+		a := cs.Current
+		if s.Force {
+			a.KillSent = true
+			_ = inst.Signal(syscall.SIGKILL)
+			continue
+		}
+		a.StopSentAt, a.KillAt = now, now.Add(s.Grace)
+		a.RestartAfterStop = a.RestartAfterStop || s.Restart
+		if s.Message != "" {
+			h.podEvent(rec, pod, plannedEvent{Container: s.Name, Type: v1.EventTypeNormal, Reason: reasonKilling, Message: s.Message})
+		}
+		if err := inst.Signal(syscall.SIGTERM); err != nil {
+			h.podEvent(rec, pod, plannedEvent{Type: v1.EventTypeWarning, Reason: reasonFailedKillPod, Message: fmt.Sprintf("error killing pod: %v", err)})
+		}
+	}
+	for _, x := range plan.SimExits {
+		if inst, ok := rec.instances[x.Name].(*sim.Instance); ok {
+			inst.Finish(x.Code, now)
+		}
+	}
+	for _, s := range plan.Starts {
+		h.startContainer(ctx, rec, pod, s, now)
+	}
+}
+
+func nextDelay(cur, initial, max time.Duration) time.Duration {
+	if cur == 0 {
+		return initial
+	}
+	return min(2*cur, max)
+}
+
+// startContainer starts one instance of a container and records it.
+func (h *Host) startContainer(ctx context.Context, rec *podRecord, pod *v1.Pod, act startAction, now time.Time) {
+	st := rec.state
+	cs := st.container(act.Name)
+	c := findContainer(pod, act.Name)
+	if c == nil {
+		return
+	}
+	uid := rec.uid
+	onExit := func() { h.queue.Add(uid) }
+	newAttempt := func(inst runtime.Instance, isSim bool) {
+		if cs.Current != nil {
+			cs.Last = cs.Current
+			cs.RestartCount++
+		}
+		cs.Current = &attempt{ID: inst.ID(), Sim: isSim, StartedAt: inst.StartedAt(), Running: true, SpecHash: containerHash(c)}
+		cs.BackoffDelay, cs.BackoffUpdated = act.BackoffDelay, act.BackoffUpdated
+		cs.Waiting, cs.RetryAt, cs.RetryDelay = nil, time.Time{}, 0
+		rec.mu.Lock()
+		rec.instances[act.Name] = inst
+		if rec.killed {
+			_ = inst.Signal(syscall.SIGKILL)
+		}
+		rec.mu.Unlock()
+	}
+	waitConfig := func(reason, msg string) {
+		cs.Waiting = &waitingReason{Reason: reason, Message: msg}
+		cs.RetryDelay = nextDelay(cs.RetryDelay, initialBackoff, maxBackoff)
+		cs.RetryAt = now.Add(cs.RetryDelay)
+		h.podEvent(rec, pod, plannedEvent{Container: act.Name, Type: v1.EventTypeWarning, Reason: reasonFailed, Message: "Error: " + msg})
+	}
+
+	kind := act.Kind
+	if kind == kindUnknown {
+		kind, _ = h.classify(c)
+	}
+	if kind == kindSim {
+		inst, _ := h.sim.Start(ctx, &runtime.ContainerSpec{PodUID: string(pod.UID), Name: act.Name}, onExit)
+		newAttempt(inst, true)
+		if h.mode == RuntimeAuto {
+			h.podEvent(rec, pod, plannedEvent{Key: "simulated/" + act.Name, Container: act.Name, Type: v1.EventTypeNormal, Reason: reasonSimulated,
+				Message: fmt.Sprintf("Container %s is simulated: it has no command and image %q is not in the image map, so no process runs", act.Name, c.Image)})
+		}
+		h.podEvent(rec, pod, plannedEvent{Container: act.Name, Type: v1.EventTypeNormal, Reason: reasonCreated, Message: "Container created"})
+		h.podEvent(rec, pod, plannedEvent{Container: act.Name, Type: v1.EventTypeNormal, Reason: reasonStarted, Message: "Container started"})
+		return
+	}
+	if h.proc == nil || kind != kindProcess {
+		return
+	}
+	if !h.isolated {
+		h.podEvent(rec, pod, plannedEvent{Key: "notisolated", Type: v1.EventTypeWarning, Reason: reasonNotIsolated,
+			Message: "Containers run as plain host processes without their own mount and UTS namespaces (" + h.isolationWhy + "): volumes are not mounted at their mountPath, the hostname and resolv.conf are the host's"})
+	}
+	spec, err := h.containerSpec(ctx, rec, pod, c)
+	if err != nil {
+		var ce *configError
+		if errors.As(err, &ce) {
+			waitConfig(reasonCreateConfigErr, ce.msg)
+		} else {
+			waitConfig(reasonCreateConfigErr, err.Error())
+		}
+		return
+	}
+	inst, err := h.proc.Start(ctx, spec, onExit)
+	if err != nil {
+		// The container was created but did not start: it ends at once
+		// with the runtime's StartError, and restarts by its policy.
+		msg := err.Error()
+		if cs.Current != nil {
+			cs.Last = cs.Current
+			cs.RestartCount++
+		}
+		id := "process://" + spec.ID
+		cs.Current = &attempt{ID: id, StartedAt: now, FinishedAt: now, ExitCode: 128, Reason: reasonStartError, Message: msg, SpecHash: containerHash(c)}
+		cs.BackoffDelay, cs.BackoffUpdated = act.BackoffDelay, act.BackoffUpdated
+		cs.Waiting, cs.RetryAt, cs.RetryDelay = nil, time.Time{}, 0
+		rec.mu.Lock()
+		delete(rec.instances, act.Name)
+		rec.mu.Unlock()
+		h.podEvent(rec, pod, plannedEvent{Container: act.Name, Type: v1.EventTypeNormal, Reason: reasonCreated, Message: "Container created"})
+		h.podEvent(rec, pod, plannedEvent{Container: act.Name, Type: v1.EventTypeWarning, Reason: reasonFailed, Message: "Error: " + msg})
+		return
+	}
+	newAttempt(inst, false)
+	h.pruneLogs(rec, act.Name, cs)
+	h.podEvent(rec, pod, plannedEvent{Container: act.Name, Type: v1.EventTypeNormal, Reason: reasonCreated, Message: "Container created"})
+	h.podEvent(rec, pod, plannedEvent{Container: act.Name, Type: v1.EventTypeNormal, Reason: reasonStarted, Message: "Container started"})
+	h.startProbes(rec, pod, c, inst)
+}
+
+// pruneLogs keeps the logs of the current and the previous instance only.
+func (h *Host) pruneLogs(rec *podRecord, name string, cs *containerState) {
+	keep := map[string]bool{}
+	for _, a := range []*attempt{cs.Current, cs.Last} {
+		if a != nil {
+			keep[filepath.Base(rec.logPath(name, a.ID))] = true
+		}
+	}
+	entries, _ := os.ReadDir(rec.containerDir(name))
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".log") && !keep[e.Name()] {
+			_ = os.Remove(filepath.Join(rec.containerDir(name), e.Name()))
+		}
+	}
+}
+
+func findContainer(pod *v1.Pod, name string) *v1.Container {
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == name {
+			return &pod.Spec.InitContainers[i]
+		}
+	}
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == name {
+			return &pod.Spec.Containers[i]
+		}
+	}
+	return nil
+}
+
+// emit records the plan's events; keyed ones only once.
+func (h *Host) emit(rec *podRecord, pod *v1.Pod, events []plannedEvent) {
+	for _, e := range events {
+		h.podEvent(rec, pod, e)
+	}
+}
+
+func (h *Host) podEvent(rec *podRecord, pod *v1.Pod, e plannedEvent) {
+	if e.Key != "" {
+		if rec.state.Announced[e.Key] {
+			return
+		}
+		rec.state.Announced[e.Key] = true
+	}
+	ref := &v1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID}
+	if e.Container != "" {
+		ref.FieldPath = fieldPath(pod, e.Container)
+	}
+	rec.agent.recorder.Event(ref, e.Type, e.Reason, e.Message)
+}
+
+func fieldPath(pod *v1.Pod, name string) string {
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == name {
+			return fmt.Sprintf("spec.initContainers{%s}", name)
+		}
+	}
+	return fmt.Sprintf("spec.containers{%s}", name)
+}
+
+// writeStatus patches the pod's status when it differs from what was last
+// written, with the pod's UID as a precondition.
+func (h *Host) writeStatus(ctx context.Context, rec *podRecord, pod *v1.Pod, status *v1.PodStatus) error {
+	if rec.lastStatus != nil && apiequality.Semantic.DeepEqual(rec.lastStatus, status) {
+		return nil
+	}
+	base := rec.lastStatus
+	if base == nil {
+		base = &pod.Status
+	}
+	oldJSON, err := jsonMarshal(&v1.Pod{Status: *base})
+	if err != nil {
+		return err
+	}
+	newJSON, err := jsonMarshal(&v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: pod.UID}, Status: *status})
+	if err != nil {
+		return err
+	}
+	patch, err := strategicpatch.CreateTwoWayMergePatch(oldJSON, newJSON, v1.Pod{})
+	if err != nil {
+		return err
+	}
+	if _, err := h.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+		return err
+	}
+	rec.lastStatus = status
+	rec.mu.Lock()
+	rec.served = status
+	rec.mu.Unlock()
+	return nil
+}
+
+// stateFromStatus rebuilds what the agent knows of a pod from its API
+// status, for a pod this host sees for the first time: on a fresh pod it is
+// empty; after quartet restarted on the same data dir it holds the old
+// instances. Process instances died with the old quartet and are recorded as
+// ended (ContainerStatusUnknown, exit code 137, as a kubelet reports a
+// container it cannot find); the restart policy then restarts them or fails
+// the pod. Simulated instances never ran anything and are adopted as running.
+func stateFromStatus(pod *v1.Pod, now time.Time) *podState {
+	st := newPodState()
+	s := &pod.Status
+	if s.StartTime != nil {
+		st.StartTime = s.StartTime.Time
+	}
+	if s.Phase == v1.PodSucceeded || s.Phase == v1.PodFailed {
+		st.Terminal = true
+	}
+	if s.Reason == reasonDeadlineExceeded {
+		st.DeadlineExceeded = true
+	}
+	if s.PodIP != "" {
+		st.PodIP = s.PodIP
+	}
+	statuses := append(append([]v1.ContainerStatus{}, s.InitContainerStatuses...), s.ContainerStatuses...)
+	for _, cstat := range statuses {
+		cs := st.container(cstat.Name)
+		cs.RestartCount = cstat.RestartCount
+		if t := cstat.LastTerminationState.Terminated; t != nil {
+			cs.Last = attemptFromTerminated(t)
+		}
+		switch {
+		case cstat.State.Running != nil:
+			a := &attempt{ID: cstat.ContainerID, StartedAt: cstat.State.Running.StartedAt.Time}
+			if strings.HasPrefix(cstat.ContainerID, "sim://") {
+				a.Sim, a.Running = true, true
+			} else {
+				a.ExitCode, a.Reason, a.FinishedAt = 137, reasonStatusUnknown, now
+				a.Message = "The container could not be located when quartet restarted. The container used to be Running"
+			}
+			cs.Current = a
+		case cstat.State.Terminated != nil:
+			cs.Current = attemptFromTerminated(cstat.State.Terminated)
+		case cstat.State.Waiting != nil && cs.Last != nil:
+			// Waiting to restart: the last instance is the current one.
+			cs.Current, cs.Last = cs.Last, nil
+		}
+	}
+	return st
+}
+
+func attemptFromTerminated(t *v1.ContainerStateTerminated) *attempt {
+	return &attempt{
+		ID: t.ContainerID, Sim: strings.HasPrefix(t.ContainerID, "sim://"),
+		StartedAt: t.StartedAt.Time, FinishedAt: t.FinishedAt.Time,
+		ExitCode: t.ExitCode, Reason: t.Reason, Message: t.Message,
+	}
+}

@@ -1,0 +1,161 @@
+package node
+
+import (
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+)
+
+// containerKind is how the next instance of a container runs.
+type containerKind int
+
+const (
+	kindUnknown containerKind = iota
+	// kindProcess runs a host process.
+	kindProcess
+	// kindSim runs nothing (the sim runtime).
+	kindSim
+	// kindUnrunnable means the process runtime has nothing to run: no
+	// command and no image-map entry.
+	kindUnrunnable
+)
+
+func (k containerKind) String() string {
+	switch k {
+	case kindProcess:
+		return "process"
+	case kindSim:
+		return "sim"
+	case kindUnrunnable:
+		return "unrunnable"
+	}
+	return "unknown"
+}
+
+// attempt is one instance of a container as the plan sees it. The agent
+// fills it from the runtime before each plan.
+type attempt struct {
+	ID        string
+	Sim       bool
+	StartedAt time.Time
+	// SpecHash identifies the container spec the instance was started from;
+	// a change of it restarts the container, as a kubelet does.
+	SpecHash string
+
+	Running    bool
+	ExitCode   int32
+	Reason     string
+	Message    string
+	FinishedAt time.Time
+
+	// StopSentAt is when the agent asked the instance to stop (SIGTERM);
+	// KillAt is when it sends SIGKILL if the instance is still running.
+	StopSentAt time.Time
+	KillAt     time.Time
+	KillSent   bool
+	// RestartAfterStop restarts the container once stopped whatever the
+	// restart policy says (spec change).
+	RestartAfterStop bool
+
+	// Probe results for process containers.
+	Started        bool // the startup probe succeeded (or there is none)
+	Ready          bool // the readiness probe's verdict (true when there is none)
+	LivenessFailed bool
+	StartupFailed  bool
+}
+
+func (a *attempt) terminated() *v1.ContainerStateTerminated {
+	return &v1.ContainerStateTerminated{
+		ExitCode:    a.ExitCode,
+		Reason:      a.Reason,
+		Message:     a.Message,
+		StartedAt:   metaTime(a.StartedAt),
+		FinishedAt:  metaTime(a.FinishedAt),
+		ContainerID: a.ID,
+	}
+}
+
+// waitingReason is why a container could not be started.
+type waitingReason struct {
+	Reason  string
+	Message string
+}
+
+// containerState is everything the agent keeps about one container of a pod.
+type containerState struct {
+	RestartCount int32
+	// Current is the latest instance (running or ended), Last the one
+	// before it (the status' lastState).
+	Current *attempt
+	Last    *attempt
+	// Waiting is set when the last try to start failed before anything ran
+	// (a config error, an image the process runtime cannot run).
+	Waiting *waitingReason
+	// RetryAt is when a start that failed that way is tried again, and
+	// RetryDelay the delay that led to it.
+	RetryAt    time.Time
+	RetryDelay time.Duration
+	// BackoffDelay and BackoffUpdated are the crash-loop back-off: the delay
+	// before the next restart and when it was last set.
+	BackoffDelay   time.Duration
+	BackoffUpdated time.Time
+	// NextKind is how a new instance would run now; the agent computes it
+	// before each plan from the runtime mode and the image map.
+	NextKind    containerKind
+	KindMessage string
+}
+
+// podState is everything the agent keeps about one pod.
+type podState struct {
+	// StartTime is when the agent first acknowledged the pod (status.startTime).
+	StartTime time.Time
+	// PodIP is the pod's address; NetworkReady is true once it is known.
+	PodIP        string
+	NetworkReady bool
+	NetworkError string
+	// VolumesReady is true once the pod's volumes are prepared for process
+	// containers; VolumeError and VolumeRetryAt describe the last failure.
+	VolumesReady  bool
+	VolumeError   string
+	VolumeRetryAt time.Time
+	VolumeDelay   time.Duration
+	// DeadlineExceeded is set once activeDeadlineSeconds has passed.
+	DeadlineExceeded bool
+	// Terminal is set once a terminal phase has been written.
+	Terminal bool
+	// Announced holds the keys of one-shot events already emitted.
+	Announced map[string]bool
+
+	Containers map[string]*containerState
+}
+
+func newPodState() *podState {
+	return &podState{Containers: map[string]*containerState{}, Announced: map[string]bool{}}
+}
+
+func (s *podState) container(name string) *containerState {
+	cs, ok := s.Containers[name]
+	if !ok {
+		cs = &containerState{}
+		s.Containers[name] = cs
+	}
+	return cs
+}
+
+// anyRunning reports whether any instance of the pod is running.
+func (s *podState) anyRunning() bool {
+	for _, cs := range s.Containers {
+		if cs.Current != nil && cs.Current.Running {
+			return true
+		}
+	}
+	return false
+}
+
+// peek returns the state of a container without recording a new one.
+func (s *podState) peek(name string) *containerState {
+	if cs, ok := s.Containers[name]; ok {
+		return cs
+	}
+	return &containerState{}
+}
