@@ -89,7 +89,7 @@ func makePlan(o observed) plan {
 			// (kubectl create job --from=cronjob/...), or by a controller
 			// that crashed before recording it. Like Kubernetes, quartet
 			// reports it and does not adopt it into status.active.
-			p.warn(reasonUnexpectedJob, "Saw a job that the controller did not create or forgot: %s", j.Name)
+			p.warn(reasonUnexpectedJob, "%s", unexpectedJobMessage(j.Name))
 		case finished && active:
 			p.status.Active = withoutUID(p.status.Active, j.UID)
 			if !pruned[j.UID] {
@@ -112,7 +112,19 @@ func makePlan(o observed) plan {
 	if sched := p.decideRun(o); sched != nil {
 		p.requeueAfter = requeueAfter(sched, cj, p, o.now)
 	}
+	if p.create != nil {
+		// A running Job with the name of the one about to be created is this
+		// controller's own, created by a sync whose status write was lost;
+		// the create finds it and records it, so it is not unexpected.
+		p.events = slices.DeleteFunc(p.events, func(e event) bool {
+			return e.reason == reasonUnexpectedJob && e.message == unexpectedJobMessage(p.create.Name)
+		})
+	}
 	return p
+}
+
+func unexpectedJobMessage(name string) string {
+	return "Saw a job that the controller did not create or forgot: " + name
 }
 
 // decideRun decides whether a Job starts in this sync, and which. It returns

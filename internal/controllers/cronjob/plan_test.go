@@ -398,6 +398,17 @@ func TestMakePlan(t *testing.T) {
 			want:        outcome{Events: []string{warning + reasonUnexpectedJob}, Create: minutes(topOfHour), Requeue: 59*time.Minute + d},
 			wantMessage: "Saw a job that the controller did not create or forgot: backup-manual-1",
 		},
+		"the scheduled time's Job exists but its status write was lost": {
+			cj:   newCronJob(policy(batchv1.ForbidConcurrent), lastScheduled(prevHour)),
+			jobs: []*batchv1.Job{running(topOfHour)}, now: at("10:01:00"),
+			// Not unexpected: the create finds it (AlreadyExists) and records it.
+			want: outcome{Create: minutes(topOfHour), Requeue: 59*time.Minute + d},
+		},
+		"an older Job whose status write was lost is unexpected, as in Kubernetes": {
+			cj:   newCronJob(lastScheduled(prevHour.Add(-time.Hour))),
+			jobs: []*batchv1.Job{running(prevHour)}, now: at("10:01:00"),
+			want: outcome{Events: []string{warning + reasonUnexpectedJob}, Create: minutes(topOfHour), Requeue: 59*time.Minute + d},
+		},
 		"unexpected finished Job counts for lastSuccessfulTime": {
 			cj:   newCronJob(),
 			jobs: []*batchv1.Job{namedJob("backup-manual-1", succeeded(at("09:30:00")))}, now: at("09:40:00"),
