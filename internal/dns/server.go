@@ -258,7 +258,8 @@ func validHostname(h string) bool {
 			return false
 		}
 		for _, c := range label {
-			if !(c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			alnum := c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+			if !alnum && c != '-' {
 				return false
 			}
 		}

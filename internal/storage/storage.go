@@ -186,6 +186,9 @@ func ensureClasses(ctx context.Context, client kubernetes.Interface, clk clock.W
 	return nil
 }
 
+// retriable says whether err may go away while the apiserver finishes
+// starting; authorization and validation errors will not.
 func retriable(err error) bool {
-	return !(apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) || apierrors.IsInvalid(err) || apierrors.IsBadRequest(err))
+	permanent := apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) || apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)
+	return !permanent
 }
