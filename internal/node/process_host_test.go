@@ -1,0 +1,169 @@
+package node
+
+import (
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"quartet.dev/quartet/internal/node/runtime/process"
+)
+
+func shellPod(name, script string, restart v1.RestartPolicy, opts ...podOpt) *v1.Pod {
+	p := boundPod(name, withRestart(restart))
+	p.Spec.Containers[0].Image = "busybox"
+	p.Spec.Containers[0].Command = []string{"sh", "-c", script}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+func TestProcessPodExitCodeAndLogs(t *testing.T) {
+	th := startHost(t, RuntimeProcess, "")
+	th.addNode(NodeSpec{Name: "node-1"})
+	th.createPod(shellPod("hello", "echo hello; exit 3", v1.RestartPolicyNever))
+	p := th.waitPod("hello", "Failed", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+	cs := containerStatusOf(p, "c")
+	if cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 3 || cs.State.Terminated.Reason != "Error" ||
+		!strings.HasPrefix(cs.ContainerID, "process://") {
+		t.Fatalf("container status = %+v", cs)
+	}
+	body, code := getLogs(th.h.agents["node-1"], "/containerLogs/default/hello/c")
+	if code != http.StatusOK || body != "hello\n" {
+		t.Errorf("logs = %d %q, want 200 \"hello\\n\"", code, body)
+	}
+	body, _ = getLogs(th.h.agents["node-1"], "/containerLogs/default/hello/c?timestamps=true")
+	if !strings.HasSuffix(body, " hello\n") || !strings.HasPrefix(body, "2026-01-02T03:04:05") {
+		t.Errorf("logs with timestamps = %q", body)
+	}
+}
+
+func TestProcessPodRestartsWithPreviousLog(t *testing.T) {
+	th := startHost(t, RuntimeProcess, "")
+	th.addNode(NodeSpec{Name: "node-1"})
+	th.createPod(shellPod("again", "echo run; exit 1", v1.RestartPolicyOnFailure))
+	p := th.waitPod("again", "restarted once", func(p *v1.Pod) bool {
+		cs := containerStatusOf(p, "c")
+		return cs.RestartCount == 1 && cs.State.Waiting != nil && cs.State.Waiting.Reason == "CrashLoopBackOff"
+	})
+	if p.Status.Phase != v1.PodRunning {
+		t.Errorf("phase = %s", p.Status.Phase)
+	}
+	a := th.h.agents["node-1"]
+	if body, code := getLogs(a, "/containerLogs/default/again/c?previous=true"); code != http.StatusOK || body != "run\n" {
+		t.Errorf("previous logs = %d %q", code, body)
+	}
+}
+
+func TestProcessPodMissingConfigMap(t *testing.T) {
+	th := startHost(t, RuntimeProcess, "")
+	th.addNode(NodeSpec{Name: "node-1"})
+	th.createPod(shellPod("cfg", "echo $FOO", v1.RestartPolicyNever, func(p *v1.Pod) {
+		p.Spec.Containers[0].Env = []v1.EnvVar{{Name: "FOO", ValueFrom: &v1.EnvVarSource{
+			ConfigMapKeyRef: &v1.ConfigMapKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "missing"}, Key: "k"}}}}
+	}))
+	th.createPod(shellPod("fine", "echo fine", v1.RestartPolicyNever))
+	p := th.waitPod("cfg", "CreateContainerConfigError", func(p *v1.Pod) bool {
+		w := containerStatusOf(p, "c").State.Waiting
+		return w != nil && w.Reason == "CreateContainerConfigError"
+	})
+	if msg := containerStatusOf(p, "c").State.Waiting.Message; msg != `configmap "missing" not found` {
+		t.Errorf("message = %q", msg)
+	}
+	th.waitPod("fine", "Succeeded", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodSucceeded })
+}
+
+func TestProcessEnvAndVolumes(t *testing.T) {
+	cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "conf", Namespace: "default"}, Data: map[string]string{"greeting": "hi", "file.txt": "from configmap"}}
+	th := startHost(t, RuntimeProcess, "", cm)
+	th.addNode(NodeSpec{Name: "node-1"})
+	script := `echo "$POD_NAME $NS $NODE $GREETING $LABEL $EXPANDED"; echo "$GREETING" > /data/out; cat /etc/conf/file.txt; echo; cat /etc/podinfo/name; echo; hostname`
+	th.createPod(shellPod("env", script, v1.RestartPolicyNever, func(p *v1.Pod) {
+		p.Labels = map[string]string{"app": "web"}
+		p.Spec.Hostname = "web-0"
+		c := &p.Spec.Containers[0]
+		c.Env = []v1.EnvVar{
+			{Name: "POD_NAME", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+			{Name: "NS", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+			{Name: "NODE", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
+			{Name: "GREETING", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "conf"}, Key: "greeting"}}},
+			{Name: "LABEL", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.labels['app']"}}},
+			{Name: "EXPANDED", Value: "$(POD_NAME)-x"},
+		}
+		c.VolumeMounts = []v1.VolumeMount{{Name: "data", MountPath: "/data"}, {Name: "conf", MountPath: "/etc/conf"}, {Name: "podinfo", MountPath: "/etc/podinfo"}}
+		p.Spec.Volumes = []v1.Volume{
+			{Name: "data", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}},
+			{Name: "conf", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "conf"}}}},
+			{Name: "podinfo", VolumeSource: v1.VolumeSource{DownwardAPI: &v1.DownwardAPIVolumeSource{Items: []v1.DownwardAPIVolumeFile{
+				{Path: "name", FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}}},
+		}
+	}))
+	p := th.waitPod("env", "finished", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed })
+	body, _ := getLogs(th.h.agents["node-1"], "/containerLogs/default/env/c")
+	if p.Status.Phase != v1.PodSucceeded {
+		t.Fatalf("phase %s, logs:\n%s\nstatus %+v", p.Status.Phase, body, containerStatusOf(p, "c"))
+	}
+	lines := strings.Split(body, "\n")
+	if lines[0] != "env default node-1 hi web env-x" {
+		t.Errorf("env line = %q", lines[0])
+	}
+	if th.h.isolated {
+		want := "env default node-1 hi web env-x\nfrom configmap\nenv\nweb-0\n"
+		if body != want {
+			t.Errorf("logs = %q, want %q", body, want)
+		}
+		rec := th.h.record(p.UID)
+		if rec == nil {
+			t.Fatal("no record")
+		}
+		if b, err := os.ReadFile(rec.volumes["data"] + "/out"); err != nil || string(b) != "hi\n" {
+			t.Errorf("emptyDir file = %q %v", b, err)
+		}
+	}
+}
+
+// TestRestartReconciles runs a pod, stops the host, and starts a new host on
+// the same data dir and API: the lost process is restarted once, with the
+// restart counted, and the old process is gone.
+func TestRestartReconciles(t *testing.T) {
+	dir := t.TempDir()
+	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1", UID: "n1"}, Spec: v1.NodeSpec{PodCIDR: "10.244.1.0/24"}})
+	th := startHostWith(t, RuntimeProcess, dir, client)
+	th.addNode(NodeSpec{Name: "node-1"})
+	th.createPod(shellPod("long", "sleep 300", v1.RestartPolicyAlways))
+	p := th.waitPod("long", "Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+	firstID := containerStatusOf(p, "c").ContainerID
+	rec := th.h.record(p.UID)
+	rec.mu.Lock()
+	pid := rec.instances["c"].(*process.Instance).Pid()
+	rec.mu.Unlock()
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("container process %d not running: %v", pid, err)
+	}
+	th.stop()
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Fatalf("process %d outlived the host", pid)
+	}
+
+	th2 := startHostWith(t, RuntimeProcess, dir, client)
+	th2.addNode(NodeSpec{Name: "node-1"})
+	p = th2.waitPod("long", "restarted", func(p *v1.Pod) bool {
+		cs := containerStatusOf(p, "c")
+		return cs.State.Running != nil && cs.ContainerID != firstID
+	})
+	cs := containerStatusOf(p, "c")
+	if cs.RestartCount != 1 || cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.Reason != "ContainerStatusUnknown" {
+		t.Errorf("after restart: %+v", cs)
+	}
+	// Exactly one instance runs.
+	rec = th2.h.record(p.UID)
+	if rec == nil || len(rec.instances) != 1 {
+		t.Errorf("instances after restart: %+v", rec)
+	}
+}
