@@ -158,7 +158,6 @@ func boundPod(name string, opts ...podOpt) *v1.Pod {
 	return p
 }
 
-
 func containerStatusOf(p *v1.Pod, name string) v1.ContainerStatus {
 	for _, cs := range append(append([]v1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
 		if cs.Name == name {
