@@ -1,0 +1,54 @@
+package daemonset
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// recordingPodControl records the pod writes a sync sends; createErr, when
+// set, decides the outcome of the n-th create (1-based).
+type recordingPodControl struct {
+	mu        sync.Mutex
+	creates   int
+	created   []*corev1.Pod
+	deleted   []string
+	patches   []string
+	createErr func(n int) error
+	deleteErr error
+}
+
+var _ podControl = (*recordingPodControl)(nil)
+
+func (r *recordingPodControl) createPod(_ context.Context, _ *appsv1.DaemonSet, pod *corev1.Pod) (*corev1.Pod, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.creates++
+	if r.createErr != nil {
+		if err := r.createErr(r.creates); err != nil {
+			return nil, err
+		}
+	}
+	pod = pod.DeepCopy()
+	pod.Name = fmt.Sprintf("%s%05d", pod.GenerateName, r.creates)
+	r.created = append(r.created, pod)
+	return pod, nil
+}
+
+func (r *recordingPodControl) deletePod(_ context.Context, _ *appsv1.DaemonSet, name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.deleted = append(r.deleted, name)
+	return r.deleteErr
+}
+
+func (r *recordingPodControl) patchPod(_ context.Context, namespace, name string, pt types.PatchType, patch []byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.patches = append(r.patches, fmt.Sprintf("%s/%s %s %s", namespace, name, pt, patch))
+	return nil
+}
