@@ -433,21 +433,24 @@ func (p *syncPlan) replaceInPlace(in *planInput, names []string, maxUnavailable 
 // splitByRevision returns a node's live new and old pod; ok is false when
 // the node has more than one of either.
 func splitByRevision(pods []*corev1.Pod, hash string, generation *int64) (newPod, oldPod *corev1.Pod, ok bool) {
+	var current, previous []*corev1.Pod
 	for _, pod := range pods {
-		if pod.DeletionTimestamp != nil {
-			continue
+		switch {
+		case pod.DeletionTimestamp != nil:
+		case isUpdated(pod, hash, generation):
+			current = append(current, pod)
+		default:
+			previous = append(previous, pod)
 		}
-		if isUpdated(pod, hash, generation) {
-			if newPod != nil {
-				return nil, nil, false
-			}
-			newPod = pod
-		} else {
-			if oldPod != nil {
-				return nil, nil, false
-			}
-			oldPod = pod
-		}
+	}
+	if len(current) > 1 || len(previous) > 1 {
+		return nil, nil, false
+	}
+	if len(current) == 1 {
+		newPod = current[0]
+	}
+	if len(previous) == 1 {
+		oldPod = previous[0]
 	}
 	return newPod, oldPod, true
 }
