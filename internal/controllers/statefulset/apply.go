@@ -411,6 +411,7 @@ func (a *applier) canAdopt(ctx context.Context, set *appsv1.StatefulSet) error {
 func (a *applier) adoptAndRelease(ctx context.Context, set *appsv1.StatefulSet, o podOwnership, adoptOK func() error) ([]*v1.Pod, error) {
 	var errs []error
 	gone := map[types.UID]bool{}
+	adopted := map[types.UID]*v1.Pod{}
 	for _, pod := range o.adopt {
 		if err := adoptOK(); err != nil {
 			errs = append(errs, err)
@@ -424,6 +425,7 @@ func (a *applier) adoptAndRelease(ctx context.Context, set *appsv1.StatefulSet, 
 			errs = append(errs, err)
 		default:
 			a.wrote(set, "pods", patched.ResourceVersion)
+			adopted[pod.UID] = patched
 		}
 	}
 	for _, pod := range o.release {
@@ -441,7 +443,13 @@ func (a *applier) adoptAndRelease(ctx context.Context, set *appsv1.StatefulSet, 
 	}
 	pods := make([]*v1.Pod, 0, len(o.owned))
 	for _, pod := range o.owned {
-		if !gone[pod.UID] {
+		switch {
+		case gone[pod.UID]:
+		case adopted[pod.UID] != nil:
+			// The patched pod, so that a write later in this sync does not
+			// start from the copy without the owner reference.
+			pods = append(pods, adopted[pod.UID])
+		default:
 			pods = append(pods, pod)
 		}
 	}

@@ -52,6 +52,7 @@ type Controller struct {
 	pods        corelisters.PodLister
 	podIndex    cache.Indexer
 	claims      corelisters.PersistentVolumeClaimLister
+	revLister   appslisters.ControllerRevisionLister
 	history     history.Interface
 	cachesReady []cache.InformerSynced
 
@@ -100,11 +101,12 @@ func New(cfg controllers.Config) (*Controller, error) {
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "statefulset", Clock: clk}),
-		sets:     setInformer.Lister(),
-		pods:     podInformer.Lister(),
-		podIndex: podInformer.Informer().GetIndexer(),
-		claims:   claimInformer.Lister(),
-		history:  hist,
+		sets:      setInformer.Lister(),
+		pods:      podInformer.Lister(),
+		podIndex:  podInformer.Informer().GetIndexer(),
+		claims:    claimInformer.Lister(),
+		revLister: revInformer.Lister(),
+		history:   hist,
 		cachesReady: []cache.InformerSynced{
 			setInformer.Informer().HasSynced, podInformer.Informer().HasSynced,
 			claimInformer.Informer().HasSynced, revInformer.Informer().HasSynced,

@@ -338,10 +338,18 @@ func plan(in planInput) (*syncPlan, error) {
 		if replace.replacing[pod.Name] {
 			continue
 		}
-		update.units = append(update.units, []podTask{{kind: taskDelete, pod: pod, rollout: true}})
+		update.units = append(update.units, []podTask{{kind: taskDelete, pod: pod, rollout: countedCurrent(pod, in.current.Name)}})
 	}
 	p.addStage(update)
 	return p, nil
+}
+
+// countedCurrent reports whether pod is in status.currentReplicas, so that
+// deleting it takes it out. (Upstream subtracts every rolling-update deletion,
+// which can make currentReplicas negative, a status the apiserver rejects,
+// when the deleted pod was at neither revision.)
+func countedCurrent(pod *v1.Pod, currentRevision string) bool {
+	return podExists(pod) && !isTerminating(pod) && revisionOf(pod) == currentRevision
 }
 
 func (p *syncPlan) addStage(s stage) {

@@ -100,7 +100,7 @@ func planReplaceUnready(set *appsv1.StatefulSet, replicas []*v1.Pod, in planInpu
 		r.units = append(r.units, []podTask{{
 			kind:    taskDelete,
 			pod:     pod,
-			rollout: revisionOf(pod) == in.current.Name,
+			rollout: countedCurrent(pod, in.current.Name),
 			note: &planEvent{v1.EventTypeNormal, reasonReplacingUnreadyPod, fmt.Sprintf(
 				"Pod %s of outdated revision %s has not been Ready for %s (%s is %s); deleting it so that it is recreated at revision %s",
 				pod.Name, revisionOf(pod), unready, ReplaceUnreadyAfterAnnotation, raw, in.update.Name)},

@@ -1,0 +1,565 @@
+package statefulset
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/record"
+	testingclock "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+
+	"quartet.dev/quartet/internal/controllers"
+)
+
+// harness is the controller against client-go's fake clientset, with the
+// informers running. The fake has no apiserver behind it, so the harness
+// gives a created pod the Pending phase, as the apiserver does, and plays the
+// kubelet by setting pod status.
+type harness struct {
+	t      *testing.T
+	ctx    context.Context
+	client *fake.Clientset
+	c      *Controller
+	rec    *record.FakeRecorder
+	clock  *testingclock.FakeClock
+}
+
+// fakeAPI is client-go's fake clientset plus the little of the apiserver's
+// behaviour the controller relies on: created objects get a UID and a
+// creation time, created pods the Pending phase, and every create and update
+// a new resource version.
+func fakeAPI(objs ...runtime.Object) *fake.Clientset {
+	client := fake.NewClientset(objs...)
+	var uids, versions atomic.Int64
+	versions.Store(1000)
+	client.PrependReactor("create", "*", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		create, ok := action.(k8stesting.CreateAction)
+		if !ok {
+			return false, nil, nil
+		}
+		obj, err := meta.Accessor(create.GetObject())
+		if err != nil {
+			return false, nil, nil
+		}
+		if obj.GetUID() == "" {
+			obj.SetUID(types.UID(fmt.Sprintf("uid-%d", uids.Add(1))))
+		}
+		if ts := obj.GetCreationTimestamp(); ts.IsZero() {
+			obj.SetCreationTimestamp(metav1.Now())
+		}
+		obj.SetResourceVersion(strconv.FormatInt(versions.Add(1), 10))
+		if pod, ok := create.GetObject().(*v1.Pod); ok && pod.Status.Phase == "" {
+			pod.Status.Phase = v1.PodPending
+		}
+		return false, nil, nil
+	})
+	client.PrependReactor("update", "*", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		if update, ok := action.(k8stesting.UpdateAction); ok {
+			if obj, err := meta.Accessor(update.GetObject()); err == nil {
+				obj.SetResourceVersion(strconv.FormatInt(versions.Add(1), 10))
+			}
+		}
+		return false, nil, nil
+	})
+	return client
+}
+
+func newHarness(t *testing.T, objs ...runtime.Object) *harness {
+	t.Helper()
+	client := fakeAPI(objs...)
+	factory := informers.NewSharedInformerFactory(client, 0)
+	clk := testingclock.NewFakeClock(now)
+	c, err := New(controllers.Config{Client: client, Informers: factory, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := record.NewFakeRecorder(1000)
+	c.recorder, c.apply.recorder = rec, rec
+	ctx, cancel := context.WithCancel(context.Background())
+	factory.Start(ctx.Done())
+	t.Cleanup(func() {
+		cancel()
+		factory.Shutdown()
+	})
+	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			t.Fatalf("cache for %v did not sync", typ)
+		}
+	}
+	return &harness{t: t, ctx: ctx, client: client, c: c, rec: rec, clock: clk}
+}
+
+// eventually waits for cond to hold, polling.
+func (h *harness) eventually(what string, cond func() bool) {
+	h.t.Helper()
+	err := wait.PollUntilContextTimeout(h.ctx, 5*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		return cond(), nil
+	})
+	if err != nil {
+		h.t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// sync runs one sync of default/web once the caches have caught up with the
+// API (the fake's writes reach the informers asynchronously).
+func (h *harness) sync() time.Duration {
+	h.t.Helper()
+	h.caughtUp()
+	d, err := h.c.sync(h.ctx, "default/web")
+	if err != nil {
+		h.t.Fatalf("sync: %v", err)
+	}
+	if d == cacheLagRetry {
+		h.t.Fatalf("sync found the caches behind")
+	}
+	h.caughtUp()
+	return d
+}
+
+// caughtUp waits until the informer caches hold exactly what the fake API
+// holds. The fake sets no resource versions, so whole objects are compared.
+func (h *harness) caughtUp() {
+	h.t.Helper()
+	h.eventually("the informer caches", func() bool {
+		apiPods, _ := h.client.CoreV1().Pods("default").List(h.ctx, metav1.ListOptions{})
+		cachedPods, _ := h.c.pods.Pods("default").List(labels.Everything())
+		apiClaims, _ := h.client.CoreV1().PersistentVolumeClaims("default").List(h.ctx, metav1.ListOptions{})
+		cachedClaims, _ := h.c.claims.PersistentVolumeClaims("default").List(labels.Everything())
+		apiRevs, _ := h.client.AppsV1().ControllerRevisions("default").List(h.ctx, metav1.ListOptions{})
+		cachedRevs, _ := h.c.revLister.ControllerRevisions("default").List(labels.Everything())
+		apiSets, _ := h.client.AppsV1().StatefulSets("default").List(h.ctx, metav1.ListOptions{})
+		cachedSets, _ := h.c.sets.StatefulSets("default").List(labels.Everything())
+		return sameObjects(apiPods.Items, cachedPods) && sameObjects(apiClaims.Items, cachedClaims) &&
+			sameObjects(apiRevs.Items, cachedRevs) && sameObjects(apiSets.Items, cachedSets)
+	})
+}
+
+// sameObjects reports whether the cache holds exactly the API's objects.
+func sameObjects[T any, P interface {
+	*T
+	metav1.Object
+}](api []T, cached []P) bool {
+	if len(api) != len(cached) {
+		return false
+	}
+	byName := map[string]P{}
+	for _, c := range cached {
+		byName[c.GetName()] = c
+	}
+	for i := range api {
+		c, ok := byName[P(&api[i]).GetName()]
+		if !ok || !equality.Semantic.DeepEqual(&api[i], (*T)(c)) {
+			return false
+		}
+	}
+	return true
+}
+
+func (h *harness) podNames() []string {
+	pods, err := h.client.CoreV1().Pods("default").List(h.ctx, metav1.ListOptions{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var names []string
+	for _, p := range pods.Items {
+		names = append(names, p.Name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (h *harness) claimNames() []string {
+	claims, err := h.client.CoreV1().PersistentVolumeClaims("default").List(h.ctx, metav1.ListOptions{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var names []string
+	for _, c := range claims.Items {
+		names = append(names, c.Name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (h *harness) pod(name string) *v1.Pod {
+	p, err := h.client.CoreV1().Pods("default").Get(h.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return p
+}
+
+func (h *harness) set() *appsv1.StatefulSet {
+	s, err := h.client.AppsV1().StatefulSets("default").Get(h.ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return s
+}
+
+// markReady plays the kubelet: the pods are Running and Ready as of now.
+func (h *harness) markReady(names ...string) {
+	h.t.Helper()
+	for _, name := range names {
+		p := h.pod(name)
+		p.Status.Phase = v1.PodRunning
+		p.Status.Conditions = []v1.PodCondition{{Type: v1.PodReady, Status: v1.ConditionTrue, LastTransitionTime: metav1.Time{Time: h.clock.Now()}}}
+		if _, err := h.client.CoreV1().Pods("default").UpdateStatus(h.ctx, p, metav1.UpdateOptions{}); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+func (h *harness) setStatus(name string, phase v1.PodPhase) {
+	h.t.Helper()
+	p := h.pod(name)
+	p.Status.Phase = phase
+	p.Status.Conditions = nil
+	if _, err := h.client.CoreV1().Pods("default").UpdateStatus(h.ctx, p, metav1.UpdateOptions{}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) update(change func(*appsv1.StatefulSet)) {
+	h.t.Helper()
+	s := h.set()
+	change(s)
+	s.Generation++
+	if _, err := h.client.AppsV1().StatefulSets("default").Update(h.ctx, s, metav1.UpdateOptions{}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func chapterSet(opts ...func(*appsv1.StatefulSet)) *appsv1.StatefulSet {
+	set := testSet("web", 3)
+	withClaims(set)
+	set.UID = "uid-web"
+	for _, o := range opts {
+		o(set)
+	}
+	return set
+}
+
+// TestChapterWalkthrough follows the seed chapter: web-0..2 come up in order
+// with data-web-N claims, a deleted web-1 comes back with the same name and
+// claim (exercise 1), and scaling down keeps the claims.
+func TestChapterWalkthrough(t *testing.T) {
+	h := newHarness(t, chapterSet())
+
+	h.sync()
+	if diff := cmp.Diff([]string{"web-0"}, h.podNames()); diff != "" {
+		t.Fatalf("pods after the first sync (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"data-web-0"}, h.claimNames()); diff != "" {
+		t.Fatalf("claims (-want +got):\n%s", diff)
+	}
+	rev := h.set().Status.UpdateRevision
+	if rev == "" || h.set().Status.CurrentRevision != rev || h.set().Status.ObservedGeneration != 1 {
+		t.Fatalf("status %+v", h.set().Status)
+	}
+	web0 := h.pod("web-0")
+	if web0.Labels[appsv1.StatefulSetRevisionLabel] != rev || web0.Spec.Hostname != "web-0" || web0.Spec.Subdomain != "web" {
+		t.Errorf("web-0 labels %v hostname %q subdomain %q", web0.Labels, web0.Spec.Hostname, web0.Spec.Subdomain)
+	}
+	if diff := cmp.Diff([]string{
+		"Normal SuccessfulCreate Create Claim data-web-0 Pod web-0 in StatefulSet web success",
+		"Normal SuccessfulCreate Create Pod web-0 in StatefulSet web successful",
+	}, events(h.rec)); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+
+	// Nothing more until web-0 is Ready.
+	h.sync()
+	if len(h.podNames()) != 1 {
+		t.Fatalf("pods %v while web-0 is Pending", h.podNames())
+	}
+	for i := 0; i < 3; i++ {
+		h.markReady(fmt.Sprintf("web-%d", i))
+		h.sync()
+	}
+	if diff := cmp.Diff([]string{"web-0", "web-1", "web-2"}, h.podNames()); diff != "" {
+		t.Fatalf("pods (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"data-web-0", "data-web-1", "data-web-2"}, h.claimNames()); diff != "" {
+		t.Fatalf("claims (-want +got):\n%s", diff)
+	}
+	st := h.set().Status
+	if st.Replicas != 3 || st.ReadyReplicas != 3 || st.AvailableReplicas != 3 || st.CurrentReplicas != 3 || st.UpdatedReplicas != 3 {
+		t.Errorf("status %+v", st)
+	}
+
+	// Exercise 1: delete web-1; it comes back with the same name and claim.
+	uid := h.pod("web-1").UID
+	if err := h.client.CoreV1().Pods("default").Delete(h.ctx, "web-1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	events(h.rec)
+	h.sync()
+	web1 := h.pod("web-1")
+	if web1.UID == uid {
+		t.Fatal("web-1 was not recreated")
+	}
+	if web1.Spec.Volumes[0].PersistentVolumeClaim.ClaimName != "data-web-1" {
+		t.Errorf("web-1 mounts %+v", web1.Spec.Volumes)
+	}
+	if diff := cmp.Diff([]string{"Normal SuccessfulCreate Create Pod web-1 in StatefulSet web successful"}, events(h.rec)); diff != "" {
+		t.Errorf("events: the claim must be reused, not created (-want +got):\n%s", diff)
+	}
+	h.markReady("web-1")
+	h.sync()
+
+	// A Failed pod is deleted and comes back too.
+	h.setStatus("web-2", v1.PodFailed)
+	h.sync()
+	if diff := cmp.Diff([]string{"web-0", "web-1"}, h.podNames()); diff != "" {
+		t.Fatalf("pods after web-2 failed (-want +got):\n%s", diff)
+	}
+	h.sync()
+	if diff := cmp.Diff([]string{"web-0", "web-1", "web-2"}, h.podNames()); diff != "" {
+		t.Fatalf("pods after the failed web-2 was replaced (-want +got):\n%s", diff)
+	}
+	h.markReady("web-2")
+	h.sync()
+
+	// Scale down to 1: web-2, then web-1, go; every claim stays.
+	h.update(func(s *appsv1.StatefulSet) { s.Spec.Replicas = ptr.To[int32](1) })
+	h.sync()
+	if diff := cmp.Diff([]string{"web-0", "web-1"}, h.podNames()); diff != "" {
+		t.Fatalf("pods (-want +got):\n%s", diff)
+	}
+	h.sync()
+	if diff := cmp.Diff([]string{"web-0"}, h.podNames()); diff != "" {
+		t.Fatalf("pods (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"data-web-0", "data-web-1", "data-web-2"}, h.claimNames()); diff != "" {
+		t.Fatalf("claims after scale-down (-want +got):\n%s", diff)
+	}
+	h.sync()
+	if st := h.set().Status; st.Replicas != 1 || st.ObservedGeneration != 2 {
+		t.Errorf("status after scale-down %+v", st)
+	}
+}
+
+func TestRollingUpdateAndRollback(t *testing.T) {
+	set := chapterSet(func(s *appsv1.StatefulSet) { s.Spec.Replicas = ptr.To[int32](2) })
+	h := newHarness(t, set)
+	h.sync()
+	h.markReady("web-0")
+	h.sync()
+	h.markReady("web-1")
+	h.sync()
+	r1 := h.set().Status.CurrentRevision
+
+	h.update(func(s *appsv1.StatefulSet) { s.Spec.Template.Spec.Containers[0].Image = "nginx:1.28" })
+	h.sync()
+	st := h.set().Status
+	r2 := st.UpdateRevision
+	if r2 == r1 || st.CurrentRevision != r1 {
+		t.Fatalf("revisions after the template change: %+v", st)
+	}
+	// web-1 goes first; web-0 waits.
+	if diff := cmp.Diff([]string{"web-0"}, h.podNames()); diff != "" {
+		t.Fatalf("pods (-want +got):\n%s", diff)
+	}
+	h.sync()
+	if got := h.pod("web-1").Labels[appsv1.StatefulSetRevisionLabel]; got != r2 {
+		t.Fatalf("web-1 recreated at %s, want %s", got, r2)
+	}
+	if h.pod("web-1").Spec.Containers[0].Image != "nginx:1.28" {
+		t.Errorf("web-1 image %s", h.pod("web-1").Spec.Containers[0].Image)
+	}
+	h.markReady("web-1")
+	h.sync()
+	h.sync()
+	h.markReady("web-0")
+	h.sync()
+	st = h.set().Status
+	if st.CurrentRevision != r2 || st.UpdatedReplicas != 2 || st.CurrentReplicas != 2 {
+		t.Fatalf("status after the rollout %+v", st)
+	}
+
+	// Roll back to the first template: the old revision is renumbered, not
+	// duplicated.
+	h.update(func(s *appsv1.StatefulSet) { s.Spec.Template.Spec.Containers[0].Image = "nginx:1.27" })
+	h.sync()
+	if got := h.set().Status.UpdateRevision; got != r1 {
+		t.Errorf("update revision after rollback %s, want %s", got, r1)
+	}
+	revs, err := h.client.AppsV1().ControllerRevisions("default").List(h.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	numbers := map[string]int64{}
+	for _, r := range revs.Items {
+		numbers[r.Name] = r.Revision
+	}
+	if diff := cmp.Diff(map[string]int64{r1: 3, r2: 2}, numbers); diff != "" {
+		t.Errorf("revisions (-want +got):\n%s", diff)
+	}
+}
+
+func TestRetentionPolicyOwnerReferences(t *testing.T) {
+	set := chapterSet(func(s *appsv1.StatefulSet) {
+		s.Spec.Replicas = ptr.To[int32](2)
+		s.Spec.PodManagementPolicy = appsv1.ParallelPodManagement
+		s.Spec.PersistentVolumeClaimRetentionPolicy = &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
+			WhenDeleted: appsv1.DeletePersistentVolumeClaimRetentionPolicyType,
+			WhenScaled:  appsv1.DeletePersistentVolumeClaimRetentionPolicyType,
+		}
+	})
+	h := newHarness(t, set)
+	h.sync() // creates both claims and pods
+	h.sync() // pending pods: claims get the set's reference
+	owners := func(claim string) []string {
+		c, err := h.client.CoreV1().PersistentVolumeClaims("default").Get(h.ctx, claim, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range c.OwnerReferences {
+			out = append(out, r.Kind+"/"+r.Name)
+		}
+		return out
+	}
+	if diff := cmp.Diff([]string{"StatefulSet/web"}, owners("data-web-1")); diff != "" {
+		t.Fatalf("owners of data-web-1 (-want +got):\n%s", diff)
+	}
+	h.markReady("web-0", "web-1")
+	h.sync()
+	h.update(func(s *appsv1.StatefulSet) { s.Spec.Replicas = ptr.To[int32](1) })
+	h.sync()
+	if diff := cmp.Diff([]string{"Pod/web-1"}, owners("data-web-1")); diff != "" {
+		t.Errorf("owners of the scaled-down claim (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"StatefulSet/web"}, owners("data-web-0")); diff != "" {
+		t.Errorf("owners of data-web-0 (-want +got):\n%s", diff)
+	}
+}
+
+func TestAdoptionAndRelease(t *testing.T) {
+	set := chapterSet(func(s *appsv1.StatefulSet) { s.Spec.Replicas = ptr.To[int32](1); s.Spec.VolumeClaimTemplates = nil })
+	f := newFixture(t, 1, withClaims) // the same template, so the same revision
+	orphan := f.pod(0, f.r1, ready)
+	orphan.OwnerReferences = nil
+	delete(orphan.Labels, appsv1.StatefulSetPodNameLabel)
+	stray := f.pod(7, f.r1, ready)
+	stray.Labels = map[string]string{"app": "other"}
+	stray.OwnerReferences[0].UID = set.UID
+	h := newHarness(t, set, orphan, stray)
+	h.sync()
+	web0 := h.pod("web-0")
+	if ref := metav1.GetControllerOf(web0); ref == nil || ref.UID != set.UID {
+		t.Errorf("web-0 not adopted: %+v", web0.OwnerReferences)
+	}
+	if metav1.GetControllerOf(h.pod("web-7")) != nil {
+		t.Errorf("web-7 not released: %+v", h.pod("web-7").OwnerReferences)
+	}
+	// The adopted pod's identity is restored in the next sync.
+	h.sync()
+	if h.pod("web-0").Labels[appsv1.StatefulSetPodNameLabel] != "web-0" {
+		t.Errorf("web-0 labels %v", h.pod("web-0").Labels)
+	}
+	if diff := cmp.Diff([]string{"Normal SuccessfulUpdate Update Pod web-0 in StatefulSet web successful"}, events(h.rec)); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
+func TestMinReadySecondsRequeue(t *testing.T) {
+	set := chapterSet(func(s *appsv1.StatefulSet) { s.Spec.Replicas = ptr.To[int32](1); s.Spec.MinReadySeconds = 30 })
+	h := newHarness(t, set)
+	h.sync()
+	h.markReady("web-0")
+	h.clock.Step(10 * time.Second)
+	if d := h.sync(); d != 20*time.Second {
+		t.Errorf("requeue after %v, want 20s", d)
+	}
+	if st := h.set().Status; st.ReadyReplicas != 1 || st.AvailableReplicas != 0 {
+		t.Errorf("status %+v", st)
+	}
+	h.clock.Step(20 * time.Second)
+	if d := h.sync(); d != 0 {
+		t.Errorf("requeue after %v once available", d)
+	}
+	if st := h.set().Status; st.AvailableReplicas != 1 {
+		t.Errorf("status %+v", st)
+	}
+}
+
+func TestInvalidAnnotationWarnsOnce(t *testing.T) {
+	set := chapterSet(func(s *appsv1.StatefulSet) {
+		s.Spec.Replicas = ptr.To[int32](0)
+		s.Annotations = map[string]string{ReplaceUnreadyAfterAnnotation: "soon"}
+	})
+	h := newHarness(t, set)
+	h.sync()
+	h.sync()
+	var warnings []string
+	for _, e := range events(h.rec) {
+		if strings.Contains(e, reasonInvalidReplaceUnreadyAfter) {
+			warnings = append(warnings, e)
+		}
+	}
+	if len(warnings) != 1 {
+		t.Errorf("warnings %v, want exactly one", warnings)
+	}
+}
+
+// TestRun drives the controller through Run, with events going to the
+// (fake) events API as in production.
+func TestRun(t *testing.T) {
+	set := chapterSet(func(s *appsv1.StatefulSet) {
+		s.Spec.Replicas = ptr.To[int32](5)
+		s.Spec.PodManagementPolicy = appsv1.ParallelPodManagement
+	})
+	client := fakeAPI(set)
+	factory := informers.NewSharedInformerFactory(client, 0)
+	c, err := New(controllers.Config{Client: client, Informers: factory})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	factory.Start(ctx.Done())
+	go func() { c.Run(ctx, 2); close(done) }()
+	defer func() {
+		cancel()
+		<-done
+		factory.Shutdown()
+	}()
+	h := &harness{t: t, ctx: ctx, client: client, c: c, clock: testingclock.NewFakeClock(time.Now())}
+	h.eventually("5 pods", func() bool { return len(h.podNames()) == 5 })
+	h.markReady("web-0", "web-1", "web-2", "web-3", "web-4")
+	h.eventually("5 ready replicas", func() bool { return h.set().Status.ReadyReplicas == 5 })
+	h.eventually("creation events in the events API", func() bool {
+		list, err := client.CoreV1().Events("default").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false
+		}
+		n := 0
+		for _, e := range list.Items {
+			if e.Reason == reasonSuccessfulCreate && e.Source.Component == componentName && e.InvolvedObject.Name == "web" {
+				n++
+			}
+		}
+		return n == 10
+	})
+}
