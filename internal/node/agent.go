@@ -63,7 +63,6 @@ type agent struct {
 	lastStatus *v1.NodeStatus
 	lastReport time.Time
 	lease      *coordinationv1.Lease
-	certMu     sync.Mutex
 	cert       *tlsCertCache
 }
 

@@ -235,7 +235,7 @@ func TestNodeRegistrationAndLease(t *testing.T) {
 	th.step(12 * time.Second)
 	eventually(t, "lease renewal", func() (bool, string) {
 		l := lease()
-		return l.Spec.RenewTime.Time.After(t0), l.Spec.RenewTime.String()
+		return l.Spec.RenewTime.After(t0), l.Spec.RenewTime.String()
 	})
 
 	// Removing a node stops its heartbeat and deletes the Node.

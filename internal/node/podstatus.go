@@ -162,7 +162,7 @@ func buildStatus(in planInput, containers []specContainer, views map[string]*con
 		s.Conditions = append(s.Conditions, c)
 	}
 	sandbox := v1.PodCondition{Type: v1.PodReadyToStartContainers, Status: v1.ConditionFalse}
-	if st.NetworkReady && !(podIsTerminal && !st.anyRunning()) {
+	if st.NetworkReady && (!podIsTerminal || st.anyRunning()) {
 		sandbox.Status = v1.ConditionTrue
 	}
 	add(sandbox)
