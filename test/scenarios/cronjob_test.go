@@ -1,0 +1,165 @@
+package scenarios
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	h "quartet.dev/quartet/test/scenarios/harness"
+)
+
+// cronJobEveryMinute is a */1 CronJob whose Jobs finish after a second;
+// %s is extra spec fields, indented by two spaces.
+const cronJobEveryMinute = `apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: %s
+spec:
+  schedule: "*/1 * * * *"
+%s  jobTemplate:
+    metadata:
+      labels:
+        team: ops
+      annotations:
+        owner: alice
+    spec:
+      backoffLimit: 0
+      template:
+        metadata:
+          annotations:
+            quartet.dev/sim-run-seconds: "1"
+            quartet.dev/sim-exit-code: "%d"
+        spec:
+          restartPolicy: Never
+          containers:
+            - name: tick
+              image: busybox
+`
+
+var jobNameOfCronJob = regexp.MustCompile(`^tick-([0-9]+)$`)
+
+var _ = h.Register(
+	h.Scenario{
+		Name:        "cronjob/job-shape-and-status",
+		Controllers: []h.Controller{h.CronJob, h.Job},
+		Timeout:     4 * time.Minute,
+		Run: func(s *h.S) {
+			s.Apply(fmt.Sprintf(cronJobEveryMinute, "tick", "  timeZone: Asia/Seoul\n  startingDeadlineSeconds: 30\n  concurrencyPolicy: Forbid\n", 0))
+			s.WaitFor("the first scheduled Job", 2*time.Minute, func() (bool, string) { return len(s.Jobs()) >= 1, "" })
+			job := s.Jobs()[0]
+
+			// Name: <cronjob>-<scheduled time in minutes since the epoch>,
+			// and the annotation is that time in the CronJob's zone.
+			m := jobNameOfCronJob.FindStringSubmatch(job.Name)
+			s.Expect(m != nil, "job name %q is not tick-<minutes>", job.Name)
+			stamp := job.Annotations[batchv1.CronJobScheduledTimestampAnnotation]
+			scheduled, err := time.Parse(time.RFC3339, stamp)
+			s.Expect(err == nil && strings.HasSuffix(stamp, "+09:00"), "scheduled-timestamp %q is not RFC 3339 in Asia/Seoul", stamp)
+			if m != nil && err == nil {
+				minutes, _ := strconv.ParseInt(m[1], 10, 64)
+				s.Expect(minutes == scheduled.Unix()/60, "name %s vs annotation %s", job.Name, stamp)
+			}
+			s.Expect(job.Labels["team"] == "ops" && job.Annotations["owner"] == "alice", "template metadata not copied: %v %v", job.Labels, job.Annotations)
+			ref := metav1.GetControllerOf(&job)
+			s.Expect(ref != nil && ref.Kind == "CronJob" && ref.Name == "tick" && ref.BlockOwnerDeletion != nil && *ref.BlockOwnerDeletion,
+				"controller reference %+v", ref)
+
+			s.WaitFor("the Job succeeded and the status says so", 2*time.Minute, func() (bool, string) {
+				cj := s.CronJob("tick")
+				st := cj.Status
+				ok := st.LastSuccessfulTime != nil && st.LastScheduleTime != nil && len(st.Active) == 0
+				return ok, fmt.Sprintf("%+v", st)
+			})
+			last := s.CronJob("tick").Status.LastScheduleTime
+			s.Expect(last != nil && !last.Time.Before(scheduled), "lastScheduleTime %v before the first Job's time %v", last, scheduled)
+
+			out := s.Kubectl("", "get", "cronjob", "tick")
+			s.Expect(strings.Contains(out, "TIMEZONE") && strings.Contains(out, "SUSPEND") && strings.Contains(out, "LAST SCHEDULE") &&
+				strings.Contains(out, "Asia/Seoul") && strings.Contains(out, "False"), "kubectl get cronjob:\n%s", out)
+			s.WaitFor("SuccessfulCreate", time.Minute, s.HasEvent("CronJob", "tick", "SuccessfulCreate"))
+			s.WaitFor("SawCompletedJob", time.Minute, s.HasEvent("CronJob", "tick", "SawCompletedJob"))
+		},
+	},
+	h.Scenario{
+		Name:        "cronjob/history-limits",
+		Controllers: []h.Controller{h.CronJob, h.Job},
+		Timeout:     5 * time.Minute,
+		Run: func(s *h.S) {
+			s.Apply(fmt.Sprintf(cronJobEveryMinute, "keep-one", "  successfulJobsHistoryLimit: 1\n  failedJobsHistoryLimit: 1\n", 0))
+			// The second run's Job succeeds, then the first is pruned.
+			s.WaitFor("the oldest Job pruned", 4*time.Minute, s.HasEvent("CronJob", "keep-one", "SuccessfulDelete"))
+			s.Eventually("one succeeded Job kept", time.Minute, func() (bool, string) {
+				succeeded := 0
+				var names []string
+				for _, j := range s.Jobs() {
+					names = append(names, j.Name)
+					if hasCondition(&j, batchv1.JobComplete) {
+						succeeded++
+					}
+				}
+				return succeeded == 1, strings.Join(names, " ")
+			})
+		},
+	},
+	h.Scenario{
+		Name:        "cronjob/failed-history",
+		Controllers: []h.Controller{h.CronJob, h.Job},
+		Timeout:     5 * time.Minute,
+		Run: func(s *h.S) {
+			s.Apply(fmt.Sprintf(cronJobEveryMinute, "fails", "  failedJobsHistoryLimit: 1\n", 1))
+			s.WaitFor("a failed Job pruned", 4*time.Minute, s.HasEvent("CronJob", "fails", "SuccessfulDelete"))
+			s.Eventually("one failed Job kept", time.Minute, func() (bool, string) {
+				failed := 0
+				for _, j := range s.Jobs() {
+					if hasCondition(&j, batchv1.JobFailed) {
+						failed++
+					}
+				}
+				return failed == 1, fmt.Sprint(failed)
+			})
+			cj := s.CronJob("fails")
+			s.Expect(cj.Status.LastSuccessfulTime == nil, "lastSuccessfulTime %v after only failures", cj.Status.LastSuccessfulTime)
+		},
+	},
+	h.Scenario{
+		Name:        "cronjob/suspend-and-resume",
+		Controllers: []h.Controller{h.CronJob, h.Job},
+		Timeout:     5 * time.Minute,
+		Run: func(s *h.S) {
+			s.Apply(fmt.Sprintf(cronJobEveryMinute, "paused", "  suspend: true\n", 0))
+			s.Never("a Job while suspended", 65*time.Second, func() (bool, string) {
+				jobs := s.Jobs()
+				return len(jobs) > 0, fmt.Sprint(len(jobs))
+			})
+			resumed := time.Now()
+			s.Kubectl("", "patch", "cronjob", "paused", "--type=merge", "-p", `{"spec":{"suspend":false}}`)
+			// No deadline: the most recent missed minute starts at once, and
+			// only that one; later minutes are ordinary runs.
+			s.WaitFor("a Job after resuming", 20*time.Second, func() (bool, string) { return len(s.Jobs()) >= 1, "" })
+			s.Sleep(5 * time.Second)
+			missed := 0
+			for _, j := range s.Jobs() {
+				t, err := time.Parse(time.RFC3339, j.Annotations[batchv1.CronJobScheduledTimestampAnnotation])
+				if err == nil && t.Before(resumed) {
+					missed++
+				}
+			}
+			s.Note("missed runs started on resume", missed)
+			s.Expect(missed == 1, "%d missed runs started on resume, want 1", missed)
+		},
+	},
+)
+
+func hasCondition(j *batchv1.Job, t batchv1.JobConditionType) bool {
+	for _, c := range j.Status.Conditions {
+		if c.Type == t && c.Status == "True" {
+			return true
+		}
+	}
+	return false
+}
