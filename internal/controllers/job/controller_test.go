@@ -1,0 +1,591 @@
+package job
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	batch "k8s.io/api/batch/v1"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+
+	"quartet.dev/quartet/internal/controllers"
+)
+
+// harness runs the controller against a fake clientset and real informers.
+type harness struct {
+	t       *testing.T
+	ctx     context.Context
+	client  *fake.Clientset
+	factory informers.SharedInformerFactory
+	c       *Controller
+	events  *record.FakeRecorder
+
+	mu  sync.Mutex
+	seq int
+}
+
+// newHarness starts informers over a fake clientset. The fake clientset
+// does not generate names or uids; a reactor does it as the apiserver would.
+func newHarness(t *testing.T, clk clock.WithTicker, objects ...runtime.Object) *harness {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	h := &harness{t: t, ctx: ctx, client: fake.NewSimpleClientset(objects...)}
+	h.client.PrependReactor("create", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		p := action.(k8stesting.CreateAction).GetObject().(*v1.Pod).DeepCopy()
+		h.mu.Lock()
+		h.seq++
+		n := h.seq
+		h.mu.Unlock()
+		if p.Name == "" {
+			p.Name = fmt.Sprintf("%s%05d", p.GenerateName, n)
+		}
+		p.UID = types.UID(fmt.Sprintf("pod-uid-%d", n))
+		p.CreationTimestamp = metav1.Now()
+		err := h.client.Tracker().Create(v1.SchemeGroupVersion.WithResource("pods"), p, p.Namespace)
+		return true, p, err
+	})
+	h.factory = informers.NewSharedInformerFactory(h.client, 0)
+	c, err := New(controllers.Config{Client: h.client, Informers: h.factory, Clock: clk})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	h.events = record.NewFakeRecorder(1000)
+	c.recorder = h.events
+	c.pods = &realPodWriter{client: h.client, recorder: h.events}
+	h.c = c
+	h.factory.Start(ctx.Done())
+	h.factory.WaitForCacheSync(ctx.Done())
+	t.Cleanup(h.factory.Shutdown)
+	t.Cleanup(cancel)
+	return h
+}
+
+// eventually polls cond until it holds or fails the test.
+func (h *harness) eventually(what string, cond func() bool) {
+	h.t.Helper()
+	err := wait.PollUntilContextTimeout(h.ctx, 5*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		return cond(), nil
+	})
+	if err != nil {
+		h.t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+func (h *harness) createJob(job *batch.Job) {
+	h.t.Helper()
+	if _, err := h.client.BatchV1().Jobs(job.Namespace).Create(h.ctx, job, metav1.CreateOptions{}); err != nil {
+		h.t.Fatal(err)
+	}
+	h.eventually("the Job in the cache", func() bool {
+		_, err := h.c.jobLister.Jobs(job.Namespace).Get(job.Name)
+		return err == nil
+	})
+}
+
+func (h *harness) createPod(p *v1.Pod) {
+	h.t.Helper()
+	if err := h.client.Tracker().Add(p); err != nil {
+		h.t.Fatal(err)
+	}
+	h.eventually("the pod in the cache", func() bool {
+		_, err := h.c.podLister.Pods(p.Namespace).Get(p.Name)
+		return err == nil
+	})
+}
+
+func (h *harness) job(name string) *batch.Job {
+	h.t.Helper()
+	job, err := h.client.BatchV1().Jobs("default").Get(h.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return job
+}
+
+func (h *harness) pods() []*v1.Pod {
+	h.t.Helper()
+	list, err := h.client.CoreV1().Pods("default").List(h.ctx, metav1.ListOptions{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []*v1.Pod
+	for i := range list.Items {
+		out = append(out, &list.Items[i])
+	}
+	slices.SortFunc(out, func(a, b *v1.Pod) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// waitCached waits until the informers show what the client holds, so a
+// sync sees the latest writes.
+func (h *harness) waitCached() {
+	h.t.Helper()
+	h.eventually("the caches to catch up", func() bool {
+		for _, p := range h.pods() {
+			cached, err := h.c.podLister.Pods(p.Namespace).Get(p.Name)
+			if err != nil || cached.ResourceVersion != p.ResourceVersion || !slices.Equal(cached.Finalizers, p.Finalizers) ||
+				cached.Status.Phase != p.Status.Phase || !ptr.Equal(cached.DeletionTimestamp, p.DeletionTimestamp) {
+				return false
+			}
+		}
+		list, _ := h.client.BatchV1().Jobs("default").List(h.ctx, metav1.ListOptions{})
+		for _, j := range list.Items {
+			cached, err := h.c.jobLister.Jobs(j.Namespace).Get(j.Name)
+			if err != nil || !ptr.Equal(cached.Status.Ready, j.Status.Ready) || cached.Status.Active != j.Status.Active ||
+				len(cached.Status.Conditions) != len(j.Status.Conditions) || cached.Status.Succeeded != j.Status.Succeeded {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func (h *harness) sync(key string) time.Duration {
+	h.t.Helper()
+	h.waitCached()
+	requeue, err := h.c.sync(h.ctx, key)
+	if err != nil {
+		h.t.Fatalf("sync %s: %v", key, err)
+	}
+	return requeue
+}
+
+func (h *harness) setPhase(p *v1.Pod, phase v1.PodPhase, finished time.Time) {
+	h.t.Helper()
+	p = p.DeepCopy()
+	p.Status.Phase = phase
+	code := int32(0)
+	if phase == v1.PodFailed {
+		code = 1
+	}
+	p.Status.ContainerStatuses = []v1.ContainerStatus{{Name: "main", State: v1.ContainerState{
+		Terminated: &v1.ContainerStateTerminated{ExitCode: code, FinishedAt: metav1.NewTime(finished)}}}}
+	if _, err := h.client.CoreV1().Pods(p.Namespace).UpdateStatus(h.ctx, p, metav1.UpdateOptions{}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// drainEvents returns the events recorded so far as "Type Reason".
+func (h *harness) drainEvents() []string {
+	var out []string
+	for {
+		select {
+		case e := <-h.events.Events:
+			fields := strings.SplitN(e, " ", 3)
+			out = append(out, fields[0]+" "+fields[1])
+		default:
+			return out
+		}
+	}
+}
+
+// writes counts the write calls made so far.
+func (h *harness) writes() int {
+	n := 0
+	for _, a := range h.client.Actions() {
+		switch a.GetVerb() {
+		case "create", "update", "patch", "delete":
+			n++
+		}
+	}
+	return n
+}
+
+func (h *harness) actions(verb, resource string) []k8stesting.Action {
+	var out []k8stesting.Action
+	for _, a := range h.client.Actions() {
+		if a.GetVerb() == verb && a.GetResource().Resource == resource {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func TestControllerRunsAJobToCompletion(t *testing.T) {
+	clk := clocktesting.NewFakeClock(testNow)
+	h := newHarness(t, clk)
+	h.createJob(newTestJob(2, 2))
+
+	if requeue := h.sync("default/pi"); requeue != 0 {
+		t.Errorf("requeue = %v", requeue)
+	}
+	pods := h.pods()
+	if len(pods) != 2 {
+		t.Fatalf("pods = %d, want 2", len(pods))
+	}
+	for _, p := range pods {
+		if !strings.HasPrefix(p.Name, "pi-") || !hasTrackingFinalizer(p) || p.Labels[batch.JobNameLabel] != "pi" {
+			t.Errorf("pod %s: finalizers %v labels %v", p.Name, p.Finalizers, p.Labels)
+		}
+		ref := metav1.GetControllerOf(p)
+		if ref == nil || ref.UID != "job-uid" || !ptr.Deref(ref.BlockOwnerDeletion, false) {
+			t.Errorf("pod %s owner = %+v", p.Name, ref)
+		}
+	}
+	job := h.job("pi")
+	if job.Status.Active != 2 || job.Status.StartTime == nil || !job.Status.StartTime.Time.Equal(testNow) {
+		t.Errorf("status after start = %+v", job.Status)
+	}
+
+	clk.Step(5 * time.Second)
+	for _, p := range pods {
+		h.setPhase(p, v1.PodSucceeded, clk.Now())
+	}
+	h.sync("default/pi")
+
+	job = h.job("pi")
+	got := viewStatus(job.Status)
+	want := statusView{Succeeded: 2, FailedIndexes: "<nil>", Started: true, Completed: true,
+		Conditions: "SuccessCriteriaMet=True/CompletionsReached Complete=True/CompletionsReached"}
+	if got != want {
+		t.Errorf("status = %+v, want %+v", got, want)
+	}
+	for _, p := range h.pods() {
+		if hasTrackingFinalizer(p) {
+			t.Errorf("pod %s kept its finalizer", p.Name)
+		}
+	}
+	// The counts were recorded before the finalizers went: two status
+	// writes, the first with the pods uncounted.
+	var statusWrites []*batch.Job
+	for _, a := range h.actions("update", "jobs") {
+		if a.GetSubresource() == "status" {
+			statusWrites = append(statusWrites, a.(k8stesting.UpdateAction).GetObject().(*batch.Job))
+		}
+	}
+	if len(statusWrites) != 3 {
+		t.Fatalf("status writes = %d, want 3", len(statusWrites))
+	}
+	if u := statusWrites[1].Status.UncountedTerminatedPods; len(u.Succeeded) != 2 || statusWrites[1].Status.Succeeded != 0 {
+		t.Errorf("second write = %+v, want both pods uncounted", statusWrites[1].Status)
+	}
+	wantEvents := []string{"Normal SuccessfulCreate", "Normal SuccessfulCreate", "Normal Completed"}
+	if got := h.drainEvents(); !slices.Equal(got, wantEvents) {
+		t.Errorf("events = %v, want %v", got, wantEvents)
+	}
+
+	// A finished Job is left alone.
+	before := h.writes()
+	h.sync("default/pi")
+	if n := h.writes() - before; n != 0 {
+		t.Errorf("a finished Job caused %d more writes", n)
+	}
+}
+
+func TestControllerRetriesAfterTheDelay(t *testing.T) {
+	clk := clocktesting.NewFakeClock(testNow)
+	h := newHarness(t, clk)
+	h.createJob(newTestJob(1, 1, backoffLimit(2)))
+	h.sync("default/pi")
+	first := h.pods()[0]
+	h.setPhase(first, v1.PodFailed, clk.Now().Add(-time.Second))
+	if requeue := h.sync("default/pi"); requeue != 9*time.Second {
+		t.Errorf("requeue = %v, want 9s", requeue)
+	}
+	if n := len(h.pods()); n != 1 {
+		t.Errorf("pods = %d, want 1 during the delay", n)
+	}
+	clk.Step(9 * time.Second)
+	h.sync("default/pi")
+	if n := len(h.pods()); n != 2 {
+		t.Errorf("pods = %d, want 2 after the delay", n)
+	}
+	if got := h.job("pi").Status.Failed; got != 1 {
+		t.Errorf("failed = %d, want 1", got)
+	}
+}
+
+func TestControllerBackoffAnnotations(t *testing.T) {
+	clk := clocktesting.NewFakeClock(testNow)
+	h := newHarness(t, clk)
+	job := newTestJob(1, 1)
+	job.Annotations = map[string]string{BackoffBaseAnnotation: "2s", BackoffMaxAnnotation: "soon"}
+	h.createJob(job)
+	h.sync("default/pi")
+	h.setPhase(h.pods()[0], v1.PodFailed, clk.Now())
+	if requeue := h.sync("default/pi"); requeue != 2*time.Second {
+		t.Errorf("requeue = %v, want the annotation's 2s", requeue)
+	}
+	h.sync("default/pi")
+	var warnings int
+	for _, e := range h.drainEvents() {
+		if e == "Warning "+ReasonInvalidBackoff {
+			warnings++
+		}
+	}
+	if warnings != 1 {
+		t.Errorf("InvalidBackoffAnnotation warnings = %d, want exactly 1", warnings)
+	}
+}
+
+func TestControllerSkipsJobsManagedElsewhere(t *testing.T) {
+	h := newHarness(t, clocktesting.NewFakeClock(testNow))
+	job := newTestJob(2, 2)
+	job.Spec.ManagedBy = ptr.To("example.com/other-controller")
+	h.createJob(job)
+	before := h.writes()
+	h.sync("default/pi")
+	if n := h.writes() - before; n != 0 {
+		t.Errorf("a Job managed elsewhere caused %d writes", n)
+	}
+	job = newTestJob(1, 1)
+	job.Name = "mine"
+	job.Spec.ManagedBy = ptr.To(batch.JobControllerName)
+	h.createJob(job)
+	h.sync("default/mine")
+	if n := len(h.pods()); n != 1 {
+		t.Errorf("pods of a Job managed by %s = %d, want 1", batch.JobControllerName, n)
+	}
+}
+
+func TestControllerAdoptsAndReleases(t *testing.T) {
+	h := newHarness(t, clocktesting.NewFakeClock(testNow))
+	job := newTestJob(2, 2)
+	h.createJob(job)
+	orphan := newTestPod(job, "orphan", v1.PodRunning, noFinalizer)
+	orphan.OwnerReferences = nil
+	h.createPod(orphan)
+	stray := newTestPod(job, "stray", v1.PodRunning)
+	stray.Labels = map[string]string{"other": "label"}
+	h.createPod(stray)
+
+	h.sync("default/pi")
+	got := map[string]*v1.Pod{}
+	for _, p := range h.pods() {
+		got[p.Name] = p
+	}
+	if ref := metav1.GetControllerOf(got["orphan"]); ref == nil || ref.UID != job.UID || !hasTrackingFinalizer(got["orphan"]) {
+		t.Errorf("orphan not adopted: owners %v finalizers %v", got["orphan"].OwnerReferences, got["orphan"].Finalizers)
+	}
+	if metav1.GetControllerOf(got["stray"]) != nil || hasTrackingFinalizer(got["stray"]) {
+		t.Errorf("stray not released: owners %v finalizers %v", got["stray"].OwnerReferences, got["stray"].Finalizers)
+	}
+	// The adopted pod counts: one more pod makes two.
+	if n := len(got); n != 3 {
+		t.Errorf("pods = %d, want 3 (orphan, stray, one new)", n)
+	}
+	if gets := h.actions("get", "jobs"); len(gets) != 1 {
+		t.Errorf("fresh Job reads before adopting = %d, want 1", len(gets))
+	}
+}
+
+func TestControllerDoesNotAdoptForADeletedJob(t *testing.T) {
+	h := newHarness(t, clocktesting.NewFakeClock(testNow))
+	job := newTestJob(1, 1)
+	h.createJob(job)
+	orphan := newTestPod(job, "orphan", v1.PodRunning, noFinalizer)
+	orphan.OwnerReferences = nil
+	h.createPod(orphan)
+	// The apiserver has a new Job of the same name.
+	fresh := job.DeepCopy()
+	fresh.UID = "another-uid"
+	h.c.jobs = &fakeJobWriter{fresh: fresh}
+	h.waitCached()
+	if _, err := h.c.sync(h.ctx, "default/pi"); err == nil || !strings.Contains(err.Error(), "can't adopt") {
+		t.Errorf("sync error = %v, want a refusal to adopt", err)
+	}
+	if p := h.pods()[0]; metav1.GetControllerOf(p) != nil {
+		t.Errorf("orphan adopted by a Job that is gone")
+	}
+}
+
+func TestControllerRemovesFinalizersOfOrphans(t *testing.T) {
+	h := newHarness(t, clocktesting.NewFakeClock(testNow))
+	job := newTestJob(1, 1)
+	left := newTestPod(job, "left-behind", v1.PodSucceeded)
+	left.OwnerReferences = nil
+	left.Labels = map[string]string{"nobody": "selects-me"}
+	h.createPod(left)
+	foreign := newTestPod(job, "foreign", v1.PodSucceeded)
+	foreign.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "rs", UID: "rs-uid", Controller: ptr.To(true)}}
+	h.createPod(foreign)
+	gone := newTestPod(job, "job-gone", v1.PodSucceeded)
+	h.createPod(gone)
+
+	for _, name := range []string{"left-behind", "foreign", "job-gone"} {
+		if err := h.c.syncOrphans(h.ctx, orphanKey{namespace: "default", pod: name}); err != nil {
+			t.Fatalf("syncOrphans %s: %v", name, err)
+		}
+	}
+	for _, p := range h.pods() {
+		want := p.Name == "foreign"
+		if hasTrackingFinalizer(p) != want {
+			t.Errorf("pod %s: finalizer present %v, want %v", p.Name, !want, want)
+		}
+	}
+}
+
+func TestControllerSweepsFinishedJobs(t *testing.T) {
+	h := newHarness(t, clocktesting.NewFakeClock(testNow))
+	job := newTestJob(1, 1, withCondition(batch.JobComplete, batch.JobReasonCompletionsReached, msgCompletions))
+	h.createJob(job)
+	h.createPod(newTestPod(job, "done", v1.PodSucceeded))
+	selector, _ := metav1.LabelSelectorAsSelector(job.Spec.Selector)
+	if err := h.c.syncOrphans(h.ctx, orphanKey{namespace: "default", selector: selector.String()}); err != nil {
+		t.Fatal(err)
+	}
+	if hasTrackingFinalizer(h.pods()[0]) {
+		t.Errorf("the finished Job's pod kept its finalizer")
+	}
+}
+
+func TestControllerWaitsForItsOwnStatusWrite(t *testing.T) {
+	h := newHarness(t, clocktesting.NewFakeClock(testNow))
+	job := newTestJob(1, 1)
+	job.ResourceVersion = ""
+	h.createJob(job)
+	cached, _ := h.c.jobLister.Jobs("default").Get("pi")
+	h.c.memory.wrote("default/pi", &batch.Job{ObjectMeta: metav1.ObjectMeta{UID: cached.UID, ResourceVersion: "999999"}})
+	if cached.ResourceVersion == "" {
+		// The fake tracker leaves resourceVersions empty; use a comparable one.
+		cached = cached.DeepCopy()
+		cached.ResourceVersion = "5"
+	}
+	if h.c.memory.caughtUp("default/pi", cached) {
+		t.Fatalf("a cache older than the controller's write counts as caught up")
+	}
+	newer := cached.DeepCopy()
+	newer.ResourceVersion = "999999"
+	if !h.c.memory.observedJob("default/pi", newer) {
+		t.Errorf("the update event with the written version does not release the skipped sync")
+	}
+	if h.c.memory.observedJob("default/pi", newer) {
+		t.Errorf("a released sync is released twice")
+	}
+}
+
+func TestControllerUnknownCompletionMode(t *testing.T) {
+	h := newHarness(t, clocktesting.NewFakeClock(testNow))
+	job := newTestJob(1, 1)
+	job.Spec.CompletionMode = ptr.To(batch.CompletionMode("Sometimes"))
+	h.createJob(job)
+	h.sync("default/pi")
+	if n := len(h.pods()); n != 0 {
+		t.Errorf("pods = %d, want none", n)
+	}
+	if got := h.drainEvents(); !slices.Equal(got, []string{"Warning UnknownCompletionMode"}) {
+		t.Errorf("events = %v", got)
+	}
+}
+
+func TestControllerSuspendAndResume(t *testing.T) {
+	clk := clocktesting.NewFakeClock(testNow)
+	h := newHarness(t, clk)
+	h.createJob(newTestJob(4, 2))
+	h.sync("default/pi")
+	if n := len(h.pods()); n != 2 {
+		t.Fatalf("pods = %d", n)
+	}
+	job := h.job("pi")
+	job.Spec.Suspend = ptr.To(true)
+	if _, err := h.client.BatchV1().Jobs("default").Update(h.ctx, job, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the suspended Job in the cache", func() bool {
+		j, _ := h.c.jobLister.Jobs("default").Get("pi")
+		return ptr.Deref(j.Spec.Suspend, false)
+	})
+	clk.Step(time.Minute)
+	h.sync("default/pi")
+	// The fake clientset deletes at once (no kubelet, no grace).
+	if n := len(h.pods()); n != 0 {
+		t.Errorf("pods after suspending = %d, want 0", n)
+	}
+	job = h.job("pi")
+	if got := viewStatus(job.Status); got.Conditions != "Suspended=True/JobSuspended" || got.Started || got.Active != 0 {
+		t.Errorf("suspended status = %+v", got)
+	}
+	job.Spec.Suspend = ptr.To(false)
+	if _, err := h.client.BatchV1().Jobs("default").Update(h.ctx, job, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the resumed Job in the cache", func() bool {
+		j, _ := h.c.jobLister.Jobs("default").Get("pi")
+		return !ptr.Deref(j.Spec.Suspend, false)
+	})
+	clk.Step(time.Minute)
+	h.sync("default/pi")
+	job = h.job("pi")
+	if got := viewStatus(job.Status); got.Conditions != "Suspended=False/JobResumed" || got.Active != 2 || !job.Status.StartTime.Time.Equal(clk.Now()) {
+		t.Errorf("resumed status = %+v start %v", got, job.Status.StartTime)
+	}
+	want := []string{"Normal SuccessfulCreate", "Normal SuccessfulCreate", "Normal SuccessfulDelete", "Normal SuccessfulDelete",
+		"Normal Suspended", "Normal Resumed", "Normal SuccessfulCreate", "Normal SuccessfulCreate"}
+	got := h.drainEvents()
+	slices.Sort(got[2:6])
+	slices.Sort(want[2:6])
+	if !slices.Equal(got, want) {
+		t.Errorf("events = %v, want %v", got, want)
+	}
+}
+
+func TestControllerCreationFailures(t *testing.T) {
+	h := newHarness(t, clocktesting.NewFakeClock(testNow))
+	h.client.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, fmt.Errorf("quota exceeded")
+	})
+	h.createJob(newTestJob(10, 10))
+	h.waitCached()
+	if _, err := h.c.sync(h.ctx, "default/pi"); err == nil {
+		t.Fatalf("sync with refused creations returned no error")
+	}
+	// Slow start: one attempt, then the rest is skipped.
+	if n := len(h.actions("create", "pods")); n != 1 {
+		t.Errorf("create attempts = %d, want 1", n)
+	}
+	if got := h.drainEvents(); !slices.Equal(got, []string{"Warning FailedCreate"}) {
+		t.Errorf("events = %v", got)
+	}
+	if got := h.job("pi").Status.Active; got != 0 {
+		t.Errorf("active = %d, want 0", got)
+	}
+}
+
+func TestControllerRunLoop(t *testing.T) {
+	// The real clock: the queue's delays run for real, briefly.
+	h := newHarness(t, nil)
+	go h.c.Run(h.ctx, 2)
+	job := newTestJob(5, 2)
+	job.Spec.Template.Spec.RestartPolicy = v1.RestartPolicyNever
+	h.createJob(job)
+
+	// Play the node: every pod that appears succeeds.
+	done := func() bool {
+		for _, p := range h.pods() {
+			if p.Status.Phase == "" {
+				h.setPhase(p, v1.PodSucceeded, time.Now())
+			}
+		}
+		j := h.job("pi")
+		return IsFinished(j)
+	}
+	h.eventually("the Job to finish", done)
+	j := h.job("pi")
+	if got := viewStatus(j.Status); got.Succeeded != 5 || got.Conditions != "SuccessCriteriaMet=True/CompletionsReached Complete=True/CompletionsReached" {
+		t.Errorf("status = %+v", got)
+	}
+	if n := len(h.pods()); n != 5 {
+		t.Errorf("pods = %d, want exactly 5", n)
+	}
+	for _, p := range h.pods() {
+		if hasTrackingFinalizer(p) {
+			t.Errorf("pod %s kept its finalizer", p.Name)
+		}
+	}
+}

@@ -1,0 +1,71 @@
+package ttlafterfinished
+
+import (
+	"fmt"
+	"time"
+
+	batch "k8s.io/api/batch/v1"
+	v1 "k8s.io/api/core/v1"
+)
+
+// action is what to do about one Job.
+type action int
+
+const (
+	// actIgnore: the Job is not finished, has no TTL or is already being
+	// deleted.
+	actIgnore action = iota
+	// actWait: the TTL runs out later.
+	actWait
+	// actExpire: the TTL has run out; delete the Job.
+	actExpire
+)
+
+// verdict is the decision for one Job at one moment.
+type verdict struct {
+	action action
+	// after is how long until the TTL runs out, for actWait.
+	after time.Duration
+	// finishedAt is when the Job finished, for actWait and actExpire.
+	finishedAt time.Time
+}
+
+// finishedAt is the time of the Job's Complete or Failed condition; a
+// finished Job without one cannot be timed.
+func finishedAt(job *batch.Job) (time.Time, bool, error) {
+	for _, c := range job.Status.Conditions {
+		if (c.Type == batch.JobComplete || c.Type == batch.JobFailed) && c.Status == v1.ConditionTrue {
+			if c.LastTransitionTime.IsZero() {
+				return time.Time{}, true, fmt.Errorf("job %s/%s has a %s condition without a transition time", job.Namespace, job.Name, c.Type)
+			}
+			return c.LastTransitionTime.Time, true, nil
+		}
+	}
+	return time.Time{}, false, nil
+}
+
+// decide is the controller's pure decision: (Job, now) -> what to do.
+func decide(job *batch.Job, now time.Time) (verdict, error) {
+	if job.DeletionTimestamp != nil || job.Spec.TTLSecondsAfterFinished == nil {
+		return verdict{action: actIgnore}, nil
+	}
+	finished, ok, err := finishedAt(job)
+	if err != nil || !ok {
+		return verdict{action: actIgnore}, err
+	}
+	ttl := time.Duration(*job.Spec.TTLSecondsAfterFinished) * time.Second
+	left := finished.Add(ttl).Sub(now)
+	if left <= 0 {
+		return verdict{action: actExpire, finishedAt: finished}, nil
+	}
+	return verdict{action: actWait, after: left, finishedAt: finished}, nil
+}
+
+// needsCleanup is a Job this controller must look at: finished, with a TTL.
+func needsCleanup(job *batch.Job) bool {
+	if job.Spec.TTLSecondsAfterFinished == nil || job.DeletionTimestamp != nil {
+		return false
+	}
+	_, finished, _ := finishedAt(job)
+	return finished
+}
