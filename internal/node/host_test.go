@@ -462,3 +462,24 @@ func getLogs(a *agent, path string) (string, int) {
 	newKubeletServer(a).Handler.ServeHTTP(w, req)
 	return w.Body.String(), w.Code
 }
+
+func TestPreStopSleepDelaysTermination(t *testing.T) {
+	th := startHost(t, RuntimeSim, "")
+	th.addNode(NodeSpec{Name: "node-1"})
+	th.createPod(boundPod("hook", func(p *v1.Pod) {
+		p.Spec.Containers[0].Lifecycle = &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Sleep: &v1.SleepAction{Seconds: 5}}}
+	}))
+	p := th.waitPod("hook", "Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+	now := metav1.NewTime(th.clock.Now())
+	p.DeletionTimestamp, p.DeletionGracePeriodSeconds = &now, ptr.To(int64(30))
+	if _, err := th.client.CoreV1().Pods("default").Update(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Killing event", func() (bool, string) { return hasEvent(th.events, "Killing"), "" })
+	time.Sleep(50 * time.Millisecond)
+	if th.pod("hook") == nil {
+		t.Fatalf("pod deleted before its preStop hook finished")
+	}
+	th.step(6 * time.Second)
+	eventually(t, "pod deleted", func() (bool, string) { return th.pod("hook") == nil, "" })
+}

@@ -290,6 +290,12 @@ func (h *Host) execute(ctx context.Context, rec *podRecord, pod *v1.Pod, plan po
 		if s.Message != "" {
 			h.podEvent(rec, pod, plannedEvent{Container: s.Name, Type: v1.EventTypeNormal, Reason: reasonKilling, Message: s.Message})
 		}
+		if c := findContainer(pod, s.Name); c != nil && c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
+			// The hook runs first, within the grace period; SIGKILL still
+			// comes at KillAt.
+			go h.preStopThenTerm(ctx, rec, pod, c, inst, s.Grace)
+			continue
+		}
 		if err := inst.Signal(syscall.SIGTERM); err != nil {
 			h.podEvent(rec, pod, plannedEvent{Type: v1.EventTypeWarning, Reason: reasonFailedKillPod, Message: fmt.Sprintf("error killing pod: %v", err)})
 		}
@@ -549,4 +555,39 @@ func attemptFromTerminated(t *v1.ContainerStateTerminated) *attempt {
 		StartedAt: t.StartedAt.Time, FinishedAt: t.FinishedAt.Time,
 		ExitCode: t.ExitCode, Reason: t.Reason, Message: t.Message,
 	}
+}
+
+// preStopThenTerm runs a container's preStop hook and then sends SIGTERM.
+// Simulated containers honour only the sleep action.
+func (h *Host) preStopThenTerm(ctx context.Context, rec *podRecord, pod *v1.Pod, c *v1.Container, inst runtime.Instance, grace time.Duration) {
+	hook := c.Lifecycle.PreStop
+	_, isSim := inst.(*sim.Instance)
+	hctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	var err error
+	switch {
+	case hook.Sleep != nil:
+		select {
+		case <-h.clock.After(time.Duration(hook.Sleep.Seconds) * time.Second):
+		case <-hctx.Done():
+		}
+	case isSim:
+	case hook.Exec != nil:
+		var code int
+		var out []byte
+		code, out, err = h.proc.Exec(hctx, inst, hook.Exec.Command, grace)
+		if err == nil && code != 0 {
+			err = fmt.Errorf("command %q exited with %d: %s", strings.Join(hook.Exec.Command, " "), code, strings.TrimSpace(string(out)))
+		}
+	case hook.HTTPGet != nil:
+		probe := &v1.Probe{ProbeHandler: v1.ProbeHandler{HTTPGet: hook.HTTPGet}}
+		if ok, msg := h.probeOnce(hctx, rec, pod, c, inst, probe, grace); !ok {
+			err = fmt.Errorf("%s", msg)
+		}
+	}
+	if err != nil {
+		h.podEventLocked(rec, pod, plannedEvent{Container: c.Name, Type: v1.EventTypeWarning, Reason: "FailedPreStopHook",
+			Message: fmt.Sprintf("PreStopHook failed: %v", err)})
+	}
+	_ = inst.Signal(syscall.SIGTERM)
 }

@@ -519,6 +519,15 @@ func resolvConf(pod *v1.Pod, dnsAddress, domain string) (content string, ok bool
 			servers = []string{host}
 			searches = []string{pod.Namespace + ".svc." + domain, "svc." + domain, domain}
 			options = []string{"ndots:5"}
+			// The host's resolvers come second: a name cluster DNS refuses
+			// (one outside the cluster domain, without --dns-upstream) is
+			// asked there next, as resolvers move on after REFUSED.
+			hostServers, _, _ := hostResolvConf()
+			for _, s := range hostServers {
+				if len(servers) < 3 && s != host {
+					servers = append(servers, s)
+				}
+			}
 		}
 	}
 	if !cluster && policy != v1.DNSNone && pod.Spec.DNSConfig == nil {
@@ -526,22 +535,7 @@ func resolvConf(pod *v1.Pod, dnsAddress, domain string) (content string, ok bool
 	}
 	if !cluster && policy != v1.DNSNone {
 		// The host's resolvers plus the pod's dnsConfig.
-		if data, err := os.ReadFile("/etc/resolv.conf"); err == nil {
-			for _, line := range strings.Split(string(data), "\n") {
-				f := strings.Fields(line)
-				if len(f) < 2 {
-					continue
-				}
-				switch f[0] {
-				case "nameserver":
-					servers = append(servers, f[1])
-				case "search":
-					searches = append(searches, f[1:]...)
-				case "options":
-					options = append(options, f[1:]...)
-				}
-			}
-		}
+		servers, searches, options = hostResolvConf()
 	}
 	if dc := pod.Spec.DNSConfig; dc != nil {
 		servers = append(servers, dc.Nameservers...)
@@ -565,4 +559,27 @@ func resolvConf(pod *v1.Pod, dnsAddress, domain string) (content string, ok bool
 		b.WriteString("options " + strings.Join(options, " ") + "\n")
 	}
 	return b.String(), true, warning
+}
+
+// hostResolvConf reads the host's nameservers, search domains and options.
+func hostResolvConf() (servers, searches, options []string) {
+	data, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		return nil, nil, nil
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "nameserver":
+			servers = append(servers, f[1])
+		case "search":
+			searches = append(searches, f[1:]...)
+		case "options":
+			options = append(options, f[1:]...)
+		}
+	}
+	return servers, searches, options
 }
