@@ -362,7 +362,9 @@ func TestSyncFailedPodBackoff(t *testing.T) {
 
 	// Its replacement fails at once too.
 	f.c.deletePod(failed)
-	f.factory.Core().V1().Pods().Informer().GetIndexer().Delete(failed)
+	if err := f.factory.Core().V1().Pods().Informer().GetIndexer().Delete(failed); err != nil {
+		t.Fatal(err)
+	}
 	again := testPod("p2", "node-1", hash, phase(corev1.PodFailed))
 	f.see(again)
 	f.c.expectations.forget("default/agent")
