@@ -100,6 +100,16 @@ type decision struct {
 	succeeded                           indexSet
 	failedIndexes                       *indexSet
 	holdForReplacement                  map[int]*v1.Pod
+	// indexes caches each pod's completion index for an Indexed Job.
+	indexes map[*v1.Pod]int
+}
+
+// indexOf is the pod's completion index, read once per sync.
+func (d *decision) indexOf(p *v1.Pod) int {
+	if ix, ok := d.indexes[p]; ok {
+		return ix
+	}
+	return completionIndexOf(p)
 }
 
 // outcome reports how the pod writes of a decision went.
@@ -235,11 +245,17 @@ func decide(in *syncInput) *decision {
 
 	indexed := isIndexed(job)
 	completions := completionsOf(job)
+	if indexed {
+		d.indexes = make(map[*v1.Pod]int, len(in.pods))
+		for _, p := range in.pods {
+			d.indexes[p] = completionIndexOf(p)
+		}
+	}
 	validIndex := func(p *v1.Pod) bool {
 		if !indexed {
 			return true
 		}
-		ix := completionIndexOf(p)
+		ix := d.indexOf(p)
 		return ix != noIndex && ix < completions
 	}
 
@@ -307,7 +323,7 @@ func decide(in *syncInput) *decision {
 		d.prevSucceeded, _ = parseIndexSet(st.CompletedIndexes, completions)
 		var fresh []int
 		for _, p := range in.pods {
-			if ix := completionIndexOf(p); p.Status.Phase == v1.PodSucceeded && ix != noIndex && ix < completions && hasTrackingFinalizer(p) {
+			if ix := d.indexOf(p); p.Status.Phase == v1.PodSucceeded && ix != noIndex && ix < completions && hasTrackingFinalizer(p) {
 				fresh = append(fresh, ix)
 			}
 		}
@@ -443,7 +459,7 @@ func (d *decision) collectFailedIndexes(completions int) *indexSet {
 	}
 	var fresh []int
 	for _, p := range d.in.pods {
-		ix := completionIndexOf(p)
+		ix := d.indexOf(p)
 		if ix == noIndex || ix >= completions || !hasTrackingFinalizer(p) || !isFailed(job, p) {
 			continue
 		}
@@ -464,7 +480,7 @@ func (d *decision) failedPodsAwaitingReplacement(active []*v1.Pod, completions i
 	job := d.in.job
 	busy := map[int]struct{}{}
 	for _, p := range active {
-		if ix := completionIndexOf(p); ix != noIndex {
+		if ix := d.indexOf(p); ix != noIndex {
 			busy[ix] = struct{}{}
 		}
 	}
@@ -473,7 +489,7 @@ func (d *decision) failedPodsAwaitingReplacement(active []*v1.Pod, completions i
 		if !d.tracked(p) || !isFailed(job, p) {
 			continue
 		}
-		ix := completionIndexOf(p)
+		ix := d.indexOf(p)
 		if ix == noIndex || ix >= completions || d.succeeded.has(ix) || d.failedIndexes.has(ix) {
 			continue
 		}
@@ -587,7 +603,7 @@ func (d *decision) surplus(active []*v1.Pod, n int) []*v1.Pod {
 		byIndex := map[int][]*v1.Pod{}
 		var order []int
 		for _, p := range active {
-			ix := completionIndexOf(p)
+			ix := d.indexOf(p)
 			if ix == noIndex || ix >= completions {
 				picked = append(picked, p)
 				continue
@@ -624,13 +640,13 @@ func (d *decision) pendingIndexes(active []*v1.Pod, n int) []int {
 	job := d.in.job
 	var taken []int
 	for _, p := range active {
-		if ix := completionIndexOf(p); ix != noIndex {
+		if ix := d.indexOf(p); ix != noIndex {
 			taken = append(taken, ix)
 		}
 	}
 	if replacesOnlyFailed(job) {
 		for _, p := range d.in.pods {
-			if ix := completionIndexOf(p); ix != noIndex && isTerminating(p) {
+			if ix := d.indexOf(p); ix != noIndex && isTerminating(p) {
 				taken = append(taken, ix)
 			}
 		}
@@ -801,7 +817,7 @@ func (d *decision) track(out outcome) *tracking {
 	pods := in.pods
 	if indexed {
 		pods = slices.Clone(pods)
-		slices.SortStableFunc(pods, func(a, b *v1.Pod) int { return completionIndexOf(a) - completionIndexOf(b) })
+		slices.SortStableFunc(pods, func(a, b *v1.Pod) int { return d.indexOf(a) - d.indexOf(b) })
 	}
 
 	t.withFinalizer = make(map[types.UID]struct{}, len(pods))
@@ -828,14 +844,14 @@ func (d *decision) track(out outcome) *tracking {
 		switch {
 		case p.Status.Phase == v1.PodSucceeded && !wasFailed:
 			if indexed {
-				if ix := completionIndexOf(p); ix != noIndex && ix < completions && !d.prevSucceeded.has(ix) {
+				if ix := d.indexOf(p); ix != noIndex && ix < completions && !d.prevSucceeded.has(ix) {
 					newIndexes = append(newIndexes, ix)
 				}
 			} else if _, ok := d.uncountedSucceeded[p.UID]; !ok {
 				unc.Succeeded = append(unc.Succeeded, p.UID)
 			}
 		case failed || failing:
-			ix := completionIndexOf(p)
+			ix := d.indexOf(p)
 			if !wasFailed && (!indexed || (ix != noIndex && ix < completions)) && judgeFailure(job.Spec.PodFailurePolicy, p).counts {
 				unc.Failed = append(unc.Failed, p.UID)
 			}
@@ -884,7 +900,7 @@ func (d *decision) canDropFinalizer(p *v1.Pod, failed bool, finishing *batch.Job
 	if !failed {
 		return false
 	}
-	if ix := completionIndexOf(p); ix != noIndex && hasPerIndexLimit(d.in.job) {
+	if ix := d.indexOf(p); ix != noIndex && hasPerIndexLimit(d.in.job) {
 		if held := d.holdForReplacement[ix]; held != nil && held.UID == p.UID {
 			return false
 		}
