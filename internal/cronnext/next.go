@@ -106,7 +106,7 @@ func Next(cj *batchv1.CronJob, from time.Time, count int, local *time.Location) 
 		return r, fmt.Errorf("spec.schedule %q: %v", spec.Schedule, schedule.ErrNeverFires)
 	}
 	r.Period = shortestGap(sched, r.Runs)
-	r.Warnings = warnings(cj, sched, r, anchor == from)
+	r.Warnings = warnings(cj, sched, r, cj.Status.LastScheduleTime == nil && cj.CreationTimestamp.IsZero())
 	return r, nil
 }
 
