@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
 )
@@ -18,10 +19,18 @@ type nodeGetter interface {
 	Get(ctx context.Context, name string) (*v1.Node, error)
 }
 
-// clientNodes reads nodes from the apiserver.
-type clientNodes struct{ client kubernetes.Interface }
+// cachedNodes reads nodes from an informer cache, and from the apiserver when
+// the cache has not seen the node yet (a node that just joined must not look
+// deleted).
+type cachedNodes struct {
+	lister corelisters.NodeLister
+	client kubernetes.Interface
+}
 
-func (c clientNodes) Get(ctx context.Context, name string) (*v1.Node, error) {
+func (c cachedNodes) Get(ctx context.Context, name string) (*v1.Node, error) {
+	if n, err := c.lister.Get(name); err == nil {
+		return n, nil
+	}
 	return c.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 }
 

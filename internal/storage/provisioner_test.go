@@ -14,6 +14,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/fake"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
 )
 
@@ -217,5 +220,21 @@ func TestOSDirs(t *testing.T) {
 	}
 	if err := d.Remove(path); err != nil {
 		t.Errorf("removing a missing directory: %v", err)
+	}
+}
+
+func TestCachedNodesFallsBackToTheAPI(t *testing.T) {
+	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	if err := indexer.Add(testNode("cached")); err != nil {
+		t.Fatal(err)
+	}
+	c := cachedNodes{lister: corelisters.NewNodeLister(indexer), client: fake.NewClientset(testNode("cached"), testNode("just-joined"))}
+	for _, name := range []string{"cached", "just-joined"} {
+		if n, err := c.Get(context.Background(), name); err != nil || n.Name != name {
+			t.Errorf("Get(%s) = %v, %v", name, n, err)
+		}
+	}
+	if _, err := c.Get(context.Background(), "gone"); !apierrors.IsNotFound(err) {
+		t.Errorf("Get(gone) error = %v, want NotFound", err)
 	}
 }

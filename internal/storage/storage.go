@@ -36,7 +36,7 @@ const (
 type Config struct {
 	// Client needs: persistentvolumes get/list/watch/create/delete/patch,
 	// persistentvolumeclaims get/list/watch/update, storageclasses
-	// get/list/watch/create, events create/patch/update, nodes get.
+	// get/list/watch/create, events create/patch/update, nodes get/list/watch.
 	Client kubernetes.Interface
 	// Root is <data-dir>/storage: one directory per volume, named after it.
 	Root string
@@ -77,12 +77,13 @@ func Run(ctx context.Context, cfg Config, ready func()) error {
 	claims := factory.Core().V1().PersistentVolumeClaims().Informer()
 	volumes := factory.Core().V1().PersistentVolumes().Informer()
 	classes := factory.Storage().V1().StorageClasses().Informer()
+	nodes := factory.Core().V1().Nodes()
 
-	p := &provisioner{root: root, nodes: clientNodes{cfg.Client}, dirs: osDirs{}}
+	p := &provisioner{root: root, nodes: cachedNodes{lister: nodes.Lister(), client: cfg.Client}, dirs: osDirs{}}
 	ctrl := controller.NewProvisionController(ctx, cfg.Client, ProvisionerName, p, provisionOptions(claims, volumes, classes)...)
 
 	factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), claims.HasSynced, volumes.HasSynced, classes.HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), claims.HasSynced, volumes.HasSynced, classes.HasSynced, nodes.Informer().HasSynced) {
 		factory.Shutdown()
 		return fmt.Errorf("storage: caches did not sync: %w", context.Cause(ctx))
 	}
