@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -177,27 +176,28 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
 	defer c.broadcaster.Shutdown()
 
-	logger.Info("Starting job controller")
-	var wg sync.WaitGroup
-	defer func() {
-		logger.Info("Shutting down job controller")
+	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.synced...) {
 		c.queue.ShutDown()
 		c.orphans.ShutDown()
-		wg.Wait()
-	}()
-	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.synced...) {
 		return
 	}
+	logger.Info("Starting job controller", "workers", workers)
+	var running sync.WaitGroup
 	for range max(workers, 1) {
-		wg.Go(func() { wait.UntilWithContext(ctx, c.jobWorker, time.Second) })
-		wg.Go(func() { wait.UntilWithContext(ctx, c.orphanWorker, time.Second) })
+		running.Go(func() {
+			for c.processNextJob(ctx) {
+			}
+		})
+		running.Go(func() {
+			for c.processNextOrphan(ctx) {
+			}
+		})
 	}
 	<-ctx.Done()
-}
-
-func (c *Controller) jobWorker(ctx context.Context) {
-	for c.processNextJob(ctx) {
-	}
+	logger.Info("Shutting down job controller")
+	c.queue.ShutDown()
+	c.orphans.ShutDown()
+	running.Wait()
 }
 
 func (c *Controller) processNextJob(ctx context.Context) bool {
@@ -217,11 +217,6 @@ func (c *Controller) processNextJob(ctx context.Context) bool {
 		c.queue.AddAfter(key, max(requeue, minRequeue))
 	}
 	return true
-}
-
-func (c *Controller) orphanWorker(ctx context.Context) {
-	for c.processNextOrphan(ctx) {
-	}
 }
 
 func (c *Controller) processNextOrphan(ctx context.Context) bool {

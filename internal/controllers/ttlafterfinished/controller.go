@@ -10,7 +10,6 @@ import (
 	batch "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -74,25 +73,22 @@ func (c *Controller) jobChanged(obj any) {
 func (c *Controller) Run(ctx context.Context, workers int) {
 	defer utilruntime.HandleCrash()
 	logger := klog.FromContext(ctx)
-	logger.Info("Starting TTL after finished controller")
-	var wg sync.WaitGroup
-	defer func() {
-		logger.Info("Shutting down TTL after finished controller")
-		c.queue.ShutDown()
-		wg.Wait()
-	}()
 	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.synced) {
+		c.queue.ShutDown()
 		return
 	}
+	logger.Info("Starting TTL after finished controller", "workers", workers)
+	var running sync.WaitGroup
 	for range max(workers, 1) {
-		wg.Go(func() { wait.UntilWithContext(ctx, c.worker, time.Second) })
+		running.Go(func() {
+			for c.processNext(ctx) {
+			}
+		})
 	}
 	<-ctx.Done()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for c.processNext(ctx) {
-	}
+	logger.Info("Shutting down TTL after finished controller")
+	c.queue.ShutDown()
+	running.Wait()
 }
 
 func (c *Controller) processNext(ctx context.Context) bool {
