@@ -176,37 +176,47 @@ func (a *applier) execute(ctx context.Context, set *appsv1.StatefulSet, p *syncP
 	return int(rolledOut.Load()), nil
 }
 
-// slowStart runs fn over units in batches of 1, 2, 4, ... (at most
-// maxInFlight) concurrent calls, and stops after the first batch in which a
-// call fails, so that a failing apiserver or an exhausted quota costs one
-// small batch of requests rather than all of them.
+// slowStart runs fn over units concurrently with a window that starts at
+// one call and grows by one with every success (so it doubles each round
+// trip), up to maxInFlight, and starts nothing more once a call has failed.
+// Like upstream's slow-start batches, a failing apiserver or an exhausted
+// quota costs at most about twice the successful calls; unlike fixed batches,
+// one slow request does not hold back the calls after it.
 func slowStart(units [][]podTask, fn func([]podTask) error) error {
-	for _, size := range batchSizes(len(units)) {
-		batch := units[:size]
-		units = units[size:]
-		errs := make([]error, len(batch))
-		var wg sync.WaitGroup
-		for i := range batch {
-			wg.Go(func() { errs[i] = fn(batch[i]) })
+	var (
+		mu       sync.Mutex
+		changed  = sync.NewCond(&mu)
+		inFlight int
+		window   = 1
+		errs     []error
+		wg       sync.WaitGroup
+	)
+	for _, unit := range units {
+		mu.Lock()
+		for inFlight >= window && len(errs) == 0 {
+			changed.Wait()
 		}
-		wg.Wait()
-		if err := utilerrors.NewAggregate(errs); err != nil {
-			return err
+		if len(errs) > 0 {
+			mu.Unlock()
+			break
 		}
+		inFlight++
+		mu.Unlock()
+		wg.Go(func() {
+			err := fn(unit)
+			mu.Lock()
+			inFlight--
+			if err != nil {
+				errs = append(errs, err)
+			} else if window < maxInFlight {
+				window++
+			}
+			mu.Unlock()
+			changed.Broadcast()
+		})
 	}
-	return nil
-}
-
-// batchSizes splits n units into slow-start batches: doubling from 1, capped
-// at maxInFlight.
-func batchSizes(n int) []int {
-	var sizes []int
-	for size := 1; n > 0; size *= 2 {
-		b := min(size, n, maxInFlight)
-		sizes = append(sizes, b)
-		n -= b
-	}
-	return sizes
+	wg.Wait()
+	return utilerrors.NewAggregate(errs)
 }
 
 func (a *applier) runTask(ctx context.Context, set *appsv1.StatefulSet, t *podTask) error {

@@ -3,6 +3,8 @@ package statefulset
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -254,15 +256,15 @@ func TestSlowStart(t *testing.T) {
 		return out
 	}
 	tests := map[string]struct {
-		units    int
-		failOn   string
-		wantN    int
-		wantFail bool
+		units  int
+		failOn string
 	}{
-		"all succeed":                            {units: 10, wantN: 10},
-		"a failure in the second batch stops it": {units: 10, failOn: "create pod web-2", wantN: 3, wantFail: true},
-		"a failure in the first batch":           {units: 10, failOn: "create pod web-0", wantN: 1, wantFail: true},
-		"a failure in the fourth batch":          {units: 10, failOn: "create pod web-8", wantN: 10, wantFail: true},
+		"all succeed":            {units: 40},
+		"the first call fails":   {units: 40, failOn: "create pod web-0"},
+		"an early call fails":    {units: 40, failOn: "create pod web-2"},
+		"a later call fails":     {units: 40, failOn: "create pod web-20"},
+		"the last call fails":    {units: 40, failOn: "create pod web-39"},
+		"a single unit succeeds": {units: 1},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -273,42 +275,74 @@ func TestSlowStart(t *testing.T) {
 			a, _ := newTestApplier(w)
 			p := &syncPlan{stages: []stage{
 				{name: "burst", batched: true, units: units(tc.units)},
-				{name: "after", units: [][]podTask{{{kind: taskDelete, pod: f.pod(20, f.r1, ready)}}}},
+				{name: "after", units: [][]podTask{{{kind: taskDelete, pod: f.pod(99, f.r1, ready)}}}},
 			}}
 			_, err := a.execute(context.Background(), f.set, p)
-			if (err != nil) != tc.wantFail {
+			if (err != nil) != (tc.failOn != "") {
 				t.Fatalf("err %v", err)
 			}
-			calls := w.recorded()
-			creates := 0
-			for _, c := range calls {
-				if c != "delete pod web-20" {
+			creates, ranAfter := 0, false
+			for _, c := range w.recorded() {
+				if c == "delete pod web-99" {
+					ranAfter = true
+				} else {
 					creates++
 				}
 			}
-			if creates != tc.wantN {
-				t.Errorf("%d creations, want %d: %v", creates, tc.wantN, calls)
+			if tc.failOn == "" {
+				if creates != tc.units || !ranAfter {
+					t.Errorf("%d creations (want %d), later stage ran: %v", creates, tc.units, ranAfter)
+				}
+				return
 			}
-			ranAfter := len(calls) > creates
-			if ranAfter == tc.wantFail {
-				t.Errorf("later stage ran: %v, after a failure: %v", ranAfter, tc.wantFail)
+			// Nothing starts after the failure is seen: at most one call
+			// more than twice the successes is made.
+			successes := creates - 1
+			if creates > 2*successes+1 || ranAfter {
+				t.Errorf("%d calls for %d successes, later stage ran: %v", creates, successes, ranAfter)
 			}
 		})
 	}
 }
 
-func TestBatchSizes(t *testing.T) {
-	tests := map[int][]int{
-		0:    nil,
-		1:    {1},
-		10:   {1, 2, 4, 3},
-		1500: {1, 2, 4, 8, 16, 32, 64, 128, 256, 500, 489},
-		2000: {1, 2, 4, 8, 16, 32, 64, 128, 256, 500, 500, 489},
+// TestSlowStartWindow checks that a slow call does not hold back the ones
+// after it and that no more than maxInFlight calls run at once.
+func TestSlowStartWindow(t *testing.T) {
+	var mu sync.Mutex
+	inFlight, peak := 0, 0
+	release := make(chan struct{})
+	started := make(chan struct{}, 2000)
+	units := make([][]podTask, 1200)
+	for i := range units {
+		units[i] = []podTask{{kind: taskDelete, pod: &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint(i)}}}}
 	}
-	for n, want := range tests {
-		if diff := cmp.Diff(want, batchSizes(n)); diff != "" {
-			t.Errorf("batchSizes(%d) (-want +got):\n%s", n, diff)
-		}
+	done := make(chan error)
+	go func() {
+		done <- slowStart(units, func(u []podTask) error {
+			mu.Lock()
+			inFlight++
+			peak = max(peak, inFlight)
+			mu.Unlock()
+			started <- struct{}{}
+			if u[0].pod.Name == "1" {
+				<-release // a straggler
+			}
+			mu.Lock()
+			inFlight--
+			mu.Unlock()
+			return nil
+		})
+	}()
+	// Every call starts while the straggler is still running.
+	for range units {
+		<-started
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if peak > maxInFlight {
+		t.Errorf("%d calls in flight, more than %d", peak, maxInFlight)
 	}
 }
 
