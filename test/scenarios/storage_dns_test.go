@@ -57,8 +57,8 @@ var _ = h.Register(
 		Controllers: []h.Controller{h.StatefulSet},
 		Run: func(s *h.S) {
 			s.Apply(webHeadless, webStatefulSet)
-			s.WaitFor("3 claims Bound", 2*time.Minute, claimsBound(s, "app=web", "data-web-0", "data-web-1", "data-web-2"))
 			s.WaitFor("3 pods Ready", 2*time.Minute, s.PodsReady("app=web", 3))
+			s.Eventually("3 claims Bound", time.Minute, claimsBound(s, "app=web", "data-web-0", "data-web-1", "data-web-2"))
 			for _, p := range s.Pods("app=web") {
 				pv := boundVolume(s, "data-"+p.Name)
 				if pv == nil {
@@ -129,7 +129,8 @@ var _ = h.Register(
 		Name: "storage/retain-class-keeps-volume",
 		Run: func(s *h.S) {
 			s.Apply(claimDoc("kept", "local-path-retain", "ReadWriteOnce"), podDoc("user", "kept"))
-			s.WaitFor("claim Bound", time.Minute, claimsBound(s, "", "kept"))
+			s.WaitFor("pod Ready", time.Minute, s.PodsReady("", 1))
+			s.Eventually("claim Bound", time.Minute, claimsBound(s, "", "kept"))
 			pv := boundVolume(s, "kept")
 			if pv == nil {
 				return
@@ -175,7 +176,8 @@ var _ = h.Register(
 		Name: "storage/claim-in-use-waits",
 		Run: func(s *h.S) {
 			s.Apply(claimDoc("busy", "", "ReadWriteOnce"), podDoc("user", "busy"))
-			s.WaitFor("claim Bound", time.Minute, claimsBound(s, "", "busy"))
+			s.WaitFor("pod Ready", time.Minute, s.PodsReady("", 1))
+			s.Eventually("claim Bound", time.Minute, claimsBound(s, "", "busy"))
 			s.Kubectl("", "delete", "pvc", "busy", "--wait=false")
 			s.Never("claim removed while its pod runs", 3*time.Second, func() (bool, string) {
 				_, err := s.Client.CoreV1().PersistentVolumeClaims(s.NS).Get(s.Ctx, "busy", metav1.GetOptions{})
@@ -298,12 +300,16 @@ spec:%s
 `, name, c, mode)
 }
 
+// podDoc is a pod that mounts claim, kept on node-1 so that both clusters of
+// a scenario pair schedule it alike.
 func podDoc(name, claim string) string {
 	return fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata:
   name: %s
 spec:
+  nodeSelector:
+    kubernetes.io/hostname: node-1
   terminationGracePeriodSeconds: 1
   containers:
     - name: c
