@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"quartet.dev/quartet/internal/cronnext"
 	"quartet.dev/quartet/internal/version"
 )
 
@@ -27,7 +29,10 @@ StatefulSet, DaemonSet, Job, CronJob and TTL-after-finished controllers.
 		SilenceErrors: true,
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
-	root.AddCommand(newUp(), newVersion(), &cobra.Command{
+	// Kubernetes packages register a global --version flag at init; quartet
+	// has a version subcommand instead.
+	_ = pflag.CommandLine.MarkHidden("version")
+	root.AddCommand(newUp(), newNode(), cronnext.Command(), newVersion(), &cobra.Command{
 		Use:                "kubectl [args...]",
 		Short:              "Run the embedded kubectl against the cluster (uses <data-dir>/kubeconfig when KUBECONFIG is unset)",
 		DisableFlagParsing: true,

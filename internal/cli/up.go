@@ -15,6 +15,7 @@ import (
 
 func newUp() *cobra.Command {
 	cfg := controlplane.Config{}
+	var nodes nodeFlags
 	var datastore, dnsListen string
 	var dnsUpstream []string
 	c := &cobra.Command{
@@ -29,17 +30,25 @@ func newUp() *cobra.Command {
 					}
 				}
 			}
+			specs, err := nodes.specs()
+			if err != nil {
+				return err
+			}
 			cfg.Progress = cmd.OutOrStdout()
 			var dnsAddr string
 			cfg.Addons = []controlplane.Addon{
 				dnsAddon(dnsListen, dnsUpstream, &dnsAddr),
 				storageAddon(),
 			}
+			if len(specs) > 0 {
+				cfg.Addons = append(cfg.Addons, nodesAddon(&nodes, specs, &dnsAddr))
+			}
 			ctx, stop := signalContext()
 			defer stop()
 			return controlplane.Run(ctx, cfg)
 		},
 	}
+	nodes.register(c)
 	f := c.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", defaultDataDir(), "directory for the cluster's state, certificates, kubeconfig and logs")
 	f.IntVar(&cfg.APIPort, "api-port", 6443, "API server port on 127.0.0.1")

@@ -422,4 +422,3 @@ func (g *group) Wait(d time.Duration) {
 	go func() { g.wg.Wait(); close(done) }()
 	waitOrTimeout(done, d)
 }
-

@@ -8,6 +8,11 @@ import (
 	"k8s.io/client-go/informers"
 
 	"quartet.dev/quartet/internal/controllers"
+	"quartet.dev/quartet/internal/controllers/cronjob"
+	"quartet.dev/quartet/internal/controllers/daemonset"
+	"quartet.dev/quartet/internal/controllers/job"
+	"quartet.dev/quartet/internal/controllers/statefulset"
+	"quartet.dev/quartet/internal/controllers/ttlafterfinished"
 )
 
 // workloadController is one of quartet's own workload controllers.
@@ -21,7 +26,25 @@ type workloadController struct {
 }
 
 // workloadControllers lists quartet's controllers in the order they start.
-var workloadControllers = []workloadController{}
+// Worker counts are upstream's kube-controller-manager defaults.
+var workloadControllers = []workloadController{
+	{name: "statefulset", serviceAccount: "statefulset-controller", workers: 5, new: adapt(statefulset.New)},
+	{name: "daemonset", serviceAccount: "daemon-set-controller", workers: 2, new: adapt(daemonset.New)},
+	{name: "job", serviceAccount: "job-controller", workers: 5, new: adapt(job.New)},
+	{name: "cronjob", serviceAccount: "cronjob-controller", workers: 5, new: adapt(cronjob.New)},
+	{name: "ttlafterfinished", serviceAccount: "ttl-after-finished-controller", workers: 5, new: adapt(ttlafterfinished.New)},
+}
+
+// adapt turns a controller package's New into the registry's signature.
+func adapt[C controllers.Controller](newFn func(controllers.Config) (C, error)) func(controllers.Config) (controllers.Controller, error) {
+	return func(cfg controllers.Config) (controllers.Controller, error) {
+		c, err := newFn(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+}
 
 // startWorkloadControllers constructs quartet's controllers, starts their
 // shared informers and runs them in g. It returns their names for the

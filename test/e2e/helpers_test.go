@@ -64,7 +64,7 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func() (bool, 
 
 // noNodes are the flags for a cluster without node agents, where pods stay
 // Pending: the control plane alone.
-func noNodes() []string { return nil }
+func noNodes() []string { return []string{"--nodes=0"} }
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
