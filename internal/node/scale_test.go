@@ -80,7 +80,7 @@ func TestScaleSim(t *testing.T) {
 		if !seen[pa.GetName()] {
 			seen[pa.GetName()] = true
 			var n int
-			fmt.Sscanf(pa.GetName(), "p-%d", &n)
+			_, _ = fmt.Sscanf(pa.GetName(), "p-%d", &n)
 			lat = append(lat, time.Since(created[types.UID(fmt.Sprintf("uid-%d", n))]))
 			if len(lat) == pods {
 				close(done)
