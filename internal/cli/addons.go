@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
+	"os"
 	"path/filepath"
 
 	"quartet.dev/quartet/internal/controlplane"
@@ -20,7 +22,24 @@ func dnsAddon(listen string, upstream []string, dnsAddr *string) controlplane.Ad
 			if err != nil {
 				return "", nil, err
 			}
-			srv, err := dns.Start(ctx, dns.Config{Client: client, Address: listen, ClusterDomain: controlplane.ClusterDomain, Upstream: upstream})
+			cfg := dns.Config{Client: client, Address: listen, ClusterDomain: controlplane.ClusterDomain, Upstream: upstream}
+			var srv *dns.Server
+			if listen == "" {
+				// resolv.conf cannot name a port, so process pods reach
+				// cluster DNS only on port 53: as root, take port 53 on a
+				// loopback address of this data dir's own, so clusters side
+				// by side do not collide; otherwise any free port.
+				cfg.Address = "127.0.0.1:0"
+				if os.Geteuid() == 0 {
+					cfg.Address = loopbackFor(cp.DataDir) + ":53"
+				}
+				if srv, err = dns.Start(ctx, cfg); err != nil && cfg.Address != "127.0.0.1:0" {
+					cfg.Address = "127.0.0.1:0"
+					srv, err = dns.Start(ctx, cfg)
+				}
+			} else {
+				srv, err = dns.Start(ctx, cfg)
+			}
 			if err != nil {
 				return "", nil, err
 			}
@@ -35,6 +54,14 @@ func dnsAddon(listen string, upstream []string, dnsAddr *string) controlplane.Ad
 			return srv.Addr() + " (kube-dns " + controlplane.DNSServiceIP + ")", run, nil
 		},
 	}
+}
+
+// loopbackFor picks a stable address in 127.1.0.0/16 for a data dir.
+func loopbackFor(dataDir string) string {
+	h := fnv.New32a()
+	h.Write([]byte(dataDir))
+	v := h.Sum32()
+	return fmt.Sprintf("127.1.%d.%d", (v>>8)%256, 1+v%254)
 }
 
 // storageAddon runs the local-path provisioner.

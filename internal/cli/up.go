@@ -55,7 +55,7 @@ func newUp() *cobra.Command {
 	f.StringVar(&cfg.WorkloadControllers, "workload-controllers", controlplane.ModeQuartet,
 		"which StatefulSet, DaemonSet, Job, CronJob and TTL-after-finished controllers run: quartet (its own) or upstream (kube-controller-manager's, the reference)")
 	f.StringVar(&datastore, "datastore-endpoint", "", "comma-separated URLs of an existing etcd cluster to use instead of embedded etcd")
-	f.StringVar(&dnsListen, "dns-address", "127.0.0.1:0", "UDP and TCP address of cluster DNS (port 0 picks a free one; the bound address is printed)")
+	f.StringVar(&dnsListen, "dns-address", "", "UDP and TCP address of cluster DNS; the bound address is printed (default: port 53 on a loopback address of the data dir's own when root, so process pods can use it; a free port on 127.0.0.1 otherwise)")
 	f.StringSliceVar(&dnsUpstream, "dns-upstream", nil, "DNS servers for names outside cluster.local (default: none, such names are refused)")
 	f.Float32Var(&cfg.APIQPS, "api-qps", 1000, "client QPS limit of every in-process component (both controller modes alike)")
 	f.IntVar(&cfg.APIBurst, "api-burst", 2000, "client burst limit of every in-process component")
