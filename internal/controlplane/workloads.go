@@ -26,12 +26,15 @@ type workloadController struct {
 }
 
 // workloadControllers lists quartet's controllers in the order they start.
-// Worker counts are upstream's kube-controller-manager defaults.
+// Worker counts are upstream's kube-controller-manager defaults, except
+// CronJob: every CronJob on the same schedule comes due at once, and each
+// run is two writes, so a thousand of them need more than five workers to
+// start within a second.
 var workloadControllers = []workloadController{
 	{name: "statefulset", serviceAccount: "statefulset-controller", workers: 5, new: adapt(statefulset.New)},
 	{name: "daemonset", serviceAccount: "daemon-set-controller", workers: 2, new: adapt(daemonset.New)},
 	{name: "job", serviceAccount: "job-controller", workers: 5, new: adapt(job.New)},
-	{name: "cronjob", serviceAccount: "cronjob-controller", workers: 5, new: adapt(cronjob.New)},
+	{name: "cronjob", serviceAccount: "cronjob-controller", workers: 32, new: adapt(cronjob.New)},
 	{name: "ttlafterfinished", serviceAccount: "ttl-after-finished-controller", workers: 5, new: adapt(ttlafterfinished.New)},
 }
 

@@ -53,12 +53,21 @@ func kubeDNSService(clusterIP string) *v1.Service {
 func EnsureKubeDNSService(ctx context.Context, c kubernetes.Interface, clusterIP string) error {
 	want := kubeDNSService(clusterIP)
 	services := c.CoreV1().Services(kubeDNSNamespace)
-	_, err := services.Create(ctx, want, metav1.CreateOptions{})
-	if err == nil || !apierrors.IsAlreadyExists(err) {
-		if err != nil {
-			return fmt.Errorf("create Service %s/%s: %w", kubeDNSNamespace, kubeDNSName, err)
+	// Look before creating: the apiserver allocates the ClusterIP before it
+	// checks the name, so creating an existing Service with the same fixed
+	// ClusterIP fails with "provided IP is already allocated", not
+	// AlreadyExists.
+	_, err := services.Get(ctx, kubeDNSName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = services.Create(ctx, want, metav1.CreateOptions{})
+		if err == nil || !apierrors.IsAlreadyExists(err) {
+			if err != nil {
+				return fmt.Errorf("create Service %s/%s: %w", kubeDNSNamespace, kubeDNSName, err)
+			}
+			return nil
 		}
-		return nil
+	} else if err != nil {
+		return fmt.Errorf("read Service %s/%s: %w", kubeDNSNamespace, kubeDNSName, err)
 	}
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		have, err := services.Get(ctx, kubeDNSName, metav1.GetOptions{})
