@@ -298,7 +298,7 @@ spec:
 		Controllers: []h.Controller{h.DaemonSet},
 		Exclusive:   true,
 		Run: func(s *h.S) {
-			defer s.Kubectl("", "taint", "node", "node-1", "example.com/maint-")
+			defer func() { _, _ = s.KubectlErr("", "taint", "node", "node-1", "example.com/maint-") }()
 			s.Apply(agent("", ""))
 			s.WaitFor("3 pods", 2*time.Minute, agentImages(s, "example.com/agent:1", 3))
 			// NoSchedule added over a running pod: it stays.
