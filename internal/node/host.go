@@ -340,6 +340,19 @@ func (h *Host) AddNode(ctx context.Context, spec NodeSpec) error {
 	for _, obj := range objs {
 		h.podChanged(obj, false)
 	}
+	// Directories of pods that were deleted while quartet was down.
+	known := map[string]bool{}
+	for _, obj := range objs {
+		if pod, ok := obj.(*v1.Pod); ok {
+			known[string(pod.UID)] = true
+		}
+	}
+	entries, _ := os.ReadDir(filepath.Join(a.dir, "pods"))
+	for _, e := range entries {
+		if !known[e.Name()] {
+			_ = os.RemoveAll(filepath.Join(a.dir, "pods", e.Name()))
+		}
+	}
 	return nil
 }
 
