@@ -349,7 +349,7 @@ func (h *Host) AddNode(ctx context.Context, spec NodeSpec) error {
 	}
 	entries, _ := os.ReadDir(filepath.Join(a.dir, "pods"))
 	for _, e := range entries {
-		if !known[e.Name()] {
+		if !known[e.Name()] && h.record(types.UID(e.Name())) == nil {
 			_ = os.RemoveAll(filepath.Join(a.dir, "pods", e.Name()))
 		}
 	}
