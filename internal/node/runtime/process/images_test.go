@@ -1,0 +1,93 @@
+package process
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestNormalizeImage(t *testing.T) {
+	cases := map[string][2]string{
+		"busybox":                                 {"busybox", "busybox"},
+		"busybox:1.36":                            {"busybox:1.36", "busybox"},
+		"docker.io/library/busybox:1.36":          {"busybox:1.36", "busybox"},
+		"registry.k8s.io/pause:3.10":              {"registry.k8s.io/pause:3.10", "registry.k8s.io/pause"},
+		"localhost:5000/app":                      {"localhost:5000/app", "localhost:5000/app"},
+		"nginx@sha256:abc":                        {"nginx", "nginx"},
+		"docker.io/myorg/migrator:1.4.0@sha256:1": {"myorg/migrator:1.4.0", "myorg/migrator"},
+	}
+	for in, want := range cases {
+		if got := NormalizeImage(in, true); got != want[0] {
+			t.Errorf("NormalizeImage(%q, true) = %q, want %q", in, got, want[0])
+		}
+		if got := NormalizeImage(in, false); got != want[1] {
+			t.Errorf("NormalizeImage(%q, false) = %q, want %q", in, got, want[1])
+		}
+	}
+}
+
+func TestArgv(t *testing.T) {
+	entry := &ImageEntry{Entrypoint: []string{"/entry"}, Cmd: []string{"default"}}
+	cases := map[string]struct {
+		command, args []string
+		entry         *ImageEntry
+		want          []string
+		ok            bool
+	}{
+		"command and args":        {command: []string{"sh", "-c"}, args: []string{"echo"}, want: []string{"sh", "-c", "echo"}, ok: true},
+		"command drops image cmd": {command: []string{"run"}, entry: entry, want: []string{"run"}, ok: true},
+		"image defaults":          {entry: entry, want: []string{"/entry", "default"}, ok: true},
+		"args replace cmd":        {args: []string{"x"}, entry: entry, want: []string{"/entry", "x"}, ok: true},
+		"nothing to run":          {args: []string{"x"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, ok := Argv(tc.command, tc.args, tc.entry)
+			if ok != tc.ok {
+				t.Fatalf("ok = %v", ok)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("argv (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestImagesFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "images.yaml")
+	im := NewImages(path)
+	if e, ok := im.Lookup("busybox:1.36"); !ok || e.Cmd[0] != "sh" {
+		t.Fatalf("default busybox = %+v %v", e, ok)
+	}
+	if _, ok := im.Lookup("nginx:1.27"); ok {
+		t.Fatalf("nginx is mapped by default")
+	}
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// A distinct modification time, so the change is seen.
+		mt := time.Now().Add(time.Duration(len(s)) * time.Second)
+		_ = os.Chtimes(path, mt, mt)
+	}
+	write("nginx:\n  entrypoint: [/usr/sbin/nginx, -g, 'daemon off;']\nbusybox:1.36:\n  cmd: [ash]\n")
+	if e, ok := im.Lookup("docker.io/library/nginx:1.27"); !ok || e.Entrypoint[0] != "/usr/sbin/nginx" {
+		t.Errorf("nginx after the file = %+v %v", e, ok)
+	}
+	if e, _ := im.Lookup("busybox:1.36"); e.Cmd[0] != "ash" {
+		t.Errorf("tagged entry does not win: %+v", e)
+	}
+	if e, _ := im.Lookup("busybox:1.35"); e.Cmd[0] != "sh" {
+		t.Errorf("untagged default lost: %+v", e)
+	}
+	write("nginx: [not, an, entry]\n")
+	if im.Err() == nil {
+		t.Errorf("a bad file is not reported")
+	}
+	if _, ok := im.Lookup("nginx"); !ok {
+		t.Errorf("a bad file replaced the previous map")
+	}
+}
