@@ -207,18 +207,23 @@ type createResult struct {
 	// notCreated counts failed creations and those not attempted after a
 	// failed batch.
 	notCreated int32
-	err        error
+	// nextBatch is where the next sync's slow start may begin: the largest
+	// batch that fully succeeded, or 1 after a failure.
+	nextBatch int
+	err       error
 }
 
-// createPods creates the pods in batches of 1, 2, 4, ...: a Job whose pods
-// are refused (a quota, an admission webhook) costs a few calls and events
-// per sync instead of hundreds.
-func createPods(ctx context.Context, w podWriter, job *batch.Job, pods []*v1.Pod) createResult {
-	var res createResult
+// createPods creates the pods in batches that double in size, starting at
+// first: a Job whose pods are refused (a quota, an admission webhook) costs
+// one call and event per sync instead of hundreds. Upstream starts every
+// sync at a batch of 1; quartet starts where the Job's last creations left
+// off while they keep succeeding, and at 1 again after a failure.
+func createPods(ctx context.Context, w podWriter, job *batch.Job, pods []*v1.Pod, first int) createResult {
+	res := createResult{nextBatch: slowStartInitialBatch}
 	var errs []error
 	var mu sync.Mutex
 	next := 0
-	for size := slowStartInitialBatch; next < len(pods); size *= 2 {
+	for size := max(first, slowStartInitialBatch); next < len(pods); size *= 2 {
 		chunk := pods[next:min(len(pods), next+size)]
 		next += len(chunk)
 		failedBefore := res.notCreated
@@ -236,10 +241,12 @@ func createPods(ctx context.Context, w podWriter, job *batch.Job, pods []*v1.Pod
 			res.created = append(res.created, created.UID)
 		})
 		if res.notCreated > failedBefore {
-			// Stop here; the next sync tries again.
+			// Stop here; the next sync tries again, from a batch of 1.
 			res.notCreated += int32(len(pods) - next)
+			res.nextBatch = slowStartInitialBatch
 			break
 		}
+		res.nextBatch = max(res.nextBatch, len(chunk))
 	}
 	res.err = errors.Join(errs...)
 	return res

@@ -301,13 +301,21 @@ func TestControllerRetriesAfterTheDelay(t *testing.T) {
 	if n := len(h.pods()); n != 1 {
 		t.Errorf("pods = %d, want 1 during the delay", n)
 	}
+	// The failure is recorded before the finalizer goes; its count is
+	// written by the next sync.
+	if st := h.job("pi").Status; st.Failed != 0 || len(st.UncountedTerminatedPods.Failed) != 1 {
+		t.Errorf("after the failure: failed %d uncounted %v", st.Failed, st.UncountedTerminatedPods)
+	}
+	if hasTrackingFinalizer(h.pods()[0]) {
+		t.Errorf("the failed pod kept its finalizer")
+	}
 	clk.Step(9 * time.Second)
 	h.sync("default/pi")
 	if n := len(h.pods()); n != 2 {
 		t.Errorf("pods = %d, want 2 after the delay", n)
 	}
-	if got := h.job("pi").Status.Failed; got != 1 {
-		t.Errorf("failed = %d, want 1", got)
+	if st := h.job("pi").Status; st.Failed != 1 || len(st.UncountedTerminatedPods.Failed) != 0 {
+		t.Errorf("failed = %d uncounted %v, want 1 and none", st.Failed, st.UncountedTerminatedPods)
 	}
 }
 

@@ -38,6 +38,9 @@ type jobMemory struct {
 
 	// warnedBackoff is the annotation text last warned about.
 	warnedBackoff string
+
+	// createBatch is the first batch size of the next pod creations.
+	createBatch int
 }
 
 // memory is the controller's memory of all Jobs, keyed by namespace/name.
@@ -217,4 +220,17 @@ func (m *memory) warnBackoffOnce(key string, uid types.UID, text string) bool {
 	}
 	e.warnedBackoff = text
 	return true
+}
+
+// createBatch is where the Job's next slow start begins.
+func (m *memory) createBatch(key string, uid types.UID) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return max(m.entry(key, uid).createBatch, slowStartInitialBatch)
+}
+
+func (m *memory) setCreateBatch(key string, uid types.UID, n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.entry(key, uid).createBatch = min(n, maxPodWritesPerSync)
 }
