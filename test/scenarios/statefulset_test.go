@@ -301,7 +301,28 @@ spec:
 `)
 			s.WaitFor("the orphan Running", time.Minute, s.PodsReady("app=web", 1))
 			orphan, _ := s.Pod("web-0")
-			s.Apply(webHeadless, webSet(2, "", ""))
+			// Without volumeClaimTemplates: an adopted pod cannot be given
+			// the claim volume (pod volumes are immutable), which stops
+			// upstream's controller and quartet's alike.
+			s.Apply(webHeadless, `apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: web
+spec:
+  serviceName: web
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+        - name: nginx
+          image: nginx:1.27
+`)
 			s.WaitFor("web-0 adopted and web-1 created", 2*time.Minute, func() (bool, string) {
 				p, ok := s.Pod("web-0")
 				ref := metav1.GetControllerOf(&p)

@@ -37,6 +37,8 @@ type podWriter interface {
 type claimWriter interface {
 	CreateClaim(ctx context.Context, claim *v1.PersistentVolumeClaim) (*v1.PersistentVolumeClaim, error)
 	UpdateClaim(ctx context.Context, claim *v1.PersistentVolumeClaim) (*v1.PersistentVolumeClaim, error)
+	// GetClaim reads a claim past the cache, after a conflict.
+	GetClaim(ctx context.Context, namespace, name string) (*v1.PersistentVolumeClaim, error)
 }
 
 // setWriter reads a set past the cache, before adopting, and writes status.
@@ -89,6 +91,10 @@ func (w *clientWriter) CreateClaim(ctx context.Context, claim *v1.PersistentVolu
 
 func (w *clientWriter) UpdateClaim(ctx context.Context, claim *v1.PersistentVolumeClaim) (*v1.PersistentVolumeClaim, error) {
 	return w.client.CoreV1().PersistentVolumeClaims(claim.Namespace).Update(ctx, claim, metav1.UpdateOptions{})
+}
+
+func (w *clientWriter) GetClaim(ctx context.Context, namespace, name string) (*v1.PersistentVolumeClaim, error) {
+	return w.client.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, name, metav1.GetOptions{})
 }
 
 func (w *clientWriter) GetSet(ctx context.Context, namespace, name string) (*appsv1.StatefulSet, error) {
@@ -230,7 +236,7 @@ func (a *applier) runTask(ctx context.Context, set *appsv1.StatefulSet, t *podTa
 		if err := a.createClaims(ctx, set, t); err != nil {
 			return err
 		}
-		if err := a.writeOwners(ctx, set, t.owners); err != nil {
+		if err := a.writeOwners(ctx, set, t.pod, t.owners); err != nil {
 			podEvent(a.recorder, set, verbUpdate, t.pod.Name, err)
 			return err
 		}
@@ -238,7 +244,7 @@ func (a *applier) runTask(ctx context.Context, set *appsv1.StatefulSet, t *podTa
 	case taskConform:
 		return a.conform(ctx, set, t)
 	case taskOwners:
-		return a.writeOwners(ctx, set, t.owners)
+		return a.writeOwners(ctx, set, t.pod, t.owners)
 	case taskDelete:
 		err := a.pods.DeletePod(ctx, t.pod.Namespace, t.pod.Name)
 		if apierrors.IsNotFound(err) {
@@ -265,7 +271,7 @@ func (a *applier) create(ctx context.Context, set *appsv1.StatefulSet, t *podTas
 	if err == nil {
 		a.wrote(set, "pods", created.ResourceVersion)
 	}
-	if ownerErr := a.writeOwners(ctx, set, t.owners); ownerErr != nil {
+	if ownerErr := a.writeOwners(ctx, set, t.pod, t.owners); ownerErr != nil {
 		podEvent(a.recorder, set, verbUpdate, t.pod.Name, ownerErr)
 		return ownerErr
 	}
@@ -295,8 +301,11 @@ func (a *applier) createClaims(ctx context.Context, set *appsv1.StatefulSet, t *
 }
 
 // writeOwners writes the owner-reference changes of a pod's claims, in
-// template order, warning about each claim another controller owns.
-func (a *applier) writeOwners(ctx context.Context, set *appsv1.StatefulSet, changes []ownerChange) error {
+// template order, warning about each claim another controller owns. A claim
+// changed since the cache saw it (the volume binder annotates and binds
+// claims) is read again and its owners recomputed, rather than failing the
+// sync over a conflict.
+func (a *applier) writeOwners(ctx context.Context, set *appsv1.StatefulSet, pod *v1.Pod, changes []ownerChange) error {
 	for _, c := range changes {
 		if c.foreign {
 			a.recorder.Event(set, v1.EventTypeWarning, reasonConflictingController, conflictingControllerMessage(c.claim))
@@ -304,11 +313,33 @@ func (a *applier) writeOwners(ctx context.Context, set *appsv1.StatefulSet, chan
 		if c.update == nil {
 			continue
 		}
-		updated, err := a.claims.UpdateClaim(ctx, c.update)
+		claim := c.update
+		err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+			updated, err := a.claims.UpdateClaim(ctx, claim)
+			if err == nil {
+				a.wrote(set, "persistentvolumeclaims", updated.ResourceVersion)
+				return nil
+			}
+			if !apierrors.IsConflict(err) {
+				return err
+			}
+			fresh, getErr := a.claims.GetClaim(ctx, claim.Namespace, claim.Name)
+			switch {
+			case apierrors.IsNotFound(getErr):
+				return nil // gone: nothing left to own
+			case getErr != nil:
+				return getErr
+			}
+			if claimOwnersCurrent(fresh, set, pod) {
+				claim = nil
+				return nil
+			}
+			claim = withPolicyOwners(fresh, set, pod)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("could not update claim %s for delete policy ownerRefs: %w", c.claim, err)
 		}
-		a.wrote(set, "persistentvolumeclaims", updated.ResourceVersion)
 	}
 	return nil
 }
@@ -322,7 +353,7 @@ func (a *applier) conform(ctx context.Context, set *appsv1.StatefulSet, t *podTa
 			return err
 		}
 	}
-	if err := a.writeOwners(ctx, set, t.owners); err != nil {
+	if err := a.writeOwners(ctx, set, t.pod, t.owners); err != nil {
 		podEvent(a.recorder, set, verbUpdate, t.pod.Name, err)
 		return err
 	}

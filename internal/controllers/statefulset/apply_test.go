@@ -50,6 +50,7 @@ func TestApplyTasks(t *testing.T) {
 		opts       []func(*appsv1.StatefulSet)
 		task       func(f *fixture) podTask
 		fail       map[string][]error
+		apiClaims  func(f *fixture) []*v1.PersistentVolumeClaim // what the API holds
 		wantCalls  []string
 		wantEvents []string
 		wantErr    bool
@@ -213,6 +214,37 @@ func TestApplyTasks(t *testing.T) {
 			wantEvents: []string{"Warning FailedCreate Create Claim data-web-0 for Pod web-0 in StatefulSet web failed error: boom"},
 			wantErr:    true,
 		},
+		"owners: a claim changed meanwhile is read again and written": {
+			opts: fns(withClaims, retention(appsv1.DeletePersistentVolumeClaimRetentionPolicyType, appsv1.RetainPersistentVolumeClaimRetentionPolicyType)),
+			task: func(f *fixture) podTask {
+				c := f.claim(0, f.setRef())
+				return podTask{kind: taskOwners, pod: f.pod(0, f.r1, ready), owners: []ownerChange{{claim: c.Name, update: c}}}
+			},
+			apiClaims: func(f *fixture) []*v1.PersistentVolumeClaim { return []*v1.PersistentVolumeClaim{f.claim(0)} },
+			fail:      map[string][]error{"update claim data-web-0": {apierrors.NewConflict(claimsResource, "data-web-0", boom)}},
+			wantCalls: []string{"update claim data-web-0", "get claim data-web-0", "update claim data-web-0"},
+		},
+		"owners: a claim someone else already fixed is left alone": {
+			opts: fns(withClaims, retention(appsv1.DeletePersistentVolumeClaimRetentionPolicyType, appsv1.RetainPersistentVolumeClaimRetentionPolicyType)),
+			task: func(f *fixture) podTask {
+				c := f.claim(0, f.setRef())
+				return podTask{kind: taskOwners, pod: f.pod(0, f.r1, ready), owners: []ownerChange{{claim: c.Name, update: c}}}
+			},
+			apiClaims: func(f *fixture) []*v1.PersistentVolumeClaim {
+				return []*v1.PersistentVolumeClaim{f.claim(0, f.setRef())}
+			},
+			fail:      map[string][]error{"update claim data-web-0": {apierrors.NewConflict(claimsResource, "data-web-0", boom)}},
+			wantCalls: []string{"update claim data-web-0", "get claim data-web-0"},
+		},
+		"owners: a conflict on a claim that is gone ends there": {
+			opts: fns(withClaims, retention(appsv1.DeletePersistentVolumeClaimRetentionPolicyType, appsv1.RetainPersistentVolumeClaimRetentionPolicyType)),
+			task: func(f *fixture) podTask {
+				c := f.claim(0, f.setRef())
+				return podTask{kind: taskOwners, pod: f.pod(0, f.r1, ready), owners: []ownerChange{{claim: c.Name, update: c}}}
+			},
+			fail:      map[string][]error{"update claim data-web-0": {apierrors.NewConflict(claimsResource, "data-web-0", boom)}},
+			wantCalls: []string{"update claim data-web-0", "get claim data-web-0"},
+		},
 		"owners of a condemned pod": {
 			opts: fns(withClaims),
 			task: func(f *fixture) podTask {
@@ -228,6 +260,11 @@ func TestApplyTasks(t *testing.T) {
 			w := newFakeWriter()
 			for call, errs := range tc.fail {
 				w.failNext(call, errs...)
+			}
+			if tc.apiClaims != nil {
+				for _, c := range tc.apiClaims(f) {
+					w.claims[c.Name] = c
+				}
 			}
 			task := tc.task(f)
 			a, rec := newTestApplier(w, task.pod)

@@ -30,11 +30,12 @@ type fakeWriter struct {
 	fail   map[string][]error
 	rv     int
 	sets   map[string]*appsv1.StatefulSet
+	claims map[string]*v1.PersistentVolumeClaim // what GetClaim reads
 	status []appsv1.StatefulSetStatus
 }
 
 func newFakeWriter() *fakeWriter {
-	return &fakeWriter{fail: map[string][]error{}, sets: map[string]*appsv1.StatefulSet{}}
+	return &fakeWriter{fail: map[string][]error{}, sets: map[string]*appsv1.StatefulSet{}, claims: map[string]*v1.PersistentVolumeClaim{}}
 }
 
 // failNext makes the next calls named call fail with errs, in order.
@@ -124,6 +125,22 @@ func (w *fakeWriter) UpdateClaim(_ context.Context, claim *v1.PersistentVolumeCl
 		return nil, err
 	}
 	out := claim.DeepCopy()
+	out.ResourceVersion = rv
+	return out, nil
+}
+
+func (w *fakeWriter) GetClaim(_ context.Context, _, name string) (*v1.PersistentVolumeClaim, error) {
+	rv, err := w.record("get claim " + name)
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c, ok := w.claims[name]
+	if !ok {
+		return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "persistentvolumeclaims"}, name)
+	}
+	out := c.DeepCopy()
 	out.ResourceVersion = rv
 	return out, nil
 }
