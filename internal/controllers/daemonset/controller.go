@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -73,6 +74,11 @@ type Controller struct {
 	// announced remembers the once-only events already recorded, per set UID.
 	announcedMu sync.Mutex
 	announced   map[string]map[string]bool
+
+	// written is each set as returned by this controller's last status
+	// write, until the informer catches up with it.
+	writtenMu sync.Mutex
+	written   map[types.UID]*appsv1.DaemonSet
 }
 
 // New builds the controller and registers its informers (DaemonSets, pods,
@@ -95,6 +101,7 @@ func New(cfg controllers.Config) (*Controller, error) {
 		expectations: newExpectations(clk),
 		backoff:      flowcontrol.NewFakeBackOff(failedPodBackoffInitial, failedPodBackoffMax, clk),
 		announced:    map[string]map[string]bool{},
+		written:      map[types.UID]*appsv1.DaemonSet{},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "daemonset", Clock: clk},
@@ -293,6 +300,9 @@ func (c *Controller) forgetSet(set *appsv1.DaemonSet) {
 	c.announcedMu.Lock()
 	delete(c.announced, string(set.UID))
 	c.announcedMu.Unlock()
+	c.writtenMu.Lock()
+	delete(c.written, set.UID)
+	c.writtenMu.Unlock()
 }
 
 func (c *Controller) addPod(obj interface{}) {

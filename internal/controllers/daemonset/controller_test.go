@@ -661,3 +661,58 @@ func TestPodEventsEnqueue(t *testing.T) {
 		t.Errorf("orphan added: got %s and %d more", k1, f.c.queue.Len())
 	}
 }
+
+// TestStatusWritesFromAStaleCache: between a status write and its watch
+// event the cache holds the older set; writing from it would conflict.
+func TestStatusWritesFromAStaleCache(t *testing.T) {
+	set := testSet()
+	set.ResourceVersion = "5"
+	hash := templateHash(&set.Spec.Template, nil)
+	data, _ := revisionData(&set.Spec.Template)
+	rev := &appsv1.ControllerRevision{
+		ObjectMeta: metav1.ObjectMeta{Name: "agent-" + hash, Namespace: "default", Labels: map[string]string{"app": "agent", appsv1.ControllerRevisionHashLabelKey: hash},
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(set, controllerKind)}},
+		Data: runtime.RawExtension{Raw: data}, Revision: 1,
+	}
+	f := newFixture(t, set, rev, testNode("node-1"), testNode("node-2"), testPod("p1", "node-1", hash, ready()))
+	sets := &recordingSetControl{stored: set.DeepCopy()}
+	f.c.sets = sets
+	f.c.pods = &recordingPodControl{}
+
+	f.sync("default/agent") // creates on node-2, writes desired 2 current 1
+	p2 := testPod("p2", "node-2", hash)
+	f.see(p2)
+	f.c.addPod(p2)
+	f.sync("default/agent") // the cache still has RV 5: current 2 goes on top of RV 6
+	f.sync("default/agent") // nothing changed: no write
+
+	if sets.rejects != 0 || sets.gets != 0 {
+		t.Errorf("%d conflicts and %d fresh reads; the controller's own last write should have been the base", sets.rejects, sets.gets)
+	}
+	if len(sets.writes) != 2 {
+		t.Fatalf("%d status writes, want 2", len(sets.writes))
+	}
+	if st := sets.stored.Status; st.CurrentNumberScheduled != 2 || st.DesiredNumberScheduled != 2 || st.ObservedGeneration != 1 {
+		t.Errorf("stored status %+v", st)
+	}
+
+	// Once the cache has caught up, it is the base again.
+	f.see(sets.stored.DeepCopy())
+	f.sync("default/agent")
+	if len(f.c.written) != 0 || len(sets.writes) != 2 {
+		t.Errorf("after the cache caught up: %d remembered writes, %d status writes", len(f.c.written), len(sets.writes))
+	}
+
+	// Someone else's write in between: one conflict, one fresh read, done.
+	other := sets.stored.DeepCopy()
+	other.ResourceVersion = "42"
+	other.Annotations["touched"] = "yes"
+	sets.stored = other
+	p3 := testPod("p3", "node-3", hash)
+	f.see(testNode("node-3"))
+	f.see(p3)
+	f.sync("default/agent")
+	if sets.rejects != 1 || sets.gets != 1 || sets.stored.Status.DesiredNumberScheduled != 3 || sets.stored.Annotations["touched"] != "yes" {
+		t.Errorf("conflict retry: rejects %d gets %d stored %+v", sets.rejects, sets.gets, sets.stored.Status)
+	}
+}

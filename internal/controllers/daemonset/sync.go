@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 )
@@ -437,7 +438,13 @@ func (c *Controller) writePods(ctx context.Context, set *appsv1.DaemonSet, key s
 
 // writeStatus writes the status once, when it changed. observed raises
 // observedGeneration: only a sync that acted has processed the generation.
-// A conflict is retried once on a fresh copy.
+//
+// The informer often still holds the set as it was before this controller's
+// previous status write (the write's own watch event is on its way). Writing
+// from that copy would conflict, and comparing against it would write the
+// same status twice; so when the set this controller last wrote is newer
+// than the cached one, that is the base. A conflict with someone else's
+// write is retried once on a fresh copy.
 func (c *Controller) writeStatus(ctx context.Context, set *appsv1.DaemonSet, n counts, observed bool) error {
 	apply := func(s *appsv1.DaemonSetStatus) {
 		if observed {
@@ -451,24 +458,45 @@ func (c *Controller) writeStatus(ctx context.Context, set *appsv1.DaemonSet, n c
 		s.NumberAvailable = n.available
 		s.NumberUnavailable = n.unavailable
 	}
-	want := *set.Status.DeepCopy()
+	base := c.newestWritten(set)
+	want := *base.Status.DeepCopy()
 	apply(&want)
-	if reflect.DeepEqual(want, set.Status) {
+	if reflect.DeepEqual(want, base.Status) {
 		return nil
 	}
-	toUpdate := set.DeepCopy()
+	toUpdate := base.DeepCopy()
 	toUpdate.Status = want
-	_, err := c.sets.updateStatus(ctx, toUpdate)
-	if err == nil {
-		return nil
+	written, err := c.sets.updateStatus(ctx, toUpdate)
+	if err != nil {
+		fresh, getErr := c.sets.getSet(ctx, set.Namespace, set.Name)
+		if getErr != nil {
+			return fmt.Errorf("updating status of DaemonSet %s/%s: %w", set.Namespace, set.Name, getErr)
+		}
+		apply(&fresh.Status)
+		if written, err = c.sets.updateStatus(ctx, fresh); err != nil {
+			return fmt.Errorf("updating status of DaemonSet %s/%s: %w", set.Namespace, set.Name, err)
+		}
 	}
-	fresh, getErr := c.sets.getSet(ctx, set.Namespace, set.Name)
-	if getErr != nil {
-		return fmt.Errorf("updating status of DaemonSet %s/%s: %w", set.Namespace, set.Name, getErr)
-	}
-	apply(&fresh.Status)
-	if _, err := c.sets.updateStatus(ctx, fresh); err != nil {
-		return fmt.Errorf("updating status of DaemonSet %s/%s: %w", set.Namespace, set.Name, err)
+	if written != nil {
+		c.writtenMu.Lock()
+		c.written[set.UID] = written
+		c.writtenMu.Unlock()
 	}
 	return nil
+}
+
+// newestWritten returns the set as this controller last wrote it when that
+// is newer than cached, else cached (and forgets the older write).
+func (c *Controller) newestWritten(cached *appsv1.DaemonSet) *appsv1.DaemonSet {
+	c.writtenMu.Lock()
+	defer c.writtenMu.Unlock()
+	w := c.written[cached.UID]
+	if w == nil {
+		return cached
+	}
+	if cmp, err := resourceversion.CompareResourceVersion(w.ResourceVersion, cached.ResourceVersion); err == nil && cmp > 0 {
+		return w
+	}
+	delete(c.written, cached.UID)
+	return cached
 }
