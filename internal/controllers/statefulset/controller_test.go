@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	testingclock "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
@@ -562,4 +563,136 @@ func TestRun(t *testing.T) {
 		}
 		return n == 10
 	})
+}
+
+func TestEventHandlersEnqueue(t *testing.T) {
+	set := chapterSet(func(s *appsv1.StatefulSet) { s.Spec.MinReadySeconds = 10 })
+	h := newHarness(t, set)
+	f := newFixture(t, 3, withClaims)
+	drain := func() []string {
+		var keys []string
+		for h.c.queue.Len() > 0 {
+			k, _ := h.c.queue.Get()
+			keys = append(keys, k)
+			h.c.queue.Done(k)
+			h.c.queue.Forget(k)
+		}
+		return keys
+	}
+	owned := f.pod(0, f.r1)
+	orphan := f.pod(1, f.r1)
+	orphan.OwnerReferences = nil
+	stranger := f.pod(2, f.r1)
+	stranger.OwnerReferences = nil
+	stranger.Labels = map[string]string{"app": "other"}
+	foreign := f.pod(3, f.r1)
+	foreign.OwnerReferences[0].UID = "not-this-set"
+
+	tests := map[string]struct {
+		event func()
+		want  []string
+	}{
+		"an owned pod is added":               {event: func() { h.c.podAdded(owned) }, want: []string{"default/web"}},
+		"a matching orphan is added":          {event: func() { h.c.podAdded(orphan) }, want: []string{"default/web"}},
+		"an unrelated orphan is added":        {event: func() { h.c.podAdded(stranger) }},
+		"a pod of an earlier set of the name": {event: func() { h.c.podAdded(foreign) }},
+		"an owned pod is deleted":             {event: func() { h.c.podDeleted(owned) }, want: []string{"default/web"}},
+		"a deletion seen as a tombstone": {
+			event: func() { h.c.podDeleted(cache.DeletedFinalStateUnknown{Key: "default/web-0", Obj: owned}) },
+			want:  []string{"default/web"},
+		},
+		"a resync of an unchanged pod": {event: func() { h.c.podUpdated(owned, owned) }},
+		"an orphan's labels change to match": {
+			event: func() {
+				before := stranger.DeepCopy()
+				before.ResourceVersion = "0"
+				h.c.podUpdated(before, orphan)
+			},
+			want: []string{"default/web"},
+		},
+		"a claim of the set is deleted": {
+			event: func() { h.c.claimDeleted(f.claim(1)) },
+			want:  []string{"default/web"},
+		},
+		"a claim deletion seen as a tombstone": {
+			event: func() { h.c.claimDeleted(cache.DeletedFinalStateUnknown{Key: "default/data-web-1", Obj: f.claim(1)}) },
+			want:  []string{"default/web"},
+		},
+		"another claim is deleted": {
+			event: func() {
+				c := f.claim(1)
+				c.Labels = map[string]string{"app": "other"}
+				h.c.claimDeleted(c)
+			},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			drain()
+			tc.event()
+			if diff := cmp.Diff(tc.want, drain()); diff != "" {
+				t.Errorf("queued (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	// A pod becoming Ready is looked at again after minReadySeconds.
+	drain()
+	notReady := f.pod(0, f.r1, running)
+	nowReady := f.pod(0, f.r1, readyFor(0))
+	nowReady.ResourceVersion = "2"
+	h.c.podUpdated(notReady, nowReady)
+	if got := drain(); len(got) != 1 {
+		t.Fatalf("queued %v on readiness", got)
+	}
+	h.clock.Step(10 * time.Second)
+	h.eventually("the minReadySeconds requeue", func() bool { return h.c.queue.Len() == 1 })
+}
+
+func TestSyncAdoptsOrphanRevisionsAndPrunes(t *testing.T) {
+	set := chapterSet(func(s *appsv1.StatefulSet) {
+		s.Spec.Replicas = ptr.To[int32](1)
+		s.Spec.RevisionHistoryLimit = ptr.To[int32](1)
+	})
+	f := newFixture(t, 1, withClaims)
+	orphanRev := f.r1.DeepCopy()
+	orphanRev.OwnerReferences = nil
+	h := newHarness(t, set, orphanRev)
+	h.sync()
+	rev, err := h.client.AppsV1().ControllerRevisions("default").Get(h.ctx, orphanRev.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref := metav1.GetControllerOf(rev); ref == nil || ref.UID != set.UID {
+		t.Errorf("orphan revision not adopted: %+v", rev.OwnerReferences)
+	}
+	if h.set().Status.UpdateRevision != orphanRev.Name {
+		t.Errorf("update revision %s, want the adopted %s", h.set().Status.UpdateRevision, orphanRev.Name)
+	}
+	h.markReady("web-0")
+	h.sync()
+	// Three more templates, each rolled out: only the live revisions and
+	// one old one stay.
+	for _, image := range []string{"nginx:1.28", "nginx:1.29", "nginx:1.30"} {
+		h.update(func(s *appsv1.StatefulSet) { s.Spec.Template.Spec.Containers[0].Image = image })
+		h.sync() // deletes web-0
+		h.sync() // recreates it
+		h.markReady("web-0")
+		h.sync()
+	}
+	h.sync()
+	revs, _ := h.client.AppsV1().ControllerRevisions("default").List(h.ctx, metav1.ListOptions{})
+	if len(revs.Items) != 2 {
+		t.Errorf("%d revisions with revisionHistoryLimit 1, want the live one and one old one", len(revs.Items))
+	}
+}
+
+func TestSyncOfDeletedSet(t *testing.T) {
+	h := newHarness(t)
+	if d, err := h.c.sync(h.ctx, "default/gone"); err != nil || d != 0 {
+		t.Errorf("sync of a missing set: %v, %v", d, err)
+	}
+	if _, err := h.c.sync(h.ctx, "not/a/key"); err == nil {
+		t.Error("a malformed key synced")
+	}
 }
