@@ -32,7 +32,7 @@ import (
 // fixture is a controller over a fake clientset whose informers are fed by
 // hand, so each test decides exactly what the controller has seen.
 type fixture struct {
-	t        *testing.T
+	t        testing.TB
 	ctx      context.Context
 	client   *fake.Clientset
 	factory  informers.SharedInformerFactory
@@ -53,7 +53,7 @@ func generateNames(action clienttesting.Action) (bool, runtime.Object, error) {
 	return false, nil, nil
 }
 
-func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
+func newFixture(t testing.TB, objs ...runtime.Object) *fixture {
 	t.Helper()
 	_, ctx := ktesting.NewTestContext(t)
 	client := fake.NewClientset(objs...)
