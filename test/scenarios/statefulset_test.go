@@ -288,29 +288,16 @@ var _ = h.Register(
 		Name:        "statefulset/adopt-orphan-pod",
 		Controllers: []h.Controller{h.StatefulSet},
 		Run: func(s *h.S) {
-			s.Apply(`apiVersion: v1
-kind: Pod
-metadata:
-  name: web-0
-  labels:
-    app: web
-spec:
-  containers:
-    - name: nginx
-      image: nginx:1.27
-`)
-			s.WaitFor("the orphan Running", time.Minute, s.PodsReady("app=web", 1))
-			orphan, _ := s.Pod("web-0")
 			// Without volumeClaimTemplates: an adopted pod cannot be given
 			// the claim volume (pod volumes are immutable), which stops
 			// upstream's controller and quartet's alike.
-			s.Apply(webHeadless, `apiVersion: apps/v1
+			set := `apiVersion: apps/v1
 kind: StatefulSet
 metadata:
   name: web
 spec:
   serviceName: web
-  replicas: 2
+  replicas: 0
   selector:
     matchLabels:
       app: web
@@ -322,19 +309,50 @@ spec:
       containers:
         - name: nginx
           image: nginx:1.27
-`)
-			s.WaitFor("web-0 adopted and web-1 created", 2*time.Minute, func() (bool, string) {
-				p, ok := s.Pod("web-0")
+`
+			// Learn the template's revision name, then delete the set and
+			// leave its ControllerRevision behind as an orphan.
+			s.Apply(webHeadless, set)
+			s.WaitFor("the set's first revision", time.Minute, func() (bool, string) {
+				st := s.StatefulSet("web").Status
+				return st.UpdateRevision != "", fmt.Sprintf("%+v", st)
+			})
+			rev := s.StatefulSet("web").Status.UpdateRevision
+			s.Kubectl("", "delete", "sts/web", "--cascade=orphan")
+			// An orphan pod that matches the selector and the naming, at
+			// that revision so that it is not rolled afterwards.
+			s.Apply(fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: web-0
+  labels:
+    app: web
+    controller-revision-hash: %s
+spec:
+  containers:
+    - name: nginx
+      image: nginx:1.27
+`, rev))
+			s.WaitFor("the orphan Running", time.Minute, s.PodsReady("app=web", 1))
+			orphan, _ := s.Pod("web-0")
+			s.Apply(strings.Replace(set, "replicas: 0", "replicas: 2", 1))
+			s.WaitFor("2 pods Ready", 2*time.Minute, s.PodsReady("app=web", 2))
+			s.WaitFor("web-0 adopted, with its identity labels", time.Minute, func() (bool, string) {
+				p, _ := s.Pod("web-0")
 				ref := metav1.GetControllerOf(&p)
-				_, has1 := s.Pod("web-1")
-				return ok && ref != nil && ref.Kind == "StatefulSet" && has1, h.PodSummary(s.Pods("app=web"))
+				return ref != nil && ref.Kind == "StatefulSet" && p.Labels[appsv1.StatefulSetPodNameLabel] == "web-0", fmt.Sprint(p.OwnerReferences, p.Labels)
+			})
+			s.WaitFor("the orphaned revision adopted and reused", time.Minute, func() (bool, string) {
+				r, err := s.Client.AppsV1().ControllerRevisions(s.NS).Get(s.Ctx, rev, metav1.GetOptions{})
+				if err != nil {
+					return false, err.Error()
+				}
+				ref := metav1.GetControllerOf(r)
+				st := s.StatefulSet("web").Status
+				return ref != nil && ref.Name == "web" && st.UpdateRevision == rev && st.CurrentRevision == rev, fmt.Sprintf("%v %+v", r.OwnerReferences, st)
 			})
 			p, _ := s.Pod("web-0")
 			s.Expect(p.UID == orphan.UID, "web-0 was replaced rather than adopted")
-			s.Eventually("web-0 gets its identity labels", time.Minute, func() (bool, string) {
-				p, _ := s.Pod("web-0")
-				return p.Labels[appsv1.StatefulSetPodNameLabel] == "web-0", fmt.Sprint(p.Labels)
-			})
 		},
 	},
 	h.Scenario{
