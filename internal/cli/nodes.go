@@ -81,7 +81,7 @@ func (f *nodeFlags) specs() ([]node.NodeSpec, error) {
 
 // nodesAddon runs the node agents, registers the nodes, and serves the
 // control socket through which `quartet node add|remove` reach them.
-func nodesAddon(f *nodeFlags, specs []node.NodeSpec, dnsAddr *string) controlplane.Addon {
+func nodesAddon(f *nodeFlags, specs []node.NodeSpec, dnsAddr *string, ctl *nodeControl) controlplane.Addon {
 	return controlplane.Addon{
 		Name: "nodes",
 		Start: func(ctx context.Context, cp *controlplane.Cluster) (string, func() error, error) {
@@ -120,24 +120,35 @@ func nodesAddon(f *nodeFlags, specs []node.NodeSpec, dnsAddr *string) controlpla
 			if err := addNodes(ctx, host, all); err != nil {
 				return "", nil, err
 			}
-			ctl := &nodeControl{host: host, saved: saved}
-			socketDone, err := control.Serve(ctx, filepath.Join(cp.DataDir, "quartet.sock"), ctl)
-			if err != nil {
-				return "", nil, err
-			}
-			run := func() error {
-				err := <-hostDone
-				<-socketDone
-				return err
-			}
+			ctl.host, ctl.saved = host, saved
+			run := func() error { return <-hostDone }
 			detail := fmt.Sprintf("%d (%s), runtime %s", len(all), strings.Join(host.Nodes(), ", "), f.runtime)
-			if len(all) > 6 {
+			switch {
+			case len(all) == 0:
+				detail = "none yet (quartet node add NAME adds one)"
+			case len(all) > 6:
 				detail = fmt.Sprintf("%d, runtime %s", len(all), f.runtime)
 			}
 			if ok, why := host.Isolation(); !ok && f.runtime != node.RuntimeSim {
 				detail += "; no per-pod mount and UTS namespaces: " + why
 			}
 			return detail, run, nil
+		},
+	}
+}
+
+// controlAddon serves the control socket, through which `quartet node`
+// reaches the node agents and benchmarks profile the process.
+func controlAddon(ctl *nodeControl) controlplane.Addon {
+	return controlplane.Addon{
+		Name: "control socket",
+		Start: func(ctx context.Context, cp *controlplane.Cluster) (string, func() error, error) {
+			socket := filepath.Join(cp.DataDir, "quartet.sock")
+			done, err := control.Serve(ctx, socket, ctl, cp.CPU)
+			if err != nil {
+				return "", nil, err
+			}
+			return socket, func() error { return <-done }, nil
 		},
 	}
 }

@@ -40,9 +40,8 @@ func newUp() *cobra.Command {
 				dnsAddon(dnsListen, dnsUpstream, &dnsAddr),
 				storageAddon(),
 			}
-			if len(specs) > 0 {
-				cfg.Addons = append(cfg.Addons, nodesAddon(&nodes, specs, &dnsAddr))
-			}
+			ctl := &nodeControl{}
+			cfg.Addons = append(cfg.Addons, nodesAddon(&nodes, specs, &dnsAddr, ctl), controlAddon(ctl))
 			ctx, stop := signalContext()
 			defer stop()
 			return controlplane.Run(ctx, cfg)

@@ -39,8 +39,15 @@ var ErrNotFound = errors.New("no such node")
 // ErrExists is returned by Nodes.AddNode for a node that already runs.
 var ErrExists = errors.New("node already exists")
 
+// Profiler records a CPU profile of the process, for benchmarks.
+type Profiler interface {
+	Start() error
+	// Stop returns CPU seconds by component, as JSON-encodable data.
+	Stop() (any, error)
+}
+
 // Serve listens on socket and serves the API until ctx is done.
-func Serve(ctx context.Context, socket string, nodes Nodes) (stopped <-chan error, err error) {
+func Serve(ctx context.Context, socket string, nodes Nodes, prof Profiler) (stopped <-chan error, err error) {
 	os.Remove(socket) // a stale socket from a process that was killed; the data dir lock guards a live one
 	l, err := net.Listen("unix", socket)
 	if err != nil {
@@ -83,6 +90,21 @@ func Serve(ctx context.Context, socket string, nodes Nodes) (stopped <-chan erro
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /debug/cpu/start", func(w http.ResponseWriter, r *http.Request) {
+		if err := prof.Start(); err != nil {
+			writeError(w, http.StatusConflict, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /debug/cpu/stop", func(w http.ResponseWriter, r *http.Request) {
+		out, err := prof.Stop()
+		if err != nil {
+			writeError(w, http.StatusConflict, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
@@ -154,6 +176,16 @@ func (c *Client) AddNode(ctx context.Context, spec NodeSpec) error {
 // RemoveNode asks quartet to stop a node's agent and delete the Node.
 func (c *Client) RemoveNode(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/nodes/"+name, "", nil)
+}
+
+// StartCPUProfile starts a CPU profile of the quartet process.
+func (c *Client) StartCPUProfile(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/debug/cpu/start", "", nil)
+}
+
+// StopCPUProfile stops it and decodes the CPU seconds by component into out.
+func (c *Client) StopCPUProfile(ctx context.Context, out any) error {
+	return c.do(ctx, http.MethodPost, "/debug/cpu/stop", "", out)
 }
 
 // Nodes lists the nodes quartet's agents run.

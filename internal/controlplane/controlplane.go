@@ -72,10 +72,13 @@ type Cluster struct {
 	CA         *pki.Authority
 	Kubeconfig string
 	Mode       string
-	qps        float32
-	burst      int
-	mu         sync.Mutex
-	admin      kubernetes.Interface
+	// CPU profiles the process, attributing samples to the workload
+	// controllers by their pprof label.
+	CPU   *CPUProfiler
+	qps   float32
+	burst int
+	mu    sync.Mutex
+	admin kubernetes.Interface
 }
 
 // ClientFor returns a client authenticated as user (in groups), with the
@@ -211,7 +214,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	step("kube-apiserver", server)
 
-	cluster := &Cluster{DataDir: cfg.DataDir, Server: server, CA: ca, Kubeconfig: dir.Kubeconfig(), Mode: cfg.WorkloadControllers, qps: cfg.APIQPS, burst: cfg.APIBurst}
+	cluster := &Cluster{DataDir: cfg.DataDir, Server: server, CA: ca, Kubeconfig: dir.Kubeconfig(), Mode: cfg.WorkloadControllers, CPU: &CPUProfiler{}, qps: cfg.APIQPS, burst: cfg.APIBurst}
 	adminConfig := restConfig(server, ca, certs.admin)
 	adminConfig.QPS, adminConfig.Burst = cfg.APIQPS, cfg.APIBurst
 	if cluster.admin, err = kubernetes.NewForConfig(adminConfig); err != nil {
@@ -233,6 +236,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}{
 		{certs.kcmKubeconfig, certs.kcm, userControllerManager},
 		{certs.schedulerKubeconfig, certs.scheduler, userScheduler},
+		{certs.workloadsKubeconfig, certs.workloads, userWorkloadInformers},
 	} {
 		if err := writeKubeconfig(kc.path, server, ca, kc.cert, kc.user); err != nil {
 			shutdownCore()
@@ -240,27 +244,30 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 
-	g.Go("kube-controller-manager", func() error {
-		return runControllerManager(ctx, controllerManagerConfig{
-			Kubeconfig:   certs.kcmKubeconfig,
-			SAKeyFile:    certs.saKey,
-			CAFile:       ca.CertFile(),
-			CAKeyFile:    filepath.Join(ca.Dir, "ca.key"),
-			ClusterCIDR:  ClusterCIDR,
-			ServiceCIDR:  ServiceCIDR,
-			RunWorkloads: cfg.WorkloadControllers == ModeUpstream,
-			APIQPS:       cfg.APIQPS,
-			APIBurst:     cfg.APIBurst,
-		})
-	})
-	step("kube-controller-manager", controllerManagerDetail(cfg.WorkloadControllers))
+	kcmConfig := controllerManagerConfig{
+		Kubeconfig:  certs.kcmKubeconfig,
+		SAKeyFile:   certs.saKey,
+		CAFile:      ca.CertFile(),
+		CAKeyFile:   filepath.Join(ca.Dir, "ca.key"),
+		ClusterCIDR: ClusterCIDR,
+		ServiceCIDR: ServiceCIDR,
+		APIQPS:      cfg.APIQPS,
+		APIBurst:    cfg.APIBurst,
+	}
+	g.Go("kube-controller-manager", func() error { return runControllerManager(ctx, kcmConfig) })
+	step("kube-controller-manager", "every default controller but the five workload controllers")
 	g.Go("kube-scheduler", func() error {
 		return runScheduler(ctx, schedulerConfig{Kubeconfig: certs.schedulerKubeconfig, APIQPS: cfg.APIQPS, APIBurst: cfg.APIBurst})
 	})
 	step("kube-scheduler", "")
 
-	if cfg.WorkloadControllers == ModeQuartet {
-		names, err := startWorkloadControllers(ctx, g, cluster)
+	switch cfg.WorkloadControllers {
+	case ModeQuartet:
+		var names string
+		err := withWorkloadLabel(ctx, func(ctx context.Context) (err error) {
+			names, err = startWorkloadControllers(ctx, g, cluster)
+			return err
+		})
 		if err != nil {
 			cancel()
 			g.Wait(5 * time.Second)
@@ -268,6 +275,13 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		step("quartet controllers", names)
+	case ModeUpstream:
+		workloads := kcmConfig
+		workloads.Kubeconfig = certs.workloadsKubeconfig
+		g.Go("upstream workload controllers", func() error {
+			return withWorkloadLabel(ctx, func(ctx context.Context) error { return runUpstreamWorkloadControllers(ctx, workloads) })
+		})
+		step("upstream controllers", "statefulset, daemonset, job, cronjob, ttl-after-finished (reference mode)")
 	}
 
 	for _, a := range cfg.Addons {
@@ -276,6 +290,9 @@ func Run(ctx context.Context, cfg Config) error {
 			cancel()
 			g.Wait(5 * time.Second)
 			shutdownCore()
+			if failure := g.Failure(); failure != nil {
+				return failure // the component whose exit cancelled the start
+			}
 			return fmt.Errorf("%s: %w", a.Name, err)
 		}
 		if run != nil {
@@ -296,15 +313,6 @@ func Run(ctx context.Context, cfg Config) error {
 		return failure
 	}
 	return nil
-}
-
-func controllerManagerDetail(mode string) string {
-	switch mode {
-	case ModeUpstream:
-		return "with upstream's workload controllers"
-	default:
-		return "without the five workload controllers"
-	}
 }
 
 func (c *Config) validate() error {
@@ -334,9 +342,9 @@ func (c *Config) validate() error {
 }
 
 type controlPlaneCerts struct {
-	serving, admin, kcm, scheduler, kubeletClient *pki.Issued
-	saKey                                         string
-	kcmKubeconfig, schedulerKubeconfig            string
+	serving, admin, kcm, scheduler, kubeletClient, workloads *pki.Issued
+	saKey                                                    string
+	kcmKubeconfig, schedulerKubeconfig, workloadsKubeconfig  string
 }
 
 func issueControlPlaneCerts(ca *pki.Authority) (*controlPlaneCerts, error) {
@@ -361,11 +369,15 @@ func issueControlPlaneCerts(ca *pki.Authority) (*controlPlaneCerts, error) {
 	if c.kubeletClient, err = issueClient(ca, "apiserver-kubelet-client", userKubeletClient, "system:masters"); err != nil {
 		return nil, err
 	}
+	if c.workloads, err = issueClient(ca, "workload-controllers", userWorkloadInformers); err != nil {
+		return nil, err
+	}
 	if c.saKey, err = ca.ServiceAccountKey(); err != nil {
 		return nil, err
 	}
 	c.kcmKubeconfig = filepath.Join(ca.Dir, "controller-manager.kubeconfig")
 	c.schedulerKubeconfig = filepath.Join(ca.Dir, "scheduler.kubeconfig")
+	c.workloadsKubeconfig = filepath.Join(ca.Dir, "workload-controllers.kubeconfig")
 	return &c, nil
 }
 

@@ -25,6 +25,10 @@ const (
 	userNodeAgents        = "quartet:node-agents"
 	userProvisioner       = "quartet:local-path-provisioner"
 	userDNS               = "quartet:dns"
+	// userWorkloadInformers lists and watches for the workload controllers,
+	// quartet's or upstream's, so their API requests are counted apart
+	// from the rest of the controller manager's.
+	userWorkloadInformers = "quartet:workload-controllers"
 )
 
 // controllerUser is the identity of one of quartet's workload controllers.
@@ -87,6 +91,7 @@ func clusterRoleBindings() []rbacv1.ClusterRoleBinding {
 		bind("quartet:node-agents", "quartet:node-agents", userNodeAgents),
 		bind("quartet:local-path-provisioner", "quartet:local-path-provisioner", userProvisioner),
 		bind("quartet:dns", "quartet:dns", userDNS),
+		bind("quartet:workload-controllers", "system:kube-controller-manager", userWorkloadInformers),
 	}
 }
 

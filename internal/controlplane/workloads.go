@@ -56,9 +56,13 @@ func startWorkloadControllers(ctx context.Context, g *group, c *Cluster) (string
 	if len(workloadControllers) == 0 {
 		return "none built yet", nil
 	}
-	// The shared informers list and watch with the admin identity; each
-	// controller writes with its own.
-	factory := informers.NewSharedInformerFactory(c.Admin(), 0)
+	// The shared informers list and watch with an identity of their own,
+	// as upstream's do in upstream mode; each controller writes with its own.
+	informerClient, _, err := c.ClientFor(userWorkloadInformers)
+	if err != nil {
+		return "", err
+	}
+	factory := informers.NewSharedInformerFactoryWithOptions(informerClient, 0, informers.WithTransform(dropManagedFields))
 	var names []string
 	for _, wc := range workloadControllers {
 		client, _, err := c.ClientFor(controllerUser(wc.serviceAccount), controllerGroups...)
