@@ -3,7 +3,6 @@ package statefulset
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,13 +60,6 @@ func (w *fakeWriter) recorded() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]string(nil), w.calls...)
-}
-
-// sortedCalls is recorded() in a stable order, for writes made concurrently.
-func (w *fakeWriter) sortedCalls() []string {
-	calls := w.recorded()
-	sort.Strings(calls)
-	return calls
 }
 
 func (w *fakeWriter) CreatePod(_ context.Context, pod *v1.Pod) (*v1.Pod, error) {
@@ -209,10 +201,4 @@ func events(rec *record.FakeRecorder) []string {
 			return out
 		}
 	}
-}
-
-func sortedEvents(rec *record.FakeRecorder) []string {
-	out := events(rec)
-	sort.Strings(out)
-	return out
 }

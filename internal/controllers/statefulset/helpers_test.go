@@ -91,7 +91,6 @@ func annotate(k, v string) func(*appsv1.StatefulSet) {
 // podState changes a pod the way the apiserver and kubelet would.
 type podState func(*v1.Pod)
 
-func pending(p *v1.Pod) { p.Status.Phase = v1.PodPending }
 func running(p *v1.Pod) { p.Status.Phase = v1.PodRunning }
 func failed(p *v1.Pod)  { p.Status.Phase = v1.PodFailed }
 func succeeded(p *v1.Pod) {

@@ -312,7 +312,7 @@ func plan(in planInput) (*syncPlan, error) {
 			}
 			continue
 		}
-		if ordered && pod != firstUnhealthy && !(isRunningAndReady(pod) && isAvailable(pod, minReady, in.now)) {
+		if ordered && pod != firstUnhealthy && (!isRunningAndReady(pod) || !isAvailable(pod, minReady, in.now)) {
 			stopped = true
 			break
 		}
