@@ -1,7 +1,6 @@
 package statefulset
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -79,7 +78,7 @@ func podNameFor(set *appsv1.StatefulSet, ordinal int) string {
 // claimNameFor is the name of the claim that template gives the pod with the
 // given ordinal: <template>-<set>-<ordinal>.
 func claimNameFor(set *appsv1.StatefulSet, template string, ordinal int) string {
-	return fmt.Sprintf("%s-%s-%d", template, set.Name, ordinal)
+	return template + "-" + set.Name + "-" + strconv.Itoa(ordinal)
 }
 
 // belongsByName reports whether pod's name makes it one of set's pods. Pods
