@@ -208,6 +208,7 @@ func (e *Env) Run(t *testing.T, sc Scenario) {
 		go func() {
 			defer wg.Done()
 			defer s.cancel()
+			defer s.deleteNamespace()
 			defer s.rec.stop()
 			done := make(chan struct{})
 			go func() {

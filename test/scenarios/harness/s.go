@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"runtime"
 	"sort"
 	"strings"
@@ -47,6 +48,28 @@ type S struct {
 	skipped  string
 	start    time.Time
 	cancel   context.CancelFunc
+}
+
+// deleteNamespace deletes the run's namespace and waits (up to 2 minutes)
+// until it is gone, so what the run left (pods holding host ports, daemon
+// pods on every node) is gone before the next exclusive scenario starts.
+// KEEP_SCENARIO_NAMESPACES=1 keeps them for debugging.
+func (s *S) deleteNamespace() {
+	if os.Getenv("KEEP_SCENARIO_NAMESPACES") != "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bg := metav1.DeletePropagationBackground
+	if err := s.Client.CoreV1().Namespaces().Delete(ctx, s.NS, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil {
+		return
+	}
+	for ctx.Err() == nil {
+		if _, err := s.Client.CoreV1().Namespaces().Get(ctx, s.NS, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 // Restart stops the cluster (SIGTERM, as a user's Ctrl-C), keeps it down for
