@@ -60,7 +60,8 @@ type HostConfig struct {
 	ServingCert func(nodeName string) (*tls.Certificate, error)
 	ClientCAs   *x509.CertPool
 	Clock       clock.WithTicker
-	// Workers is the number of pod sync workers (default 8).
+	// Workers is the number of pod sync workers (default 32): a sync mostly
+	// waits for its status write, so many overlap well.
 	Workers int
 	// ShutdownGrace is how long Run waits after SIGTERM before it kills
 	// what still runs when ctx ends (default 5s).
@@ -134,7 +135,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		cfg.Clock = clock.RealClock{}
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 8
+		cfg.Workers = 32
 	}
 	if cfg.ShutdownGrace <= 0 {
 		cfg.ShutdownGrace = 5 * time.Second

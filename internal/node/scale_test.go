@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	goruntime "runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -116,4 +117,14 @@ func TestScaleSim(t *testing.T) {
 	var ms goruntime.MemStats
 	goruntime.ReadMemStats(&ms)
 	t.Logf("heap in use %d MiB, sys %d MiB (includes the fake clientset's copies of every object)", ms.HeapInuse>>20, ms.Sys>>20)
+	if path := os.Getenv("QUARTET_NODE_SCALE_HEAP"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
