@@ -139,13 +139,20 @@ func enterPodNamespaces(spec *runtime.ContainerSpec) (string, error) {
 		}
 	}
 
+	// A private /tmp, as a container has: processes of different pods do
+	// not meet in the host's /tmp.
+	if fi, err := os.Stat(filepath.Join(root, "tmp")); err == nil && fi.IsDir() {
+		if err := unix.Mount("tmpfs", filepath.Join(root, "tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
+			return "", fmt.Errorf("mounting /tmp: %w", err)
+		}
+	}
 	// Scratch space for overlay upper layers, mounted after the binds so that
 	// no bind copies it. (It cannot be unbindable: overlayfs clones its upper
 	// layer's mount.)
 	if err := unix.Mount("tmpfs", scratch, "tmpfs", 0, "mode=0700"); err != nil {
 		return "", fmt.Errorf("mounting scratch space: %w", err)
 	}
-	b := &rootBuilder{root: root, scratch: scratch}
+	b := &rootBuilder{root: root, scratch: scratch, writable: []string{filepath.Join(root, "tmp")}}
 	mounts := append([]runtime.Mount(nil), spec.Mounts...)
 	sort.SliceStable(mounts, func(i, j int) bool {
 		return strings.Count(filepath.Clean(mounts[i].ContainerPath), "/") < strings.Count(filepath.Clean(mounts[j].ContainerPath), "/")

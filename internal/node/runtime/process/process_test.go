@@ -197,7 +197,7 @@ func TestIsolatedContainer(t *testing.T) {
 	mountPath := "/usr/share/quartet-test-" + filepath.Base(dir) + "/html"
 	r := New(Config{Isolate: true})
 	inst, err := r.Start(context.Background(), &runtime.ContainerSpec{
-		Argv: []string{"sh", "-c", "hostname; echo written > " + mountPath + "/index.html; cat /etc/resolv.conf; mkdir -p /data/x && echo ok"},
+		Argv: []string{"sh", "-c", "hostname; echo written > " + mountPath + "/index.html; cat /etc/resolv.conf; mkdir -p /data/x && echo ok; touch /tmp/quartet-private-" + filepath.Base(dir)},
 		Mounts: []runtime.Mount{
 			{HostPath: vol, ContainerPath: mountPath},
 			{HostPath: resolv, ContainerPath: "/etc/resolv.conf", ReadOnly: true},
@@ -224,6 +224,9 @@ func TestIsolatedContainer(t *testing.T) {
 	host, _ := os.Hostname()
 	if host == "web-0" {
 		t.Errorf("host's hostname changed")
+	}
+	if _, err := os.Stat("/tmp/quartet-private-" + filepath.Base(dir)); err == nil {
+		t.Errorf("the container wrote to the host's /tmp")
 	}
 	if _, err := os.Stat(filepath.Dir(mountPath)); err == nil {
 		t.Errorf("%s was created on the host", filepath.Dir(mountPath))
