@@ -216,6 +216,7 @@ func (e *Env) Run(t *testing.T, sc Scenario) {
 				sc.Run(s)
 			}()
 			<-done
+			s.rec.sync(s.Ctx)
 		}()
 	}
 	wg.Wait()

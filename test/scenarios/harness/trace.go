@@ -126,10 +126,73 @@ func (r *recorder) onEvent(o any) {
 	if !ok {
 		return
 	}
+	if !workloadControllerEvent(e) {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	key := fmt.Sprintf("%s\x00%s\x00%s\x00%s\x00%s", e.Type, e.Reason, e.Regarding.Kind, e.Regarding.Name, e.Note)
 	r.events[key] = true
+}
+
+// workloadEventSources are the components whose events the trace keeps:
+// the controllers quartet replaces. The scheduler's, the node agents' and
+// the PV controller's events are the same components in both modes, and
+// their timing races say nothing about the workload controllers.
+var workloadEventSources = map[string]bool{
+	"statefulset-controller":        true,
+	"daemonset-controller":          true,
+	"job-controller":                true,
+	"cronjob-controller":            true,
+	"ttl-after-finished-controller": true,
+}
+
+func workloadControllerEvent(e *eventsv1.Event) bool {
+	return workloadEventSources[e.ReportingController] || workloadEventSources[e.DeprecatedSource.Component]
+}
+
+// sync lists every watched kind once, so objects a watch missed (after a
+// cluster restart the watches take a while to come back) are in the trace.
+func (r *recorder) sync(ctx context.Context) {
+	add := func(kind string, objs []runtime.Object) {
+		for _, o := range objs {
+			r.onAdd(kind, o)
+		}
+	}
+	opts := metav1.ListOptions{}
+	if l, err := r.client.BatchV1().CronJobs(r.ns).List(ctx, opts); err == nil {
+		add("CronJob", itemsOf(l.Items))
+	}
+	if l, err := r.client.BatchV1().Jobs(r.ns).List(ctx, opts); err == nil {
+		add("Job", itemsOf(l.Items))
+	}
+	if l, err := r.client.AppsV1().StatefulSets(r.ns).List(ctx, opts); err == nil {
+		add("StatefulSet", itemsOf(l.Items))
+	}
+	if l, err := r.client.AppsV1().DaemonSets(r.ns).List(ctx, opts); err == nil {
+		add("DaemonSet", itemsOf(l.Items))
+	}
+	if l, err := r.client.AppsV1().ControllerRevisions(r.ns).List(ctx, opts); err == nil {
+		add("ControllerRevision", itemsOf(l.Items))
+	}
+	if l, err := r.client.CoreV1().PersistentVolumeClaims(r.ns).List(ctx, opts); err == nil {
+		add("PersistentVolumeClaim", itemsOf(l.Items))
+	}
+	if l, err := r.client.CoreV1().Pods(r.ns).List(ctx, opts); err == nil {
+		add("Pod", itemsOf(l.Items))
+	}
+}
+
+// itemsOf turns a list's items into objects with pointer receivers.
+func itemsOf[T any, PT interface {
+	*T
+	runtime.Object
+}](items []T) []runtime.Object {
+	out := make([]runtime.Object, len(items))
+	for i := range items {
+		out[i] = PT(&items[i])
+	}
+	return out
 }
 
 func (r *recorder) note(key, value string) {
