@@ -167,3 +167,37 @@ func TestRestartReconciles(t *testing.T) {
 		t.Errorf("instances after restart: %+v", rec)
 	}
 }
+
+func TestUnrunnableImageAndAutoMode(t *testing.T) {
+	th := startHost(t, RuntimeProcess, "")
+	th.addNode(NodeSpec{Name: "node-1"})
+	th.createPod(boundPod("nginx"))
+	p := th.waitPod("nginx", "ErrImageNeverPull", func(p *v1.Pod) bool {
+		w := containerStatusOf(p, "c").State.Waiting
+		return w != nil && w.Reason == "ErrImageNeverPull"
+	})
+	if msg := containerStatusOf(p, "c").State.Waiting.Message; !strings.Contains(msg, `"nginx:1.27" has no local entrypoint`) {
+		t.Errorf("message = %q", msg)
+	}
+	if p.Status.Phase != v1.PodPending {
+		t.Errorf("phase = %s", p.Status.Phase)
+	}
+
+	auto := startHost(t, RuntimeAuto, "")
+	auto.addNode(NodeSpec{Name: "node-1"})
+	auto.createPod(boundPod("mixed", func(p *v1.Pod) {
+		p.Spec.Containers = append(p.Spec.Containers, v1.Container{Name: "sh", Image: "busybox", Command: []string{"sleep", "30"}})
+	}))
+	p = auto.waitPod("mixed", "Running", func(p *v1.Pod) bool {
+		return p.Status.Phase == v1.PodRunning && containerStatusOf(p, "sh").State.Running != nil
+	})
+	if id := containerStatusOf(p, "c").ContainerID; !strings.HasPrefix(id, "sim://") {
+		t.Errorf("nginx container %q is not simulated", id)
+	}
+	if id := containerStatusOf(p, "sh").ContainerID; !strings.HasPrefix(id, "process://") {
+		t.Errorf("busybox container %q is not a process", id)
+	}
+	if !hasEvent(auto.events, "Simulated") {
+		t.Errorf("no Simulated event")
+	}
+}
