@@ -317,6 +317,17 @@ func (a *agent) syncStatus(ctx context.Context, node *v1.Node, now time.Time, fo
 	lastReport := a.lastReport
 	port := a.port
 	a.mu.Unlock()
+	if node == nil {
+		// Compare with the Node as the API has it, not with what was last
+		// written: the node-lifecycle controller may have set Ready=Unknown
+		// after a late heartbeat, and that must be corrected now, not at the
+		// next periodic report.
+		if obj, ok, _ := a.host.nodeLister.GetByKey(a.name); ok {
+			if n, ok := obj.(*v1.Node); ok {
+				node = n
+			}
+		}
+	}
 	if node != nil {
 		old = node.Status.DeepCopy()
 	}

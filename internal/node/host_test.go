@@ -483,3 +483,38 @@ func TestPreStopSleepDelaysTermination(t *testing.T) {
 	th.step(6 * time.Second)
 	eventually(t, "pod deleted", func() (bool, string) { return th.pod("hook") == nil, "" })
 }
+
+func TestNodeStatusRepairedAfterLifecycleController(t *testing.T) {
+	th := startHost(t, RuntimeSim, "")
+	th.addNode(NodeSpec{Name: "node-1"})
+	// What the node-lifecycle controller does when heartbeats are late.
+	n, err := th.client.CoreV1().Nodes().Get(context.Background(), "node-1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n.Status.Conditions {
+		if n.Status.Conditions[i].Type == v1.NodeReady {
+			n.Status.Conditions[i].Status = v1.ConditionUnknown
+			n.Status.Conditions[i].Reason = "NodeStatusUnknown"
+		}
+	}
+	if _, err := th.client.CoreV1().Nodes().UpdateStatus(context.Background(), n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "node informer", func() (bool, string) {
+		obj, _, _ := th.h.nodeLister.GetByKey("node-1")
+		node, _ := obj.(*v1.Node)
+		return node != nil && node.Status.Conditions[len(node.Status.Conditions)-1].Status == v1.ConditionUnknown, ""
+	})
+	eventually(t, "heartbeat timers", func() (bool, string) { return th.clock.HasWaiters(), "" })
+	th.step(12 * time.Second)
+	eventually(t, "Ready again", func() (bool, string) {
+		n, _ := th.client.CoreV1().Nodes().Get(context.Background(), "node-1", metav1.GetOptions{})
+		for _, c := range n.Status.Conditions {
+			if c.Type == v1.NodeReady {
+				return c.Status == v1.ConditionTrue, string(c.Status)
+			}
+		}
+		return false, "no Ready condition"
+	})
+}
