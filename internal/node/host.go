@@ -99,6 +99,7 @@ type Host struct {
 	nodeLister  cache.Indexer
 	queue       workqueue.TypedRateLimitingInterface[types.UID]
 
+	writer      podWriter
 	broadcaster record.EventBroadcaster
 	// recorderFor builds a node's event recorder; tests replace it.
 	recorderFor func(node string) record.EventRecorder
@@ -199,6 +200,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		workqueue.DefaultTypedControllerRateLimiter[types.UID](),
 		workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "node-pods", Clock: cfg.Clock},
 	)
+	h.writer = &apiPodWriter{client: cfg.Client}
 	h.broadcaster = record.NewBroadcaster()
 	h.recorderFor = func(node string) record.EventRecorder {
 		return h.broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: node})

@@ -45,7 +45,7 @@ func startHost(t *testing.T, mode string, dataDir string, objects ...runtime.Obj
 	return startHostWith(t, mode, dataDir, client)
 }
 
-func startHostWith(t *testing.T, mode, dataDir string, client *fake.Clientset) *testHost {
+func startHostWith(t *testing.T, mode, dataDir string, client *fake.Clientset, setup ...func(*Host)) *testHost {
 	t.Helper()
 	clk := clocktesting.NewFakeClock(t0)
 	h, err := NewHost(HostConfig{Client: client, DataDir: dataDir, Runtime: mode, Clock: clk, ShutdownGrace: time.Second})
@@ -54,6 +54,9 @@ func startHostWith(t *testing.T, mode, dataDir string, client *fake.Clientset) *
 	}
 	events := record.NewFakeRecorder(100000)
 	h.recorderFor = func(string) record.EventRecorder { return events }
+	for _, f := range setup {
+		f(h)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	th := &testHost{t: t, h: h, client: client, clock: clk, events: events, cancel: cancel, done: make(chan struct{})}
 	go func() {
@@ -517,4 +520,25 @@ func TestNodeStatusRepairedAfterLifecycleController(t *testing.T) {
 		}
 		return false, "no Ready condition"
 	})
+}
+
+func TestStatusWrittenOnlyWhenChanged(t *testing.T) {
+	w := &recordingPodWriter{}
+	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1", UID: "n1"}, Spec: v1.NodeSpec{PodCIDR: "10.244.1.0/24"}})
+	th := startHostWith(t, RuntimeSim, t.TempDir(), client, func(h *Host) { h.writer = w })
+	th.addNode(NodeSpec{Name: "node-1"})
+	th.createPod(boundPod("quiet"))
+	eventually(t, "first status write", func() (bool, string) { return len(w.patchesOf("quiet")) > 0, "" })
+	first := w.patchesOf("quiet")
+	if len(first) != 1 || !strings.Contains(first[0], `"phase":"Running"`) || !strings.Contains(first[0], `"uid":"uid-quiet"`) {
+		t.Fatalf("first writes = %q, want one patch to Running with the UID precondition", first)
+	}
+	// More syncs with nothing new write nothing.
+	for i := 0; i < 5; i++ {
+		th.h.queue.Add("uid-quiet")
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := w.patchesOf("quiet"); len(got) != 1 {
+		t.Errorf("%d writes after idle syncs, want 1: %q", len(got), got)
+	}
 }

@@ -161,11 +161,7 @@ func (h *Host) syncPod(ctx context.Context, uid types.UID) (time.Duration, error
 		rec.agent.releaseIP(rec.uid)
 	}
 	if plan.Delete && !rec.deleted {
-		zero := int64(0)
-		err := h.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
-			GracePeriodSeconds: &zero,
-			Preconditions:      &metav1.Preconditions{UID: &rec.uid},
-		})
+		err := h.writer.DeleteFinal(ctx, pod)
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			return 0, err
 		}
@@ -490,7 +486,7 @@ func (h *Host) writeStatus(ctx context.Context, rec *podRecord, pod *v1.Pod, sta
 	if err != nil {
 		return err
 	}
-	if _, err := h.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+	if err := h.writer.PatchStatus(ctx, pod, patch); err != nil {
 		return err
 	}
 	rec.lastStatus = status
