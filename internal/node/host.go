@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
@@ -470,7 +471,7 @@ func (h *Host) processNext(ctx context.Context) bool {
 		return false
 	}
 	defer h.queue.Done(uid)
-	requeue, err := h.syncPod(ctx, uid)
+	requeue, err := h.syncPodSafely(ctx, uid)
 	switch {
 	case err != nil:
 		utilruntime.HandleErrorWithContext(ctx, err, "Syncing pod failed", "podUID", uid)
@@ -482,4 +483,16 @@ func (h *Host) processNext(ctx context.Context) bool {
 		h.queue.Forget(uid)
 	}
 	return true
+}
+
+// syncPodSafely turns a panic while syncing one pod into an error for that
+// pod, so that no pod, however malformed, takes the other pods (and quartet)
+// down with it.
+func (h *Host) syncPodSafely(ctx context.Context, uid types.UID) (requeue time.Duration, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic while syncing pod %s: %v\n%s", uid, r, debug.Stack())
+		}
+	}()
+	return h.syncPod(ctx, uid)
 }
