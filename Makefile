@@ -9,7 +9,7 @@ COMPONENT := k8s.io/component-base/version
 LDFLAGS   := -X $(COMPONENT).gitVersion=$(K8S) -X $(COMPONENT).gitMajor=1 -X $(COMPONENT).gitMinor=37 \
              -X $(COMPONENT).gitTreeState=clean -X $(COMPONENT).buildDate=2026-11-01T00:00:00Z
 
-.PHONY: help build run test conformance verify lint print-ldflags
+.PHONY: help build run test conformance bench bench-quick verify lint print-ldflags
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
@@ -26,6 +26,12 @@ conformance: build ## every scenario against quartet's and upstream's controller
 	@rm -f bin/conformance.txt
 	QUARTET_BIN=$(abspath $(BIN)) SCENARIO_REPORT=$(abspath bin/conformance.txt) $(GO) test -count=1 -timeout 30m -parallel 64 \
 	  ./test/scenarios $(if $(RUN),-run 'TestScenarios/$(RUN)'); status=$$?; cat bin/conformance.txt 2>/dev/null; exit $$status
+
+bench: build ## quartet's controllers against upstream's, every scenario, 3 rounds (long); writes bench/results/latest.{json,md,png}
+	BENCH_TARGET=bench QUARTET_BIN=$(abspath $(BIN)) $(GO) run ./bench/cmd/bench -out bench/results/latest $(BENCH_FLAGS)
+
+bench-quick: build ## a small version of every benchmark scenario, one round (under 3 minutes); writes bin/bench-quick.{json,md,png}
+	BENCH_TARGET=bench-quick QUARTET_BIN=$(abspath $(BIN)) $(GO) run ./bench/cmd/bench -quick -out bin/bench-quick $(BENCH_FLAGS)
 
 verify: lint ## gofmt, go vet and golangci-lint
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

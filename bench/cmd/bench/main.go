@@ -1,0 +1,93 @@
+// Command bench times quartet's workload controllers side by side with
+// upstream's: every scenario in a quartet-mode and a reference-mode
+// cluster, alternately, and prints the table of medians and ratios; it
+// writes the rows as JSON, a Markdown table and a PNG chart of the ratios.
+//
+//	QUARTET_BIN=bin/quartet go run ./bench/cmd/bench [-quick] [-rounds 3] [-only REGEXP] [-out bench/results/latest]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"quartet.dev/quartet/bench"
+)
+
+func main() {
+	quick := flag.Bool("quick", false, "small version of every scenario, one round, one cluster per mode (under 3 minutes)")
+	rounds := flag.Int("rounds", 0, "rounds per scenario and mode (default 3, or 1 with -quick)")
+	only := flag.String("only", "", "run only the scenarios whose id matches this regular expression (startup, node-latency, sts-ordered, sts-parallel, sts-rolling, ds, ds-node-add, job, jobs, cronjob, node-scale)")
+	out := flag.String("out", "bench/results/latest", "write OUT.json, OUT.md and OUT.png")
+	verbose := flag.Bool("v", false, "copy every cluster's output to stderr")
+	debugRequests := flag.Bool("debug-requests", false, "after each scenario, print the API requests of every user")
+	flag.Parse()
+	if err := run(*quick, *rounds, *only, *out, *verbose, *debugRequests); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(quick bool, rounds int, only, out string, verbose, debugRequests bool) error {
+	opts := bench.Options{Quick: quick, Rounds: rounds, Progress: os.Stderr, DebugRequests: debugRequests,
+		Command: commandLine()}
+	if only != "" {
+		re, err := regexp.Compile(only)
+		if err != nil {
+			return fmt.Errorf("-only: %w", err)
+		}
+		opts.Only = re
+	}
+	if verbose {
+		opts.ClusterLog = os.Stderr
+	}
+	if os.Getenv("QUARTET_BIN") == "" {
+		fmt.Fprintln(os.Stderr, "bench: QUARTET_BIN is not set; building a quartet binary first (make bench sets it)")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	rows, machine, err := bench.Bench(ctx, opts)
+	fmt.Fprintf(os.Stderr, "bench: %d rows in %s\n", len(rows), time.Since(start).Round(time.Second))
+	if len(rows) > 0 {
+		fmt.Printf("\nquartet benchmark, %s\nmachine: %s\ncommand: %s\n\n", machine.Date, machine, machine.Command)
+		bench.RenderTable(os.Stdout, rows)
+		if werr := write(out, rows, machine); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return err
+}
+
+func write(out string, rows []bench.Row, m bench.Machine) error {
+	if err := bench.WriteJSON(out+".json", rows); err != nil {
+		return err
+	}
+	var md strings.Builder
+	fmt.Fprintf(&md, "Measured %s on %s.\n\nCommand: `%s`\n\n", m.Date, m, m.Command)
+	bench.RenderMarkdown(&md, rows)
+	md.WriteString("\n")
+	bench.RenderTargetsMarkdown(&md, rows)
+	if err := os.WriteFile(out+".md", []byte(md.String()), 0o644); err != nil {
+		return err
+	}
+	if err := bench.WriteChart(out+".png", rows, "quartet / upstream, "+m.Date[:10]); err != nil {
+		return err
+	}
+	fmt.Printf("\nwrote %s.json, %s.md, %s.png\n", out, out, out)
+	return nil
+}
+
+// commandLine is how to run this again: the make target when make ran it.
+func commandLine() string {
+	if t := os.Getenv("BENCH_TARGET"); t != "" {
+		return "make " + t
+	}
+	return "go run ./bench/cmd/bench " + strings.Join(os.Args[1:], " ")
+}

@@ -1,0 +1,594 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"quartet.dev/quartet/internal/control"
+	"quartet.dev/quartet/test/cluster"
+)
+
+// Options say what to run.
+type Options struct {
+	// Quick runs the small version of every scenario, one round, in one
+	// cluster per mode.
+	Quick bool
+	// Rounds is how many times each scenario runs in each mode (at least 3
+	// for the full run); the order of the modes swaps every round.
+	Rounds int
+	// Only keeps the scenarios whose id matches.
+	Only *regexp.Regexp
+	// Progress receives what the run is doing.
+	Progress io.Writer
+	// ClusterLog receives every cluster's output (nil discards it).
+	ClusterLog io.Writer
+	// DebugRequests prints, after each window, the API requests of every
+	// user that made any, so the attribution to the workload controllers
+	// can be checked.
+	DebugRequests bool
+	// Command is how the run was started, for the report.
+	Command string
+}
+
+// Session is one cluster configuration and the scenarios that run in it,
+// one after the other, each in a namespace of its own.
+type Session struct {
+	Name      string
+	Args      []string
+	Scenarios []*Scenario
+	// Rounds overrides Options.Rounds (e.g. one round of a slow,
+	// quartet-only measurement).
+	Rounds int
+}
+
+// Scenario is one workload timed in both modes.
+type Scenario struct {
+	ID      string
+	Metrics []Metric
+	// Namespace overrides the scenario's namespace (default: its id), so
+	// that scenarios can share objects within a session.
+	Namespace string
+	// QuartetOnly scenarios run in quartet mode only.
+	QuartetOnly bool
+	// CeilingPods, when set, is how many pods a bare client creates, and
+	// what each looks like, before the scenario runs; the time it takes is
+	// the ceiling that VsCeiling metrics compare with.
+	CeilingPods func(e *Env) (int, func(ns string, i int) *corev1.Pod)
+	// Setup prepares, untimed and outside the measured window.
+	Setup func(ctx context.Context, e *Env) error
+	// Run does the timed part inside the window and returns a value per
+	// metric key.
+	Run func(ctx context.Context, e *Env) (map[string]float64, error)
+	// Teardown runs after the window, e.g. to stop CronJobs firing again.
+	Teardown func(ctx context.Context, e *Env) error
+	// OwnWindow scenarios measure API requests and CPU themselves (or not
+	// at all), e.g. when they restart the cluster.
+	OwnWindow bool
+	// AtMinute scenarios act at the minute boundary that Setup chose
+	// (Env.SetBoundary); other scenarios of the session run while they
+	// fit before it, then the window opens just before the boundary.
+	AtMinute bool
+	// Follows names a scenario of the session that must run first (its
+	// objects are this one's starting point).
+	Follows string
+	// Estimate is how long Setup to Teardown takes, to fit scenarios
+	// before a minute boundary.
+	Estimate time.Duration
+	// PerPod, when set, adds a metric of controller CPU milliseconds per
+	// pod (e.g. per completed Job pod).
+	PerPod func(s Size) int
+}
+
+// Env is what a scenario sees of its cluster.
+type Env struct {
+	Mode    Mode
+	Size    Size
+	Quick   bool
+	Cluster *cluster.Cluster
+	Client  kubernetes.Interface
+	Control *control.Client
+	NS      string
+	Logf    func(format string, args ...any)
+	// Shared holds objects that scenarios of one session hand on.
+	Shared   map[string]any
+	data     any
+	boundary time.Time
+	debug    bool
+	progress io.Writer
+}
+
+// SetData and Data carry state from Setup to Run and Teardown.
+func (e *Env) SetData(v any) { e.data = v }
+
+// Data is what Setup stored.
+func (e *Env) Data() any { return e.data }
+
+// SetBoundary tells the harness when an AtMinute scenario acts.
+func (e *Env) SetBoundary(t time.Time) { e.boundary = t }
+
+// Boundary is the time SetBoundary set.
+func (e *Env) Boundary() time.Time { return e.boundary }
+
+// Bench runs the sessions and returns the table's rows.
+func Bench(ctx context.Context, opts Options) ([]Row, Machine, error) {
+	size := FullSize()
+	if opts.Quick {
+		size = QuickSize()
+	}
+	if opts.Rounds <= 0 {
+		opts.Rounds = size.Rounds
+	}
+	if opts.Progress == nil {
+		opts.Progress = io.Discard
+	}
+	machine := ThisMachine(opts.Command)
+	sessions := Sessions(opts.Quick, size)
+	h := &harness{opts: opts, size: size, durations: map[string]time.Duration{}}
+	var rows []Row
+	for _, s := range sessions {
+		var keep []*Scenario
+		for _, sc := range s.Scenarios {
+			if opts.Only == nil || opts.Only.MatchString(sc.ID) {
+				keep = append(keep, sc)
+			}
+		}
+		if len(keep) == 0 {
+			continue
+		}
+		s.Scenarios = keep
+		runs := map[string]map[Mode][]Run{}
+		for _, sc := range keep {
+			runs[sc.ID] = map[Mode][]Run{}
+		}
+		rounds := opts.Rounds
+		if s.Rounds > 0 && s.Rounds < rounds {
+			rounds = s.Rounds
+		}
+		for round := 0; round < rounds; round++ {
+			for _, mode := range modeOrder(round, keep) {
+				if err := ctx.Err(); err != nil {
+					return rows, machine, err
+				}
+				got := h.session(ctx, s, mode, round)
+				for id, r := range got {
+					runs[id][mode] = append(runs[id][mode], r)
+				}
+			}
+		}
+		var srows []Row
+		for _, sc := range keep {
+			srows = append(srows, Aggregate(sc.ID, sc.allMetrics(size), runs[sc.ID], machine)...)
+		}
+		fmt.Fprintf(opts.Progress, "\n== %s\n", s.Name)
+		RenderTable(opts.Progress, srows)
+		rows = append(rows, srows...)
+	}
+	machine.LoadEnd = LoadAverage()
+	for i := range rows {
+		rows[i].Machine = machine
+	}
+	return rows, machine, nil
+}
+
+func modeOrder(round int, scs []*Scenario) []Mode {
+	quartetOnly := true
+	for _, sc := range scs {
+		quartetOnly = quartetOnly && sc.QuartetOnly
+	}
+	if quartetOnly {
+		return []Mode{ModeQuartet}
+	}
+	if round%2 == 0 {
+		return []Mode{ModeQuartet, ModeUpstream}
+	}
+	return []Mode{ModeUpstream, ModeQuartet}
+}
+
+func (sc *Scenario) allMetrics(s Size) []Metric {
+	ms := sc.Metrics
+	if sc.PerPod != nil {
+		ms = append(ms[:len(ms):len(ms)], Metric{Key: "cpu-per-pod", Name: ms[0].Name + ", controller CPU per pod",
+			Unit: "ms", Targets: []Target{RatioAtMost(1, "no more CPU per pod than upstream")}})
+	}
+	return ms
+}
+
+type harness struct {
+	opts      Options
+	size      Size
+	durations map[string]time.Duration
+}
+
+func (h *harness) logf(format string, args ...any) {
+	fmt.Fprintf(h.opts.Progress, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// session starts one cluster in one mode, runs the session's scenarios
+// in it and stops it.
+func (h *harness) session(ctx context.Context, s Session, mode Mode, round int) map[string]Run {
+	out := map[string]Run{}
+	failAll := func(err error) map[string]Run {
+		for _, sc := range s.Scenarios {
+			if mode == ModeUpstream && sc.QuartetOnly {
+				continue
+			}
+			r := NewRun()
+			r.Err = err.Error()
+			out[sc.ID] = r
+		}
+		return out
+	}
+	h.logf("%s, round %d, %s mode: starting `quartet up %s`", s.Name, round+1, mode, strings.Join(s.Args, " "))
+	t0 := time.Now()
+	c, err := cluster.Start(cluster.Options{
+		Args:         append([]string{"--workload-controllers=" + string(mode)}, s.Args...),
+		Log:          h.opts.ClusterLog,
+		ReadyTimeout: 20 * time.Minute,
+	})
+	if err != nil {
+		h.logf("  cluster did not start: %v", err)
+		return failAll(err)
+	}
+	cold := time.Since(t0)
+	h.logf("  ready in %.1fs (pid %d)", cold.Seconds(), c.Pid())
+	defer func() {
+		if err := c.Cleanup(); err != nil {
+			h.logf("  cleanup: %v", err)
+		}
+	}()
+	client, err := c.Client()
+	if err != nil {
+		return failAll(err)
+	}
+	ctl, err := control.NewClient(filepath.Join(c.DataDir, "quartet.sock"))
+	if err != nil {
+		return failAll(err)
+	}
+	e := &Env{Mode: mode, Size: h.size, Quick: h.opts.Quick, Cluster: c, Client: client, Control: ctl,
+		Shared: map[string]any{"cold-start": cold}, debug: h.opts.DebugRequests, progress: h.opts.Progress}
+	e.Logf = func(format string, args ...any) { h.logf("    "+format, args...) }
+
+	// A scenario acting at a minute boundary is set up first; the others
+	// run while they fit before it.
+	var atMinute *Scenario
+	var atMinuteEnv *Env
+	finishMinute := func() {
+		if atMinute == nil {
+			return
+		}
+		out[atMinute.ID] = h.scenarioAfterSetup(ctx, atMinuteEnv, atMinute)
+		atMinute = nil
+	}
+	var pending []*Scenario
+	for _, sc := range s.Scenarios {
+		if mode != ModeUpstream || !sc.QuartetOnly {
+			pending = append(pending, sc)
+		}
+	}
+	done := map[string]bool{}
+	for len(pending) > 0 {
+		left := time.Duration(0)
+		if atMinute != nil {
+			left = time.Until(atMinuteEnv.boundary)
+		}
+		i := pick(pending, done, atMinute != nil, left, h.estimate)
+		if i < 0 {
+			if atMinute != nil {
+				finishMinute()
+				continue
+			}
+			i = 0 // a prerequisite that is not in this run
+		}
+		sc := pending[i]
+		pending = append(pending[:i:i], pending[i+1:]...)
+		done[sc.ID] = true
+		se := e.forScenario(sc)
+		if sc.AtMinute {
+			finishMinute()
+			if err := h.setup(ctx, se, sc); err != nil {
+				out[sc.ID] = failed(err)
+				continue
+			}
+			atMinute, atMinuteEnv = sc, se
+			continue
+		}
+		if err := h.setup(ctx, se, sc); err != nil {
+			out[sc.ID] = failed(err)
+			continue
+		}
+		out[sc.ID] = h.scenarioAfterSetup(ctx, se, sc)
+	}
+	finishMinute()
+	return out
+}
+
+// pick chooses the next of the pending scenarios: the first whose
+// prerequisite (Follows) has run and, while a minute scenario waits for its
+// boundary (waiting, left before it), whose estimate fits with 3 s to
+// spare. It returns -1 when none can run now.
+func pick(pending []*Scenario, done map[string]bool, waiting bool, left time.Duration, estimate func(*Scenario) time.Duration) int {
+	for i, sc := range pending {
+		if sc.Follows != "" && !done[sc.Follows] {
+			continue
+		}
+		if waiting && (sc.AtMinute || estimate(sc)+3*time.Second > left) {
+			continue
+		}
+		return i
+	}
+	return -1
+}
+
+func failed(err error) Run {
+	r := NewRun()
+	r.Err = err.Error()
+	return r
+}
+
+func (h *harness) estimate(sc *Scenario) time.Duration {
+	if d, ok := h.durations[sc.ID]; ok {
+		return d
+	}
+	return sc.Estimate
+}
+
+func (e *Env) forScenario(sc *Scenario) *Env {
+	se := *e
+	se.NS = sc.ID
+	if sc.Namespace != "" {
+		se.NS = sc.Namespace
+	}
+	se.data, se.boundary = nil, time.Time{}
+	return &se
+}
+
+// setup makes the namespace and runs the scenario's Setup.
+func (h *harness) setup(ctx context.Context, e *Env, sc *Scenario) error {
+	h.logf("  %s (%s)", sc.ID, e.Mode)
+	start := time.Now()
+	e.Shared["start:"+sc.ID] = start
+	ctx, cancel := context.WithTimeout(ctx, e.Size.Timeout)
+	defer cancel()
+	if err := EnsureNamespace(ctx, e.Client, e.NS); err != nil {
+		return err
+	}
+	if sc.Setup != nil {
+		if err := sc.Setup(ctx, e); err != nil {
+			return fmt.Errorf("setup: %w", err)
+		}
+	}
+	return nil
+}
+
+// scenarioAfterSetup opens the window, runs the scenario, closes the
+// window, tears down and times the ceiling.
+func (h *harness) scenarioAfterSetup(ctx context.Context, e *Env, sc *Scenario) Run {
+	run := NewRun()
+	if !e.boundary.IsZero() {
+		// Setup, not measurement: the window opens just before the minute.
+		if d := time.Until(e.boundary) - 1500*time.Millisecond; d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+			}
+		}
+	}
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, e.Size.Timeout)
+	defer cancel()
+	var w *Window
+	if !sc.OwnWindow {
+		var err error
+		if w, err = OpenWindow(ctx, e); err != nil {
+			e.Logf("window: %v (API requests and CPU not measured)", err)
+		}
+	}
+	values, err := sc.Run(ctx, e)
+	if w != nil {
+		w.Close(ctx, e, &run)
+	}
+	if err != nil {
+		run.Err = err.Error()
+		e.Logf("FAILED: %v", err)
+	}
+	for k, v := range values {
+		run.Values[k] = v
+	}
+	if sc.PerPod != nil && !math.IsNaN(run.CPUSeconds) {
+		run.Values["cpu-per-pod"] = run.CPUSeconds * 1000 / float64(sc.PerPod(e.Size))
+	}
+	if sc.OwnWindow {
+		// The scenario reports its own window through its values.
+		run.APIRequests = valueOr(values, "_api", run.APIRequests)
+		run.CPUSeconds = valueOr(values, "_cpu", run.CPUSeconds)
+		run.CPUTotal = valueOr(values, "_cpu_total", run.CPUTotal)
+	}
+	if sc.Teardown != nil {
+		tctx, tcancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		if err := sc.Teardown(tctx, e); err != nil {
+			e.Logf("teardown: %v", err)
+		}
+		tcancel()
+	}
+	if sc.CeilingPods != nil && run.Err == "" {
+		cctx, ccancel := context.WithTimeout(parent, e.Size.Timeout)
+		n, pod := sc.CeilingPods(e)
+		if d, err := Ceiling(cctx, e, n, pod); err != nil {
+			e.Logf("ceiling: %v", err)
+		} else {
+			run.Ceiling = d
+		}
+		ccancel()
+	}
+	took := time.Duration(0)
+	if start, ok := e.Shared["start:"+sc.ID].(time.Time); ok {
+		took = time.Since(start)
+		h.durations[sc.ID] = took
+	}
+	e.Logf("%s (%.1fs in all)", describeRun(run), took.Seconds())
+	return run
+}
+
+func valueOr(m map[string]float64, k string, def float64) float64 {
+	if v, ok := m[k]; ok {
+		return v
+	}
+	return def
+}
+
+func describeRun(r Run) string {
+	var parts []string
+	for k, v := range r.Values {
+		if strings.HasPrefix(k, "_") {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s=%.3f", k, v))
+	}
+	parts = append(parts, fmt.Sprintf("api=%.0f cpu=%.2fs (process %.2fs)", r.APIRequests, r.CPUSeconds, r.CPUTotal))
+	return strings.Join(parts, " ")
+}
+
+// Window measures the workload controllers' API requests and CPU between
+// OpenWindow and Close.
+type Window struct {
+	before  RequestCounts
+	cpuOn   bool
+	started time.Time
+}
+
+// OpenWindow reads the request counters and starts a CPU profile.
+func OpenWindow(ctx context.Context, e *Env) (*Window, error) {
+	before, err := ScrapeRequests(ctx, e.Client)
+	if err != nil {
+		return nil, err
+	}
+	w := &Window{before: before, started: time.Now()}
+	if err := e.Control.StartCPUProfile(ctx); err != nil {
+		e.Logf("CPU profile: %v", err)
+	} else {
+		w.cpuOn = true
+	}
+	return w, nil
+}
+
+// Close stops the profile and records the deltas in run.
+func (w *Window) Close(ctx context.Context, e *Env, run *Run) {
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+	}
+	after, err := w.settle(ctx, e)
+	if w.cpuOn {
+		var cpu struct {
+			Total               float64 `json:"total"`
+			WorkloadControllers float64 `json:"workloadControllers"`
+		}
+		if err := e.Control.StopCPUProfile(ctx, &cpu); err != nil {
+			e.Logf("CPU profile: %v", err)
+		} else {
+			run.CPUSeconds, run.CPUTotal = cpu.WorkloadControllers, cpu.Total
+		}
+	}
+	if err != nil {
+		e.Logf("API requests: %v", err)
+		return
+	}
+	d := Delta(w.before, after)
+	run.APIRequests = d.Sum(WorkloadControllerUsers)
+	if e.debug {
+		fmt.Fprint(e.progress, FormatDelta(d))
+	}
+}
+
+// settle reads the request counters until the workload controllers have
+// made no request for Size.Settle: what they still write after the
+// scenario's end (status, events) is part of its work.
+func (w *Window) settle(ctx context.Context, e *Env) (RequestCounts, error) {
+	last, err := ScrapeRequests(ctx, e.Client)
+	if err != nil {
+		return nil, err
+	}
+	for range 20 {
+		select {
+		case <-time.After(e.Size.Quiet):
+		case <-ctx.Done():
+			return last, nil
+		}
+		now, err := ScrapeRequests(ctx, e.Client)
+		if err != nil {
+			return nil, err
+		}
+		if now.Sum(WorkloadControllerUsers) == last.Sum(WorkloadControllerUsers) {
+			return now, nil
+		}
+		last = now
+	}
+	return last, nil
+}
+
+// FormatDelta lists a request delta by user, most first.
+func FormatDelta(d RequestCounts) string {
+	type kv struct {
+		u string
+		n float64
+	}
+	var all []kv
+	for u, n := range d {
+		all = append(all, kv{u, n})
+	}
+	for i := 1; i < len(all); i++ {
+		for j := i; j > 0 && (all[j].n > all[j-1].n || (all[j].n == all[j-1].n && all[j].u < all[j-1].u)); j-- {
+			all[j], all[j-1] = all[j-1], all[j]
+		}
+	}
+	var b strings.Builder
+	for _, x := range all {
+		fmt.Fprintf(&b, "      %8.0f  %s\n", x.n, x.u)
+	}
+	return b.String()
+}
+
+// ScrapeRequests reads the apiserver's per-user request counters.
+func ScrapeRequests(ctx context.Context, client kubernetes.Interface) (RequestCounts, error) {
+	b, err := client.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading /metrics: %w", err)
+	}
+	return ParseRequestCounts(string(b))
+}
+
+// EnsureNamespace creates ns (if needed) and waits for its default
+// ServiceAccount, without which pods are refused.
+func EnsureNamespace(ctx context.Context, client kubernetes.Interface, ns string) error {
+	_, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	for {
+		_, err := client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+		if err == nil {
+			return nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New("namespace " + ns + ": no default ServiceAccount")
+		case <-time.After(50 * time.Millisecond): // setup, not a measurement
+		}
+	}
+}

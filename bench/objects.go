@@ -1,0 +1,208 @@
+package bench
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Annotations of the sim runtime: containers that exit 0 at once.
+const (
+	simExitCode   = "quartet.dev/sim-exit-code"
+	simRunSeconds = "quartet.dev/sim-run-seconds"
+)
+
+// podSpec is what every benchmark pod runs: one simulated container,
+// no service-account token, no service links, a short grace period.
+func podSpec(restart corev1.RestartPolicy) corev1.PodSpec {
+	grace := int64(1)
+	no := false
+	return corev1.PodSpec{
+		Containers:                    []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}},
+		RestartPolicy:                 restart,
+		TerminationGracePeriodSeconds: &grace,
+		AutomountServiceAccountToken:  &no,
+		EnableServiceLinks:            &no,
+	}
+}
+
+// runningTemplate is a pod template whose pods run until deleted.
+func runningTemplate(labels map[string]string) corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: podSpec(corev1.RestartPolicyAlways)}
+}
+
+// succeedingTemplate is a pod template whose pods succeed at once.
+func succeedingTemplate(labels map[string]string) corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{simExitCode: "0", simRunSeconds: "0"}},
+		Spec:       podSpec(corev1.RestartPolicyNever),
+	}
+}
+
+func statefulSet(name string, replicas int, policy appsv1.PodManagementPolicyType) *appsv1.StatefulSet {
+	labels := map[string]string{"app": name}
+	r := int32(replicas)
+	return &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:            &r,
+			Selector:            &metav1.LabelSelector{MatchLabels: labels},
+			ServiceName:         name,
+			PodManagementPolicy: policy,
+			Template:            runningTemplate(labels),
+		},
+	}
+}
+
+func daemonSet(name string) *appsv1.DaemonSet {
+	labels := map[string]string{"app": name}
+	return &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: runningTemplate(labels),
+		},
+	}
+}
+
+func job(name string, completions, parallelism int) *batchv1.Job {
+	c, p := int32(completions), int32(parallelism)
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: batchv1.JobSpec{
+			Completions: &c,
+			Parallelism: &p,
+			Template:    succeedingTemplate(nil),
+		},
+	}
+}
+
+func cronJob(name, schedule string) *batchv1.CronJob {
+	one := int32(1)
+	return &batchv1.CronJob{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: batchv1.CronJobSpec{
+			Schedule: schedule,
+			JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{
+				Completions: &one,
+				Template:    succeedingTemplate(nil),
+			}},
+		},
+	}
+}
+
+// pinnedPod is a pod that only node can run, placed the way a DaemonSet
+// places its pods (required node affinity on the node's name).
+func pinnedPod(ns, name, node string, labels map[string]string) *corev1.Pod {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels}, Spec: podSpec(corev1.RestartPolicyAlways)}
+	p.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+		RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+			MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{node}}},
+		}}},
+	}}
+	return p
+}
+
+func podFromTemplate(ns, name string, t corev1.PodTemplateSpec) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: t.Labels, Annotations: t.Annotations}, Spec: t.Spec}
+}
+
+// Pod predicates for trackers.
+func isRunning(p *corev1.Pod) bool {
+	return p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning
+}
+
+func isReady(p *corev1.Pod) bool {
+	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning {
+		return false
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func jobComplete(j *batchv1.Job) bool {
+	for _, c := range j.Status.Conditions {
+		if c.Type == batchv1.JobComplete && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+// parallel runs f(i) for i in [0, n) on workers goroutines and returns
+// the first error.
+func parallel(ctx context.Context, n, workers int, f func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan int)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for w := 0; w < min(workers, n); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := f(ctx, i); err != nil {
+					once.Do(func() { first = err; cancel() })
+				}
+			}
+		}()
+	}
+feed:
+	for i := 0; i < n; i++ {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
+}
+
+// Ceiling times a bare client creating n pods in a namespace of their own
+// in the same cluster, right after the scenario, with the in-process
+// components' client limits and CeilingWorkers concurrent requests: from
+// the first request to the watch seeing the last pod, as the scenario's
+// creations are timed. The pods are left in place: the session's cluster
+// either stops next or has room for them.
+func Ceiling(ctx context.Context, e *Env, n int, pod func(ns string, i int) *corev1.Pod) (float64, error) {
+	ns := e.NS + "-ceiling"
+	if err := EnsureNamespace(ctx, e.Client, ns); err != nil {
+		return 0, err
+	}
+	tr, err := Track[*corev1.Pod](ctx, e.Client.CoreV1().RESTClient(), "pods", ns, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tr.Stop()
+	start := time.Now()
+	err = parallel(ctx, n, e.Size.CeilingWorkers, func(ctx context.Context, i int) error {
+		_, err := e.Client.CoreV1().Pods(ns).Create(ctx, pod(ns, i), metav1.CreateOptions{})
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	at, err := tr.Wait(ctx, "the ceiling's pods", func(v View[*corev1.Pod]) bool { return v.Ever(Exists) >= n })
+	if err != nil {
+		return 0, err
+	}
+	d := at.Sub(start).Seconds()
+	e.Logf("ceiling: a bare client created %d pods in %.2fs (%.0f pods/s)", n, d, float64(n)/d)
+	return d, nil
+}
