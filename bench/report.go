@@ -191,6 +191,28 @@ func RenderTable(w io.Writer, rows []Row) {
 	fmt.Fprintln(w, "ratio = quartet/upstream (lower is better); API req = requests by the workload controllers' identities;")
 	fmt.Fprintln(w, "CPU s = CPU seconds of the workload controllers' goroutines; ceiling = bare-client pod creation time / quartet's.")
 	RenderTargets(w, rows)
+	renderErrors(w, rows, "  ")
+}
+
+// renderErrors lists the failed runs, once per scenario, each line
+// starting with prefix.
+func renderErrors(w io.Writer, rows []Row, prefix string) {
+	seen := map[string]bool{}
+	first := true
+	for _, r := range rows {
+		scenario, _, _ := strings.Cut(r.ID, "/")
+		if seen[scenario] {
+			continue
+		}
+		seen[scenario] = true
+		for _, e := range r.Errors {
+			if first {
+				fmt.Fprintln(w, "\nfailed runs (their numbers are left out of the medians):")
+				first = false
+			}
+			fmt.Fprintf(w, "%s%s: %s\n", prefix, scenario, e)
+		}
+	}
 }
 
 // RenderTargets lists every target with met, missed or not measured.
@@ -249,4 +271,5 @@ func RenderTargetsMarkdown(w io.Writer, rows []Row) {
 			fmt.Fprintf(w, "- %s: %s: %s\n", mark, r.Scenario, t.Text)
 		}
 	}
+	renderErrors(w, rows, "- ")
 }
