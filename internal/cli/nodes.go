@@ -103,7 +103,8 @@ func nodesAddon(f *nodeFlags, specs []node.NodeSpec, dnsAddr *string, ctl *nodeC
 					}
 					return c.TLS(), nil
 				},
-				ClientCAs: cp.CA.Pool(),
+				ClientCAs:   cp.CA.Pool(),
+				ClientNames: []string{controlplane.UserKubeletClient},
 			})
 			if err != nil {
 				return "", nil, err

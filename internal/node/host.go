@@ -60,6 +60,10 @@ type HostConfig struct {
 	// ServingCert no kubelet API is served (and `kubectl logs` fails).
 	ServingCert func(nodeName string) (*tls.Certificate, error)
 	ClientCAs   *x509.CertPool
+	// ClientNames, when set, are the only certificate common names the
+	// kubelet API accepts (the apiserver's kubelet client), so other
+	// identities the same CA signed cannot read logs around RBAC.
+	ClientNames []string
 	Clock       clock.WithTicker
 	// Workers is the number of pod sync workers (default 32): a sync mostly
 	// waits for its status write, so many overlap well.

@@ -3,11 +3,13 @@ package node
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -61,11 +63,28 @@ func newKubeletServer(a *agent) *http.Server {
 			GetCertificate: a.certificate,
 			ClientAuth:     tls.RequireAndVerifyClientCert,
 			ClientCAs:      a.host.cfg.ClientCAs,
-			MinVersion:     tls.VersionTLS12,
+			VerifyPeerCertificate: func(_ [][]byte, chains [][]*x509.Certificate) error {
+				return acceptClient(a.host.cfg.ClientNames, chains)
+			},
+			MinVersion: tls.VersionTLS12,
 		},
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          log.New(io.Discard, "", 0),
 	}
+}
+
+// acceptClient allows a verified client certificate whose common name is
+// one of names (any, when names is empty).
+func acceptClient(names []string, chains [][]*x509.Certificate) error {
+	if len(names) == 0 {
+		return nil
+	}
+	for _, chain := range chains {
+		if len(chain) > 0 && slices.Contains(names, chain[0].Subject.CommonName) {
+			return nil
+		}
+	}
+	return errors.New("client certificate is not the apiserver's")
 }
 
 type flushWriter struct {
