@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"testing"
@@ -76,4 +77,13 @@ func extractCA(kubeconfig string) string {
 		return "<no CA in kubeconfig>"
 	}
 	return m[1]
+}
+
+// runBinary runs the quartet binary with args (at most 30 s) and returns its
+// combined output.
+func runBinary(bin string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	return string(out), err
 }

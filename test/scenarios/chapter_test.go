@@ -367,7 +367,7 @@ spec:
           restartPolicy: OnFailure
           containers:
             - name: tick
-              image: busybox
+              image: myapp/tick:1.0
 `)
 			s.Eventually("the first scheduled Job", 2*time.Minute, func() (bool, string) {
 				return len(s.Jobs()) >= 1, ""
@@ -386,7 +386,8 @@ spec:
 
 // exercise3 is the chapter's exercise 3: a */1 CronJob whose Jobs outlast
 // the minute (sim run 150 s, activeDeadlineSeconds 90), watched over three
-// schedules.
+// schedules. The image has no local entrypoint, so the auto runtime
+// simulates it and the sim annotations set its run time.
 func exercise3(policy batchv1.ConcurrencyPolicy) h.Scenario {
 	return h.Scenario{
 		Name:        "chapter/exercise-3-" + strings.ToLower(string(policy)),
@@ -412,7 +413,7 @@ spec:
           restartPolicy: OnFailure
           containers:
             - name: slow
-              image: busybox
+              image: myapp/slow:1.0
 `, policy))
 			// Start counting at the first Job, then watch two more minutes.
 			s.Eventually("the first Job", 2*time.Minute, func() (bool, string) { return len(s.Jobs()) >= 1, "" })

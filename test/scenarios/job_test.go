@@ -70,12 +70,32 @@ func statusSettled(j *batchv1.Job) bool {
 	return (j.Status.Terminating == nil || *j.Status.Terminating == 0) && (u == nil || len(u.Succeeded)+len(u.Failed) == 0)
 }
 
-// defaultServiceAccount waits until a new namespace can run a bare pod.
+// defaultServiceAccount waits until a new namespace can run pods: the
+// service account controller creates "default" shortly after the namespace,
+// and a pod created before it is refused in either mode.
 func defaultServiceAccount(s *h.S) {
 	s.Eventually("the default service account", time.Minute, func() (bool, string) {
 		_, err := s.Client.CoreV1().ServiceAccounts(s.NS).Get(s.Ctx, "default", metav1.GetOptions{})
 		return err == nil, fmt.Sprint(err)
 	})
+}
+
+// jobPodsReady is a WaitFor condition: n pods of the Job run and are ready,
+// and the Job's status says so (the checkpoint then records settled state).
+func jobPodsReady(s *h.S, job string, n int) func() (bool, string) {
+	return func() (bool, string) {
+		ok, seen := s.PodsReady("job-name="+job, n)()
+		j := s.Job(job)
+		ready := j.Status.Ready != nil && int(*j.Status.Ready) == n && int(j.Status.Active) == n
+		return ok && ready, seen + fmt.Sprintf("%+v", j.Status)
+	}
+}
+
+// jobEvent waits for the event a Job gets when it ends: it is recorded just
+// after the status write, so a scenario that stopped at the condition could
+// end before the event arrives.
+func jobEvent(s *h.S, job, reason string) {
+	s.Eventually(reason+" event", time.Minute, s.HasEvent("Job", job, reason))
 }
 
 // exitNow makes a running sim pod's containers exit with code at once.
@@ -115,6 +135,7 @@ var _ = h.Register(
 		Controllers: []h.Controller{h.Job},
 		Unordered:   []string{"Pod"},
 		Run: func(s *h.S) {
+			defaultServiceAccount(s)
 			s.Apply(simJobYAML("batch", "  completions: 5\n  parallelism: 2\n", exitsAfter(0, "1"), ""))
 			s.Eventually("two pods running", time.Minute, func() (bool, string) {
 				pods := s.Pods("job-name=batch")
@@ -125,6 +146,7 @@ var _ = h.Register(
 				return activePods(pods) > 2, h.PodSummary(pods)
 			})
 			s.WaitFor("Complete", 2*time.Minute, s.JobHasCondition("batch", batchv1.JobComplete))
+			jobEvent(s, "batch", "Completed")
 			j := s.Job("batch")
 			pods := s.Pods("job-name=batch")
 			s.Expect(len(pods) == 5 && j.Status.Succeeded == 5, "pods %d succeeded %d", len(pods), j.Status.Succeeded)
@@ -142,8 +164,9 @@ var _ = h.Register(
 		Name:        "job/pod-shape",
 		Controllers: []h.Controller{h.Job},
 		Run: func(s *h.S) {
+			defaultServiceAccount(s)
 			s.Apply(simJobYAML("shape", "  completions: 1\n", exitsAfter(0, "600"), ""))
-			s.WaitFor("the pod runs", time.Minute, s.PodsReady("job-name=shape", 1))
+			s.WaitFor("the pod runs and the Job counts it ready", time.Minute, jobPodsReady(s, "shape", 1))
 			p := s.Pods("job-name=shape")[0]
 			j := s.Job("shape")
 			s.Expect(strings.HasPrefix(p.Name, "shape-"), "pod name %s", p.Name)
@@ -165,8 +188,10 @@ var _ = h.Register(
 		Controllers: []h.Controller{h.Job},
 		Unordered:   []string{"Pod"},
 		Run: func(s *h.S) {
+			defaultServiceAccount(s)
 			s.Apply(simJobYAML("queue", "  parallelism: 3\n", exitsAfter(0, "2"), ""))
 			s.WaitFor("Complete", 2*time.Minute, s.JobHasCondition("queue", batchv1.JobComplete))
+			jobEvent(s, "queue", "Completed")
 			j := s.Job("queue")
 			s.Expect(j.Spec.Completions == nil, "completions %v", j.Spec.Completions)
 			s.Expect(j.Status.Succeeded == 3 && len(s.Pods("job-name=queue")) == 3, "succeeded %d", j.Status.Succeeded)
@@ -177,10 +202,12 @@ var _ = h.Register(
 		Controllers: []h.Controller{h.Job},
 		Timeout:     4 * time.Minute,
 		Run: func(s *h.S) {
+			defaultServiceAccount(s)
 			// One pod; its container restarts in place and each restart is a
 			// retry toward backoffLimit.
 			s.Apply(simJobYAML("flaky", "  backoffLimit: 2\n", exitsAfter(1, "0"), "      restartPolicy: OnFailure\n"))
 			s.WaitFor("Failed", 3*time.Minute, s.JobHasCondition("flaky", batchv1.JobFailed))
+			jobEvent(s, "flaky", "BackoffLimitExceeded")
 			j := s.Job("flaky")
 			s.Expect(failedReason(j) == batchv1.JobReasonBackoffLimitExceeded, "reason %q", failedReason(j))
 			s.Expect(len(s.Pods("job-name=flaky")) <= 1, "pods %s", h.PodSummary(s.Pods("job-name=flaky")))
@@ -191,10 +218,12 @@ var _ = h.Register(
 		Name:        "job/active-deadline",
 		Controllers: []h.Controller{h.Job},
 		Run: func(s *h.S) {
+			defaultServiceAccount(s)
 			s.Apply(simJobYAML("slow", "  completions: 2\n  parallelism: 2\n  activeDeadlineSeconds: 8\n", exitsAfter(0, "600"), ""))
 			// The deadline races this wait, so it records no checkpoint.
 			s.Eventually("two pods run", time.Minute, s.PodsReady("job-name=slow", 2))
 			s.WaitFor("Failed", time.Minute, s.JobHasCondition("slow", batchv1.JobFailed))
+			jobEvent(s, "slow", "DeadlineExceeded")
 			j := s.Job("slow")
 			s.Expect(failedReason(j) == batchv1.JobReasonDeadlineExceeded, "reason %q", failedReason(j))
 			ft := jobCondition(j, batchv1.JobFailureTarget)
@@ -208,6 +237,7 @@ var _ = h.Register(
 		Controllers: []h.Controller{h.Job},
 		Unordered:   []string{"Pod"},
 		Run: func(s *h.S) {
+			defaultServiceAccount(s)
 			// A real process prints the index it was given.
 			s.Apply(`apiVersion: batch/v1
 kind: Job
@@ -226,6 +256,7 @@ spec:
           command: ["sh", "-c", "echo index=$JOB_COMPLETION_INDEX"]
 `)
 			s.WaitFor("Complete", 2*time.Minute, s.JobHasCondition("indexed", batchv1.JobComplete))
+			jobEvent(s, "indexed", "Completed")
 			j := s.Job("indexed")
 			s.Expect(j.Status.CompletedIndexes == "0-2" && j.Status.Succeeded == 3, "completedIndexes %q succeeded %d", j.Status.CompletedIndexes, j.Status.Succeeded)
 			pods := s.Pods("job-name=indexed")
@@ -251,8 +282,9 @@ spec:
 		Controllers: []h.Controller{h.Job},
 		Unordered:   []string{"Pod"},
 		Run: func(s *h.S) {
+			defaultServiceAccount(s)
 			s.Apply(simJobYAML("elastic", "  completions: 3\n  parallelism: 3\n  completionMode: Indexed\n", exitsAfter(0, "600"), ""))
-			s.WaitFor("three indexes run", time.Minute, s.PodsReady("job-name=elastic", 3))
+			s.WaitFor("three indexes run", time.Minute, jobPodsReady(s, "elastic", 3))
 			s.Kubectl("", "patch", "job", "elastic", "--type=merge", "-p", `{"spec":{"completions":1,"parallelism":1}}`)
 			s.WaitFor("one index left", time.Minute, podsSettled(s, "job-name=elastic", 1))
 			pods := s.Pods("job-name=elastic")
@@ -265,6 +297,7 @@ spec:
 			s.Expect(left.Annotations[batchv1.JobCompletionIndexAnnotation] == "0", "the pod left is index %q", left.Annotations[batchv1.JobCompletionIndexAnnotation])
 			exitNow(s, left.Name, 0)
 			s.WaitFor("Complete", time.Minute, s.JobHasCondition("elastic", batchv1.JobComplete))
+			jobEvent(s, "elastic", "Completed")
 			j := s.Job("elastic")
 			s.Expect(j.Status.CompletedIndexes == "0" && j.Status.Succeeded == 1, "completedIndexes %q succeeded %d", j.Status.CompletedIndexes, j.Status.Succeeded)
 		},
@@ -273,6 +306,7 @@ spec:
 		Name:        "job/suspend-resume",
 		Controllers: []h.Controller{h.Job},
 		Run: func(s *h.S) {
+			defaultServiceAccount(s)
 			s.Apply(simJobYAML("paused", "  completions: 2\n  parallelism: 2\n  suspend: true\n", exitsAfter(0, "600"), ""))
 			s.WaitFor("Suspended", time.Minute, s.JobHasCondition("paused", batchv1.JobSuspended))
 			s.Never("a pod of the suspended Job", 3*time.Second, func() (bool, string) {
@@ -282,7 +316,7 @@ spec:
 			s.Expect(s.Job("paused").Status.StartTime == nil, "startTime set while suspended")
 
 			s.Kubectl("", "patch", "job", "paused", "--type=merge", "-p", `{"spec":{"suspend":false}}`)
-			s.WaitFor("resumed: two pods run", time.Minute, s.PodsReady("job-name=paused", 2))
+			s.WaitFor("resumed: two pods run", time.Minute, jobPodsReady(s, "paused", 2))
 			j := s.Job("paused")
 			c := jobCondition(j, batchv1.JobSuspended)
 			s.Expect(c != nil && c.Status == corev1.ConditionFalse && c.Reason == "JobResumed", "conditions %s", conditionTypes(j))
@@ -305,6 +339,7 @@ spec:
 		Name:        "job/pod-failure-policy-fail-job",
 		Controllers: []h.Controller{h.Job},
 		Run: func(s *h.S) {
+			defaultServiceAccount(s)
 			s.Apply(simJobYAML("strict", `  completions: 3
   parallelism: 1
   podFailurePolicy:
@@ -316,6 +351,7 @@ spec:
           values: [42]
 `, exitsAfter(42, "1"), ""))
 			s.WaitFor("Failed", 2*time.Minute, s.JobHasCondition("strict", batchv1.JobFailed))
+			jobEvent(s, "strict", "PodFailurePolicy")
 			j := s.Job("strict")
 			s.Expect(failedReason(j) == batchv1.JobReasonPodFailurePolicy, "reason %q", failedReason(j))
 			c := jobCondition(j, batchv1.JobFailed)
@@ -328,6 +364,7 @@ spec:
 		Controllers: []h.Controller{h.Job},
 		Timeout:     4 * time.Minute,
 		Run: func(s *h.S) {
+			defaultServiceAccount(s)
 			// Exit code 3 is ignored: not counted, and the pod is replaced;
 			// any other failure counts and backoffLimit 0 ends the Job.
 			s.Apply(simJobYAML("lenient", `  backoffLimit: 0
@@ -341,12 +378,14 @@ spec:
         onPodConditions:
           - type: DisruptionTarget
 `, exitsAfter(0, "600"), ""))
-			s.WaitFor("the pod runs", time.Minute, s.PodsReady("job-name=lenient", 1))
+			s.WaitFor("the pod runs", time.Minute, jobPodsReady(s, "lenient", 1))
 			first := s.Pods("job-name=lenient")[0].Name
 			exitNow(s, first, 3)
 			s.WaitFor("an ignored failure, replaced", 2*time.Minute, func() (bool, string) {
 				pods := s.Pods("job-name=lenient")
-				return len(pods) == 2 && activePods(pods) == 1, h.PodSummary(pods)
+				j := s.Job("lenient")
+				counted := j.Status.Ready != nil && *j.Status.Ready == 1 && j.Status.Active == 1 && statusSettled(j)
+				return len(pods) == 2 && activePods(pods) == 1 && counted, h.PodSummary(pods) + fmt.Sprintf("%+v", j.Status)
 			})
 			s.Expect(s.Job("lenient").Status.Failed == 0, "ignored failure counted")
 			for _, p := range s.Pods("job-name=lenient") {
@@ -355,6 +394,7 @@ spec:
 				}
 			}
 			s.WaitFor("Failed", time.Minute, s.JobHasCondition("lenient", batchv1.JobFailed))
+			jobEvent(s, "lenient", "BackoffLimitExceeded")
 			j := s.Job("lenient")
 			s.Expect(failedReason(j) == batchv1.JobReasonBackoffLimitExceeded && j.Status.Failed == 1, "reason %q failed %d", failedReason(j), j.Status.Failed)
 		},
@@ -366,6 +406,7 @@ spec:
 		// Indexes are created in parallel batches, in no fixed order.
 		Unordered: []string{"Pod"},
 		Run: func(s *h.S) {
+			defaultServiceAccount(s)
 			// Index 1 always fails; with one retry per index it fails twice and
 			// the Job fails with the index marked, the others complete.
 			s.Apply(`apiVersion: batch/v1
@@ -386,6 +427,7 @@ spec:
           command: ["sh", "-c", "test \"$JOB_COMPLETION_INDEX\" != 1"]
 `)
 			s.WaitFor("Failed", 3*time.Minute, s.JobHasCondition("per-index", batchv1.JobFailed))
+			jobEvent(s, "per-index", "FailedIndexes")
 			j := s.Job("per-index")
 			s.Expect(failedReason(j) == batchv1.JobReasonFailedIndexes, "reason %q", failedReason(j))
 			s.Expect(j.Status.FailedIndexes != nil && *j.Status.FailedIndexes == "1" && j.Status.CompletedIndexes == "0,2",
@@ -405,6 +447,7 @@ spec:
 		Controllers: []h.Controller{h.Job},
 		Unordered:   []string{"Pod"},
 		Run: func(s *h.S) {
+			defaultServiceAccount(s)
 			s.Apply(`apiVersion: batch/v1
 kind: Job
 metadata:
@@ -425,6 +468,7 @@ spec:
           command: ["sh", "-c", "if [ \"$JOB_COMPLETION_INDEX\" = 0 ]; then sleep 2; exit 0; fi; sleep 600"]
 `)
 			s.WaitFor("Complete", 2*time.Minute, s.JobHasCondition("leader", batchv1.JobComplete))
+			jobEvent(s, "leader", "Completed")
 			j := s.Job("leader")
 			s.Expect(conditionTypes(j) == "SuccessCriteriaMet=True/SuccessPolicy Complete=True/SuccessPolicy", "conditions %s", conditionTypes(j))
 			s.Expect(j.Status.CompletedIndexes == "0" && j.Status.Succeeded == 1 && j.Status.Failed == 0,
@@ -436,6 +480,7 @@ spec:
 		Name:        "job/managed-by-another-controller",
 		Controllers: []h.Controller{h.Job},
 		Run: func(s *h.S) {
+			defaultServiceAccount(s)
 			s.Apply(simJobYAML("foreign", "  managedBy: example.com/batch-controller\n", exitsAfter(0, "1"), ""))
 			s.Never("a pod of a Job managed elsewhere", 5*time.Second, func() (bool, string) {
 				pods := s.Pods("job-name=foreign")
@@ -502,12 +547,14 @@ spec:
 			})
 			exitNow(s, "early", 0)
 			s.WaitFor("Complete", time.Minute, s.JobHasCondition("adopter", batchv1.JobComplete))
+			jobEvent(s, "adopter", "Completed")
 		},
 	},
 	h.Scenario{
 		Name:        "job/ttl-after-finished",
 		Controllers: []h.Controller{h.Job, h.TTLAfterFinished},
 		Run: func(s *h.S) {
+			defaultServiceAccount(s)
 			s.Apply(simJobYAML("short-lived", "  ttlSecondsAfterFinished: 10\n", exitsAfter(0, "1"), ""))
 			var completed *metav1.Time
 			s.WaitFor("Complete", time.Minute, func() (bool, string) {
@@ -529,6 +576,7 @@ spec:
 		Controllers: []h.Controller{h.Job},
 		Timeout:     5 * time.Minute,
 		Run: func(s *h.S) {
+			defaultServiceAccount(s)
 			// quartet extension (docs/job.md): a 1s retry delay instead of
 			// 10s, 20s, 40s. Upstream ignores the annotations; the outcome is
 			// the same, only sooner in quartet.
@@ -554,6 +602,7 @@ spec:
 			start := time.Now()
 			s.WaitFor("Failed", 4*time.Minute, s.JobHasCondition("quick-retry", batchv1.JobFailed))
 			took := time.Since(start)
+			jobEvent(s, "quick-retry", "BackoffLimitExceeded")
 			j := s.Job("quick-retry")
 			s.Expect(failedReason(j) == batchv1.JobReasonBackoffLimitExceeded && j.Status.Failed == 4, "reason %q failed %d", failedReason(j), j.Status.Failed)
 			s.Expect(len(s.Pods("job-name=quick-retry")) == 4, "pods %s", h.PodSummary(s.Pods("job-name=quick-retry")))
@@ -568,6 +617,7 @@ spec:
 		Name:        "job/retry-delay-invalid-annotation",
 		Controllers: []h.Controller{h.Job},
 		Run: func(s *h.S) {
+			defaultServiceAccount(s)
 			s.Apply(`apiVersion: batch/v1
 kind: Job
 metadata:
@@ -588,6 +638,7 @@ spec:
           image: example.com/sim-worker
 `)
 			s.WaitFor("Complete", time.Minute, s.JobHasCondition("bad-backoff", batchv1.JobComplete))
+			jobEvent(s, "bad-backoff", "Completed")
 			if s.Mode == h.Quartet {
 				s.Eventually("the warning", time.Minute, s.HasEvent("Job", "bad-backoff", "InvalidBackoffAnnotation"))
 			}

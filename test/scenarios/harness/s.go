@@ -84,6 +84,9 @@ func (s *S) Restart(downtime time.Duration) {
 	if err := s.cluster.Restart(); err != nil {
 		s.Fatalf("restarting the cluster: %v", err)
 	}
+	if err := s.rec.reconnect(); err != nil {
+		s.Fatalf("watching again after the restart: %v", err)
+	}
 	s.Logf("cluster restarted")
 }
 

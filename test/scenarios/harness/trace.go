@@ -48,6 +48,7 @@ type Checkpoint struct {
 type recorder struct {
 	client kubernetes.Interface
 	ns     string
+	parent context.Context
 	cancel context.CancelFunc
 
 	mu          sync.Mutex
@@ -67,9 +68,22 @@ type createdObject struct {
 }
 
 func newRecorder(ctx context.Context, client kubernetes.Interface, ns string) (*recorder, error) {
-	r := &recorder{client: client, ns: ns, seen: map[string]bool{}, events: map[string]bool{}, names: newNamer()}
-	ctx, r.cancel = context.WithCancel(ctx)
-	f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(ns))
+	r := &recorder{client: client, ns: ns, seen: map[string]bool{}, events: map[string]bool{}, names: newNamer(), parent: ctx}
+	return r, r.watch()
+}
+
+// reconnect replaces the watches after a cluster restart: client-go's
+// reflectors back off up to 30 s after the apiserver went away, and objects
+// made in that gap would be seen only in their later state.
+func (r *recorder) reconnect() error {
+	r.cancel()
+	return r.watch()
+}
+
+func (r *recorder) watch() error {
+	ctx, cancel := context.WithCancel(r.parent)
+	r.cancel = cancel
+	f := informers.NewSharedInformerFactoryWithOptions(r.client, 0, informers.WithNamespace(r.ns))
 	add := func(kind string, inf cache.SharedIndexInformer) {
 		inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(o any) { r.onAdd(kind, o) }})
 	}
@@ -88,10 +102,10 @@ func newRecorder(ctx context.Context, client kubernetes.Interface, ns string) (*
 	f.Start(ctx.Done())
 	for t, ok := range f.WaitForCacheSync(ctx.Done()) {
 		if !ok {
-			return nil, fmt.Errorf("recorder: %v cache did not sync", t)
+			return fmt.Errorf("recorder: %v cache did not sync", t)
 		}
 	}
-	return r, nil
+	return nil
 }
 
 func (r *recorder) stop() { r.cancel() }
