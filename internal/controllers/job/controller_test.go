@@ -597,3 +597,88 @@ func TestControllerRunLoop(t *testing.T) {
 		}
 	}
 }
+
+func TestControllerEventHandlers(t *testing.T) {
+	clk := clocktesting.NewFakeClock(testNow)
+	h := newHarness(t, clk)
+	wide := newTestJob(10, 4)
+	h.createJob(wide)
+	one := newTestJob(1, 1)
+	one.Name, one.UID = "one", "one-uid"
+	h.createJob(one)
+	drain := func() []string {
+		var keys []string
+		for h.c.queue.Len() > 0 {
+			k, _ := h.c.queue.Get()
+			keys = append(keys, k)
+			h.c.queue.Done(k)
+			h.c.queue.Forget(k)
+		}
+		return keys
+	}
+	drain()
+
+	finish := func(job *batch.Job, name string) {
+		running := newTestPod(job, name, v1.PodRunning)
+		running.ResourceVersion = "1"
+		done := newTestPod(job, name, v1.PodSucceeded)
+		done.ResourceVersion = "2"
+		h.c.updatePod(running, done)
+	}
+	// A one-pod Job syncs as soon as its pod finishes.
+	finish(one, "o1")
+	if got := drain(); !slices.Equal(got, []string{"default/one"}) {
+		t.Errorf("queued %v, want default/one at once", got)
+	}
+	// A wide Job waits for the batch period, or for half its parallelism.
+	finish(wide, "w1")
+	if got := drain(); len(got) != 0 {
+		t.Errorf("queued %v after one of four pods finished", got)
+	}
+	finish(wide, "w2")
+	if got := drain(); !slices.Equal(got, []string{"default/pi"}) {
+		t.Errorf("queued %v, want default/pi once two of four finished", got)
+	}
+	// Other pod changes wait for the batch period.
+	p := newTestPod(wide, "w3", v1.PodRunning)
+	p.ResourceVersion = "1"
+	q := p.DeepCopy()
+	q.ResourceVersion = "2"
+	ready(q)
+	h.c.updatePod(p, q)
+	if got := drain(); len(got) != 0 {
+		t.Errorf("queued %v before the batch period", got)
+	}
+	clk.Step(batchPeriod)
+	h.eventually("the batched sync", func() bool { return h.c.queue.Len() > 0 })
+	if got := drain(); !slices.Equal(got, []string{"default/pi"}) {
+		t.Errorf("queued %v after the batch period", got)
+	}
+
+	// A new deadline gets its own wake-up.
+	started := wide.DeepCopy()
+	started.Status.StartTime = ptr.To(metav1.NewTime(clk.Now()))
+	withDeadline := started.DeepCopy()
+	withDeadline.Spec.ActiveDeadlineSeconds = ptr.To[int64](30)
+	h.c.updateJob(started, withDeadline)
+	// First the update's own batched sync...
+	clk.Step(batchPeriod)
+	h.eventually("the update's sync", func() bool { return h.c.queue.Len() > 0 })
+	drain()
+	// ...then, with no other event, the wake-up at the deadline.
+	clk.Step(29 * time.Second)
+	h.eventually("the deadline wake-up", func() bool { return h.c.queue.Len() > 0 })
+	if got := drain(); !slices.Equal(got, []string{"default/pi"}) {
+		t.Errorf("queued %v at the deadline", got)
+	}
+
+	// Deleting a Job forgets what the controller remembered of it.
+	h.c.memory.setBackoff("default/pi", wide.UID, backoffRecord{failures: 2})
+	h.c.deleteJob(wide)
+	h.c.memory.mu.Lock()
+	_, remembered := h.c.memory.jobs["default/pi"]
+	h.c.memory.mu.Unlock()
+	if remembered {
+		t.Errorf("memory of a deleted Job kept")
+	}
+}
