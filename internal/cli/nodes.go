@@ -272,7 +272,7 @@ func newNode() *cobra.Command {
 		Use:   "node",
 		Short: "Add, remove or list the nodes of a running quartet",
 	}
-	c.PersistentFlags().StringVar(&dataDir, "data-dir", defaultDataDir(), "data dir of the running quartet")
+	c.PersistentFlags().StringVar(&dataDir, "data-dir", runningDataDir(), "data dir of the running quartet (default: $QUARTET_DATA_DIR, the directory of $KUBECONFIG when quartet runs there, or ~/.quartet)")
 	client := func() (*control.Client, error) {
 		return control.NewClient(filepath.Join(dataDir, "quartet.sock"))
 	}
