@@ -369,9 +369,11 @@ spec:
             - name: tick
               image: myapp/tick:1.0
 `)
-			s.Eventually("the first scheduled Job", 2*time.Minute, func() (bool, string) {
-				return len(s.Jobs()) >= 1, ""
+			s.Eventually("the first scheduled Job, completed", 2*time.Minute, func() (bool, string) {
+				jobs := s.Jobs()
+				return len(jobs) >= 1 && hasFinished(&jobs[0]), fmt.Sprint(len(jobs))
 			})
+			s.Sleep(2 * time.Second) // let the controllers' events reach the apiserver before the stop
 			before := len(s.Jobs())
 			s.Restart(10 * time.Minute)
 			// The schedule was missed ten times; only the most recent run
