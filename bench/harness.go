@@ -34,6 +34,8 @@ type Options struct {
 	Progress io.Writer
 	// ClusterLog receives every cluster's output (nil discards it).
 	ClusterLog io.Writer
+	// CeilingWorkers overrides the bare client's concurrent requests.
+	CeilingWorkers int
 	// DebugRequests prints, after each window, the API requests of every
 	// user that made any, so the attribution to the workload controllers
 	// can be checked.
@@ -129,6 +131,9 @@ func Bench(ctx context.Context, opts Options) ([]Row, Machine, error) {
 	}
 	if opts.Rounds <= 0 {
 		opts.Rounds = size.Rounds
+	}
+	if opts.CeilingWorkers > 0 {
+		size.CeilingWorkers = opts.CeilingWorkers
 	}
 	if opts.Progress == nil {
 		opts.Progress = io.Discard
@@ -248,7 +253,7 @@ func (h *harness) session(ctx context.Context, s Session, mode Mode, round int) 
 			h.logf("  cleanup: %v", err)
 		}
 	}()
-	client, err := c.Client()
+	client, err := benchClient(c)
 	if err != nil {
 		return failAll(err)
 	}
@@ -568,6 +573,21 @@ func ScrapeRequests(ctx context.Context, client kubernetes.Interface) (RequestCo
 		return nil, fmt.Errorf("reading /metrics: %w", err)
 	}
 	return ParseRequestCounts(string(b))
+}
+
+// benchClient is the bench's own client: cluster-admin, with the
+// in-process components' limits (QPS 1000, burst 2000) and protobuf, as
+// kube-controller-manager's clients speak it, so that the watches cost the
+// apiserver little and the ceiling's bare client is not slowed by JSON.
+func benchClient(c *cluster.Cluster) (kubernetes.Interface, error) {
+	rc, err := c.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	rc.ContentType = "application/vnd.kubernetes.protobuf"
+	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	rc.UserAgent = "quartet-bench"
+	return kubernetes.NewForConfig(rc)
 }
 
 // EnsureNamespace creates ns (if needed) and waits for its default

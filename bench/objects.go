@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"sync"
+	"syscall"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -190,6 +191,7 @@ func Ceiling(ctx context.Context, e *Env, n int, pod func(ns string, i int) *cor
 		return 0, err
 	}
 	defer tr.Stop()
+	cpu0 := selfCPU()
 	start := time.Now()
 	err = parallel(ctx, n, e.Size.CeilingWorkers, func(ctx context.Context, i int) error {
 		_, err := e.Client.CoreV1().Pods(ns).Create(ctx, pod(ns, i), metav1.CreateOptions{})
@@ -203,6 +205,16 @@ func Ceiling(ctx context.Context, e *Env, n int, pod func(ns string, i int) *cor
 		return 0, err
 	}
 	d := at.Sub(start).Seconds()
-	e.Logf("ceiling: a bare client created %d pods in %.2fs (%.0f pods/s)", n, d, float64(n)/d)
+	e.Logf("ceiling: a bare client created %d pods in %.2fs (%.0f pods/s; %d concurrent requests, %.1f CPU seconds in the bench process)",
+		n, d, float64(n)/d, e.Size.CeilingWorkers, selfCPU()-cpu0)
 	return d, nil
+}
+
+// selfCPU is the CPU time this process has used, in seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }

@@ -27,16 +27,17 @@ func main() {
 	out := flag.String("out", "bench/results/latest", "write OUT.json, OUT.md and OUT.png")
 	verbose := flag.Bool("v", false, "copy every cluster's output to stderr")
 	debugRequests := flag.Bool("debug-requests", false, "after each scenario, print the API requests of every user")
+	ceilingWorkers := flag.Int("ceiling-workers", 0, "concurrent requests of the bare client that sets the ceiling (default 32)")
 	flag.Parse()
-	if err := run(*quick, *rounds, *only, *out, *verbose, *debugRequests); err != nil {
+	if err := run(*quick, *rounds, *only, *out, *verbose, *debugRequests, *ceilingWorkers); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(quick bool, rounds int, only, out string, verbose, debugRequests bool) error {
+func run(quick bool, rounds int, only, out string, verbose, debugRequests bool, ceilingWorkers int) error {
 	opts := bench.Options{Quick: quick, Rounds: rounds, Progress: os.Stderr, DebugRequests: debugRequests,
-		Command: commandLine()}
+		CeilingWorkers: ceilingWorkers, Command: commandLine()}
 	if only != "" {
 		re, err := regexp.Compile(only)
 		if err != nil {
