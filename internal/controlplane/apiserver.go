@@ -14,6 +14,7 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 	kubeapiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	apiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
 )
@@ -28,6 +29,8 @@ type apiserverConfig struct {
 	KubeletClientCert string
 	KubeletClientKey  string
 	ServiceCIDR       string
+	// SkipReadyChecks are /readyz checks start-up does not wait for.
+	SkipReadyChecks []string
 	// WrapHandler, when set, wraps the API handler inside authentication, so
 	// it sees the requesting user (quartet counts requests per identity).
 	WrapHandler func(http.Handler) http.Handler
@@ -82,6 +85,12 @@ func startAPIServer(ctx context.Context, c apiserverConfig, readyClient *rest.Co
 	s.SecureServing.Listener = c.Listener
 	s.SecureServing.BindPort = c.Listener.Addr().(*net.TCPAddr).Port
 
+	logger := klog.FromContext(ctx)
+	phase := time.Now()
+	mark := func(what string) {
+		logger.Info("kube-apiserver start phase", "phase", what, "took", time.Since(phase))
+		phase = time.Now()
+	}
 	completed, err := s.Complete(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("kube-apiserver options: %w", err)
@@ -89,6 +98,7 @@ func startAPIServer(ctx context.Context, c apiserverConfig, readyClient *rest.Co
 	if errs := completed.Validate(); len(errs) != 0 {
 		return nil, fmt.Errorf("kube-apiserver options: %w", utilerrors.NewAggregate(errs))
 	}
+	mark("options")
 	config, err := kubeapiserver.NewConfig(completed)
 	if err != nil {
 		return nil, fmt.Errorf("kube-apiserver config: %w", err)
@@ -106,10 +116,12 @@ func startAPIServer(ctx context.Context, c apiserverConfig, readyClient *rest.Co
 	if err != nil {
 		return nil, fmt.Errorf("kube-apiserver config: %w", err)
 	}
+	mark("config")
 	server, err := kubeapiserver.CreateServerChain(cc)
 	if err != nil {
 		return nil, fmt.Errorf("kube-apiserver: %w", err)
 	}
+	mark("server chain")
 	prepared, err := server.PrepareRun()
 	if err != nil {
 		return nil, fmt.Errorf("kube-apiserver: %w", err)
@@ -123,6 +135,7 @@ func startAPIServer(ctx context.Context, c apiserverConfig, readyClient *rest.Co
 		}
 	}()
 
+	mark("prepare run")
 	client, err := kubernetes.NewForConfig(readyClient)
 	if err != nil {
 		return nil, err
@@ -133,7 +146,11 @@ func startAPIServer(ctx context.Context, c apiserverConfig, readyClient *rest.Co
 			return false, fmt.Errorf("kube-apiserver exited: %w", err)
 		default:
 		}
-		res := client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx)
+		req := client.Discovery().RESTClient().Get().AbsPath("/readyz")
+		for _, check := range c.SkipReadyChecks {
+			req = req.Param("exclude", check)
+		}
+		res := req.Do(ctx)
 		var code int
 		res.StatusCode(&code)
 		return code == http.StatusOK, nil
@@ -141,5 +158,6 @@ func startAPIServer(ctx context.Context, c apiserverConfig, readyClient *rest.Co
 	if err != nil {
 		return nil, err
 	}
+	mark("ready")
 	return done, nil
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -165,6 +166,16 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 	g := newGroup(cancel)
 
+	// On a warm start the bootstrap RBAC roles and priority classes are
+	// already stored, and the two post-start hooks that reconcile them
+	// begin with a fixed one-second sleep (wait.Poll): start-up does not
+	// wait for them. On a first start it does, since nothing may run
+	// before the roles exist.
+	var skipReady []string
+	if _, err := os.Stat(dir.Kubeconfig()); err == nil {
+		skipReady = []string{"poststarthook/rbac/bootstrap-roles", "poststarthook/scheduling/bootstrap-system-priority-classes"}
+	}
+
 	etcdServers := cfg.DatastoreEndpoints
 	var etcdStopped <-chan struct{}
 	etcdCtx, stopEtcd := context.WithCancel(context.Background())
@@ -196,6 +207,7 @@ func Run(ctx context.Context, cfg Config) error {
 		KubeletClientCert: certs.kubeletClient.CertFile,
 		KubeletClientKey:  certs.kubeletClient.KeyFile,
 		ServiceCIDR:       ServiceCIDR,
+		SkipReadyChecks:   skipReady,
 		WrapHandler:       counter.wrap,
 	}, restConfig(server, ca, certs.admin))
 	if err != nil {
