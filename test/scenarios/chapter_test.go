@@ -2,6 +2,8 @@ package scenarios
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -12,84 +14,26 @@ import (
 	h "quartet.dev/quartet/test/scenarios/harness"
 )
 
-// The chapter's manifests, as printed (the DaemonSet's namespace is the
-// scenario's own instead of monitoring).
+// The chapter's manifests: examples/chapter holds them verbatim; the
+// DaemonSet runs in the scenario's namespace instead of monitoring.
+var (
+	webHeadless    = example("web-headless.yaml")
+	webStatefulSet = example("web-statefulset.yaml")
+	nodeExporter   = strings.Replace(example("node-exporter-daemonset.yaml"), "  namespace: monitoring\n", "", 1)
+)
+
+// example reads a manifest from examples/chapter.
+func example(name string) string {
+	b, err := os.ReadFile(filepath.Join("..", "..", "examples", "chapter", name))
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// Variants of the chapter's Job and CronJob whose containers are simulated
+// and finish on cue (their images' commands do not exist here).
 const (
-	webHeadless = `apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  clusterIP: None
-  selector:
-    app: web
-  ports:
-    - port: 80
-      targetPort: 80
-`
-	webStatefulSet = `apiVersion: apps/v1
-kind: StatefulSet
-metadata:
-  name: web
-spec:
-  serviceName: web
-  replicas: 3
-  selector:
-    matchLabels:
-      app: web
-  template:
-    metadata:
-      labels:
-        app: web
-    spec:
-      containers:
-        - name: nginx
-          image: nginx:1.27
-          ports:
-            - containerPort: 80
-          volumeMounts:
-            - name: data
-              mountPath: /usr/share/nginx/html
-  volumeClaimTemplates:
-    - metadata:
-        name: data
-      spec:
-        accessModes: ["ReadWriteOnce"]
-        resources:
-          requests:
-            storage: 1Gi
-`
-	nodeExporter = `apiVersion: apps/v1
-kind: DaemonSet
-metadata:
-  name: node-exporter
-spec:
-  selector:
-    matchLabels:
-      app: node-exporter
-  template:
-    metadata:
-      labels:
-        app: node-exporter
-    spec:
-      hostNetwork: true
-      containers:
-        - name: node-exporter
-          image: prom/node-exporter:v1.8.2
-          args:
-            - --path.rootfs=/host
-          ports:
-            - containerPort: 9100
-              hostPort: 9100
-          volumeMounts:
-            - name: rootfs
-              mountPath: /host
-              readOnly: true
-      volumes:
-        - name: rootfs
-          hostPath:
-            path: /
-`
 	dbMigration = `apiVersion: batch/v1
 kind: Job
 metadata:
