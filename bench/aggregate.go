@@ -26,8 +26,8 @@ type Run struct {
 	// CPUTotal the whole quartet process's.
 	CPUSeconds float64
 	CPUTotal   float64
-	// Ceiling is how long a bare client took to create the scenario's
-	// pods in the same cluster, before the scenario ran.
+	// Ceiling is how many seconds a bare client took to create the
+	// scenario's objects in the same cluster, after the scenario ran.
 	Ceiling float64
 	// Err says why the run failed, if it did.
 	Err string
@@ -156,9 +156,10 @@ func Aggregate(id string, metrics []Metric, runs map[Mode][]Run, m Machine) []Ro
 			Machine:             m,
 		}
 		if mt.VsCeiling {
-			row.Ceiling = num(ceiling)
-			row.CeilingFraction = num(Ratio(ceiling, mq))
-			row.CeilingFractionUpstream = num(Ratio(ceiling, mu))
+			c := ceiling * perSecond(mt.Unit)
+			row.Ceiling = num(c)
+			row.CeilingFraction = num(Ratio(c, mq))
+			row.CeilingFractionUpstream = num(Ratio(c, mu))
 		}
 		for _, t := range mt.Targets {
 			row.Targets = append(row.Targets, TargetResult{Text: t.Text, Met: t.Check(row)})
@@ -166,4 +167,12 @@ func Aggregate(id string, metrics []Metric, runs map[Mode][]Run, m Machine) []Ro
 		rows = append(rows, row)
 	}
 	return rows
+}
+
+// perSecond is how many of unit make a second (a ceiling is in seconds).
+func perSecond(unit string) float64 {
+	if unit == "ms" {
+		return 1000
+	}
+	return 1
 }

@@ -64,10 +64,10 @@ type Scenario struct {
 	Namespace string
 	// QuartetOnly scenarios run in quartet mode only.
 	QuartetOnly bool
-	// CeilingPods, when set, is how many pods a bare client creates, and
-	// what each looks like, before the scenario runs; the time it takes is
-	// the ceiling that VsCeiling metrics compare with.
-	CeilingPods func(e *Env) (int, func(ns string, i int) *corev1.Pod)
+	// Ceiling, when set, is what a bare client creates after the scenario
+	// ran; the time it takes is the ceiling that VsCeiling metrics compare
+	// with.
+	Ceiling func(e *Env) CeilingSpec
 	// Setup prepares, untimed and outside the measured window.
 	Setup func(ctx context.Context, e *Env) error
 	// Run does the timed part inside the window and returns a value per
@@ -427,10 +427,9 @@ func (h *harness) scenarioAfterSetup(ctx context.Context, e *Env, sc *Scenario) 
 		}
 		tcancel()
 	}
-	if sc.CeilingPods != nil && run.Err == "" {
+	if sc.Ceiling != nil && run.Err == "" {
 		cctx, ccancel := context.WithTimeout(parent, e.Size.Timeout)
-		n, pod := sc.CeilingPods(e)
-		if d, err := Ceiling(cctx, e, n, pod); err != nil {
+		if d, err := Ceiling(cctx, e, sc.Ceiling(e)); err != nil {
 			e.Logf("ceiling: %v", err)
 		} else {
 			run.Ceiling = d

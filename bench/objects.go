@@ -83,14 +83,20 @@ func job(name string, completions, parallelism int) *batchv1.Job {
 	}
 }
 
+// cronJob makes Jobs that are created suspended: no pods, so that the
+// CronJob scenario times the CronJob controller, not the machine's room
+// for starting a thousand pods in the same second (the Job scenarios time
+// that).
 func cronJob(name, schedule string) *batchv1.CronJob {
 	one := int32(1)
+	suspend := true
 	return &batchv1.CronJob{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: batchv1.CronJobSpec{
 			Schedule: schedule,
 			JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{
 				Completions: &one,
+				Suspend:     &suspend,
 				Template:    succeedingTemplate(nil),
 			}},
 		},
@@ -175,38 +181,67 @@ feed:
 	return ctx.Err()
 }
 
-// Ceiling times a bare client creating n pods in a namespace of their own
-// in the same cluster, right after the scenario, with the in-process
+// CeilingSpec is what the bare client creates: N pods, or N Jobs.
+type CeilingSpec struct {
+	N   int
+	Pod func(ns string, i int) *corev1.Pod
+	Job func(ns string, i int) *batchv1.Job
+}
+
+// Ceiling times a bare client creating the objects in a namespace of their
+// own in the same cluster, right after the scenario, with the in-process
 // components' client limits and CeilingWorkers concurrent requests: from
-// the first request to the watch seeing the last pod, as the scenario's
-// creations are timed. The pods are left in place: the session's cluster
-// either stops next or has room for them.
-func Ceiling(ctx context.Context, e *Env, n int, pod func(ns string, i int) *corev1.Pod) (float64, error) {
+// the first request to the watch seeing the last object, as the
+// scenario's creations are timed. The objects are left in place: the
+// session's cluster either stops next or has room for them.
+func Ceiling(ctx context.Context, e *Env, spec CeilingSpec) (float64, error) {
 	ns := e.NS + "-ceiling"
 	if err := EnsureNamespace(ctx, e.Client, ns); err != nil {
 		return 0, err
 	}
-	tr, err := Track[*corev1.Pod](ctx, e.Client.CoreV1().RESTClient(), "pods", ns, nil)
-	if err != nil {
-		return 0, err
+	var wait func(context.Context) (time.Time, error)
+	var create func(context.Context, int) error
+	what := "pods"
+	if spec.Job != nil {
+		what = "Jobs"
+		tr, err := Track[*batchv1.Job](ctx, e.Client.BatchV1().RESTClient(), "jobs", ns, nil)
+		if err != nil {
+			return 0, err
+		}
+		defer tr.Stop()
+		wait = func(ctx context.Context) (time.Time, error) {
+			return tr.Wait(ctx, "the ceiling's Jobs", func(v View[*batchv1.Job]) bool { return v.Ever(Exists) >= spec.N })
+		}
+		create = func(ctx context.Context, i int) error {
+			_, err := e.Client.BatchV1().Jobs(ns).Create(ctx, spec.Job(ns, i), metav1.CreateOptions{})
+			return err
+		}
+	} else {
+		tr, err := Track[*corev1.Pod](ctx, e.Client.CoreV1().RESTClient(), "pods", ns, nil)
+		if err != nil {
+			return 0, err
+		}
+		defer tr.Stop()
+		wait = func(ctx context.Context) (time.Time, error) {
+			return tr.Wait(ctx, "the ceiling's pods", func(v View[*corev1.Pod]) bool { return v.Ever(Exists) >= spec.N })
+		}
+		create = func(ctx context.Context, i int) error {
+			_, err := e.Client.CoreV1().Pods(ns).Create(ctx, spec.Pod(ns, i), metav1.CreateOptions{})
+			return err
+		}
 	}
-	defer tr.Stop()
 	cpu0 := selfCPU()
 	start := time.Now()
-	err = parallel(ctx, n, e.Size.CeilingWorkers, func(ctx context.Context, i int) error {
-		_, err := e.Client.CoreV1().Pods(ns).Create(ctx, pod(ns, i), metav1.CreateOptions{})
-		return err
-	})
-	if err != nil {
+	if err := parallel(ctx, spec.N, e.Size.CeilingWorkers, create); err != nil {
 		return 0, err
 	}
-	at, err := tr.Wait(ctx, "the ceiling's pods", func(v View[*corev1.Pod]) bool { return v.Ever(Exists) >= n })
+	at, err := wait(ctx)
 	if err != nil {
 		return 0, err
 	}
 	d := at.Sub(start).Seconds()
-	e.Logf("ceiling: a bare client created %d pods in %.2fs (%.0f pods/s; %d concurrent requests, %.1f CPU seconds in the bench process)",
-		n, d, float64(n)/d, e.Size.CeilingWorkers, selfCPU()-cpu0)
+	e.Logf("ceiling: a bare client created %d %s in %.2fs (%.0f/s; %d concurrent requests, %.1f CPU seconds in the bench process)",
+		spec.N, what, d, float64(spec.N)/d, e.Size.CeilingWorkers, selfCPU()-cpu0)
 	return d, nil
 }
 

@@ -207,7 +207,7 @@ func renderErrors(w io.Writer, rows []Row, prefix string) {
 		seen[scenario] = true
 		for _, e := range r.Errors {
 			if first {
-				fmt.Fprintln(w, "\nfailed runs (their numbers are left out of the medians):")
+				fmt.Fprintln(w, "\nruns with errors (what a run did not measure is left out of the medians; what it measured counts):")
 				first = false
 			}
 			fmt.Fprintf(w, "%s%s: %s\n", prefix, scenario, e)

@@ -56,6 +56,12 @@ func testRows() []Row {
 		ModeQuartet:  {run(map[string]float64{"running": 350}, 9, 0.01, nan), failedRun},
 		ModeUpstream: {run(map[string]float64{"running": 250}, 8, 0.02, nan), run(map[string]float64{"running": 260}, 8, 0.02, nan)},
 	}, testMachine)...)
+	rows = append(rows, Aggregate("cronjob", []Metric{
+		{Key: "all", Name: "1000 CronJobs: last Job", Unit: "ms", VsCeiling: true},
+	}, map[Mode][]Run{
+		ModeQuartet:  {run(map[string]float64{"all": 4000}, 5000, 1, 2)},
+		ModeUpstream: {run(map[string]float64{"all": 8000}, 5000, 1, 2)},
+	}, testMachine)...)
 	rows = append(rows, Aggregate("node-scale", []Metric{
 		{Key: "rss", Name: "1000 sim nodes + 10000 sim pods: resident memory", Unit: "MB",
 			Targets: []Target{QuartetAtMost(2048, "< 2 GB")}, Note: "quartet mode only"},
@@ -65,8 +71,8 @@ func testRows() []Row {
 
 func TestAggregate(t *testing.T) {
 	rows := testRows()
-	if len(rows) != 4 {
-		t.Fatalf("%d rows, want 4", len(rows))
+	if len(rows) != 5 {
+		t.Fatalf("%d rows, want 5", len(rows))
 	}
 	p := func(x float64) *float64 { return &x }
 	created := rows[0]
@@ -99,7 +105,12 @@ func TestAggregate(t *testing.T) {
 		t.Errorf("350 ms met the < 300 ms target")
 	}
 
-	scale := rows[3]
+	cron := rows[3]
+	if cron.Ceiling == nil || *cron.Ceiling != 2000 || *cron.CeilingFraction != 0.5 {
+		t.Errorf("a ceiling of 2 s against 4000 ms: ceiling %v ms, fraction %v, want 2000 ms and 0.5", val(cron.Ceiling), val(cron.CeilingFraction))
+	}
+
+	scale := rows[4]
 	if scale.Upstream != nil || scale.Ratio != nil || scale.APIRequestsRatio != nil {
 		t.Errorf("a quartet-only row has upstream numbers: %+v", scale)
 	}
@@ -160,8 +171,8 @@ func TestWriteJSON(t *testing.T) {
 			}
 		}
 	}
-	if objs[3]["upstream"] != nil || objs[3]["ratio"] != nil {
-		t.Errorf("quartet-only row: upstream %v, ratio %v, want null", objs[3]["upstream"], objs[3]["ratio"])
+	if objs[4]["upstream"] != nil || objs[4]["ratio"] != nil {
+		t.Errorf("quartet-only row: upstream %v, ratio %v, want null", objs[4]["upstream"], objs[4]["ratio"])
 	}
 	var back []Row
 	if err := json.Unmarshal(b, &back); err != nil {
@@ -199,7 +210,7 @@ func TestWriteChart(t *testing.T) {
 	if b := img.Bounds(); b.Dx() < 500 || b.Dy() < 200 {
 		t.Errorf("chart is %v, too small to read", b)
 	}
-	if err := WriteChart(path, testRows()[3:], "test"); err == nil {
+	if err := WriteChart(path, testRows()[4:], "test"); err == nil {
 		t.Error("a chart of rows without ratios: no error")
 	}
 }
