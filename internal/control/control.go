@@ -119,7 +119,7 @@ func Serve(ctx context.Context, socket string, nodes Nodes, prof Profiler) (stop
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		srv.Shutdown(sctx)
+		_ = srv.Shutdown(sctx)
 		os.Remove(socket)
 	}()
 	return done, nil
@@ -139,7 +139,7 @@ func isInvalid(err error) bool {
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
+	_ = json.NewEncoder(w).Encode(v) // the client went away: nothing to do
 }
 
 func writeError(w http.ResponseWriter, code int, err error) {
@@ -207,7 +207,7 @@ func (c *Client) do(ctx context.Context, method, path, body string, out any) err
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
 		var e struct{ Error string }
-		json.NewDecoder(resp.Body).Decode(&e)
+		_ = json.NewDecoder(resp.Body).Decode(&e) // no JSON body: the status says it
 		if e.Error == "" {
 			e.Error = resp.Status
 		}

@@ -66,7 +66,7 @@ func (d dataDir) lock() (release func(), err error) {
 		return nil, fmt.Errorf("locking data dir %s: %w", d, err)
 	}
 	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0) // the pid is a hint in an error message only
 	}
 	return func() { f.Close() }, nil
 }

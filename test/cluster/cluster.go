@@ -181,7 +181,7 @@ func (c *Cluster) launch() error {
 				close(ready)
 			}
 		}
-		io.Copy(io.Discard, pr)
+		_, _ = io.Copy(io.Discard, pr)
 	}()
 	timeout := opts.ReadyTimeout
 	if timeout == 0 {
@@ -193,7 +193,7 @@ func (c *Cluster) launch() error {
 	case <-c.exited:
 		return fmt.Errorf("quartet up exited before ready (%v):\n%s", c.exitErr, c.Output.String())
 	case <-time.After(timeout):
-		c.Stop()
+		_, _ = c.Stop()
 		return fmt.Errorf("quartet up not ready within %s:\n%s", timeout, c.Output.String())
 	}
 }
@@ -256,12 +256,12 @@ func (c *Cluster) Stop() (time.Duration, error) {
 		return 0, nil
 	default:
 	}
-	c.cmd.Process.Signal(syscall.SIGTERM)
+	_ = c.cmd.Process.Signal(syscall.SIGTERM) // it may have exited meanwhile
 	select {
 	case <-c.exited:
 		return time.Since(start), nil
 	case <-time.After(15 * time.Second):
-		syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
 		<-c.exited
 		return time.Since(start), fmt.Errorf("quartet up did not exit within 15s of SIGTERM")
 	}
@@ -305,7 +305,7 @@ var subreaperOnce sync.Once
 func EnableSubreaper() {
 	subreaperOnce.Do(func() {
 		const prSetChildSubreaper = 36
-		syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0)
+		_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0) // best effort: without it orphans escape to init
 	})
 }
 

@@ -108,7 +108,9 @@ func TestBadInput(t *testing.T) {
 	c := start(t, cluster.Options{Args: noNodes()})
 	bin := c.Bin
 	readOnly := filepath.Join(t.TempDir(), "ro")
-	os.MkdirAll(readOnly, 0o500)
+	if err := os.MkdirAll(readOnly, 0o500); err != nil {
+		t.Fatal(err)
+	}
 	free, _ := cluster.FreePort()
 	cases := map[string]struct {
 		args []string

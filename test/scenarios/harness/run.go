@@ -106,7 +106,7 @@ func (e *Env) startPair(args []string) (map[Mode]*cluster.Cluster, error) {
 	wg.Wait()
 	if firstErr != nil {
 		for _, c := range pair {
-			c.Cleanup()
+			_ = c.Cleanup() // the start failed; its error is the one to report
 		}
 		return nil, firstErr
 	}

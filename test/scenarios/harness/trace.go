@@ -85,7 +85,7 @@ func (r *recorder) watch() error {
 	r.cancel = cancel
 	f := informers.NewSharedInformerFactoryWithOptions(r.client, 0, informers.WithNamespace(r.ns))
 	add := func(kind string, inf cache.SharedIndexInformer) {
-		inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(o any) { r.onAdd(kind, o) }})
+		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(o any) { r.onAdd(kind, o) }})
 	}
 	add("Pod", f.Core().V1().Pods().Informer())
 	add("PersistentVolumeClaim", f.Core().V1().PersistentVolumeClaims().Informer())
@@ -95,7 +95,7 @@ func (r *recorder) watch() error {
 	add("Job", f.Batch().V1().Jobs().Informer())
 	add("CronJob", f.Batch().V1().CronJobs().Informer())
 	ev := f.Events().V1().Events().Informer()
-	ev.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	_, _ = ev.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { r.onEvent(o) },
 		UpdateFunc: func(_, o any) { r.onEvent(o) },
 	})
