@@ -66,8 +66,8 @@ func WriteChart(path string, rows []Row, title string) error {
 	if err != nil {
 		return err
 	}
-	one.LineStyle.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
-	one.LineStyle.Color = color.Gray{Y: 0x40}
+	one.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+	one.Color = color.Gray{Y: 0x40}
 	p.Add(one)
 	p.NominalY(names...)
 	p.Add(plotter.NewGrid())

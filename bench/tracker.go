@@ -30,7 +30,6 @@ type Tracker[T interface {
 	first   map[string]map[types.UID]Seen[T]
 	waiters []*waiter[T]
 	stop    context.CancelFunc
-	synced  cache.InformerSynced
 }
 
 // Seen is an object at the moment it first satisfied a predicate.
