@@ -213,7 +213,7 @@ func Ceiling(ctx context.Context, e *Env, spec CeilingSpec) (float64, error) {
 			return tr.Wait(ctx, "the ceiling's Jobs", func(v View[*batchv1.Job]) bool { return v.Ever(Exists) >= spec.N })
 		}
 		create = func(ctx context.Context, i int) error {
-			_, err := e.Client.BatchV1().Jobs(ns).Create(ctx, spec.Job(ns, i), metav1.CreateOptions{})
+			_, err := e.CeilingClient.BatchV1().Jobs(ns).Create(ctx, spec.Job(ns, i), metav1.CreateOptions{})
 			return err
 		}
 	} else {
@@ -226,7 +226,7 @@ func Ceiling(ctx context.Context, e *Env, spec CeilingSpec) (float64, error) {
 			return tr.Wait(ctx, "the ceiling's pods", func(v View[*corev1.Pod]) bool { return v.Ever(Exists) >= spec.N })
 		}
 		create = func(ctx context.Context, i int) error {
-			_, err := e.Client.CoreV1().Pods(ns).Create(ctx, spec.Pod(ns, i), metav1.CreateOptions{})
+			_, err := e.CeilingClient.CoreV1().Pods(ns).Create(ctx, spec.Pod(ns, i), metav1.CreateOptions{})
 			return err
 		}
 	}

@@ -288,3 +288,11 @@ func golden(t *testing.T, name string, got []byte) {
 		t.Errorf("%s (-want +got):\n%s", path, diff)
 	}
 }
+
+func TestGist(t *testing.T) {
+	out := "quartet up exited before ready (exit status 2):\n  etcd  embedded  0.4s\nfatal error: concurrent map iteration and map write\n\ngoroutine 1 [running]:\nmain.main()\n"
+	want := "quartet up exited before ready (exit status 2): | fatal error: concurrent map iteration and map write"
+	if got := gist(out); got != want {
+		t.Errorf("gist = %q, want %q", got, want)
+	}
+}

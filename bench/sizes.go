@@ -42,7 +42,7 @@ func FullSize() Size {
 		DaemonNodes: 500, NodeAdds: 5,
 		JobCompletions: 5000, JobParallelism: 200, ManyJobs: 200, ManyJobsPods: 10,
 		CronJobs: 1000, LatencyPods: 50, ScaleNodes: 1000, ScalePods: 10000, Settle: 15 * time.Second,
-		Quiet: time.Second, CeilingWorkers: 32, CreateWorkers: 16, Timeout: 20 * time.Minute,
+		Quiet: time.Second, CeilingWorkers: 256, CreateWorkers: 16, Timeout: 20 * time.Minute,
 	}
 }
 
@@ -55,7 +55,7 @@ func QuickSize() Size {
 		DaemonNodes: 20, NodeAdds: 2,
 		JobCompletions: 60, JobParallelism: 20, ManyJobs: 10, ManyJobsPods: 5,
 		CronJobs: 30, LatencyPods: 10, ScaleNodes: 20, ScalePods: 300, Settle: 2 * time.Second,
-		Quiet: 500 * time.Millisecond, CeilingWorkers: 32, CreateWorkers: 16, Timeout: 2 * time.Minute,
+		Quiet: 500 * time.Millisecond, CeilingWorkers: 256, CreateWorkers: 16, Timeout: 2 * time.Minute,
 	}
 }
 
