@@ -50,12 +50,12 @@ func FullSize() Size {
 // under three minutes on two cores.
 func QuickSize() Size {
 	return Size{
-		Rounds: 1, Nodes: 20, WarmStarts: 1, Idle: 2 * time.Second,
+		Rounds: 1, Nodes: 20, WarmStarts: 1, Idle: time.Second,
 		OrderedReplicas: 10, ParallelPods: 100, RollingPods: 10,
 		DaemonNodes: 20, NodeAdds: 2,
 		JobCompletions: 60, JobParallelism: 20, ManyJobs: 10, ManyJobsPods: 5,
-		CronJobs: 30, LatencyPods: 10, ScaleNodes: 20, ScalePods: 300, Settle: 2 * time.Second,
-		Quiet: 500 * time.Millisecond, CeilingWorkers: 256, CreateWorkers: 16, Timeout: 2 * time.Minute,
+		CronJobs: 20, LatencyPods: 10, ScaleNodes: 20, ScalePods: 300, Settle: 2 * time.Second,
+		Quiet: 300 * time.Millisecond, CeilingWorkers: 256, CreateWorkers: 16, Timeout: 2 * time.Minute,
 	}
 }
 
