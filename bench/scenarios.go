@@ -190,6 +190,7 @@ func parallelScenario(s Size) *Scenario {
 			if err != nil {
 				return nil, err
 			}
+			e.Logf("pods created by %s", Quartiles(tr.Firsts(Exists), start))
 			out := map[string]float64{"created": created.Sub(start).Seconds()}
 			ready, err := tr.Wait(ctx, "all Ready", func(v View[*corev1.Pod]) bool { return v.Count("ready") >= n })
 			if err != nil {
@@ -295,6 +296,7 @@ func daemonSetScenario(s Size) *Scenario {
 			if err != nil {
 				return nil, err
 			}
+			e.Logf("pods created by %s", Quartiles(tr.Firsts(Exists), start))
 			out := map[string]float64{"created": created.Sub(start).Seconds()}
 			ready, err := tr.Wait(ctx, "all Ready", func(v View[*corev1.Pod]) bool { return v.Count("ready") >= n })
 			if err != nil {

@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"fmt"
 	"math"
 	"sort"
+	"time"
 )
 
 // Median is the middle of xs (the mean of the two middle values for an even
@@ -46,4 +48,19 @@ func sorted(xs []float64) []float64 {
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
 	return s
+}
+
+// Quartiles says when a quarter, half, three quarters and all of the seen
+// objects had arrived, in seconds after start: the shape of a burst (a
+// stall between batches shows as a gap).
+func Quartiles[T any](seen []Seen[T], start time.Time) string {
+	if len(seen) == 0 {
+		return "none"
+	}
+	xs := make([]float64, len(seen))
+	for i, s := range seen {
+		xs[i] = s.At.Sub(start).Seconds()
+	}
+	return fmt.Sprintf("25%% %.2fs, 50%% %.2fs, 75%% %.2fs, 100%% %.2fs (of %d)",
+		Percentile(xs, 25), Percentile(xs, 50), Percentile(xs, 75), Percentile(xs, 100), len(xs))
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"math"
 	"testing"
+	"time"
 )
 
 func TestMedian(t *testing.T) {
@@ -91,4 +92,18 @@ func sameFloat(a, b float64) bool {
 		return math.IsNaN(a) && math.IsNaN(b)
 	}
 	return math.Abs(a-b) < 1e-9
+}
+
+func TestQuartiles(t *testing.T) {
+	start := time.Unix(1000, 0)
+	var seen []Seen[int]
+	for i := 1; i <= 8; i++ {
+		seen = append(seen, Seen[int]{Obj: i, At: start.Add(time.Duration(i) * time.Second)})
+	}
+	if got, want := Quartiles(seen, start), "25% 2.00s, 50% 4.00s, 75% 6.00s, 100% 8.00s (of 8)"; got != want {
+		t.Errorf("Quartiles = %q, want %q", got, want)
+	}
+	if got := Quartiles[int](nil, start); got != "none" {
+		t.Errorf("Quartiles of nothing = %q", got)
+	}
 }
