@@ -78,6 +78,9 @@ spec:
 		t.Errorf("kubectl get pod crasher: %s", out)
 	}
 
+	// Bare pods would make drain refuse node-1 (as in any cluster): delete them.
+	kubectl(t, c, "", "delete", "pod", "hello", "crasher", "--timeout=1m")
+
 	// A 6-replica Deployment spreads over the 3 nodes and goes Ready.
 	kubectl(t, c, "", "create", "deployment", "web", "--image=nginx:1.27", "--replicas=6")
 	waitFor(t, ctx, "6 Ready pods on 3 nodes", func() (bool, string) {

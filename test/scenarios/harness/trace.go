@@ -300,6 +300,13 @@ func (r *recorder) trace(unordered []string) Trace {
 	defer r.mu.Unlock()
 	created := append([]createdObject(nil), r.created...)
 	sort.SliceStable(created, func(i, j int) bool { return created[i].rv < created[j].rv })
+	for _, c := range created {
+		r.names.learn(c.kind, c.obj)
+	}
+	r.names.final = true
+	for _, c := range created {
+		r.names.learn(c.kind, c.obj)
+	}
 	var t Trace
 	unord := map[string]bool{}
 	for _, k := range unordered {
@@ -370,6 +377,7 @@ type namer struct {
 	generated []string          // real generated names, longest first for text replacement
 	uids      map[string]string
 	cronCount map[string]int
+	final     bool // no more objects will arrive: name what is left as it is
 }
 
 func newNamer() *namer {
@@ -393,7 +401,13 @@ func (n *namer) learn(kind string, m metav1.Object) {
 		prefix := m.GetGenerateName()
 		// A generateName that embeds a CronJob-made Job's name.
 		if owner := ownerName(m, "Job"); owner != "" {
-			if jn, ok := n.real2norm["Job/"+owner]; ok && strings.HasPrefix(prefix, owner) {
+			jn, ok := n.real2norm["Job/"+owner]
+			if !ok && !n.final {
+				// The Job's own watch event has not arrived yet: learn
+				// this name later (trace relearns in creation order).
+				return
+			}
+			if ok && strings.HasPrefix(prefix, owner) {
 				prefix = jn + prefix[len(owner):]
 			}
 		}
