@@ -143,8 +143,13 @@ var _ = h.Register(
 			s.Kubectl("", "patch", "cronjob", "paused", "--type=merge", "-p", `{"spec":{"suspend":false}}`)
 			// No deadline: the most recent missed minute starts at once, and
 			// only that one; later minutes are ordinary runs.
-			s.WaitFor("a Job after resuming", 20*time.Second, func() (bool, string) { return len(s.Jobs()) >= 1, "" })
-			s.Sleep(5 * time.Second)
+			// Waiting for the Job to finish too makes the checkpoint the same
+			// state in both modes, not wherever its one-second run had got to.
+			s.WaitFor("a Job after resuming, finished", 30*time.Second, func() (bool, string) {
+				jobs := s.Jobs()
+				return len(jobs) >= 1 && hasCondition(&jobs[0], batchv1.JobComplete) && len(s.CronJob("paused").Status.Active) == 0, fmt.Sprint(len(jobs))
+			})
+			s.Sleep(3 * time.Second)
 			missed := 0
 			for _, j := range s.Jobs() {
 				t, err := time.Parse(time.RFC3339, j.Annotations[batchv1.CronJobScheduledTimestampAnnotation])

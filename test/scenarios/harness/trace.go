@@ -15,6 +15,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -299,7 +300,7 @@ func (r *recorder) trace(unordered []string) Trace {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	created := append([]createdObject(nil), r.created...)
-	sort.SliceStable(created, func(i, j int) bool { return created[i].rv < created[j].rv })
+	sortByCreation(created)
 	for _, c := range created {
 		r.names.learn(c.kind, c.obj)
 	}
@@ -537,4 +538,31 @@ func equalLines(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// sortByCreation puts the objects in the order they were created. An object
+// first seen through a watch carries its creation resourceVersion; one first
+// seen through a list (after a cluster restart, before the watches came back)
+// carries a later one. So: creation second first, then resourceVersion, where
+// an owner counts as created just before the first of its dependents when that
+// is earlier than its own resourceVersion says.
+func sortByCreation(objs []createdObject) {
+	rv := map[types.UID]int64{}
+	for _, c := range objs {
+		rv[c.obj.GetUID()] = c.rv
+	}
+	for _, c := range objs {
+		for _, o := range c.obj.GetOwnerReferences() {
+			if r, ok := rv[o.UID]; ok && c.rv-1 < r {
+				rv[o.UID] = c.rv - 1
+			}
+		}
+	}
+	sort.SliceStable(objs, func(i, j int) bool {
+		ti, tj := objs[i].obj.GetCreationTimestamp().Unix(), objs[j].obj.GetCreationTimestamp().Unix()
+		if ti != tj {
+			return ti < tj
+		}
+		return rv[objs[i].obj.GetUID()] < rv[objs[j].obj.GetUID()]
+	})
 }
