@@ -38,7 +38,7 @@ spec:
           restartPolicy: Never
           containers:
             - name: tick
-              image: busybox
+              image: example.com/tick:1
 `
 
 var jobNameOfCronJob = regexp.MustCompile(`^tick-([0-9]+)$`)
@@ -50,7 +50,9 @@ var _ = h.Register(
 		Timeout:     4 * time.Minute,
 		Run: func(s *h.S) {
 			s.Apply(fmt.Sprintf(cronJobEveryMinute, "tick", "  timeZone: Asia/Seoul\n  startingDeadlineSeconds: 30\n  concurrencyPolicy: Forbid\n", 0))
-			s.WaitFor("the first scheduled Job", 2*time.Minute, func() (bool, string) { return len(s.Jobs()) >= 1, "" })
+			// No checkpoint here: the Job may be anywhere in its one-second
+			// run; the next wait checkpoints the settled state.
+			s.Eventually("the first scheduled Job", 2*time.Minute, func() (bool, string) { return len(s.Jobs()) >= 1, "" })
 			job := s.Jobs()[0]
 
 			// Name: <cronjob>-<scheduled time in minutes since the epoch>,
