@@ -129,6 +129,29 @@ var _ = h.Register(
 		},
 	},
 	h.Scenario{
+		Name:        "cronjob/too-many-missed-times",
+		Controllers: []h.Controller{h.CronJob, h.Job},
+		Timeout:     3 * time.Minute,
+		Run: func(s *h.S) {
+			earlyInMinute(s)
+			s.Apply(fmt.Sprintf(cronJobEveryMinute, "behind", "  suspend: true\n", 0))
+			// As after a three-hour outage: the last run is 180 minutes ago
+			// and there is no startingDeadlineSeconds to bound the search.
+			since := time.Now().Add(-3 * time.Hour).UTC().Truncate(time.Minute).Format(time.RFC3339)
+			s.Kubectl("", "patch", "cronjob", "behind", "--subresource=status", "--type=merge",
+				"-p", fmt.Sprintf(`{"status":{"lastScheduleTime":%q}}`, since))
+			s.Kubectl("", "patch", "cronjob", "behind", "--type=merge", "-p", `{"spec":{"suspend":false}}`)
+			s.Eventually("TooManyMissedTimes", time.Minute, s.HasEvent("CronJob", "behind", "TooManyMissedTimes"))
+			// Only the most recent missed time runs, not 180 Jobs.
+			s.WaitFor("one Job, finished", time.Minute, func() (bool, string) {
+				jobs := s.Jobs()
+				return len(jobs) == 1 && hasCondition(&jobs[0], batchv1.JobComplete) && len(s.CronJob("behind").Status.Active) == 0, fmt.Sprint(len(jobs))
+			})
+			s.Sleep(2 * time.Second)
+			s.Expect(len(s.Jobs()) == 1, "%d Jobs after the outage, want 1", len(s.Jobs()))
+		},
+	},
+	h.Scenario{
 		Name:        "cronjob/suspend-and-resume",
 		Controllers: []h.Controller{h.CronJob, h.Job},
 		Timeout:     5 * time.Minute,
