@@ -19,8 +19,10 @@ build: ## build bin/quartet
 run: build ## build and run `quartet up` on its defaults (~/.quartet, port 6443, 3 nodes)
 	./$(BIN) up
 
+# -p 1: one package at a time, so the end-to-end tests' clusters do not load
+# the machine while the scenario suite's timing-sensitive runs are going.
 test: build ## unit, integration, end-to-end and scenario tests (builds bin/quartet first)
-	QUARTET_BIN=$(abspath $(BIN)) $(GO) test -timeout 40m -parallel 64 ./...
+	QUARTET_BIN=$(abspath $(BIN)) $(GO) test -p 1 -timeout 40m -parallel 64 ./...
 
 conformance: build ## every scenario against quartet's and upstream's controllers; prints the table (RUN=chapter/ for a subset)
 	@rm -f bin/conformance.txt

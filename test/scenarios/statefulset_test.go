@@ -178,6 +178,9 @@ var _ = h.Register(
 	h.Scenario{
 		Name:        "statefulset/max-unavailable",
 		Controllers: []h.Controller{h.StatefulSet},
+		// Parallel: pods and their claims are created concurrently in both
+		// modes, so their order is a race.
+		Unordered: []string{"Pod", "PersistentVolumeClaim"},
 		Run: func(s *h.S) {
 			s.Apply(webHeadless, webSet(4, "  podManagementPolicy: Parallel\n  updateStrategy:\n    type: RollingUpdate\n    rollingUpdate:\n      maxUnavailable: 2\n", ""))
 			s.WaitFor("4 pods Ready", 2*time.Minute, s.PodsReady("app=web", 4))
