@@ -151,13 +151,7 @@ var _ = h.Register(
 				return len(jobs) == 1 && hasCondition(&jobs[0], batchv1.JobComplete) && len(s.CronJob("behind").Status.Active) == 0, fmt.Sprint(len(jobs))
 			})
 			s.Sleep(2 * time.Second)
-			missed := 0
-			for _, j := range s.Jobs() {
-				t, err := time.Parse(time.RFC3339, j.Annotations[batchv1.CronJobScheduledTimestampAnnotation])
-				if err == nil && t.Before(resumed) {
-					missed++
-				}
-			}
+			missed := jobsScheduledBefore(s, resumed)
 			s.Expect(missed == 1, "%d missed runs started after the outage, want 1", missed)
 		},
 	},
@@ -185,13 +179,7 @@ var _ = h.Register(
 				return len(jobs) >= 1 && hasCondition(&jobs[0], batchv1.JobComplete) && len(s.CronJob("paused").Status.Active) == 0, fmt.Sprint(len(jobs))
 			})
 			s.Sleep(3 * time.Second)
-			missed := 0
-			for _, j := range s.Jobs() {
-				t, err := time.Parse(time.RFC3339, j.Annotations[batchv1.CronJobScheduledTimestampAnnotation])
-				if err == nil && t.Before(resumed) {
-					missed++
-				}
-			}
+			missed := jobsScheduledBefore(s, resumed)
 			s.Note("missed runs started on resume", missed)
 			s.Expect(missed == 1, "%d missed runs started on resume, want 1", missed)
 		},
@@ -213,4 +201,18 @@ func earlyInMinute(s *h.S, latest int) {
 	if sec := time.Now().Second(); sec < 2 || sec > latest {
 		s.Sleep(time.Duration((62-sec)%60) * time.Second)
 	}
+}
+
+// jobsScheduledBefore counts the Jobs whose scheduled time (the CronJob's
+// scheduled-timestamp annotation) is before t: the missed runs a resumed
+// CronJob started.
+func jobsScheduledBefore(s *h.S, t time.Time) int {
+	n := 0
+	for _, j := range s.Jobs() {
+		at, err := time.Parse(time.RFC3339, j.Annotations[batchv1.CronJobScheduledTimestampAnnotation])
+		if err == nil && at.Before(t) {
+			n++
+		}
+	}
+	return n
 }
