@@ -129,3 +129,13 @@ func (b backoffRecord) advance(succeeded, failed []*v1.Pod) backoffRecord {
 	}
 	return next
 }
+
+// RetryDelay is how long the controller waits, after the last of failures
+// consecutive pod failures of job, before it creates the next pod: its own
+// rule, with the Job's quartet.dev/backoff-* annotations (unusable values
+// fall back to the defaults). Exported for `quartet explain --live`, which
+// says until when a Job is in back-off.
+func RetryDelay(job *batch.Job, failures int32) time.Duration {
+	policy, _ := retryPolicyFor(job)
+	return policy.delay(failures)
+}

@@ -433,3 +433,14 @@ func TestAnnotationCount(t *testing.T) {
 		}
 	}
 }
+
+func TestRetryDelay(t *testing.T) {
+	job := newTestJob(1, 1)
+	if got := RetryDelay(job, 3); got != 40*time.Second {
+		t.Errorf("RetryDelay(3) = %v, want 40s", got)
+	}
+	job.Annotations = map[string]string{BackoffBaseAnnotation: "1m", BackoffMaxAnnotation: "90s"}
+	if got := RetryDelay(job, 2); got != 90*time.Second {
+		t.Errorf("RetryDelay(2) with annotations = %v, want 90s", got)
+	}
+}
