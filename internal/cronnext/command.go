@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -13,7 +12,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
+
+	"quartet.dev/quartet/internal/manifest"
 )
 
 // fetchFunc reads a CronJob from a cluster.
@@ -77,11 +77,11 @@ instead, with no cluster needed; NAME then picks among several CronJobs in it.`,
 			var cj *batchv1.CronJob
 			switch {
 			case file != "":
-				cjs, err := LoadCronJobs(file)
+				cjs, err := manifest.LoadCronJobs(file, cmd.InOrStdin())
 				if err != nil {
 					return err
 				}
-				if cj, err = pick(cjs, name, file); err != nil {
+				if cj, err = manifest.PickCronJob(cjs, name, file); err != nil {
 					return err
 				}
 			case name != "":
@@ -118,21 +118,10 @@ func displayName(cj *batchv1.CronJob) string {
 	return cj.Namespace + "/" + cj.Name
 }
 
-// fetchFromCluster reads a CronJob through a kubeconfig: the given path,
-// else $KUBECONFIG, else quartet's ($QUARTET_DATA_DIR or ~/.quartet), else
-// ~/.kube/config.
+// fetchFromCluster reads a CronJob through the kubeconfig
+// manifest.ClientConfig finds.
 func fetchFromCluster(ctx context.Context, kubeconfig, namespace, name string) (*batchv1.CronJob, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	switch {
-	case kubeconfig != "":
-		rules.ExplicitPath = kubeconfig
-	case os.Getenv(clientcmd.RecommendedConfigPathEnvVar) != "":
-	default:
-		if path := quartetKubeconfig(); path != "" {
-			rules.ExplicitPath = path
-		}
-	}
-	config := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{})
+	config := manifest.ClientConfig(kubeconfig)
 	if namespace == "" {
 		ns, _, err := config.Namespace()
 		if err != nil {
@@ -153,24 +142,6 @@ func fetchFromCluster(ctx context.Context, kubeconfig, namespace, name string) (
 		return nil, fmt.Errorf("reading CronJob %s/%s: %w", namespace, name, err)
 	}
 	return cj, nil
-}
-
-// quartetKubeconfig is the kubeconfig `quartet up` writes on its default
-// data dir, if it exists.
-func quartetKubeconfig() string {
-	dir := os.Getenv("QUARTET_DATA_DIR")
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return ""
-		}
-		dir = filepath.Join(home, ".quartet")
-	}
-	path := filepath.Join(dir, "kubeconfig")
-	if _, err := os.Stat(path); err != nil {
-		return ""
-	}
-	return path
 }
 
 // MachineZone returns this machine's time zone under its IANA name when that

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"quartet.dev/quartet/internal/manifest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/ with the current output")
@@ -43,7 +45,12 @@ func TestRenderGolden(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			cj, err := LoadCronJob(filepath.Join("testdata", tc.manifest))
+			path := filepath.Join("testdata", tc.manifest)
+			cjs, err := manifest.LoadCronJobs(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cj, err := manifest.PickCronJob(cjs, "", path)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package cronnext
+package manifest
 
 import (
 	"os"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	batchv1 "k8s.io/api/batch/v1"
 )
 
 func TestLoad(t *testing.T) {
@@ -39,12 +40,13 @@ spec:
 		"no CronJob":                     {content: "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\n", wantErr: "no CronJob found (it holds Deployment, Service)"},
 		"empty file":                     {content: "", wantErr: "no CronJob found: the file holds no objects"},
 		"only comments":                  {content: "# nothing here\n", wantErr: "no CronJob found: the file holds no objects"},
-		"not YAML":                       {content: "apiVersion: batch/v1\nkind: CronJob\n  bad: [indent\n", wantErr: "document 1: not YAML or JSON"},
-		"no kind":                        {content: "apiVersion: batch/v1\nmetadata: {name: x}\n", wantErr: "document 1: an object without a kind"},
+		"not YAML":                       {content: "apiVersion: batch/v1\nkind: CronJob\n  bad: [indent\n", wantErr: "manifest.yaml: not YAML or JSON"},
+		"no kind":                        {content: "apiVersion: batch/v1\nmetadata: {name: x}\n", wantErr: "manifest.yaml: an object without a kind"},
 		"old apiVersion":                 {content: strings.Replace(doc("e"), "batch/v1", "batch/v1beta1", 1), wantErr: `CronJob with apiVersion "batch/v1beta1"`},
 		"misspelt field":                 {content: strings.Replace(doc("f"), "schedule:", "schedul:", 1), wantErr: `unknown field "spec.schedul"`},
-		"wrong type":                     {content: strings.Replace(doc("g"), "name: g", "name: [g]", 1), wantErr: "document 1: CronJob:"},
-		"error in the second document":   {content: doc("a") + "---\nkind: [\n", wantErr: "document 2: not YAML or JSON"},
+		"wrong type":                     {content: strings.Replace(doc("g"), "name: g", "name: [g]", 1), wantErr: "manifest.yaml: reading apiVersion, kind and metadata"},
+		"wrong type in the spec":         {content: strings.Replace(doc("h"), `schedule: "0 3 * * *"`, "schedule: [0]", 1), wantErr: "manifest.yaml: CronJob: json: cannot unmarshal array"},
+		"error in the second document":   {content: doc("a") + "---\nkind: [\n", wantErr: "manifest.yaml#2: not YAML or JSON"},
 		"error in a List item":           {content: "apiVersion: v1\nkind: List\nitems:\n- metadata: {name: x}\n", wantErr: "items[0]: an object without a kind"},
 	}
 	for name, tc := range cases {
@@ -54,7 +56,7 @@ spec:
 				t.Fatal(err)
 			}
 			if tc.wantNames != nil {
-				cjs, err := LoadCronJobs(path)
+				cjs, err := LoadCronJobs(path, nil)
 				if err != nil {
 					t.Fatalf("LoadCronJobs: %v", err)
 				}
@@ -66,18 +68,18 @@ spec:
 					t.Errorf("CronJobs (-want +got):\n%s", diff)
 				}
 			}
-			cj, err := LoadCronJob(path)
+			cj, err := loadOne(path)
 			if tc.wantOne != "" {
 				if err != nil {
-					t.Fatalf("LoadCronJob: %v", err)
+					t.Fatalf("loadOne: %v", err)
 				}
 				if cj.Name != tc.wantOne {
-					t.Errorf("LoadCronJob = %q, want %q", cj.Name, tc.wantOne)
+					t.Errorf("loadOne = %q, want %q", cj.Name, tc.wantOne)
 				}
 				return
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("LoadCronJob error = %v, want one containing %q", err, tc.wantErr)
+				t.Fatalf("loadOne error = %v, want one containing %q", err, tc.wantErr)
 			}
 			if !strings.HasPrefix(err.Error(), path) {
 				t.Errorf("error %q does not name the file", err)
@@ -87,7 +89,16 @@ spec:
 }
 
 func TestLoadMissingFile(t *testing.T) {
-	if _, err := LoadCronJob(filepath.Join(t.TempDir(), "absent.yaml")); err == nil || !strings.Contains(err.Error(), "no such file") {
+	if _, err := loadOne(filepath.Join(t.TempDir(), "absent.yaml")); err == nil || !strings.Contains(err.Error(), "no such file") {
 		t.Errorf("LoadCronJob of a missing file: %v", err)
 	}
+}
+
+// loadOne is what `quartet cron next -f FILE` does without a name.
+func loadOne(path string) (*batchv1.CronJob, error) {
+	cjs, err := LoadCronJobs(path, nil)
+	if err != nil {
+		return nil, err
+	}
+	return PickCronJob(cjs, "", path)
 }
