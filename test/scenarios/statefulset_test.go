@@ -388,6 +388,36 @@ spec:
 		},
 	},
 	h.Scenario{
+		// quartet extension (issue 13 item 10): an OrderedReady set of two
+		// whose first pod never became Ready; web-1 is never created, and
+		// the extension still replaces web-0 once the template is fixed.
+		Name:        "statefulset/replace-unready-after-first-pod",
+		Controllers: []h.Controller{h.StatefulSet},
+		Timeout:     4 * time.Minute,
+		Run: func(s *h.S) {
+			broken := strings.Replace(webSet(2, "", "  annotations:\n    quartet.dev/replace-unready-after: \"15s\"\n"),
+				"    metadata:\n      labels:\n        app: web\n",
+				"    metadata:\n      labels:\n        app: web\n      annotations:\n        quartet.dev/sim-ready: \"false\"\n", 1)
+			s.Apply(webHeadless, broken)
+			s.WaitFor("web-0 Running from the broken template", 2*time.Minute, func() (bool, string) {
+				p, ok := s.Pod("web-0")
+				return ok && p.Annotations[h.AnnotationSimReady] == "false" && p.Status.Phase == corev1.PodRunning, h.PodSummary(s.Pods("app=web"))
+			})
+			// The fix: a new image, without the broken annotation.
+			s.Kubectl("", "patch", "sts/web", "--type=json", "-p",
+				`[{"op":"remove","path":"/spec/template/metadata/annotations"},{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"nginx:1.28"}]`)
+			if s.Mode == h.Quartet {
+				s.WaitFor("both pods at the fixed template", 3*time.Minute, podImages(s, "nginx:1.28", 2))
+				s.Eventually("ReplacingUnreadyPod", time.Minute, s.HasEvent("StatefulSet", "web", "ReplacingUnreadyPod"))
+				s.WaitFor("rollout complete", time.Minute, settled(s, 2))
+			} else {
+				s.Never("web-0 replaced", 30*time.Second, func() (bool, string) {
+					return imageOf(s, "web-0") == "nginx:1.28", h.PodSummary(s.Pods("app=web"))
+				})
+			}
+		},
+	},
+	h.Scenario{
 		// quartet extension: an invalid value is reported once and ignored.
 		Name:        "statefulset/replace-unready-after-invalid",
 		Controllers: []h.Controller{h.StatefulSet},

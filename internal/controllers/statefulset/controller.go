@@ -70,6 +70,8 @@ type Controller struct {
 	// set, so that each is reported once rather than every sync.
 	warnedMu sync.Mutex
 	warned   map[types.NamespacedName]string
+	// noticed are the keys of the notices recorded per set.
+	noticed map[types.NamespacedName]map[string]bool
 }
 
 var _ controllers.Controller = (*Controller)(nil)
@@ -124,6 +126,7 @@ func New(cfg controllers.Config) (*Controller, error) {
 		semanticRevisions: utilfeature.DefaultFeatureGate.Enabled(features.StatefulSetSemanticRevisionComparison),
 		recreate:          utilfeature.DefaultFeatureGate.Enabled(features.StatefulSetRecreateStrategy),
 		warned:            map[types.NamespacedName]string{},
+		noticed:           map[types.NamespacedName]map[string]bool{},
 	}
 	writer := &clientWriter{client: cfg.Client}
 	c.apply = &applier{
@@ -419,6 +422,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, utilerrors.NewAggregate([]error{err, c.prune(ctx, set, pods, revisions, current, update)})
 	}
 	c.warnInvalidAnnotation(set, nn, p.invalidReplaceAfter)
+	c.recordNotices(set, nn, p.notices)
 
 	rolledOut, execErr := c.apply.execute(ctx, set, p)
 	var statusErr error
@@ -550,8 +554,25 @@ func (c *Controller) warnInvalidAnnotation(set *appsv1.StatefulSet, nn types.Nam
 		"annotation %s=%q is not a positive duration such as \"2m\"; unready pods are not replaced", ReplaceUnreadyAfterAnnotation, value)
 }
 
+// recordNotices records each notice the first time its key comes up for the
+// set.
+func (c *Controller) recordNotices(set *appsv1.StatefulSet, nn types.NamespacedName, notices []notice) {
+	c.warnedMu.Lock()
+	defer c.warnedMu.Unlock()
+	for _, n := range notices {
+		if c.noticed[nn] == nil {
+			c.noticed[nn] = map[string]bool{}
+		}
+		if !c.noticed[nn][n.key] {
+			c.noticed[nn][n.key] = true
+			c.recorder.Event(set, n.eventType, n.reason, n.message)
+		}
+	}
+}
+
 func (c *Controller) forgetWarning(nn types.NamespacedName) {
 	c.warnedMu.Lock()
 	defer c.warnedMu.Unlock()
 	delete(c.warned, nn)
+	delete(c.noticed, nn)
 }

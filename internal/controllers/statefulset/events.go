@@ -8,7 +8,7 @@ import (
 	"k8s.io/client-go/tools/record"
 )
 
-// Event reasons. All but the last two are upstream's, with upstream's
+// Event reasons. All but the last three are upstream's, with upstream's
 // messages, so that `kubectl describe sts` and `kubectl get events` read the
 // same with either implementation.
 const (
@@ -27,6 +27,9 @@ const (
 	// reasonInvalidReplaceUnreadyAfter is quartet's: the extension's
 	// annotation is not a positive duration and is ignored.
 	reasonInvalidReplaceUnreadyAfter = "InvalidReplaceUnreadyAfter"
+	// reasonUnreadyPodNotReplaced is quartet's: a pod the extension would
+	// replace waits, because other unavailable pods use up maxUnavailable.
+	reasonUnreadyPodNotReplaced = "UnreadyPodNotReplaced"
 )
 
 // verb is what was done to a pod or claim, as the events name it.

@@ -2,6 +2,7 @@ package statefulset
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -96,6 +97,8 @@ type syncPlan struct {
 	// invalidReplaceAfter is the unparsable value of the
 	// replace-unready-after annotation, if any.
 	invalidReplaceAfter string
+	// notices are events recorded once per key for the set.
+	notices []notice
 }
 
 // planInput is what a sync knows when it plans.
@@ -270,6 +273,9 @@ func plan(in planInput) (*syncPlan, error) {
 
 	replace := planReplaceUnready(set, replicas, in, ordered)
 	p.invalidReplaceAfter = replace.invalid
+	if replace.deferred != nil {
+		p.notices = append(p.notices, *replace.deferred)
+	}
 	p.requeueAfter = earliest(p.requeueAfter, replace.requeueAfter)
 	p.addStage(stage{name: "replace-unready", units: replace.units})
 
@@ -335,6 +341,10 @@ func plan(in planInput) (*syncPlan, error) {
 	}
 	update := stage{name: "rolling-update"}
 	for _, pod := range rollout {
+		if replace.deferred != nil && pod.Name == replace.deferredPod {
+			// The rolling update replaces it after all.
+			p.notices = slices.DeleteFunc(p.notices, func(n notice) bool { return n.key == replace.deferred.key })
+		}
 		if replace.replacing[pod.Name] {
 			continue
 		}

@@ -39,6 +39,8 @@ type planCase struct {
 	wantErr     bool
 	wantNoWrite bool
 	wantInvalid string
+	// wantNotices are the keys of the plan's once-per-key notices.
+	wantNotices []string
 }
 
 func runPlanCases(t *testing.T, cases map[string]planCase) {
@@ -86,6 +88,13 @@ func runPlanCases(t *testing.T, cases map[string]planCase) {
 			}
 			if p.invalidReplaceAfter != tc.wantInvalid {
 				t.Errorf("invalid annotation %q, want %q", p.invalidReplaceAfter, tc.wantInvalid)
+			}
+			var notices []string
+			for _, n := range p.notices {
+				notices = append(notices, n.key)
+			}
+			if diff := cmp.Diff(tc.wantNotices, notices); diff != "" {
+				t.Errorf("notices (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -722,6 +731,7 @@ func TestPlanReplaceUnready(t *testing.T) {
 			pods: func(f *fixture) []*v1.Pod {
 				return []*v1.Pod{f.pod(0, f.r1, ready), f.pod(1, f.r1, ready, terminating), f.pod(2, f.r1, unreadyFor(time.Hour))}
 			},
+			wantNotices: []string{"deferred/web-2/web-" + hashOf2(t)},
 		},
 		"maxUnavailable 2 replaces two": {
 			replicas: 3,
@@ -743,6 +753,48 @@ func TestPlanReplaceUnready(t *testing.T) {
 				return []*v1.Pod{f.pod(0, f.r1, ready), f.pod(1, f.r1, unreadyFor(time.Hour))}
 			},
 			want: []string{"replace-unready: Delete web-1 rollout note:ReplacingUnreadyPod"},
+		},
+		"ordered, 2 replicas: a first pod that never became Ready is replaced; the second waits for it (issue 13 item 10)": {
+			replicas: 2,
+			rolling:  true,
+			opts:     fns(after),
+			pods: func(f *fixture) []*v1.Pod {
+				p := f.pod(0, f.r1, running)
+				p.CreationTimestamp = metav1.Time{Time: now.Add(-5 * time.Minute)}
+				return []*v1.Pod{p}
+			},
+			want: []string{"replace-unready: Delete web-0 rollout note:ReplacingUnreadyPod"},
+		},
+		"ordered, 3 replicas: the stuck first pod is replaced though two pods are missing above it": {
+			replicas: 3,
+			rolling:  true,
+			opts:     fns(after),
+			pods:     func(f *fixture) []*v1.Pod { return []*v1.Pod{f.pod(0, f.r1, unreadyFor(time.Hour))} },
+			want:     []string{"replace-unready: Delete web-0 rollout note:ReplacingUnreadyPod"},
+		},
+		"ordered: a missing pod below the stuck one still counts against maxUnavailable": {
+			replicas:    2,
+			rolling:     true,
+			opts:        fns(after),
+			pods:        func(f *fixture) []*v1.Pod { return []*v1.Pod{f.pod(1, f.r1, unreadyFor(time.Hour))} },
+			want:        []string{"replicas: Create web-0@web-" + hashOf2(t)},
+			wantNotices: []string{"deferred/web-1/web-" + hashOf2(t)},
+		},
+		"parallel: the rolling update replaces an unavailable outdated pod at once, so no notice": {
+			replicas: 2,
+			rolling:  true,
+			opts:     fns(after, parallel),
+			pods:     func(f *fixture) []*v1.Pod { return []*v1.Pod{f.pod(0, f.r1, unreadyFor(time.Hour))} },
+			want:     []string{"replicas*: Create web-1@web-" + hashOf2(t), "rolling-update: Delete web-0 rollout"},
+		},
+		"an unready pod at the update revision uses up maxUnavailable: the stuck pod waits, and a notice says why": {
+			replicas: 3,
+			rolling:  true,
+			opts:     fns(after),
+			pods: func(f *fixture) []*v1.Pod {
+				return []*v1.Pod{f.pod(0, f.r2, unreadyFor(time.Hour)), f.pod(1, f.r1, unreadyFor(time.Hour)), f.pod(2, f.r1, ready)}
+			},
+			wantNotices: []string{"deferred/web-1/web-" + hashOf2(t)},
 		},
 		"a pod that never reported Ready counts from its creation": {
 			replicas: 1,

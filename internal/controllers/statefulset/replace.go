@@ -24,6 +24,18 @@ type replacement struct {
 	requeueAfter time.Duration
 	// invalid is the annotation's value when it is not a positive duration.
 	invalid string
+	// deferred explains why no pod past the duration is replaced (the pods
+	// unavailable for other reasons use up maxUnavailable); nil when one is.
+	deferred *notice
+	// deferredPod is the pod deferred is about.
+	deferredPod string
+}
+
+// notice is an event the controller records once per key for a set, rather
+// than at every sync while the situation lasts.
+type notice struct {
+	key string
+	planEvent
 }
 
 // unreadySince is when pod last stopped being Ready: the Ready condition's
@@ -69,16 +81,24 @@ func planReplaceUnready(set *appsv1.StatefulSet, replicas []*v1.Pod, in planInpu
 
 	var due []int
 	otherUnavailable := 0
+	// heldBack: an OrderedReady set creates no pod above an outdated unready
+	// one, so the pods missing above it wait for its replacement and do not
+	// count against it.
+	heldBack := false
 	for i, pod := range replicas {
 		outdatedUnready := i >= partition && podExists(pod) && !isTerminating(pod) && !hasFinished(pod) &&
 			revisionOf(pod) != in.update.Name && !isReady(pod)
 		if outdatedUnready {
+			heldBack = ordered
 			if wait := unreadySince(pod).Add(after).Sub(in.now); wait > 0 {
 				r.requeueAfter = earliest(r.requeueAfter, wait)
 			} else {
 				due = append(due, i)
 				continue
 			}
+		}
+		if heldBack && !podExists(pod) {
+			continue
 		}
 		if isUnavailable(pod, minReady, in.now) {
 			otherUnavailable++
@@ -92,6 +112,10 @@ func planReplaceUnready(set *appsv1.StatefulSet, replicas []*v1.Pod, in planInpu
 	r.replacing = map[string]bool{}
 	for _, i := range due {
 		if len(r.units) >= budget-otherUnavailable {
+			if len(r.units) == 0 {
+				r.deferred = deferredNotice(replicas[i], raw, in, otherUnavailable, budget)
+				r.deferredPod = replicas[i].Name
+			}
 			break
 		}
 		pod := replicas[i]
@@ -107,4 +131,15 @@ func planReplaceUnready(set *appsv1.StatefulSet, replicas []*v1.Pod, in planInpu
 		}})
 	}
 	return r
+}
+
+// deferredNotice says why pod, past the annotation's duration, is not
+// replaced in this sync. It is recorded once per pod and update revision.
+func deferredNotice(pod *v1.Pod, raw string, in planInput, otherUnavailable, budget int) *notice {
+	return &notice{
+		key: "deferred/" + pod.Name + "/" + in.update.Name,
+		planEvent: planEvent{v1.EventTypeNormal, reasonUnreadyPodNotReplaced, fmt.Sprintf(
+			"Pod %s of outdated revision %s has not been Ready for %s (%s is %s) but is not replaced yet: %d other pod(s) are unavailable and maxUnavailable is %d",
+			pod.Name, revisionOf(pod), in.now.Sub(unreadySince(pod)).Round(time.Second), ReplaceUnreadyAfterAnnotation, raw, otherUnavailable, budget)},
+	}
 }
