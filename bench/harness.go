@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"quartet.dev/quartet/internal/control"
+	"quartet.dev/quartet/internal/datadir"
 	"quartet.dev/quartet/test/cluster"
 )
 
@@ -271,7 +271,7 @@ func (h *harness) session(ctx context.Context, s Session, mode Mode, round int) 
 	if err != nil {
 		return failAll(err)
 	}
-	ctl, err := control.NewClient(filepath.Join(c.DataDir, "quartet.sock"))
+	ctl, err := control.NewClient(datadir.Dir(c.DataDir).ControlSocket())
 	if err != nil {
 		return failAll(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"quartet.dev/quartet/internal/control"
+	"quartet.dev/quartet/internal/datadir"
 )
 
 // Targets shared by every scenario that compares the modes.
@@ -60,7 +61,7 @@ func startupScenario(s Size) *Scenario {
 				}
 				warm = append(warm, time.Since(t0).Seconds())
 			}
-			ctl, err := control.NewClient(e.Cluster.DataDir + "/quartet.sock")
+			ctl, err := control.NewClient(datadir.Dir(e.Cluster.DataDir).ControlSocket())
 			if err != nil {
 				return nil, err
 			}

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
-	"path/filepath"
 
 	"quartet.dev/quartet/internal/controlplane"
+	"quartet.dev/quartet/internal/datadir"
 	"quartet.dev/quartet/internal/dns"
 	"quartet.dev/quartet/internal/storage"
 )
@@ -73,7 +73,7 @@ func storageAddon() controlplane.Addon {
 			if err != nil {
 				return "", nil, err
 			}
-			root := filepath.Join(cp.DataDir, "storage")
+			root := datadir.Dir(cp.DataDir).Storage()
 			ready := make(chan struct{})
 			errc := make(chan error, 1)
 			go func() {

@@ -1,9 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
 
 	_ "k8s.io/client-go/plugin/pkg/client/auth" // client auth plugins, as in kubectl
 	"k8s.io/component-base/cli"
@@ -12,6 +13,8 @@ import (
 	"k8s.io/kubectl/pkg/cmd"
 	"k8s.io/kubectl/pkg/cmd/apply"
 	"k8s.io/kubectl/pkg/cmd/util"
+
+	"quartet.dev/quartet/internal/datadir"
 )
 
 // Kubectl runs the embedded kubectl with args and returns its exit code.
@@ -19,9 +22,12 @@ import (
 // ($QUARTET_DATA_DIR or ~/.quartet), so nothing else needs configuring.
 func Kubectl(args []string) int {
 	if os.Getenv("KUBECONFIG") == "" {
-		kc := filepath.Join(defaultDataDir(), "kubeconfig")
+		kc := datadir.Dir(datadir.Default()).Kubeconfig()
 		if _, err := os.Stat(kc); err == nil {
 			os.Setenv("KUBECONFIG", kc)
+		} else if errors.Is(err, fs.ErrPermission) && !hasKubeconfigFlag(args) {
+			fmt.Fprintf(os.Stderr, "quartet kubectl: %s: permission denied (the data dir belongs to the user who runs `quartet up`)\n", kc)
+			return 1
 		} else if !hasKubeconfigFlag(args) {
 			fmt.Fprintf(os.Stderr, "quartet kubectl: no cluster: %s does not exist (start one with `quartet up`, or set KUBECONFIG)\n", kc)
 			return 1

@@ -18,6 +18,7 @@ import (
 
 	"quartet.dev/quartet/internal/control"
 	"quartet.dev/quartet/internal/controlplane"
+	"quartet.dev/quartet/internal/datadir"
 	"quartet.dev/quartet/internal/node"
 	"quartet.dev/quartet/internal/pki"
 )
@@ -112,7 +113,7 @@ func nodesAddon(f *nodeFlags, specs []node.NodeSpec, dnsAddr *string, ctl *nodeC
 			hostDone := make(chan error, 1)
 			go func() { hostDone <- host.Run(ctx) }()
 
-			saved := &savedNodes{path: filepath.Join(cp.DataDir, "nodes", "added.json")}
+			saved := &savedNodes{path: datadir.Dir(cp.DataDir).AddedNodes()}
 			added, err := saved.load()
 			if err != nil {
 				return "", nil, err
@@ -144,7 +145,7 @@ func controlAddon(ctl *nodeControl) controlplane.Addon {
 	return controlplane.Addon{
 		Name: "control socket",
 		Start: func(ctx context.Context, cp *controlplane.Cluster) (string, func() error, error) {
-			socket := filepath.Join(cp.DataDir, "quartet.sock")
+			socket := datadir.Dir(cp.DataDir).ControlSocket()
 			done, err := control.Serve(ctx, socket, ctl, cp.CPU)
 			if err != nil {
 				return "", nil, err
@@ -272,9 +273,9 @@ func newNode() *cobra.Command {
 		Use:   "node",
 		Short: "Add, remove or list the nodes of a running quartet",
 	}
-	c.PersistentFlags().StringVar(&dataDir, "data-dir", runningDataDir(), "data dir of the running quartet (default: $QUARTET_DATA_DIR, the directory of $KUBECONFIG when quartet runs there, or ~/.quartet)")
+	c.PersistentFlags().StringVar(&dataDir, "data-dir", datadir.Running(), "data dir of the running quartet (default: $QUARTET_DATA_DIR, the directory of $KUBECONFIG when quartet runs there, or ~/.quartet)")
 	client := func() (*control.Client, error) {
-		return control.NewClient(filepath.Join(dataDir, "quartet.sock"))
+		return control.NewClient(datadir.Dir(dataDir).ControlSocket())
 	}
 	var labels, taints []string
 	add := &cobra.Command{

@@ -4,8 +4,6 @@ package cli
 import (
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -54,36 +52,4 @@ func newVersion() *cobra.Command {
 			fmt.Fprintln(cmd.OutOrStdout(), version.String())
 		},
 	}
-}
-
-// defaultDataDir is $QUARTET_DATA_DIR, or ~/.quartet.
-func defaultDataDir() string {
-	if d := os.Getenv("QUARTET_DATA_DIR"); d != "" {
-		return d
-	}
-	return homeDataDir()
-}
-
-// runningDataDir is the data dir of the quartet the user is talking to:
-// $QUARTET_DATA_DIR; else the directory of $KUBECONFIG when it is a quartet
-// data dir with a running quartet (its control socket); else ~/.quartet.
-func runningDataDir() string {
-	if d := os.Getenv("QUARTET_DATA_DIR"); d != "" {
-		return d
-	}
-	if kc := os.Getenv("KUBECONFIG"); kc != "" && !strings.Contains(kc, string(os.PathListSeparator)) && filepath.Base(kc) == "kubeconfig" {
-		dir := filepath.Dir(kc)
-		if _, err := os.Stat(filepath.Join(dir, "quartet.sock")); err == nil {
-			return dir
-		}
-	}
-	return homeDataDir()
-}
-
-func homeDataDir() string {
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return ".quartet"
-	}
-	return filepath.Join(home, ".quartet")
 }

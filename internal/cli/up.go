@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"quartet.dev/quartet/internal/controlplane"
+	"quartet.dev/quartet/internal/datadir"
 )
 
 func newUp() *cobra.Command {
@@ -49,7 +50,7 @@ func newUp() *cobra.Command {
 	}
 	nodes.register(c)
 	f := c.Flags()
-	f.StringVar(&cfg.DataDir, "data-dir", defaultDataDir(), "directory for the cluster's state, certificates, kubeconfig and logs")
+	f.StringVar(&cfg.DataDir, "data-dir", datadir.Default(), "directory for the cluster's state, certificates, kubeconfig and logs")
 	f.IntVar(&cfg.APIPort, "api-port", 6443, "API server port on 127.0.0.1")
 	f.StringVar(&cfg.WorkloadControllers, "workload-controllers", controlplane.ModeQuartet,
 		"which StatefulSet, DaemonSet, Job, CronJob and TTL-after-finished controllers run: quartet (its own) or upstream (kube-controller-manager's, the reference)")

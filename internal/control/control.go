@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -156,6 +157,9 @@ type Client struct {
 // when no quartet is running there.
 func NewClient(socket string) (*Client, error) {
 	if _, err := os.Stat(socket); err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("%s: permission denied (the data dir belongs to the user who runs `quartet up`)", socket)
+		}
 		return nil, fmt.Errorf("no running quartet: %s does not exist (is `quartet up` running with this --data-dir?)", socket)
 	}
 	return &Client{socket: socket, http: &http.Client{
@@ -201,6 +205,9 @@ func (c *Client) do(ctx context.Context, method, path, body string, out any) err
 		return err
 	}
 	resp, err := c.http.Do(req)
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%s: permission denied (the control socket belongs to the user who runs `quartet up`)", c.socket)
+	}
 	if err != nil {
 		return fmt.Errorf("talking to quartet at %s: %w", c.socket, err)
 	}

@@ -210,5 +210,11 @@ func runScheduler(ctx context.Context, c schedulerConfig) error {
 	if err != nil {
 		return fmt.Errorf("kube-scheduler: %w", err)
 	}
-	return scheduler.Run(ctx, cc, sched)
+	err = scheduler.Run(ctx, cc, sched)
+	if ctx.Err() != nil {
+		// Without leader election Run ends only when ctx does, and then
+		// always with "finished without leader elect": a normal stop.
+		return nil
+	}
+	return err
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"quartet.dev/quartet/internal/datadir"
 	"quartet.dev/quartet/internal/pki"
 	"quartet.dev/quartet/internal/version"
 )
@@ -124,11 +126,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if out == nil {
 		out = io.Discard
 	}
-	dir := dataDir(cfg.DataDir)
-	if err := dir.prepare(); err != nil {
+	dir := datadir.Dir(cfg.DataDir)
+	fixed, err := dir.Prepare()
+	if err != nil {
 		return err
 	}
-	release, err := dir.lock()
+	release, err := dir.Lock()
 	if err != nil {
 		return err
 	}
@@ -143,6 +146,9 @@ func Run(ctx context.Context, cfg Config) error {
 	defer apiListener.Close()
 
 	fmt.Fprintf(out, "%s, data dir %s, logs in %s\n", version.String(), cfg.DataDir, dir.LogFile())
+	for _, f := range fixed {
+		fmt.Fprintf(out, "warning: %s\n", f)
+	}
 	if err := version.Check(); err != nil {
 		fmt.Fprintf(out, "warning: %v\n", err)
 	}
@@ -181,7 +187,7 @@ func Run(ctx context.Context, cfg Config) error {
 	etcdCtx, stopEtcd := context.WithCancel(context.Background())
 	defer stopEtcd()
 	if len(etcdServers) == 0 {
-		url, stopped, err := startEtcd(etcdCtx, etcdDir(cfg.DataDir), dir.path("logs", "etcd.log"))
+		url, stopped, err := startEtcd(etcdCtx, dir.Etcd(), dir.EtcdLog())
 		if err != nil {
 			return err
 		}
@@ -344,11 +350,11 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("--workload-controllers %q: want quartet or upstream", c.WorkloadControllers)
 	}
-	if c.APIQPS <= 0 {
-		c.APIQPS = 1000
+	if !(c.APIQPS > 0) || math.IsInf(float64(c.APIQPS), 0) {
+		return fmt.Errorf("--api-qps %g: want a number above 0", c.APIQPS)
 	}
 	if c.APIBurst <= 0 {
-		c.APIBurst = 2000
+		return fmt.Errorf("--api-burst %d: want a number above 0", c.APIBurst)
 	}
 	return nil
 }

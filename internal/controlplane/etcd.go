@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -92,5 +91,3 @@ func checkDatastore(ctx context.Context, endpoints []string) error {
 	}
 	return nil
 }
-
-func etcdDir(dataDir string) string { return filepath.Join(dataDir, "etcd") }

@@ -2,12 +2,19 @@ package controlplane
 
 import (
 	"flag"
-	"fmt"
-	"os"
 
+	"gopkg.in/natefinch/lumberjack.v2"
 	"k8s.io/client-go/rest"
 	logsapi "k8s.io/component-base/logs/api/v1"
 	"k8s.io/klog/v2"
+)
+
+// The log file is rotated by size: a busy cluster writes about a megabyte a
+// minute, so the current file and its backups hold hours of history in at
+// most logMaxSizeMB × (logBackups+1) megabytes.
+const (
+	logMaxSizeMB = 32
+	logBackups   = 3
 )
 
 // setupLogging sends every component's log to one file in the data dir, so
@@ -17,10 +24,6 @@ import (
 // error.
 func setupLogging(path string) error {
 	logsapi.ReapplyHandling = logsapi.ReapplyHandlingIgnoreUnchanged
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("log file: %w", err)
-	}
 	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(fs)
 	for k, v := range map[string]string{"logtostderr": "false", "alsologtostderr": "false", "stderrthreshold": "FATAL", "one_output": "true"} {
@@ -28,7 +31,8 @@ func setupLogging(path string) error {
 			return err
 		}
 	}
-	klog.SetOutput(f)
+	// New files are mode 0600; the backups are named quartet-<time>.log.
+	klog.SetOutput(&lumberjack.Logger{Filename: path, MaxSize: logMaxSizeMB, MaxBackups: logBackups})
 	// In-process clients would print API deprecation warnings on the
 	// terminal; upstream's components silence them the same way.
 	rest.SetDefaultWarningHandler(rest.NoWarnings{})

@@ -2,9 +2,10 @@ package manifest
 
 import (
 	"os"
-	"path/filepath"
 
 	"k8s.io/client-go/tools/clientcmd"
+
+	"quartet.dev/quartet/internal/datadir"
 )
 
 // ClientConfig finds a cluster the way quartet's commands do: the
@@ -28,15 +29,7 @@ func ClientConfig(kubeconfig string) clientcmd.ClientConfig {
 // quartetKubeconfig is the kubeconfig `quartet up` writes in its default
 // data dir, if it exists.
 func quartetKubeconfig() string {
-	dir := os.Getenv("QUARTET_DATA_DIR")
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return ""
-		}
-		dir = filepath.Join(home, ".quartet")
-	}
-	path := filepath.Join(dir, "kubeconfig")
+	path := datadir.Dir(datadir.Default()).Kubeconfig()
 	if _, err := os.Stat(path); err != nil {
 		return ""
 	}

@@ -24,6 +24,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
+
+	"quartet.dev/quartet/internal/datadir"
 )
 
 const (
@@ -71,7 +73,7 @@ func newAgent(h *Host, spec NodeSpec) *agent {
 		host:     h,
 		name:     spec.Name,
 		spec:     spec,
-		dir:      filepath.Join(h.cfg.DataDir, "nodes", spec.Name),
+		dir:      datadir.Dir(h.cfg.DataDir).Node(spec.Name),
 		recorder: h.recorderFor(spec.Name),
 		done:     make(chan struct{}),
 		cert:     &tlsCertCache{},

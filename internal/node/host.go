@@ -28,6 +28,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"quartet.dev/quartet/internal/datadir"
 	"quartet.dev/quartet/internal/node/runtime/process"
 	"quartet.dev/quartet/internal/node/runtime/sim"
 )
@@ -155,7 +156,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		admin:   cfg.AdminClient,
 		clock:   cfg.Clock,
 		mode:    cfg.Runtime,
-		images:  process.NewImages(filepath.Join(cfg.DataDir, "images.yaml")),
+		images:  process.NewImages(datadir.Dir(cfg.DataDir).Images()),
 		sim:     sim.New(cfg.Clock),
 		agents:  map[string]*agent{},
 		pods:    map[types.UID]*podRecord{},
@@ -168,7 +169,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		h.isolated, h.isolationWhy = process.Isolation()
 		h.proc = process.New(process.Config{Isolate: h.isolated, Clock: cfg.Clock})
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "nodes"), 0o750); err != nil {
+	if err := os.MkdirAll(datadir.Dir(cfg.DataDir).Nodes(), 0o750); err != nil {
 		return nil, fmt.Errorf("node host: %w", err)
 	}
 
@@ -226,7 +227,7 @@ func (h *Host) Isolation() (bool, string) {
 // return every process the host started has ended.
 func (h *Host) Run(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
-	if n := process.KillLeftovers(filepath.Join(h.cfg.DataDir, "nodes")); n > 0 {
+	if n := process.KillLeftovers(datadir.Dir(h.cfg.DataDir).Nodes()); n > 0 {
 		logger.Info("Killed container processes left by a previous run", "count", n)
 	}
 	sink := &typedcorev1.EventSinkImpl{Interface: h.client.CoreV1().Events("")}

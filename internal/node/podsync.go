@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/klog/v2"
 
+	"quartet.dev/quartet/internal/datadir"
 	"quartet.dev/quartet/internal/node/runtime"
 	"quartet.dev/quartet/internal/node/runtime/process"
 	"quartet.dev/quartet/internal/node/runtime/sim"
@@ -230,7 +231,7 @@ func (h *Host) classify(c *v1.Container) (containerKind, string) {
 		return kindSim, ""
 	}
 	return kindUnrunnable, fmt.Sprintf("Container image %q has no local entrypoint for the process runtime: give the container a command, map the image in %s, or run quartet with --runtime auto or sim",
-		c.Image, filepath.Join(h.cfg.DataDir, "images.yaml"))
+		c.Image, datadir.Dir(h.cfg.DataDir).Images())
 }
 
 // adoptSim takes over the simulated instances a previous run reported as

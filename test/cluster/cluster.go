@@ -24,6 +24,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"quartet.dev/quartet/internal/datadir"
 )
 
 // ReadyLine starts the line `quartet up` prints once the cluster is ready.
@@ -125,7 +127,7 @@ func Start(opts Options) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	c.Kubeconfig = filepath.Join(c.DataDir, "kubeconfig")
+	c.Kubeconfig = datadir.Dir(c.DataDir).Kubeconfig()
 	c.opts = opts
 	if err := c.launch(); err != nil {
 		if c.ownDir {

@@ -72,6 +72,12 @@ spec:
 	if took > 10*time.Second {
 		t.Errorf("shutdown took %s, want under 10s", took)
 	}
+	if err := c.ExitErr(); err != nil {
+		t.Errorf("quartet up exited with %v after SIGTERM, want 0", err)
+	}
+	if strings.Contains(c.Output.String(), "finished without leader elect") {
+		t.Errorf("the stop reported the scheduler's normal end as an error:\n%s", c.Output.String())
+	}
 	if left := cluster.Leftovers(c.Pid()); len(left) > 0 {
 		t.Fatalf("left behind: %v", left)
 	}
@@ -124,6 +130,10 @@ func TestBadInput(t *testing.T) {
 		"unreachable etcd":   {[]string{"--data-dir", t.TempDir(), "--api-port", itoa(free), "--datastore-endpoint", "http://127.0.0.1:1"}, "is not reachable"},
 		"malformed etcd URL": {[]string{"--data-dir", t.TempDir(), "--api-port", itoa(free), "--datastore-endpoint", "127.0.0.1:2379"}, "want http(s)://host:port"},
 		"read-only data dir": {[]string{"--data-dir", filepath.Join(readOnly, "sub"), "--api-port", itoa(free)}, "data dir"},
+		"negative api-qps":   {[]string{"--data-dir", t.TempDir(), "--api-port", itoa(free), "--api-qps", "-1"}, "--api-qps -1: want a number above 0"},
+		"zero api-burst":     {[]string{"--data-dir", t.TempDir(), "--api-port", itoa(free), "--api-burst", "0"}, "--api-burst 0: want a number above 0"},
+		"data dir path too long": {[]string{"--data-dir", filepath.Join(t.TempDir(), strings.Repeat("d", 100)), "--api-port", itoa(free)},
+			"the path is too long for the unix sockets in it"},
 	}
 	if os.Geteuid() == 0 {
 		delete(cases, "read-only data dir") // root writes anywhere
@@ -131,6 +141,32 @@ func TestBadInput(t *testing.T) {
 			args []string
 			want string
 		}{[]string{"--data-dir", "/etc/hostname", "--api-port", itoa(free)}, "data dir /etc/hostname"}
+		// Another user's data dir, or a file another user planted in
+		// root's (images.yaml says what process pods run, as root).
+		othersDir := filepath.Join(t.TempDir(), "theirs")
+		planted := filepath.Join(t.TempDir(), "planted")
+		for _, dir := range []string{othersDir, planted} {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+		images := filepath.Join(planted, "images.yaml")
+		if err := os.WriteFile(images, []byte("busybox:\n  cmd: [/tmp/evil]\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{othersDir, images} {
+			if err := os.Chown(p, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cases["another user's data dir"] = struct {
+			args []string
+			want string
+		}{[]string{"--data-dir", othersDir, "--api-port", itoa(free)}, othersDir + " belongs to uid 65534, not to the user running quartet"}
+		cases["images.yaml planted by another user"] = struct {
+			args []string
+			want string
+		}{[]string{"--data-dir", planted, "--api-port", itoa(free)}, images + " belongs to uid 65534, not to the user running quartet"}
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"quartet.dev/quartet/internal/datadir"
 )
 
 // ImageEntry says what the process runtime runs for an image, in the image
@@ -106,6 +108,12 @@ func (im *Images) reload() {
 		return
 	}
 	im.modTime, im.size = fi.ModTime(), fi.Size()
+	// A file another user could have written would let that user choose
+	// what runs (as root, when quartet is): keep the previous map.
+	if err := datadir.CheckOwned(im.path); err != nil {
+		im.err = err
+		return
+	}
 	data, err := os.ReadFile(im.path)
 	if err != nil {
 		im.err = err

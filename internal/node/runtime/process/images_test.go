@@ -3,6 +3,7 @@ package process
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,5 +90,32 @@ func TestImagesFile(t *testing.T) {
 	}
 	if _, ok := im.Lookup("nginx"); !ok {
 		t.Errorf("a bad file replaced the previous map")
+	}
+
+	// A file another user could have written is not read.
+	write("nginx:\n  entrypoint: [/bin/evil]\n")
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := im.Lookup("nginx"); len(e.Entrypoint) > 0 && e.Entrypoint[0] == "/bin/evil" {
+		t.Errorf("a world-writable images.yaml was read")
+	}
+	if err := im.Err(); err == nil || !strings.Contains(err.Error(), "writable by other users") {
+		t.Errorf("Err = %v, want writable by other users", err)
+	}
+	if os.Geteuid() == 0 {
+		write("nginx:\n  entrypoint: [/bin/evil2]\n")
+		if err := os.Chmod(path, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(path, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if e, _ := im.Lookup("nginx"); len(e.Entrypoint) > 0 && e.Entrypoint[0] == "/bin/evil2" {
+			t.Errorf("another user's images.yaml was read")
+		}
+		if err := im.Err(); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
+			t.Errorf("Err = %v, want belongs to uid 65534", err)
+		}
 	}
 }

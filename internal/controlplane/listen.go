@@ -1,0 +1,36 @@
+package controlplane
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"syscall"
+
+	"go.uber.org/zap"
+)
+
+// freePort asks the kernel for an unused loopback TCP port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// listenAPI binds the API port up front, so "port in use" is a clear error
+// before any component starts.
+func listenAPI(port int) (net.Listener, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("--api-port %d: address 127.0.0.1:%d is already in use", port, port)
+		}
+		return nil, fmt.Errorf("--api-port %d: %w", port, err)
+	}
+	return l, nil
+}
+
+func nopZap() *zap.Logger { return zap.NewNop() }
