@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -14,6 +15,16 @@ func main() {
 		os.Exit(cli.Kubectl(os.Args[2:]))
 	}
 	if err := cli.NewRoot().Execute(); err != nil {
+		// A command that chooses its exit status (quartet explain) says so
+		// with an ExitCode method, and an empty message when it has printed
+		// its outcome already.
+		var coded interface{ ExitCode() int }
+		if errors.As(err, &coded) {
+			if msg := err.Error(); msg != "" {
+				fmt.Fprintf(os.Stderr, "quartet: %s\n", msg)
+			}
+			os.Exit(coded.ExitCode())
+		}
 		fmt.Fprintf(os.Stderr, "quartet: %v\n", err)
 		os.Exit(1)
 	}

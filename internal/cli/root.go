@@ -4,11 +4,13 @@ package cli
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"quartet.dev/quartet/internal/cronnext"
+	"quartet.dev/quartet/internal/explain"
 	"quartet.dev/quartet/internal/version"
 )
 
@@ -31,7 +33,8 @@ StatefulSet, DaemonSet, Job, CronJob and TTL-after-finished controllers.
 	// Kubernetes packages register a global --version flag at init; quartet
 	// has a version subcommand instead.
 	_ = pflag.CommandLine.MarkHidden("version")
-	root.AddCommand(newUp(), newNode(), cronnext.Command(), newVersion(), &cobra.Command{
+	explainCmd := explain.Command(explain.Deps{Now: time.Now, Local: cronnext.MachineZone, Client: explain.ClusterClient})
+	root.AddCommand(newUp(), newNode(), cronnext.Command(), explainCmd, newVersion(), &cobra.Command{
 		Use:                "kubectl [args...]",
 		Short:              "Run the embedded kubectl against the cluster (uses <data-dir>/kubeconfig when KUBECONFIG is unset)",
 		DisableFlagParsing: true,

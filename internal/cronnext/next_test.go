@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
@@ -19,6 +20,10 @@ func cronJob(mods ...func(*batchv1.CronJob)) *batchv1.CronJob {
 			TimeZone:                ptr.To("Asia/Seoul"),
 			ConcurrencyPolicy:       batchv1.ForbidConcurrent,
 			StartingDeadlineSeconds: ptr.To[int64](300),
+			JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{
+				ActiveDeadlineSeconds: ptr.To[int64](1800),
+				Template:              corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyOnFailure}},
+			}},
 		},
 	}
 	for _, m := range mods {
@@ -48,7 +53,7 @@ func TestNext(t *testing.T) {
 		"no time zone reads the schedule on this machine": {
 			cj: cronJob(func(cj *batchv1.CronJob) { cj.Spec.TimeZone = nil }), count: 1,
 			wantRuns:     []string{"2026-05-20T03:00:00+02:00"},
-			wantWarnings: []string{"spec.timeZone is not set"},
+			wantWarnings: []string{"timeZone is not set, so \"0 3 * * *\" is read in the time zone of the process running the CronJob controller"},
 			wantPeriod:   24 * time.Hour,
 		},
 		"no starting deadline": {
@@ -70,19 +75,26 @@ func TestNext(t *testing.T) {
 			wantPeriod:   24 * time.Hour,
 		},
 		"Allow without activeDeadlineSeconds": {
-			cj: cronJob(func(cj *batchv1.CronJob) { cj.Spec.ConcurrencyPolicy = batchv1.AllowConcurrent }), count: 1,
+			cj: cronJob(func(cj *batchv1.CronJob) {
+				cj.Spec.ConcurrencyPolicy = batchv1.AllowConcurrent
+				cj.Spec.JobTemplate.Spec.ActiveDeadlineSeconds = nil
+			}), count: 1,
 			wantRuns:     []string{"2026-05-20T03:00:00+09:00"},
 			wantWarnings: []string{"sets no activeDeadlineSeconds"},
 			wantPeriod:   24 * time.Hour,
 		},
 		"an unset policy is Allow": {
-			cj: cronJob(func(cj *batchv1.CronJob) { cj.Spec.ConcurrencyPolicy = "" }), count: 1,
+			cj: cronJob(func(cj *batchv1.CronJob) {
+				cj.Spec.ConcurrencyPolicy = ""
+				cj.Spec.JobTemplate.Spec.ActiveDeadlineSeconds = nil
+			}), count: 1,
 			wantRuns:     []string{"2026-05-20T03:00:00+09:00"},
 			wantWarnings: []string{"sets no activeDeadlineSeconds"},
 			wantPeriod:   24 * time.Hour,
 		},
 		"Allow with a Job bounded inside the period": {
 			cj: cronJob(func(cj *batchv1.CronJob) {
+				cj.Name = "rotate-logs"
 				cj.Spec.ConcurrencyPolicy = batchv1.AllowConcurrent
 				cj.Spec.JobTemplate.Spec.ActiveDeadlineSeconds = ptr.To[int64](3600)
 			}),
@@ -103,7 +115,7 @@ func TestNext(t *testing.T) {
 		},
 		"TZ in the schedule": {
 			cj: cronJob(func(cj *batchv1.CronJob) { cj.Spec.Schedule = "TZ=UTC 0 3 * * *"; cj.Spec.TimeZone = nil }), count: 1,
-			wantRuns: []string{"2026-05-20T03:00:00Z"}, wantWarnings: []string{"TZ= or CRON_TZ="}, wantPeriod: 24 * time.Hour,
+			wantRuns: []string{"2026-05-20T03:00:00Z"}, wantWarnings: []string{"names its zone inside the string"}, wantPeriod: 24 * time.Hour,
 		},
 		"@every counts from the creation time": {
 			cj: cronJob(func(cj *batchv1.CronJob) {
@@ -132,7 +144,7 @@ func TestNext(t *testing.T) {
 			}),
 			// The repeated 02:30 makes two runs an hour apart.
 			count: 1, wantRuns: []string{"2026-05-20T02:30:00+02:00"}, wantPeriod: time.Hour,
-			wantWarnings: []string{"On Sun 2026-10-25 clocks in Europe/Berlin go back from 03:00 to 02:00: the 02:30 run happens twice", "On Sun 2027-03-28 clocks in Europe/Berlin go forward from 02:00 to 03:00: the 02:30 run does not happen"},
+			wantWarnings: []string{"on Sun 2026-10-25 clocks in Europe/Berlin go back from 03:00 to 02:00: the 02:30 run happens twice", "on Sun 2027-03-28 clocks in Europe/Berlin go forward from 02:00 to 03:00: the 02:30 run does not happen"},
 		},
 		"count of one thousand": {
 			cj: cronJob(func(cj *batchv1.CronJob) { cj.Spec.Schedule = "*/1 * * * *" }), count: 1000,
@@ -168,7 +180,7 @@ func TestNext(t *testing.T) {
 				var got []string
 				for _, run := range r.Runs {
 					got = append(got, run.Time.In(r.Zone).Format(time.RFC3339))
-					if want := jobName("backup", run.Time); run.JobName != want {
+					if want := jobName(tc.cj.Name, run.Time); run.JobName != want {
 						t.Errorf("job name %q, want %q", run.JobName, want)
 					}
 				}
