@@ -27,7 +27,7 @@ func newUp() *cobra.Command {
 			if datastore != "" {
 				for _, ep := range strings.Split(datastore, ",") {
 					if ep = strings.TrimSpace(ep); ep != "" {
-						cfg.DatastoreEndpoints = append(cfg.DatastoreEndpoints, ep)
+						cfg.Datastore.Endpoints = append(cfg.Datastore.Endpoints, ep)
 					}
 				}
 			}
@@ -55,6 +55,9 @@ func newUp() *cobra.Command {
 	f.StringVar(&cfg.WorkloadControllers, "workload-controllers", controlplane.ModeQuartet,
 		"which StatefulSet, DaemonSet, Job, CronJob and TTL-after-finished controllers run: quartet (its own) or upstream (kube-controller-manager's, the reference)")
 	f.StringVar(&datastore, "datastore-endpoint", "", "comma-separated URLs of an existing etcd cluster to use instead of embedded etcd")
+	f.StringVar(&cfg.Datastore.CAFile, "datastore-cafile", "", "CA certificate that verifies the --datastore-endpoint servers (https; default: the system's roots)")
+	f.StringVar(&cfg.Datastore.CertFile, "datastore-certfile", "", "client certificate quartet presents to the --datastore-endpoint servers")
+	f.StringVar(&cfg.Datastore.KeyFile, "datastore-keyfile", "", "key of --datastore-certfile")
 	f.StringVar(&dnsListen, "dns-address", "", "UDP and TCP address of cluster DNS; the bound address is printed (default: port 53 on a loopback address of the data dir's own when root, so process pods can use it; a free port on 127.0.0.1 otherwise)")
 	f.StringSliceVar(&dnsUpstream, "dns-upstream", nil, "DNS servers for names outside cluster.local (default: none, such names are refused)")
 	f.Float32Var(&cfg.APIQPS, "api-qps", 1000, "client QPS limit of every in-process component (both controller modes alike)")

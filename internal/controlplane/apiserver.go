@@ -21,14 +21,17 @@ import (
 
 // apiserverConfig is what startAPIServer needs; paths point into the data dir.
 type apiserverConfig struct {
-	Listener          net.Listener
-	EtcdServers       []string
-	CertFile, KeyFile string
-	ClientCAFile      string
-	SAKeyFile         string
-	KubeletClientCert string
-	KubeletClientKey  string
-	ServiceCIDR       string
+	Listener    net.Listener
+	EtcdServers []string
+	// EtcdCAFile, EtcdCertFile and EtcdKeyFile are the client TLS of an
+	// external etcd ("" for the embedded one, on its unix socket).
+	EtcdCAFile, EtcdCertFile, EtcdKeyFile string
+	CertFile, KeyFile                     string
+	ClientCAFile                          string
+	SAKeyFile                             string
+	KubeletClientCert                     string
+	KubeletClientKey                      string
+	ServiceCIDR                           string
 	// SkipReadyChecks are /readyz checks start-up does not wait for.
 	SkipReadyChecks []string
 	// WrapHandler, when set, wraps the API handler inside authentication, so
@@ -39,7 +42,7 @@ type apiserverConfig struct {
 // apiserverFlags are kube-apiserver's own flags, so the embedded server is
 // configured exactly as a user would configure a standalone one.
 func apiserverFlags(c apiserverConfig) []string {
-	return []string{
+	flags := []string{
 		"--etcd-servers=" + strings.Join(c.EtcdServers, ","),
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
@@ -65,6 +68,12 @@ func apiserverFlags(c apiserverConfig) []string {
 		"--profiling=false",
 		"--enable-garbage-collector=true",
 	}
+	for flag, v := range map[string]string{"--etcd-cafile": c.EtcdCAFile, "--etcd-certfile": c.EtcdCertFile, "--etcd-keyfile": c.EtcdKeyFile} {
+		if v != "" {
+			flags = append(flags, flag+"="+v)
+		}
+	}
+	return flags
 }
 
 // startAPIServer runs kube-apiserver in this process and returns once

@@ -36,8 +36,8 @@ type Config struct {
 	DataDir             string
 	APIPort             int
 	WorkloadControllers string
-	// DatastoreEndpoints, when set, replaces embedded etcd.
-	DatastoreEndpoints []string
+	// Datastore, when it has endpoints, replaces embedded etcd.
+	Datastore Datastore
 	// APIQPS and APIBurst are the client rate limits of every in-process
 	// component, workload controllers in both modes alike.
 	APIQPS   float32
@@ -182,19 +182,19 @@ func Run(ctx context.Context, cfg Config) error {
 		skipReady = []string{"poststarthook/rbac/bootstrap-roles", "poststarthook/scheduling/bootstrap-system-priority-classes"}
 	}
 
-	etcdServers := cfg.DatastoreEndpoints
+	etcdServers := cfg.Datastore.Endpoints
 	var etcdStopped <-chan struct{}
 	etcdCtx, stopEtcd := context.WithCancel(context.Background())
 	defer stopEtcd()
 	if len(etcdServers) == 0 {
-		url, stopped, err := startEtcd(etcdCtx, dir.Etcd(), dir.EtcdLog())
+		url, stopped, err := startEtcd(etcdCtx, dir.Etcd(), dir.EtcdSocket(), dir.EtcdLog())
 		if err != nil {
 			return err
 		}
 		etcdServers, etcdStopped = []string{url}, stopped
-		step("etcd", "embedded, "+url)
+		step("etcd", "embedded, "+dir.EtcdSocket())
 	} else {
-		if err := checkDatastore(ctx, etcdServers); err != nil {
+		if err := cfg.Datastore.check(ctx); err != nil {
 			return err
 		}
 		step("etcd", "external, "+etcdServers[0])
@@ -206,6 +206,9 @@ func Run(ctx context.Context, cfg Config) error {
 	apiStopped, err := startAPIServer(apiCtx, apiserverConfig{
 		Listener:          apiListener,
 		EtcdServers:       etcdServers,
+		EtcdCAFile:        cfg.Datastore.CAFile,
+		EtcdCertFile:      cfg.Datastore.CertFile,
+		EtcdKeyFile:       cfg.Datastore.KeyFile,
 		CertFile:          certs.serving.CertFile,
 		KeyFile:           certs.serving.KeyFile,
 		ClientCAFile:      ca.CertFile(),
@@ -342,6 +345,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--data-dir %q: %w", c.DataDir, err)
 	}
 	c.DataDir = abs
+	if err := c.Datastore.validate(); err != nil {
+		return err
+	}
 	if c.APIPort < 1 || c.APIPort > 65535 {
 		return fmt.Errorf("--api-port %d: want a port between 1 and 65535", c.APIPort)
 	}

@@ -10,16 +10,6 @@ import (
 	"go.uber.org/zap"
 )
 
-// freePort asks the kernel for an unused loopback TCP port.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // listenAPI binds the API port up front, so "port in use" is a clear error
 // before any component starts.
 func listenAPI(port int) (net.Listener, error) {

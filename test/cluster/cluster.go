@@ -373,3 +373,50 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// ListeningTCP lists the TCP addresses ("127.0.0.1:6443") that process pid
+// listens on, read from /proc.
+func ListeningTCP(pid int) ([]string, error) {
+	fds, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "fd"))
+	if err != nil {
+		return nil, err
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		link, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "fd", fd.Name()))
+		if err == nil && strings.HasPrefix(link, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
+		}
+	}
+	var out []string
+	for _, table := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "net", table))
+		if err != nil {
+			return nil, err
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+			if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] {
+				continue
+			}
+			out = append(out, procAddr(f[1]))
+		}
+	}
+	return out, nil
+}
+
+// procAddr turns /proc/net/tcp's "0100007F:1F90" into "127.0.0.1:8080".
+func procAddr(s string) string {
+	host, port, ok := strings.Cut(s, ":")
+	if !ok {
+		return s
+	}
+	p, _ := strconv.ParseUint(port, 16, 16)
+	b := make([]byte, 0, len(host)/2)
+	for i := 0; i+8 <= len(host); i += 8 {
+		w, _ := strconv.ParseUint(host[i:i+8], 16, 32)
+		b = append(b, byte(w), byte(w>>8), byte(w>>16), byte(w>>24)) // each 32-bit word is in host (little-endian) order
+	}
+	return net.JoinHostPort(net.IP(b).String(), strconv.FormatUint(p, 10))
+}
