@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"net"
@@ -370,8 +372,9 @@ func (h *Host) resourceFieldValue(pod *v1.Pod, c *v1.Container, ref *v1.Resource
 	return strconv.FormatInt(int64(math.Ceil(float64(q.Value())/float64(divisor.Value()))), 10), nil
 }
 
-// containerSpec resolves everything a process container needs to start.
-func (h *Host) containerSpec(ctx context.Context, rec *podRecord, pod *v1.Pod, c *v1.Container) (*runtime.ContainerSpec, error) {
+// containerSpec resolves everything a container instance needs to start
+// under the runtime kind, whose image runs img unless c says otherwise.
+func (h *Host) containerSpec(ctx context.Context, rec *podRecord, pod *v1.Pod, c *v1.Container, kind runtime.Kind, img runtime.ImageConfig) (*runtime.ContainerSpec, error) {
 	objs := &objectCache{h: h, ns: pod.Namespace}
 	env, err := h.containerEnv(ctx, objs, pod, c, rec.state.PodIP)
 	if err != nil {
@@ -383,11 +386,6 @@ func (h *Host) containerSpec(ctx context.Context, rec *podRecord, pod *v1.Pod, c
 		vars[k] = v
 	}
 	mapping := expansion.MappingFuncFor(vars)
-	entry, mapped := h.images.Lookup(c.Image)
-	var e *process.ImageEntry
-	if mapped {
-		e = &entry
-	}
 	command := make([]string, len(c.Command))
 	for i, s := range c.Command {
 		command[i] = expansion.Expand(s, mapping)
@@ -396,13 +394,13 @@ func (h *Host) containerSpec(ctx context.Context, rec *podRecord, pod *v1.Pod, c
 	for i, s := range c.Args {
 		args[i] = expansion.Expand(s, mapping)
 	}
-	argv, ok := process.Argv(command, args, e)
-	if !ok {
-		return nil, configErrorf("container %s has no command and image %q is not in the image map", c.Name, c.Image)
+	argv := runtime.Argv(command, args, img)
+	if len(argv) == 0 {
+		return nil, configErrorf("container %s has no command and image %q has none to run", c.Name, c.Image)
 	}
 	workingDir := c.WorkingDir
-	if workingDir == "" && mapped {
-		workingDir = entry.WorkingDir
+	if workingDir == "" {
+		workingDir = img.WorkingDir
 	}
 	var mounts []runtime.Mount
 	for _, m := range c.VolumeMounts {
@@ -429,7 +427,7 @@ func (h *Host) containerSpec(ctx context.Context, rec *podRecord, pod *v1.Pod, c
 		mounts = append(mounts, runtime.Mount{HostPath: src, ContainerPath: m.MountPath, ReadOnly: m.ReadOnly})
 	}
 	mounts = append(mounts, rec.etcFiles...)
-	id := process.NewID()
+	id := newContainerID()
 	spec := &runtime.ContainerSpec{
 		ID:           id,
 		PodUID:       string(pod.UID),
@@ -442,7 +440,10 @@ func (h *Host) containerSpec(ctx context.Context, rec *podRecord, pod *v1.Pod, c
 		WorkingDir:   workingDir,
 		Mounts:       mounts,
 		Hostname:     podHostname(pod),
-		LogPath:      rec.logPath(c.Name, "process://"+id),
+		LogPath:      rec.logPath(c.Name, string(kind)+"://"+id),
+		Stdin:        c.Stdin,
+		StdinOnce:    c.StdinOnce,
+		TTY:          c.TTY,
 		StateDir:     filepath.Join(rec.containerDir(c.Name), "state"),
 	}
 	if pod.Spec.HostNetwork {
@@ -477,4 +478,11 @@ func terminationMessage(rec *podRecord, c *v1.Container, a *attempt) string {
 		return ""
 	}
 	return tailLogText(data, 80, 2048)
+}
+
+// newContainerID returns a fresh random container ID (64 hex digits).
+func newContainerID() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

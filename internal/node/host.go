@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
@@ -17,18 +16,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
 	"quartet.dev/quartet/internal/datadir"
+	"quartet.dev/quartet/internal/node/runtime"
 	"quartet.dev/quartet/internal/node/runtime/process"
 	"quartet.dev/quartet/internal/node/runtime/sim"
 )
@@ -65,13 +63,21 @@ type HostConfig struct {
 	// kubelet API accepts (the apiserver's kubelet client), so other
 	// identities the same CA signed cannot read logs around RBAC.
 	ClientNames []string
-	Clock       clock.WithTicker
-	// Workers is the number of pod sync workers (default 32): a sync mostly
+	Clock       Clock
+	// Workers is how many pods sync at once (default 32): a sync mostly
 	// waits for its status write, so many overlap well.
 	Workers int
 	// ShutdownGrace is how long Run waits after SIGTERM before it kills
 	// what still runs when ctx ends (default 5s).
 	ShutdownGrace time.Duration
+}
+
+// Clock is what the host needs of a clock: tickers for probes and delayed
+// functions for pod workers' timers (clock.RealClock and the testing
+// FakeClock both are one).
+type Clock interface {
+	clock.WithTicker
+	AfterFunc(d time.Duration, f func()) clock.Timer
 }
 
 // NodeSpec is one node to run.
@@ -84,18 +90,22 @@ type NodeSpec struct {
 	Capacity v1.ResourceList
 }
 
-// Host runs node agents in this process: one shared pod informer, one work
-// queue of pods, one agent per node for its Node object, Lease and kubelet API.
+// Host runs node agents in this process: one shared pod informer, a worker
+// per pod that owns its syncs, one agent per node for its Node object, Lease
+// and kubelet API, and the runtimes, reached only through runtime.Runtime.
 type Host struct {
 	cfg    HostConfig
 	client kubernetes.Interface
 	admin  kubernetes.Interface
-	clock  clock.WithTicker
+	clock  Clock
 	mode   string
 
-	images       *process.Images
-	proc         *process.Runtime
-	sim          *sim.Runtime
+	// runtimes are the container runtimes by kind; order is the kinds a new
+	// container instance may run under, tried in turn (the runtime mode).
+	runtimes map[runtime.Kind]runtime.Runtime
+	order    []runtime.Kind
+	// isolated and isolationWhy say whether process containers get their own
+	// namespaces, and why not.
 	isolated     bool
 	isolationWhy string
 
@@ -103,7 +113,7 @@ type Host struct {
 	podInformer cache.SharedIndexInformer
 	nodeFactory informers.SharedInformerFactory
 	nodeLister  cache.Indexer
-	queue       workqueue.TypedRateLimitingInterface[types.UID]
+	workers     *workerPool
 
 	writer      podWriter
 	broadcaster record.EventBroadcaster
@@ -151,23 +161,35 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		return nil, errors.New("node host: ServingCert without ClientCAs")
 	}
 	h := &Host{
-		cfg:     cfg,
-		client:  cfg.Client,
-		admin:   cfg.AdminClient,
-		clock:   cfg.Clock,
-		mode:    cfg.Runtime,
-		images:  process.NewImages(datadir.Dir(cfg.DataDir).Images()),
-		sim:     sim.New(cfg.Clock),
-		agents:  map[string]*agent{},
-		pods:    map[types.UID]*podRecord{},
-		started: make(chan struct{}),
+		cfg:      cfg,
+		client:   cfg.Client,
+		admin:    cfg.AdminClient,
+		clock:    cfg.Clock,
+		mode:     cfg.Runtime,
+		runtimes: map[runtime.Kind]runtime.Runtime{runtime.KindSim: sim.New(cfg.Clock)},
+		agents:   map[string]*agent{},
+		pods:     map[types.UID]*podRecord{},
+		started:  make(chan struct{}),
 	}
 	if h.admin == nil {
 		h.admin = cfg.Client
 	}
+	switch cfg.Runtime {
+	case RuntimeSim:
+		h.order = []runtime.Kind{runtime.KindSim}
+	case RuntimeProcess:
+		h.order = []runtime.Kind{runtime.KindProcess}
+	default:
+		h.order = []runtime.Kind{runtime.KindProcess, runtime.KindSim}
+	}
 	if cfg.Runtime != RuntimeSim {
 		h.isolated, h.isolationWhy = process.Isolation()
-		h.proc = process.New(process.Config{Isolate: h.isolated, Clock: cfg.Clock})
+		h.runtimes[runtime.KindProcess] = process.New(process.Config{
+			Isolate:   h.isolated,
+			Clock:     cfg.Clock,
+			Images:    process.NewImages(datadir.Dir(cfg.DataDir).Images()),
+			StateRoot: datadir.Dir(cfg.DataDir).Nodes(),
+		})
 	}
 	if err := os.MkdirAll(datadir.Dir(cfg.DataDir).Nodes(), 0o750); err != nil {
 		return nil, fmt.Errorf("node host: %w", err)
@@ -202,10 +224,6 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	}); err != nil {
 		return nil, err
 	}
-	h.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
-		workqueue.DefaultTypedControllerRateLimiter[types.UID](),
-		workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "node-pods", Clock: cfg.Clock},
-	)
 	h.writer = &apiPodWriter{client: cfg.Client}
 	h.broadcaster = record.NewBroadcaster()
 	h.recorderFor = func(node string) record.EventRecorder {
@@ -217,7 +235,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 // Isolation reports whether process containers get their own mount and UTS
 // namespaces, and why not when they do not (for `quartet up` to print).
 func (h *Host) Isolation() (bool, string) {
-	if h.proc == nil {
+	if h.runtimes[runtime.KindProcess] == nil {
 		return false, "the sim runtime runs no processes"
 	}
 	return h.isolated, h.isolationWhy
@@ -227,9 +245,16 @@ func (h *Host) Isolation() (bool, string) {
 // return every process the host started has ended.
 func (h *Host) Run(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
-	if n := process.KillLeftovers(datadir.Dir(h.cfg.DataDir).Nodes()); n > 0 {
-		logger.Info("Killed container processes left by a previous run", "count", n)
+	for _, kind := range sortedKinds(h.runtimes) {
+		n, err := h.runtimes[kind].KillLeftovers(ctx)
+		if err != nil {
+			return fmt.Errorf("%s runtime: killing what a previous run left: %w", kind, err)
+		}
+		if n > 0 {
+			logger.Info("Killed containers left running by a previous run", "runtime", kind, "count", n)
+		}
 	}
+	h.workers = newWorkerPool(ctx, h.cfg.Workers)
 	sink := &typedcorev1.EventSinkImpl{Interface: h.client.CoreV1().Events("")}
 	h.broadcaster.StartRecordingToSink(sink)
 	defer h.broadcaster.Shutdown()
@@ -237,6 +262,7 @@ func (h *Host) Run(ctx context.Context) error {
 	h.factory.Start(ctx.Done())
 	h.nodeFactory.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), h.podInformer.HasSynced) {
+		h.workers.close()
 		h.shutdown(logger)
 		return ctx.Err()
 	}
@@ -246,18 +272,8 @@ func (h *Host) Run(ctx context.Context) error {
 	close(h.started)
 	h.mu.Unlock()
 
-	var wg sync.WaitGroup
-	for i := 0; i < h.cfg.Workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for h.processNext(ctx) {
-			}
-		}()
-	}
 	<-ctx.Done()
-	h.queue.ShutDown()
-	wg.Wait()
+	h.workers.close()
 	h.shutdown(logger)
 	h.factory.Shutdown()
 	h.nodeFactory.Shutdown()
@@ -276,8 +292,8 @@ func (h *Host) shutdown(logger klog.Logger) {
 	for _, a := range agents {
 		a.stop()
 	}
-	if h.proc != nil {
-		h.proc.Shutdown(h.cfg.ShutdownGrace)
+	for _, kind := range sortedKinds(h.runtimes) {
+		h.runtimes[kind].Shutdown(h.cfg.ShutdownGrace)
 	}
 	h.mu.Lock()
 	for _, rec := range h.pods {
@@ -424,7 +440,7 @@ func (h *Host) podChanged(obj interface{}, deleted bool) {
 		rec.pod = pod
 	}
 	rec.mu.Unlock()
-	h.queue.Add(pod.UID)
+	rec.worker.wake()
 }
 
 // nodeChanged lets an agent learn its podCIDR.
@@ -444,15 +460,15 @@ func (h *Host) nodeChanged(obj interface{}) {
 // enqueueNode queues every pod of an agent.
 func (h *Host) enqueueNode(a *agent) {
 	h.mu.Lock()
-	var uids []types.UID
-	for uid, rec := range h.pods {
+	var recs []*podRecord
+	for _, rec := range h.pods {
 		if rec.agent == a {
-			uids = append(uids, uid)
+			recs = append(recs, rec)
 		}
 	}
 	h.mu.Unlock()
-	for _, uid := range uids {
-		h.queue.Add(uid)
+	for _, rec := range recs {
+		rec.worker.wake()
 	}
 }
 
@@ -468,36 +484,30 @@ func (h *Host) forget(rec *podRecord) {
 		delete(h.pods, rec.uid)
 	}
 	h.mu.Unlock()
+	rec.worker.stop()
 }
 
-func (h *Host) processNext(ctx context.Context) bool {
-	uid, quit := h.queue.Get()
-	if quit {
-		return false
+// wake asks for a sync of the pod with this UID, if the host knows it.
+func (h *Host) wake(uid types.UID) {
+	if rec := h.record(uid); rec != nil {
+		rec.worker.wake()
 	}
-	defer h.queue.Done(uid)
-	requeue, err := h.syncPodSafely(ctx, uid)
-	switch {
-	case err != nil:
-		utilruntime.HandleErrorWithContext(ctx, err, "Syncing pod failed", "podUID", uid)
-		h.queue.AddRateLimited(uid)
-	case requeue > 0:
-		h.queue.Forget(uid)
-		h.queue.AddAfter(uid, requeue)
-	default:
-		h.queue.Forget(uid)
-	}
-	return true
 }
 
-// syncPodSafely turns a panic while syncing one pod into an error for that
-// pod, so that no pod, however malformed, takes the other pods (and quartet)
-// down with it.
-func (h *Host) syncPodSafely(ctx context.Context, uid types.UID) (requeue time.Duration, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic while syncing pod %s: %v\n%s", uid, r, debug.Stack())
-		}
-	}()
-	return h.syncPod(ctx, uid)
+// runtimeFor returns the runtime that runs an instance.
+func (h *Host) runtimeFor(inst runtime.Instance) (runtime.Runtime, error) {
+	rt := h.runtimes[runtime.KindOf(inst.ID())]
+	if rt == nil {
+		return nil, fmt.Errorf("no runtime runs container %s", inst.ID())
+	}
+	return rt, nil
+}
+
+func sortedKinds(m map[runtime.Kind]runtime.Runtime) []runtime.Kind {
+	kinds := make([]runtime.Kind, 0, len(m))
+	for k := range m {
+		kinds = append(kinds, k)
+	}
+	sort.Slice(kinds, func(i, j int) bool { return kinds[i] < kinds[j] })
+	return kinds
 }

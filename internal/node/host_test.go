@@ -535,7 +535,7 @@ func TestStatusWrittenOnlyWhenChanged(t *testing.T) {
 	}
 	// More syncs with nothing new write nothing.
 	for i := 0; i < 5; i++ {
-		th.h.queue.Add("uid-quiet")
+		th.h.wake("uid-quiet")
 		time.Sleep(10 * time.Millisecond)
 	}
 	if got := w.patchesOf("quiet"); len(got) != 1 {

@@ -8,6 +8,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
+	"quartet.dev/quartet/internal/node/runtime"
 	"quartet.dev/quartet/internal/node/runtime/sim"
 )
 
@@ -80,7 +81,7 @@ type planInput struct {
 
 type startAction struct {
 	Name           string
-	Kind           containerKind
+	Kind           runtime.Kind
 	BackoffDelay   time.Duration
 	BackoffUpdated time.Time
 }
@@ -457,15 +458,16 @@ func planRun(in planInput, containers []specContainer, views map[string]*contain
 			w.at(cs.RetryAt)
 			return
 		}
-		switch cs.NextKind {
-		case kindUnrunnable:
+		switch {
+		case cs.Unrunnable != "":
 			announce(plannedEvent{
 				Key: "unrunnable/" + sc.c.Name, Container: sc.c.Name, Type: v1.EventTypeWarning,
-				Reason: reasonErrImageNeverPul, Message: cs.KindMessage,
+				Reason: reasonErrImageNeverPul, Message: cs.Unrunnable,
 			})
 			w.at(now.Add(retryUnrunnable))
 			return
-		case kindProcess:
+		case cs.NextKind != runtime.KindSim:
+			// Real containers need their volumes (simulated ones do not).
 			if !st.VolumesReady {
 				if now.Before(st.VolumeRetryAt) {
 					w.at(st.VolumeRetryAt)

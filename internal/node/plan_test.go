@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"quartet.dev/quartet/internal/node/runtime"
 	"quartet.dev/quartet/internal/node/runtime/sim"
 )
 
@@ -70,8 +71,8 @@ func stateOf(containers map[string]*containerState) *podState {
 	st.StartTime = at(0)
 	st.NetworkReady, st.PodIP = true, "10.244.1.2"
 	for n, cs := range containers {
-		if cs.NextKind == kindUnknown {
-			cs.NextKind = kindSim
+		if cs.NextKind == "" {
+			cs.NextKind = runtime.KindSim
 		}
 		st.Containers[n] = cs
 	}
@@ -192,12 +193,12 @@ func TestPlanPod(t *testing.T) {
 			pod:   testPod(),
 			state: stateOf(map[string]*containerState{"c": {}}),
 			now:   at(0),
-			want: summary{Starts: []startAction{{Name: "c", Kind: kindSim}}, Phase: v1.PodPending, Ready: v1.ConditionFalse,
+			want: summary{Starts: []startAction{{Name: "c", Kind: runtime.KindSim}}, Phase: v1.PodPending, Ready: v1.ConditionFalse,
 				Initialized: v1.ConditionTrue, States: []string{"c=waiting/ContainerCreating"}},
 		},
 		"process container needs its volumes first": {
 			pod:   testPod(),
-			state: stateOf(map[string]*containerState{"c": {NextKind: kindProcess}}),
+			state: stateOf(map[string]*containerState{"c": {NextKind: runtime.KindProcess}}),
 			now:   at(0),
 			want: summary{PrepareVolumes: true, Phase: v1.PodPending, Ready: v1.ConditionFalse, Initialized: v1.ConditionTrue,
 				States: []string{"c=waiting/ContainerCreating"}, RequeueAfter: time.Second},
@@ -205,7 +206,7 @@ func TestPlanPod(t *testing.T) {
 		"volumes failed: wait for the retry": {
 			pod: testPod(),
 			state: func() *podState {
-				st := stateOf(map[string]*containerState{"c": {NextKind: kindProcess}})
+				st := stateOf(map[string]*containerState{"c": {NextKind: runtime.KindProcess}})
 				st.VolumeError, st.VolumeRetryAt = "boom", at(4)
 				return st
 			}(),
@@ -215,7 +216,7 @@ func TestPlanPod(t *testing.T) {
 		},
 		"image the process runtime cannot run": {
 			pod:   testPod(),
-			state: stateOf(map[string]*containerState{"c": {NextKind: kindUnrunnable, KindMessage: "no entrypoint"}}),
+			state: stateOf(map[string]*containerState{"c": {Unrunnable: "no entrypoint"}}),
 			now:   at(0),
 			want: summary{Phase: v1.PodPending, Ready: v1.ConditionFalse, Initialized: v1.ConditionTrue,
 				Events: []string{"ErrImageNeverPull: no entrypoint"},
@@ -279,7 +280,7 @@ func TestPlanPod(t *testing.T) {
 			pod:   testPod(withRestart(v1.RestartPolicyOnFailure)),
 			state: stateOf(map[string]*containerState{"c": {Current: exited("sim://a1", 1, 0, 1)}}),
 			now:   at(1),
-			want: summary{Starts: []startAction{{Name: "c", Kind: kindSim, BackoffDelay: 10 * time.Second, BackoffUpdated: at(1)}},
+			want: summary{Starts: []startAction{{Name: "c", Kind: runtime.KindSim, BackoffDelay: 10 * time.Second, BackoffUpdated: at(1)}},
 				Phase: v1.PodRunning, Ready: v1.ConditionFalse, Initialized: v1.ConditionTrue, States: []string{"c=terminated/Error/1"}},
 		},
 		"OnFailure: exit 0 is done": {
@@ -306,7 +307,7 @@ func TestPlanPod(t *testing.T) {
 				RestartCount: 1, Current: exited("sim://a2", 1, 1, 2), BackoffDelay: 10 * time.Second, BackoffUpdated: at(1),
 			}}),
 			now: at(12),
-			want: summary{Starts: []startAction{{Name: "c", Kind: kindSim, BackoffDelay: 20 * time.Second, BackoffUpdated: at(12)}},
+			want: summary{Starts: []startAction{{Name: "c", Kind: runtime.KindSim, BackoffDelay: 20 * time.Second, BackoffUpdated: at(12)}},
 				Phase: v1.PodRunning, Ready: v1.ConditionFalse, Initialized: v1.ConditionTrue, States: []string{"c=terminated/Error/1"}},
 		},
 		"back-off is capped at five minutes": {
@@ -315,7 +316,7 @@ func TestPlanPod(t *testing.T) {
 				RestartCount: 6, Current: exited("sim://a7", 1, 100, 101), BackoffDelay: 160 * time.Second, BackoffUpdated: at(100),
 			}}),
 			now: at(300),
-			want: summary{Starts: []startAction{{Name: "c", Kind: kindSim, BackoffDelay: 300 * time.Second, BackoffUpdated: at(300)}},
+			want: summary{Starts: []startAction{{Name: "c", Kind: runtime.KindSim, BackoffDelay: 300 * time.Second, BackoffUpdated: at(300)}},
 				Phase: v1.PodRunning, Ready: v1.ConditionFalse, Initialized: v1.ConditionTrue, States: []string{"c=terminated/Error/1"}},
 		},
 		"back-off resets after ten quiet minutes": {
@@ -324,21 +325,21 @@ func TestPlanPod(t *testing.T) {
 				RestartCount: 6, Current: exited("sim://a7", 1, 100, 1000), BackoffDelay: 300 * time.Second, BackoffUpdated: at(100),
 			}}),
 			now: at(1000),
-			want: summary{Starts: []startAction{{Name: "c", Kind: kindSim, BackoffDelay: 10 * time.Second, BackoffUpdated: at(1000)}},
+			want: summary{Starts: []startAction{{Name: "c", Kind: runtime.KindSim, BackoffDelay: 10 * time.Second, BackoffUpdated: at(1000)}},
 				Phase: v1.PodRunning, Ready: v1.ConditionFalse, Initialized: v1.ConditionTrue, States: []string{"c=terminated/Error/1"}},
 		},
 		"Always: exit 0 restarts too": {
 			pod:   testPod(),
 			state: stateOf(map[string]*containerState{"c": {Current: exited("sim://a1", 0, 0, 1)}}),
 			now:   at(1),
-			want: summary{Starts: []startAction{{Name: "c", Kind: kindSim, BackoffDelay: 10 * time.Second, BackoffUpdated: at(1)}},
+			want: summary{Starts: []startAction{{Name: "c", Kind: runtime.KindSim, BackoffDelay: 10 * time.Second, BackoffUpdated: at(1)}},
 				Phase: v1.PodRunning, Ready: v1.ConditionFalse, Initialized: v1.ConditionTrue, States: []string{"c=terminated/Completed/0"}},
 		},
 		"init containers start one at a time": {
 			pod:   testPod(withInit("i1", "i2")),
 			state: stateOf(map[string]*containerState{"i1": {}, "i2": {}, "c": {}}),
 			now:   at(0),
-			want: summary{Starts: []startAction{{Name: "i1", Kind: kindSim}}, Phase: v1.PodPending, Ready: v1.ConditionFalse,
+			want: summary{Starts: []startAction{{Name: "i1", Kind: runtime.KindSim}}, Phase: v1.PodPending, Ready: v1.ConditionFalse,
 				Initialized: v1.ConditionFalse,
 				States:      []string{"i1=waiting/PodInitializing", "i2=waiting/PodInitializing", "c=waiting/PodInitializing"}},
 		},
@@ -354,7 +355,7 @@ func TestPlanPod(t *testing.T) {
 			pod:   testPod(withInit("i1", "i2")),
 			state: stateOf(map[string]*containerState{"i1": {Current: exited("sim://i1", 0, 0, 1)}, "i2": {}, "c": {}}),
 			now:   at(1),
-			want: summary{Starts: []startAction{{Name: "i2", Kind: kindSim}}, Phase: v1.PodPending, Ready: v1.ConditionFalse,
+			want: summary{Starts: []startAction{{Name: "i2", Kind: runtime.KindSim}}, Phase: v1.PodPending, Ready: v1.ConditionFalse,
 				Initialized: v1.ConditionFalse,
 				States:      []string{"i1=terminated/Completed/0", "i2=waiting/PodInitializing", "c=waiting/PodInitializing"}},
 		},
@@ -362,7 +363,7 @@ func TestPlanPod(t *testing.T) {
 			pod:   testPod(withInit("i1")),
 			state: stateOf(map[string]*containerState{"i1": {Current: exited("sim://i1", 0, 0, 1)}, "c": {}}),
 			now:   at(1),
-			want: summary{Starts: []startAction{{Name: "c", Kind: kindSim}}, Phase: v1.PodPending, Ready: v1.ConditionFalse,
+			want: summary{Starts: []startAction{{Name: "c", Kind: runtime.KindSim}}, Phase: v1.PodPending, Ready: v1.ConditionFalse,
 				Initialized: v1.ConditionTrue,
 				States:      []string{"i1=terminated/Completed/0", "c=waiting/PodInitializing"}},
 		},
@@ -377,7 +378,7 @@ func TestPlanPod(t *testing.T) {
 			pod:   testPod(withRestart(v1.RestartPolicyOnFailure), withInit("i1")),
 			state: stateOf(map[string]*containerState{"i1": {Current: exited("sim://i1", 2, 0, 1)}, "c": {}}),
 			now:   at(1),
-			want: summary{Starts: []startAction{{Name: "i1", Kind: kindSim, BackoffDelay: 10 * time.Second, BackoffUpdated: at(1)}},
+			want: summary{Starts: []startAction{{Name: "i1", Kind: runtime.KindSim, BackoffDelay: 10 * time.Second, BackoffUpdated: at(1)}},
 				Phase: v1.PodPending, Ready: v1.ConditionFalse, Initialized: v1.ConditionFalse,
 				States: []string{"i1=terminated/Error/2", "c=waiting/PodInitializing"}},
 		},
@@ -393,7 +394,7 @@ func TestPlanPod(t *testing.T) {
 			pod:   testPod(withSidecar("side", 5), withInit("i1")),
 			state: stateOf(map[string]*containerState{"side": {Current: simRunning(0)}, "i1": {}, "c": {}}),
 			now:   at(5),
-			want: summary{Starts: []startAction{{Name: "i1", Kind: kindSim}}, Phase: v1.PodPending, Ready: v1.ConditionFalse,
+			want: summary{Starts: []startAction{{Name: "i1", Kind: runtime.KindSim}}, Phase: v1.PodPending, Ready: v1.ConditionFalse,
 				Initialized: v1.ConditionFalse,
 				States:      []string{"side=running/ready", "i1=waiting/PodInitializing", "c=waiting/PodInitializing"}},
 		},
@@ -520,7 +521,7 @@ func TestPlanPod(t *testing.T) {
 			}),
 			state: stateOf(map[string]*containerState{"c": {Current: exited("sim://a1", 42, 0, 1)}}),
 			now:   at(1),
-			want: summary{Starts: []startAction{{Name: "c", Kind: kindSim, BackoffDelay: 10 * time.Second, BackoffUpdated: at(1)}},
+			want: summary{Starts: []startAction{{Name: "c", Kind: runtime.KindSim, BackoffDelay: 10 * time.Second, BackoffUpdated: at(1)}},
 				Phase: v1.PodRunning, Ready: v1.ConditionFalse, Initialized: v1.ConditionTrue, States: []string{"c=terminated/Error/42"}},
 		},
 	}
@@ -624,7 +625,7 @@ func TestStateFromStatus(t *testing.T) {
 	pod.Spec.Containers = []v1.Container{{Name: "proc"}, {Name: "sim"}, {Name: "crash"}}
 	pod.Spec.InitContainers = []v1.Container{{Name: "i"}}
 	for _, cs := range st.Containers {
-		cs.NextKind = kindSim
+		cs.NextKind = runtime.KindSim
 	}
 	p := planPod(planInput{Pod: pod, Now: at(100), HostIP: "127.0.0.1", State: st})
 	var starts []string

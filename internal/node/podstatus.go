@@ -230,8 +230,8 @@ func containerStatus(sc specContainer, cs *containerState, view *containerView, 
 		if cs.Last != nil {
 			status.LastTerminationState = v1.ContainerState{Terminated: cs.Last.terminated()}
 		}
-	} else if cs.NextKind == kindUnrunnable {
-		status.State = v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: reasonErrImageNeverPul, Message: cs.KindMessage}}
+	} else if cs.Unrunnable != "" {
+		status.State = v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: reasonErrImageNeverPul, Message: cs.Unrunnable}}
 	}
 	status.Started = &started
 	switch {

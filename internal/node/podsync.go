@@ -19,19 +19,18 @@ import (
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/klog/v2"
 
-	"quartet.dev/quartet/internal/datadir"
 	"quartet.dev/quartet/internal/node/runtime"
-	"quartet.dev/quartet/internal/node/runtime/process"
 	"quartet.dev/quartet/internal/node/runtime/sim"
 )
 
-// podRecord is the agent's side of one pod. The sync worker owns state,
-// instances and lastStatus (the work queue never hands one pod to two
-// workers); mu guards what informer handlers, probers and exit callbacks touch.
+// podRecord is the agent's side of one pod. Its worker owns state,
+// instances and lastStatus (it runs one sync at a time); mu guards what
+// informer handlers, probers and exit callbacks touch.
 type podRecord struct {
-	uid   types.UID
-	agent *agent
-	dir   string
+	uid    types.UID
+	agent  *agent
+	dir    string
+	worker *podWorker
 
 	mu      sync.Mutex
 	pod     *v1.Pod
@@ -56,6 +55,7 @@ func newPodRecord(a *agent, pod *v1.Pod) *podRecord {
 		uid:       pod.UID,
 		agent:     a,
 		dir:       filepath.Join(a.dir, "pods", string(pod.UID)),
+		worker:    newPodWorker(a.host, pod.UID),
 		pod:       pod,
 		results:   map[string]*probeResults{},
 		probers:   map[string]*probeSet{},
@@ -130,7 +130,7 @@ func (h *Host) syncPod(ctx context.Context, uid types.UID) (time.Duration, error
 
 	var plan podPlan
 	for i := 0; ; i++ {
-		h.observe(rec, pod)
+		h.observe(ctx, rec, pod)
 		plan = planPod(in)
 		h.emit(rec, pod, plan.Events)
 		if plan.SetDeadlineExceeded {
@@ -180,7 +180,7 @@ func (h *Host) syncPod(ctx context.Context, uid types.UID) (time.Duration, error
 
 // observe refreshes the plan's view from the runtime: exits, probe results,
 // and how each container would run now.
-func (h *Host) observe(rec *podRecord, pod *v1.Pod) {
+func (h *Host) observe(ctx context.Context, rec *podRecord, pod *v1.Pod) {
 	st := rec.state
 	for _, sc := range podContainers(pod) {
 		name := sc.c.Name
@@ -210,28 +210,25 @@ func (h *Host) observe(rec *podRecord, pod *v1.Pod) {
 				rec.mu.Unlock()
 			}
 		}
-		cs.NextKind, cs.KindMessage = h.classify(sc.c)
+		cs.NextKind, cs.Unrunnable = h.classify(ctx, sc.c)
 	}
 }
 
-// classify decides how a new instance of c runs under the host's runtime mode.
-func (h *Host) classify(c *v1.Container) (containerKind, string) {
-	if h.mode == RuntimeSim {
-		return kindSim, ""
+// classify decides which runtime runs a new instance of c: the first of
+// the host's runtimes, in the mode's order, that can run it. When none can,
+// it says why.
+func (h *Host) classify(ctx context.Context, c *v1.Container) (runtime.Kind, string) {
+	msg := ""
+	for _, kind := range h.order {
+		if _, err := h.runtimes[kind].Image(ctx, c.Image, c.Command); err != nil {
+			if msg == "" {
+				msg = err.Error()
+			}
+			continue
+		}
+		return kind, ""
 	}
-	entry, mapped := h.images.Lookup(c.Image)
-	var e *process.ImageEntry
-	if mapped {
-		e = &entry
-	}
-	if _, ok := process.Argv(c.Command, c.Args, e); ok {
-		return kindProcess, ""
-	}
-	if h.mode == RuntimeAuto {
-		return kindSim, ""
-	}
-	return kindUnrunnable, fmt.Sprintf("Container image %q has no local entrypoint for the process runtime: give the container a command, map the image in %s, or run quartet with --runtime auto or sim",
-		c.Image, datadir.Dir(h.cfg.DataDir).Images())
+	return "", msg
 }
 
 // adoptSim takes over the simulated instances a previous run reported as
@@ -239,8 +236,7 @@ func (h *Host) classify(c *v1.Container) (containerKind, string) {
 func (h *Host) adoptSim(rec *podRecord, pod *v1.Pod) {
 	for name, cs := range rec.state.Containers {
 		if a := cs.Current; a != nil && a.Running && a.Sim {
-			uid := rec.uid
-			inst := sim.Adopt(a.ID, a.StartedAt, h.clock, func() { h.queue.Add(uid) })
+			inst := sim.Adopt(a.ID, a.StartedAt, h.clock, rec.worker.wake)
 			rec.mu.Lock()
 			rec.instances[name] = inst
 			rec.mu.Unlock()
@@ -322,8 +318,7 @@ func (h *Host) startContainer(ctx context.Context, rec *podRecord, pod *v1.Pod, 
 	if c == nil {
 		return
 	}
-	uid := rec.uid
-	onExit := func() { h.queue.Add(uid) }
+	onExit := rec.worker.wake
 	newAttempt := func(inst runtime.Instance, isSim bool) {
 		if cs.Current != nil {
 			cs.Last = cs.Current
@@ -347,11 +342,16 @@ func (h *Host) startContainer(ctx context.Context, rec *podRecord, pod *v1.Pod, 
 	}
 
 	kind := act.Kind
-	if kind == kindUnknown {
-		kind, _ = h.classify(c)
+	if kind == "" {
+		kind, _ = h.classify(ctx, c)
 	}
-	if kind == kindSim {
-		inst, _ := h.sim.Start(ctx, &runtime.ContainerSpec{PodUID: string(pod.UID), Name: act.Name}, onExit)
+	rt := h.runtimes[kind]
+	if rt == nil {
+		return
+	}
+	if kind == runtime.KindSim {
+		// Simulated containers resolve neither env nor volumes.
+		inst, _ := rt.Start(ctx, &runtime.ContainerSpec{PodUID: string(pod.UID), Name: act.Name}, onExit)
 		newAttempt(inst, true)
 		if h.mode == RuntimeAuto {
 			h.podEvent(rec, pod, plannedEvent{Key: "simulated/" + act.Name, Container: act.Name, Type: v1.EventTypeNormal, Reason: reasonSimulated,
@@ -361,14 +361,16 @@ func (h *Host) startContainer(ctx context.Context, rec *podRecord, pod *v1.Pod, 
 		h.podEvent(rec, pod, plannedEvent{Container: act.Name, Type: v1.EventTypeNormal, Reason: reasonStarted, Message: "Container started"})
 		return
 	}
-	if h.proc == nil || kind != kindProcess {
-		return
-	}
-	if !h.isolated {
+	if kind == runtime.KindProcess && !h.isolated {
 		h.podEvent(rec, pod, plannedEvent{Key: "notisolated", Type: v1.EventTypeWarning, Reason: reasonNotIsolated,
 			Message: "Containers run as plain host processes without their own mount and UTS namespaces (" + h.isolationWhy + "): volumes are not mounted at their mountPath, the hostname and resolv.conf are the host's"})
 	}
-	spec, err := h.containerSpec(ctx, rec, pod, c)
+	img, err := rt.Image(ctx, c.Image, c.Command)
+	if err != nil {
+		waitConfig(reasonCreateConfigErr, err.Error())
+		return
+	}
+	spec, err := h.containerSpec(ctx, rec, pod, c, kind, img)
 	if err != nil {
 		var ce *configError
 		if errors.As(err, &ce) {
@@ -378,7 +380,7 @@ func (h *Host) startContainer(ctx context.Context, rec *podRecord, pod *v1.Pod, 
 		}
 		return
 	}
-	inst, err := h.proc.Start(ctx, spec, onExit)
+	inst, err := rt.Start(ctx, spec, onExit)
 	if err != nil {
 		// The container was created but did not start: it ends at once
 		// with the runtime's StartError, and restarts by its policy.
@@ -387,7 +389,7 @@ func (h *Host) startContainer(ctx context.Context, rec *podRecord, pod *v1.Pod, 
 			cs.Last = cs.Current
 			cs.RestartCount++
 		}
-		id := "process://" + spec.ID
+		id := string(kind) + "://" + spec.ID
 		cs.Current = &attempt{ID: id, StartedAt: now, FinishedAt: now, ExitCode: 128, Reason: reasonStartError, Message: msg, SpecHash: containerHash(c)}
 		cs.BackoffDelay, cs.BackoffUpdated = act.BackoffDelay, act.BackoffUpdated
 		cs.Waiting, cs.RetryAt, cs.RetryDelay = nil, time.Time{}, 0
@@ -572,7 +574,7 @@ func (h *Host) preStopThenTerm(ctx context.Context, rec *podRecord, pod *v1.Pod,
 	case hook.Exec != nil:
 		var code int
 		var out []byte
-		code, out, err = h.proc.Exec(hctx, inst, hook.Exec.Command, grace)
+		code, out, err = h.exec(hctx, inst, hook.Exec.Command, grace)
 		if err == nil && code != 0 {
 			err = fmt.Errorf("command %q exited with %d: %s", strings.Join(hook.Exec.Command, " "), code, strings.TrimSpace(string(out)))
 		}

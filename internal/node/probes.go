@@ -3,12 +3,14 @@ package node
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -163,7 +165,7 @@ func (h *Host) runProbe(ctx context.Context, rec *podRecord, pod *v1.Pod, c *v1.
 					}
 				}
 				rec.mu.Unlock()
-				h.queue.Add(rec.uid)
+				rec.worker.wake()
 				if kind == probeLiveness && !counter.verdict {
 					return
 				}
@@ -172,7 +174,7 @@ func (h *Host) runProbe(ctx context.Context, rec *podRecord, pod *v1.Pod, c *v1.
 				rec.mu.Lock()
 				res.startupFailed = true
 				rec.mu.Unlock()
-				h.queue.Add(rec.uid)
+				rec.worker.wake()
 				return
 			}
 		}
@@ -199,7 +201,7 @@ func (h *Host) podEventLocked(rec *podRecord, pod *v1.Pod, e plannedEvent) {
 func (h *Host) probeOnce(ctx context.Context, rec *podRecord, pod *v1.Pod, c *v1.Container, inst runtime.Instance, p *v1.Probe, timeout time.Duration) (bool, string) {
 	switch {
 	case p.Exec != nil:
-		code, out, err := h.proc.Exec(ctx, inst, p.Exec.Command, timeout)
+		code, out, err := h.exec(ctx, inst, p.Exec.Command, timeout)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -295,4 +297,46 @@ func resolvePort(port intstr.IntOrString, c *v1.Container) (int, error) {
 		return n, nil
 	}
 	return 0, fmt.Errorf("couldn't find port: %s in %s", port.StrVal, c.Name)
+}
+
+// exec runs argv beside a running instance through its runtime's
+// ExecStream, as exec probes and hooks do: combined output (the first 10
+// KiB, as the kubelet keeps), killed after timeout.
+func (h *Host) exec(ctx context.Context, inst runtime.Instance, argv []string, timeout time.Duration) (int, []byte, error) {
+	rt, err := h.runtimeFor(inst)
+	if err != nil {
+		return -1, nil, err
+	}
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+	ectx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var out limitedBuffer
+	code, err := rt.ExecStream(ectx, inst, runtime.ExecOptions{Argv: argv, Stdout: &out, Stderr: &out})
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return -1, out.Bytes(), fmt.Errorf("command timed out after %s", timeout)
+	}
+	return code, out.Bytes(), err
+}
+
+// limitedBuffer keeps the first 10 KiB written to it.
+type limitedBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := 10*1024 - len(b.buf); room > 0 {
+		b.buf = append(b.buf, p[:min(len(p), room)]...)
+	}
+	return len(p), nil
+}
+
+func (b *limitedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]byte(nil), b.buf...)
 }

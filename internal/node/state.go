@@ -4,33 +4,9 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+
+	"quartet.dev/quartet/internal/node/runtime"
 )
-
-// containerKind is how the next instance of a container runs.
-type containerKind int
-
-const (
-	kindUnknown containerKind = iota
-	// kindProcess runs a host process.
-	kindProcess
-	// kindSim runs nothing (the sim runtime).
-	kindSim
-	// kindUnrunnable means the process runtime has nothing to run: no
-	// command and no image-map entry.
-	kindUnrunnable
-)
-
-func (k containerKind) String() string {
-	switch k {
-	case kindProcess:
-		return "process"
-	case kindSim:
-		return "sim"
-	case kindUnrunnable:
-		return "unrunnable"
-	}
-	return "unknown"
-}
 
 // attempt is one instance of a container as the plan sees it. The agent
 // fills it from the runtime before each plan.
@@ -99,10 +75,11 @@ type containerState struct {
 	// before the next restart and when it was last set.
 	BackoffDelay   time.Duration
 	BackoffUpdated time.Time
-	// NextKind is how a new instance would run now; the agent computes it
-	// before each plan from the runtime mode and the image map.
-	NextKind    containerKind
-	KindMessage string
+	// NextKind is the runtime a new instance would run under now, and
+	// Unrunnable why none can run it (then NextKind is ""); the agent
+	// computes them before each plan from the runtime mode and the runtimes.
+	NextKind   runtime.Kind
+	Unrunnable string
 }
 
 // podState is everything the agent keeps about one pod.

@@ -1,15 +1,20 @@
 // Package runtime defines what a quartet node agent needs from the thing that
-// runs a container: start one instance, learn when and how it ended, signal it,
-// and run a command beside it. The agent owns every decision (when to start,
-// restart or kill); a runtime only executes.
+// runs a container: say what an image runs, start one instance, learn when
+// and how it ended, signal it, and run a command beside it (exec probes,
+// preStop hooks and, later, `kubectl exec`). The agent owns every decision
+// (when to start, restart or kill); a runtime only executes.
 //
-// Two runtimes implement it: process (each container a real host process) and
-// sim (no process at all, for scale and for images with no local entrypoint).
+// The agent holds its runtimes in a map from Kind to Runtime and reaches
+// them only through this interface. Two runtimes implement it: process (each
+// container a real host process) and sim (no process at all, for scale and
+// for images with no local entrypoint).
 package runtime
 
 import (
 	"context"
 	"errors"
+	"io"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -22,6 +27,16 @@ const (
 	KindProcess Kind = "process"
 	KindSim     Kind = "sim"
 )
+
+// KindOf returns the runtime kind of a container ID ("process://…" →
+// process), or "" when the ID has no kind.
+func KindOf(containerID string) Kind {
+	k, _, ok := strings.Cut(containerID, "://")
+	if !ok {
+		return ""
+	}
+	return Kind(k)
+}
 
 // Mount is one volume mount of a container, already resolved to a host path.
 type Mount struct {
@@ -52,9 +67,19 @@ type ContainerSpec struct {
 	// Hostname is the pod's hostname, set in the container's UTS namespace
 	// when the runtime isolates containers.
 	Hostname string
+	// NetNSPath is the pod's network namespace (a bind-mounted nsfs file)
+	// that the container joins; "" is the host's network.
+	NetNSPath string
 	// RunAsUser and RunAsGroup are applied when the runtime runs as root.
 	RunAsUser  *int64
 	RunAsGroup *int64
+
+	// Stdin keeps the container's stdin open for attach; StdinOnce closes
+	// it after the first attach ends; TTY gives the container a terminal.
+	// (The container's stdin/stdout/stderr fields of the pod spec.)
+	Stdin     bool
+	StdinOnce bool
+	TTY       bool
 
 	// LogPath is the file the instance's stdout and stderr go to, in the CRI
 	// log format ("<RFC3339Nano> <stream> <F|P> <line>").
@@ -62,6 +87,15 @@ type ContainerSpec struct {
 	// StateDir is scratch space the runtime may use for this instance; it is
 	// removed by the agent when the pod goes away.
 	StateDir string
+}
+
+// ImageConfig is what a container image runs when the container does not
+// say otherwise: the container's command replaces Entrypoint, its args
+// replace Cmd.
+type ImageConfig struct {
+	Entrypoint []string
+	Cmd        []string
+	WorkingDir string
 }
 
 // ExitStatus is how an instance ended.
@@ -84,18 +118,55 @@ type Instance interface {
 	Signal(sig syscall.Signal) error
 }
 
-// Runtime starts container instances.
+// TerminalSize is a terminal's size in characters.
+type TerminalSize struct {
+	Width, Height uint16
+}
+
+// ExecOptions is one command to run beside a running instance. Streams that
+// are nil are not connected (the command's stdin reads EOF, its output is
+// dropped). With TTY the command gets a terminal: Stdout receives its
+// output, Stderr nothing, and Resize (if not nil) resizes the terminal.
+type ExecOptions struct {
+	Argv   []string
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	TTY    bool
+	Resize <-chan TerminalSize
+}
+
+// Runtime runs container instances of one kind.
 type Runtime interface {
 	Kind() Kind
+	// Image says what image runs for a container whose command is command,
+	// or why this runtime cannot run it (an *UnrunnableError).
+	Image(ctx context.Context, image string, command []string) (ImageConfig, error)
 	// Start starts one instance. onExit is called once, from any goroutine,
 	// after the instance has ended. A *StartError means the instance never
 	// ran; the agent reports it as the runtime would (exit code 128,
 	// reason StartError).
 	Start(ctx context.Context, spec *ContainerSpec, onExit func()) (Instance, error)
-	// Exec runs argv beside a running instance, as exec probes do, and
-	// returns its exit code and combined output.
-	Exec(ctx context.Context, inst Instance, argv []string, timeout time.Duration) (int, []byte, error)
+	// ExecStream runs a command beside a running instance, in its
+	// namespaces, and returns its exit code once it has ended. The command
+	// is killed when ctx ends (the error is then ctx's).
+	ExecStream(ctx context.Context, inst Instance, opts ExecOptions) (int, error)
+	// KillLeftovers kills every process that a previous run of quartet on
+	// the same data dir left behind (after a crash), before any pod starts,
+	// and returns how many instances it found.
+	KillLeftovers(ctx context.Context) (int, error)
+	// Shutdown stops every instance: SIGTERM, then SIGKILL after grace. It
+	// returns once every instance has ended.
+	Shutdown(grace time.Duration)
 }
+
+// UnrunnableError says why a runtime cannot run a container's image; the
+// container waits with reason ErrImageNeverPull and this message.
+type UnrunnableError struct {
+	Message string
+}
+
+func (e *UnrunnableError) Error() string { return e.Message }
 
 // StartError is a failure to start an instance that the user can act on,
 // e.g. an executable that does not exist. It carries the message kubectl shows.
@@ -118,4 +189,18 @@ func ExitReason(code int32) string {
 		return "Completed"
 	}
 	return "Error"
+}
+
+// Argv returns the command line for a container as container runtimes build
+// it: command replaces the image's entrypoint and args replace its cmd;
+// args alone keep the entrypoint.
+func Argv(command, args []string, img ImageConfig) []string {
+	if len(command) > 0 {
+		return append(append([]string(nil), command...), args...)
+	}
+	argv := append([]string(nil), img.Entrypoint...)
+	if len(args) > 0 {
+		return append(argv, args...)
+	}
+	return append(argv, img.Cmd...)
 }

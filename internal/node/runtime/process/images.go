@@ -165,23 +165,3 @@ func (im *Images) Names() []string {
 	sort.Strings(names)
 	return names
 }
-
-// Argv returns the command line for a container as a container runtime
-// builds it: command replaces the image's entrypoint and args replace its
-// cmd; args alone keep the entrypoint. ok is false when there is nothing to
-// run (no command and no image entry).
-func Argv(command, args []string, entry *ImageEntry) ([]string, bool) {
-	if len(command) > 0 {
-		return append(append([]string(nil), command...), args...), true
-	}
-	if entry == nil {
-		return nil, false
-	}
-	argv := append([]string(nil), entry.Entrypoint...)
-	if len(args) > 0 {
-		argv = append(argv, args...)
-	} else {
-		argv = append(argv, entry.Cmd...)
-	}
-	return argv, len(argv) > 0
-}

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
 )
 
 func TestNormalizeImage(t *testing.T) {
@@ -27,33 +25,6 @@ func TestNormalizeImage(t *testing.T) {
 		if got := NormalizeImage(in, false); got != want[1] {
 			t.Errorf("NormalizeImage(%q, false) = %q, want %q", in, got, want[1])
 		}
-	}
-}
-
-func TestArgv(t *testing.T) {
-	entry := &ImageEntry{Entrypoint: []string{"/entry"}, Cmd: []string{"default"}}
-	cases := map[string]struct {
-		command, args []string
-		entry         *ImageEntry
-		want          []string
-		ok            bool
-	}{
-		"command and args":        {command: []string{"sh", "-c"}, args: []string{"echo"}, want: []string{"sh", "-c", "echo"}, ok: true},
-		"command drops image cmd": {command: []string{"run"}, entry: entry, want: []string{"run"}, ok: true},
-		"image defaults":          {entry: entry, want: []string{"/entry", "default"}, ok: true},
-		"args replace cmd":        {args: []string{"x"}, entry: entry, want: []string{"/entry", "x"}, ok: true},
-		"nothing to run":          {args: []string{"x"}},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			got, ok := Argv(tc.command, tc.args, tc.entry)
-			if ok != tc.ok {
-				t.Fatalf("ok = %v", ok)
-			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("argv (-want +got):\n%s", diff)
-			}
-		})
 	}
 }
 

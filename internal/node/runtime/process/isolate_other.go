@@ -4,6 +4,7 @@ package process
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"syscall"
 
@@ -27,3 +28,11 @@ func enterPodNamespaces(*runtime.ContainerSpec) (string, error) {
 }
 
 func joinNamespaces(int) error { return errors.New("per-pod namespaces need Linux") }
+
+func openPTY() (term, tty *os.File, err error) {
+	return nil, nil, errors.New("terminals for exec need Linux")
+}
+
+func setTerminalSize(*os.File, runtime.TerminalSize) error { return nil }
+
+func setControllingTTY(*syscall.SysProcAttr) {}

@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,12 +41,19 @@ type Config struct {
 	// root on Linux; see Isolation.
 	Isolate bool
 	Clock   clock.PassiveClock
+	// Images is the image map (nil: the built-in one only).
+	Images *Images
+	// StateRoot is the directory under which instances' StateDirs live;
+	// KillLeftovers looks there for what a previous run left behind.
+	StateRoot string
 }
 
 // Runtime is the process runtime.
 type Runtime struct {
-	isolate bool
-	clock   clock.PassiveClock
+	isolate   bool
+	clock     clock.PassiveClock
+	images    *Images
+	stateRoot string
 
 	mu        sync.Mutex
 	instances map[*Instance]struct{}
@@ -60,7 +68,32 @@ func New(cfg Config) *Runtime {
 	if c == nil {
 		c = clock.RealClock{}
 	}
-	return &Runtime{isolate: cfg.Isolate, clock: c, instances: map[*Instance]struct{}{}}
+	im := cfg.Images
+	if im == nil {
+		im = NewImages("")
+	}
+	return &Runtime{isolate: cfg.Isolate, clock: c, images: im, stateRoot: cfg.StateRoot, instances: map[*Instance]struct{}{}}
+}
+
+// Image implements runtime.Runtime: a container runs when it has a command
+// or its image is in the image map.
+func (r *Runtime) Image(_ context.Context, image string, command []string) (runtime.ImageConfig, error) {
+	entry, mapped := r.images.Lookup(image)
+	if !mapped {
+		if len(command) > 0 {
+			return runtime.ImageConfig{}, nil
+		}
+		msg := fmt.Sprintf("Container image %q has no local entrypoint for the process runtime: give the container a command, map the image in the image map, or run quartet with --runtime auto or sim", image)
+		if r.images.path != "" {
+			msg = fmt.Sprintf("Container image %q has no local entrypoint for the process runtime: give the container a command, map the image in %s, or run quartet with --runtime auto or sim", image, r.images.path)
+		}
+		return runtime.ImageConfig{}, &runtime.UnrunnableError{Message: msg}
+	}
+	cfg := runtime.ImageConfig{Entrypoint: entry.Entrypoint, Cmd: entry.Cmd, WorkingDir: entry.WorkingDir}
+	if len(command) == 0 && len(cfg.Entrypoint) == 0 && len(cfg.Cmd) == 0 {
+		return cfg, &runtime.UnrunnableError{Message: fmt.Sprintf("Container image %q is mapped to nothing to run in the image map", image)}
+	}
+	return cfg, nil
 }
 
 // Isolation reports whether this process can give containers their own
@@ -367,25 +400,25 @@ func exitCode(cmd *exec.Cmd, err error) int32 {
 	return int32(cmd.ProcessState.ExitCode())
 }
 
-// Exec implements runtime.Runtime.
-func (r *Runtime) Exec(ctx context.Context, inst runtime.Instance, argv []string, timeout time.Duration) (int, []byte, error) {
+// ExecStream implements runtime.Runtime: the command runs in the
+// instance's namespaces and root, with its environment and working dir.
+func (r *Runtime) ExecStream(ctx context.Context, inst runtime.Instance, opts runtime.ExecOptions) (int, error) {
 	pi, ok := inst.(*Instance)
 	if !ok {
-		return -1, nil, fmt.Errorf("process runtime: not a process instance")
+		return -1, fmt.Errorf("process runtime: not a process instance")
 	}
-	if len(argv) == 0 {
-		return -1, nil, fmt.Errorf("exec: no command")
-	}
-	if timeout <= 0 {
-		timeout = time.Second
+	if len(opts.Argv) == 0 {
+		return -1, fmt.Errorf("exec: no command")
 	}
 	type result struct {
 		code int
-		out  []byte
 		err  error
 	}
 	res := make(chan result, 1)
+	killed := make(chan struct{})
 	go func() {
+		// The thread joins the container's namespaces and is never
+		// unlocked: it dies with this goroutine.
 		goruntime.LockOSThread()
 		attr := newSysProcAttr()
 		root := ""
@@ -394,7 +427,7 @@ func (r *Runtime) Exec(ctx context.Context, inst runtime.Instance, argv []string
 			pid := pi.pid
 			pi.mu.Unlock()
 			if err := joinNamespaces(pid); err != nil {
-				res <- result{-1, nil, err}
+				res <- result{-1, err}
 				return
 			}
 			root = pi.root
@@ -404,58 +437,83 @@ func (r *Runtime) Exec(ctx context.Context, inst runtime.Instance, argv []string
 		if wd == "" {
 			wd = "/"
 		}
-		path, err := lookPath(root, argv[0], pi.spec.Env, wd)
+		path, err := lookPath(root, opts.Argv[0], pi.spec.Env, wd)
 		if err != nil {
-			res <- result{-1, nil, err}
+			res <- result{-1, err}
 			return
 		}
-		var out limitedBuffer
-		cmd := &exec.Cmd{Path: path, Args: argv, Env: pi.spec.Env, Dir: wd, Stdout: &out, Stderr: &out, SysProcAttr: attr}
-		if err := cmd.Start(); err != nil {
-			res <- result{-1, nil, err}
-			return
-		}
-		timer := time.AfterFunc(timeout, func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
-		werr := cmd.Wait()
-		expired := !timer.Stop()
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		if expired {
-			res <- result{-1, out.Bytes(), fmt.Errorf("command timed out after %s", timeout)}
-			return
-		}
-		res <- result{int(exitCode(cmd, werr)), out.Bytes(), nil}
-	}()
-	select {
-	case r := <-res:
-		return r.code, r.out, r.err
-	case <-ctx.Done():
-		return -1, nil, ctx.Err()
-	}
-}
-
-// limitedBuffer keeps the first 10 KiB of a probe's output, as kubelets do.
-type limitedBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if room := 10*1024 - len(b.buf); room > 0 {
-		if len(p) > room {
-			b.buf = append(b.buf, p[:room]...)
+		cmd := &exec.Cmd{Path: path, Args: opts.Argv, Env: pi.spec.Env, Dir: wd, SysProcAttr: attr}
+		var term *os.File
+		if opts.TTY {
+			var tty *os.File
+			term, tty, err = openPTY()
+			if err != nil {
+				res <- result{-1, err}
+				return
+			}
+			defer term.Close()
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+			setControllingTTY(attr)
+			err = cmd.Start()
+			tty.Close()
 		} else {
-			b.buf = append(b.buf, p...)
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = opts.Stdin, opts.Stdout, opts.Stderr
+			err = cmd.Start()
 		}
+		if err != nil {
+			res <- result{-1, &runtime.StartError{Message: fmt.Sprintf("exec: %q: %v", opts.Argv[0], unwrapPathErr(err))}}
+			return
+		}
+		stop := make(chan struct{})
+		go func() {
+			select {
+			case <-ctx.Done():
+				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				close(killed)
+			case <-stop:
+			}
+		}()
+		var copied sync.WaitGroup
+		if term != nil {
+			if opts.Stdin != nil {
+				go func() { _, _ = io.Copy(term, opts.Stdin) }()
+			}
+			if opts.Resize != nil {
+				go func() {
+					for {
+						select {
+						case sz, ok := <-opts.Resize:
+							if !ok {
+								return
+							}
+							_ = setTerminalSize(term, sz)
+						case <-stop:
+							return
+						}
+					}
+				}()
+			}
+			if opts.Stdout != nil {
+				copied.Add(1)
+				go func() { defer copied.Done(); _, _ = io.Copy(opts.Stdout, term) }()
+			}
+		}
+		werr := cmd.Wait()
+		close(stop)
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if term != nil {
+			// Output still buffered in the terminal is read until EIO.
+			copied.Wait()
+		}
+		res <- result{int(exitCode(cmd, werr)), nil}
+	}()
+	r2 := <-res
+	select {
+	case <-killed:
+		return -1, ctx.Err()
+	default:
 	}
-	return len(p), nil
-}
-
-func (b *limitedBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]byte(nil), b.buf...)
+	return r2.code, r2.err
 }
 
 // Shutdown sends SIGTERM to every running instance, SIGKILL to what is left
@@ -524,10 +582,18 @@ func procStartTime(pid int) (uint64, error) {
 	return strconv.ParseUint(fields[19], 10, 64)
 }
 
-// KillLeftovers walks dir for pid files of instances a previous quartet
+// KillLeftovers implements runtime.Runtime.
+func (r *Runtime) KillLeftovers(context.Context) (int, error) {
+	if r.stateRoot == "" {
+		return 0, nil
+	}
+	return killLeftovers(r.stateRoot), nil
+}
+
+// killLeftovers walks dir for pid files of instances a previous quartet
 // started and kills the process groups that are still alive, so that a
 // restarted quartet never runs a container twice. It returns how many it killed.
-func KillLeftovers(dir string) int {
+func killLeftovers(dir string) int {
 	killed := 0
 	_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || d.Name() != pidFile {

@@ -3,6 +3,7 @@ package process
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -171,13 +172,23 @@ func TestExec(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Shutdown(time.Second)
-	code, out, err := r.Exec(context.Background(), inst, []string{"sh", "-c", "echo $GREETING; exit 4"}, 5*time.Second)
-	if err != nil || code != 4 || string(out) != "hi\n" {
-		t.Errorf("Exec = %d %q %v, want 4 \"hi\\n\" nil", code, out, err)
+	var out bytes.Buffer
+	code, err := r.ExecStream(context.Background(), inst, runtime.ExecOptions{
+		Argv: []string{"sh", "-c", "read x; echo $GREETING $x; exit 4"}, Stdin: strings.NewReader("there\n"), Stdout: &out})
+	if err != nil || code != 4 || out.String() != "hi there\n" {
+		t.Errorf("ExecStream = %d %q %v, want 4 \"hi there\\n\" nil", code, out.String(), err)
 	}
-	_, _, err = r.Exec(context.Background(), inst, []string{"sleep", "10"}, 100*time.Millisecond)
-	if err == nil || !strings.Contains(err.Error(), "timed out") {
-		t.Errorf("Exec with timeout: err = %v", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err = r.ExecStream(ctx, inst, runtime.ExecOptions{Argv: []string{"sleep", "10"}}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("ExecStream past its deadline: err = %v", err)
+	}
+	// A terminal: the command sees one, and its output comes back.
+	out.Reset()
+	code, err = r.ExecStream(context.Background(), inst, runtime.ExecOptions{
+		Argv: []string{"sh", "-c", "test -t 0 && test -t 1 && echo tty"}, Stdout: &out, TTY: true})
+	if err != nil || code != 0 || !strings.Contains(out.String(), "tty") {
+		t.Errorf("ExecStream with a TTY = %d %q %v", code, out.String(), err)
 	}
 }
 

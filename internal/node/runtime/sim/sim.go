@@ -108,11 +108,22 @@ func (r *Runtime) Start(_ context.Context, spec *runtime.ContainerSpec, onExit f
 	return &Instance{id: string(runtime.KindSim) + "://" + id, started: r.clock.Now(), clock: r.clock, onExit: onExit}, nil
 }
 
-// Exec implements runtime.Runtime. Simulated containers have nothing to run
-// a command in; probes of simulated containers are never executed.
-func (r *Runtime) Exec(context.Context, runtime.Instance, []string, time.Duration) (int, []byte, error) {
-	return 0, nil, fmt.Errorf("sim runtime: cannot exec in a simulated container")
+// Image implements runtime.Runtime: any image runs, simulated.
+func (r *Runtime) Image(context.Context, string, []string) (runtime.ImageConfig, error) {
+	return runtime.ImageConfig{}, nil
 }
+
+// ExecStream implements runtime.Runtime. Simulated containers have nothing
+// to run a command in; probes of simulated containers are never executed.
+func (r *Runtime) ExecStream(context.Context, runtime.Instance, runtime.ExecOptions) (int, error) {
+	return -1, fmt.Errorf("sim runtime: cannot exec in a simulated container")
+}
+
+// KillLeftovers implements runtime.Runtime: nothing simulated outlives quartet.
+func (r *Runtime) KillLeftovers(context.Context) (int, error) { return 0, nil }
+
+// Shutdown implements runtime.Runtime: simulated containers need no stopping.
+func (r *Runtime) Shutdown(time.Duration) {}
 
 // Instance is one simulated container.
 type Instance struct {
