@@ -1,0 +1,233 @@
+package kit
+
+import (
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
+	"k8s.io/utils/clock"
+)
+
+// ownWritesTimeout is how long a write may go unseen before it no longer
+// holds its owner back, so that a lost watch event cannot stall it forever.
+const ownWritesTimeout = 5 * time.Minute
+
+// Store is an informer's store, as OwnWrites reads it (a cache.Store).
+type Store interface {
+	// LastStoreSyncResourceVersion is the newest resource version the store
+	// has applied.
+	LastStoreSyncResourceVersion() string
+	GetByKey(key string) (item any, exists bool, err error)
+}
+
+// OwnWrites remembers, per owner, the writes a controller made on its behalf
+// that the informer caches may not show yet. A sync that planned on caches
+// missing its controller's last writes would do them again: create a pod
+// twice and report a failure that did not happen, delete one twice, or write
+// a status from an old copy. A create, update or patch is shown once the
+// store it is filed under has applied the resource version the write
+// returned (a store applies its events in resource-version order); a delete
+// once the store no longer holds that object, or holds it marked for
+// deletion.
+//
+// Each write is filed under a name given to New with the store that shows
+// it, usually the resource ("pods"); a controller that treats two kinds of
+// writes to one resource differently files them under two names.
+type OwnWrites struct {
+	clock  clock.PassiveClock
+	stores map[string]Store
+
+	mu     sync.Mutex
+	owners map[types.UID]*pendingWrites
+	// shown is, per name, the newest version its store has applied: a
+	// store's own version can step back (a deleted object's event carries
+	// its last version), what it has shown cannot.
+	shown map[string]string
+}
+
+type pendingWrites struct {
+	// versions is, per name, the newest resource version written.
+	versions map[string]string
+	// objects is, per name, the resource version written to each object.
+	objects map[string]map[types.UID]string
+	// deletes are the objects deleted, by name.
+	deletes map[string][]deletedObject
+	// last is when the newest write was made.
+	last time.Time
+	// waiting: a sync found these writes unseen and waits for them.
+	waiting bool
+}
+
+type deletedObject struct {
+	key string
+	uid types.UID
+}
+
+// NewOwnWrites makes the memory of writes filed under the names of stores.
+func NewOwnWrites(clk clock.PassiveClock, stores map[string]Store) *OwnWrites {
+	return &OwnWrites{clock: clk, stores: stores, owners: map[types.UID]*pendingWrites{}, shown: map[string]string{}}
+}
+
+func (w *OwnWrites) pending(owner types.UID) *pendingWrites {
+	p := w.owners[owner]
+	if p == nil {
+		p = &pendingWrites{versions: map[string]string{}, objects: map[string]map[types.UID]string{}, deletes: map[string][]deletedObject{}}
+		w.owners[owner] = p
+	}
+	p.last = w.clock.Now()
+	return p
+}
+
+// Wrote records obj as returned by a create, update or patch made for owner.
+func (w *OwnWrites) Wrote(owner types.UID, name string, obj metav1.Object) {
+	version := obj.GetResourceVersion()
+	if version == "" {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.pending(owner)
+	if last := p.versions[name]; last == "" || ahead(version, last) {
+		p.versions[name] = version
+	}
+	if p.objects[name] == nil {
+		p.objects[name] = map[types.UID]string{}
+	}
+	p.objects[name][obj.GetUID()] = version
+}
+
+// Deleted records that a delete of the object namespace/name with uid,
+// made for owner, was accepted.
+func (w *OwnWrites) Deleted(owner types.UID, name, namespace, objName string, uid types.UID) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.pending(owner)
+	key := objName
+	if namespace != "" {
+		key = namespace + "/" + objName
+	}
+	p.deletes[name] = append(p.deletes[name], deletedObject{key: key, uid: uid})
+}
+
+// Seen reports whether the stores show every write made for owner, filed
+// under names (all names when none are given), or the newest write is older
+// than five minutes. When they do not, the owner is marked as waiting (see
+// CaughtUp).
+func (w *OwnWrites) Seen(owner types.UID, names ...string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.owners[owner]
+	if p == nil {
+		return true
+	}
+	if w.unseen(p, names) && w.clock.Since(p.last) <= ownWritesTimeout {
+		p.waiting = true
+		return false
+	}
+	return true
+}
+
+// Unseen returns the objects written for owner under name whose written
+// version the store does not show yet. Unlike Seen, it never gives up on an
+// old write: a controller that counts on them (the Job controller's
+// finalizer removals) must not act as if they had not happened.
+func (w *OwnWrites) Unseen(owner types.UID, name string) map[types.UID]bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.owners[owner]
+	if p == nil {
+		return nil
+	}
+	w.settle(p)
+	if len(p.objects[name]) == 0 {
+		return nil
+	}
+	out := make(map[types.UID]bool, len(p.objects[name]))
+	for uid := range p.objects[name] {
+		out[uid] = true
+	}
+	return out
+}
+
+// CaughtUp reports whether a sync found owner's writes under names (all
+// when none are given) unseen and the stores now show them all; it then
+// stops waiting. An event handler calls it to sync such an owner at once.
+func (w *OwnWrites) CaughtUp(owner types.UID, names ...string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.owners[owner]
+	if p == nil || !p.waiting || w.unseen(p, names) {
+		return false
+	}
+	p.waiting = false
+	return true
+}
+
+// unseen settles p and reports whether writes under names remain. The
+// caller holds w.mu.
+func (w *OwnWrites) unseen(p *pendingWrites, names []string) bool {
+	w.settle(p)
+	if len(names) == 0 {
+		for name := range w.stores {
+			names = append(names, name)
+		}
+	}
+	for _, name := range names {
+		if p.versions[name] != "" || len(p.deletes[name]) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Forget drops what is remembered for an owner that is gone or done.
+func (w *OwnWrites) Forget(owner types.UID) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.owners, owner)
+}
+
+// settle drops the writes the stores now show. A store that has applied no
+// version yet shows everything. The caller holds w.mu.
+func (w *OwnWrites) settle(p *pendingWrites) {
+	for name, store := range w.stores {
+		if v := store.LastStoreSyncResourceVersion(); ahead(v, w.shown[name]) || w.shown[name] == "" {
+			w.shown[name] = v
+		}
+		seen := w.shown[name]
+		if v := p.versions[name]; v != "" && !ahead(v, seen) {
+			delete(p.versions, name)
+		}
+		for uid, v := range p.objects[name] {
+			if !ahead(v, seen) {
+				delete(p.objects[name], uid)
+			}
+		}
+		kept := p.deletes[name][:0]
+		for _, d := range p.deletes[name] {
+			if stillThere(store, d) {
+				kept = append(kept, d)
+			}
+		}
+		p.deletes[name] = kept
+	}
+}
+
+// stillThere reports that store still holds the deleted object unmarked.
+func stillThere(store Store, d deletedObject) bool {
+	item, exists, err := store.GetByKey(d.key)
+	if err != nil || !exists {
+		return false
+	}
+	obj, ok := item.(metav1.Object)
+	return ok && obj.GetUID() == d.uid && obj.GetDeletionTimestamp() == nil
+}
+
+// ahead reports whether resource version a is known to be newer than b;
+// versions that do not compare (or "") are not.
+func ahead(a, b string) bool {
+	c, err := resourceversion.CompareResourceVersion(a, b)
+	return err == nil && c > 0
+}
