@@ -3,38 +3,60 @@ package ttlafterfinished
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	batch "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
-	"quartet.dev/quartet/internal/controllers"
+	"quartet.dev/quartet/internal/controllers/kit"
+	"quartet.dev/quartet/internal/controllers/kittest"
 )
 
 func start(t *testing.T, clk *clocktesting.FakeClock, objects ...runtime.Object) (*Controller, *fake.Clientset, context.Context) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	client := fake.NewSimpleClientset(objects...)
+	client := kittest.NewAPI(objects...)
 	factory := informers.NewSharedInformerFactory(client, 0)
-	c, err := New(controllers.Config{Client: client, Informers: factory, Clock: clk})
+	c, err := New(kit.Config{Client: client, Informers: factory, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
-	factory.Start(ctx.Done())
-	factory.WaitForCacheSync(ctx.Done())
-	t.Cleanup(factory.Shutdown)
-	// Cleanups run last-in first-out: stop the informers' context first.
-	t.Cleanup(cancel)
-	return c, client, ctx
+	return c, client, kittest.Start(t, factory)
+}
+
+// fakeJobDeleter serves fresh Jobs from a map and records deletions.
+type fakeJobDeleter struct {
+	mu      sync.Mutex
+	jobs    map[string]*batch.Job
+	deleted []string
+}
+
+var _ jobDeleter = (*fakeJobDeleter)(nil)
+
+func (f *fakeJobDeleter) getFresh(_ context.Context, namespace, name string) (*batch.Job, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	job, ok := f.jobs[namespace+"/"+name]
+	if !ok {
+		return nil, apierrors.NewNotFound(batch.Resource("jobs"), name)
+	}
+	return job.DeepCopy(), nil
+}
+
+func (f *fakeJobDeleter) deleteJob(_ context.Context, namespace, name string, uid types.UID) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deleted = append(f.deleted, namespace+"/"+name+"@"+string(uid))
+	return nil
 }
 
 func deletions(client *fake.Clientset) []k8stesting.DeleteActionImpl {
@@ -93,7 +115,7 @@ func TestSyncHonoursAnExtendedTTL(t *testing.T) {
 	fresh := cached.DeepCopy()
 	fresh.Spec.TTLSecondsAfterFinished = ptr.To[int32](3600)
 	fake := &fakeJobDeleter{jobs: map[string]*batch.Job{"default/pi": fresh}}
-	c.jobs = fake
+	c.apply = fake
 	requeue, err := c.sync(ctx, "default/pi")
 	if err != nil || requeue != 59*time.Minute {
 		t.Errorf("sync = %v, %v; want 59m", requeue, err)
@@ -121,7 +143,7 @@ func TestSyncDeletesTheFreshJobsUID(t *testing.T) {
 	fresh := cached.DeepCopy()
 	fresh.UID = "uid-2"
 	fake := &fakeJobDeleter{jobs: map[string]*batch.Job{"default/pi": fresh}}
-	c.jobs = fake
+	c.apply = fake
 	if _, err := c.sync(ctx, "default/pi"); err != nil {
 		t.Fatal(err)
 	}
@@ -150,18 +172,10 @@ func TestRunDeletesAfterTheTTL(t *testing.T) {
 	c, client, ctx := start(t, clk, job)
 	go c.Run(ctx, 1)
 	// Wait until the worker has looked at the Job and set its timer.
-	if err := wait.PollUntilContextTimeout(ctx, time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
-		return clk.HasWaiters(), nil
-	}); err != nil {
-		t.Fatal("the controller never waited for the TTL")
-	}
+	kittest.Eventually(t, "the controller waiting for the TTL", clk.HasWaiters)
 	if n := len(deletions(client)); n != 0 {
 		t.Fatalf("deleted before the TTL")
 	}
 	clk.Step(30 * time.Second)
-	if err := wait.PollUntilContextTimeout(ctx, time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
-		return len(deletions(client)) == 1, nil
-	}); err != nil {
-		t.Fatal("the Job was not deleted after its TTL")
-	}
+	kittest.Eventually(t, "the Job deleted after its TTL", func() bool { return len(deletions(client)) == 1 })
 }

@@ -21,8 +21,8 @@ const (
 	actExpire
 )
 
-// verdict is the decision for one Job at one moment.
-type verdict struct {
+// decision is what to do about one Job at one moment.
+type decision struct {
 	action action
 	// after is how long until the TTL runs out, for actWait.
 	after time.Duration
@@ -44,21 +44,21 @@ func finishedAt(job *batch.Job) (time.Time, bool, error) {
 	return time.Time{}, false, nil
 }
 
-// decide is the controller's pure decision: (Job, now) -> what to do.
-func decide(job *batch.Job, now time.Time) (verdict, error) {
+// decide is the controller's plan, a pure function of the Job and now.
+func decide(job *batch.Job, now time.Time) (decision, error) {
 	if job.DeletionTimestamp != nil || job.Spec.TTLSecondsAfterFinished == nil {
-		return verdict{action: actIgnore}, nil
+		return decision{action: actIgnore}, nil
 	}
 	finished, ok, err := finishedAt(job)
 	if err != nil || !ok {
-		return verdict{action: actIgnore}, err
+		return decision{action: actIgnore}, err
 	}
 	ttl := time.Duration(*job.Spec.TTLSecondsAfterFinished) * time.Second
 	left := finished.Add(ttl).Sub(now)
 	if left <= 0 {
-		return verdict{action: actExpire, finishedAt: finished}, nil
+		return decision{action: actExpire, finishedAt: finished}, nil
 	}
-	return verdict{action: actWait, after: left, finishedAt: finished}, nil
+	return decision{action: actWait, after: left, finishedAt: finished}, nil
 }
 
 // needsCleanup is a Job this controller must look at: finished, with a TTL.

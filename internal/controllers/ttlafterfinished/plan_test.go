@@ -30,16 +30,16 @@ func finishedJob(ttl *int32, condition batch.JobConditionType, at time.Time) *ba
 func TestDecide(t *testing.T) {
 	cases := map[string]struct {
 		job     *batch.Job
-		want    verdict
+		want    decision
 		wantErr bool
 	}{
 		"no TTL": {
 			job:  finishedJob(nil, batch.JobComplete, testNow.Add(-time.Hour)),
-			want: verdict{action: actIgnore},
+			want: decision{action: actIgnore},
 		},
 		"not finished": {
 			job:  finishedJob(ptr.To[int32](0), "", time.Time{}),
-			want: verdict{action: actIgnore},
+			want: decision{action: actIgnore},
 		},
 		"a False terminal condition is not finished": {
 			job: func() *batch.Job {
@@ -47,7 +47,7 @@ func TestDecide(t *testing.T) {
 				j.Status.Conditions[1].Status = v1.ConditionFalse
 				return j
 			}(),
-			want: verdict{action: actIgnore},
+			want: decision{action: actIgnore},
 		},
 		"being deleted": {
 			job: func() *batch.Job {
@@ -55,27 +55,27 @@ func TestDecide(t *testing.T) {
 				j.DeletionTimestamp = ptr.To(metav1.NewTime(testNow))
 				return j
 			}(),
-			want: verdict{action: actIgnore},
+			want: decision{action: actIgnore},
 		},
 		"complete, TTL ahead": {
 			job:  finishedJob(ptr.To[int32](100), batch.JobComplete, testNow.Add(-30*time.Second)),
-			want: verdict{action: actWait, after: 70 * time.Second, finishedAt: testNow.Add(-30 * time.Second)},
+			want: decision{action: actWait, after: 70 * time.Second, finishedAt: testNow.Add(-30 * time.Second)},
 		},
 		"failed, TTL run out": {
 			job:  finishedJob(ptr.To[int32](10), batch.JobFailed, testNow.Add(-10*time.Second)),
-			want: verdict{action: actExpire, finishedAt: testNow.Add(-10 * time.Second)},
+			want: decision{action: actExpire, finishedAt: testNow.Add(-10 * time.Second)},
 		},
 		"TTL zero": {
 			job:  finishedJob(ptr.To[int32](0), batch.JobComplete, testNow),
-			want: verdict{action: actExpire, finishedAt: testNow},
+			want: decision{action: actExpire, finishedAt: testNow},
 		},
 		"finished in the future (clock skew)": {
 			job:  finishedJob(ptr.To[int32](5), batch.JobComplete, testNow.Add(time.Minute)),
-			want: verdict{action: actWait, after: 65 * time.Second, finishedAt: testNow.Add(time.Minute)},
+			want: decision{action: actWait, after: 65 * time.Second, finishedAt: testNow.Add(time.Minute)},
 		},
 		"finished without a time": {
 			job:     finishedJob(ptr.To[int32](5), batch.JobComplete, time.Time{}),
-			want:    verdict{action: actIgnore},
+			want:    decision{action: actIgnore},
 			wantErr: true,
 		},
 	}
@@ -85,8 +85,8 @@ func TestDecide(t *testing.T) {
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
 			}
-			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(verdict{})); diff != "" {
-				t.Errorf("verdict (-want +got):\n%s", diff)
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(decision{})); diff != "" {
+				t.Errorf("decision (-want +got):\n%s", diff)
 			}
 		})
 	}
