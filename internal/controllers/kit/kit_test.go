@@ -271,7 +271,7 @@ func TestOwnWrites(t *testing.T) {
 	// Deletes: seen once the object is gone or marked for deletion.
 	pods.objects["ns/web-2"] = written("web-2", "5")
 	w.Deleted(owner, "pods", "ns", "web-2", "web-2")
-	if w.Seen(owner) {
+	if w.Seen(owner) || !w.Unseen(owner, "pods")["web-2"] {
 		t.Error("a delete the store does not show is seen")
 	}
 	marked := written("web-2", "13")

@@ -129,10 +129,10 @@ func (w *OwnWrites) Seen(owner types.UID, names ...string) bool {
 	return true
 }
 
-// Unseen returns the objects written for owner under name whose written
-// version the store does not show yet. Unlike Seen, it never gives up on an
-// old write: a controller that counts on them (the Job controller's
-// finalizer removals) must not act as if they had not happened.
+// Unseen returns the objects written or deleted for owner under name that
+// the store does not show so yet. Unlike Seen, it never gives up on an old
+// write: a controller that counts on them (the Job controller's finalizer
+// removals) must not act as if they had not happened.
 func (w *OwnWrites) Unseen(owner types.UID, name string) map[types.UID]bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -141,12 +141,15 @@ func (w *OwnWrites) Unseen(owner types.UID, name string) map[types.UID]bool {
 		return nil
 	}
 	w.settle(p)
-	if len(p.objects[name]) == 0 {
+	if len(p.objects[name])+len(p.deletes[name]) == 0 {
 		return nil
 	}
-	out := make(map[types.UID]bool, len(p.objects[name]))
+	out := make(map[types.UID]bool, len(p.objects[name])+len(p.deletes[name]))
 	for uid := range p.objects[name] {
 		out[uid] = true
+	}
+	for _, d := range p.deletes[name] {
+		out[d.uid] = true
 	}
 	return out
 }
