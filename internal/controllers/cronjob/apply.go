@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
+
+	"quartet.dev/quartet/internal/controllers/kit"
 )
 
 // jobControl is the controller's access to Jobs beyond the informer cache.
@@ -66,35 +68,35 @@ func (c *clientCronJobControl) UpdateStatus(ctx context.Context, cj *batchv1.Cro
 	return c.client.BatchV1().CronJobs(cj.Namespace).UpdateStatus(ctx, cj, metav1.UpdateOptions{})
 }
 
-// applier carries out plans.
+// applier carries out decisions.
 type applier struct {
 	jobs     jobControl
 	cronJobs cronJobControl
 	recorder record.EventRecorder
-	// deleted is told about every Job this controller deleted, so that a
-	// later sync racing the informer cache does not mistake it for a Job
-	// it never saw. May be nil.
-	deleted func(types.UID)
+	// writes remembers every Job this controller deleted, filed under
+	// "jobs", so that a later sync racing the informer cache does not
+	// mistake it for a Job it never saw.
+	writes *kit.OwnWrites
 }
 
-// apply carries out p, made for cj (which it does not modify), and then
+// apply carries out d, made for cj (which it does not modify), and then
 // writes the resulting status if it changed. A Job that cannot be deleted
 // for Replace prevents the new one; errors are returned joined, after the
 // status write, so that what did happen is recorded.
-func (a *applier) apply(ctx context.Context, cj *batchv1.CronJob, p plan) error {
-	status := p.status.DeepCopy()
-	for _, j := range p.prune {
+func (a *applier) apply(ctx context.Context, cj *batchv1.CronJob, d Decision) error {
+	status := d.Status.DeepCopy()
+	for _, j := range d.Prune {
 		// A Job that cannot be pruned now is pruned by a later sync; as in
 		// Kubernetes that does not fail this one.
 		_ = a.deleteJob(ctx, cj, j.Namespace, j.Name, j.UID)
 	}
-	for _, e := range p.events {
-		a.recorder.Event(cj, e.eventType, e.reason, e.message)
+	for _, e := range d.Events {
+		a.recorder.Event(cj, e.Type, e.Reason, e.Message)
 	}
 
 	var errs []error
-	create := p.create
-	for _, ref := range p.replace {
+	create := d.Create
+	for _, ref := range d.Replace {
 		if err := a.deleteJob(ctx, cj, ref.Namespace, ref.Name, ref.UID); err != nil {
 			errs = append(errs, fmt.Errorf("could not replace job %s/%s: %w", ref.Namespace, ref.Name, err))
 			create = nil
@@ -108,7 +110,7 @@ func (a *applier) apply(ctx context.Context, cj *batchv1.CronJob, p plan) error 
 			errs = append(errs, err)
 		} else if ref != nil && !hasUID(status.Active, ref.UID) {
 			status.Active = append(status.Active, *ref)
-			status.LastScheduleTime = &metav1.Time{Time: p.scheduledTime}
+			status.LastScheduleTime = &metav1.Time{Time: d.ScheduledTime}
 		}
 	}
 
@@ -139,9 +141,7 @@ func (a *applier) deleteJob(ctx context.Context, cj *batchv1.CronJob, namespace,
 		a.recorder.Eventf(cj, corev1.EventTypeWarning, reasonFailedDelete, "Error deleting job %s: %v", name, err)
 		return err
 	}
-	if a.deleted != nil {
-		a.deleted(uid)
-	}
+	a.writes.Deleted(cj.UID, "jobs", namespace, name, uid)
 	return nil
 }
 

@@ -13,7 +13,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+
+	"quartet.dev/quartet/internal/controllers/kit"
 )
 
 func TestApply(t *testing.T) {
@@ -42,62 +45,62 @@ func TestApply(t *testing.T) {
 	}
 	cases := map[string]struct {
 		cj       *batchv1.CronJob
-		plan     plan
+		decision Decision
 		jobs     *recordingJobControl
 		cronJobs *recordingCronJobControl
 		want     want
 	}{
 		"create": {
-			cj:   newCronJob(),
-			plan: plan{create: newJob(), scheduledTime: topOfHour},
-			want: want{calls: []string{"create " + newName}, events: []string{normal + reasonSuccessfulCreate}, active: []string{newName}, lastSched: &topOfHour},
+			cj:       newCronJob(),
+			decision: Decision{Create: newJob(), ScheduledTime: topOfHour},
+			want:     want{calls: []string{"create " + newName}, events: []string{normal + reasonSuccessfulCreate}, active: []string{newName}, lastSched: &topOfHour},
 		},
 		"create fails": {
-			cj:   newCronJob(),
-			plan: plan{create: newJob(), scheduledTime: topOfHour},
-			jobs: &recordingJobControl{createErr: apierrors.NewInternalError(errors.New("etcd is sad"))},
-			want: want{calls: []string{"create " + newName}, events: []string{warning + reasonFailedCreate}, noUpdate: true, err: true},
+			cj:       newCronJob(),
+			decision: Decision{Create: newJob(), ScheduledTime: topOfHour},
+			jobs:     &recordingJobControl{createErr: apierrors.NewInternalError(errors.New("etcd is sad"))},
+			want:     want{calls: []string{"create " + newName}, events: []string{warning + reasonFailedCreate}, noUpdate: true, err: true},
 		},
 		"create fails but the observed status is still written": {
-			cj:   newCronJob(listing(prev)),
-			plan: plan{create: newJob(), scheduledTime: topOfHour},
-			jobs: &recordingJobControl{createErr: apierrors.NewInternalError(errors.New("etcd is sad"))},
-			want: want{calls: []string{"create " + newName}, events: []string{warning + reasonFailedCreate}, active: []string{}, err: true},
+			cj:       newCronJob(listing(prev)),
+			decision: Decision{Create: newJob(), ScheduledTime: topOfHour},
+			jobs:     &recordingJobControl{createErr: apierrors.NewInternalError(errors.New("etcd is sad"))},
+			want:     want{calls: []string{"create " + newName}, events: []string{warning + reasonFailedCreate}, active: []string{}, err: true},
 		},
 		"create in a terminating namespace": {
-			cj:   newCronJob(),
-			plan: plan{create: newJob(), scheduledTime: topOfHour},
-			jobs: &recordingJobControl{createErr: terminatingNS},
-			want: want{calls: []string{"create " + newName}, noUpdate: true, err: true},
+			cj:       newCronJob(),
+			decision: Decision{Create: newJob(), ScheduledTime: topOfHour},
+			jobs:     &recordingJobControl{createErr: terminatingNS},
+			want:     want{calls: []string{"create " + newName}, noUpdate: true, err: true},
 		},
 		"already exists, ours, status lost": {
-			cj:   newCronJob(),
-			plan: plan{create: newJob(), scheduledTime: topOfHour},
-			jobs: &recordingJobControl{existing: map[string]*batchv1.Job{newName: ours}},
-			want: want{calls: []string{"create " + newName, "get " + newName}, active: []string{newName}, lastSched: &topOfHour},
+			cj:       newCronJob(),
+			decision: Decision{Create: newJob(), ScheduledTime: topOfHour},
+			jobs:     &recordingJobControl{existing: map[string]*batchv1.Job{newName: ours}},
+			want:     want{calls: []string{"create " + newName, "get " + newName}, active: []string{newName}, lastSched: &topOfHour},
 		},
 		"already exists, ours, already active": {
-			cj:   newCronJob(listing(ours)),
-			plan: plan{status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{jobRef(ours)}}, create: newJob(), scheduledTime: topOfHour},
-			jobs: &recordingJobControl{existing: map[string]*batchv1.Job{newName: ours}},
-			want: want{calls: []string{"create " + newName, "get " + newName}, noUpdate: true},
+			cj:       newCronJob(listing(ours)),
+			decision: Decision{Status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{jobRef(ours)}}, Create: newJob(), ScheduledTime: topOfHour},
+			jobs:     &recordingJobControl{existing: map[string]*batchv1.Job{newName: ours}},
+			want:     want{calls: []string{"create " + newName, "get " + newName}, noUpdate: true},
 		},
 		"already exists, someone else's": {
-			cj:   newCronJob(),
-			plan: plan{create: newJob(), scheduledTime: topOfHour},
-			jobs: &recordingJobControl{existing: map[string]*batchv1.Job{newName: otherOwner}},
-			want: want{calls: []string{"create " + newName, "get " + newName}, noUpdate: true},
+			cj:       newCronJob(),
+			decision: Decision{Create: newJob(), ScheduledTime: topOfHour},
+			jobs:     &recordingJobControl{existing: map[string]*batchv1.Job{newName: otherOwner}},
+			want:     want{calls: []string{"create " + newName, "get " + newName}, noUpdate: true},
 		},
 		"already exists, get fails": {
-			cj:   newCronJob(),
-			plan: plan{create: newJob(), scheduledTime: topOfHour},
-			jobs: &recordingJobControl{existing: map[string]*batchv1.Job{newName: ours}, getErr: apierrors.NewTimeoutError("slow", 1)},
-			want: want{calls: []string{"create " + newName, "get " + newName}, events: []string{warning + reasonFailedGet}, noUpdate: true, err: true},
+			cj:       newCronJob(),
+			decision: Decision{Create: newJob(), ScheduledTime: topOfHour},
+			jobs:     &recordingJobControl{existing: map[string]*batchv1.Job{newName: ours}, getErr: apierrors.NewTimeoutError("slow", 1)},
+			want:     want{calls: []string{"create " + newName, "get " + newName}, events: []string{warning + reasonFailedGet}, noUpdate: true, err: true},
 		},
 		"replace deletes, then creates": {
-			cj:   newCronJob(listing(prev)),
-			plan: plan{status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{prevRef}}, replace: []corev1.ObjectReference{prevRef}, create: newJob(), scheduledTime: topOfHour},
-			jobs: &recordingJobControl{existing: map[string]*batchv1.Job{prev.Name: prev}},
+			cj:       newCronJob(listing(prev)),
+			decision: Decision{Status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{prevRef}}, Replace: []corev1.ObjectReference{prevRef}, Create: newJob(), ScheduledTime: topOfHour},
+			jobs:     &recordingJobControl{existing: map[string]*batchv1.Job{prev.Name: prev}},
 			want: want{
 				calls:      []string{"delete " + prev.Name, "create " + newName},
 				events:     []string{normal + reasonSuccessfulDelete, normal + reasonSuccessfulCreate},
@@ -107,8 +110,8 @@ func TestApply(t *testing.T) {
 			},
 		},
 		"replace of a Job already gone still creates": {
-			cj:   newCronJob(listing(prev)),
-			plan: plan{status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{prevRef}}, replace: []corev1.ObjectReference{prevRef}, create: newJob(), scheduledTime: topOfHour},
+			cj:       newCronJob(listing(prev)),
+			decision: Decision{Status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{prevRef}}, Replace: []corev1.ObjectReference{prevRef}, Create: newJob(), ScheduledTime: topOfHour},
 			want: want{
 				calls:      []string{"delete " + prev.Name, "create " + newName},
 				events:     []string{normal + reasonSuccessfulCreate},
@@ -118,16 +121,16 @@ func TestApply(t *testing.T) {
 			},
 		},
 		"replace that cannot delete does not create": {
-			cj:   newCronJob(listing(prev)),
-			plan: plan{status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{prevRef}}, replace: []corev1.ObjectReference{prevRef}, create: newJob(), scheduledTime: topOfHour},
-			jobs: &recordingJobControl{existing: map[string]*batchv1.Job{prev.Name: prev}, deleteErr: map[string]error{prev.Name: apierrors.NewForbidden(jobsResource, prev.Name, errors.New("no"))}},
-			want: want{calls: []string{"delete " + prev.Name}, events: []string{warning + reasonFailedDelete}, noUpdate: true, err: true},
+			cj:       newCronJob(listing(prev)),
+			decision: Decision{Status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{prevRef}}, Replace: []corev1.ObjectReference{prevRef}, Create: newJob(), ScheduledTime: topOfHour},
+			jobs:     &recordingJobControl{existing: map[string]*batchv1.Job{prev.Name: prev}, deleteErr: map[string]error{prev.Name: apierrors.NewForbidden(jobsResource, prev.Name, errors.New("no"))}},
+			want:     want{calls: []string{"delete " + prev.Name}, events: []string{warning + reasonFailedDelete}, noUpdate: true, err: true},
 		},
 		"prune comes first and its failure does not fail the sync": {
 			cj: newCronJob(),
-			plan: plan{
-				prune:  []*batchv1.Job{jobAt(at0700(), failed()), prev},
-				events: []event{{corev1.EventTypeWarning, reasonUnexpectedJob, "x"}},
+			decision: Decision{
+				Prune:  []*batchv1.Job{jobAt(at0700(), failed()), prev},
+				Events: []Event{{corev1.EventTypeWarning, reasonUnexpectedJob, "x"}},
 			},
 			jobs: &recordingJobControl{
 				existing:  map[string]*batchv1.Job{prev.Name: prev, minutes(at0700()): jobAt(at0700())},
@@ -141,13 +144,13 @@ func TestApply(t *testing.T) {
 			},
 		},
 		"no change, no write": {
-			cj:   newCronJob(listing(prev)),
-			plan: plan{status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{prevRef}}},
-			want: want{noUpdate: true},
+			cj:       newCronJob(listing(prev)),
+			decision: Decision{Status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{prevRef}}},
+			want:     want{noUpdate: true},
 		},
 		"status write fails": {
 			cj:       newCronJob(),
-			plan:     plan{create: newJob(), scheduledTime: topOfHour},
+			decision: Decision{Create: newJob(), ScheduledTime: topOfHour},
 			cronJobs: &recordingCronJobControl{updateErr: apierrors.NewConflict(jobsResource, "backup", errors.New("stale"))},
 			want:     want{calls: []string{"create " + newName}, events: []string{normal + reasonSuccessfulCreate}, active: []string{newName}, lastSched: &topOfHour, err: true},
 		},
@@ -162,11 +165,16 @@ func TestApply(t *testing.T) {
 				cronJobs = &recordingCronJobControl{}
 			}
 			rec := record.NewFakeRecorder(100)
-			var remembered []types.UID
-			a := applier{jobs: jobs, cronJobs: cronJobs, recorder: rec, deleted: func(uid types.UID) { remembered = append(remembered, uid) }}
+			// The cache still holds every Job the API server had, and prev.
+			cached := &cachedJobs{jobs: map[string]*batchv1.Job{"ops/" + prev.Name: prev}}
+			for _, j := range jobs.existing {
+				cached.jobs[j.Namespace+"/"+j.Name] = j
+			}
+			writes := kit.NewOwnWrites(clocktesting.NewFakeClock(topOfHour), map[string]kit.Store{"jobs": cached})
+			a := applier{jobs: jobs, cronJobs: cronJobs, recorder: rec, writes: writes}
 			before := tc.cj.DeepCopy()
 
-			err := a.apply(context.Background(), tc.cj, tc.plan)
+			err := a.apply(context.Background(), tc.cj, tc.decision)
 
 			if (err != nil) != tc.want.err {
 				t.Errorf("apply error = %v, want error: %v", err, tc.want.err)
@@ -176,6 +184,10 @@ func TestApply(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want.events, drain(rec, false)); diff != "" {
 				t.Errorf("events (-want +got):\n%s", diff)
+			}
+			var remembered []types.UID
+			for uid := range writes.Unseen(tc.cj.UID, "jobs") {
+				remembered = append(remembered, uid)
 			}
 			if diff := cmp.Diff(tc.want.remembered, remembered); diff != "" {
 				t.Errorf("remembered deletions (-want +got):\n%s", diff)
@@ -212,3 +224,14 @@ func TestApply(t *testing.T) {
 }
 
 func at0700() time.Time { return utc("2026-05-19T07:00:00Z") }
+
+// cachedJobs is a Job informer's store that never catches up.
+type cachedJobs struct {
+	jobs map[string]*batchv1.Job
+}
+
+func (c *cachedJobs) LastStoreSyncResourceVersion() string { return "1" }
+func (c *cachedJobs) GetByKey(key string) (any, bool, error) {
+	j, ok := c.jobs[key]
+	return j, ok, nil
+}

@@ -10,11 +10,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -23,7 +21,8 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
-	"quartet.dev/quartet/internal/controllers"
+	"quartet.dev/quartet/internal/controllers/kit"
+	"quartet.dev/quartet/internal/controllers/kittest"
 )
 
 type testEnv struct {
@@ -32,6 +31,8 @@ type testEnv struct {
 	clock   *clocktesting.FakeClock
 	c       *Controller
 	rec     *record.FakeRecorder
+	// events is the controller's own recorder, which records to the API.
+	events record.EventRecorder
 }
 
 // newTestEnv builds the controller on a fake clientset holding objs. The
@@ -39,23 +40,29 @@ type testEnv struct {
 // make the cache disagree with the API server) or start them.
 func newTestEnv(t *testing.T, now time.Time, objs ...runtime.Object) *testEnv {
 	t.Helper()
-	client := fake.NewClientset(objs...)
-	// The fake API server does not assign UIDs; the controller relies on them.
-	client.PrependReactor("create", "jobs", func(action k8stesting.Action) (bool, runtime.Object, error) {
-		job := action.(k8stesting.CreateAction).GetObject().(*batchv1.Job)
-		job.UID = types.UID("uid-" + job.Name)
-		return false, nil, nil
-	})
+	client := kittest.NewAPI(objs...)
 	factory := informers.NewSharedInformerFactory(client, 0)
 	clk := clocktesting.NewFakeClock(now)
-	c, err := New(controllers.Config{Client: client, Informers: factory, Clock: clk})
+	c, err := New(kit.Config{Client: client, Informers: factory, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.local = time.UTC
-	rec := record.NewFakeRecorder(100)
-	c.recorder = rec
-	return &testEnv{client: client, factory: factory, clock: clk, c: c, rec: rec}
+	e := &testEnv{client: client, factory: factory, clock: clk, c: c, rec: record.NewFakeRecorder(100), events: c.Recorder}
+	e.record(e.rec)
+	return e
+}
+
+// record makes the controller record its events with rec.
+func (e *testEnv) record(rec record.EventRecorder) {
+	e.c.Recorder, e.c.apply.recorder = rec, rec
+}
+
+// recordTo wraps the controller's queue in a recordingQueue.
+func (e *testEnv) recordQueue(size int) *recordingQueue {
+	q := &recordingQueue{TypedRateLimitingInterface: e.c.queue.TypedRateLimitingInterface, after: make(chan time.Duration, size)}
+	e.c.queue.TypedRateLimitingInterface = q
+	return q
 }
 
 // cache puts objects in the informer caches without the API server.
@@ -245,10 +252,12 @@ func TestSyncIgnoresJobsItDeleted(t *testing.T) {
 		t.Errorf("events after the replace = %v, want none", got)
 	}
 
-	// Once the informer reports the deletion the memory is dropped.
-	e.c.deleteJob(prev)
-	if len(e.c.deleting) != 0 {
-		t.Errorf("deletion memory = %v after the Job's delete event", e.c.deleting)
+	// Once the cache drops the Job the memory is dropped.
+	if err := e.factory.Batch().V1().Jobs().Informer().GetIndexer().Delete(prev); err != nil {
+		t.Fatal(err)
+	}
+	if unseen := e.c.apply.writes.Unseen(updated.UID, "jobs"); len(unseen) != 0 {
+		t.Errorf("deletion memory = %v after the cache dropped the Job", unseen)
 	}
 }
 
@@ -272,9 +281,8 @@ func TestRun(t *testing.T) {
 	cj := newCronJob()
 	e := newTestEnv(t, utc("2026-05-19T10:00:00.5Z"), cj)
 	// Events go through the real broadcaster to the (fake) API here.
-	e.c.recorder = e.c.broadcaster.NewRecorder(clientgoscheme.Scheme, corev1.EventSource{Component: "cronjob-controller"})
-	q := &recordingQueue{TypedRateLimitingInterface: e.c.queue, after: make(chan time.Duration, 100)}
-	e.c.queue = q
+	e.record(e.events)
+	q := e.recordQueue(100)
 	_, ctx := ktesting.NewTestContext(t)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -302,7 +310,6 @@ func TestRun(t *testing.T) {
 	// The Job finishes.
 	job.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}
 	job.Status.CompletionTime = ptr.To(metav1.NewTime(utc("2026-05-19T10:00:00Z")))
-	job.ResourceVersion = "2" // the fake API server does not count versions
 	if _, err := e.client.BatchV1().Jobs("ops").UpdateStatus(ctx, job, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -383,8 +390,7 @@ func TestUpdateCronJob(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			e := newTestEnv(t, now)
-			q := &recordingQueue{TypedRateLimitingInterface: e.c.queue, after: make(chan time.Duration, 1)}
-			e.c.queue = q
+			q := e.recordQueue(1)
 			t.Cleanup(q.ShutDown)
 			e.c.updateCronJob(tc.old, tc.cur)
 			var after time.Duration
@@ -422,17 +428,17 @@ func TestJobEventsWakeTheirCronJob(t *testing.T) {
 		event func(c *Controller)
 		want  []string
 	}{
-		"add":                                 {event: func(c *Controller) { c.addJob(job) }, want: []string{"ops/backup"}},
-		"add of a Job with a stale owner UID": {event: func(c *Controller) { c.addJob(stranger) }},
-		"add of an orphan":                    {event: func(c *Controller) { c.addJob(orphan) }},
-		"resync is not a change":              {event: func(c *Controller) { c.updateJob(job, job) }},
+		"add":                                 {event: func(c *Controller) { c.jobEvents.OnAdd(job, false) }, want: []string{"ops/backup"}},
+		"add of a Job with a stale owner UID": {event: func(c *Controller) { c.jobEvents.OnAdd(stranger, false) }},
+		"add of an orphan":                    {event: func(c *Controller) { c.jobEvents.OnAdd(orphan, false) }},
+		"resync is not a change":              {event: func(c *Controller) { c.jobEvents.OnUpdate(job, job) }},
 		"controller changed wakes both": {
-			event: func(c *Controller) { c.updateJob(job, moved) }, want: []string{"ops/backup", "ops/other"},
+			event: func(c *Controller) { c.jobEvents.OnUpdate(job, moved) }, want: []string{"ops/backup", "ops/other"},
 		},
-		"delete": {event: func(c *Controller) { c.deleteJob(job) }, want: []string{"ops/backup"}},
+		"delete": {event: func(c *Controller) { c.jobEvents.OnDelete(job) }, want: []string{"ops/backup"}},
 		"delete seen as tombstone": {
 			event: func(c *Controller) {
-				c.deleteJob(cache.DeletedFinalStateUnknown{Key: "ops/" + job.Name, Obj: job})
+				c.jobEvents.OnDelete(cache.DeletedFinalStateUnknown{Key: "ops/" + job.Name, Obj: job})
 			},
 			want: []string{"ops/backup"},
 		},
@@ -457,7 +463,7 @@ func TestJobEventsWakeTheirCronJob(t *testing.T) {
 }
 
 func TestNewRequiresClientAndInformers(t *testing.T) {
-	if _, err := New(controllers.Config{}); err == nil {
+	if _, err := New(kit.Config{}); err == nil {
 		t.Error("New with an empty Config succeeded")
 	}
 }

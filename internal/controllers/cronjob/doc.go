@@ -3,8 +3,11 @@
 // startingDeadlineSeconds and suspend, prunes finished Jobs past the history
 // limits and keeps status.active, lastScheduleTime and lastSuccessfulTime.
 //
-// The controller reads from shared informers and sleeps on a delaying queue
-// until each CronJob's next scheduled time (controller.go), decides in a pure
-// function (plan.go, with the time arithmetic in the schedule subpackage) and
-// writes through small interfaces (apply.go).
+// controller.go sleeps on a delaying queue until each CronJob's next
+// scheduled time and reads its Jobs from the shared informer; plan.go holds
+// the decision, Decide, a pure function of what a sync observed (the time
+// arithmetic is in the schedule subpackage), which `quartet cron simulate`
+// runs too; apply.go makes the writes. How it differs from upstream's
+// (wake-up margin, missed-schedule reporting, UID preconditions) is listed in
+// docs/cronjob.md.
 package cronjob

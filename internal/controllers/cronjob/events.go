@@ -25,9 +25,12 @@ const (
 	reasonUnparseableOnUpdate = "UnParseableCronJobSchedule"
 )
 
-// event is an event the plan wants recorded on the CronJob.
-type event struct {
-	eventType string // corev1.EventTypeNormal or corev1.EventTypeWarning
-	reason    string
-	message   string
-}
+// Event reasons a Decision can carry, for callers of Decide.
+const (
+	ReasonJobAlreadyActive   = reasonJobAlreadyActive
+	ReasonMissSchedule       = reasonMissSchedule
+	ReasonTooManyMissedTimes = reasonTooManyMissedTimes
+	ReasonSawCompletedJob    = reasonSawCompletedJob
+	ReasonInvalidSchedule    = reasonInvalidSchedule
+	ReasonUnknownTimeZone    = reasonUnknownTimeZone
+)

@@ -27,62 +27,72 @@ const requeueDelay = 10 * time.Millisecond
 // creates.
 var controllerKind = batchv1.SchemeGroupVersion.WithKind("CronJob")
 
-// observed is everything a sync knows when it decides.
-type observed struct {
-	// cronJob is the CronJob as last read; makePlan does not modify it.
-	cronJob *batchv1.CronJob
-	// jobs are the Jobs whose controller reference is cronJob.
-	jobs []*batchv1.Job
-	// gone holds the UIDs of status.active entries that are not among jobs
-	// and that the API server confirmed no longer exist.
-	gone map[types.UID]bool
-	// now is the time of this sync, read once.
-	now time.Time
-	// local is the zone a schedule without spec.timeZone is read in: the
+// Observed is everything one sync of a CronJob knows when it decides.
+type Observed struct {
+	// CronJob is the CronJob as last read; Decide does not modify it.
+	CronJob *batchv1.CronJob
+	// Jobs are the Jobs whose controller reference is CronJob.
+	Jobs []*batchv1.Job
+	// Gone holds the UIDs of status.active entries that are not among Jobs
+	// and are known to no longer exist (the apiserver said so).
+	Gone map[types.UID]bool
+	// Now is the time of the sync, read once.
+	Now time.Time
+	// Local is the zone a schedule without spec.timeZone is read in: the
 	// controller's own, as in Kubernetes.
-	local *time.Location
+	Local *time.Location
 }
 
-// plan is what one sync of a CronJob does, in order: prune, record events,
-// delete the Jobs being replaced, create the new Job, write status.
-type plan struct {
-	// prune are finished Jobs past the history limits, oldest first.
-	prune []*batchv1.Job
-	// events are recorded after pruning and before any other write.
-	events []event
-	// status is the CronJob's status after what was observed, before the
-	// effects of the writes below (the apply step adds those).
-	status batchv1.CronJobStatus
-	// replace are the active Jobs deleted before create (concurrencyPolicy
+// Decision is what one sync of a CronJob does, in order: delete Prune,
+// record Events, delete Replace, create Create, write Status (with Create in
+// status.active and ScheduledTime as lastScheduleTime once Create exists),
+// and sync again after RequeueAfter.
+type Decision struct {
+	// Prune are finished Jobs past the history limits, oldest first.
+	Prune []*batchv1.Job
+	// Events are recorded after pruning and before any other write.
+	Events []Event
+	// Status is the CronJob's status after what was observed, before the
+	// effects of the writes below (applying them adds those).
+	Status batchv1.CronJobStatus
+	// Replace are the active Jobs deleted before Create (concurrencyPolicy
 	// Replace). If one cannot be deleted, nothing is created.
-	replace []corev1.ObjectReference
-	// create is the Job for scheduledTime, or nil.
-	create        *batchv1.Job
-	scheduledTime time.Time
-	// requeueAfter is when to sync again if nothing else happens: just after
+	Replace []corev1.ObjectReference
+	// Create is the Job for ScheduledTime, or nil.
+	Create        *batchv1.Job
+	ScheduledTime time.Time
+	// RequeueAfter is when to sync again if nothing else happens: just after
 	// the next scheduled time. Zero means only a change to the CronJob or its
 	// Jobs should wake it (suspended, deleted, or a schedule that cannot run).
-	requeueAfter time.Duration
+	RequeueAfter time.Duration
 }
 
-// makePlan decides one sync of a CronJob. It is a pure function of o.
-func makePlan(o observed) plan {
-	cj := o.cronJob
-	p := plan{status: *cj.Status.DeepCopy()}
+// Event is an event a sync records on the CronJob.
+type Event struct {
+	// Type is corev1.EventTypeNormal or corev1.EventTypeWarning.
+	Type, Reason, Message string
+}
 
-	p.prune = jobsToPrune(cj, o.jobs)
-	pruned := make(map[types.UID]bool, len(p.prune))
-	for _, j := range p.prune {
+// Decide is the controller's decision for one sync of a CronJob, a pure
+// function of o. Besides the controller, `quartet cron simulate` runs it
+// over a fake clock.
+func Decide(o Observed) Decision {
+	cj := o.CronJob
+	p := Decision{Status: *cj.Status.DeepCopy()}
+
+	p.Prune = jobsToPrune(cj, o.Jobs)
+	pruned := make(map[types.UID]bool, len(p.Prune))
+	for _, j := range p.Prune {
 		pruned[j.UID] = true
 	}
 
 	// Reconcile status with the Jobs that exist.
-	jobs := slices.SortedFunc(slices.Values(o.jobs), func(a, b *batchv1.Job) int { return cmp.Compare(a.Name, b.Name) })
+	jobs := slices.SortedFunc(slices.Values(o.Jobs), func(a, b *batchv1.Job) int { return cmp.Compare(a.Name, b.Name) })
 	owned := make(map[types.UID]bool, len(jobs))
 	for _, j := range jobs {
 		owned[j.UID] = true
 		finished, condition := finishedCondition(j)
-		active := hasUID(p.status.Active, j.UID)
+		active := hasUID(p.Status.Active, j.UID)
 		switch {
 		case !finished && !active:
 			// Created by someone else with this CronJob as controller
@@ -91,33 +101,33 @@ func makePlan(o observed) plan {
 			// reports it and does not adopt it into status.active.
 			p.warn(reasonUnexpectedJob, "%s", unexpectedJobMessage(j.Name))
 		case finished && active:
-			p.status.Active = withoutUID(p.status.Active, j.UID)
+			p.Status.Active = withoutUID(p.Status.Active, j.UID)
 			if !pruned[j.UID] {
 				p.normal(reasonSawCompletedJob, "Saw completed job: %s, condition: %v", j.Name, condition)
 			}
 		}
 		if condition == batchv1.JobComplete && j.Status.CompletionTime != nil {
-			if last := p.status.LastSuccessfulTime; last == nil || j.Status.CompletionTime.After(last.Time) {
-				p.status.LastSuccessfulTime = j.Status.CompletionTime.DeepCopy()
+			if last := p.Status.LastSuccessfulTime; last == nil || j.Status.CompletionTime.After(last.Time) {
+				p.Status.LastSuccessfulTime = j.Status.CompletionTime.DeepCopy()
 			}
 		}
 	}
 	for _, ref := range cj.Status.Active {
-		if !owned[ref.UID] && o.gone[ref.UID] {
+		if !owned[ref.UID] && o.Gone[ref.UID] {
 			p.normal(reasonMissingJob, "Active job went missing: %v", ref.Name)
-			p.status.Active = withoutUID(p.status.Active, ref.UID)
+			p.Status.Active = withoutUID(p.Status.Active, ref.UID)
 		}
 	}
 
 	if sched := p.decideRun(o); sched != nil {
-		p.requeueAfter = requeueAfter(sched, cj, p, o.now)
+		p.RequeueAfter = requeueAfter(sched, cj, p, o.Now)
 	}
-	if p.create != nil {
+	if p.Create != nil {
 		// A running Job with the name of the one about to be created is this
 		// controller's own, created by a sync whose status write was lost;
 		// the create finds it and records it, so it is not unexpected.
-		p.events = slices.DeleteFunc(p.events, func(e event) bool {
-			return e.reason == reasonUnexpectedJob && e.message == unexpectedJobMessage(p.create.Name)
+		p.Events = slices.DeleteFunc(p.Events, func(e Event) bool {
+			return e.Reason == reasonUnexpectedJob && e.Message == unexpectedJobMessage(p.Create.Name)
 		})
 	}
 	return p
@@ -130,15 +140,15 @@ func unexpectedJobMessage(name string) string {
 // decideRun decides whether a Job starts in this sync, and which. It returns
 // the parsed schedule when the CronJob should wake at its next scheduled
 // time, and nil when only a change should wake it.
-func (p *plan) decideRun(o observed) *schedule.Schedule {
-	cj := o.cronJob
+func (p *Decision) decideRun(o Observed) *schedule.Schedule {
+	cj := o.CronJob
 	if cj.DeletionTimestamp != nil {
 		return nil
 	}
-	loc := o.local
+	loc := o.Local
 	if cj.Spec.TimeZone != nil {
 		var err error
-		if loc, err = schedule.Location(cj.Spec.TimeZone, o.local); err != nil {
+		if loc, err = schedule.Location(cj.Spec.TimeZone, o.Local); err != nil {
 			p.warn(reasonUnknownTimeZone, "invalid timeZone: %q: %s", *cj.Spec.TimeZone, err)
 			return nil
 		}
@@ -155,12 +165,12 @@ func (p *plan) decideRun(o observed) *schedule.Schedule {
 		return nil
 	}
 
-	anchor := scheduleAnchor(cj, p.status)
+	anchor := scheduleAnchor(cj, p.Status)
 	var cutoff time.Time
 	if d := cj.Spec.StartingDeadlineSeconds; d != nil {
-		cutoff = o.now.Add(-time.Duration(*d) * time.Second)
+		cutoff = o.Now.Add(-time.Duration(*d) * time.Second)
 	}
-	unmet, err := sched.Unmet(anchor, cutoff, o.now)
+	unmet, err := sched.Unmet(anchor, cutoff, o.Now)
 	if err != nil {
 		p.warn(reasonInvalidSchedule, "invalid schedule: %s : %s", cj.Spec.Schedule, err)
 		return nil
@@ -176,21 +186,21 @@ func (p *plan) decideRun(o observed) *schedule.Schedule {
 		p.warn(reasonTooManyMissedTimes, "too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew")
 	}
 	name := jobName(cj, scheduledTime)
-	if hasName(p.status.Active, cj.Namespace, name) ||
-		(p.status.LastScheduleTime != nil && p.status.LastScheduleTime.Time.Equal(scheduledTime)) {
+	if hasName(p.Status.Active, cj.Namespace, name) ||
+		(p.Status.LastScheduleTime != nil && p.Status.LastScheduleTime.Time.Equal(scheduledTime)) {
 		return sched // already started
 	}
-	if cj.Spec.ConcurrencyPolicy == batchv1.ForbidConcurrent && len(p.status.Active) > 0 {
+	if cj.Spec.ConcurrencyPolicy == batchv1.ForbidConcurrent && len(p.Status.Active) > 0 {
 		// The time stays unmet: when the running Job finishes, it starts
 		// then if startingDeadlineSeconds still allows it.
 		p.normal(reasonJobAlreadyActive, "Not starting job because prior execution is running and concurrency policy is Forbid")
 		return sched
 	}
 	if cj.Spec.ConcurrencyPolicy == batchv1.ReplaceConcurrent {
-		p.replace = slices.Clone(p.status.Active)
+		p.Replace = slices.Clone(p.Status.Active)
 	}
-	p.create = jobFor(cj, scheduledTime, jobTimeZone(cj, loc))
-	p.scheduledTime = scheduledTime
+	p.Create = jobFor(cj, scheduledTime, jobTimeZone(cj, loc))
+	p.ScheduledTime = scheduledTime
 	return sched
 }
 
@@ -198,13 +208,13 @@ func (p *plan) decideRun(o observed) *schedule.Schedule {
 // older than startingDeadlineSeconds and so will never run. Kubernetes has
 // the same event but, because it only searches within the deadline, never
 // reaches it; quartet reports the skipped run so it is visible.
-func (p *plan) reportMissed(sched *schedule.Schedule, cj *batchv1.CronJob, anchor time.Time, o observed) {
-	all, err := sched.Unmet(anchor, time.Time{}, o.now)
+func (p *Decision) reportMissed(sched *schedule.Schedule, cj *batchv1.CronJob, anchor time.Time, o Observed) {
+	all, err := sched.Unmet(anchor, time.Time{}, o.Now)
 	if err != nil || all.MostRecent.IsZero() {
 		return
 	}
 	name := jobName(cj, all.MostRecent)
-	for _, j := range o.jobs {
+	for _, j := range o.Jobs {
 		if j.Name == name {
 			return // it ran after all; only its status was not recorded
 		}
@@ -224,10 +234,10 @@ func scheduleAnchor(cj *batchv1.CronJob, status batchv1.CronJobStatus) time.Time
 // requeueAfter is the wait until just after the next scheduled time,
 // counted from the last scheduled time p will have recorded if its Job is
 // created.
-func requeueAfter(sched *schedule.Schedule, cj *batchv1.CronJob, p plan, now time.Time) time.Duration {
-	anchor := scheduleAnchor(cj, p.status)
-	if p.create != nil {
-		anchor = p.scheduledTime
+func requeueAfter(sched *schedule.Schedule, cj *batchv1.CronJob, p Decision, now time.Time) time.Duration {
+	anchor := scheduleAnchor(cj, p.Status)
+	if p.Create != nil {
+		anchor = p.ScheduledTime
 	}
 	next := sched.NextAfter(anchor, now)
 	if next.IsZero() {
@@ -236,12 +246,12 @@ func requeueAfter(sched *schedule.Schedule, cj *batchv1.CronJob, p plan, now tim
 	return next.Sub(now) + requeueDelay
 }
 
-func (p *plan) normal(reason, format string, args ...any) {
-	p.events = append(p.events, event{corev1.EventTypeNormal, reason, fmt.Sprintf(format, args...)})
+func (p *Decision) normal(reason, format string, args ...any) {
+	p.Events = append(p.Events, Event{corev1.EventTypeNormal, reason, fmt.Sprintf(format, args...)})
 }
 
-func (p *plan) warn(reason, format string, args ...any) {
-	p.events = append(p.events, event{corev1.EventTypeWarning, reason, fmt.Sprintf(format, args...)})
+func (p *Decision) warn(reason, format string, args ...any) {
+	p.Events = append(p.Events, Event{corev1.EventTypeWarning, reason, fmt.Sprintf(format, args...)})
 }
 
 // jobName is the name of the Job for scheduledTime: the CronJob's name and

@@ -24,27 +24,27 @@ type outcome struct {
 	Requeue        time.Duration
 }
 
-func outcomeOf(p plan) outcome {
+func outcomeOf(p Decision) outcome {
 	var o outcome
-	for _, e := range p.events {
-		o.Events = append(o.Events, e.eventType+" "+e.reason)
+	for _, e := range p.Events {
+		o.Events = append(o.Events, e.Type+" "+e.Reason)
 	}
-	for _, j := range p.prune {
+	for _, j := range p.Prune {
 		o.Prune = append(o.Prune, j.Name)
 	}
-	for _, r := range p.replace {
+	for _, r := range p.Replace {
 		o.Replace = append(o.Replace, r.Name)
 	}
-	if p.create != nil {
-		o.Create = p.create.Name
+	if p.Create != nil {
+		o.Create = p.Create.Name
 	}
-	for _, r := range p.status.Active {
+	for _, r := range p.Status.Active {
 		o.Active = append(o.Active, r.Name)
 	}
-	if t := p.status.LastSuccessfulTime; t != nil {
+	if t := p.Status.LastSuccessfulTime; t != nil {
 		o.LastSuccessful = t.UTC().Format(time.RFC3339)
 	}
-	o.Requeue = p.requeueAfter
+	o.Requeue = p.RequeueAfter
 	return o
 }
 
@@ -558,15 +558,15 @@ func TestMakePlan(t *testing.T) {
 				gone[j.UID] = true
 			}
 			before := tc.cj.DeepCopy()
-			p := makePlan(observed{cronJob: tc.cj, jobs: tc.jobs, gone: gone, now: tc.now, local: local})
+			p := Decide(Observed{CronJob: tc.cj, Jobs: tc.jobs, Gone: gone, Now: tc.now, Local: local})
 			if diff := cmp.Diff(tc.want, outcomeOf(p)); diff != "" {
 				t.Errorf("plan (-want +got):\n%s", diff)
 			}
-			if tc.wantMessage != "" && (len(p.events) == 0 || !strings.Contains(p.events[0].message, tc.wantMessage)) {
-				t.Errorf("first event = %+v, want a message containing %q", p.events, tc.wantMessage)
+			if tc.wantMessage != "" && (len(p.Events) == 0 || !strings.Contains(p.Events[0].Message, tc.wantMessage)) {
+				t.Errorf("first event = %+v, want a message containing %q", p.Events, tc.wantMessage)
 			}
 			if diff := cmp.Diff(before, tc.cj); diff != "" {
-				t.Errorf("makePlan modified its CronJob (-before +after):\n%s", diff)
+				t.Errorf("Decide modified its CronJob (-before +after):\n%s", diff)
 			}
 		})
 	}
@@ -589,8 +589,8 @@ func TestJobFor(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			p := makePlan(observed{cronJob: tc.cj, now: utc("2026-05-19T10:00:00Z"), local: tc.local})
-			if p.create == nil {
+			p := Decide(Observed{CronJob: tc.cj, Now: utc("2026-05-19T10:00:00Z"), Local: tc.local})
+			if p.Create == nil {
 				t.Fatal("no Job planned")
 			}
 			want := &batchv1.Job{
@@ -609,15 +609,15 @@ func TestJobFor(t *testing.T) {
 				},
 				Spec: tc.cj.Spec.JobTemplate.Spec,
 			}
-			if diff := cmp.Diff(want, p.create); diff != "" {
+			if diff := cmp.Diff(want, p.Create); diff != "" {
 				t.Errorf("job (-want +got):\n%s", diff)
 			}
-			if !p.scheduledTime.Equal(topOfHour) {
-				t.Errorf("scheduledTime = %v, want %v", p.scheduledTime, topOfHour)
+			if !p.ScheduledTime.Equal(topOfHour) {
+				t.Errorf("scheduledTime = %v, want %v", p.ScheduledTime, topOfHour)
 			}
 			// The Job must not share maps with the CronJob's template.
-			p.create.Labels["x"] = "y"
-			p.create.Spec.Template.Spec.Containers[0].Image = "changed"
+			p.Create.Labels["x"] = "y"
+			p.Create.Spec.Template.Spec.Containers[0].Image = "changed"
 			if _, ok := tc.cj.Spec.JobTemplate.Labels["x"]; ok || tc.cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Image == "changed" {
 				t.Error("the planned Job aliases the CronJob's jobTemplate")
 			}

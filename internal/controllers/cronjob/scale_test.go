@@ -31,13 +31,12 @@ func TestManyCronJobsOnTheMinute(t *testing.T) {
 		objs = append(objs, cj)
 	}
 	e := newTestEnv(t, minute.Add(-20*time.Second), objs...)
-	e.c.recorder = record.NewFakeRecorder(4 * n) // room for every event
+	e.record(record.NewFakeRecorder(4 * n)) // room for every event
 	_, ctx := ktesting.NewTestContext(t)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); e.factory.Shutdown(); <-done })
-	q := &recordingQueue{TypedRateLimitingInterface: e.c.queue, after: make(chan time.Duration, 2*n)}
-	e.c.queue = q
+	q := e.recordQueue(2 * n)
 	e.factory.Start(ctx.Done())
 	go func() { defer close(done); e.c.Run(ctx, 20) }()
 
