@@ -288,6 +288,13 @@ func TestOwnWrites(t *testing.T) {
 		t.Error("an object of the same name but another UID does not show the delete")
 	}
 
+	// A store that has applied no version yet shows everything.
+	empty := kit.NewOwnWrites(clk, map[string]kit.Store{"pods": &store{}})
+	empty.Wrote(owner, "pods", written("web-9", "99"))
+	if !empty.Seen(owner) {
+		t.Error("a store without a version holds the owner back")
+	}
+
 	// Writes unseen for five minutes stop holding the owner back, but
 	// Unseen still reports them.
 	w.Wrote(owner, "pods", written("web-4", "20"))
@@ -337,6 +344,59 @@ func TestSlowStart(t *testing.T) {
 	sort.Ints(made)
 	if err == nil || window != 1 || calls > 8 || calls != len(made) || made[0] != 0 {
 		t.Errorf("SlowStart with failures = %d calls (%v), window %d, %v", calls, made, window, err)
+	}
+}
+
+// TestSlowStartStraggler checks that a slow call does not hold back the
+// calls after it.
+func TestSlowStartStraggler(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan int, 1200)
+	done := make(chan error)
+	go func() {
+		_, _, err := kit.SlowStart(1200, 1, 500, func(i int) error {
+			started <- i
+			if i == 1 {
+				<-release
+			}
+			return nil
+		})
+		done <- err
+	}()
+	for range 1200 {
+		<-started // every call starts while call 1 is still running
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCanAdopt(t *testing.T) {
+	web := set("web", "web-uid")
+	deleting := web.DeepCopy()
+	deleting.DeletionTimestamp = &metav1.Time{Time: now}
+	cases := map[string]struct {
+		fresh metav1.Object
+		err   error
+		ok    bool
+	}{
+		"the same owner": {fresh: web, ok: true},
+		"unreadable":     {err: errors.New("down")},
+		"replaced":       {fresh: set("web", "new-uid")},
+		"being deleted":  {fresh: deleting},
+	}
+	for name, tc := range cases {
+		reads := 0
+		check := kit.CanAdopt(context.Background(), web, func(context.Context) (metav1.Object, error) { reads++; return tc.fresh, tc.err })
+		for range 2 {
+			if err := check(); (err == nil) != tc.ok {
+				t.Errorf("%s: CanAdopt = %v, want ok %v", name, err, tc.ok)
+			}
+		}
+		if reads != 1 {
+			t.Errorf("%s: the owner was read %d times, want once", name, reads)
+		}
 	}
 }
 
