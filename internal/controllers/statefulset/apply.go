@@ -2,14 +2,12 @@ package statefulset
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -19,6 +17,8 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/controller/history"
+
+	"quartet.dev/quartet/internal/controllers/kit"
 )
 
 // maxInFlight caps how many creations or deletions one batch of a Parallel
@@ -127,7 +127,7 @@ func (w *historyWriter) AdoptRevision(_ context.Context, set *appsv1.StatefulSet
 	return w.history.AdoptControllerRevision(set, setKind, rev)
 }
 
-// applier carries out sync plans.
+// applier carries out decisions.
 type applier struct {
 	pods     podWriter
 	claims   claimWriter
@@ -139,16 +139,17 @@ type applier struct {
 	// cachedSet reads the informer's copy of a set, to retry a status
 	// write that lost a conflict.
 	cachedSet func(namespace, name string) (*appsv1.StatefulSet, error)
-	// wrote is told the resource version of every object written on behalf
-	// of a set, so that the next sync waits for the caches to catch up.
-	wrote func(set *appsv1.StatefulSet, resource string, resourceVersion string)
+	// writes remembers what is written for a set, so that the next sync
+	// waits for the caches to show it.
+	writes *kit.OwnWrites
 }
 
-// execute runs p's tasks for set and returns how many rolling-update
-// deletions succeeded. It stops at the end of the first stage in which a task
-// failed, or, when a stage runs one unit at a time, at the failure.
-func (a *applier) execute(ctx context.Context, set *appsv1.StatefulSet, p *syncPlan) (int, error) {
-	for _, e := range p.events {
+// apply runs d's tasks for set and returns how many rolling-update
+// deletions succeeded. It stops at the end of the first stage in which a
+// task failed, or, when a stage runs one unit at a time, at the failure.
+// A batched stage runs its units with kit.SlowStart.
+func (a *applier) apply(ctx context.Context, set *appsv1.StatefulSet, d *decision) (int, error) {
+	for _, e := range d.events {
 		a.recorder.Event(set, e.eventType, e.reason, e.message)
 	}
 	var rolledOut atomic.Int32
@@ -163,10 +164,10 @@ func (a *applier) execute(ctx context.Context, set *appsv1.StatefulSet, p *syncP
 		}
 		return nil
 	}
-	for _, s := range p.stages {
+	for _, s := range d.stages {
 		var err error
 		if s.batched {
-			err = slowStart(s.units, run)
+			_, _, err = kit.SlowStart(len(s.units), 1, maxInFlight, func(i int) error { return run(s.units[i]) })
 		} else {
 			for _, unit := range s.units {
 				if err = run(unit); err != nil {
@@ -180,49 +181,6 @@ func (a *applier) execute(ctx context.Context, set *appsv1.StatefulSet, p *syncP
 		}
 	}
 	return int(rolledOut.Load()), nil
-}
-
-// slowStart runs fn over units concurrently with a window that starts at
-// one call and grows by one with every success (so it doubles each round
-// trip), up to maxInFlight, and starts nothing more once a call has failed.
-// Like upstream's slow-start batches, a failing apiserver or an exhausted
-// quota costs at most about twice the successful calls; unlike fixed batches,
-// one slow request does not hold back the calls after it.
-func slowStart(units [][]podTask, fn func([]podTask) error) error {
-	var (
-		mu       sync.Mutex
-		changed  = sync.NewCond(&mu)
-		inFlight int
-		window   = 1
-		errs     []error
-		wg       sync.WaitGroup
-	)
-	for _, unit := range units {
-		mu.Lock()
-		for inFlight >= window && len(errs) == 0 {
-			changed.Wait()
-		}
-		if len(errs) > 0 {
-			mu.Unlock()
-			break
-		}
-		inFlight++
-		mu.Unlock()
-		wg.Go(func() {
-			err := fn(unit)
-			mu.Lock()
-			inFlight--
-			if err != nil {
-				errs = append(errs, err)
-			} else if window < maxInFlight {
-				window++
-			}
-			mu.Unlock()
-			changed.Broadcast()
-		})
-	}
-	wg.Wait()
-	return utilerrors.NewAggregate(errs)
 }
 
 func (a *applier) runTask(ctx context.Context, set *appsv1.StatefulSet, t *podTask) error {
@@ -269,7 +227,7 @@ func (a *applier) create(ctx context.Context, set *appsv1.StatefulSet, t *podTas
 		return err
 	}
 	if err == nil {
-		a.wrote(set, "pods", created.ResourceVersion)
+		a.writes.Wrote(set.UID, "pods", created)
 	}
 	if ownerErr := a.writeOwners(ctx, set, t.pod, t.owners); ownerErr != nil {
 		podEvent(a.recorder, set, verbUpdate, t.pod.Name, ownerErr)
@@ -286,7 +244,7 @@ func (a *applier) createClaims(ctx context.Context, set *appsv1.StatefulSet, t *
 	for _, claim := range t.newClaims {
 		created, err := a.claims.CreateClaim(ctx, claim)
 		if err == nil {
-			a.wrote(set, "persistentvolumeclaims", created.ResourceVersion)
+			a.writes.Wrote(set.UID, "persistentvolumeclaims", created)
 		} else {
 			errs = append(errs, fmt.Errorf("failed to create PVC %s: %w", claim.Name, err))
 		}
@@ -317,7 +275,7 @@ func (a *applier) writeOwners(ctx context.Context, set *appsv1.StatefulSet, pod 
 		err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
 			updated, err := a.claims.UpdateClaim(ctx, claim)
 			if err == nil {
-				a.wrote(set, "persistentvolumeclaims", updated.ResourceVersion)
+				a.writes.Wrote(set.UID, "persistentvolumeclaims", updated)
 				return nil
 			}
 			if !apierrors.IsConflict(err) {
@@ -367,7 +325,7 @@ func (a *applier) conform(ctx context.Context, set *appsv1.StatefulSet, t *podTa
 	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
 		updated, err := a.pods.UpdatePod(ctx, pod)
 		if err == nil {
-			a.wrote(set, "pods", updated.ResourceVersion)
+			a.writes.Wrote(set.UID, "pods", updated)
 			return nil
 		}
 		if fresh, getErr := a.cachedPod(pod.Namespace, pod.Name); getErr == nil {
@@ -396,7 +354,7 @@ func (a *applier) writeStatus(ctx context.Context, set *appsv1.StatefulSet, stat
 		target.Status = *status
 		updated, err := a.sets.UpdateSetStatus(ctx, target)
 		if err == nil {
-			a.wrote(set, "statefulsets", updated.ResourceVersion)
+			a.writes.Wrote(set.UID, "statefulsets", updated)
 			return nil
 		}
 		if fresh, getErr := a.cachedSet(set.Namespace, set.Name); getErr == nil {
@@ -406,93 +364,28 @@ func (a *applier) writeStatus(ctx context.Context, set *appsv1.StatefulSet, stat
 	})
 }
 
-// adoptionPatch makes set the controller of the object with uid.
-func adoptionPatch(set *appsv1.StatefulSet, uid types.UID) []byte {
-	patch, _ := json.Marshal(map[string]interface{}{
-		"metadata": map[string]interface{}{
-			"ownerReferences": []metav1.OwnerReference{*metav1.NewControllerRef(set, setKind)},
-			"uid":             uid,
-		},
-	})
-	return patch
+// patchPod patches a pod for set, for adoption and release.
+func (a *applier) patchPod(set *appsv1.StatefulSet) func(ctx context.Context, pod *v1.Pod, patch []byte) (*v1.Pod, error) {
+	return func(ctx context.Context, pod *v1.Pod, patch []byte) (*v1.Pod, error) {
+		patched, err := a.pods.PatchPod(ctx, pod.Namespace, pod.Name, patch)
+		if err == nil {
+			a.writes.Wrote(set.UID, "pods", patched)
+		}
+		return patched, err
+	}
 }
 
-// releasePatch removes set's owner reference from the object with uid.
-func releasePatch(set *appsv1.StatefulSet, uid types.UID) []byte {
-	patch, _ := json.Marshal(map[string]interface{}{
-		"metadata": map[string]interface{}{
-			"ownerReferences": []map[string]interface{}{{"$patch": "delete", "uid": set.UID}},
-			"uid":             uid,
-		},
-	})
-	return patch
-}
-
-// errSetGone is returned when adoption finds the set deleted or replaced.
-var errSetGone = errors.New("StatefulSet is gone or being deleted")
-
-// canAdopt reads set past the cache and fails if it is being deleted or was
-// replaced by a set of the same name: a deleted set must not adopt.
-func (a *applier) canAdopt(ctx context.Context, set *appsv1.StatefulSet) error {
-	fresh, err := a.sets.GetSet(ctx, set.Namespace, set.Name)
-	if err != nil {
-		return fmt.Errorf("can't recheck DeletionTimestamp: %w", err)
-	}
-	if fresh.UID != set.UID {
-		return fmt.Errorf("%w: original StatefulSet %s/%s is gone: got uid %s, wanted %s", errSetGone, set.Namespace, set.Name, fresh.UID, set.UID)
-	}
-	if fresh.DeletionTimestamp != nil {
-		return fmt.Errorf("%w: %s/%s has just been deleted at %s", errSetGone, set.Namespace, set.Name, fresh.DeletionTimestamp)
-	}
-	return nil
-}
-
-// adoptAndRelease patches the pods the ownership step decided on. Adopted
-// pods that have vanished are dropped from the set's pods.
-func (a *applier) adoptAndRelease(ctx context.Context, set *appsv1.StatefulSet, o podOwnership, adoptOK func() error) ([]*v1.Pod, error) {
-	var errs []error
-	gone := map[types.UID]bool{}
-	adopted := map[types.UID]*v1.Pod{}
-	for _, pod := range o.adopt {
-		if err := adoptOK(); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		patched, err := a.pods.PatchPod(ctx, pod.Namespace, pod.Name, adoptionPatch(set, pod.UID))
-		switch {
-		case apierrors.IsNotFound(err):
-			gone[pod.UID] = true
-		case err != nil:
-			errs = append(errs, err)
-		default:
-			a.wrote(set, "pods", patched.ResourceVersion)
-			adopted[pod.UID] = patched
-		}
-	}
-	for _, pod := range o.release {
-		patched, err := a.pods.PatchPod(ctx, pod.Namespace, pod.Name, releasePatch(set, pod.UID))
-		switch {
-		case apierrors.IsNotFound(err), apierrors.IsInvalid(err):
-		case err != nil:
-			errs = append(errs, err)
-		default:
-			a.wrote(set, "pods", patched.ResourceVersion)
-		}
-	}
-	if len(errs) > 0 {
-		return nil, utilerrors.NewAggregate(errs)
-	}
-	pods := make([]*v1.Pod, 0, len(o.owned))
-	for _, pod := range o.owned {
-		switch {
-		case gone[pod.UID]:
-		case adopted[pod.UID] != nil:
-			// The patched pod, so that a write later in this sync does not
-			// start from the copy without the owner reference.
-			pods = append(pods, adopted[pod.UID])
-		default:
-			pods = append(pods, pod)
-		}
-	}
-	return pods, nil
+// statusDiffers reports whether the status a sync computed must be written.
+// Like upstream, a lower observedGeneration or a new collisionCount alone does
+// not cause a write.
+func statusDiffers(have, want *appsv1.StatefulSetStatus) bool {
+	return want.ObservedGeneration > have.ObservedGeneration ||
+		want.Replicas != have.Replicas ||
+		want.ReadyReplicas != have.ReadyReplicas ||
+		want.AvailableReplicas != have.AvailableReplicas ||
+		want.CurrentReplicas != have.CurrentReplicas ||
+		want.UpdatedReplicas != have.UpdatedReplicas ||
+		want.CurrentRevision != have.CurrentRevision ||
+		want.UpdateRevision != have.UpdateRevision ||
+		!equality.Semantic.DeepEqual(want.Conditions, have.Conditions)
 }

@@ -3,19 +3,19 @@ package statefulset
 import (
 	"context"
 	"errors"
-	"fmt"
-	"sync"
 	"testing"
+
+	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
+
+	"quartet.dev/quartet/internal/controllers/kit"
 )
 
 var (
@@ -40,7 +40,7 @@ func newTestApplier(w *fakeWriter, cached ...*v1.Pod) (*applier, *record.FakeRec
 		cachedSet: func(_, name string) (*appsv1.StatefulSet, error) {
 			return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "statefulsets"}, name)
 		},
-		wrote: func(*appsv1.StatefulSet, string, string) {},
+		writes: kit.NewOwnWrites(testingclock.NewFakeClock(now), nil),
 	}, rec
 }
 
@@ -268,8 +268,8 @@ func TestApplyTasks(t *testing.T) {
 			}
 			task := tc.task(f)
 			a, rec := newTestApplier(w, task.pod)
-			p := &syncPlan{stages: []stage{{name: "test", units: [][]podTask{{task}}}}}
-			_, err := a.execute(context.Background(), f.set, p)
+			p := &decision{stages: []stage{{name: "test", units: [][]podTask{{task}}}}}
+			_, err := a.apply(context.Background(), f.set, p)
 			if (err != nil) != tc.wantErr {
 				t.Errorf("err %v, want error: %v", err, tc.wantErr)
 			}
@@ -310,11 +310,11 @@ func TestSlowStart(t *testing.T) {
 				w.failNext(tc.failOn, errors.New("quota"))
 			}
 			a, _ := newTestApplier(w)
-			p := &syncPlan{stages: []stage{
+			p := &decision{stages: []stage{
 				{name: "burst", batched: true, units: units(tc.units)},
 				{name: "after", units: [][]podTask{{{kind: taskDelete, pod: f.pod(99, f.r1, ready)}}}},
 			}}
-			_, err := a.execute(context.Background(), f.set, p)
+			_, err := a.apply(context.Background(), f.set, p)
 			if (err != nil) != (tc.failOn != "") {
 				t.Fatalf("err %v", err)
 			}
@@ -342,57 +342,16 @@ func TestSlowStart(t *testing.T) {
 	}
 }
 
-// TestSlowStartWindow checks that a slow call does not hold back the ones
-// after it and that no more than maxInFlight calls run at once.
-func TestSlowStartWindow(t *testing.T) {
-	var mu sync.Mutex
-	inFlight, peak := 0, 0
-	release := make(chan struct{})
-	started := make(chan struct{}, 2000)
-	units := make([][]podTask, 1200)
-	for i := range units {
-		units[i] = []podTask{{kind: taskDelete, pod: &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint(i)}}}}
-	}
-	done := make(chan error)
-	go func() {
-		done <- slowStart(units, func(u []podTask) error {
-			mu.Lock()
-			inFlight++
-			peak = max(peak, inFlight)
-			mu.Unlock()
-			started <- struct{}{}
-			if u[0].pod.Name == "1" {
-				<-release // a straggler
-			}
-			mu.Lock()
-			inFlight--
-			mu.Unlock()
-			return nil
-		})
-	}()
-	// Every call starts while the straggler is still running.
-	for range units {
-		<-started
-	}
-	close(release)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if peak > maxInFlight {
-		t.Errorf("%d calls in flight, more than %d", peak, maxInFlight)
-	}
-}
-
 func TestExecuteSequentialStopsAtFirstError(t *testing.T) {
 	f := newFixture(t, 3)
 	w := newFakeWriter()
 	w.failNext("delete pod web-2", errors.New("nope"))
 	a, _ := newTestApplier(w)
-	p := &syncPlan{stages: []stage{{name: "rolling-update", units: [][]podTask{
+	p := &decision{stages: []stage{{name: "rolling-update", units: [][]podTask{
 		{{kind: taskDelete, pod: f.pod(2, f.r1, ready), rollout: true}},
 		{{kind: taskDelete, pod: f.pod(1, f.r1, ready), rollout: true}},
 	}}}}
-	rolled, err := a.execute(context.Background(), f.set, p)
+	rolled, err := a.apply(context.Background(), f.set, p)
 	if err == nil || rolled != 0 {
 		t.Errorf("rolled out %d, err %v", rolled, err)
 	}
@@ -402,7 +361,7 @@ func TestExecuteSequentialStopsAtFirstError(t *testing.T) {
 
 	w = newFakeWriter()
 	a, _ = newTestApplier(w)
-	if rolled, err = a.execute(context.Background(), f.set, p); err != nil || rolled != 2 {
+	if rolled, err = a.apply(context.Background(), f.set, p); err != nil || rolled != 2 {
 		t.Errorf("rolled out %d, err %v", rolled, err)
 	}
 }
@@ -444,7 +403,7 @@ func TestWriteStatus(t *testing.T) {
 	}
 }
 
-func TestAdoptAndRelease(t *testing.T) {
+func TestClaimPods(t *testing.T) {
 	f := newFixture(t, 3)
 	selector := labels.SelectorFromSet(f.set.Spec.Selector.MatchLabels)
 	orphan := f.pod(0, f.r1, ready)
@@ -462,7 +421,7 @@ func TestAdoptAndRelease(t *testing.T) {
 	dying := f.pod(6, f.r1, ready, terminating)
 	dying.OwnerReferences = nil
 
-	o := sortOutPods(f.set, selector, []*v1.Pod{orphan, gone, owned, strayed, other, misnamed, dying})
+	claims := kit.SortClaims(f.set, []*v1.Pod{orphan, gone, owned, strayed, other, misnamed, dying}, matchesSet(f.set, selector))
 	names := func(pods []*v1.Pod) []string {
 		var out []string
 		for _, p := range pods {
@@ -470,110 +429,21 @@ func TestAdoptAndRelease(t *testing.T) {
 		}
 		return out
 	}
-	if diff := cmp.Diff([]string{"web-0", "web-1", "web-2"}, names(o.owned)); diff != "" {
-		t.Errorf("owned (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff([]string{"web-0", "web-1"}, names(o.adopt)); diff != "" {
-		t.Errorf("adopt (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff([]string{"web-3"}, names(o.release)); diff != "" {
-		t.Errorf("release (-want +got):\n%s", diff)
+	if diff := cmp.Diff([][]string{{"web-2"}, {"web-0", "web-1"}, {"web-3"}}, [][]string{names(claims.Owned), names(claims.Adopt), names(claims.Release)}); diff != "" {
+		t.Errorf("owned, adopt, release (-want +got):\n%s", diff)
 	}
 
 	w := newFakeWriter()
 	w.failNext("adopt pod web-1", apierrors.NewNotFound(podsResource, "web-1"))
 	a, _ := newTestApplier(w)
-	pods, err := a.adoptAndRelease(context.Background(), f.set, o, func() error { return nil })
+	pods, err := kit.Claim(context.Background(), claims, f.set, setKind, func() error { return nil }, a.patchPod(f.set))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"web-0", "web-2"}, names(pods)); diff != "" {
+	if diff := cmp.Diff([]string{"web-2", "web-0"}, names(pods)); diff != "" {
 		t.Errorf("pods after adoption (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{"adopt pod web-0", "adopt pod web-1", "release pod web-3"}, w.recorded()); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
-
-	// A set that is gone adopts nothing, and the sync fails.
-	w = newFakeWriter()
-	a, _ = newTestApplier(w)
-	if _, err := a.adoptAndRelease(context.Background(), f.set, o, func() error { return a.canAdopt(context.Background(), f.set) }); err == nil {
-		t.Error("adoption by a set that is gone succeeded")
-	}
-
-	// A set being deleted neither adopts nor releases.
-	deleting := f.set.DeepCopy()
-	deleting.DeletionTimestamp = &metav1.Time{Time: now}
-	o = sortOutPods(deleting, selector, []*v1.Pod{orphan, owned, strayed})
-	if len(o.adopt) != 0 || len(o.release) != 0 || len(o.owned) != 1 {
-		t.Errorf("deleting set: adopt %v release %v owned %v", names(o.adopt), names(o.release), names(o.owned))
-	}
-}
-
-func TestCanAdopt(t *testing.T) {
-	f := newFixture(t, 1)
-	tests := map[string]struct {
-		fresh *appsv1.StatefulSet
-		ok    bool
-	}{
-		"same set": {fresh: f.set.DeepCopy(), ok: true},
-		"gone":     {},
-		"replaced": {fresh: func() *appsv1.StatefulSet { s := f.set.DeepCopy(); s.UID = "new"; return s }()},
-		"being deleted": {fresh: func() *appsv1.StatefulSet {
-			s := f.set.DeepCopy()
-			s.DeletionTimestamp = &metav1.Time{Time: now}
-			return s
-		}()},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			w := newFakeWriter()
-			if tc.fresh != nil {
-				w.sets["default/web"] = tc.fresh
-			}
-			a, _ := newTestApplier(w)
-			if err := a.canAdopt(context.Background(), f.set); (err == nil) != tc.ok {
-				t.Errorf("canAdopt: %v, want ok %v", err, tc.ok)
-			}
-		})
-	}
-}
-
-func TestFreshness(t *testing.T) {
-	seen := map[string]string{"pods": "10"}
-	store := func(resource string) storeVersion { return versionFunc(func() string { return seen[resource] }) }
-	fr := newFreshness(map[string]storeVersion{"pods": store("pods"), "statefulsets": store("statefulsets")})
-	key := typesNN("default", "web")
-	if !fr.caughtUp(key) {
-		t.Fatal("nothing written, yet not caught up")
-	}
-	fr.wrote(key, "uid", "pods", "12")
-	fr.wrote(key, "uid", "pods", "11") // older: ignored
-	if fr.caughtUp(key) {
-		t.Error("caught up at 10 after writing 12")
-	}
-	seen["pods"] = "12"
-	if !fr.caughtUp(key) {
-		t.Error("not caught up at 12 after writing 12")
-	}
-	// A store that reports nothing (the feature is off) never blocks.
-	fr.wrote(key, "uid", "statefulsets", "99")
-	if !fr.caughtUp(key) {
-		t.Error("blocked on a store without versions")
-	}
-	// A new set of the same name starts afresh.
-	fr.wrote(key, "uid", "pods", "50")
-	fr.wrote(key, "uid2", "pods", "13")
-	seen["pods"] = "13"
-	if !fr.caughtUp(key) {
-		t.Error("the old set's writes held back the new set")
-	}
-}
-
-type versionFunc func() string
-
-func (f versionFunc) LastStoreSyncResourceVersion() string { return f() }
-
-func typesNN(namespace, name string) types.NamespacedName {
-	return types.NamespacedName{Namespace: namespace, Name: name}
 }

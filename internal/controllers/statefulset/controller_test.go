@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,27 +12,22 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
-	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	testingclock "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
-	"quartet.dev/quartet/internal/controllers"
+	"quartet.dev/quartet/internal/controllers/kit"
+	"quartet.dev/quartet/internal/controllers/kittest"
 )
 
-// harness is the controller against client-go's fake clientset, with the
-// informers running. The fake has no apiserver behind it, so the harness
-// gives a created pod the Pending phase, as the apiserver does, and plays the
-// kubelet by setting pod status.
+// harness is the controller against kittest's fake apiserver, with the
+// informers running. The harness plays the kubelet by setting pod status.
 type harness struct {
 	t      *testing.T
 	ctx    context.Context
@@ -44,80 +37,24 @@ type harness struct {
 	clock  *testingclock.FakeClock
 }
 
-// fakeAPI is client-go's fake clientset plus the little of the apiserver's
-// behaviour the controller relies on: created objects get a UID and a
-// creation time, created pods the Pending phase, and every create and update
-// a new resource version.
-func fakeAPI(objs ...runtime.Object) *fake.Clientset {
-	client := fake.NewClientset(objs...)
-	var uids, versions atomic.Int64
-	versions.Store(1000)
-	client.PrependReactor("create", "*", func(action k8stesting.Action) (bool, runtime.Object, error) {
-		create, ok := action.(k8stesting.CreateAction)
-		if !ok {
-			return false, nil, nil
-		}
-		obj, err := meta.Accessor(create.GetObject())
-		if err != nil {
-			return false, nil, nil
-		}
-		if obj.GetUID() == "" {
-			obj.SetUID(types.UID(fmt.Sprintf("uid-%d", uids.Add(1))))
-		}
-		if ts := obj.GetCreationTimestamp(); ts.IsZero() {
-			obj.SetCreationTimestamp(metav1.Now())
-		}
-		obj.SetResourceVersion(strconv.FormatInt(versions.Add(1), 10))
-		if pod, ok := create.GetObject().(*v1.Pod); ok && pod.Status.Phase == "" {
-			pod.Status.Phase = v1.PodPending
-		}
-		return false, nil, nil
-	})
-	client.PrependReactor("update", "*", func(action k8stesting.Action) (bool, runtime.Object, error) {
-		if update, ok := action.(k8stesting.UpdateAction); ok {
-			if obj, err := meta.Accessor(update.GetObject()); err == nil {
-				obj.SetResourceVersion(strconv.FormatInt(versions.Add(1), 10))
-			}
-		}
-		return false, nil, nil
-	})
-	return client
-}
-
 func newHarness(t *testing.T, objs ...runtime.Object) *harness {
 	t.Helper()
-	client := fakeAPI(objs...)
+	client := kittest.NewAPI(objs...)
 	factory := informers.NewSharedInformerFactory(client, 0)
 	clk := testingclock.NewFakeClock(now)
-	c, err := New(controllers.Config{Client: client, Informers: factory, Clock: clk})
+	c, err := New(kit.Config{Client: client, Informers: factory, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := record.NewFakeRecorder(1000)
-	c.recorder, c.apply.recorder = rec, rec
-	ctx, cancel := context.WithCancel(context.Background())
-	factory.Start(ctx.Done())
-	t.Cleanup(func() {
-		cancel()
-		factory.Shutdown()
-	})
-	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			t.Fatalf("cache for %v did not sync", typ)
-		}
-	}
-	return &harness{t: t, ctx: ctx, client: client, c: c, rec: rec, clock: clk}
+	c.Recorder, c.apply.recorder = rec, rec
+	return &harness{t: t, ctx: kittest.Start(t, factory), client: client, c: c, rec: rec, clock: clk}
 }
 
 // eventually waits for cond to hold, polling.
 func (h *harness) eventually(what string, cond func() bool) {
 	h.t.Helper()
-	err := wait.PollUntilContextTimeout(h.ctx, 5*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
-		return cond(), nil
-	})
-	if err != nil {
-		h.t.Fatalf("timed out waiting for %s", what)
-	}
+	kittest.Eventually(h.t, what, cond)
 }
 
 // sync runs one sync of default/web once the caches have caught up with the
@@ -137,7 +74,7 @@ func (h *harness) sync() time.Duration {
 }
 
 // caughtUp waits until the informer caches hold exactly what the fake API
-// holds. The fake sets no resource versions, so whole objects are compared.
+// holds.
 func (h *harness) caughtUp() {
 	h.t.Helper()
 	h.eventually("the informer caches", func() bool {
@@ -531,9 +468,9 @@ func TestRun(t *testing.T) {
 		s.Spec.Replicas = ptr.To[int32](5)
 		s.Spec.PodManagementPolicy = appsv1.ParallelPodManagement
 	})
-	client := fakeAPI(set)
+	client := kittest.NewAPI(set)
 	factory := informers.NewSharedInformerFactory(client, 0)
-	c, err := New(controllers.Config{Client: client, Informers: factory})
+	c, err := New(kit.Config{Client: client, Informers: factory})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -592,21 +529,21 @@ func TestEventHandlersEnqueue(t *testing.T) {
 		event func()
 		want  []string
 	}{
-		"an owned pod is added":               {event: func() { h.c.podAdded(owned) }, want: []string{"default/web"}},
-		"a matching orphan is added":          {event: func() { h.c.podAdded(orphan) }, want: []string{"default/web"}},
-		"an unrelated orphan is added":        {event: func() { h.c.podAdded(stranger) }},
-		"a pod of an earlier set of the name": {event: func() { h.c.podAdded(foreign) }},
-		"an owned pod is deleted":             {event: func() { h.c.podDeleted(owned) }, want: []string{"default/web"}},
+		"an owned pod is added":               {event: func() { h.c.podEvents.OnAdd(owned, false) }, want: []string{"default/web"}},
+		"a matching orphan is added":          {event: func() { h.c.podEvents.OnAdd(orphan, false) }, want: []string{"default/web"}},
+		"an unrelated orphan is added":        {event: func() { h.c.podEvents.OnAdd(stranger, false) }},
+		"a pod of an earlier set of the name": {event: func() { h.c.podEvents.OnAdd(foreign, false) }},
+		"an owned pod is deleted":             {event: func() { h.c.podEvents.OnDelete(owned) }, want: []string{"default/web"}},
 		"a deletion seen as a tombstone": {
-			event: func() { h.c.podDeleted(cache.DeletedFinalStateUnknown{Key: "default/web-0", Obj: owned}) },
+			event: func() { h.c.podEvents.OnDelete(cache.DeletedFinalStateUnknown{Key: "default/web-0", Obj: owned}) },
 			want:  []string{"default/web"},
 		},
-		"a resync of an unchanged pod": {event: func() { h.c.podUpdated(owned, owned) }},
+		"a resync of an unchanged pod": {event: func() { h.c.podEvents.OnUpdate(owned, owned) }},
 		"an orphan's labels change to match": {
 			event: func() {
 				before := stranger.DeepCopy()
 				before.ResourceVersion = "0"
-				h.c.podUpdated(before, orphan)
+				h.c.podEvents.OnUpdate(before, orphan)
 			},
 			want: []string{"default/web"},
 		},
@@ -641,7 +578,7 @@ func TestEventHandlersEnqueue(t *testing.T) {
 	notReady := f.pod(0, f.r1, running)
 	nowReady := f.pod(0, f.r1, readyFor(0))
 	nowReady.ResourceVersion = "2"
-	h.c.podUpdated(notReady, nowReady)
+	h.c.podEvents.OnUpdate(notReady, nowReady)
 	if got := drain(); len(got) != 1 {
 		t.Fatalf("queued %v on readiness", got)
 	}

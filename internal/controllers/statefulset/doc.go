@@ -4,8 +4,12 @@
 // ordinal, ordered (OrderedReady) or Parallel pod management, and rolling
 // updates from one ControllerRevision to the next.
 //
-// The work of one sync is split the way quartet's controllers are split:
-// controller.go reads the informer caches and runs the queue, plan.go decides
-// (a pure function of the set, its pods, claims, revisions and now), and
-// apply.go performs the writes behind small interfaces.
+// controller.go reads the informer caches, claims pods and settles revisions;
+// plan.go decides (decide: a pure function of the set, its pods, claims,
+// revisions and now, in stages: replace-unready, replicas, scale-down, rolling
+// update); apply.go makes the writes. It behaves as upstream's does, except
+// where docs/statefulset.md says otherwise: the replace-unready-after
+// extension (replace.go), claims watched, no no-op pod writes, a slow start
+// that grows a window rather than fixed batches, and a currentReplicas that
+// never goes negative.
 package statefulset

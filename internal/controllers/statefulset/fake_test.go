@@ -10,6 +10,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/record"
 )
@@ -56,6 +58,22 @@ func (w *fakeWriter) record(call string) (string, error) {
 	return strconv.Itoa(w.rv), nil
 }
 
+// written records call and returns a copy of obj at the call's resource
+// version.
+func written[T interface {
+	metav1.Object
+	DeepCopyObject() runtime.Object
+}](w *fakeWriter, call string, obj T) (T, error) {
+	rv, err := w.record(call)
+	if err != nil {
+		var none T
+		return none, err
+	}
+	out := obj.DeepCopyObject().(T)
+	out.SetResourceVersion(rv)
+	return out, nil
+}
+
 func (w *fakeWriter) recorded() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -63,23 +81,11 @@ func (w *fakeWriter) recorded() []string {
 }
 
 func (w *fakeWriter) CreatePod(_ context.Context, pod *v1.Pod) (*v1.Pod, error) {
-	rv, err := w.record("create pod " + pod.Name)
-	if err != nil {
-		return nil, err
-	}
-	out := pod.DeepCopy()
-	out.ResourceVersion = rv
-	return out, nil
+	return written(w, "create pod "+pod.Name, pod)
 }
 
 func (w *fakeWriter) UpdatePod(_ context.Context, pod *v1.Pod) (*v1.Pod, error) {
-	rv, err := w.record("update pod " + pod.Name)
-	if err != nil {
-		return nil, err
-	}
-	out := pod.DeepCopy()
-	out.ResourceVersion = rv
-	return out, nil
+	return written(w, "update pod "+pod.Name, pod)
 }
 
 func (w *fakeWriter) DeletePod(_ context.Context, _, name string) error {
@@ -102,23 +108,11 @@ func (w *fakeWriter) PatchPod(_ context.Context, _, name string, patch []byte) (
 }
 
 func (w *fakeWriter) CreateClaim(_ context.Context, claim *v1.PersistentVolumeClaim) (*v1.PersistentVolumeClaim, error) {
-	rv, err := w.record("create claim " + claim.Name)
-	if err != nil {
-		return nil, err
-	}
-	out := claim.DeepCopy()
-	out.ResourceVersion = rv
-	return out, nil
+	return written(w, "create claim "+claim.Name, claim)
 }
 
 func (w *fakeWriter) UpdateClaim(_ context.Context, claim *v1.PersistentVolumeClaim) (*v1.PersistentVolumeClaim, error) {
-	rv, err := w.record("update claim " + claim.Name)
-	if err != nil {
-		return nil, err
-	}
-	out := claim.DeepCopy()
-	out.ResourceVersion = rv
-	return out, nil
+	return written(w, "update claim "+claim.Name, claim)
 }
 
 func (w *fakeWriter) GetClaim(_ context.Context, _, name string) (*v1.PersistentVolumeClaim, error) {

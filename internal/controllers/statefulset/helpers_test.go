@@ -100,6 +100,11 @@ func terminating(p *v1.Pod) {
 	p.DeletionTimestamp = &metav1.Time{Time: now.Add(-time.Second)}
 }
 
+// createdAgo sets the pod's creation time d before now.
+func createdAgo(d time.Duration) podState {
+	return func(p *v1.Pod) { p.CreationTimestamp = metav1.Time{Time: now.Add(-d)} }
+}
+
 // readyFor makes the pod Running and Ready since d before now.
 func readyFor(d time.Duration) podState {
 	return func(p *v1.Pod) {
@@ -165,7 +170,7 @@ func claimMap(claims ...*v1.PersistentVolumeClaim) map[string]*v1.PersistentVolu
 
 // describe renders a plan's tasks one per line, "stage: Kind pod details",
 // with a * after the stage name of a batched stage.
-func describe(p *syncPlan) []string {
+func describe(p *decision) []string {
 	var lines []string
 	for _, s := range p.stages {
 		name := s.name

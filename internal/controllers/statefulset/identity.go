@@ -9,6 +9,9 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"quartet.dev/quartet/internal/controllers/kit"
 )
 
 var (
@@ -79,6 +82,12 @@ func podNameFor(set *appsv1.StatefulSet, ordinal int) string {
 // given ordinal: <template>-<set>-<ordinal>.
 func claimNameFor(set *appsv1.StatefulSet, template string, ordinal int) string {
 	return template + "-" + set.Name + "-" + strconv.Itoa(ordinal)
+}
+
+// matchesSet is the rule by which a pod is the set's: the set's selector
+// selects it, and its name is <set>-<ordinal>.
+func matchesSet(set *appsv1.StatefulSet, selector labels.Selector) func(*v1.Pod) bool {
+	return func(pod *v1.Pod) bool { return selector.Matches(labels.Set(pod.Labels)) && belongsByName(set, pod) }
 }
 
 // belongsByName reports whether pod's name makes it one of set's pods. Pods
@@ -243,42 +252,13 @@ func hasFinished(pod *v1.Pod) bool {
 	return pod.Status.Phase == v1.PodFailed || pod.Status.Phase == v1.PodSucceeded
 }
 
-func readyCondition(pod *v1.Pod) *v1.PodCondition {
-	for i := range pod.Status.Conditions {
-		if pod.Status.Conditions[i].Type == v1.PodReady {
-			return &pod.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
-func isReady(pod *v1.Pod) bool {
-	c := readyCondition(pod)
-	return c != nil && c.Status == v1.ConditionTrue
-}
-
 // isRunningAndReady is the OrderedReady gate: phase Running and condition
 // Ready.
 func isRunningAndReady(pod *v1.Pod) bool {
-	return pod.Status.Phase == v1.PodRunning && isReady(pod)
-}
-
-// isAvailable reports that pod has been Ready for minReadySeconds at now.
-func isAvailable(pod *v1.Pod, minReadySeconds int32, now time.Time) bool {
-	c := readyCondition(pod)
-	if c == nil || c.Status != v1.ConditionTrue {
-		return false
-	}
-	if minReadySeconds == 0 {
-		return true
-	}
-	if c.LastTransitionTime.IsZero() {
-		return false
-	}
-	return !c.LastTransitionTime.Add(time.Duration(minReadySeconds) * time.Second).After(now)
+	return pod.Status.Phase == v1.PodRunning && kit.IsReady(pod)
 }
 
 // isUnavailable counts against maxUnavailable: not available, or going away.
 func isUnavailable(pod *v1.Pod, minReadySeconds int32, now time.Time) bool {
-	return isTerminating(pod) || !isAvailable(pod, minReadySeconds, now)
+	return isTerminating(pod) || !kit.IsAvailable(pod, minReadySeconds, now)
 }

@@ -9,6 +9,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"quartet.dev/quartet/internal/controllers/kit"
 )
 
 // taskKind is what one task does for one pod.
@@ -80,8 +82,8 @@ type stage struct {
 	units   [][]podTask
 }
 
-// syncPlan is everything one sync of a StatefulSet does.
-type syncPlan struct {
+// decision is everything one sync of a StatefulSet does.
+type decision struct {
 	// events are recorded before any task runs.
 	events []planEvent
 	stages []stage
@@ -101,8 +103,8 @@ type syncPlan struct {
 	notices []notice
 }
 
-// planInput is what a sync knows when it plans.
-type planInput struct {
+// observed is what a sync knows when it decides.
+type observed struct {
 	set *appsv1.StatefulSet
 	// pods are the pods the set owns (after adoption and release).
 	pods []*v1.Pod
@@ -189,10 +191,10 @@ func (v *claimView) ownerChanges(set *appsv1.StatefulSet, pod *v1.Pod) []ownerCh
 	return changes
 }
 
-// plan decides one sync of a StatefulSet: which pods to create, conform and
-// delete, in which order, which claims to create and re-own, the status to
-// write and when to look again. It reads nothing but its input.
-func plan(in planInput) (*syncPlan, error) {
+// decide is the decision of one sync of a StatefulSet: which pods to create,
+// conform and delete, in which order, which claims to create and re-own, the
+// status to write and when to look again. It reads nothing but in.
+func decide(in observed) (*decision, error) {
 	set := in.set
 	currentSet, err := restoreRevision(set, in.current)
 	if err != nil {
@@ -204,154 +206,182 @@ func plan(in planInput) (*syncPlan, error) {
 			return nil, err
 		}
 	}
-
-	p := &syncPlan{}
+	d := &decision{}
 	if set.Spec.UpdateStrategy.Type == appsv1.RecreateStatefulSetStrategyType {
 		msg := fmt.Sprintf("statefulset %s/%s uses Recreate strategy but feature gate StatefulSetRecreateStrategy is disabled", set.Namespace, set.Name)
 		if in.recreate {
 			msg = fmt.Sprintf("statefulset %s/%s uses Recreate strategy, which quartet does not implement", set.Namespace, set.Name)
 		}
-		p.events = append(p.events, planEvent{v1.EventTypeWarning, reasonUnknownStrategy, msg})
-		p.err = fmt.Errorf("%s", msg)
-		return p, nil
+		d.events = append(d.events, planEvent{v1.EventTypeWarning, reasonUnknownStrategy, msg})
+		d.err = fmt.Errorf("%s", msg)
+		return d, nil
 	}
-
-	status := &appsv1.StatefulSetStatus{
+	d.status = &appsv1.StatefulSetStatus{
 		ObservedGeneration: set.Generation,
 		CurrentRevision:    in.current.Name,
 		UpdateRevision:     in.update.Name,
 		CollisionCount:     &in.collisionCount,
 		Conditions:         append([]appsv1.StatefulSetCondition(nil), set.Status.Conditions...),
 	}
-	p.status = status
-	minReady := set.Spec.MinReadySeconds
+	pl := newPlanner(in, d, currentSet, updateSet)
+	if set.DeletionTimestamp != nil {
+		*d.status = countPods(*d.status, pl.minReady, in.now, in.pods)
+		d.requeueAfter = nextAvailabilityCheck(set, d.status, in.pods, in.now)
+		return d, nil
+	}
+	*d.status = countPods(*d.status, pl.minReady, in.now, pl.replicas, pl.condemned)
+	d.requeueAfter = nextAvailabilityCheck(set, d.status, in.pods, in.now)
+	pl.replaceUnready()
+	if pl.bringUpReplicas() && pl.scaleDown() && set.Spec.UpdateStrategy.Type == appsv1.RollingUpdateStatefulSetStrategyType {
+		pl.rollOut()
+	}
+	return d, nil
+}
 
-	// Sort the pods into the ordinals the set wants and the ones it does not
-	// (condemned, highest first), and build the pods that are missing.
+// planner builds one decision, stage by stage.
+type planner struct {
+	in       observed
+	d        *decision
+	set      *appsv1.StatefulSet
+	ordered  bool
+	minReady int32
+	view     *claimView
+	// replicas are the pods of the ordinals the set wants, in order, built
+	// for those that are missing; condemned are the pods of other ordinals,
+	// highest first.
+	replicas, condemned []*v1.Pod
+	replace             replacement
+}
+
+func newPlanner(in observed, d *decision, currentSet, updateSet *appsv1.StatefulSet) *planner {
+	set := in.set
+	pl := &planner{
+		in:       in,
+		d:        d,
+		set:      set,
+		ordered:  set.Spec.PodManagementPolicy != appsv1.ParallelPodManagement,
+		minReady: set.Spec.MinReadySeconds,
+		view:     &claimView{cached: in.claims, updated: map[string]*v1.PersistentVolumeClaim{}, created: map[string]bool{}},
+	}
 	start, count := firstOrdinal(set), replicaCount(set)
-	replicas := make([]*v1.Pod, count)
-	var condemned []*v1.Pod
+	pl.replicas = make([]*v1.Pod, count)
 	for _, pod := range in.pods {
 		switch ord := ordinalOf(pod); {
 		case ord >= start && ord < start+count:
-			replicas[ord-start] = pod
+			pl.replicas[ord-start] = pod
 		case ord >= 0:
-			condemned = append(condemned, pod)
+			pl.condemned = append(pl.condemned, pod)
 		}
 	}
-	for i := range replicas {
-		if replicas[i] == nil {
-			replicas[i] = podForOrdinal(set, currentSet, updateSet, in, start+i)
+	for i := range pl.replicas {
+		if pl.replicas[i] == nil {
+			pl.replicas[i] = podForOrdinal(set, currentSet, updateSet, in, start+i)
 		}
 	}
-	sort.SliceStable(condemned, func(i, j int) bool { return ordinalOf(condemned[i]) > ordinalOf(condemned[j]) })
+	sort.SliceStable(pl.condemned, func(i, j int) bool { return ordinalOf(pl.condemned[i]) > ordinalOf(pl.condemned[j]) })
+	return pl
+}
 
-	if set.DeletionTimestamp != nil {
-		*status = countPods(*status, minReady, in.now, in.pods)
-		p.requeueAfter = nextAvailabilityCheck(set, status, in.pods, in.now)
-		return p, nil
+// replaceUnready is the stage of the replace-unready-after extension.
+func (pl *planner) replaceUnready() {
+	pl.replace = planReplaceUnready(pl.set, pl.replicas, pl.in, pl.ordered)
+	pl.d.invalidReplaceAfter = pl.replace.invalid
+	if pl.replace.deferred != nil {
+		pl.d.notices = append(pl.d.notices, *pl.replace.deferred)
 	}
-	*status = countPods(*status, minReady, in.now, replicas, condemned)
-	p.requeueAfter = nextAvailabilityCheck(set, status, in.pods, in.now)
+	pl.d.requeueAfter = earliest(pl.d.requeueAfter, pl.replace.requeueAfter)
+	pl.d.addStage(stage{name: "replace-unready", units: pl.replace.units})
+}
 
-	// The lowest unavailable pod, replicas before condemned: an ordered
-	// scale-down may remove it even though it is unhealthy.
-	var firstUnhealthy *v1.Pod
-	for _, pod := range replicas {
-		if firstUnhealthy == nil && isUnavailable(pod, minReady, in.now) {
-			firstUnhealthy = pod
-		}
-	}
-	for i := len(condemned) - 1; i >= 0 && firstUnhealthy == nil; i-- {
-		if isUnavailable(condemned[i], minReady, in.now) {
-			firstUnhealthy = condemned[i]
-		}
-	}
-
-	ordered := set.Spec.PodManagementPolicy != appsv1.ParallelPodManagement
-	view := &claimView{cached: in.claims, updated: map[string]*v1.PersistentVolumeClaim{}, created: map[string]bool{}}
-
-	replace := planReplaceUnready(set, replicas, in, ordered)
-	p.invalidReplaceAfter = replace.invalid
-	if replace.deferred != nil {
-		p.notices = append(p.notices, *replace.deferred)
-	}
-	p.requeueAfter = earliest(p.requeueAfter, replace.requeueAfter)
-	p.addStage(stage{name: "replace-unready", units: replace.units})
-
-	// Bring each wanted ordinal into being and into shape. OrderedReady stops
-	// at the first pod that is not Running, Ready and available.
-	live := stage{name: "replicas", batched: !ordered}
-	stopped := false
-	for _, pod := range replicas {
-		tasks, blocks := replicaTasks(set, pod, view, ordered, in.now)
+// bringUpReplicas brings each wanted ordinal into being and into shape.
+// OrderedReady stops at the first pod that is not Running, Ready and
+// available; it then reports false, and the sync goes no further.
+func (pl *planner) bringUpReplicas() bool {
+	live := stage{name: "replicas", batched: !pl.ordered}
+	defer func() { pl.d.addStage(live) }()
+	for _, pod := range pl.replicas {
+		tasks, blocks := replicaTasks(pl.set, pod, pl.view, pl.ordered, pl.in.now)
 		if len(tasks) > 0 {
 			live.units = append(live.units, tasks)
 		}
-		if blocks && ordered {
-			stopped = true
-			break
+		if blocks && pl.ordered {
+			return false
 		}
 	}
-	p.addStage(live)
-	if stopped {
-		return p, nil
-	}
+	return true
+}
 
-	owners := stage{name: "condemned-claims", batched: !ordered}
-	for _, pod := range condemned {
-		if !view.ownersCurrent(set, pod) {
-			owners.units = append(owners.units, []podTask{{kind: taskOwners, pod: pod, owners: view.ownerChanges(set, pod)}})
+// scaleDown brings the claims of the pods being scaled away in line with the
+// retention policy, then deletes those pods, highest ordinal first.
+// OrderedReady removes one pod per sync and waits for it to be gone; it will
+// not remove a pod while a lower one is unhealthy, except the lowest
+// unhealthy pod itself. It reports whether the sync goes on.
+func (pl *planner) scaleDown() bool {
+	owners := stage{name: "condemned-claims", batched: !pl.ordered}
+	for _, pod := range pl.condemned {
+		if !pl.view.ownersCurrent(pl.set, pod) {
+			owners.units = append(owners.units, []podTask{{kind: taskOwners, pod: pod, owners: pl.view.ownerChanges(pl.set, pod)}})
 		}
 	}
-	p.addStage(owners)
+	pl.d.addStage(owners)
 
-	// Scale down, highest ordinal first. OrderedReady removes one pod per
-	// sync and waits for it to be gone; it will not remove a pod while a
-	// lower one is unhealthy, except the lowest unhealthy pod itself.
-	down := stage{name: "scale-down", batched: !ordered}
-	for _, pod := range condemned {
+	down := stage{name: "scale-down", batched: !pl.ordered}
+	defer func() { pl.d.addStage(down) }()
+	firstUnhealthy := pl.firstUnhealthy()
+	for _, pod := range pl.condemned {
 		if isTerminating(pod) {
-			if ordered {
-				stopped = true
-				break
+			if pl.ordered {
+				return false
 			}
 			continue
 		}
-		if ordered && pod != firstUnhealthy && (!isRunningAndReady(pod) || !isAvailable(pod, minReady, in.now)) {
-			stopped = true
-			break
+		if pl.ordered && pod != firstUnhealthy && (!isRunningAndReady(pod) || !kit.IsAvailable(pod, pl.minReady, pl.in.now)) {
+			return false
 		}
 		down.units = append(down.units, []podTask{{kind: taskDelete, pod: pod}})
-		if ordered {
-			stopped = true
-			break
+		if pl.ordered {
+			return false
 		}
 	}
-	p.addStage(down)
-	if stopped || set.Spec.UpdateStrategy.Type != appsv1.RollingUpdateStatefulSetStrategyType {
-		return p, nil
-	}
+	return true
+}
 
+// firstUnhealthy is the lowest unavailable pod, replicas before condemned:
+// an ordered scale-down may remove it even though it is unhealthy.
+func (pl *planner) firstUnhealthy() *v1.Pod {
+	for _, pod := range pl.replicas {
+		if isUnavailable(pod, pl.minReady, pl.in.now) {
+			return pod
+		}
+	}
+	for i := len(pl.condemned) - 1; i >= 0; i-- {
+		if isUnavailable(pl.condemned[i], pl.minReady, pl.in.now) {
+			return pl.condemned[i]
+		}
+	}
+	return nil
+}
+
+// rollOut is the rolling update's stage: the outdated pods it deletes.
+func (pl *planner) rollOut() {
 	var rollout []*v1.Pod
-	if in.maxUnavailable {
-		rollout, p.err = rolloutVictims(set, replicas, in.update.Name, ordered, in.now)
+	if pl.in.maxUnavailable {
+		rollout, pl.d.err = rolloutVictims(pl.set, pl.replicas, pl.in.update.Name, pl.ordered, pl.in.now)
 	} else {
-		rollout = rolloutVictimOneAtATime(set, replicas, in.update.Name, in.now)
+		rollout = rolloutVictimOneAtATime(pl.set, pl.replicas, pl.in.update.Name, pl.in.now)
 	}
 	update := stage{name: "rolling-update"}
 	for _, pod := range rollout {
-		if replace.deferred != nil && pod.Name == replace.deferredPod {
+		if deferred := pl.replace.deferred; deferred != nil && pod.Name == pl.replace.deferredPod {
 			// The rolling update replaces it after all.
-			p.notices = slices.DeleteFunc(p.notices, func(n notice) bool { return n.key == replace.deferred.key })
+			pl.d.notices = slices.DeleteFunc(pl.d.notices, func(n notice) bool { return n.key == deferred.key })
 		}
-		if replace.replacing[pod.Name] {
+		if pl.replace.replacing[pod.Name] {
 			continue
 		}
-		update.units = append(update.units, []podTask{{kind: taskDelete, pod: pod, rollout: countedCurrent(pod, in.current.Name)}})
+		update.units = append(update.units, []podTask{{kind: taskDelete, pod: pod, rollout: countedCurrent(pod, pl.in.current.Name)}})
 	}
-	p.addStage(update)
-	return p, nil
+	pl.d.addStage(update)
 }
 
 // countedCurrent reports whether pod is in status.currentReplicas, so that
@@ -362,9 +392,9 @@ func countedCurrent(pod *v1.Pod, currentRevision string) bool {
 	return podExists(pod) && !isTerminating(pod) && revisionOf(pod) == currentRevision
 }
 
-func (p *syncPlan) addStage(s stage) {
+func (d *decision) addStage(s stage) {
 	if len(s.units) > 0 {
-		p.stages = append(p.stages, s)
+		d.stages = append(d.stages, s)
 	}
 }
 
@@ -373,7 +403,7 @@ func (p *syncPlan) addStage(s stage) {
 // With updateStrategy RollingUpdate but no rollingUpdate block, ordinals below
 // status.currentReplicas stay at the current revision; with OnDelete every
 // new pod is at the update revision.
-func podForOrdinal(set, currentSet, updateSet *appsv1.StatefulSet, in planInput, ordinal int) *v1.Pod {
+func podForOrdinal(set, currentSet, updateSet *appsv1.StatefulSet, in observed, ordinal int) *v1.Pod {
 	start := firstOrdinal(set)
 	current := false
 	if ru := set.Spec.UpdateStrategy.RollingUpdate; ru != nil {
@@ -425,7 +455,7 @@ func replicaTasks(set *appsv1.StatefulSet, pod *v1.Pod, view *claimView, ordered
 			tasks = append(tasks, t)
 		}
 	}
-	if ordered && (isTerminating(pod) || !isRunningAndReady(pod) || !isAvailable(pod, set.Spec.MinReadySeconds, now)) {
+	if ordered && (isTerminating(pod) || !isRunningAndReady(pod) || !kit.IsAvailable(pod, set.Spec.MinReadySeconds, now)) {
 		return tasks, true
 	}
 	identity, storage := hasIdentity(set, pod), hasStorage(set, pod)
@@ -492,7 +522,7 @@ func rolloutVictims(set *appsv1.StatefulSet, replicas []*v1.Pod, updateRevision 
 	if !ordered {
 		for i := len(replicas) - 1; i >= partition; i-- {
 			pod := replicas[i]
-			if outdated(pod) && !isTerminating(pod) && !isAvailable(pod, minReady, now) {
+			if outdated(pod) && !isTerminating(pod) && !kit.IsAvailable(pod, minReady, now) {
 				victims = append(victims, pod)
 			}
 		}
@@ -546,7 +576,7 @@ func countPods(status appsv1.StatefulSetStatus, minReady int32, now time.Time, l
 			status.Replicas++
 			if isRunningAndReady(pod) {
 				status.ReadyReplicas++
-				if isAvailable(pod, minReady, now) {
+				if kit.IsAvailable(pod, minReady, now) {
 					status.AvailableReplicas++
 				}
 			}
@@ -592,7 +622,7 @@ func nextAvailabilityCheck(set *appsv1.StatefulSet, status *appsv1.StatefulSetSt
 	wait := time.Duration(minReady) * time.Second
 	var soonest time.Duration
 	for _, pod := range pods {
-		c := readyCondition(pod)
+		c := kit.ReadyCondition(pod)
 		if c == nil || c.Status != v1.ConditionTrue || c.LastTransitionTime.IsZero() {
 			continue
 		}

@@ -17,10 +17,10 @@ func BenchmarkPlan1000(b *testing.B) {
 		pods = append(pods, f.pod(i, f.r1, ready))
 		claims = append(claims, f.claim(i))
 	}
-	in := planInput{set: f.set, pods: pods, claims: claimMap(claims...), current: f.r1, update: f.r1, now: now, maxUnavailable: true}
+	in := observed{set: f.set, pods: pods, claims: claimMap(claims...), current: f.r1, update: f.r1, now: now, maxUnavailable: true}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := plan(in); err != nil {
+		if _, err := decide(in); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -30,10 +30,10 @@ func BenchmarkPlan1000(b *testing.B) {
 func BenchmarkPlanCreate1000(b *testing.B) {
 	t := &testing.T{}
 	f := newFixture(t, 1000, parallel, withClaims)
-	in := planInput{set: f.set, claims: map[string]*v1.PersistentVolumeClaim{}, current: f.r1, update: f.r1, now: now, maxUnavailable: true}
+	in := observed{set: f.set, claims: map[string]*v1.PersistentVolumeClaim{}, current: f.r1, update: f.r1, now: now, maxUnavailable: true}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := plan(in); err != nil {
+		if _, err := decide(in); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -51,7 +51,7 @@ func runPlanCases(t *testing.T, cases map[string]planCase) {
 			if tc.mutate != nil {
 				tc.mutate(f)
 			}
-			in := planInput{set: f.set, current: f.r1, update: f.r1, now: now, maxUnavailable: !tc.gateOff, claims: map[string]*v1.PersistentVolumeClaim{}}
+			in := observed{set: f.set, current: f.r1, update: f.r1, now: now, maxUnavailable: !tc.gateOff, claims: map[string]*v1.PersistentVolumeClaim{}}
 			if tc.rolling {
 				in.set = f.v2.DeepCopy()
 				in.set.Status = f.set.Status
@@ -65,7 +65,7 @@ func runPlanCases(t *testing.T, cases map[string]planCase) {
 			if tc.claims != nil {
 				in.claims = claimMap(tc.claims(f)...)
 			}
-			p, err := plan(in)
+			p, err := decide(in)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -758,12 +758,8 @@ func TestPlanReplaceUnready(t *testing.T) {
 			replicas: 2,
 			rolling:  true,
 			opts:     fns(after),
-			pods: func(f *fixture) []*v1.Pod {
-				p := f.pod(0, f.r1, running)
-				p.CreationTimestamp = metav1.Time{Time: now.Add(-5 * time.Minute)}
-				return []*v1.Pod{p}
-			},
-			want: []string{"replace-unready: Delete web-0 rollout note:ReplacingUnreadyPod"},
+			pods:     func(f *fixture) []*v1.Pod { return []*v1.Pod{f.pod(0, f.r1, running, createdAgo(5*time.Minute))} },
+			want:     []string{"replace-unready: Delete web-0 rollout note:ReplacingUnreadyPod"},
 		},
 		"ordered, 3 replicas: the stuck first pod is replaced though two pods are missing above it": {
 			replicas: 3,
@@ -800,12 +796,8 @@ func TestPlanReplaceUnready(t *testing.T) {
 			replicas: 1,
 			rolling:  true,
 			opts:     fns(after),
-			pods: func(f *fixture) []*v1.Pod {
-				p := f.pod(0, f.r1, running)
-				p.CreationTimestamp = metav1.Time{Time: now.Add(-5 * time.Minute)}
-				return []*v1.Pod{p}
-			},
-			want: []string{"replace-unready: Delete web-0 rollout note:ReplacingUnreadyPod"},
+			pods:     func(f *fixture) []*v1.Pod { return []*v1.Pod{f.pod(0, f.r1, running, createdAgo(5*time.Minute))} },
+			want:     []string{"replace-unready: Delete web-0 rollout note:ReplacingUnreadyPod"},
 		},
 		"an invalid value is reported and ignored": {
 			replicas:    1,

@@ -7,6 +7,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
+
+	"quartet.dev/quartet/internal/controllers/kit"
 )
 
 // ReplaceUnreadyAfterAnnotation opts a StatefulSet into replacing pods of an
@@ -41,7 +43,7 @@ type notice struct {
 // unreadySince is when pod last stopped being Ready: the Ready condition's
 // transition time, or the pod's creation when it never reported one.
 func unreadySince(pod *v1.Pod) time.Time {
-	if c := readyCondition(pod); c != nil && !c.LastTransitionTime.IsZero() {
+	if c := kit.ReadyCondition(pod); c != nil && !c.LastTransitionTime.IsZero() {
 		return c.LastTransitionTime.Time
 	}
 	return pod.CreationTimestamp.Time
@@ -56,7 +58,7 @@ func unreadySince(pod *v1.Pod) time.Time {
 // replaces the lowest such pod first, the one its ordered rollout waits on; a
 // Parallel set the highest, as its rolling update does. Only RollingUpdate
 // sets take part: OnDelete leaves every replacement to the user.
-func planReplaceUnready(set *appsv1.StatefulSet, replicas []*v1.Pod, in planInput, ordered bool) replacement {
+func planReplaceUnready(set *appsv1.StatefulSet, replicas []*v1.Pod, in observed, ordered bool) replacement {
 	var r replacement
 	raw, ok := set.Annotations[ReplaceUnreadyAfterAnnotation]
 	if !ok {
@@ -87,7 +89,7 @@ func planReplaceUnready(set *appsv1.StatefulSet, replicas []*v1.Pod, in planInpu
 	heldBack := false
 	for i, pod := range replicas {
 		outdatedUnready := i >= partition && podExists(pod) && !isTerminating(pod) && !hasFinished(pod) &&
-			revisionOf(pod) != in.update.Name && !isReady(pod)
+			revisionOf(pod) != in.update.Name && !kit.IsReady(pod)
 		if outdatedUnready {
 			heldBack = ordered
 			if wait := unreadySince(pod).Add(after).Sub(in.now); wait > 0 {
@@ -135,7 +137,7 @@ func planReplaceUnready(set *appsv1.StatefulSet, replicas []*v1.Pod, in planInpu
 
 // deferredNotice says why pod, past the annotation's duration, is not
 // replaced in this sync. It is recorded once per pod and update revision.
-func deferredNotice(pod *v1.Pod, raw string, in planInput, otherUnavailable, budget int) *notice {
+func deferredNotice(pod *v1.Pod, raw string, in observed, otherUnavailable, budget int) *notice {
 	return &notice{
 		key: "deferred/" + pod.Name + "/" + in.update.Name,
 		planEvent: planEvent{v1.EventTypeNormal, reasonUnreadyPodNotReplaced, fmt.Sprintf(

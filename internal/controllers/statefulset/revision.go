@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
@@ -228,4 +229,15 @@ func revisionsToPrune(set *appsv1.StatefulSet, pods []*v1.Pod, revisions []*apps
 		return nil
 	}
 	return old[:len(old)-limit]
+}
+
+// orphanRevisions are the revisions, listed for set, that no controller owns.
+func orphanRevisions(revisions []*appsv1.ControllerRevision) []*appsv1.ControllerRevision {
+	var orphans []*appsv1.ControllerRevision
+	for _, rev := range revisions {
+		if metav1.GetControllerOfNoCopy(rev) == nil {
+			orphans = append(orphans, rev)
+		}
+	}
+	return orphans
 }
