@@ -6,11 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"quartet.dev/quartet/internal/cli"
+	"quartet.dev/quartet/internal/node/sandbox/plugins"
 )
 
 func main() {
+	// Run under a CNI plugin's name (a link in the data dir's CNI bin
+	// directory), the binary is that plugin.
+	if name := filepath.Base(os.Args[0]); plugins.Lookup(name) != nil {
+		plugins.Main(name)
+	}
 	if len(os.Args) > 1 && os.Args[1] == "kubectl" {
 		os.Exit(cli.Kubectl(os.Args[2:]))
 	}

@@ -86,6 +86,14 @@ func (d Dir) Run() string { return d.join("run") }
 // NetNS is the bind-mounted network namespace of a pod sandbox.
 func (d Dir) NetNS(podUID string) string { return d.join("run", "netns", podUID) }
 
+// NetNSDir holds the pods' network namespace files (a shared mount of its
+// own while the pod network runs).
+func (d Dir) NetNSDir() string { return d.join("run", "netns") }
+
+// Network is the pod network's state: the recorded cluster range and the
+// CNI configuration, plugin links, result cache and address reservations.
+func (d Dir) Network() string { return d.join("network") }
+
 // Default is the data dir when --data-dir is not given: $QUARTET_DATA_DIR,
 // or ~/.quartet.
 func Default() string {
