@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"quartet.dev/quartet/internal/cronsim"
 	"quartet.dev/quartet/internal/manifest"
 )
 
@@ -36,7 +37,8 @@ func Command() *cobra.Command {
 			return cmd.Help()
 		},
 	}
-	cron.AddCommand(newNextCommand(options{now: time.Now, local: MachineZone, fetch: fetchFromCluster}))
+	cron.AddCommand(newNextCommand(options{now: time.Now, local: MachineZone, fetch: fetchFromCluster}),
+		cronsim.Command(cronsim.Deps{Now: time.Now, Local: MachineZone}))
 	return cron
 }
 

@@ -330,37 +330,20 @@ spec:
 	},
 )
 
-// exercise3 is the chapter's exercise 3: a */1 CronJob whose Jobs outlast
-// the minute (sim run 150 s, activeDeadlineSeconds 90), watched over three
-// schedules. The image has no local entrypoint, so the auto runtime
-// simulates it and the sim annotations set its run time.
+// exercise3 is the chapter's exercise 3: examples/chapter/exercise-3-cronjob.yaml
+// (the file quartet cron simulate's tests read too: a */1 CronJob whose Jobs
+// outlast the minute, sim run 150 s, activeDeadlineSeconds 90) under policy,
+// watched over three schedules. The image has no local entrypoint, so the
+// auto runtime simulates it and the sim annotations set its run time.
 func exercise3(policy batchv1.ConcurrencyPolicy) h.Scenario {
 	return h.Scenario{
 		Name:        "chapter/exercise-3-" + strings.ToLower(string(policy)),
 		Controllers: []h.Controller{h.CronJob, h.Job},
 		Timeout:     6 * time.Minute,
 		Run: func(s *h.S) {
-			s.Apply(fmt.Sprintf(`apiVersion: batch/v1
-kind: CronJob
-metadata:
-  name: slow
-spec:
-  schedule: "*/1 * * * *"
-  concurrencyPolicy: %s
-  jobTemplate:
-    spec:
-      activeDeadlineSeconds: 90
-      template:
-        metadata:
-          annotations:
-            quartet.dev/sim-run-seconds: "150"
-            quartet.dev/sim-exit-code: "0"
-        spec:
-          restartPolicy: OnFailure
-          containers:
-            - name: slow
-              image: myapp/slow:1.0
-`, policy))
+			manifest := example("exercise-3-cronjob.yaml")
+			s.Expect(strings.Contains(manifest, "concurrencyPolicy: Allow\n"), "exercise-3-cronjob.yaml no longer says concurrencyPolicy: Allow")
+			s.Apply(strings.Replace(manifest, "concurrencyPolicy: Allow\n", "concurrencyPolicy: "+string(policy)+"\n", 1))
 			// Start counting at the first Job, then watch two more minutes.
 			s.Eventually("the first Job", 2*time.Minute, func() (bool, string) { return len(s.Jobs()) >= 1, "" })
 			maxActive, created := 0, map[string]bool{}
