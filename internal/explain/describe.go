@@ -83,6 +83,12 @@ var otherKinds = map[string]string{
 	"ResourceQuota":            "resource limits of a namespace",
 	"PriorityClass":            "a pod priority",
 	"CustomResourceDefinition": "a new kind",
+	"Node":                     "a node",
+	"Endpoints":                "a Service's addresses",
+	"EndpointSlice":            "part of a Service's addresses",
+	"ControllerRevision":       "a revision of a StatefulSet's or DaemonSet's template",
+	"Event":                    "an event",
+	"Lease":                    "a lease (leader election, node heartbeats)",
 }
 
 func describeStatefulSet(o *object, set *appsv1.StatefulSet) string {

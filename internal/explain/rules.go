@@ -505,7 +505,7 @@ var controlPlaneTaint = corev1.Taint{Key: "node-role.kubernetes.io/control-plane
 func checkControlPlaneToleration(w *world, o *object) []hit {
 	ds := o.typed.(*appsv1.DaemonSet)
 	spec := &ds.Spec.Template.Spec
-	if len(spec.NodeSelector) > 0 || hasRequiredAffinity(spec) {
+	if selectsSomeNodes(spec.NodeSelector) || hasRequiredAffinity(spec) {
 		return nil // meant for some nodes only
 	}
 	for _, t := range spec.Tolerations {
@@ -529,6 +529,19 @@ func checkControlPlaneToleration(w *world, o *object) []hit {
 		msg = fmt.Sprintf("it does not tolerate node-role.kubernetes.io/control-plane:NoSchedule, so it has no pod on %s.", strings.Join(tainted, ", "))
 	}
 	return []hit{{msg, "add the toleration {key: node-role.kubernetes.io/control-plane, operator: Exists, effect: NoSchedule}, as kube-proxy has, if it must run on every node."}}
+}
+
+// everyNodeLabels are node labels a nodeSelector names without meaning
+// "only some nodes": Helm charts pin daemons to kubernetes.io/os: linux.
+var everyNodeLabels = []string{"kubernetes.io/os", "kubernetes.io/arch", "beta.kubernetes.io/os", "beta.kubernetes.io/arch"}
+
+func selectsSomeNodes(nodeSelector map[string]string) bool {
+	for k := range nodeSelector {
+		if !slices.Contains(everyNodeLabels, k) {
+			return true
+		}
+	}
+	return false
 }
 
 func checkSharedClaim(w *world, o *object) []hit {

@@ -188,6 +188,10 @@ func TestRules(t *testing.T) {
 		"a DaemonSet for labelled nodes needs no control-plane toleration": {
 			docs: edit(daemonSet, "      containers:", "      nodeSelector: {accel: tpu}\n      containers:"), want: [][]string{{}},
 		},
+		"a DaemonSet pinned to linux nodes is still for every node": {
+			docs: edit(daemonSet, "      containers:", "      nodeSelector: {kubernetes.io/os: linux}\n      containers:"),
+			want: [][]string{{"daemonset-no-control-plane-toleration"}},
+		},
 		"a DaemonSet tolerating the control plane": {
 			docs: edit(daemonSet, "      containers:", "      tolerations: [{key: node-role.kubernetes.io/control-plane, operator: Exists, effect: NoSchedule}]\n      containers:"),
 			want: [][]string{{}},
