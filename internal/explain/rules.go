@@ -173,7 +173,7 @@ var rules = []Rule{
 		check:   checkAllowOverlap,
 	},
 	{
-		ID: "cronjob-no-time-zone", Severity: Warning, Kinds: []string{"CronJob"}, Reference: chapterCronManifest + "; kubernetes#47202",
+		ID: "cronjob-no-time-zone", Severity: Warning, Kinds: []string{"CronJob"}, Reference: chapterCronManifest + "; kubernetes#47202; kubernetes#78795",
 		Summary: "timeZone is not set",
 		check: func(w *world, o *object) []hit {
 			cj := o.typed.(*batchv1.CronJob)
@@ -204,7 +204,7 @@ var rules = []Rule{
 		},
 	},
 	{
-		ID: "cronjob-daylight-saving", Severity: Warning, Kinds: []string{"CronJob"}, Reference: chapterCronManifest + "; kubernetes#78795",
+		ID: "cronjob-daylight-saving", Severity: Warning, Kinds: []string{"CronJob"}, Reference: chapterCronManifest + "; kubernetes#121594",
 		Summary: "runs that a daylight-saving change skips or repeats within the next year",
 		check: func(w *world, o *object) []hit {
 			cj := o.typed.(*batchv1.CronJob)

@@ -292,19 +292,38 @@ func TestDocsHaveEveryRule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	documented := map[string]bool{}
-	inRules := false
+	documented := map[string]string{} // id -> the section's text
+	inRules, current := false, ""
 	for _, line := range strings.Split(string(doc), "\n") {
 		switch {
 		case strings.HasPrefix(line, "## "):
-			inRules = line == "## The rules"
+			inRules, current = line == "## The rules", ""
 		case inRules && strings.HasPrefix(line, "### "):
-			documented[strings.TrimPrefix(line, "### ")] = true
+			current = strings.TrimPrefix(line, "### ")
+			documented[current] = ""
+		case current != "":
+			documented[current] += line + " "
 		}
 	}
 	for _, r := range Rules() {
-		if !documented[r.ID] {
+		text, ok := documented[r.ID]
+		if !ok {
 			t.Errorf("docs/explain.md has no section ### %s", r.ID)
+			continue
+		}
+		// The entry cites what the rule cites: the chapter's section and
+		// any upstream issue.
+		for _, part := range strings.Split(r.Reference, "; ") {
+			cite := ""
+			switch {
+			case strings.HasPrefix(part, "kubernetes#"):
+				cite = part
+			case strings.HasPrefix(part, "chapter §"):
+				cite = strings.TrimPrefix(part, "chapter ")
+			}
+			if cite != "" && !strings.Contains(text, cite) {
+				t.Errorf("docs/explain.md's ### %s does not cite %s", r.ID, cite)
+			}
 		}
 		delete(documented, r.ID)
 	}
