@@ -9,7 +9,7 @@ COMPONENT := k8s.io/component-base/version
 LDFLAGS   := -X $(COMPONENT).gitVersion=$(K8S) -X $(COMPONENT).gitMajor=1 -X $(COMPONENT).gitMinor=37 \
              -X $(COMPONENT).gitTreeState=clean -X $(COMPONENT).buildDate=2026-11-01T00:00:00Z
 
-.PHONY: help build run test conformance bench bench-quick verify lint print-ldflags
+.PHONY: help build run test conformance bench bench-quick verify lint print-ldflags web web-check
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
@@ -50,6 +50,15 @@ lint: bin/golangci-lint ## golangci-lint, pinned in tools/go.mod
 
 bin/golangci-lint: tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o ../bin/golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
+# The web UI's front end (web/) is built into internal/ui/dist, which is
+# committed and embedded in the binary: building quartet needs only Go.
+web: ## rebuild the web UI's front end into internal/ui/dist from web/package-lock.json (needs Node 20 and npm)
+	cd web && npm ci --no-audit --no-fund && npm run build
+
+web-check: web ## check that the committed internal/ui/dist is exactly what `make web` builds
+	@if [ -n "$$(git status --porcelain -- internal/ui/dist)" ]; then \
+	  git status --short -- internal/ui/dist; echo "internal/ui/dist differs from a rebuild of web/: run make web and commit it"; exit 1; fi
 
 print-ldflags: # used by the test harness to build the binary the same way
 	@echo "$(LDFLAGS)"

@@ -17,7 +17,8 @@ import (
 func newUp() *cobra.Command {
 	cfg := controlplane.Config{}
 	var nodes nodeFlags
-	var datastore, dnsListen string
+	var datastore, dnsListen, uiAddress string
+	var withUI bool
 	var dnsUpstream []string
 	c := &cobra.Command{
 		Use:   "up",
@@ -43,6 +44,9 @@ func newUp() *cobra.Command {
 			}
 			ctl := &nodeControl{}
 			cfg.Addons = append(cfg.Addons, nodesAddon(&nodes, specs, &dnsAddr, ctl), controlAddon(ctl))
+			if withUI {
+				cfg.Addons = append(cfg.Addons, uiAddon(uiAddress))
+			}
 			ctx, stop := signalContext()
 			defer stop()
 			return controlplane.Run(ctx, cfg)
@@ -60,6 +64,8 @@ func newUp() *cobra.Command {
 	f.StringVar(&cfg.Datastore.KeyFile, "datastore-keyfile", "", "key of --datastore-certfile")
 	f.StringVar(&dnsListen, "dns-address", "", "UDP and TCP address of cluster DNS; the bound address is printed (default: port 53 on a loopback address of the data dir's own when root, so process pods can use it; a free port on 127.0.0.1 otherwise)")
 	f.StringSliceVar(&dnsUpstream, "dns-upstream", nil, "DNS servers for names outside cluster.local (default: none, such names are refused)")
+	f.BoolVar(&withUI, "ui", true, "serve the web UI on loopback and print its one-time login URL")
+	f.StringVar(&uiAddress, "ui-address", "127.0.0.1:0", "loopback address of the web UI (port 0: a free one)")
 	f.Float32Var(&cfg.APIQPS, "api-qps", 1000, "client QPS limit of every in-process component (both controller modes alike)")
 	f.IntVar(&cfg.APIBurst, "api-burst", 2000, "client burst limit of every in-process component")
 	return c
