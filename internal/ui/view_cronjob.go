@@ -309,7 +309,7 @@ func cronJobDetail(s *snapshot, cj *batchv1.CronJob, local *time.Location) CronJ
 				if _, c, ok := jobOutcome(jr.job); ok && end == nil {
 					end = &c.LastTransitionTime
 				}
-				if end == nil || end.Time.After(r.Time) {
+				if end == nil || end.After(r.Time) {
 					r.State, r.Why = RunSkipped, "skipped: "+jr.job.Name+" was still running (concurrencyPolicy Forbid)"
 					break
 				}

@@ -216,7 +216,8 @@ spec:
 // the longest main-thread task, the frame times while scrolling the whole
 // pod list, and how soon a change shows with a thousand pods on the page.
 func thousandPods(u *ui) {
-	u.open("#/cluster")
+	u.open("#/daemonsets")
+	u.open("#/cluster") // a fresh view: no event filter
 	u.waitJS("the cluster view", `document.querySelector('[data-testid=pod-count]')`, time.Minute)
 	var ok bool
 	u.eval(`(() => { window.__long = []; new PerformanceObserver(l => { for (const e of l.getEntries()) window.__long.push(e.duration); })
