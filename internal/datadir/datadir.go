@@ -94,6 +94,11 @@ func (d Dir) NetNSDir() string { return d.join("run", "netns") }
 // CNI configuration, plugin links, result cache and address reservations.
 func (d Dir) Network() string { return d.join("network") }
 
+// Containers is libcontainer's state directory for the containers of the
+// process (and image) runtimes: a crashed run's containers are found there
+// and destroyed at the next start.
+func (d Dir) Containers() string { return d.join("run", "containers") }
+
 // Default is the data dir when --data-dir is not given: $QUARTET_DATA_DIR,
 // or ~/.quartet.
 func Default() string {

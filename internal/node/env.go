@@ -374,7 +374,11 @@ func (h *Host) resourceFieldValue(pod *v1.Pod, c *v1.Container, ref *v1.Resource
 
 // containerSpec resolves everything a container instance needs to start
 // under the runtime kind, whose image runs img unless c says otherwise.
-func (h *Host) containerSpec(ctx context.Context, rec *podRecord, pod *v1.Pod, c *v1.Container, kind runtime.Kind, img runtime.ImageConfig) (*runtime.ContainerSpec, error) {
+//
+// A subPath is opened safely inside its volume and staged by a private bind
+// mount of exactly what was opened: held collects the unstaging, which the
+// caller runs once the instance has started.
+func (h *Host) containerSpec(ctx context.Context, rec *podRecord, pod *v1.Pod, c *v1.Container, kind runtime.Kind, img runtime.ImageConfig, held *[]func()) (*runtime.ContainerSpec, error) {
 	objs := &objectCache{h: h, ns: pod.Namespace}
 	env, err := h.containerEnv(ctx, objs, pod, c, rec.state.PodIP)
 	if err != nil {
@@ -417,12 +421,21 @@ func (h *Host) containerSpec(ctx context.Context, rec *podRecord, pod *v1.Pod, c
 			if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
 				return nil, configErrorf("subPath %q must be a relative path within the volume", sub)
 			}
-			src = filepath.Join(src, clean)
-			if _, err := os.Lstat(src); os.IsNotExist(err) {
-				if err := os.MkdirAll(src, 0o777); err != nil {
+			f, err := openSubPath(src, clean)
+			if err != nil {
+				return nil, configErrorf("%v", err)
+			}
+			src = f.Name()
+			if kind != runtime.KindProcess || h.isolated {
+				unstage, err := stageSubPath(f, filepath.Join(rec.containerDir(c.Name), "subpaths", strconv.Itoa(len(mounts))))
+				if err != nil {
+					f.Close()
 					return nil, err
 				}
+				*held = append(*held, unstage)
+				src = filepath.Join(rec.containerDir(c.Name), "subpaths", strconv.Itoa(len(mounts)))
 			}
+			f.Close()
 		}
 		mounts = append(mounts, runtime.Mount{HostPath: src, ContainerPath: m.MountPath, ReadOnly: m.ReadOnly})
 	}
@@ -449,21 +462,17 @@ func (h *Host) containerSpec(ctx context.Context, rec *podRecord, pod *v1.Pod, c
 	if pod.Spec.HostNetwork {
 		spec.Hostname = ""
 	}
-	if sc := pod.Spec.SecurityContext; sc != nil {
-		spec.RunAsUser, spec.RunAsGroup = sc.RunAsUser, sc.RunAsGroup
-	}
-	if sc := c.SecurityContext; sc != nil {
-		if sc.RunAsUser != nil {
-			spec.RunAsUser = sc.RunAsUser
-		}
-		if sc.RunAsGroup != nil {
-			spec.RunAsGroup = sc.RunAsGroup
-		}
-	}
 	if err := os.MkdirAll(rec.containerDir(c.Name), 0o750); err != nil {
 		return nil, err
 	}
 	return spec, nil
+}
+
+// runAll runs the clean-ups of a container's start.
+func runAll(fs []func()) {
+	for _, f := range fs {
+		f()
+	}
 }
 
 // terminationMessage is the message of a process container that ended: with

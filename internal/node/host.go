@@ -28,6 +28,7 @@ import (
 	"quartet.dev/quartet/internal/datadir"
 	"quartet.dev/quartet/internal/node/runtime"
 	"quartet.dev/quartet/internal/node/runtime/process"
+	"quartet.dev/quartet/internal/node/runtime/runc"
 	"quartet.dev/quartet/internal/node/runtime/sim"
 )
 
@@ -183,12 +184,28 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		h.order = []runtime.Kind{runtime.KindProcess, runtime.KindSim}
 	}
 	if cfg.Runtime != RuntimeSim {
+		var containers *runc.Manager
 		h.isolated, h.isolationWhy = process.Isolation()
+		if h.isolated {
+			abs, err := filepath.Abs(cfg.DataDir)
+			if err != nil {
+				return nil, err
+			}
+			containers, err = runc.New(runc.Config{
+				StateRoot:    datadir.Dir(cfg.DataDir).Containers(),
+				CgroupParent: runc.CgroupParentFor(cfg.DataDir),
+				Masked:       []string{abs},
+				Clock:        cfg.Clock,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("node host: %w", err)
+			}
+		}
 		h.runtimes[runtime.KindProcess] = process.New(process.Config{
-			Isolate:   h.isolated,
-			Clock:     cfg.Clock,
-			Images:    process.NewImages(datadir.Dir(cfg.DataDir).Images()),
-			StateRoot: datadir.Dir(cfg.DataDir).Nodes(),
+			Containers: containers,
+			Clock:      cfg.Clock,
+			Images:     process.NewImages(datadir.Dir(cfg.DataDir).Images()),
+			StateRoot:  datadir.Dir(cfg.DataDir).Nodes(),
 		})
 	}
 	if err := os.MkdirAll(datadir.Dir(cfg.DataDir).Nodes(), 0o750); err != nil {
@@ -245,6 +262,11 @@ func (h *Host) Isolation() (bool, string) {
 // return every process the host started has ended.
 func (h *Host) Run(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
+	if os.Geteuid() == 0 {
+		if n := unmountUnder(filepath.Join(h.cfg.DataDir, "nodes")); n > 0 {
+			logger.Info("Unmounted subPath staging mounts left by a previous run", "count", n)
+		}
+	}
 	for _, kind := range sortedKinds(h.runtimes) {
 		n, err := h.runtimes[kind].KillLeftovers(ctx)
 		if err != nil {

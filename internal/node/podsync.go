@@ -363,14 +363,23 @@ func (h *Host) startContainer(ctx context.Context, rec *podRecord, pod *v1.Pod, 
 	}
 	if kind == runtime.KindProcess && !h.isolated {
 		h.podEvent(rec, pod, plannedEvent{Key: "notisolated", Type: v1.EventTypeWarning, Reason: reasonNotIsolated,
-			Message: "Containers run as plain host processes without their own mount and UTS namespaces (" + h.isolationWhy + "): volumes are not mounted at their mountPath, the hostname and resolv.conf are the host's"})
+			Message: "Containers run as plain host processes, not as containers (" + h.isolationWhy + "): volumes are not mounted at their mountPath, the hostname, resolv.conf, filesystem and PID namespace are the host's, and resource limits are not enforced"})
 	}
 	img, err := rt.Image(ctx, c.Image, c.Command)
 	if err != nil {
 		waitConfig(reasonCreateConfigErr, err.Error())
 		return
 	}
-	spec, err := h.containerSpec(ctx, rec, pod, c, kind, img)
+	var held []func()
+	defer func() { runAll(held) }()
+	spec, err := h.containerSpec(ctx, rec, pod, c, kind, img, &held)
+	if err == nil {
+		var warnings []string
+		warnings, err = applySecurity(pod, c, spec, h.imageUID(kind), kind != runtime.KindProcess || h.isolated)
+		for _, w := range warnings {
+			h.podEvent(rec, pod, plannedEvent{Key: "security/" + act.Name + "/" + w, Container: act.Name, Type: v1.EventTypeWarning, Reason: reasonSecurityNotApplied, Message: w})
+		}
+	}
 	if err != nil {
 		var ce *configError
 		if errors.As(err, &ce) {
@@ -405,6 +414,16 @@ func (h *Host) startContainer(ctx context.Context, rec *podRecord, pod *v1.Pod, 
 	h.podEvent(rec, pod, plannedEvent{Container: act.Name, Type: v1.EventTypeNormal, Reason: reasonCreated, Message: "Container created"})
 	h.podEvent(rec, pod, plannedEvent{Container: act.Name, Type: v1.EventTypeNormal, Reason: reasonStarted, Message: "Container started"})
 	h.startProbes(rec, pod, c, inst)
+}
+
+// imageUID is the user a container of this runtime kind runs as when its
+// securityContext names none: root in a process container, quartet's own
+// user for plain host processes.
+func (h *Host) imageUID(kind runtime.Kind) int64 {
+	if kind == runtime.KindProcess && !h.isolated {
+		return int64(os.Geteuid())
+	}
+	return 0
 }
 
 // pruneLogs keeps the logs of the current and the previous instance only.

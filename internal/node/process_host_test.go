@@ -10,8 +10,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
-
-	"quartet.dev/quartet/internal/node/runtime/process"
 )
 
 func shellPod(name, script string, restart v1.RestartPolicy, opts ...podOpt) *v1.Pod {
@@ -141,7 +139,7 @@ func TestRestartReconciles(t *testing.T) {
 	firstID := containerStatusOf(p, "c").ContainerID
 	rec := th.h.record(p.UID)
 	rec.mu.Lock()
-	pid := rec.instances["c"].(*process.Instance).Pid()
+	pid := rec.instances["c"].(interface{ Pid() int }).Pid()
 	rec.mu.Unlock()
 	if err := syscall.Kill(pid, 0); err != nil {
 		t.Fatalf("container process %d not running: %v", pid, err)
@@ -199,5 +197,83 @@ func TestUnrunnableImageAndAutoMode(t *testing.T) {
 	}
 	if !hasEvent(auto.events, "Simulated") {
 		t.Errorf("no Simulated event")
+	}
+}
+
+// TestSecurityContext: runAsNonRoot on a container that would run as root
+// is refused as the kubelet refuses it; capabilities.drop ALL and
+// allowPrivilegeEscalation: false are applied.
+func TestSecurityContext(t *testing.T) {
+	th := startHost(t, RuntimeProcess, "")
+	th.addNode(NodeSpec{Name: "node-1"})
+	yes, no := true, false
+	th.createPod(shellPod("nonroot", "id -u", v1.RestartPolicyNever, func(p *v1.Pod) {
+		p.Spec.SecurityContext = &v1.PodSecurityContext{RunAsNonRoot: &yes}
+	}))
+	th.createPod(shellPod("nonroot-ok", "id -u", v1.RestartPolicyNever, func(p *v1.Pod) {
+		uid := int64(65534)
+		p.Spec.SecurityContext = &v1.PodSecurityContext{RunAsNonRoot: &yes, RunAsUser: &uid}
+	}))
+	th.createPod(shellPod("nocaps", "grep -E 'CapEff|NoNewPrivs' /proc/self/status", v1.RestartPolicyNever, func(p *v1.Pod) {
+		p.Spec.Containers[0].SecurityContext = &v1.SecurityContext{AllowPrivilegeEscalation: &no,
+			Capabilities: &v1.Capabilities{Drop: []v1.Capability{"ALL"}}}
+	}))
+	imageUID := th.h.imageUID("process")
+	if imageUID == 0 {
+		p := th.waitPod("nonroot", "CreateContainerConfigError", func(p *v1.Pod) bool {
+			w := containerStatusOf(p, "c").State.Waiting
+			return w != nil && w.Reason == "CreateContainerConfigError"
+		})
+		want := `container has runAsNonRoot and image will run as root (pod: "nonroot_default(uid-nonroot)", container: c)`
+		if msg := containerStatusOf(p, "c").State.Waiting.Message; msg != want {
+			t.Errorf("message = %q, want %q", msg, want)
+		}
+	}
+	th.waitPod("nonroot-ok", "Succeeded", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodSucceeded })
+	if body, _ := getLogs(th.h.agents["node-1"], "/containerLogs/default/nonroot-ok/c"); os.Geteuid() == 0 && body != "65534\n" {
+		t.Errorf("id -u = %q", body)
+	}
+	p := th.waitPod("nocaps", "finished", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed })
+	body, _ := getLogs(th.h.agents["node-1"], "/containerLogs/default/nocaps/c")
+	if p.Status.Phase != v1.PodSucceeded || !strings.Contains(body, "CapEff:\t0000000000000000") || !strings.Contains(body, "NoNewPrivs:\t1") {
+		t.Errorf("phase %s, status:\n%s", p.Status.Phase, body)
+	}
+}
+
+// TestSubPathStaysInVolume: a subPath that is a link out of its volume is
+// refused; one inside is mounted.
+func TestSubPathStaysInVolume(t *testing.T) {
+	vol := t.TempDir()
+	if err := os.Symlink("/etc", vol+"/etcl"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(vol+"/inside", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(vol+"/inside/f", []byte("in the volume\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	th := startHost(t, RuntimeProcess, "")
+	th.addNode(NodeSpec{Name: "node-1"})
+	withSub := func(sub string) podOpt {
+		return func(p *v1.Pod) {
+			p.Spec.Volumes = []v1.Volume{{Name: "v", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: vol}}}}
+			p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "v", MountPath: "/sub", SubPath: sub}}
+		}
+	}
+	th.createPod(shellPod("escape", "ls /sub", v1.RestartPolicyNever, withSub("etcl")))
+	th.createPod(shellPod("inside", "cat /sub/f", v1.RestartPolicyNever, withSub("inside")))
+	p := th.waitPod("escape", "CreateContainerConfigError", func(p *v1.Pod) bool {
+		w := containerStatusOf(p, "c").State.Waiting
+		return w != nil && w.Reason == "CreateContainerConfigError"
+	})
+	if msg := containerStatusOf(p, "c").State.Waiting.Message; !strings.Contains(msg, "leads out of its volume") {
+		t.Errorf("message = %q", msg)
+	}
+	p = th.waitPod("inside", "finished", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed })
+	if th.h.isolated {
+		if body, _ := getLogs(th.h.agents["node-1"], "/containerLogs/default/inside/c"); p.Status.Phase != v1.PodSucceeded || body != "in the volume\n" {
+			t.Errorf("phase %s, logs %q, status %+v", p.Status.Phase, body, containerStatusOf(p, "c"))
+		}
 	}
 }

@@ -73,6 +73,10 @@ type ContainerSpec struct {
 	// RunAsUser and RunAsGroup are applied when the runtime runs as root.
 	RunAsUser  *int64
 	RunAsGroup *int64
+	// Security is the rest of the container's securityContext, resolved.
+	Security Security
+	// Resources are the container's limits, enforced through its cgroup.
+	Resources Resources
 
 	// Stdin keeps the container's stdin open for attach; StdinOnce closes
 	// it after the first attach ends; TTY gives the container a terminal.
@@ -87,6 +91,25 @@ type ContainerSpec struct {
 	// StateDir is scratch space the runtime may use for this instance; it is
 	// removed by the agent when the pod goes away.
 	StateDir string
+}
+
+// Security is what a container's securityContext asks of the runtime
+// beyond its user.
+type Security struct {
+	Privileged bool
+	// CapAdd and CapDrop change the container default capability set;
+	// names as Kubernetes writes them ("NET_ADMIN", "ALL").
+	CapAdd, CapDrop []string
+	// NoNewPrivileges is allowPrivilegeEscalation: false.
+	NoNewPrivileges        bool
+	ReadOnlyRootFilesystem bool
+	SupplementalGroups     []int64
+}
+
+// Resources are a container's limits (0: none).
+type Resources struct {
+	MemoryLimit    int64 // bytes
+	CPULimitMillis int64
 }
 
 // ImageConfig is what a container image runs when the container does not

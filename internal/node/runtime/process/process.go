@@ -1,12 +1,17 @@
 // Package process is the runtime that runs each container as a real host
-// process: its own process group, stdout and stderr kept in a CRI-format log
-// file, and, when quartet runs as root on Linux, its own mount and UTS
-// namespaces with a private root in which every volume is bind-mounted at
-// its mountPath and the hostname is the pod's.
+// program, with stdout and stderr kept in a CRI-format log file.
 //
-// Processes share the host network. Every process of an instance is killed
-// when the instance ends, when the pod goes, and when quartet exits
-// (PR_SET_PDEATHSIG covers a crash of quartet itself).
+// When quartet runs as root on Linux, each instance is a container run by
+// runc's libcontainer (package runc) whose root filesystem is the host's,
+// read-only: its own mount, PID, IPC and UTS namespaces, a private /tmp,
+// every volume bind-mounted at its mountPath, quartet's data dir hidden, its
+// own cgroup (limits enforced, every process found and killed after any
+// crash) and the container default capability set unless privileged.
+//
+// Without root, an instance is a plain host process in its own process
+// group: whatever it leaves in the group is killed when it ends, when the
+// pod goes, and when quartet exits (PR_SET_PDEATHSIG covers a crash of
+// quartet itself); a process that leaves its group is not followed.
 package process
 
 import (
@@ -30,6 +35,7 @@ import (
 
 	"quartet.dev/quartet/internal/node/logs"
 	"quartet.dev/quartet/internal/node/runtime"
+	"quartet.dev/quartet/internal/node/runtime/runc"
 )
 
 // DefaultPath is the PATH a container gets when its env has none.
@@ -37,10 +43,11 @@ const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 
 // Config configures the process runtime.
 type Config struct {
-	// Isolate gives each container its own mount and UTS namespaces. It needs
-	// root on Linux; see Isolation.
-	Isolate bool
-	Clock   clock.PassiveClock
+	// Containers, when set, runs every instance as a container whose root
+	// is the host's filesystem, read-only (it needs root; see Isolation).
+	// Nil runs plain host processes.
+	Containers *runc.Manager
+	Clock      clock.PassiveClock
 	// Images is the image map (nil: the built-in one only).
 	Images *Images
 	// StateRoot is the directory under which instances' StateDirs live;
@@ -50,10 +57,10 @@ type Config struct {
 
 // Runtime is the process runtime.
 type Runtime struct {
-	isolate   bool
-	clock     clock.PassiveClock
-	images    *Images
-	stateRoot string
+	containers *runc.Manager
+	clock      clock.PassiveClock
+	images     *Images
+	stateRoot  string
 
 	mu        sync.Mutex
 	instances map[*Instance]struct{}
@@ -72,7 +79,7 @@ func New(cfg Config) *Runtime {
 	if im == nil {
 		im = NewImages("")
 	}
-	return &Runtime{isolate: cfg.Isolate, clock: c, images: im, stateRoot: cfg.StateRoot, instances: map[*Instance]struct{}{}}
+	return &Runtime{containers: cfg.Containers, clock: c, images: im, stateRoot: cfg.StateRoot, instances: map[*Instance]struct{}{}}
 }
 
 // Image implements runtime.Runtime: a container runs when it has a command
@@ -96,22 +103,21 @@ func (r *Runtime) Image(_ context.Context, image string, command []string) (runt
 	return cfg, nil
 }
 
-// Isolation reports whether this process can give containers their own
-// namespaces, and why not when it cannot.
-func Isolation() (bool, string) { return isolationAvailable() }
+// Isolation reports whether this process can run instances as containers,
+// and why not when it cannot.
+func Isolation() (bool, string) { return runc.Available() }
 
 // Kind implements runtime.Runtime.
 func (r *Runtime) Kind() runtime.Kind { return runtime.KindProcess }
 
-// Isolated reports whether containers get their own namespaces.
-func (r *Runtime) Isolated() bool { return r.isolate }
+// Isolated reports whether instances run as containers.
+func (r *Runtime) Isolated() bool { return r.containers != nil }
 
 // Instance is one running (or finished) container process.
 type Instance struct {
 	id      string
 	started time.Time
 	spec    *runtime.ContainerSpec
-	root    string // the private root when isolated, else ""
 
 	mu     sync.Mutex
 	pid    int
@@ -160,21 +166,13 @@ func NewID() string {
 }
 
 // lookPath finds argv0 the way a container runtime does: as given when it
-// holds a slash, else in the PATH of env. root is the container's root ("" = /).
-func lookPath(root, argv0 string, env []string, workingDir string) (string, error) {
+// holds a slash, else in the PATH of env.
+func lookPath(argv0 string, env []string, workingDir string) (string, error) {
 	if argv0 == "" {
 		return "", &runtime.StartError{Message: "exec: empty command"}
 	}
 	check := func(p string) error {
-		hostPath := p
-		if root != "" {
-			hp, err := secureJoin(root, p)
-			if err != nil {
-				return err
-			}
-			hostPath = hp
-		}
-		fi, err := os.Stat(hostPath)
+		fi, err := os.Stat(p)
 		if err != nil {
 			return err
 		}
@@ -234,6 +232,15 @@ func (r *Runtime) Start(ctx context.Context, spec *runtime.ContainerSpec, onExit
 			return nil, err
 		}
 	}
+	if r.containers != nil {
+		s := *spec
+		s.ID = id
+		inst, err := r.containers.Start(&s, runtime.KindProcess, runc.Root{Path: filepath.Join(spec.StateDir, "rootfs"), Host: true}, onExit)
+		if err != nil {
+			return nil, err
+		}
+		return inst, nil
+	}
 	logw, err := logs.Create(spec.LogPath, r.clock)
 	if err != nil {
 		return nil, fmt.Errorf("creating log file: %w", err)
@@ -250,6 +257,14 @@ func (r *Runtime) Start(ctx context.Context, spec *runtime.ContainerSpec, onExit
 		// thread is never unlocked and dies with the goroutine (when isolated
 		// it also carries the container's namespaces).
 		goruntime.LockOSThread()
+		if spec.Security.NoNewPrivileges {
+			// Inherited by the process (allowPrivilegeEscalation: false).
+			if err := setNoNewPrivs(); err != nil {
+				logw.Close()
+				started <- startResult{err}
+				return
+			}
+		}
 		cmd, stdoutR, stderrR, err := r.prepare(inst, spec)
 		if err != nil {
 			logw.Close()
@@ -324,30 +339,20 @@ func (r *Runtime) Start(ctx context.Context, spec *runtime.ContainerSpec, onExit
 	return inst, nil
 }
 
-// prepare builds the command on the calling (locked) thread; when isolating
-// it also creates the namespaces and the private root there.
+// prepare builds the command of a plain host process.
 func (r *Runtime) prepare(inst *Instance, spec *runtime.ContainerSpec) (*exec.Cmd, *os.File, *os.File, error) {
 	if len(spec.Argv) == 0 {
 		return nil, nil, nil, &runtime.StartError{Message: "exec: no command"}
 	}
 	attr := newSysProcAttr()
-	root := ""
 	workingDir := spec.WorkingDir
 	if workingDir == "" {
 		workingDir = "/"
 	}
-	if r.isolate {
-		var err error
-		root, err = enterPodNamespaces(spec)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		inst.root = root
-		setChroot(attr, root)
-	} else if fi, err := os.Stat(workingDir); err != nil || !fi.IsDir() {
+	if fi, err := os.Stat(workingDir); err != nil || !fi.IsDir() {
 		return nil, nil, nil, &runtime.StartError{Message: fmt.Sprintf("workingDir %q does not exist on this host (without root, quartet cannot give the container its own filesystem view)", workingDir)}
 	}
-	path, err := lookPath(root, spec.Argv[0], spec.Env, workingDir)
+	path, err := lookPath(spec.Argv[0], spec.Env, workingDir)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -401,8 +406,12 @@ func exitCode(cmd *exec.Cmd, err error) int32 {
 }
 
 // ExecStream implements runtime.Runtime: the command runs in the
-// instance's namespaces and root, with its environment and working dir.
+// instance's container (or, for a plain process, beside it on the host),
+// with its environment and working dir.
 func (r *Runtime) ExecStream(ctx context.Context, inst runtime.Instance, opts runtime.ExecOptions) (int, error) {
+	if ci, ok := inst.(*runc.Instance); ok && r.containers != nil {
+		return r.containers.ExecStream(ctx, ci, opts)
+	}
 	pi, ok := inst.(*Instance)
 	if !ok {
 		return -1, fmt.Errorf("process runtime: not a process instance")
@@ -417,27 +426,15 @@ func (r *Runtime) ExecStream(ctx context.Context, inst runtime.Instance, opts ru
 	res := make(chan result, 1)
 	killed := make(chan struct{})
 	go func() {
-		// The thread joins the container's namespaces and is never
-		// unlocked: it dies with this goroutine.
+		// The thread is the command's parent for PR_SET_PDEATHSIG: it is
+		// kept until the command has ended, and dies with this goroutine.
 		goruntime.LockOSThread()
 		attr := newSysProcAttr()
-		root := ""
-		if pi.root != "" {
-			pi.mu.Lock()
-			pid := pi.pid
-			pi.mu.Unlock()
-			if err := joinNamespaces(pid); err != nil {
-				res <- result{-1, err}
-				return
-			}
-			root = pi.root
-			setChroot(attr, root)
-		}
 		wd := pi.spec.WorkingDir
 		if wd == "" {
 			wd = "/"
 		}
-		path, err := lookPath(root, opts.Argv[0], pi.spec.Env, wd)
+		path, err := lookPath(opts.Argv[0], pi.spec.Env, wd)
 		if err != nil {
 			res <- result{-1, err}
 			return
@@ -540,6 +537,9 @@ func (r *Runtime) Shutdown(grace time.Duration) {
 		_ = i.Signal(syscall.SIGKILL)
 	}
 	r.wg.Wait()
+	if r.containers != nil {
+		r.containers.Shutdown(grace)
+	}
 }
 
 // pidFile records a running instance's pid and start time so that a later
@@ -582,12 +582,22 @@ func procStartTime(pid int) (uint64, error) {
 	return strconv.ParseUint(fields[19], 10, 64)
 }
 
-// KillLeftovers implements runtime.Runtime.
+// KillLeftovers implements runtime.Runtime: containers a previous run left
+// are destroyed with every process in their cgroups; plain processes
+// recorded in pid files are killed with their process groups.
 func (r *Runtime) KillLeftovers(context.Context) (int, error) {
-	if r.stateRoot == "" {
-		return 0, nil
+	n := 0
+	if r.containers != nil {
+		k, err := r.containers.KillLeftovers()
+		if err != nil {
+			return k, err
+		}
+		n += k
 	}
-	return killLeftovers(r.stateRoot), nil
+	if r.stateRoot != "" {
+		n += killLeftovers(r.stateRoot)
+	}
+	return n, nil
 }
 
 // killLeftovers walks dir for pid files of instances a previous quartet
