@@ -465,7 +465,10 @@ func (a *agent) serve() error {
 		return err
 	}
 	a.port = ln.Addr().(*net.TCPAddr).Port
-	a.server = newKubeletServer(a)
+	if a.server, err = newKubeletServer(a); err != nil {
+		ln.Close()
+		return err
+	}
 	go func() { _ = a.server.ServeTLS(ln, "", "") }()
 	return nil
 }

@@ -60,9 +60,10 @@ type HostConfig struct {
 	// ServingCert no kubelet API is served (and `kubectl logs` fails).
 	ServingCert func(nodeName string) (*tls.Certificate, error)
 	ClientCAs   *x509.CertPool
-	// ClientNames, when set, are the only certificate common names the
-	// kubelet API accepts (the apiserver's kubelet client), so other
-	// identities the same CA signed cannot read logs around RBAC.
+	// ClientNames are the certificate common names (the apiserver's kubelet
+	// client) that the kubelet API trusts without asking the apiserver;
+	// every other user, by certificate or bearer token, must pass a
+	// SubjectAccessReview for the node's subresource (nodes/proxy).
 	ClientNames []string
 	Clock       Clock
 	// Workers is how many pods sync at once (default 32): a sync mostly

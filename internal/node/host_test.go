@@ -462,7 +462,7 @@ func TestSimLogs(t *testing.T) {
 func getLogs(a *agent, path string) (string, int) {
 	req := httptest.NewRequest(http.MethodGet, path, nil)
 	w := httptest.NewRecorder()
-	newKubeletServer(a).Handler.ServeHTTP(w, req)
+	a.kubeletAPI().ServeHTTP(w, req)
 	return w.Body.String(), w.Code
 }
 

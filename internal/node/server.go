@@ -3,13 +3,11 @@ package node
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +16,23 @@ import (
 
 	"quartet.dev/quartet/internal/node/logs"
 )
+
+// kubeletAPI routes the kubelet API's paths (after authorization).
+func (a *agent) kubeletAPI() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", a.containerLogs)
+	for _, p := range []string{"/{namespace}/{pod}/{container}", "/{namespace}/{pod}/{uid}/{container}"} {
+		mux.HandleFunc("GET /exec"+p, a.serveExec)
+		mux.HandleFunc("POST /exec"+p, a.serveExec)
+		mux.HandleFunc("POST /run"+p, a.serveRun)
+	}
+	for _, p := range []string{"/{namespace}/{pod}", "/{namespace}/{pod}/{uid}"} {
+		mux.HandleFunc("GET /portForward"+p, a.servePortForward)
+		mux.HandleFunc("POST /portForward"+p, a.servePortForward)
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+	return mux
+}
 
 // tlsCertCache holds a node's serving certificate until it nears expiry.
 type tlsCertCache struct {
@@ -52,39 +67,28 @@ func (a *agent) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 }
 
 // newKubeletServer serves the part of the kubelet API quartet implements:
-// containerLogs (what `kubectl logs` reaches through the apiserver) and healthz.
-func newKubeletServer(a *agent) *http.Server {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", a.containerLogs)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+// containerLogs, exec, run and portForward (what `kubectl logs`, `exec`,
+// `cp` and `port-forward` reach through the apiserver) and
+// healthz. Every request is authenticated and authorized as a kubelet does
+// it (see kubeletAuth).
+func newKubeletServer(a *agent) (*http.Server, error) {
+	auth, err := newKubeletAuth(a.host.client, a.host.cfg.ClientCAs, a.host.cfg.ClientNames)
+	if err != nil {
+		return nil, err
+	}
 	return &http.Server{
-		Handler: mux,
+		Handler: auth.filter(a.name, a.kubeletAPI()),
 		TLSConfig: &tls.Config{
 			GetCertificate: a.certificate,
-			ClientAuth:     tls.RequireAndVerifyClientCert,
-			ClientCAs:      a.host.cfg.ClientCAs,
-			VerifyPeerCertificate: func(_ [][]byte, chains [][]*x509.Certificate) error {
-				return acceptClient(a.host.cfg.ClientNames, chains)
-			},
+			// A certificate is checked when given; requests without one
+			// may carry a bearer token, or get 401.
+			ClientAuth: tls.VerifyClientCertIfGiven,
+			ClientCAs:  a.host.cfg.ClientCAs,
 			MinVersion: tls.VersionTLS12,
 		},
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          log.New(io.Discard, "", 0),
-	}
-}
-
-// acceptClient allows a verified client certificate whose common name is
-// one of names (any, when names is empty).
-func acceptClient(names []string, chains [][]*x509.Certificate) error {
-	if len(names) == 0 {
-		return nil
-	}
-	for _, chain := range chains {
-		if len(chain) > 0 && slices.Contains(names, chain[0].Subject.CommonName) {
-			return nil
-		}
-	}
-	return errors.New("client certificate is not the apiserver's")
+	}, nil
 }
 
 type flushWriter struct {
