@@ -435,6 +435,16 @@ func (a *agent) setPodCIDR(cidr string) bool {
 	return true
 }
 
+// podCIDR is the node's spec.podCIDR as the agent knows it ("" = none yet).
+func (a *agent) podCIDR() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ipam == nil {
+		return ""
+	}
+	return a.ipam.cidr
+}
+
 // allocateIP gives a pod an address from the node's podCIDR, reusing the
 // one its status already shows when it is in range.
 func (a *agent) allocateIP(uid types.UID, previous string) (string, error) {

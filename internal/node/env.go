@@ -124,10 +124,18 @@ func (e *envList) list() []string {
 	return out
 }
 
-// apiServerEnv points in-cluster clients at the apiserver the agent itself
-// uses: process pods share the host network, where the kubernetes Service's
-// ClusterIP is not routed.
-func (h *Host) apiServerEnv() (string, string) {
+// apiServerEnv is where in-cluster clients reach the apiserver: for a pod
+// with a network of its own, the kubernetes Service (HostConfig.
+// KubernetesService); for a pod on the host's network, the address the agent
+// itself uses (the Service's ClusterIP may not route from the host).
+func (h *Host) apiServerEnv(sandboxed bool) (string, string) {
+	if sandboxed {
+		host, port, err := net.SplitHostPort(h.cfg.KubernetesService)
+		if err != nil {
+			return "", ""
+		}
+		return host, port
+	}
 	rc, ok := h.client.CoreV1().RESTClient().(*rest.RESTClient)
 	if !ok || rc == nil || rc.Get().URL() == nil {
 		return "", ""
@@ -146,7 +154,7 @@ func (h *Host) apiServerEnv() (string, string) {
 // containerEnv resolves a container's environment as the kubelet does:
 // image defaults, envFrom in order, then env, with $(VAR) references
 // expanded against what is defined before.
-func (h *Host) containerEnv(ctx context.Context, objs *objectCache, pod *v1.Pod, c *v1.Container, podIP string) ([]string, error) {
+func (h *Host) containerEnv(ctx context.Context, objs *objectCache, pod *v1.Pod, c *v1.Container, podIP string, sandboxed bool) ([]string, error) {
 	var env envList
 	env.set("PATH", process.DefaultPath)
 	env.set("HOSTNAME", podHostname(pod))
@@ -155,11 +163,17 @@ func (h *Host) containerEnv(ctx context.Context, objs *objectCache, pod *v1.Pod,
 	} else {
 		env.set("HOME", "/root")
 	}
-	if host, port := h.apiServerEnv(); host != "" {
+	if host, port := h.apiServerEnv(sandboxed); host != "" {
+		// The kubelet's variables of the kubernetes Service.
+		addr := net.JoinHostPort(host, port)
 		env.set("KUBERNETES_SERVICE_HOST", host)
 		env.set("KUBERNETES_SERVICE_PORT", port)
 		env.set("KUBERNETES_SERVICE_PORT_HTTPS", port)
-		env.set("KUBERNETES_PORT", "tcp://"+net.JoinHostPort(host, port))
+		env.set("KUBERNETES_PORT", "tcp://"+addr)
+		env.set("KUBERNETES_PORT_"+port+"_TCP", "tcp://"+addr)
+		env.set("KUBERNETES_PORT_"+port+"_TCP_PROTO", "tcp")
+		env.set("KUBERNETES_PORT_"+port+"_TCP_PORT", port)
+		env.set("KUBERNETES_PORT_"+port+"_TCP_ADDR", host)
 	}
 	for _, ef := range c.EnvFrom {
 		switch {
@@ -380,7 +394,7 @@ func (h *Host) resourceFieldValue(pod *v1.Pod, c *v1.Container, ref *v1.Resource
 // caller runs once the instance has started.
 func (h *Host) containerSpec(ctx context.Context, rec *podRecord, pod *v1.Pod, c *v1.Container, kind runtime.Kind, img runtime.ImageConfig, held *[]func()) (*runtime.ContainerSpec, error) {
 	objs := &objectCache{h: h, ns: pod.Namespace}
-	env, err := h.containerEnv(ctx, objs, pod, c, rec.state.PodIP)
+	env, err := h.containerEnv(ctx, objs, pod, c, rec.state.PodIP, rec.netNSPath() != "")
 	if err != nil {
 		return nil, err
 	}
@@ -461,6 +475,8 @@ func (h *Host) containerSpec(ctx context.Context, rec *podRecord, pod *v1.Pod, c
 	}
 	if pod.Spec.HostNetwork {
 		spec.Hostname = ""
+	} else {
+		spec.NetNSPath = rec.netNSPath()
 	}
 	if err := os.MkdirAll(rec.containerDir(c.Name), 0o750); err != nil {
 		return nil, err

@@ -30,6 +30,7 @@ import (
 	"quartet.dev/quartet/internal/node/runtime/process"
 	"quartet.dev/quartet/internal/node/runtime/runc"
 	"quartet.dev/quartet/internal/node/runtime/sim"
+	"quartet.dev/quartet/internal/node/sandbox"
 )
 
 // Runtime modes.
@@ -52,9 +53,24 @@ type HostConfig struct {
 	DataDir string
 	// Runtime is "auto" (default), "process" or "sim".
 	Runtime string
-	// DNSAddress is "IP:PORT" of the cluster DNS server ("" = none yet).
+	// DNSAddress is "IP:PORT" of the cluster DNS server as the host reaches
+	// it ("" = none yet).
 	DNSAddress    string
 	ClusterDomain string
+	// Network gives every pod that is not hostNetwork a network namespace
+	// of its own on the cluster's pod network (the pod sandbox). The caller
+	// starts it before Run and stops it after Run has returned. With none,
+	// pods share the host's network; NoNetwork then says why, for the event
+	// pods with process containers get ("" = no event).
+	Network   *sandbox.Manager
+	NoNetwork string
+	// PodDNS is the address pods in a sandbox ask for cluster DNS, on port
+	// 53 (the kube-dns ClusterIP, or the host's address on the pod bridge).
+	PodDNS string
+	// KubernetesService is "IP:PORT" of the apiserver as pods in a sandbox
+	// reach it (the kubernetes Service's ClusterIP and port): their
+	// KUBERNETES_SERVICE_HOST and _PORT. "" gives them none.
+	KubernetesService string
 	// ServingCert returns the certificate a node's kubelet API presents;
 	// ClientCAs verifies the client certificates it accepts. With a nil
 	// ServingCert no kubelet API is served (and `kubectl logs` fails).
@@ -208,6 +224,10 @@ func NewHost(cfg HostConfig) (*Host, error) {
 			Images:     process.NewImages(datadir.Dir(cfg.DataDir).Images()),
 			StateRoot:  datadir.Dir(cfg.DataDir).Nodes(),
 		})
+	}
+	if cfg.Network != nil && cfg.Runtime != RuntimeSim && !h.isolated {
+		// Only isolated (libcontainer) containers join a network namespace.
+		return nil, fmt.Errorf("node host: a pod network needs isolated containers, and they are not (%s)", h.isolationWhy)
 	}
 	if err := os.MkdirAll(datadir.Dir(cfg.DataDir).Nodes(), 0o750); err != nil {
 		return nil, fmt.Errorf("node host: %w", err)
@@ -426,6 +446,14 @@ func (h *Host) RemoveNode(ctx context.Context, name string) error {
 	a.stop()
 	for _, rec := range recs {
 		rec.kill()
+	}
+	for _, rec := range recs {
+		h.teardownSandbox(ctx, rec)
+	}
+	if h.cfg.Network != nil {
+		if err := h.cfg.Network.ReleaseNode(a.podCIDR()); err != nil {
+			klog.FromContext(ctx).Error(err, "Removing the node's gateway from the pod bridge", "node", name)
+		}
 	}
 	_ = os.RemoveAll(a.dir)
 	err := h.admin.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{})

@@ -85,6 +85,7 @@ func TestResolvConf(t *testing.T) {
 		wantOK      bool
 		wantPrefix  string
 		wantWarning bool
+		sandboxed   bool
 	}{
 		"cluster first": {pod: pod(v1.DNSClusterFirst, false), dns: "127.0.0.10:53", wantOK: true,
 			wantPrefix: "search shop.svc.cluster.local svc.cluster.local cluster.local\nnameserver 127.0.0.10\n"},
@@ -94,6 +95,11 @@ func TestResolvConf(t *testing.T) {
 		"cluster first with host net": {pod: pod(v1.DNSClusterFirstWithHostNet, true), dns: "127.0.0.10:53", wantOK: true,
 			wantPrefix: "search shop.svc.cluster.local svc.cluster.local cluster.local\nnameserver 127.0.0.10\n"},
 		"default": {pod: pod(v1.DNSDefault, false), dns: "127.0.0.10:53"},
+		"sandboxed": {pod: pod(v1.DNSClusterFirst, false), dns: "10.96.0.10:53", sandboxed: true, wantOK: true,
+			wantPrefix: "search shop.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\n"},
+		// The host's loopback resolvers are not the pod's: it gets a file
+		// of its own.
+		"sandboxed default": {pod: pod(v1.DNSDefault, false), dns: "10.96.0.10:53", sandboxed: true, wantOK: true},
 		"none with dnsConfig": {pod: func() *v1.Pod {
 			p := pod(v1.DNSNone, false)
 			p.Spec.DNSConfig = &v1.PodDNSConfig{Nameservers: []string{"1.2.3.4"}, Searches: []string{"example.com"}}
@@ -102,7 +108,7 @@ func TestResolvConf(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, ok, warning := resolvConf(tc.pod, tc.dns, "cluster.local")
+			got, ok, warning := resolvConf(tc.pod, tc.dns, "cluster.local", tc.sandboxed)
 			if ok != tc.wantOK || (warning != "") != tc.wantWarning {
 				t.Fatalf("ok %v warning %q", ok, warning)
 			}

@@ -23,6 +23,11 @@ const (
 	reasonErrImageNeverPul = "ErrImageNeverPull"
 	reasonFailedMount      = "FailedMount"
 	reasonNetworkNotReady  = "NetworkNotReady"
+	// reasonFailedSandbox is the kubelet's event when a pod's sandbox
+	// (here: its network namespace and CNI ADD) cannot be created.
+	reasonFailedSandbox = "FailedCreatePodSandBox"
+	// reasonNoPodNetwork is quartet's: the pod shares the host's network.
+	reasonNoPodNetwork     = "NoPodNetwork"
 	reasonDeadlineExceeded = "DeadlineExceeded"
 	reasonFailedSync       = "FailedSync"
 	reasonFailedKillPod    = "FailedKillPod"
@@ -410,6 +415,10 @@ func planRun(in planInput, containers []specContainer, views map[string]*contain
 
 	// The sandbox first: without an IP nothing starts.
 	if !st.NetworkReady {
+		if now.Before(st.NetworkRetryAt) {
+			w.at(st.NetworkRetryAt)
+			return false
+		}
 		p.PrepareNetwork = true
 		if st.NetworkError != "" {
 			announce(plannedEvent{Key: "network", Type: v1.EventTypeWarning, Reason: reasonNetworkNotReady, Message: st.NetworkError})

@@ -21,6 +21,7 @@ import (
 
 	"quartet.dev/quartet/internal/node/runtime"
 	"quartet.dev/quartet/internal/node/runtime/sim"
+	"quartet.dev/quartet/internal/node/sandbox"
 )
 
 // podRecord is the agent's side of one pod. Its worker owns state,
@@ -48,6 +49,9 @@ type podRecord struct {
 	volumes  map[string]string // volume name -> host path
 	etcFiles []runtime.Mount
 	deleted  bool
+	// sandbox is the pod's network namespace (under mu); nil for a pod on
+	// the host's network.
+	sandbox *sandbox.Sandbox
 }
 
 func newPodRecord(a *agent, pod *v1.Pod) *podRecord {
@@ -160,6 +164,7 @@ func (h *Host) syncPod(ctx context.Context, uid types.UID) (time.Duration, error
 	if plan.Release {
 		rec.stopProbes()
 		rec.agent.releaseIP(rec.uid)
+		h.teardownSandbox(ctx, rec)
 	}
 	if plan.Delete && !rec.deleted {
 		err := h.writer.DeleteFinal(ctx, pod)
@@ -172,6 +177,7 @@ func (h *Host) syncPod(ctx context.Context, uid types.UID) (time.Duration, error
 	if plan.Forget {
 		h.forget(rec)
 		rec.stopProbes()
+		h.teardownSandbox(ctx, rec)
 		_ = os.RemoveAll(rec.dir)
 		return 0, nil
 	}
@@ -248,12 +254,17 @@ func (h *Host) adoptSim(rec *podRecord, pod *v1.Pod) {
 func (h *Host) execute(ctx context.Context, rec *podRecord, pod *v1.Pod, plan podPlan, now time.Time) {
 	st := rec.state
 	if plan.PrepareNetwork {
-		if pod.Spec.HostNetwork {
+		switch {
+		case pod.Spec.HostNetwork:
 			st.PodIP, st.NetworkReady = hostIP, true
-		} else if ip, err := rec.agent.allocateIP(rec.uid, pod.Status.PodIP); err != nil {
-			st.NetworkError = err.Error()
-		} else {
-			st.PodIP, st.NetworkReady, st.NetworkError = ip, true, ""
+		case h.cfg.Network != nil:
+			h.setupSandbox(ctx, rec, pod, now)
+		default:
+			if ip, err := rec.agent.allocateIP(rec.uid, pod.Status.PodIP); err != nil {
+				st.NetworkError = err.Error()
+			} else {
+				st.PodIP, st.NetworkReady, st.NetworkError = ip, true, ""
+			}
 		}
 	}
 	if plan.PrepareVolumes {
@@ -360,6 +371,10 @@ func (h *Host) startContainer(ctx context.Context, rec *podRecord, pod *v1.Pod, 
 		h.podEvent(rec, pod, plannedEvent{Container: act.Name, Type: v1.EventTypeNormal, Reason: reasonCreated, Message: "Container created"})
 		h.podEvent(rec, pod, plannedEvent{Container: act.Name, Type: v1.EventTypeNormal, Reason: reasonStarted, Message: "Container started"})
 		return
+	}
+	if kind == runtime.KindProcess && h.cfg.Network == nil && h.cfg.NoNetwork != "" && !pod.Spec.HostNetwork {
+		h.podEvent(rec, pod, plannedEvent{Key: "nopodnetwork", Type: v1.EventTypeWarning, Reason: reasonNoPodNetwork,
+			Message: "The pod shares the host's network (" + h.cfg.NoNetwork + "): its IP " + st.PodIP + " is not routed and its ports are the host's; reach it on 127.0.0.1"})
 	}
 	if kind == runtime.KindProcess && !h.isolated {
 		h.podEvent(rec, pod, plannedEvent{Key: "notisolated", Type: v1.EventTypeWarning, Reason: reasonNotIsolated,

@@ -196,8 +196,9 @@ func (h *Host) podEventLocked(rec *podRecord, pod *v1.Pod, e plannedEvent) {
 	rec.agent.recorder.Event(ref, e.Type, e.Reason, e.Message)
 }
 
-// probeOnce runs a probe once. Process pods share the host network, so
-// network probes without a host go to 127.0.0.1 (the pod IP is not routed).
+// probeOnce runs a probe once. Network probes without a host go to the pod's
+// IP when it has a network of its own, else to 127.0.0.1 (a pod on the
+// host's network).
 func (h *Host) probeOnce(ctx context.Context, rec *podRecord, pod *v1.Pod, c *v1.Container, inst runtime.Instance, p *v1.Probe, timeout time.Duration) (bool, string) {
 	switch {
 	case p.Exec != nil:
@@ -221,7 +222,7 @@ func (h *Host) probeOnce(ctx context.Context, rec *podRecord, pod *v1.Pod, c *v1
 		}
 		host := g.Host
 		if host == "" {
-			host = hostIP
+			host = rec.probeHost()
 		}
 		scheme := strings.ToLower(string(g.Scheme))
 		if scheme == "" {
@@ -267,7 +268,7 @@ func (h *Host) probeOnce(ctx context.Context, rec *podRecord, pod *v1.Pod, c *v1
 		}
 		host := p.TCPSocket.Host
 		if host == "" {
-			host = hostIP
+			host = rec.probeHost()
 		}
 		d := net.Dialer{Timeout: timeout}
 		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))

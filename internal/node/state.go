@@ -87,9 +87,13 @@ type podState struct {
 	// StartTime is when the agent first acknowledged the pod (status.startTime).
 	StartTime time.Time
 	// PodIP is the pod's address; NetworkReady is true once it is known.
-	PodIP        string
-	NetworkReady bool
-	NetworkError string
+	// NetworkError is why it is not known yet (no podCIDR); a sandbox that
+	// failed is retried at NetworkRetryAt, NetworkDelay after the failure.
+	PodIP          string
+	NetworkReady   bool
+	NetworkError   string
+	NetworkRetryAt time.Time
+	NetworkDelay   time.Duration
 	// VolumesReady is true once the pod's volumes are prepared for process
 	// containers; VolumeError and VolumeRetryAt describe the last failure.
 	VolumesReady  bool

@@ -466,7 +466,15 @@ func (h *Host) writeEtcFiles(rec *podRecord, pod *v1.Pod) ([]runtime.Mount, erro
 			return nil, err
 		}
 	}
-	resolv, ok, warning := resolvConf(pod, h.cfg.DNSAddress, h.cfg.ClusterDomain)
+	dnsAddress, sandboxed := h.cfg.DNSAddress, rec.netNSPath() != ""
+	if sandboxed {
+		// In its own network the pod reaches cluster DNS at PodDNS.
+		dnsAddress = ""
+		if h.cfg.PodDNS != "" {
+			dnsAddress = net.JoinHostPort(h.cfg.PodDNS, "53")
+		}
+	}
+	resolv, ok, warning := resolvConf(pod, dnsAddress, h.cfg.ClusterDomain, sandboxed)
 	if warning != "" {
 		h.podEvent(rec, pod, plannedEvent{Key: "dns", Type: v1.EventTypeWarning, Reason: "DNSConfigForming", Message: warning})
 	}
@@ -500,7 +508,9 @@ func hostsFile(pod *v1.Pod, podIP, domain string) string {
 // resolvConf renders the pod's resolv.conf by its dnsPolicy. ok is false when
 // the pod keeps the host's. resolv.conf cannot name a port, so cluster DNS
 // is used only when it listens on port 53; otherwise warning says why not.
-func resolvConf(pod *v1.Pod, dnsAddress, domain string) (content string, ok bool, warning string) {
+// A sandboxed pod (one with a network of its own) cannot reach the host's
+// loopback resolvers, so it always gets a file of its own, without them.
+func resolvConf(pod *v1.Pod, dnsAddress, domain string, sandboxed bool) (content string, ok bool, warning string) {
 	policy := pod.Spec.DNSPolicy
 	if policy == "" {
 		policy = v1.DNSClusterFirst
@@ -522,7 +532,7 @@ func resolvConf(pod *v1.Pod, dnsAddress, domain string) (content string, ok bool
 			// The host's resolvers come second: a name cluster DNS refuses
 			// (one outside the cluster domain, without --dns-upstream) is
 			// asked there next, as resolvers move on after REFUSED.
-			hostServers, _, _ := hostResolvConf()
+			hostServers, _, _ := hostResolvConf(sandboxed)
 			for _, s := range hostServers {
 				if len(servers) < 3 && s != host {
 					servers = append(servers, s)
@@ -530,12 +540,12 @@ func resolvConf(pod *v1.Pod, dnsAddress, domain string) (content string, ok bool
 			}
 		}
 	}
-	if !cluster && policy != v1.DNSNone && pod.Spec.DNSConfig == nil {
+	if !cluster && policy != v1.DNSNone && pod.Spec.DNSConfig == nil && !sandboxed {
 		return "", false, warning
 	}
 	if !cluster && policy != v1.DNSNone {
 		// The host's resolvers plus the pod's dnsConfig.
-		servers, searches, options = hostResolvConf()
+		servers, searches, options = hostResolvConf(sandboxed)
 	}
 	if dc := pod.Spec.DNSConfig; dc != nil {
 		servers = append(servers, dc.Nameservers...)
@@ -562,8 +572,36 @@ func resolvConf(pod *v1.Pod, dnsAddress, domain string) (content string, ok bool
 }
 
 // hostResolvConf reads the host's nameservers, search domains and options.
-func hostResolvConf() (servers, searches, options []string) {
-	data, err := os.ReadFile("/etc/resolv.conf")
+// For a pod with a network of its own, loopback nameservers are left out
+// (the pod's loopback is its own); when that leaves none, systemd-resolved's
+// upstream list is used instead, as the kubelet is told to on such hosts.
+func hostResolvConf(sandboxed bool) (servers, searches, options []string) {
+	servers, searches, options = readResolvConf("/etc/resolv.conf")
+	if !sandboxed {
+		return servers, searches, options
+	}
+	servers = nonLoopback(servers)
+	if len(servers) == 0 {
+		up, _, _ := readResolvConf("/run/systemd/resolve/resolv.conf")
+		servers = nonLoopback(up)
+	}
+	return servers, searches, options
+}
+
+func nonLoopback(servers []string) []string {
+	var out []string
+	for _, s := range servers {
+		if ip := net.ParseIP(s); ip != nil && !ip.IsLoopback() {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// readResolvConf reads the nameservers, search domains and options of a
+// resolv.conf file.
+func readResolvConf(path string) (servers, searches, options []string) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, nil
 	}

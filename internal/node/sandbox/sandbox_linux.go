@@ -2,15 +2,16 @@ package sandbox
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/containernetworking/cni/libcni"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -20,24 +21,6 @@ import (
 	"quartet.dev/quartet/internal/datadir"
 	"quartet.dev/quartet/internal/node/sandbox/plugins"
 )
-
-// DefaultConflist is the file quartet writes in the CNI configuration
-// directory at every start; a conflist that sorts before it wins.
-const DefaultConflist = "10-quartet.conflist"
-
-// ifName is the pod's interface, as in every Kubernetes pod.
-const ifName = "eth0"
-
-// Config configures a Manager.
-type Config struct {
-	Network *Network
-	// Executable is the quartet binary the plugin links in BinDir point
-	// at; "" means this program.
-	Executable string
-	// ExtraPluginDirs are searched after BinDir for plugins the conflist
-	// names that are not built in (default /opt/cni/bin).
-	ExtraPluginDirs []string
-}
 
 // Manager sets up and tears down pod sandboxes of one data dir.
 type Manager struct {
@@ -51,31 +34,15 @@ type Manager struct {
 	confFile string
 	loopback *libcni.NetworkConfigList
 	notes    []string
+	// hostPorts are the host ports each sandbox maps, by pod UID: every
+	// node of the machine shares its ports, so two pods may not map one.
+	hostPorts map[string]hostPortOwner
 }
 
-// Pod is what a sandbox needs to know of its pod.
-type Pod struct {
-	UID, Namespace, Name string
-	// PodCIDR is the node's spec.podCIDR, the range its pods' addresses
-	// come from (passed to IPAM as the ipRanges capability).
-	PodCIDR      string
-	PortMappings []PortMapping
-}
-
-// PortMapping is a container's hostPort, as the portMappings capability
-// carries it.
-type PortMapping struct {
-	HostPort      int32  `json:"hostPort"`
-	ContainerPort int32  `json:"containerPort"`
-	Protocol      string `json:"protocol"`
-	HostIP        string `json:"hostIP,omitempty"`
-}
-
-// Sandbox is a pod's network, ready for its containers.
-type Sandbox struct {
-	// NetNSPath is the bind-mounted namespace file runtimes join.
-	NetNSPath string
-	IPs       []net.IP
+// hostPortOwner is a sandbox's pod and its port mappings.
+type hostPortOwner struct {
+	pod      string // namespace/name
+	mappings []PortMapping
 }
 
 // Available reports whether this process can create network namespaces.
@@ -99,9 +66,10 @@ func New(cfg Config) (*Manager, error) {
 	n := cfg.Network
 	path := append([]string{n.BinDir()}, cfg.ExtraPluginDirs...)
 	return &Manager{
-		cfg: cfg,
-		net: n,
-		cni: libcni.NewCNIConfigWithCacheDir(path, n.cacheDir(), newInProcessExec(n.BinDir())),
+		cfg:       cfg,
+		net:       n,
+		cni:       libcni.NewCNIConfigWithCacheDir(path, n.cacheDir(), newInProcessExec(n.BinDir())),
+		hostPorts: map[string]hostPortOwner{},
 	}, nil
 }
 
@@ -186,33 +154,6 @@ func (m *Manager) writePlugins() error {
 	return nil
 }
 
-// DefaultConflistJSON is the conflist quartet writes for n.
-func DefaultConflistJSON(n *Network) []byte {
-	conf := map[string]any{
-		"cniVersion": "1.0.0",
-		"name":       "quartet",
-		"plugins": []any{
-			map[string]any{
-				"type":             "bridge",
-				"bridge":           n.Bridge,
-				"isGateway":        true,
-				"isDefaultGateway": true,
-				"hairpinMode":      true,
-				"capabilities":     map[string]bool{"ipRanges": true},
-				"ipam":             map[string]any{"type": "host-local", "dataDir": n.ipamDir()},
-			},
-			map[string]any{
-				"type":         "portmap",
-				"capabilities": map[string]bool{"portMappings": true},
-				"snat":         true,
-				"table":        n.PortmapTable,
-			},
-		},
-	}
-	b, _ := json.MarshalIndent(conf, "", "  ")
-	return append(b, '\n')
-}
-
 func (m *Manager) writeDefaultConflist() error {
 	return os.WriteFile(filepath.Join(m.net.ConfDir(), DefaultConflist), DefaultConflistJSON(m.net), 0o600)
 }
@@ -286,19 +227,43 @@ func (m *Manager) Setup(ctx context.Context, p Pod) (*Sandbox, error) {
 		return nil, errors.New("network is not ready: the node has no podCIDR yet")
 	}
 	m.mu.Lock()
-	list, lo := m.conflist, m.loopback
+	list := m.conflist
 	m.mu.Unlock()
 	if list == nil {
 		return nil, errors.New("sandbox: the pod network is not started")
 	}
-	path := m.netnsPath(p.UID)
-	if _, err := os.Lstat(path); err == nil {
+	if _, err := os.Lstat(m.netnsPath(p.UID)); err == nil {
 		_ = m.Teardown(ctx, p.UID)
 	}
+	if err := m.claimHostPorts(p); err != nil {
+		return nil, err
+	}
+	sb, err := m.setup(ctx, list, p, p.IP)
+	if err != nil && p.IP != "" {
+		// The earlier address is taken or out of range: any will do.
+		sb, err = m.setup(ctx, list, p, "")
+	}
+	if err != nil {
+		m.releaseHostPorts(p.UID)
+		return nil, err
+	}
+	return sb, nil
+}
+
+// setup creates the namespace and runs the loopback and the pod network's
+// ADD; on failure it leaves nothing behind.
+func (m *Manager) setup(ctx context.Context, list *libcni.NetworkConfigList, p Pod, ip string) (*Sandbox, error) {
+	m.mu.Lock()
+	lo := m.loopback
+	m.mu.Unlock()
+	path := m.netnsPath(p.UID)
 	if err := createNetNS(path); err != nil {
 		return nil, err
 	}
 	rt := runtimeConf(p.UID, path, &p)
+	if ip != "" {
+		rt.Args = append(rt.Args, [2]string{"IP", ip})
+	}
 	if _, err := m.cni.AddNetworkList(ctx, lo, runtimeConf(p.UID, path, nil)); err != nil {
 		_ = removeNetNS(path)
 		return nil, fmt.Errorf("loopback: %w", err)
@@ -307,11 +272,11 @@ func (m *Manager) Setup(ctx context.Context, p Pod) (*Sandbox, error) {
 	if err != nil {
 		_ = m.cni.DelNetworkList(context.WithoutCancel(ctx), list, rt)
 		_ = removeNetNS(path)
-		return nil, err
+		return nil, fmt.Errorf("CNI network %q: %w", list.Name, err)
 	}
 	cur, err := current.NewResultFromResult(res)
 	if err != nil {
-		_ = m.Teardown(context.WithoutCancel(ctx), p.UID)
+		_ = m.teardown(context.WithoutCancel(ctx), p.UID)
 		return nil, err
 	}
 	sb := &Sandbox{NetNSPath: path}
@@ -322,15 +287,109 @@ func (m *Manager) Setup(ctx context.Context, p Pod) (*Sandbox, error) {
 		sb.IPs = append(sb.IPs, ipc.Address.IP)
 	}
 	if len(sb.IPs) == 0 {
-		_ = m.Teardown(context.WithoutCancel(ctx), p.UID)
+		_ = m.teardown(context.WithoutCancel(ctx), p.UID)
 		return nil, fmt.Errorf("CNI network %q returned no address for the pod", list.Name)
 	}
 	return sb, nil
 }
 
+// claimHostPorts reserves the pod's host ports, or says who has one: a pod
+// of any node of this machine (they all share its ports), or a program
+// listening on it.
+func (m *Manager) claimHostPorts(p Pod) error {
+	if len(p.PortMappings) == 0 {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for uid, o := range m.hostPorts {
+		if uid == p.UID {
+			continue
+		}
+		for _, want := range p.PortMappings {
+			for _, have := range o.mappings {
+				if hostPortsOverlap(want, have) {
+					return fmt.Errorf("host port %s is already mapped to pod %s (every quartet node shares this machine's ports)", describePort(want), o.pod)
+				}
+			}
+		}
+	}
+	for _, want := range p.PortMappings {
+		if err := probeHostPort(want); err != nil {
+			return err
+		}
+	}
+	m.hostPorts[p.UID] = hostPortOwner{pod: p.Namespace + "/" + p.Name, mappings: append([]PortMapping(nil), p.PortMappings...)}
+	return nil
+}
+
+func (m *Manager) releaseHostPorts(uid string) {
+	m.mu.Lock()
+	delete(m.hostPorts, uid)
+	m.mu.Unlock()
+}
+
+// hostPortsOverlap reports whether two mappings claim the same host port:
+// same protocol and port, and the same host address or a wildcard.
+func hostPortsOverlap(a, b PortMapping) bool {
+	if a.HostPort != b.HostPort || !strings.EqualFold(protocolOf(a), protocolOf(b)) {
+		return false
+	}
+	wild := func(ip string) bool { return ip == "" || ip == "0.0.0.0" || ip == "::" }
+	return wild(a.HostIP) || wild(b.HostIP) || net.ParseIP(a.HostIP).Equal(net.ParseIP(b.HostIP))
+}
+
+func protocolOf(p PortMapping) string {
+	if p.Protocol == "" {
+		return "TCP"
+	}
+	return strings.ToUpper(p.Protocol)
+}
+
+func describePort(p PortMapping) string {
+	s := fmt.Sprintf("%d/%s", p.HostPort, protocolOf(p))
+	if p.HostIP != "" {
+		s = p.HostIP + ":" + s
+	}
+	return s
+}
+
+// probeHostPort fails when a program of this machine listens on the host
+// port: the mapping would take its traffic away from it.
+func probeHostPort(p PortMapping) error {
+	host := p.HostIP
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	addr := net.JoinHostPort(host, strconv.Itoa(int(p.HostPort)))
+	var err error
+	switch protocolOf(p) {
+	case "TCP":
+		var ln net.Listener
+		if ln, err = net.Listen("tcp4", addr); err == nil {
+			ln.Close()
+		}
+	case "UDP":
+		var pc net.PacketConn
+		if pc, err = net.ListenPacket("udp4", addr); err == nil {
+			pc.Close()
+		}
+	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("host port %s is in use by a program on this machine", describePort(p))
+	}
+	return nil
+}
+
 // Teardown detaches the pod from the network and removes its namespace.
 // Tearing down a sandbox that is not there is fine.
 func (m *Manager) Teardown(ctx context.Context, uid string) error {
+	err := m.teardown(ctx, uid)
+	m.releaseHostPorts(uid)
+	return err
+}
+
+func (m *Manager) teardown(ctx context.Context, uid string) error {
 	m.mu.Lock()
 	list, lo := m.conflist, m.loopback
 	m.mu.Unlock()

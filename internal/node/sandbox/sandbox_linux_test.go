@@ -273,3 +273,80 @@ func TestHostPortMaps(t *testing.T) {
 		t.Errorf("host port rules left after teardown:\n%s", out)
 	}
 }
+
+func TestEarlierAddressIsKeptWhenFree(t *testing.T) {
+	needRoot(t)
+	ctx := context.Background()
+	m := startManager(t, t.TempDir())
+	n := m.Network()
+	ip := n.ClusterCIDR.IP.To4()
+	want := fmt.Sprintf("%d.%d.%d.77", ip[0], ip[1], int(ip[2])+1)
+	sb, err := m.Setup(ctx, Pod{UID: "u1", Namespace: "d", Name: "p1", PodCIDR: subnet(n, 1), IP: want})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sb.IPs[0].String() != want {
+		t.Errorf("got %s, want the earlier address %s", sb.IPs[0], want)
+	}
+	// Taken: any other address will do.
+	sb2, err := m.Setup(ctx, Pod{UID: "u2", Namespace: "d", Name: "p2", PodCIDR: subnet(n, 1), IP: want})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sb2.IPs[0].String() == want {
+		t.Errorf("two pods got %s", want)
+	}
+}
+
+func TestHostPortsAreNotSharedOrTaken(t *testing.T) {
+	needRoot(t)
+	ctx := context.Background()
+	m := startManager(t, t.TempDir())
+	n := m.Network()
+	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	busy := int32(ln.Addr().(*net.TCPAddr).Port)
+	_, err = m.Setup(ctx, Pod{UID: "u0", Namespace: "d", Name: "p0", PodCIDR: subnet(n, 1),
+		PortMappings: []PortMapping{{HostPort: busy, ContainerPort: 80, Protocol: "tcp"}}})
+	if err == nil || !strings.Contains(err.Error(), "in use by a program on this machine") {
+		t.Fatalf("host port a program listens on: %v", err)
+	}
+	free := busy + 1
+	for isBusy(free) {
+		free++
+	}
+	if _, err := m.Setup(ctx, Pod{UID: "u1", Namespace: "d", Name: "p1", PodCIDR: subnet(n, 1),
+		PortMappings: []PortMapping{{HostPort: free, ContainerPort: 80, Protocol: "tcp"}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Setup(ctx, Pod{UID: "u2", Namespace: "d", Name: "p2", PodCIDR: subnet(n, 2),
+		PortMappings: []PortMapping{{HostPort: free, ContainerPort: 81, Protocol: "TCP", HostIP: "127.0.0.1"}}})
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("host port 127.0.0.1:%d/TCP is already mapped to pod d/p1", free)) {
+		t.Fatalf("host port of another pod: %v", err)
+	}
+	// Another protocol is another port.
+	if _, err := m.Setup(ctx, Pod{UID: "u3", Namespace: "d", Name: "p3", PodCIDR: subnet(n, 2),
+		PortMappings: []PortMapping{{HostPort: free, ContainerPort: 81, Protocol: "udp"}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Once the first pod is gone, its port is free again.
+	if err := m.Teardown(ctx, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Setup(ctx, Pod{UID: "u2", Namespace: "d", Name: "p2", PodCIDR: subnet(n, 2),
+		PortMappings: []PortMapping{{HostPort: free, ContainerPort: 81, Protocol: "TCP", HostIP: "127.0.0.1"}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func isBusy(port int32) bool {
+	ln, err := net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", port))
+	if err != nil {
+		return true
+	}
+	ln.Close()
+	return false
+}
