@@ -27,7 +27,8 @@ works once: opening it starts a browser session. Without --kubeconfig it uses
 $KUBECONFIG, then the running quartet's (<data-dir>/kubeconfig), then
 ~/.kube/config. The identity in the kubeconfig needs get, list and watch on
 pods, nodes, persistentvolumeclaims, persistentvolumes, events, statefulsets,
-daemonsets, controllerrevisions, jobs and cronjobs.`,
+daemonsets, controllerrevisions, jobs and cronjobs (and services, deployments
+and storageclasses for the explain panel).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			rules := clientcmd.NewDefaultClientConfigLoadingRules()

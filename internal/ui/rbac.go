@@ -13,14 +13,16 @@ import (
 // views draw and nothing else (no Secrets, no writes).
 const User = "quartet:ui"
 
-// ClusterRole is what the UI reads.
+// ClusterRole is what the UI reads: what the views draw, and what
+// `quartet explain --live` reads for the explain panel.
 func ClusterRole() *rbacv1.ClusterRole {
 	read := []string{"get", "list", "watch"}
 	return &rbacv1.ClusterRole{
 		ObjectMeta: metav1.ObjectMeta{Name: User},
 		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"pods", "nodes", "persistentvolumeclaims", "persistentvolumes", "events"}, Verbs: read},
-			{APIGroups: []string{"apps"}, Resources: []string{"statefulsets", "daemonsets", "controllerrevisions"}, Verbs: read},
+			{APIGroups: []string{""}, Resources: []string{"pods", "nodes", "persistentvolumeclaims", "persistentvolumes", "events", "services"}, Verbs: read},
+			{APIGroups: []string{"apps"}, Resources: []string{"statefulsets", "daemonsets", "controllerrevisions", "deployments"}, Verbs: read},
+			{APIGroups: []string{"storage.k8s.io"}, Resources: []string{"storageclasses"}, Verbs: read},
 			{APIGroups: []string{"batch"}, Resources: []string{"jobs", "cronjobs"}, Verbs: read},
 		},
 	}

@@ -42,7 +42,10 @@ type Server struct {
 }
 
 // Views the API serves, by name.
-var viewNames = []string{"statefulsets", "daemonsets", "jobs", "cronjobs", "cluster"}
+var viewNames = []string{"statefulsets", "daemonsets", "jobs", "cronjobs", "cluster", "events"}
+
+// clockViews change with the time alone, and are recomputed every tick.
+var clockViews = map[string]bool{"cronjobs": true}
 
 // Start lists the cluster, listens, and serves until ctx is done. It
 // returns once the server accepts requests.
@@ -129,6 +132,7 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /api/views/{view}", s.getView)
 	mux.HandleFunc("GET /api/stream/{view}", s.stream)
 	mux.HandleFunc("GET /api/yaml", s.yaml)
+	mux.HandleFunc("GET /api/explain", s.explainObject)
 	mux.Handle("GET /", s.assets())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -194,7 +198,9 @@ func (s *Server) compute(view string, q url.Values, now time.Time) (any, error) 
 	case "cronjobs":
 		return cronJobsView(snap, ns, name, s.cfg.ControllerZone), nil
 	case "cluster":
-		return clusterView(snap, ns, q.Get("q")), nil
+		return clusterView(snap, ns), nil
+	case "events":
+		return eventsView(snap, ns, q.Get("q")), nil
 	}
 	return nil, fmt.Errorf("no view %q (views: %v)", view, viewNames)
 }
@@ -268,23 +274,30 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			flusher.Flush()
 			last, lastPush = data, time.Now()
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
-			// Let the rest of a burst arrive, and pace the pushes.
-			wait := max(coalesce, minPush-time.Since(lastPush))
+	wait:
+		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(wait):
+			case <-changed:
+				// Let the rest of a burst arrive, and pace the pushes.
+				pause := max(coalesce, minPush-time.Since(lastPush))
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(pause):
+				}
+				break wait
+			case <-ticker.C:
+				if clockViews[view] {
+					break wait
+				}
+			case <-alive.C:
+				if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+					return
+				}
+				flusher.Flush()
 			}
-		case <-ticker.C:
-		case <-alive.C:
-			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
-				return
-			}
-			flusher.Flush()
 		}
 	}
 }

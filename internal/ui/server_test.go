@@ -12,6 +12,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -199,5 +200,29 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 5 s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestExplainPanel(t *testing.T) {
+	srv, client, hc := startServer(t)
+	base := "http://" + srv.Addr()
+	cj := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "db-backup"},
+		Spec: batchv1.CronJobSpec{Schedule: "*/1 * * * *", ConcurrencyPolicy: batchv1.AllowConcurrent}}
+	if _, err := client.BatchV1().CronJobs("default").Create(context.Background(), cj, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	code, body := get(t, hc, base+"/api/explain?kind=CronJob&namespace=default&name=db-backup")
+	var e struct {
+		Kind, Name, Reading string
+		Findings            []struct{ ID string }
+	}
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &e) != nil || e.Kind != "CronJob" || e.Reading == "" || len(e.Findings) == 0 {
+		t.Errorf("explain of a CronJob with no startingDeadlineSeconds: %d %s", code, body)
+	}
+	if code, _ := get(t, hc, base+"/api/explain?kind=CronJob&namespace=default&name=nothing"); code != http.StatusNotFound {
+		t.Errorf("explain of a missing CronJob: %d, want 404", code)
+	}
+	if code, _ := get(t, hc, base+"/api/explain?kind=Secret&namespace=default&name=x"); code != http.StatusNotFound {
+		t.Errorf("explain of a Secret: %d, want 404", code)
 	}
 }

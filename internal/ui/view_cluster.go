@@ -5,17 +5,20 @@ import (
 	"strings"
 )
 
-// ClusterView is the nodes with their pods, and the event stream.
+// ClusterView is the nodes with their pods.
 type ClusterView struct {
 	Nodes []NodePods `json:"nodes"`
 	// Unscheduled are pods bound to no node (yet).
 	Unscheduled []PodBrief `json:"unscheduled"`
 	PodCount    int        `json:"podCount"`
-	// Events are the newest events matching the filter, at most maxEvents;
-	// EventsMatched counts all that match.
-	Events        []Event `json:"events"`
-	EventsMatched int     `json:"eventsMatched"`
-	EventsTotal   int     `json:"eventsTotal"`
+}
+
+// EventsView is the event stream: the newest events matching the filter,
+// at most maxEvents; Matched counts all that match.
+type EventsView struct {
+	Events  []Event `json:"events"`
+	Matched int     `json:"matched"`
+	Total   int     `json:"total"`
 }
 
 // NodePods is a node and the pods bound to it.
@@ -24,15 +27,13 @@ type NodePods struct {
 	Pods []PodBrief `json:"pods"`
 }
 
-const maxEvents = 2000
+const maxEvents = 500
 
-// clusterView shows every node and the pods of namespace ("" for all),
-// and the events whose type, reason, object or message contain every word
-// of filter (case-insensitive).
-func clusterView(s *snapshot, namespace, filter string) ClusterView {
+// clusterView shows every node and the pods of namespace ("" for all).
+func clusterView(s *snapshot, namespace string) ClusterView {
 	nodes := slices.Clone(s.Nodes)
 	byNamespaceName(nodes)
-	v := ClusterView{Nodes: []NodePods{}, Unscheduled: []PodBrief{}, Events: []Event{}}
+	v := ClusterView{Nodes: []NodePods{}, Unscheduled: []PodBrief{}}
 	index := map[string]int{}
 	for i, n := range nodes {
 		index[n.Name] = i
@@ -52,9 +53,17 @@ func clusterView(s *snapshot, namespace, filter string) ClusterView {
 			v.Unscheduled = append(v.Unscheduled, b)
 		}
 	}
+	return v
+}
+
+// eventsView lists the events of namespace ("" for all) whose type,
+// reason, object or message contain every word of filter
+// (case-insensitive), newest first.
+func eventsView(s *snapshot, namespace, filter string) EventsView {
+	v := EventsView{Events: []Event{}}
 	words := strings.Fields(strings.ToLower(filter))
 	for _, e := range s.Events {
-		v.EventsTotal++
+		v.Total++
 		if namespace != "" && e.InvolvedObject.Namespace != namespace {
 			continue
 		}
@@ -64,7 +73,7 @@ func clusterView(s *snapshot, namespace, filter string) ClusterView {
 		}
 		v.Events = append(v.Events, ev)
 	}
-	v.EventsMatched = len(v.Events)
+	v.Matched = len(v.Events)
 	sortEvents(v.Events)
 	if len(v.Events) > maxEvents {
 		v.Events = v.Events[:maxEvents]

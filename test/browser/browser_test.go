@@ -209,11 +209,24 @@ func TestUI(t *testing.T) {
 		t.Fatal(err)
 	}
 	var firstView float64
-	u.eval(`new Promise(res => { const ok = () => document.querySelectorAll('[data-testid=node-chip]').length > 0;
-	  if (ok()) return res(performance.now());
-	  new MutationObserver((_, o) => { if (ok()) { o.disconnect(); res(performance.now()); } }).observe(document, {subtree: true, childList: true}); })`, &firstView)
+	u.eval(firstViewJS, &firstView)
 	t.Logf("first view drawn %.0f ms after opening the login URL (target < 1000 ms)", firstView)
-	report("first view (login URL to cluster view drawn)", firstView, "ms", 1000)
+	report("first view (login URL to cluster view drawn, cold browser)", firstView, "ms", 1000)
+	// And a page opened again with the session: median of three.
+	var again []float64
+	for range 3 {
+		if err := chromedp.Do(ctx, chromedp.Navigate(base+"/?reload#/cluster")); err != nil {
+			t.Fatal(err)
+		}
+		var ms float64
+		u.eval(firstViewJS, &ms)
+		again = append(again, ms)
+		if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("first view of a page opened again: %v ms", again)
+	report("first view (page opened again with the session, median of 3)", median(again), "ms", 1000)
 	// The token works once.
 	refused(t, base+"/login?token="+token, http.StatusForbidden)
 
@@ -229,7 +242,7 @@ func TestUI(t *testing.T) {
 		if err := os.MkdirAll(dst, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		for _, n := range []string{"statefulset", "daemonset", "job", "cronjob", "cluster", "thousand-pods"} {
+		for _, n := range []string{"statefulset", "daemonset", "job", "cronjob", "yaml-explain", "cluster", "thousand-pods"} {
 			b, err := os.ReadFile(filepath.Join(shotDir, n+".png"))
 			if err != nil {
 				t.Fatal(err)
@@ -240,6 +253,12 @@ func TestUI(t *testing.T) {
 		}
 	}
 }
+
+// firstViewJS resolves, once the cluster view shows the nodes, with the
+// milliseconds since the navigation started.
+const firstViewJS = `new Promise(res => { const ok = () => document.querySelectorAll('[data-testid=node-chip]').length > 0;
+  if (ok()) return res(performance.now());
+  new MutationObserver((_, o) => { if (ok()) { o.disconnect(); res(performance.now()); } }).observe(document, {subtree: true, childList: true}); })`
 
 // refused checks that a request without a session gets code.
 func refused(t *testing.T, url string, code int) {

@@ -179,6 +179,18 @@ func cronJobView(u *ui) {
 		}
 	}
 	u.shot("cronjob")
+
+	// The CronJob's name opens its YAML and quartet explain's reading.
+	if err := chromedp.Do(u.ctx, chromedp.Click(chromedp.CSS("[data-testid=selected-name]"))); err != nil {
+		u.t.Fatal(err)
+	}
+	u.waitJS("the YAML and explain panel", `document.querySelector('[data-testid=yaml]')?.textContent.includes('kind: CronJob') &&
+	  document.querySelector('[data-testid=explain]')?.textContent.includes('CronJob')`, 30*time.Second)
+	u.shot("yaml-explain")
+	if err := chromedp.Do(u.ctx, chromedp.KeyEvent("\x1b")); err != nil { // Esc closes it
+		u.t.Fatal(err)
+	}
+	u.waitJS("the panel closed", `!document.querySelector('[data-testid=yaml]')`, 10*time.Second)
 }
 
 func clusterView(u *ui) {
@@ -259,6 +271,11 @@ func thousandPods(u *ui) {
 	u.eval(`Math.max(0, ...window.__long)`, &longest)
 	var count int
 	u.eval(`window.__long.length`, &count)
+	u.t.Logf("longest tasks: %s", func() string {
+		var l []float64
+		u.eval(`window.__long.slice().sort((a, b) => b - a).slice(0, 10)`, &l)
+		return fmt.Sprint(l)
+	}())
 	u.t.Logf("main-thread tasks over 50 ms while 1,000 pods arrived: %d, longest %.0f ms", count, longest)
 	report("longest main-thread task while 1,000 pods arrive", longest, "ms", 200)
 

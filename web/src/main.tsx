@@ -1,7 +1,7 @@
 import { render } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import "./style.css";
-import { YamlContext } from "./common";
+import { Badge, YamlContext } from "./common";
 import type { Ref } from "./types";
 import { StatefulSets } from "./views/statefulsets";
 import { DaemonSets } from "./views/daemonsets";
@@ -24,6 +24,39 @@ function parseHash(): { view: string; ns?: string; name?: string } {
   return { view, ns: parts[1] || undefined, name: parts[2] || undefined };
 }
 
+interface Explained {
+  reading: string; controller?: string; identity: string; stuck?: string;
+  findings: { id: string; severity: string; message: string; fix: string; reference: string }[];
+}
+
+const explainable = new Set(["StatefulSet", "DaemonSet", "Job", "CronJob"]);
+
+// Explain shows `quartet explain --live`'s reading of a workload.
+function Explain(props: { obj: Ref }) {
+  const { obj } = props;
+  const [e, setE] = useState<Explained | string>("Reading…");
+  useEffect(() => {
+    const q = new URLSearchParams({ kind: obj.kind, name: obj.name, namespace: obj.namespace ?? "" });
+    fetch("/api/explain?" + q).then(async (r) => setE(r.ok ? await r.json() : `${r.status}: ${await r.text()}`), (err) => setE(String(err)));
+  }, [obj.kind, obj.namespace, obj.name]);
+  if (typeof e === "string") return <p class="muted">{e}</p>;
+  return (
+    <section class="explain" aria-label="quartet explain" data-testid="explain">
+      <h3>quartet explain</h3>
+      <p><b>{e.reading}</b>{e.controller ? ` → ${e.controller}` : ""}: {e.identity}</p>
+      {e.stuck && <p class="outcome o-failed">stuck: {e.stuck}</p>}
+      {e.findings.length ? (
+        <ul>
+          {e.findings.map((f) => (
+            <li key={f.id}><Badge state={f.severity === "error" ? "failed" : f.severity === "warning" ? "pending" : "next"}>{f.severity}</Badge>{" "}
+              <code>{f.id}</code>: {f.message} <i>Fix:</i> {f.fix}</li>
+          ))}
+        </ul>
+      ) : <p class="muted">No findings.</p>}
+    </section>
+  );
+}
+
 function YamlPanel(props: { obj: Ref; onClose: () => void }) {
   const [text, setText] = useState("Loading…");
   const closeRef = useRef<HTMLButtonElement>(null);
@@ -44,6 +77,7 @@ function YamlPanel(props: { obj: Ref; onClose: () => void }) {
           <h2>{obj.kind} {obj.namespace ? obj.namespace + "/" : ""}{obj.name}</h2>
           <button type="button" ref={closeRef} onClick={props.onClose}>Close (Esc)</button>
         </header>
+        {explainable.has(obj.kind) && <Explain obj={obj} />}
         <pre data-testid="yaml" tabIndex={0}>{text}</pre>
       </aside>
     </div>

@@ -59,6 +59,5 @@ export interface CronJobDetail {
 export interface CronJobsView { items: CronJobSummary[]; selected: CronJobDetail | null }
 
 export interface NodePods extends NodeRow { pods: PodBrief[] }
-export interface ClusterView {
-  nodes: NodePods[]; unscheduled: PodBrief[]; podCount: number; events: Event[]; eventsMatched: number; eventsTotal: number;
-}
+export interface ClusterView { nodes: NodePods[]; unscheduled: PodBrief[]; podCount: number }
+export interface EventsView { events: Event[]; matched: number; total: number }

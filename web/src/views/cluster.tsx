@@ -1,31 +1,28 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useMemo, useState } from "preact/hooks";
 import { Badge, Loading, ObjLink, useNow } from "../common";
 import { query, useView } from "../stream";
 import { age, clock } from "../time";
-import type { ClusterView, Event, NodePods, PodBrief } from "../types";
+import type { ClusterView, Event, EventsView, NodePods, PodBrief } from "../types";
 import { VirtualList } from "../virtual";
 
 type Row = { kind: "node"; n: NodePods } | { kind: "pod"; p: PodBrief } | { kind: "unscheduled"; count: number };
 
 export function Cluster() {
-  const [filter, setFilter] = useState("");
-  const [q, setQ] = useState("");
-  useEffect(() => {
-    const t = setTimeout(() => setQ(filter.trim()), 200);
-    return () => clearTimeout(t);
-  }, [filter]);
-  const { data, state, error } = useView<ClusterView>("/api/stream/cluster" + query({ q }));
-  const now = useNow();
+  const { data, state, error } = useView<ClusterView>("/api/stream/cluster");
+  const rows = useMemo(() => {
+    const rows: Row[] = [];
+    if (!data) return rows;
+    for (const n of data.nodes) {
+      rows.push({ kind: "node", n });
+      for (const p of n.pods) rows.push({ kind: "pod", p });
+    }
+    if (data.unscheduled.length) {
+      rows.push({ kind: "unscheduled", count: data.unscheduled.length });
+      for (const p of data.unscheduled) rows.push({ kind: "pod", p });
+    }
+    return rows;
+  }, [data]);
   if (!data) return <Loading state={state} error={error} />;
-  const rows: Row[] = [];
-  for (const n of data.nodes) {
-    rows.push({ kind: "node", n });
-    for (const p of n.pods) rows.push({ kind: "pod", p });
-  }
-  if (data.unscheduled.length) {
-    rows.push({ kind: "unscheduled", count: data.unscheduled.length });
-    for (const p of data.unscheduled) rows.push({ kind: "pod", p });
-  }
   return (
     <div class="cluster">
       <section aria-labelledby="nodes-title">
@@ -51,11 +48,28 @@ export function Cluster() {
           }
         />
       </section>
-      <section aria-labelledby="events-title">
-        <h2 id="events-title">Events <small data-testid="events-count">{data.eventsMatched} of {data.eventsTotal}</small></h2>
+      <EventsPanel />
+    </div>
+  );
+}
+
+// EventsPanel follows the event stream, filtered on the server.
+function EventsPanel() {
+  const [filter, setFilter] = useState("");
+  const [q, setQ] = useState("");
+  useEffect(() => {
+    const t = setTimeout(() => setQ(filter.trim()), 200);
+    return () => clearTimeout(t);
+  }, [filter]);
+  const ev = useView<EventsView>("/api/stream/events" + query({ q }));
+  const now = useNow();
+  return (
+    <section aria-labelledby="events-title">
+        <h2 id="events-title">Events <small data-testid="events-count">{ev.data ? `${ev.data.matched} of ${ev.data.total}` : ""}</small></h2>
         <label class="filter">Filter <input type="search" value={filter} onInput={(e) => setFilter((e.target as HTMLInputElement).value)}
           placeholder="words, e.g. warning job/db-migration" data-testid="event-filter" /></label>
-        <VirtualList items={data.events} rowHeight={30} height="calc(100vh - 22rem)" label="Events, newest first" testid="events"
+        {!ev.data && <Loading state={ev.state} error={ev.error} />}
+        <VirtualList items={ev.data?.events ?? []} rowHeight={30} height="calc(100vh - 22rem)" label="Events, newest first" testid="events"
           rowKey={(e: Event, i) => i + e.reason + e.object.name + e.time}
           row={(e: Event) => (
             <div class="evrow" data-testid="event">
@@ -68,6 +82,5 @@ export function Cluster() {
           )}
         />
       </section>
-    </div>
   );
 }
