@@ -298,6 +298,8 @@ func (s *sim) step() {
 	if back || s.changed || (!s.wake.IsZero() && !s.now.Before(s.wake)) {
 		s.sync(back)
 	}
+	// Deleted Jobs are gone from the API: forget them.
+	s.jobs = slices.DeleteFunc(s.jobs, func(j *simJob) bool { return j.deleted })
 }
 
 // settle finishes or deletes a Job whose time has come.

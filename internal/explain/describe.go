@@ -98,9 +98,12 @@ func describeStatefulSet(o *object, set *appsv1.StatefulSet) string {
 		start = set.Spec.Ordinals.Start
 	}
 	var parts []string
-	if replicas == 0 {
+	switch {
+	case replicas < 0:
+		return fmt.Sprintf("replicas %d: the API server refuses a negative count", replicas)
+	case replicas == 0:
 		parts = append(parts, "no pods (replicas 0)")
-	} else {
+	default:
 		order := "created in order, each Ready before the next (OrderedReady)"
 		if set.Spec.PodManagementPolicy == appsv1.ParallelPodManagement {
 			order = "created and deleted all at once (Parallel)"
