@@ -24,6 +24,8 @@ func (a *agent) kubeletAPI() http.Handler {
 	for _, p := range []string{"/{namespace}/{pod}/{container}", "/{namespace}/{pod}/{uid}/{container}"} {
 		mux.HandleFunc("GET /exec"+p, a.serveExec)
 		mux.HandleFunc("POST /exec"+p, a.serveExec)
+		mux.HandleFunc("GET /attach"+p, a.serveAttach)
+		mux.HandleFunc("POST /attach"+p, a.serveAttach)
 		mux.HandleFunc("POST /run"+p, a.serveRun)
 	}
 	for _, p := range []string{"/{namespace}/{pod}", "/{namespace}/{pod}/{uid}"} {
@@ -67,8 +69,8 @@ func (a *agent) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 }
 
 // newKubeletServer serves the part of the kubelet API quartet implements:
-// containerLogs, exec, run and portForward (what `kubectl logs`, `exec`,
-// `cp` and `port-forward` reach through the apiserver) and
+// containerLogs, exec, attach, run and portForward (what `kubectl logs`,
+// `exec`, `attach`, `cp` and `port-forward` reach through the apiserver) and
 // healthz. Every request is authenticated and authorized as a kubelet does
 // it (see kubeletAuth).
 func newKubeletServer(a *agent) (*http.Server, error) {

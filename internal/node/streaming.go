@@ -145,7 +145,7 @@ func (a *agent) serveExec(w http.ResponseWriter, r *http.Request) {
 }
 
 // containerExec runs a command in one instance through its runtime's
-// ExecStream (the path exec probes and hooks take too).
+// ExecStream (the path exec probes and hooks take too), or attaches to it.
 type containerExec struct {
 	rt   runtime.Runtime
 	inst runtime.Instance
@@ -168,8 +168,11 @@ func (e containerExec) ExecInContainer(ctx context.Context, _, _, _ string, cmd 
 	}
 	code, err := e.rt.ExecStream(ctx, e.inst, opts)
 	if err != nil {
+		if _, done := e.inst.Exited(); done {
+			return errors.New("container is not running")
+		}
 		var se *runtime.StartError
-		if !errors.As(err, &se) {
+		if !errors.As(err, &se) || !isExecFailure(se.Message) {
 			return err
 		}
 		// The command could not start (not found, not executable): say
@@ -188,6 +191,10 @@ func (e containerExec) ExecInContainer(ctx context.Context, _, _, _ string, cmd 
 	}
 	return nil
 }
+
+// isExecFailure reports whether a start error is the command's own (runc's
+// `exec: "x": ...`), not a failure to enter the container.
+func isExecFailure(msg string) bool { return strings.HasPrefix(msg, `exec: "`) }
 
 // startFailureCode is the exit code a shell gives a command that could not
 // start: 127 when it does not exist, 126 when it cannot be executed.
@@ -222,6 +229,48 @@ func translateResize(ctx context.Context, in <-chan remotecommand.TerminalSize) 
 		}
 	}()
 	return out
+}
+
+// serveAttach serves /attach/{namespace}/{pod}[/{uid}]/{container}: what
+// `kubectl attach` and `kubectl run -it` reach through pods/attach.
+func (a *agent) serveAttach(w http.ResponseWriter, r *http.Request) {
+	opts, err := remotecommand.NewOptions(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	pod, rec, err := a.streamPod(r)
+	if err != nil {
+		writeRequestError(w, err)
+		return
+	}
+	container := r.PathValue("container")
+	inst, rt, err := a.runningInstance(pod, rec, container)
+	if err != nil {
+		writeRequestError(w, err)
+		return
+	}
+	remotecommand.ServeAttach(w, r, containerExec{rt: rt, inst: inst}, pod.Name, string(pod.UID), container, opts,
+		streamIdleTimeout, streamCreationTimeout, remotecommand.SupportedStreamingProtocols)
+}
+
+// AttachContainer connects the client's streams to the instance's stdio.
+func (e containerExec) AttachContainer(ctx context.Context, _, _, _ string, in io.Reader, out, errw io.WriteCloser,
+	_ bool, resize <-chan remotecommand.TerminalSize) error {
+	var opts runtime.AttachOptions
+	if in != nil {
+		opts.Stdin = in
+	}
+	if out != nil {
+		opts.Stdout = out
+	}
+	if errw != nil {
+		opts.Stderr = errw
+	}
+	if resize != nil {
+		opts.Resize = translateResize(ctx, resize)
+	}
+	return e.rt.Attach(ctx, e.inst, opts)
 }
 
 // serveRun serves POST /run/{namespace}/{pod}[/{uid}]/{container}?cmd=...:

@@ -163,6 +163,7 @@ func TestExecPortForwardCp(t *testing.T) {
 			testExecTTY(t, ctx, k)
 			testCp(t, ctx, k)
 			testPortForward(t, ctx, k)
+			testAttach(t, ctx, c, k)
 			testExecErrors(t, ctx, k)
 		})
 	}
@@ -362,6 +363,49 @@ func testPortForward(t *testing.T, ctx context.Context, k kubectlBin) {
 	}
 }
 
+// testAttach attaches to a container that keeps stdin open (stdinOnce:
+// it reads EOF when the client goes), then runs a pod with a terminal as
+// `kubectl run -it --rm` does.
+func testAttach(t *testing.T, ctx context.Context, c *cluster.Cluster, k kubectlBin) {
+	name := "reader-" + k.name
+	kubectl(t, c, `apiVersion: v1
+kind: Pod
+metadata:
+  name: `+name+`
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "echo ready; while read l; do echo got $l; done; echo eof; exit 5"]
+    stdin: true
+    stdinOnce: true
+`, "apply", "-f", "-")
+	kubectl(t, c, "", "wait", "--for=condition=Ready", "pod/"+name, "--timeout=60s")
+	out, errOut, code := k.run(ctx, "one\ntwo\n", "attach", "-i", name)
+	if code != 0 || !strings.Contains(out, "got one\ngot two\neof\n") {
+		t.Errorf("attach -i: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	waitFor(t, ctx, name+" ended with exit code 5 once its stdin closed", func() (bool, string) {
+		out, err := c.Kubectl(ctx, "", "get", "pod", name, "-o", "jsonpath={.status.containerStatuses[0].state.terminated.exitCode}")
+		return err == nil && out == "5", out
+	})
+
+	tty := "tty-" + k.name
+	s := startPTY(t, k.command(ctx, "run", "-it", "--rm", "--restart=Never", "--image=busybox", tty, "--", "env", "PS1=qt$ ", "sh"), 30, 90)
+	// The shell printed its prompt before kubectl attached, as kubectl says.
+	s.expect(t, ctx, "If you don't see a command prompt, try pressing enter.")
+	_, _ = io.WriteString(s.pty, "\n")
+	s.expect(t, ctx, "qt$ ")
+	_, _ = io.WriteString(s.pty, "hostname; stty size\n")
+	s.expect(t, ctx, tty+"\r\n30 90")
+	_, _ = io.WriteString(s.pty, "exit\n")
+	if err := s.cmd.Wait(); err != nil {
+		t.Errorf("kubectl run -it --rm: %v\n%s", err, s.output())
+	}
+	s.expect(t, ctx, `pod "`+tty+`" deleted`)
+}
+
 func testExecErrors(t *testing.T, ctx context.Context, k kubectlBin) {
 	cases := map[string]struct {
 		args     []string
@@ -369,22 +413,29 @@ func testExecErrors(t *testing.T, ctx context.Context, k kubectlBin) {
 		want     []string
 	}{
 		"a command that does not exist": {[]string{"exec", "web", "--", "no-such-command"}, 127,
-			[]string{`exec: "no-such-command": executable file not found in $PATH`, "command terminated with exit code 127"}},
+			[]string{`exec: "no-such-command": executable file not found in $PATH` + "\ncommand terminated with exit code 127"}},
 		"a simulated container": {[]string{"exec", "simulated", "--", "sh"}, 1,
 			[]string{`container "nginx" of pod "simulated" is simulated`}},
 		"a container that is not running": {[]string{"exec", "crasher", "--", "true"}, 1,
-			[]string{`container not found ("c")`}},
+			[]string{`container not found ("c")`, "container is not running"}},
 		"a container the pod does not have": {[]string{"exec", "web", "-c", "nope", "--", "true"}, 1,
 			[]string{"container nope is not valid for pod web"}},
 	}
 	for name, tc := range cases {
 		out, errOut, code := k.run(ctx, "", tc.args...)
-		for _, w := range tc.want {
-			if code != tc.wantCode || !strings.Contains(out+errOut, w) {
-				t.Errorf("%s: exit %d, output %q %q; want exit %d and %q", name, code, out, errOut, tc.wantCode, w)
-			}
+		if code != tc.wantCode || !containsAny(out+errOut, tc.want) {
+			t.Errorf("%s: exit %d, output %q %q; want exit %d and one of %q", name, code, out, errOut, tc.wantCode, tc.want)
 		}
 	}
+}
+
+func containsAny(s string, subs []string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
 }
 
 // testKubeletAPIAuth calls a node's kubelet API directly: no credentials

@@ -1,7 +1,7 @@
 // Package runtime defines what a quartet node agent needs from the thing that
 // runs a container: say what an image runs, start one instance, learn when
-// and how it ended, signal it, and run a command beside it (exec probes,
-// preStop hooks and, later, `kubectl exec`). The agent owns every decision
+// and how it ended, signal it, run a command beside it (exec probes, preStop
+// hooks, `kubectl exec`) and attach to its stdio. The agent owns every decision
 // (when to start, restart or kill); a runtime only executes.
 //
 // The agent holds its runtimes in a map from Kind to Runtime and reaches
@@ -174,6 +174,12 @@ type Runtime interface {
 	// namespaces, and returns its exit code once it has ended. The command
 	// is killed when ctx ends (the error is then ctx's).
 	ExecStream(ctx context.Context, inst Instance, opts ExecOptions) (int, error)
+	// Attach connects a client to a running instance's stdio (its stdin
+	// only when the container keeps stdin open, its terminal when it has
+	// one) until the instance ends, ctx ends or the client's output fails.
+	// When the container's StdinOnce is set, the instance's stdin is closed
+	// once the first client that sent stdin has gone.
+	Attach(ctx context.Context, inst Instance, opts AttachOptions) error
 	// KillLeftovers kills every process that a previous run of quartet on
 	// the same data dir left behind (after a crash), before any pod starts,
 	// and returns how many instances it found.

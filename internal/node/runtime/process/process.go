@@ -513,6 +513,16 @@ func (r *Runtime) ExecStream(ctx context.Context, inst runtime.Instance, opts ru
 	return r2.code, r2.err
 }
 
+// Attach implements runtime.Runtime for containers (quartet as root). A
+// plain host process has stdin from /dev/null and no terminal: there is
+// nothing to attach to.
+func (r *Runtime) Attach(ctx context.Context, inst runtime.Instance, opts runtime.AttachOptions) error {
+	if ci, ok := inst.(*runc.Instance); ok && r.containers != nil {
+		return r.containers.Attach(ctx, ci, opts)
+	}
+	return errors.New("attach needs quartet to run as root: without it a container is a plain host process with no stdin or terminal to attach to")
+}
+
 // Shutdown sends SIGTERM to every running instance, SIGKILL to what is left
 // after grace, and returns once every instance has ended.
 func (r *Runtime) Shutdown(grace time.Duration) {

@@ -120,8 +120,14 @@ type Instance struct {
 	spec      *runtime.ContainerSpec
 	container *libcontainer.Container
 	init      *libcontainer.Process
-	// stdin is the container's stdin when the spec keeps it open (attach).
-	stdin *os.File
+	// stdin is the container's stdin when the spec keeps it open (attach);
+	// console is the controlling side of its terminal when it has one.
+	stdin   *os.File
+	console *os.File
+	// stdout and stderr reach the clients attached to the instance.
+	stdout, stderr runtime.Fanout
+	// stdinTaken is set once an attached client has sent stdin (StdinOnce).
+	stdinTaken bool
 
 	mu     sync.Mutex
 	exit   runtime.ExitStatus
@@ -188,6 +194,10 @@ func (m *Manager) Start(spec *runtime.ContainerSpec, kind runtime.Kind, root Roo
 		// then dies with this goroutine (never unlocked).
 		goruntime.LockOSThread()
 		stdoutR, stderrR, err := m.create(inst, spec, root)
+		// With a terminal, the container's whole output is the terminal's.
+		if inst.console != nil {
+			stdoutR = inst.console
+		}
 		if err != nil {
 			logw.Close()
 			started <- result{err}
@@ -199,9 +209,12 @@ func (m *Manager) Start(spec *runtime.ContainerSpec, kind runtime.Kind, root Roo
 		m.instances[inst] = struct{}{}
 		m.mu.Unlock()
 		var copiers sync.WaitGroup
-		copiers.Add(2)
-		go func() { defer copiers.Done(); _ = logw.Copy(logs.Stdout, stdoutR) }()
-		go func() { defer copiers.Done(); _ = logw.Copy(logs.Stderr, stderrR) }()
+		copiers.Add(1)
+		go func() { defer copiers.Done(); _ = logw.Copy(logs.Stdout, io.TeeReader(stdoutR, &inst.stdout)) }()
+		if stderrR != nil {
+			copiers.Add(1)
+			go func() { defer copiers.Done(); _ = logw.Copy(logs.Stderr, io.TeeReader(stderrR, &inst.stderr)) }()
+		}
 		started <- result{nil}
 
 		ps, _ := inst.init.Wait()
@@ -276,6 +289,9 @@ func (m *Manager) create(inst *Instance, spec *runtime.ContainerSpec, root Root)
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating container: %w", err)
 	}
+	if spec.TTY {
+		return nil, nil, m.createWithTerminal(inst, c, ociSpec)
+	}
 	var stdin io.Reader
 	var stdinR *os.File
 	if spec.Stdin {
@@ -329,6 +345,48 @@ func (m *Manager) create(inst *Instance, spec *runtime.ContainerSpec, root Root)
 	}
 	inst.container, inst.init = c, p
 	return stdoutR, stderrR, nil
+}
+
+// createWithTerminal runs the init of a container whose spec asks for a
+// terminal (tty: true): its stdin, stdout and stderr are the terminal, whose
+// controlling side the instance keeps for its log and for attach.
+func (m *Manager) createWithTerminal(inst *Instance, c *libcontainer.Container, ociSpec *specs.Spec) error {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		_ = c.Destroy()
+		return err
+	}
+	parentSock := os.NewFile(uintptr(fds[0]), "console-parent")
+	childSock := os.NewFile(uintptr(fds[1]), "console-child")
+	defer parentSock.Close()
+	defer childSock.Close()
+	p := &libcontainer.Process{
+		Args:          inst.spec.Argv,
+		Env:           inst.spec.Env,
+		Cwd:           ociSpec.Process.Cwd,
+		UID:           int(ociSpec.Process.User.UID),
+		GID:           int(ociSpec.Process.User.GID),
+		ConsoleSocket: childSock,
+		ConsoleWidth:  80,
+		ConsoleHeight: 24,
+		Init:          true,
+	}
+	for _, g := range ociSpec.Process.User.AdditionalGids {
+		p.AdditionalGroups = append(p.AdditionalGroups, int(g))
+	}
+	if err := c.Run(p); err != nil {
+		_ = c.Destroy()
+		return &runtime.StartError{Message: startMessage(err)}
+	}
+	console, err := recvFile(parentSock)
+	if err != nil {
+		_ = p.Signal(unix.SIGKILL)
+		_, _ = p.Wait()
+		_ = c.Destroy()
+		return fmt.Errorf("container terminal: %w", err)
+	}
+	inst.container, inst.init, inst.console = c, p, console
+	return nil
 }
 
 // startMessage shortens libcontainer's error to what a user acts on, as
@@ -717,6 +775,87 @@ func (m *Manager) ExecStream(ctx context.Context, inst *Instance, opts runtime.E
 		return -1, ctx.Err()
 	}
 	return r.code, r.err
+}
+
+// Attach connects a client to a running container's terminal, or to its
+// stdin (when the spec keeps it open) and output.
+func (m *Manager) Attach(ctx context.Context, inst *Instance, opts runtime.AttachOptions) error {
+	if _, done := inst.Exited(); done {
+		return errors.New("container is not running")
+	}
+	var in io.Writer
+	switch {
+	case inst.console != nil:
+		in = inst.console
+	case inst.stdin != nil:
+		in = inst.stdin
+	}
+	out := opts.Stdout
+	outFailed, detachOut := inst.stdout.Add(out)
+	defer detachOut()
+	errFailed, detachErr := inst.stderr.Add(opts.Stderr)
+	defer detachErr()
+
+	stdinDone := make(chan struct{})
+	if opts.Stdin != nil && in != nil {
+		inst.mu.Lock()
+		inst.stdinTaken = true
+		inst.mu.Unlock()
+		go func() {
+			defer close(stdinDone)
+			_, _ = io.Copy(in, opts.Stdin)
+		}()
+	}
+	if opts.Resize != nil && inst.console != nil {
+		go func() {
+			for {
+				select {
+				case sz, ok := <-opts.Resize:
+					if !ok {
+						return
+					}
+					_ = unix.IoctlSetWinsize(int(inst.console.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: sz.Height, Col: sz.Width})
+				case <-inst.done:
+					return
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	// The session lasts until the container ends or the client goes; a
+	// client's end of stdin closes a StdinOnce container's stdin at once.
+	for {
+		select {
+		case <-inst.done:
+			return nil
+		case <-ctx.Done():
+			m.closeStdinOnce(inst)
+			return nil
+		case <-outFailed:
+			m.closeStdinOnce(inst)
+			return nil
+		case <-errFailed:
+			m.closeStdinOnce(inst)
+			return nil
+		case <-stdinDone:
+			m.closeStdinOnce(inst)
+			stdinDone = nil
+		}
+	}
+}
+
+// closeStdinOnce closes the stdin of a StdinOnce container after its first
+// attached client with stdin has gone, so that it reads EOF.
+func (m *Manager) closeStdinOnce(inst *Instance) {
+	inst.mu.Lock()
+	defer inst.mu.Unlock()
+	if !inst.spec.StdinOnce || !inst.stdinTaken || inst.exited {
+		return
+	}
+	if inst.stdin != nil {
+		_ = inst.stdin.Close()
+	}
 }
 
 // KillLeftovers destroys every container a previous run left in the state

@@ -55,5 +55,6 @@ func (m *Manager) Start(*runtime.ContainerSpec, runtime.Kind, Root, func()) (*In
 func (m *Manager) ExecStream(context.Context, *Instance, runtime.ExecOptions) (int, error) {
 	return -1, errLinux
 }
-func (m *Manager) KillLeftovers() (int, error) { return 0, nil }
-func (m *Manager) Shutdown(time.Duration)      {}
+func (m *Manager) KillLeftovers() (int, error)                                    { return 0, nil }
+func (m *Manager) Shutdown(time.Duration)                                         {}
+func (m *Manager) Attach(context.Context, *Instance, runtime.AttachOptions) error { return errLinux }

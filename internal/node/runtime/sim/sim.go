@@ -113,6 +113,11 @@ func (r *Runtime) Image(context.Context, string, []string) (runtime.ImageConfig,
 	return runtime.ImageConfig{}, nil
 }
 
+// Attach implements runtime.Runtime. Simulated containers have no stdio.
+func (r *Runtime) Attach(context.Context, runtime.Instance, runtime.AttachOptions) error {
+	return fmt.Errorf("sim runtime: cannot attach to a simulated container")
+}
+
 // ExecStream implements runtime.Runtime. Simulated containers have nothing
 // to run a command in; probes of simulated containers are never executed.
 func (r *Runtime) ExecStream(context.Context, runtime.Instance, runtime.ExecOptions) (int, error) {
