@@ -57,7 +57,7 @@ func newUp() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data-dir", datadir.Default(), "directory for the cluster's state, certificates, kubeconfig and logs")
 	f.IntVar(&cfg.APIPort, "api-port", 6443, "API server port on 127.0.0.1")
 	f.StringVar(&cfg.WorkloadControllers, "workload-controllers", controlplane.ModeQuartet,
-		"which StatefulSet, DaemonSet, Job, CronJob and TTL-after-finished controllers run: quartet (its own) or upstream (kube-controller-manager's, the reference)")
+		"which StatefulSet, DaemonSet, Job, CronJob and TTL-after-finished controllers run: quartet (its own), upstream (kube-controller-manager's, the reference) or none (for controllers run by `quartet controllers` beside the cluster)")
 	f.StringVar(&datastore, "datastore-endpoint", "", "comma-separated URLs of an existing etcd cluster to use instead of embedded etcd")
 	f.StringVar(&cfg.Datastore.CAFile, "datastore-cafile", "", "CA certificate that verifies the --datastore-endpoint servers (https; default: the system's roots)")
 	f.StringVar(&cfg.Datastore.CertFile, "datastore-certfile", "", "client certificate quartet presents to the --datastore-endpoint servers")

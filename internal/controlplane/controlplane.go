@@ -28,7 +28,7 @@ import (
 const (
 	ModeQuartet  = "quartet"  // quartet's own StatefulSet, DaemonSet, Job, CronJob, TTL controllers
 	ModeUpstream = "upstream" // upstream's, from kube-controller-manager: the reference
-	ModeNone     = "none"     // neither: for tests that run a controller by themselves
+	ModeNone     = "none"     // neither: a cluster for controllers run elsewhere (`quartet controllers`)
 )
 
 // Config is what `quartet up` asks for.
@@ -303,6 +303,8 @@ func Run(ctx context.Context, cfg Config) error {
 			return withWorkloadLabel(ctx, func(ctx context.Context) error { return runUpstreamWorkloadControllers(ctx, workloads) })
 		})
 		step("upstream controllers", "statefulset, daemonset, job, cronjob, ttl-after-finished (reference mode)")
+	case ModeNone:
+		step("workload controllers", "none (--workload-controllers none)")
 	}
 
 	for _, a := range cfg.Addons {
@@ -354,7 +356,7 @@ func (c *Config) validate() error {
 	switch c.WorkloadControllers {
 	case ModeQuartet, ModeUpstream, ModeNone:
 	default:
-		return fmt.Errorf("--workload-controllers %q: want quartet or upstream", c.WorkloadControllers)
+		return fmt.Errorf("--workload-controllers %q: want quartet, upstream or none", c.WorkloadControllers)
 	}
 	if !(c.APIQPS > 0) || math.IsInf(float64(c.APIQPS), 0) {
 		return fmt.Errorf("--api-qps %g: want a number above 0", c.APIQPS)

@@ -124,7 +124,7 @@ func TestBadInput(t *testing.T) {
 	}{
 		"port in use":        {[]string{"--data-dir", t.TempDir(), "--api-port", itoa(c.APIPort)}, "already in use"},
 		"data dir in use":    {[]string{"--data-dir", c.DataDir, "--api-port", itoa(free)}, "is in use by another quartet"},
-		"unknown mode":       {[]string{"--data-dir", t.TempDir(), "--workload-controllers", "kube"}, `--workload-controllers "kube": want quartet or upstream`},
+		"unknown mode":       {[]string{"--data-dir", t.TempDir(), "--workload-controllers", "kube"}, `--workload-controllers "kube": want quartet, upstream or none`},
 		"unknown flag":       {[]string{"--no-such-flag"}, "unknown flag: --no-such-flag"},
 		"bad port":           {[]string{"--data-dir", t.TempDir(), "--api-port", "70000"}, "--api-port 70000"},
 		"unreachable etcd":   {[]string{"--data-dir", t.TempDir(), "--api-port", itoa(free), "--datastore-endpoint", "http://127.0.0.1:1"}, "is not reachable"},
