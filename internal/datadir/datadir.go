@@ -94,6 +94,10 @@ func (d Dir) NetNSDir() string { return d.join("run", "netns") }
 // CNI configuration, plugin links, result cache and address reservations.
 func (d Dir) Network() string { return d.join("network") }
 
+// ImageStore is the content-addressed image store shared by the nodes
+// (package images); not to be confused with Images, the image map file.
+func (d Dir) ImageStore() string { return d.join("images") }
+
 // Containers is libcontainer's state directory for the containers of the
 // process (and image) runtimes: a crashed run's containers are found there
 // and destroyed at the next start.
