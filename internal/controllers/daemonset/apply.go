@@ -2,7 +2,10 @@ package daemonset
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"reflect"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +15,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
+
+	"quartet.dev/quartet/internal/controllers/kit"
 )
 
 // podControl writes the set's pods. The real one also records the
@@ -23,7 +28,7 @@ type podControl interface {
 	// error without an event.
 	deletePod(ctx context.Context, set *appsv1.DaemonSet, name string) error
 	// patchPod applies patch (of type pt) to a pod.
-	patchPod(ctx context.Context, namespace, name string, pt types.PatchType, patch []byte) error
+	patchPod(ctx context.Context, namespace, name string, pt types.PatchType, patch []byte) (*corev1.Pod, error)
 }
 
 // revisionControl writes the set's ControllerRevisions.
@@ -31,7 +36,8 @@ type revisionControl interface {
 	createRevision(ctx context.Context, rev *appsv1.ControllerRevision) (*appsv1.ControllerRevision, error)
 	getRevision(ctx context.Context, namespace, name string) (*appsv1.ControllerRevision, error)
 	updateRevision(ctx context.Context, rev *appsv1.ControllerRevision) (*appsv1.ControllerRevision, error)
-	patchRevision(ctx context.Context, namespace, name string, patch []byte) error
+	// patchRevision applies a strategic merge patch to rev.
+	patchRevision(ctx context.Context, rev *appsv1.ControllerRevision, patch []byte) (*appsv1.ControllerRevision, error)
 	deleteRevision(ctx context.Context, namespace, name string) error
 }
 
@@ -39,6 +45,217 @@ type revisionControl interface {
 type setControl interface {
 	getSet(ctx context.Context, namespace, name string) (*appsv1.DaemonSet, error)
 	updateStatus(ctx context.Context, set *appsv1.DaemonSet) (*appsv1.DaemonSet, error)
+}
+
+// applier makes a sync's writes.
+type applier struct {
+	pods      podControl
+	revisions revisionControl
+	sets      setControl
+	// writes remembers, for each set, the pod and status writes the
+	// informer caches may not show yet.
+	writes *kit.OwnWrites
+}
+
+// maxInFlight caps the pod creations of one sync in flight at once.
+const maxInFlight = burstReplicas
+
+// patchPod patches a pod, for adoption and release.
+func (a *applier) patchPod(ctx context.Context, pod *corev1.Pod, patch []byte) (*corev1.Pod, error) {
+	return a.pods.patchPod(ctx, pod.Namespace, pod.Name, types.StrategicMergePatchType, patch)
+}
+
+// applyRevisions writes a revision plan and returns the current hash. pods
+// carrying a duplicate revision's hash are relabelled in the API and in the
+// pods slice, so that the rest of this sync sees them as current.
+func (a *applier) applyRevisions(ctx context.Context, set *appsv1.DaemonSet, rp *revisionPlan, pods []*corev1.Pod) (string, error) {
+	for _, rev := range rp.labelled {
+		updated, err := a.revisions.updateRevision(ctx, rev)
+		if err != nil {
+			return "", err
+		}
+		if rp.current != nil && rp.current.Name == updated.Name {
+			rp.current = updated
+		}
+	}
+	if rp.create != nil {
+		created, err := a.createRevision(ctx, set, rp.create)
+		if err != nil {
+			return "", err
+		}
+		return created.Labels[appsv1.ControllerRevisionHashLabelKey], nil
+	}
+	hash := rp.currentHash()
+	if len(rp.duplicates) > 0 {
+		dupHashes := map[string]bool{}
+		for _, d := range rp.duplicates {
+			dupHashes[d.Labels[appsv1.ControllerRevisionHashLabelKey]] = true
+		}
+		patch := fmt.Appendf(nil, `{"metadata":{"labels":{%q:%q}}}`, appsv1.ControllerRevisionHashLabelKey, hash)
+		for i, pod := range pods {
+			if !dupHashes[pod.Labels[appsv1.ControllerRevisionHashLabelKey]] {
+				continue
+			}
+			if _, err := a.pods.patchPod(ctx, pod.Namespace, pod.Name, types.MergePatchType, patch); err != nil {
+				return "", err
+			}
+			relabelled := pod.DeepCopy()
+			relabelled.Labels[appsv1.ControllerRevisionHashLabelKey] = hash
+			pods[i] = relabelled
+		}
+		for _, d := range rp.duplicates {
+			if err := a.revisions.deleteRevision(ctx, d.Namespace, d.Name); err != nil && !apierrors.IsNotFound(err) {
+				return "", err
+			}
+		}
+	}
+	if rp.renumber != nil {
+		if _, err := a.revisions.updateRevision(ctx, rp.renumber); err != nil {
+			return "", err
+		}
+	}
+	return hash, nil
+}
+
+// createRevision creates the revision of the current template. A revision
+// of that name holding another template is a hash collision: the set's
+// collisionCount is raised, which changes the name the next sync tries.
+func (a *applier) createRevision(ctx context.Context, set *appsv1.DaemonSet, rev *appsv1.ControllerRevision) (*appsv1.ControllerRevision, error) {
+	created, err := a.revisions.createRevision(ctx, rev)
+	if !apierrors.IsAlreadyExists(err) {
+		return created, err
+	}
+	existing, getErr := a.revisions.getRevision(ctx, rev.Namespace, rev.Name)
+	if getErr != nil {
+		return nil, getErr
+	}
+	if string(existing.Data.Raw) == string(rev.Data.Raw) {
+		return existing, nil
+	}
+	fresh, getErr := a.sets.getSet(ctx, set.Namespace, set.Name)
+	if getErr != nil {
+		return nil, getErr
+	}
+	if !reflect.DeepEqual(fresh.Status.CollisionCount, set.Status.CollisionCount) {
+		return nil, fmt.Errorf("found a stale collision count (%v, expected %v) of DaemonSet %q while processing; will retry until it is updated",
+			derefInt32(set.Status.CollisionCount), derefInt32(fresh.Status.CollisionCount), set.Name)
+	}
+	next := derefInt32(fresh.Status.CollisionCount) + 1
+	fresh.Status.CollisionCount = &next
+	if _, err := a.sets.updateStatus(ctx, fresh); err != nil {
+		return nil, err
+	}
+	klog.FromContext(ctx).V(2).Info("Hash collision among revisions, raising collisionCount", "collisionCount", next)
+	return nil, err
+}
+
+func derefInt32(p *int32) int32 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// cleanupRevisions deletes the old revisions beyond the history limit.
+func (a *applier) cleanupRevisions(ctx context.Context, set *appsv1.DaemonSet, old []*appsv1.ControllerRevision, liveHashes map[string]bool) error {
+	for _, rev := range expiredRevisions(set, old, liveHashes) {
+		if err := a.revisions.deleteRevision(ctx, rev.Namespace, rev.Name); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting old ControllerRevision %s: %w", rev.Name, err)
+		}
+	}
+	return nil
+}
+
+// writePods sends the decision's creates and deletes, each recorded in
+// writes so that no sync acts again before the cache shows them. Creates go
+// through kit.SlowStart: when one fails the rest are not sent, so a set that
+// cannot create pods (a quota, an admission webhook) costs a few failed
+// requests, not hundreds.
+func (a *applier) writePods(ctx context.Context, set *appsv1.DaemonSet, d *decision, hash string, pods []*corev1.Pod) error {
+	logger := klog.FromContext(ctx)
+	generation := templateGeneration(set)
+	var mu sync.Mutex
+	var errs []error
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	sent, _, _ := kit.SlowStart(len(d.createOn), 1, maxInFlight, func(i int) error {
+		created, err := a.pods.createPod(ctx, set, newDaemonPod(set, d.createOn[i], hash, generation))
+		switch {
+		case err == nil:
+			a.writes.Wrote(set.UID, "pods", created)
+		case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+		default:
+			logger.V(2).Info("Failed to create daemon pod", "node", d.createOn[i], "err", err)
+			fail(err)
+		}
+		return err
+	})
+	if skipped := len(d.createOn) - sent; skipped > 0 {
+		logger.V(2).Info("Slow-start failure, skipping the remaining creates", "skipped", skipped)
+	}
+	uids := make(map[string]types.UID, len(pods))
+	for _, pod := range pods {
+		uids[pod.Name] = pod.UID
+	}
+	var wg sync.WaitGroup
+	for _, name := range d.remove {
+		wg.Go(func() {
+			err := a.pods.deletePod(ctx, set, name)
+			if err == nil {
+				a.writes.Deleted(set.UID, "pods", set.Namespace, name, uids[name])
+				return
+			}
+			if !apierrors.IsNotFound(err) {
+				logger.V(2).Info("Failed to delete daemon pod", "pod", klog.KRef(set.Namespace, name), "err", err)
+				fail(err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// writeStatus writes the status once, when it changed. observed raises
+// observedGeneration: only a sync that acted has processed the generation.
+// The sync waits until the cache shows this controller's previous status
+// write, so the cached set is the base; a conflict with someone else's
+// write is retried once on a fresh copy.
+func (a *applier) writeStatus(ctx context.Context, set *appsv1.DaemonSet, n counts, observed bool) error {
+	apply := func(s *appsv1.DaemonSetStatus) {
+		if observed {
+			s.ObservedGeneration = set.Generation
+		}
+		s.DesiredNumberScheduled = n.desired
+		s.CurrentNumberScheduled = n.current
+		s.NumberMisscheduled = n.misscheduled
+		s.NumberReady = n.ready
+		s.UpdatedNumberScheduled = n.updated
+		s.NumberAvailable = n.available
+		s.NumberUnavailable = n.unavailable
+	}
+	want := *set.Status.DeepCopy()
+	apply(&want)
+	if reflect.DeepEqual(want, set.Status) {
+		return nil
+	}
+	toUpdate := set.DeepCopy()
+	toUpdate.Status = want
+	written, err := a.sets.updateStatus(ctx, toUpdate)
+	if err != nil {
+		fresh, getErr := a.sets.getSet(ctx, set.Namespace, set.Name)
+		if getErr != nil {
+			return fmt.Errorf("updating status of DaemonSet %s/%s: %w", set.Namespace, set.Name, getErr)
+		}
+		apply(&fresh.Status)
+		if written, err = a.sets.updateStatus(ctx, fresh); err != nil {
+			return fmt.Errorf("updating status of DaemonSet %s/%s: %w", set.Namespace, set.Name, err)
+		}
+	}
+	a.writes.Wrote(set.UID, "daemonsets", written)
+	return nil
 }
 
 var (
@@ -80,9 +297,8 @@ func (r *realPodControl) deletePod(ctx context.Context, set *appsv1.DaemonSet, n
 	return nil
 }
 
-func (r *realPodControl) patchPod(ctx context.Context, namespace, name string, pt types.PatchType, patch []byte) error {
-	_, err := r.client.CoreV1().Pods(namespace).Patch(ctx, name, pt, patch, metav1.PatchOptions{})
-	return err
+func (r *realPodControl) patchPod(ctx context.Context, namespace, name string, pt types.PatchType, patch []byte) (*corev1.Pod, error) {
+	return r.client.CoreV1().Pods(namespace).Patch(ctx, name, pt, patch, metav1.PatchOptions{})
 }
 
 type realRevisionControl struct {
@@ -101,9 +317,8 @@ func (r *realRevisionControl) updateRevision(ctx context.Context, rev *appsv1.Co
 	return r.client.AppsV1().ControllerRevisions(rev.Namespace).Update(ctx, rev, metav1.UpdateOptions{})
 }
 
-func (r *realRevisionControl) patchRevision(ctx context.Context, namespace, name string, patch []byte) error {
-	_, err := r.client.AppsV1().ControllerRevisions(namespace).Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
-	return err
+func (r *realRevisionControl) patchRevision(ctx context.Context, rev *appsv1.ControllerRevision, patch []byte) (*appsv1.ControllerRevision, error) {
+	return r.client.AppsV1().ControllerRevisions(rev.Namespace).Patch(ctx, rev.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
 }
 
 func (r *realRevisionControl) deleteRevision(ctx context.Context, namespace, name string) error {

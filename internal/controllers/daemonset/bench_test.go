@@ -25,7 +25,7 @@ func BenchmarkPlan500Nodes(b *testing.B) {
 	backoff := flowcontrol.NewFakeBackOff(time.Second, time.Minute, clocktesting.NewFakeClock(t0))
 	b.ReportAllocs()
 	for b.Loop() {
-		p, err := plan(&planInput{
+		p, err := decide(&observed{
 			logger: klog.Background(), set: set, nodes: nodes, podsByNode: byNode(pods...),
 			hash: "new", now: t0, act: true, backoff: backoff,
 		})
@@ -47,12 +47,17 @@ func BenchmarkSync500Nodes(b *testing.B) {
 		objs = append(objs, testNode(n), testPod("p-"+n, n, hash, ready()))
 	}
 	f := newFixture(b, objs...)
-	f.c.pods = &recordingPodControl{}
-	f.c.sets = &recordingSetControl{stored: set.DeepCopy()}
+	f.c.apply.pods = &recordingPodControl{}
+	sets := &recordingSetControl{stored: set.DeepCopy()}
+	f.c.apply.sets = sets
 	if _, err := f.c.sync(f.ctx, "default/agent"); err != nil {
 		b.Fatal(err)
 	}
-	f.observeRevisions()
+	f.observe()
+	f.see(sets.stored)
+	if d, err := f.c.sync(f.ctx, "default/agent"); err != nil || d == cacheLagRetry || len(sets.writes) != 1 {
+		b.Fatalf("a set at rest: requeue %v, %v, %d status writes", d, err, len(sets.writes))
+	}
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := f.c.sync(f.ctx, "default/agent"); err != nil {

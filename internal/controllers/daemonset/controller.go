@@ -2,32 +2,23 @@ package daemonset
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"reflect"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/flowcontrol"
-	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
-	"k8s.io/utils/clock"
 
-	"quartet.dev/quartet/internal/controllers"
+	"quartet.dev/quartet/internal/controllers/kit"
 )
 
 // controllerKind is the kind in the controller references the set writes.
@@ -36,6 +27,15 @@ var controllerKind = appsv1.SchemeGroupVersion.WithKind("DaemonSet")
 // eventComponent is the source of the Events this controller records, the
 // same as Kubernetes' DaemonSet controller's.
 const eventComponent = "daemonset-controller"
+
+// cacheLagRetry is when a sync that found the cache behind its own status
+// write looks again; the write's own event normally brings it back sooner.
+const cacheLagRetry = 100 * time.Millisecond
+
+// AnnotationRolloutNodeSelector opts a DaemonSet into quartet's canary by
+// node: its value is a label selector, and a RollingUpdate replaces pods only
+// on nodes that match it until the annotation is removed.
+const AnnotationRolloutNodeSelector = "quartet.dev/rollout-node-selector"
 
 // Pod informer indexes this controller adds. Only pods controlled by a
 // DaemonSet, and orphans, are indexed.
@@ -47,156 +47,87 @@ const (
 	nodeIndex = "quartet.dev/daemonset-node"
 )
 
-var _ controllers.Controller = (*Controller)(nil)
+var _ kit.Controller = (*Controller)(nil)
 
 // Controller is quartet's DaemonSet controller.
 type Controller struct {
-	clock       clock.WithTicker
-	broadcaster record.EventBroadcaster
-	recorder    record.EventRecorder
-	client      kubernetes.Interface
-
-	pods      podControl
-	revisions revisionControl
-	sets      setControl
+	*kit.Base
+	queue *kit.Queue[string]
+	apply *applier
 
 	setLister      appslisters.DaemonSetLister
 	revisionLister appslisters.ControllerRevisionLister
 	nodeLister     corelisters.NodeLister
 	podIndexer     cache.Indexer
-	synced         []cache.InformerSynced
+	// podEvents and revisionEvents route their informers' events to the
+	// sets.
+	podEvents      *kit.Router[*appsv1.DaemonSet, *corev1.Pod]
+	revisionEvents *kit.Router[*appsv1.DaemonSet, *appsv1.ControllerRevision]
 
-	queue        workqueue.TypedRateLimitingInterface[string]
-	expectations *expectations
 	// backoff spaces out the deletion of failed pods, per node.
 	backoff *flowcontrol.Backoff
-
-	// announced remembers the once-only events already recorded, per set UID.
-	announcedMu sync.Mutex
-	announced   map[string]map[string]bool
-
-	// written is each set as returned by this controller's last status
-	// write, until the informer catches up with it.
-	writtenMu sync.Mutex
-	written   map[types.UID]*appsv1.DaemonSet
+	// once records the once-only events (an invalid canary selector, a
+	// rollout held by the canary) per set.
+	once kit.Once
 }
 
 // New builds the controller and registers its informers (DaemonSets, pods,
 // nodes, ControllerRevisions) on cfg.Informers.
-func New(cfg controllers.Config) (*Controller, error) {
-	if cfg.Client == nil || cfg.Informers == nil {
-		return nil, fmt.Errorf("daemonset controller: Config.Client and Config.Informers are required")
+func New(cfg kit.Config) (*Controller, error) {
+	base, err := kit.NewBase(cfg, "daemonset", eventComponent)
+	if err != nil {
+		return nil, err
 	}
-	clk := controllers.RealClock(cfg.Clock)
-	broadcaster := record.NewBroadcaster()
-	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: eventComponent})
-	c := &Controller{
-		clock:        clk,
-		broadcaster:  broadcaster,
-		recorder:     recorder,
-		client:       cfg.Client,
-		pods:         &realPodControl{client: cfg.Client, recorder: recorder},
-		revisions:    &realRevisionControl{client: cfg.Client},
-		sets:         &realSetControl{client: cfg.Client},
-		expectations: newExpectations(clk),
-		backoff:      flowcontrol.NewFakeBackOff(failedPodBackoffInitial, failedPodBackoffMax, clk),
-		announced:    map[string]map[string]bool{},
-		written:      map[types.UID]*appsv1.DaemonSet{},
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "daemonset", Clock: clk},
-		),
-	}
-
 	setInformer := cfg.Informers.Apps().V1().DaemonSets()
 	revisionInformer := cfg.Informers.Apps().V1().ControllerRevisions()
 	podInformer := cfg.Informers.Core().V1().Pods()
 	nodeInformer := cfg.Informers.Core().V1().Nodes()
-
-	if err := podInformer.Informer().AddIndexers(cache.Indexers{
-		ownerIndex: indexByOwner,
-		nodeIndex:  indexByNode,
-	}); err != nil {
+	if err := podInformer.Informer().AddIndexers(cache.Indexers{ownerIndex: indexByOwner, nodeIndex: indexByNode}); err != nil {
 		return nil, fmt.Errorf("daemonset controller: adding pod indexes: %w", err)
 	}
-
-	handlers := []struct {
+	c := &Controller{
+		Base: base,
+		apply: &applier{
+			pods:      &realPodControl{client: cfg.Client, recorder: base.Recorder},
+			revisions: &realRevisionControl{client: cfg.Client},
+			sets:      &realSetControl{client: cfg.Client},
+			writes: kit.NewOwnWrites(base.Clock, map[string]kit.Store{
+				"pods":       podInformer.Informer().GetStore(),
+				"daemonsets": setInformer.Informer().GetStore(),
+			}),
+		},
+		setLister:      setInformer.Lister(),
+		revisionLister: revisionInformer.Lister(),
+		nodeLister:     nodeInformer.Lister(),
+		podIndexer:     podInformer.Informer().GetIndexer(),
+		backoff:        flowcontrol.NewFakeBackOff(failedPodBackoffInitial, failedPodBackoffMax, base.Clock),
+	}
+	c.queue = kit.NewQueue(base, "daemonset", nil, c.sync)
+	base.Every(time.Minute, func(context.Context) { c.backoff.GC() })
+	owners := kit.NewOwners(controllerKind.Kind, setInformer.Informer().GetIndexer(), func(s *appsv1.DaemonSet) *metav1.LabelSelector { return s.Spec.Selector })
+	c.podEvents = &kit.Router[*appsv1.DaemonSet, *corev1.Pod]{Owners: owners, Route: func(set *appsv1.DaemonSet, _ kit.ChildEvent[*corev1.Pod]) { c.enqueue(set) }}
+	c.revisionEvents = &kit.Router[*appsv1.DaemonSet, *appsv1.ControllerRevision]{Owners: owners, Route: c.revisionChanged}
+	for _, h := range []struct {
 		informer cache.SharedIndexInformer
 		handler  cache.ResourceEventHandler
 	}{
-		{setInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addSet, UpdateFunc: c.updateSet, DeleteFunc: c.deleteSet}},
-		{revisionInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addRevision, UpdateFunc: c.updateRevision, DeleteFunc: c.deleteRevision}},
-		{podInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addPod, UpdateFunc: c.updatePod, DeleteFunc: c.deletePod}},
+		{setInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.enqueue, UpdateFunc: c.updateSet, DeleteFunc: c.deleteSet}},
+		{revisionInformer.Informer(), c.revisionEvents},
+		{podInformer.Informer(), c.podEvents},
 		{nodeInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addNode, UpdateFunc: c.updateNode, DeleteFunc: c.deleteNode}},
-	}
-	for _, h := range handlers {
+	} {
 		reg, err := h.informer.AddEventHandler(h.handler)
 		if err != nil {
 			return nil, fmt.Errorf("daemonset controller: adding event handler: %w", err)
 		}
-		c.synced = append(c.synced, reg.HasSynced)
+		base.WaitFor(reg.HasSynced)
 	}
-	c.setLister = setInformer.Lister()
-	c.revisionLister = revisionInformer.Lister()
-	c.nodeLister = nodeInformer.Lister()
-	c.podIndexer = podInformer.Informer().GetIndexer()
 	return c, nil
-}
-
-// Run starts the event recorder, waits for the caches and runs workers
-// until ctx is done.
-func (c *Controller) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrash()
-	logger := klog.FromContext(ctx)
-
-	c.broadcaster.StartStructuredLogging(3)
-	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
-	defer c.broadcaster.Shutdown()
-
-	logger.Info("Starting quartet daemonset controller")
-	var wg sync.WaitGroup
-	defer func() {
-		logger.Info("Shutting down quartet daemonset controller")
-		c.queue.ShutDown()
-		wg.Wait()
-	}()
-	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.synced...) {
-		return
-	}
-	for range max(workers, 1) {
-		wg.Go(func() { wait.UntilWithContext(ctx, c.runWorker, time.Second) })
-	}
-	wg.Go(func() { wait.UntilWithContext(ctx, func(context.Context) { c.backoff.GC() }, time.Minute) })
-	<-ctx.Done()
-}
-
-func (c *Controller) runWorker(ctx context.Context) {
-	for c.processNext(ctx) {
-	}
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	requeueAfter, err := c.sync(ctx, key)
-	if err != nil {
-		utilruntime.HandleErrorWithContext(ctx, err, "Syncing DaemonSet failed", "daemonset", key)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	if requeueAfter > 0 {
-		c.queue.AddAfter(key, requeueAfter)
-	}
-	return true
 }
 
 // indexByOwner indexes a pod under its DaemonSet's UID, or as an orphan of
 // its namespace.
-func indexByOwner(obj interface{}) ([]string, error) {
+func indexByOwner(obj any) ([]string, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
 		return nil, nil
@@ -212,7 +143,7 @@ func indexByOwner(obj interface{}) ([]string, error) {
 }
 
 // indexByNode indexes a DaemonSet pod under the node it targets.
-func indexByNode(obj interface{}) ([]string, error) {
+func indexByNode(obj any) ([]string, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
 		return nil, nil
@@ -228,49 +159,13 @@ func indexByNode(obj interface{}) ([]string, error) {
 	return []string{node}, nil
 }
 
-func (c *Controller) enqueue(set *appsv1.DaemonSet) {
-	c.queue.Add(cache.MetaObjectToName(set).String())
-}
-
-// resolve returns the set a controller reference points to, or nil.
-func (c *Controller) resolve(namespace string, ref *metav1.OwnerReference) *appsv1.DaemonSet {
-	if ref == nil || ref.Kind != controllerKind.Kind {
-		return nil
-	}
-	set, err := c.setLister.DaemonSets(namespace).Get(ref.Name)
-	if err != nil || set.UID != ref.UID {
-		return nil
-	}
-	return set
-}
-
-// selecting returns the sets in namespace whose selector matches objLabels;
-// they are the candidates to adopt an orphan.
-func (c *Controller) selecting(namespace string, objLabels map[string]string) []*appsv1.DaemonSet {
-	sets, err := c.setLister.DaemonSets(namespace).List(labels.Everything())
-	if err != nil {
-		return nil
-	}
-	var out []*appsv1.DaemonSet
-	for _, s := range sets {
-		sel, err := metav1.LabelSelectorAsSelector(s.Spec.Selector)
-		if err != nil || sel.Empty() {
-			continue
-		}
-		if sel.Matches(labels.Set(objLabels)) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func (c *Controller) addSet(obj interface{}) {
-	if set, ok := obj.(*appsv1.DaemonSet); ok {
-		c.enqueue(set)
+func (c *Controller) enqueue(obj any) {
+	if set, ok := kit.Unwrap[*appsv1.DaemonSet](obj); ok {
+		c.queue.Add(cache.MetaObjectToName(set).String())
 	}
 }
 
-func (c *Controller) updateSet(oldObj, newObj interface{}) {
+func (c *Controller) updateSet(oldObj, newObj any) {
 	old, ok1 := oldObj.(*appsv1.DaemonSet)
 	cur, ok2 := newObj.(*appsv1.DaemonSet)
 	if !ok1 || !ok2 {
@@ -283,152 +178,25 @@ func (c *Controller) updateSet(oldObj, newObj interface{}) {
 	c.enqueue(cur)
 }
 
-func (c *Controller) deleteSet(obj interface{}) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
+func (c *Controller) deleteSet(obj any) {
+	if set, ok := kit.Unwrap[*appsv1.DaemonSet](obj); ok {
+		c.forgetSet(set)
+		c.enqueue(set)
 	}
-	set, ok := obj.(*appsv1.DaemonSet)
-	if !ok {
-		return
-	}
-	c.forgetSet(set)
-	c.enqueue(set)
 }
 
 func (c *Controller) forgetSet(set *appsv1.DaemonSet) {
-	c.expectations.forget(cache.MetaObjectToName(set).String())
-	c.announcedMu.Lock()
-	delete(c.announced, string(set.UID))
-	c.announcedMu.Unlock()
-	c.writtenMu.Lock()
-	delete(c.written, set.UID)
-	c.writtenMu.Unlock()
+	c.apply.writes.Forget(set.UID)
+	c.once.Forget(set.UID)
 }
 
-func (c *Controller) addPod(obj interface{}) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
+// revisionChanged syncs the set a revision event concerns, except for the
+// creation of a revision it owns: that is the set's own write.
+func (c *Controller) revisionChanged(set *appsv1.DaemonSet, ev kit.ChildEvent[*appsv1.ControllerRevision]) {
+	if ev.Op == kit.Added && !ev.Orphan && ev.Cur.DeletionTimestamp == nil {
 		return
 	}
-	if pod.DeletionTimestamp != nil {
-		// Seen for the first time already going away (after a restart).
-		c.deletePod(pod)
-		return
-	}
-	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil {
-		if set := c.resolve(pod.Namespace, ref); set != nil {
-			c.expectations.created(cache.MetaObjectToName(set).String(), 1)
-			c.enqueue(set)
-		}
-		return
-	}
-	for _, set := range c.selecting(pod.Namespace, pod.Labels) {
-		c.enqueue(set)
-	}
-}
-
-func (c *Controller) updatePod(oldObj, newObj interface{}) {
-	old, ok1 := oldObj.(*corev1.Pod)
-	cur, ok2 := newObj.(*corev1.Pod)
-	if !ok1 || !ok2 || old.ResourceVersion == cur.ResourceVersion {
-		return
-	}
-	if cur.DeletionTimestamp != nil {
-		// A graceful delete: act now rather than when the kubelet is done.
-		c.deletePod(cur)
-		return
-	}
-	oldRef, curRef := metav1.GetControllerOfNoCopy(old), metav1.GetControllerOfNoCopy(cur)
-	refChanged := !reflect.DeepEqual(oldRef, curRef)
-	if refChanged && oldRef != nil {
-		if set := c.resolve(old.Namespace, oldRef); set != nil {
-			c.enqueue(set)
-		}
-	}
-	if curRef != nil {
-		if set := c.resolve(cur.Namespace, curRef); set != nil {
-			c.enqueue(set)
-		}
-		return
-	}
-	if refChanged || !reflect.DeepEqual(old.Labels, cur.Labels) {
-		for _, set := range c.selecting(cur.Namespace, cur.Labels) {
-			c.enqueue(set)
-		}
-	}
-}
-
-func (c *Controller) deletePod(obj interface{}) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return
-	}
-	set := c.resolve(pod.Namespace, metav1.GetControllerOfNoCopy(pod))
-	if set == nil {
-		return
-	}
-	c.expectations.deleted(cache.MetaObjectToName(set).String(), cache.MetaObjectToName(pod).String())
 	c.enqueue(set)
-}
-
-func (c *Controller) addRevision(obj interface{}) {
-	rev, ok := obj.(*appsv1.ControllerRevision)
-	if !ok {
-		return
-	}
-	if rev.DeletionTimestamp != nil {
-		c.deleteRevision(rev)
-		return
-	}
-	if ref := metav1.GetControllerOfNoCopy(rev); ref != nil {
-		// Our own writes need no sync; a foreign owner is not ours.
-		return
-	}
-	for _, set := range c.selecting(rev.Namespace, rev.Labels) {
-		c.enqueue(set)
-	}
-}
-
-func (c *Controller) updateRevision(oldObj, newObj interface{}) {
-	old, ok1 := oldObj.(*appsv1.ControllerRevision)
-	cur, ok2 := newObj.(*appsv1.ControllerRevision)
-	if !ok1 || !ok2 || old.ResourceVersion == cur.ResourceVersion {
-		return
-	}
-	oldRef, curRef := metav1.GetControllerOfNoCopy(old), metav1.GetControllerOfNoCopy(cur)
-	refChanged := !reflect.DeepEqual(oldRef, curRef)
-	if refChanged && oldRef != nil {
-		if set := c.resolve(old.Namespace, oldRef); set != nil {
-			c.enqueue(set)
-		}
-	}
-	if curRef != nil {
-		if set := c.resolve(cur.Namespace, curRef); set != nil {
-			c.enqueue(set)
-		}
-		return
-	}
-	if refChanged || !reflect.DeepEqual(old.Labels, cur.Labels) {
-		for _, set := range c.selecting(cur.Namespace, cur.Labels) {
-			c.enqueue(set)
-		}
-	}
-}
-
-func (c *Controller) deleteRevision(obj interface{}) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
-	rev, ok := obj.(*appsv1.ControllerRevision)
-	if !ok {
-		return
-	}
-	if set := c.resolve(rev.Namespace, metav1.GetControllerOfNoCopy(rev)); set != nil {
-		c.enqueue(set)
-	}
 }
 
 // daemonPodsOn returns, by set UID, how many DaemonSet pods target node.
@@ -449,17 +217,15 @@ func (c *Controller) daemonPodsOn(node string) map[string]int {
 // addNode enqueues, straight from the event, every set that wants a pod on
 // the new node: the time from a node joining to its daemon pods existing is
 // this controller's part of node start-up.
-func (c *Controller) addNode(obj interface{}) {
-	node, ok := obj.(*corev1.Node)
-	if !ok {
-		return
+func (c *Controller) addNode(obj any) {
+	if node, ok := obj.(*corev1.Node); ok {
+		c.enqueueForNode(nil, node)
 	}
-	c.enqueueForNode(nil, node)
 }
 
 // updateNode looks only at labels and taints, the node fields a set's
 // placement depends on.
-func (c *Controller) updateNode(oldObj, newObj interface{}) {
+func (c *Controller) updateNode(oldObj, newObj any) {
 	old, ok1 := oldObj.(*corev1.Node)
 	cur, ok2 := newObj.(*corev1.Node)
 	if !ok1 || !ok2 {
@@ -474,15 +240,10 @@ func (c *Controller) updateNode(oldObj, newObj interface{}) {
 // deleteNode enqueues the sets that counted the node, so that the desired
 // number drops at once; their pods there are left to the pod garbage
 // collector, as in Kubernetes.
-func (c *Controller) deleteNode(obj interface{}) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
+func (c *Controller) deleteNode(obj any) {
+	if node, ok := kit.Unwrap[*corev1.Node](obj); ok {
+		c.enqueueForNode(node, nil)
 	}
-	node, ok := obj.(*corev1.Node)
-	if !ok {
-		return
-	}
-	c.enqueueForNode(node, nil)
 }
 
 // enqueueForNode enqueues the sets whose decision or status for the node
@@ -519,4 +280,176 @@ func (c *Controller) enqueueForNode(old, cur *corev1.Node) {
 			c.enqueue(set)
 		}
 	}
+}
+
+// sync brings one DaemonSet, by key, towards its spec and writes its status.
+// It reads the clock once.
+func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
+	now := c.Clock.Now()
+	logger := klog.FromContext(ctx).WithValues("daemonset", key)
+	ctx = klog.NewContext(ctx, logger)
+	defer func() {
+		logger.V(4).Info("Finished syncing DaemonSet", "duration", c.Clock.Since(now))
+	}()
+	namespace, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return 0, err
+	}
+	set, err := c.setLister.DaemonSets(namespace).Get(name)
+	if apierrors.IsNotFound(err) {
+		logger.V(3).Info("DaemonSet has been deleted")
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("getting DaemonSet %s from the cache: %w", key, err)
+	}
+	if set.Spec.Selector != nil && len(set.Spec.Selector.MatchLabels) == 0 && len(set.Spec.Selector.MatchExpressions) == 0 {
+		c.Recorder.Eventf(set, corev1.EventTypeWarning, reasonSelectingAll, "This daemon set is selecting all pods. A non-empty selector is required.")
+		return 0, nil
+	}
+	if set.DeletionTimestamp != nil {
+		// Being deleted: what it owns may already be gone, so neither act nor
+		// report.
+		return 0, nil
+	}
+	if !c.apply.writes.Seen(set.UID, "daemonsets") {
+		logger.V(4).Info("The cache does not show this controller's status write yet, waiting")
+		return cacheLagRetry, nil
+	}
+	in, revs, err := c.observe(ctx, set, now)
+	if err != nil {
+		return 0, err
+	}
+	d, planErr := decide(in)
+	if planErr != nil {
+		// The status is still worth writing; the error requeues the set.
+		planErr = fmt.Errorf("planning DaemonSet %s: %w", key, planErr)
+	}
+	var writeErr error
+	if in.act && planErr == nil {
+		writeErr = c.act(ctx, in, d, revs)
+	}
+	statusErr := c.apply.writeStatus(ctx, set, d.status, in.act)
+	if err := errors.Join(planErr, writeErr, statusErr); err != nil {
+		return 0, err
+	}
+	return d.requeueAfter, nil
+}
+
+// observe claims the set's pods and revisions, brings its revisions in line
+// with its template, and returns what the decision is made from.
+func (c *Controller) observe(ctx context.Context, set *appsv1.DaemonSet, now time.Time) (*observed, *revisionPlan, error) {
+	logger := klog.FromContext(ctx)
+	selector, err := metav1.LabelSelectorAsSelector(set.Spec.Selector)
+	if err != nil {
+		return nil, nil, fmt.Errorf("DaemonSet %s/%s has an invalid selector: %w", set.Namespace, set.Name, err)
+	}
+	pods, revs, err := c.claim(ctx, set, selector)
+	if err != nil {
+		return nil, nil, err
+	}
+	rp, err := planRevisions(set, revs)
+	if err != nil {
+		return nil, nil, err
+	}
+	hash, err := c.apply.applyRevisions(ctx, set, rp, pods)
+	if err != nil {
+		return nil, nil, fmt.Errorf("constructing the revisions of DaemonSet %s/%s: %w", set.Namespace, set.Name, err)
+	}
+	nodes, err := c.nodeLister.List(labels.Everything())
+	if err != nil {
+		return nil, nil, err
+	}
+	in := &observed{logger: logger, set: set, nodes: nodes, pods: pods, hash: hash, now: now,
+		act: c.apply.writes.Seen(set.UID, "pods"), backoff: c.backoff, canary: c.canarySelector(set),
+		podsByNode: make(map[string][]*corev1.Pod, len(nodes))}
+	for _, pod := range pods {
+		if pod.DeletionTimestamp != nil && (pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded) {
+			// Finished and on its way out: nothing left to decide about it.
+			continue
+		}
+		node, err := targetNodeName(pod)
+		if err != nil {
+			logger.V(4).Info("Ignoring daemon pod without a target node", "pod", klog.KObj(pod), "err", err)
+			continue
+		}
+		in.podsByNode[node] = append(in.podsByNode[node], pod)
+	}
+	return in, rp, nil
+}
+
+// claim returns the set's pods and revisions, adopting matching orphans and
+// releasing those it owns that no longer match.
+func (c *Controller) claim(ctx context.Context, set *appsv1.DaemonSet, selector labels.Selector) ([]*corev1.Pod, []*appsv1.ControllerRevision, error) {
+	canAdopt := kit.CanAdopt(ctx, set, func(ctx context.Context) (metav1.Object, error) {
+		return c.apply.sets.getSet(ctx, set.Namespace, set.Name)
+	})
+	var candidates []*corev1.Pod
+	for _, key := range []string{string(set.UID), "orphan/" + set.Namespace} {
+		objs, err := c.podIndexer.ByIndex(ownerIndex, key)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, o := range objs {
+			candidates = append(candidates, o.(*corev1.Pod))
+		}
+	}
+	podClaims := kit.SortClaims(set, candidates, func(p *corev1.Pod) bool { return selector.Matches(labels.Set(p.Labels)) })
+	pods, err := kit.Claim(ctx, podClaims, set, controllerKind, canAdopt, c.apply.patchPod)
+	if err != nil {
+		return nil, nil, err
+	}
+	revisions, err := c.revisionLister.ControllerRevisions(set.Namespace).List(labels.Everything())
+	if err != nil {
+		return nil, nil, err
+	}
+	revClaims := kit.SortClaims(set, revisions, func(r *appsv1.ControllerRevision) bool { return selector.Matches(labels.Set(r.Labels)) })
+	revs, err := kit.Claim(ctx, revClaims, set, controllerKind, canAdopt, c.apply.revisions.patchRevision)
+	return pods, revs, err
+}
+
+// act makes the decision's writes: its events, the failed-pod back-off, the
+// pods, and the revisions beyond the history limit.
+func (c *Controller) act(ctx context.Context, in *observed, d *decision, rp *revisionPlan) error {
+	set := in.set
+	for _, e := range d.events {
+		c.Recorder.Event(set, e.eventType, e.reason, e.message)
+	}
+	for _, k := range d.backoffSteps {
+		c.backoff.Next(k, in.now)
+	}
+	if d.rollout && d.heldByCanary > 0 && c.once.First(set.UID, "held", in.hash) {
+		c.Recorder.Eventf(set, corev1.EventTypeNormal, reasonRolloutPausedOutsideCanary,
+			"Rolling update to revision %s is limited to nodes matching %q: %d pod(s) on other nodes keep the old revision until annotation %s is removed",
+			in.hash, set.Annotations[AnnotationRolloutNodeSelector], d.heldByCanary, AnnotationRolloutNodeSelector)
+	}
+	if err := c.apply.writePods(ctx, set, d, in.hash, in.pods); err != nil {
+		return err
+	}
+	liveHashes := map[string]bool{}
+	for _, pod := range in.pods {
+		if h := pod.Labels[appsv1.ControllerRevisionHashLabelKey]; h != "" {
+			liveHashes[h] = true
+		}
+	}
+	return c.apply.cleanupRevisions(ctx, set, rp.old, liveHashes)
+}
+
+// canarySelector parses the set's rollout node selector annotation: nil
+// when the set does not opt in, or when the value does not parse (that is
+// reported once per value as a Warning event and otherwise ignored).
+func (c *Controller) canarySelector(set *appsv1.DaemonSet) labels.Selector {
+	value, ok := set.Annotations[AnnotationRolloutNodeSelector]
+	if !ok {
+		return nil
+	}
+	sel, err := labels.Parse(value)
+	if err != nil {
+		if c.once.First(set.UID, "invalid-selector", value) {
+			c.Recorder.Eventf(set, corev1.EventTypeWarning, reasonInvalidRolloutNodeSelector,
+				"Ignoring annotation %s: %q is not a valid label selector: %v", AnnotationRolloutNodeSelector, value, err)
+		}
+		return nil
+	}
+	return sel
 }

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
@@ -26,7 +24,8 @@ import (
 	"k8s.io/klog/v2/ktesting"
 	clocktesting "k8s.io/utils/clock/testing"
 
-	"quartet.dev/quartet/internal/controllers"
+	"quartet.dev/quartet/internal/controllers/kit"
+	"quartet.dev/quartet/internal/controllers/kittest"
 )
 
 // fixture is a controller over a fake clientset whose informers are fed by
@@ -41,33 +40,32 @@ type fixture struct {
 	c        *Controller
 }
 
-var podSerial atomic.Int64
-
-// generateNames gives created objects a name, as the apiserver does.
-func generateNames(action clienttesting.Action) (bool, runtime.Object, error) {
-	obj := action.(clienttesting.CreateAction).GetObject().(metav1.Object)
-	if obj.GetName() == "" && obj.GetGenerateName() != "" {
-		obj.SetName(fmt.Sprintf("%s%05d", obj.GetGenerateName(), podSerial.Add(1)))
-	}
-	obj.SetUID(types.UID(obj.GetName() + "-uid"))
-	return false, nil, nil
-}
-
 func newFixture(t testing.TB, objs ...runtime.Object) *fixture {
 	t.Helper()
 	_, ctx := ktesting.NewTestContext(t)
-	client := fake.NewClientset(objs...)
-	client.PrependReactor("create", "*", generateNames)
+	for _, o := range objs {
+		// The cache and the API start with the same version of each object.
+		if m := o.(metav1.Object); m.GetResourceVersion() == "" {
+			m.SetResourceVersion("1")
+		}
+	}
+	client := kittest.NewAPI(objs...)
 	factory := informers.NewSharedInformerFactory(client, 0)
 	clk := clocktesting.NewFakeClock(t0)
-	c, err := New(controllers.Config{Client: client, Informers: factory, Clock: clk})
+	c, err := New(kit.Config{Client: client, Informers: factory, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := record.NewFakeRecorder(1000)
-	c.recorder = rec
-	c.pods.(*realPodControl).recorder = rec
+	c.Recorder = rec
+	c.apply.pods.(*realPodControl).recorder = rec
 	f := &fixture{t: t, ctx: ctx, client: client, factory: factory, clock: clk, recorder: rec, c: c}
+	// As after the informers' first list, at version 1.
+	for _, store := range []cache.Store{
+		factory.Apps().V1().DaemonSets().Informer().GetStore(), factory.Core().V1().Pods().Informer().GetStore(),
+	} {
+		store.Bookmark("1")
+	}
 	for _, o := range objs {
 		f.see(o)
 	}
@@ -96,27 +94,46 @@ func (f *fixture) see(obj runtime.Object) {
 	}
 }
 
-// observeCreatedPods delivers the pods created through the client to the
-// cache and the pod handler, as the informer would.
+// observeCreatedPods delivers the pods the API holds that the cache does
+// not to the cache and the pod handler, as the informer would.
 func (f *fixture) observeCreatedPods() []*corev1.Pod {
 	f.t.Helper()
+	pods, err := f.client.CoreV1().Pods("default").List(f.ctx, metav1.ListOptions{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	indexer := f.factory.Core().V1().Pods().Informer().GetIndexer()
 	var out []*corev1.Pod
-	for _, a := range f.client.Actions() {
-		if a.GetVerb() == "create" && a.GetResource().Resource == "pods" {
-			pod := a.(clienttesting.CreateAction).GetObject().(*corev1.Pod)
-			f.see(pod)
-			f.c.addPod(pod)
-			out = append(out, pod)
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		if _, cached, _ := indexer.Get(pod); cached {
+			continue
 		}
+		f.see(pod)
+		f.c.podEvents.OnAdd(pod, false)
+		out = append(out, pod)
 	}
 	return out
 }
 
-func (f *fixture) observeRevisions() {
-	for _, a := range f.client.Actions() {
-		if a.GetVerb() == "create" && a.GetResource().Resource == "controllerrevisions" {
-			f.see(a.(clienttesting.CreateAction).GetObject())
-		}
+// observe delivers to the cache the revisions and the set as the API holds
+// them (the controller's revision and status writes), as the informers
+// would.
+func (f *fixture) observe() {
+	f.t.Helper()
+	revs, err := f.client.AppsV1().ControllerRevisions("default").List(f.ctx, metav1.ListOptions{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for i := range revs.Items {
+		f.see(&revs.Items[i])
+	}
+	sets, err := f.client.AppsV1().DaemonSets("default").List(f.ctx, metav1.ListOptions{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for i := range sets.Items {
+		f.see(&sets.Items[i])
 	}
 }
 
@@ -223,38 +240,29 @@ func TestSyncCreatesPodsAndWritesStatusOnce(t *testing.T) {
 func TestSyncWaitsForItsWritesToBeObserved(t *testing.T) {
 	f := newFixture(t, testSet(), testNode("node-1"), testNode("node-2"))
 	f.sync("default/agent")
-	f.observeRevisions()
 	f.client.ClearActions()
 
-	// The informer has not delivered the pods yet: no second burst.
+	// The cache shows neither the status write nor the pods: the next sync
+	// does nothing, and looks again soon.
+	if d := f.sync("default/agent"); d != cacheLagRetry || len(f.writes()) != 0 {
+		t.Fatalf("a sync before its status write was observed: requeue %v, writes %v", d, f.writes())
+	}
+	// The status write is seen, the pods are not: no second burst, and the
+	// status it wrote stands.
+	f.observe()
+	f.client.ClearActions()
 	f.sync("default/agent")
-	if n := count(f.writes(), "create pods"); n != 0 {
-		t.Fatalf("a sync before the creates were observed created %d more pods", n)
+	if w := f.writes(); len(w) != 0 {
+		t.Fatalf("a sync before the creates were observed wrote %v", w)
 	}
-	// Status is still written, without raising observedGeneration: this
-	// sync did not act on the generation.
-	ws := f.statusWrites()
-	if len(ws) != 1 || ws[0].Status.ObservedGeneration != 0 || ws[0].Status.DesiredNumberScheduled != 2 {
-		t.Errorf("status writes = %+v, want one with desired 2 and observedGeneration 0", ws)
+	if f.c.apply.writes.Seen("set-uid", "pods") {
+		t.Fatal("the creates count as seen before the pods were")
 	}
-
 	// Deliver the creates from the first sync.
 	f.client.ClearActions()
-	var created []*corev1.Pod
-	for _, n := range []string{"node-1", "node-2"} {
-		p := newDaemonPod(testSet(), n, "h", nil)
-		p.Name = "seen-" + n
-		created = append(created, p)
-	}
-	if f.c.expectations.satisfied("default/agent") {
-		t.Fatal("expectations satisfied before the pods were seen")
-	}
-	for _, p := range created {
-		f.see(p)
-		f.c.addPod(p)
-	}
-	if !f.c.expectations.satisfied("default/agent") {
-		t.Fatal("expectations not satisfied after both pods were seen")
+	created := f.observeCreatedPods()
+	if !f.c.apply.writes.Seen("set-uid", "pods") || len(created) != 2 {
+		t.Fatalf("the creates are not seen after both pods (%d) were", len(created))
 	}
 	f.sync("default/agent")
 	if n := count(f.writes(), "create pods"); n != 0 {
@@ -262,31 +270,28 @@ func TestSyncWaitsForItsWritesToBeObserved(t *testing.T) {
 	}
 }
 
-func TestSyncExpectationsExpire(t *testing.T) {
+func TestSyncGivesUpWaitingAfterFiveMinutes(t *testing.T) {
 	f := newFixture(t, testSet(), testNode("node-1"))
 	f.sync("default/agent")
-	f.observeRevisions()
 	f.client.ClearActions()
-	f.clock.Step(expectationsTimeout + time.Second)
+	f.clock.Step(5*time.Minute + time.Second)
 	f.sync("default/agent")
 	if n := count(f.writes(), "create pods"); n != 1 {
-		t.Errorf("after the expectations timeout the lost create is retried: created %d, want 1", n)
+		t.Errorf("after five minutes the lost create is retried: created %d, want 1", n)
 	}
 }
 
 func TestSyncSlowStart(t *testing.T) {
 	for name, tc := range map[string]struct {
-		nodes       int
-		failFrom    int // creates from this one on fail; 0 never
-		wantCalls   int
-		wantPending int
+		nodes     int
+		failFrom  int // creates from this one on fail; 0 never
+		wantCalls int
 	}{
-		"all succeed":         {nodes: 10, wantCalls: 10, wantPending: 10},
-		"first fails":         {nodes: 10, failFrom: 1, wantCalls: 1, wantPending: 0},
-		"fourth fails":        {nodes: 10, failFrom: 4, wantCalls: 7, wantPending: 3},
-		"last batch fails":    {nodes: 7, failFrom: 4, wantCalls: 7, wantPending: 3},
-		"250 of 300 at most":  {nodes: 300, wantCalls: 250, wantPending: 250},
-		"every batch doubles": {nodes: 3, failFrom: 2, wantCalls: 3, wantPending: 1},
+		"all succeed":        {nodes: 10, wantCalls: 10},
+		"first fails":        {nodes: 10, failFrom: 1, wantCalls: 1},
+		"fourth fails":       {nodes: 10, failFrom: 4},
+		"second fails":       {nodes: 3, failFrom: 2},
+		"250 of 300 at most": {nodes: 300, wantCalls: 250},
 	} {
 		t.Run(name, func(t *testing.T) {
 			objs := []runtime.Object{testSet()}
@@ -303,17 +308,19 @@ func TestSyncSlowStart(t *testing.T) {
 					return nil
 				}
 			}
-			f.c.pods = pods
+			f.c.apply.pods = pods
 			_, err := f.c.sync(f.ctx, "default/agent")
 			if (err != nil) != (tc.failFrom > 0) {
 				t.Fatalf("sync error = %v", err)
 			}
-			if pods.creates != tc.wantCalls {
+			successes := len(pods.created)
+			if tc.wantCalls > 0 && pods.creates != tc.wantCalls {
 				t.Errorf("create calls = %d, want %d", pods.creates, tc.wantCalls)
 			}
-			p := f.c.expectations.sets["default/agent"]
-			if p.creates != tc.wantPending {
-				t.Errorf("creates still expected = %d, want %d", p.creates, tc.wantPending)
+			// After a failure no call starts: at most one more than twice
+			// the successes are made.
+			if tc.failFrom > 0 && (successes != tc.failFrom-1 || pods.creates > 2*successes+1) {
+				t.Errorf("%d create calls for %d successes", pods.creates, successes)
 			}
 		})
 	}
@@ -328,17 +335,16 @@ func TestSyncDeletesAndObservesDeletes(t *testing.T) {
 	if n := count(f.writes(), "delete pods"); n != 1 {
 		t.Fatalf("writes = %v, want one delete", f.writes())
 	}
-	if f.c.expectations.satisfied("default/agent") {
-		t.Fatal("delete not expected")
+	if f.c.apply.writes.Seen("set-uid", "pods") {
+		t.Fatal("the delete counts as seen while the cache still has the pod")
 	}
-	// First the pod is seen terminating, then gone: counted once.
+	// Seen terminating is enough.
 	gone := pod.DeepCopy()
 	gone.ResourceVersion = "2"
 	gone.DeletionTimestamp = &metav1.Time{Time: t0}
-	f.c.updatePod(pod, gone)
-	f.c.deletePod(gone)
-	if !f.c.expectations.satisfied("default/agent") {
-		t.Error("expectations not satisfied after the delete was seen")
+	f.see(gone)
+	if !f.c.apply.writes.Seen("set-uid", "pods") {
+		t.Error("the delete is not seen once the pod is terminating")
 	}
 	if ev := f.events(); !slices.Contains(ev, "Normal SuccessfulDelete Deleted pod: p1") {
 		t.Errorf("events = %v", ev)
@@ -347,6 +353,7 @@ func TestSyncDeletesAndObservesDeletes(t *testing.T) {
 
 func TestSyncFailedPodBackoff(t *testing.T) {
 	set := testSet()
+	set.Status.ObservedGeneration = 1 // back-offs are per generation
 	hash := templateHash(&set.Spec.Template, nil)
 	failed := testPod("p1", "node-1", hash, phase(corev1.PodFailed))
 	f := newFixture(t, set, testNode("node-1"), failed)
@@ -361,14 +368,12 @@ func TestSyncFailedPodBackoff(t *testing.T) {
 	}
 
 	// Its replacement fails at once too.
-	f.c.deletePod(failed)
 	if err := f.factory.Core().V1().Pods().Informer().GetIndexer().Delete(failed); err != nil {
 		t.Fatal(err)
 	}
 	again := testPod("p2", "node-1", hash, phase(corev1.PodFailed))
 	f.see(again)
-	f.c.expectations.forget("default/agent")
-	f.observeRevisions()
+	f.observe()
 	f.client.ClearActions()
 	requeue := f.sync("default/agent")
 	if n := count(f.writes(), "delete pods"); n != 0 {
@@ -413,22 +418,27 @@ func TestSyncAdoptsAndReleases(t *testing.T) {
 	foreign := testPod("foreign", "node-2", "x", ready())
 	foreign.OwnerReferences[0].UID = "someone-else"
 	f := newFixture(t, set, testNode("node-1"), testNode("node-2"), orphan, stray, foreign)
-	pods := &recordingPodControl{}
-	f.c.pods = pods
 	f.sync("default/agent")
 	want := []string{
 		`default/orphan application/strategic-merge-patch+json {"metadata":{"ownerReferences":[{"apiVersion":"apps/v1","kind":"DaemonSet","name":"agent","uid":"set-uid","controller":true,"blockOwnerDeletion":true}],"uid":"orphan-uid"}}`,
 		`default/stray application/strategic-merge-patch+json {"metadata":{"ownerReferences":[{"$patch":"delete","uid":"set-uid"}],"uid":"stray-uid"}}`,
 	}
-	if diff := cmp.Diff(want, pods.patches); diff != "" {
+	var patches, on []string
+	for _, a := range f.client.Actions() {
+		switch a := a.(type) {
+		case clienttesting.PatchAction:
+			patches = append(patches, fmt.Sprintf("%s/%s %s %s", a.GetNamespace(), a.GetName(), a.GetPatchType(), a.GetPatch()))
+		case clienttesting.CreateAction:
+			if p, ok := a.GetObject().(*corev1.Pod); ok {
+				n, _ := targetNodeName(p)
+				on = append(on, n)
+			}
+		}
+	}
+	if diff := cmp.Diff(want, patches); diff != "" {
 		t.Errorf("patches (-want +got):\n%s", diff)
 	}
 	// The adopted pod counts for node-1; node-2 gets a new pod.
-	var on []string
-	for _, p := range pods.created {
-		n, _ := targetNodeName(p)
-		on = append(on, n)
-	}
 	if diff := cmp.Diff([]string{"node-2"}, on); diff != "" {
 		t.Errorf("created on (-want +got):\n%s", diff)
 	}
@@ -446,7 +456,7 @@ func TestSyncDoesNotAdoptForADeletedSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	pods := &recordingPodControl{}
-	f.c.pods = pods
+	f.c.apply.pods = pods
 	if _, err := f.c.sync(f.ctx, "default/agent"); err == nil || !strings.Contains(err.Error(), "has just been deleted") {
 		t.Errorf("sync error = %v", err)
 	}
@@ -469,11 +479,18 @@ func TestSyncSelectingAll(t *testing.T) {
 }
 
 func TestSyncDeletedSet(t *testing.T) {
-	f := newFixture(t, testNode("node-1"))
-	f.c.expectations.expect("default/agent", 3, nil)
+	set := testSet()
+	f := newFixture(t, set, testNode("node-1"))
 	f.sync("default/agent")
-	if _, ok := f.c.expectations.sets["default/agent"]; ok {
-		t.Error("expectations of a deleted set are kept")
+	if f.c.apply.writes.Seen("set-uid") {
+		t.Fatal("the writes of the first sync count as seen")
+	}
+	f.c.deleteSet(cache.DeletedFinalStateUnknown{Key: "default/agent", Obj: set})
+	if !f.c.apply.writes.Seen("set-uid") || f.c.apply.writes.Unseen("set-uid", "pods") != nil {
+		t.Error("the writes of a deleted set are remembered")
+	}
+	if d, err := f.c.sync(f.ctx, "default/gone"); err != nil || d != 0 {
+		t.Errorf("sync of a missing set: %v, %v", d, err)
 	}
 }
 
@@ -548,7 +565,7 @@ func TestSyncCanaryEvents(t *testing.T) {
 		testPod("a", "node-1", "old", ready()), testPod("b", "node-2", hash, ready()))
 	for range 3 {
 		f.sync("default/agent")
-		f.observeRevisions()
+		f.observe()
 	}
 	want := []string{fmt.Sprintf(`Normal RolloutPausedOutsideCanary Rolling update to revision %s is limited to nodes matching "canary=true": 1 pod(s) on other nodes keep the old revision until annotation quartet.dev/rollout-node-selector is removed`, hash)}
 	if diff := cmp.Diff(want, f.events()); diff != "" {
@@ -573,7 +590,7 @@ func TestSyncInvalidCanarySelector(t *testing.T) {
 	set := testSet(withAnnotation(AnnotationRolloutNodeSelector, "canary in (true"))
 	f := newFixture(t, set, testNode("node-1"), testPod("a", "node-1", "old", ready()))
 	f.sync("default/agent")
-	f.observeRevisions()
+	f.observe()
 	f.sync("default/agent")
 	ev := f.events()
 	var warnings []string
@@ -644,7 +661,7 @@ func TestPodEventsEnqueue(t *testing.T) {
 	set := testSet()
 	f := newFixture(t, set)
 	pod := testPod("p", "node-1", "h")
-	f.c.addPod(pod)
+	f.c.podEvents.OnAdd(pod, false)
 	if f.c.queue.Len() != 1 {
 		t.Errorf("owned pod added: queue length %d", f.c.queue.Len())
 	}
@@ -654,7 +671,7 @@ func TestPodEventsEnqueue(t *testing.T) {
 	other.Name, other.UID = "other", "other-uid"
 	other.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "none"}}
 	f.see(other)
-	f.c.addPod(orphan)
+	f.c.podEvents.OnAdd(orphan, false)
 	k1, _ := f.c.queue.Get()
 	f.c.queue.Done(k1)
 	if k1 != "default/agent" || f.c.queue.Len() != 0 {
@@ -663,7 +680,8 @@ func TestPodEventsEnqueue(t *testing.T) {
 }
 
 // TestStatusWritesFromAStaleCache: between a status write and its watch
-// event the cache holds the older set; writing from it would conflict.
+// event the cache holds the older set; a sync waits for the event rather
+// than write from the older copy, which would conflict.
 func TestStatusWritesFromAStaleCache(t *testing.T) {
 	set := testSet()
 	set.ResourceVersion = "5"
@@ -676,31 +694,29 @@ func TestStatusWritesFromAStaleCache(t *testing.T) {
 	}
 	f := newFixture(t, set, rev, testNode("node-1"), testNode("node-2"), testPod("p1", "node-1", hash, ready()))
 	sets := &recordingSetControl{stored: set.DeepCopy()}
-	f.c.sets = sets
-	f.c.pods = &recordingPodControl{}
+	f.c.apply.sets = sets
+	f.c.apply.pods = &recordingPodControl{}
 
-	f.sync("default/agent") // creates on node-2, writes desired 2 current 1
+	f.sync("default/agent") // creates on node-2, writes desired 2 current 1 (RV 6)
 	p2 := testPod("p2", "node-2", hash)
 	f.see(p2)
-	f.c.addPod(p2)
-	f.sync("default/agent") // the cache still has RV 5: current 2 goes on top of RV 6
+	f.c.podEvents.OnAdd(p2, false)
+	if d := f.sync("default/agent"); d != cacheLagRetry || len(sets.writes) != 1 {
+		t.Fatalf("a sync from the cache at RV 5: requeue %v, %d status writes", d, len(sets.writes))
+	}
+	f.see(sets.stored.DeepCopy())
+	f.sync("default/agent") // current 2 on top of RV 6
+	f.see(sets.stored.DeepCopy())
 	f.sync("default/agent") // nothing changed: no write
 
 	if sets.rejects != 0 || sets.gets != 0 {
-		t.Errorf("%d conflicts and %d fresh reads; the controller's own last write should have been the base", sets.rejects, sets.gets)
+		t.Errorf("%d conflicts and %d fresh reads", sets.rejects, sets.gets)
 	}
 	if len(sets.writes) != 2 {
 		t.Fatalf("%d status writes, want 2", len(sets.writes))
 	}
 	if st := sets.stored.Status; st.CurrentNumberScheduled != 2 || st.DesiredNumberScheduled != 2 || st.ObservedGeneration != 1 {
 		t.Errorf("stored status %+v", st)
-	}
-
-	// Once the cache has caught up, it is the base again.
-	f.see(sets.stored.DeepCopy())
-	f.sync("default/agent")
-	if len(f.c.written) != 0 || len(sets.writes) != 2 {
-		t.Errorf("after the cache caught up: %d remembered writes, %d status writes", len(f.c.written), len(sets.writes))
 	}
 
 	// Someone else's write in between: one conflict, one fresh read, done.

@@ -2,7 +2,11 @@
 // pod of each DaemonSet on every node the set's template fits, and rolls those
 // pods to new revisions (RollingUpdate, OnDelete, and the opt-in canary by node).
 //
-// The controller reads its inputs from shared informers (controller.go),
-// decides in pure functions (fit.go, plan.go, status.go, revisions.go) and
-// writes through small interfaces (apply.go).
+// controller.go reads the informer caches, claims pods and revisions and
+// routes node events; plan.go decides (decide: placement, then one step of the
+// rolling update, and the status), with fit.go (which nodes a set wants),
+// pods.go (the pod a node gets) and revisions.go (revision names and data)
+// as pure helpers; apply.go makes the writes. Where it differs from
+// upstream's (order of replacements, node events, the canary annotation) is
+// listed in docs/daemonset.md.
 package daemonset

@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -49,11 +50,11 @@ func (r *recordingPodControl) deletePod(_ context.Context, _ *appsv1.DaemonSet, 
 	return r.deleteErr
 }
 
-func (r *recordingPodControl) patchPod(_ context.Context, namespace, name string, pt types.PatchType, patch []byte) error {
+func (r *recordingPodControl) patchPod(_ context.Context, namespace, name string, pt types.PatchType, patch []byte) (*corev1.Pod, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.patches = append(r.patches, fmt.Sprintf("%s/%s %s %s", namespace, name, pt, patch))
-	return nil
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}, nil
 }
 
 // recordingSetControl plays the apiserver for one set: it keeps the stored

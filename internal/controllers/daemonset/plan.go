@@ -1,6 +1,7 @@
 package daemonset
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -10,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/klog/v2"
+
+	"quartet.dev/quartet/internal/controllers/kit"
 )
 
 // Event reasons. The first ones are Kubernetes' own; the last two belong to
@@ -45,14 +48,15 @@ type backoffReader interface {
 	Get(id string) time.Duration
 }
 
-// planInput is everything one sync decides from.
-type planInput struct {
+// observed is everything one sync decides from.
+type observed struct {
 	logger klog.Logger
 	set    *appsv1.DaemonSet
 	// nodes are all nodes of the cluster.
 	nodes []*corev1.Node
-	// podsByNode are the set's pods by target node, without terminal pods
-	// that are already being deleted.
+	// pods are the set's pods; podsByNode are those by target node,
+	// without terminal pods that are already being deleted.
+	pods       []*corev1.Pod
 	podsByNode map[string][]*corev1.Pod
 	// hash is the controller-revision-hash of the current revision.
 	hash string
@@ -76,8 +80,8 @@ type counts struct {
 	desired, current, misscheduled, ready, updated, available, unavailable int32
 }
 
-// syncPlan is what one sync writes.
-type syncPlan struct {
+// decision is what one sync writes.
+type decision struct {
 	// createOn names the nodes that get a new pod, at most burstReplicas.
 	createOn []string
 	// remove names the pods to delete, at most burstReplicas.
@@ -97,7 +101,7 @@ type syncPlan struct {
 	requeueAfter time.Duration
 }
 
-func (p *syncPlan) requeue(after time.Duration) {
+func (p *decision) requeue(after time.Duration) {
 	if after <= 0 {
 		return
 	}
@@ -106,12 +110,12 @@ func (p *syncPlan) requeue(after time.Duration) {
 	}
 }
 
-// plan decides one sync of a DaemonSet: first placement (a pod on every node
-// that should run one, none elsewhere, failed and excess pods removed); when
-// placement has nothing to do, one step of the rolling update; and always the
-// status. On error the plan still carries the status.
-func plan(in *planInput) (*syncPlan, error) {
-	p := &syncPlan{}
+// decide decides one sync of a DaemonSet: first placement (a pod on every
+// node that should run one, none elsewhere, failed and excess pods removed);
+// when placement has nothing to do, one step of the rolling update; and
+// always the status. On error the decision still carries the status.
+func decide(in *observed) (*decision, error) {
+	p := &decision{}
 	checker := newFitChecker(in.logger, in.set)
 	fits := make(map[string]nodeFit, len(in.nodes))
 	byName := make(map[string]*corev1.Node, len(in.nodes))
@@ -159,7 +163,7 @@ func nodeNamesInPlay(nodes []*corev1.Node, podsByNode map[string][]*corev1.Pod) 
 }
 
 // place is the placement half of the plan.
-func (p *syncPlan) place(in *planInput, nodeNames []string, fits map[string]nodeFit, byName map[string]*corev1.Node) {
+func (p *decision) place(in *observed, nodeNames []string, fits map[string]nodeFit, byName map[string]*corev1.Node) {
 	surge := allowsSurge(in.set)
 	for _, name := range nodeNames {
 		pods := in.podsByNode[name]
@@ -193,7 +197,7 @@ func (p *syncPlan) place(in *planInput, nodeNames []string, fits map[string]node
 // and succeeded pods (failed ones at most once per back-off period) and
 // removes the extra pods, keeping the oldest; with surge it keeps one pod of
 // each revision while the new one is not yet available.
-func (p *syncPlan) tidyNode(in *planInput, node string, pods []*corev1.Pod, shouldRun, surge bool) {
+func (p *decision) tidyNode(in *observed, node string, pods []*corev1.Pod, shouldRun, surge bool) {
 	var running []*corev1.Pod
 	for _, pod := range pods {
 		if pod.DeletionTimestamp != nil {
@@ -259,8 +263,8 @@ func (p *syncPlan) tidyNode(in *planInput, node string, pods []*corev1.Pod, shou
 	if newPod == nil || oldPod == nil {
 		return
 	}
-	switch wait := availableIn(newPod, in.set.Spec.MinReadySeconds, in.now); {
-	case !isReady(oldPod):
+	switch wait := kit.AvailableIn(newPod, in.set.Spec.MinReadySeconds, in.now); {
+	case !kit.IsReady(oldPod):
 		in.logger.V(5).Info("Old daemon pod is not ready, removing it for its replacement", "oldPod", klog.KObj(oldPod), "newPod", klog.KObj(newPod))
 		p.remove = append(p.remove, oldPod.Name)
 	case wait == 0:
@@ -283,97 +287,103 @@ func backoffKey(set *appsv1.DaemonSet, node string) string {
 // old one, on at most maxSurge nodes at a time, and placement removes the old
 // pod once the new one is available. Old pods that are not available are
 // replaced at once in both modes: they serve nothing.
-func (p *syncPlan) roll(in *planInput, nodeNames []string, fits map[string]nodeFit, byName map[string]*corev1.Node, generation *int64) error {
-	desired := 0
+func (p *decision) roll(in *observed, nodeNames []string, fits map[string]nodeFit, byName map[string]*corev1.Node, generation *int64) error {
+	r := rollout{in: in, fits: fits, byName: byName, generation: generation}
 	for _, f := range fits {
 		if f.shouldRun {
-			desired++
+			r.desired++
 		}
 	}
-	maxSurge, err := surgeCount(in.set, desired)
+	maxSurge, err := surgeCount(in.set, r.desired)
 	if err != nil {
 		return fmt.Errorf("invalid maxSurge: %w", err)
 	}
-	maxUnavailable, err := unavailableCount(in.set, desired)
+	maxUnavailable, err := unavailableCount(in.set, r.desired)
 	if err != nil {
 		return fmt.Errorf("invalid maxUnavailable: %w", err)
 	}
-	if desired > 0 && maxSurge == 0 && maxUnavailable == 0 {
+	if r.desired > 0 && maxSurge == 0 && maxUnavailable == 0 {
 		// The apiserver rejects this; if it ever gets through, fall back to
 		// the default rather than never progressing.
 		maxUnavailable = 1
 	}
 	// The nodes a rolling update looks at: those with pods, and those that
 	// should have one.
-	var names []string
 	for _, name := range nodeNames {
 		if len(in.podsByNode[name]) > 0 || fits[name].shouldRun {
-			names = append(names, name)
+			r.names = append(r.names, name)
 		}
 	}
-	inCanary := func(name string) bool {
-		if in.canary == nil {
-			return true
-		}
-		var nodeLabels labels.Set
-		if n := byName[name]; n != nil {
-			nodeLabels = n.Labels
-		}
-		return in.canary.Matches(nodeLabels)
-	}
-	minReady := in.set.Spec.MinReadySeconds
 	if maxSurge == 0 {
-		p.replaceInPlace(in, names, maxUnavailable, inCanary, generation)
+		p.replaceInPlace(in, r.names, maxUnavailable, r.inCanary, generation)
 		return nil
 	}
+	p.surge(&r, maxSurge)
+	return nil
+}
 
+// rollout is what both kinds of rolling update look at.
+type rollout struct {
+	in         *observed
+	fits       map[string]nodeFit
+	byName     map[string]*corev1.Node
+	generation *int64
+	desired    int
+	// names are the nodes with pods or that should have one, sorted.
+	names []string
+}
+
+// inCanary reports whether the rolling update may replace the pod on node
+// name: every node, unless the set names canary nodes.
+func (r *rollout) inCanary(name string) bool {
+	if r.in.canary == nil {
+		return true
+	}
+	var nodeLabels labels.Set
+	if n := r.byName[name]; n != nil {
+		nodeLabels = n.Labels
+	}
+	return r.in.canary.Matches(nodeLabels)
+}
+
+// surge is the rolling update with maxSurge.
+func (p *decision) surge(r *rollout, maxSurge int) {
+	in, minReady := r.in, r.in.set.Spec.MinReadySeconds
 	surged, available := 0, 0
 	var replaceNow, surgeCandidates, leaving []string
-	for _, name := range names {
-		newPod, oldPod, ok := splitByRevision(in.podsByNode[name], in.hash, generation)
+	for _, name := range r.names {
+		newPod, oldPod, ok := splitByRevision(in.podsByNode[name], in.hash, r.generation)
 		if !ok {
 			// Placement prunes the extra pods first; count the node as surged.
 			surged++
 			continue
 		}
-		switch {
-		case oldPod != nil:
-			if isAvailable(oldPod, minReady, in.now) {
-				available++
-			}
-		case newPod != nil:
-			if isAvailable(newPod, minReady, in.now) {
-				available++
-			}
+		if current := cmp.Or(oldPod, newPod); current != nil && kit.IsAvailable(current, minReady, in.now) {
+			available++
 		}
 		switch {
 		case oldPod == nil:
 			// Up to date, or empty: placement's business.
 		case newPod == nil:
-			if byName[name] == nil {
+			if r.byName[name] == nil {
 				in.logger.V(4).Info("Old daemon pod is on a node that no longer exists; leaving it to the pod garbage collector", "pod", klog.KObj(oldPod), "node", name)
 				continue
 			}
-			oldAvailable := isAvailable(oldPod, minReady, in.now)
-			if !fits[name].shouldRun {
-				if !oldAvailable {
-					p.remove = append(p.remove, oldPod.Name)
-				} else {
-					leaving = append(leaving, oldPod.Name)
-				}
-				continue
-			}
-			if !inCanary(name) {
+			oldAvailable := kit.IsAvailable(oldPod, minReady, in.now)
+			switch {
+			case !r.fits[name].shouldRun && !oldAvailable:
+				p.remove = append(p.remove, oldPod.Name)
+			case !r.fits[name].shouldRun:
+				leaving = append(leaving, oldPod.Name)
+			case !r.inCanary(name):
 				p.heldByCanary++
-				continue
-			}
-			if !oldAvailable {
+			case !oldAvailable:
 				replaceNow = append(replaceNow, name)
-			} else if surged < maxSurge {
+			case surged < maxSurge:
 				surgeCandidates = append(surgeCandidates, name)
 			}
 		default:
-			if wait := availableIn(newPod, minReady, in.now); wait != 0 {
+			if wait := kit.AvailableIn(newPod, minReady, in.now); wait != 0 {
 				surged++
 				p.requeue(wait)
 				continue
@@ -384,17 +394,16 @@ func (p *syncPlan) roll(in *planInput, nodeNames []string, fits map[string]nodeF
 	// Pods on nodes the set no longer wants go only once as many pods are
 	// available elsewhere as the set wants: with surge, the owner asked for
 	// no loss of availability.
-	if extra := available - desired; extra > 0 {
+	if extra := available - r.desired; extra > 0 {
 		p.remove = append(p.remove, leaving[:min(extra, len(leaving))]...)
 	}
 	room := max(0, min(maxSurge-surged, len(surgeCandidates)))
 	p.createOn = append(p.createOn, replaceNow...)
 	p.createOn = append(p.createOn, surgeCandidates[:room]...)
-	return nil
 }
 
 // replaceInPlace is the rolling update without surge.
-func (p *syncPlan) replaceInPlace(in *planInput, names []string, maxUnavailable int, inCanary func(string) bool, generation *int64) {
+func (p *decision) replaceInPlace(in *observed, names []string, maxUnavailable int, inCanary func(string) bool, generation *int64) {
 	minReady := in.set.Spec.MinReadySeconds
 	unavailable := 0
 	var replaceNow, candidates []string
@@ -405,12 +414,12 @@ func (p *syncPlan) replaceInPlace(in *planInput, names []string, maxUnavailable 
 			// Placement has work here first; the node counts as unavailable.
 			unavailable++
 		case newPod != nil:
-			if wait := availableIn(newPod, minReady, in.now); wait != 0 {
+			if wait := kit.AvailableIn(newPod, minReady, in.now); wait != 0 {
 				unavailable++
 				p.requeue(wait)
 			}
 		default:
-			oldAvailable := isAvailable(oldPod, minReady, in.now)
+			oldAvailable := kit.IsAvailable(oldPod, minReady, in.now)
 			switch {
 			case !inCanary(name):
 				p.heldByCanary++
@@ -457,7 +466,7 @@ func splitByRevision(pods []*corev1.Pod, hash string, generation *int64) (newPod
 
 // computeStatus counts, over the nodes, what the status reports. A node's
 // state is its oldest pod's.
-func (p *syncPlan) computeStatus(in *planInput, nodeNames []string, fits map[string]nodeFit, generation *int64) counts {
+func (p *decision) computeStatus(in *observed, nodeNames []string, fits map[string]nodeFit, generation *int64) counts {
 	var c counts
 	minReady := in.set.Spec.MinReadySeconds
 	for _, name := range nodeNames {
@@ -479,9 +488,9 @@ func (p *syncPlan) computeStatus(in *planInput, nodeNames []string, fits map[str
 		c.current++
 		slices.SortFunc(pods, comparePodAge)
 		pod := pods[0]
-		if isReady(pod) {
+		if kit.IsReady(pod) {
 			c.ready++
-			if wait := availableIn(pod, minReady, in.now); wait == 0 {
+			if wait := kit.AvailableIn(pod, minReady, in.now); wait == 0 {
 				c.available++
 			} else {
 				p.requeue(wait)

@@ -14,7 +14,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
-// planResult is the comparable view of a syncPlan.
+// planResult is the comparable view of a decision.
 type planResult struct {
 	CreateOn     []string
 	Remove       []string
@@ -30,7 +30,7 @@ type statusView struct {
 	Desired, Current, Misscheduled, Ready, Updated, Available, Unavailable int32
 }
 
-func viewOf(p *syncPlan) planResult {
+func viewOf(p *decision) planResult {
 	r := planResult{
 		CreateOn: p.createOn, Remove: p.remove, BackoffSteps: len(p.backoffSteps), Rollout: p.rollout,
 		Held: p.heldByCanary, Requeue: p.requeueAfter,
@@ -405,7 +405,7 @@ func TestPlan(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			p, err := plan(&planInput{
+			p, err := decide(&observed{
 				logger: logger, set: set, nodes: tc.nodes, podsByNode: byNode(tc.pods...),
 				hash: "new", now: t0, act: !tc.waiting, backoff: backoff, canary: canary,
 			})
@@ -423,7 +423,7 @@ func TestPlanInvalidBudget(t *testing.T) {
 	logger, _ := ktesting.NewTestContext(t)
 	bad := intstr.FromString("lots")
 	set := testSet(withSurge(intstr.FromInt32(0), bad))
-	p, err := plan(&planInput{
+	p, err := decide(&observed{
 		logger: logger, set: set, nodes: testNodes(2),
 		podsByNode: byNode(testPod("a", "node-1", "old", ready()), testPod("b", "node-2", "old", ready())),
 		hash:       "new", now: t0, act: true, backoff: flowcontrol.NewFakeBackOff(time.Second, time.Minute, clocktesting.NewFakeClock(t0)),
@@ -463,7 +463,7 @@ func TestRollingUpdateConverges(t *testing.T) {
 			clk := clocktesting.NewFakeClock(t0)
 			serial := 0
 			for step := 0; step < 200; step++ {
-				p, err := plan(&planInput{
+				p, err := decide(&observed{
 					logger: logger, set: set, nodes: nodes, podsByNode: byNode(pods...), hash: "new", now: now, act: true,
 					backoff: flowcontrol.NewFakeBackOff(time.Second, time.Minute, clk),
 				})

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"strconv"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -183,48 +182,6 @@ func newDaemonPod(set *appsv1.DaemonSet, nodeName, hash string, generation *int6
 	pod.Spec.Tolerations = daemonPodTolerations(&tmpl.Spec)
 	pod.Spec.Affinity = pinToNode(pod.Spec.Affinity, nodeName)
 	return pod
-}
-
-// readyCondition returns the pod's Ready condition, or nil.
-func readyCondition(pod *corev1.Pod) *corev1.PodCondition {
-	for i := range pod.Status.Conditions {
-		if pod.Status.Conditions[i].Type == corev1.PodReady {
-			return &pod.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
-func isReady(pod *corev1.Pod) bool {
-	c := readyCondition(pod)
-	return c != nil && c.Status == corev1.ConditionTrue
-}
-
-// availableIn says how long until a pod counts as available: it has been
-// Ready for minReadySeconds. 0 means available now; a negative value means it
-// is not Ready, so time alone will not make it available.
-func availableIn(pod *corev1.Pod, minReadySeconds int32, now time.Time) time.Duration {
-	c := readyCondition(pod)
-	if c == nil || c.Status != corev1.ConditionTrue {
-		return -1
-	}
-	if minReadySeconds == 0 {
-		return 0
-	}
-	if c.LastTransitionTime.IsZero() {
-		// Ready, but since when is unknown; it never becomes available by
-		// waiting. Report minReadySeconds so the caller looks again.
-		return time.Duration(minReadySeconds) * time.Second
-	}
-	wait := c.LastTransitionTime.Add(time.Duration(minReadySeconds) * time.Second).Sub(now)
-	if wait <= 0 {
-		return 0
-	}
-	return wait
-}
-
-func isAvailable(pod *corev1.Pod, minReadySeconds int32, now time.Time) bool {
-	return availableIn(pod, minReadySeconds, now) == 0
 }
 
 // comparePodAge orders a node's daemon pods oldest first, with pods the

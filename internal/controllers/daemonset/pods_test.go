@@ -218,28 +218,6 @@ func TestIsUpdated(t *testing.T) {
 	}
 }
 
-func TestAvailableIn(t *testing.T) {
-	now := t0
-	cases := map[string]struct {
-		pod      *corev1.Pod
-		minReady int32
-		want     time.Duration
-	}{
-		"not ready":                         {pod: testPod("p", "n", "h"), minReady: 0, want: -1},
-		"ready, no minReadySeconds":         {pod: testPod("p", "n", "h", readySince(now)), want: 0},
-		"ready 5s of 10":                    {pod: testPod("p", "n", "h", readySince(now.Add(-5*time.Second))), minReady: 10, want: 5 * time.Second},
-		"ready exactly minReadySeconds ago": {pod: testPod("p", "n", "h", readySince(now.Add(-10*time.Second))), minReady: 10, want: 0},
-		"ready since an unknown time":       {pod: testPod("p", "n", "h", readySince(time.Time{})), minReady: 10, want: 10 * time.Second},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			if got := availableIn(tc.pod, tc.minReady, now); got != tc.want {
-				t.Errorf("availableIn = %v, want %v", got, tc.want)
-			}
-		})
-	}
-}
-
 func TestComparePodAge(t *testing.T) {
 	older := testPod("b", "n", "h", createdAt(t0.Add(-time.Minute)))
 	newer := testPod("a", "n", "h")

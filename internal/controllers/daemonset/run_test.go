@@ -9,10 +9,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/klog/v2/ktesting"
 
-	"quartet.dev/quartet/internal/controllers"
+	"quartet.dev/quartet/internal/controllers/kit"
+	"quartet.dev/quartet/internal/controllers/kittest"
 )
 
 // TestRunFollowsNodes runs the whole controller (informers, queue, workers,
@@ -22,10 +22,9 @@ func TestRunFollowsNodes(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	client := fake.NewClientset()
-	client.PrependReactor("create", "*", generateNames)
+	client := kittest.NewAPI()
 	factory := informers.NewSharedInformerFactory(client, 0)
-	c, err := New(controllers.Config{Client: client, Informers: factory})
+	c, err := New(kit.Config{Client: client, Informers: factory})
 	if err != nil {
 		t.Fatal(err)
 	}
