@@ -13,23 +13,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
 	"quartet.dev/quartet/internal/controllers/kit"
 )
-
-// podControl writes the set's pods. The real one also records the
-// SuccessfulCreate, FailedCreate, SuccessfulDelete and FailedDelete events.
-type podControl interface {
-	// createPod creates pod for set and returns the created pod.
-	createPod(ctx context.Context, set *appsv1.DaemonSet, pod *corev1.Pod) (*corev1.Pod, error)
-	// deletePod deletes the set's pod name; a pod already gone is a NotFound
-	// error without an event.
-	deletePod(ctx context.Context, set *appsv1.DaemonSet, name string) error
-	// patchPod applies patch (of type pt) to a pod.
-	patchPod(ctx context.Context, namespace, name string, pt types.PatchType, patch []byte) (*corev1.Pod, error)
-}
 
 // revisionControl writes the set's ControllerRevisions.
 type revisionControl interface {
@@ -49,7 +36,7 @@ type setControl interface {
 
 // applier makes a sync's writes.
 type applier struct {
-	pods      podControl
+	pods      kit.PodWriter
 	revisions revisionControl
 	sets      setControl
 	// writes remembers, for each set, the pod and status writes the
@@ -62,7 +49,7 @@ const maxInFlight = burstReplicas
 
 // patchPod patches a pod, for adoption and release.
 func (a *applier) patchPod(ctx context.Context, pod *corev1.Pod, patch []byte) (*corev1.Pod, error) {
-	return a.pods.patchPod(ctx, pod.Namespace, pod.Name, types.StrategicMergePatchType, patch)
+	return a.pods.PatchPod(ctx, pod.Namespace, pod.Name, types.StrategicMergePatchType, patch)
 }
 
 // applyRevisions writes a revision plan and returns the current hash. pods
@@ -96,7 +83,7 @@ func (a *applier) applyRevisions(ctx context.Context, set *appsv1.DaemonSet, rp 
 			if !dupHashes[pod.Labels[appsv1.ControllerRevisionHashLabelKey]] {
 				continue
 			}
-			if _, err := a.pods.patchPod(ctx, pod.Namespace, pod.Name, types.MergePatchType, patch); err != nil {
+			if _, err := a.pods.PatchPod(ctx, pod.Namespace, pod.Name, types.MergePatchType, patch); err != nil {
 				return "", err
 			}
 			relabelled := pod.DeepCopy()
@@ -182,7 +169,7 @@ func (a *applier) writePods(ctx context.Context, set *appsv1.DaemonSet, d *decis
 		mu.Unlock()
 	}
 	sent, _, _ := kit.SlowStart(len(d.createOn), 1, maxInFlight, func(i int) error {
-		created, err := a.pods.createPod(ctx, set, newDaemonPod(set, d.createOn[i], hash, generation))
+		created, err := a.pods.CreatePod(ctx, set, newDaemonPod(set, d.createOn[i], hash, generation))
 		switch {
 		case err == nil:
 			a.writes.Wrote(set.UID, "pods", created)
@@ -203,7 +190,7 @@ func (a *applier) writePods(ctx context.Context, set *appsv1.DaemonSet, d *decis
 	var wg sync.WaitGroup
 	for _, name := range d.remove {
 		wg.Go(func() {
-			err := a.pods.deletePod(ctx, set, name)
+			err := a.pods.DeletePod(ctx, set, set.Namespace, name, "")
 			if err == nil {
 				a.writes.Deleted(set.UID, "pods", set.Namespace, name, uids[name])
 				return
@@ -259,47 +246,9 @@ func (a *applier) writeStatus(ctx context.Context, set *appsv1.DaemonSet, n coun
 }
 
 var (
-	_ podControl      = (*realPodControl)(nil)
 	_ revisionControl = (*realRevisionControl)(nil)
 	_ setControl      = (*realSetControl)(nil)
 )
-
-type realPodControl struct {
-	client   kubernetes.Interface
-	recorder record.EventRecorder
-}
-
-func (r *realPodControl) createPod(ctx context.Context, set *appsv1.DaemonSet, pod *corev1.Pod) (*corev1.Pod, error) {
-	created, err := r.client.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{})
-	if err != nil {
-		// Creates into a namespace being torn down fail by design; no event.
-		if !apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
-			r.recorder.Eventf(set, corev1.EventTypeWarning, reasonFailedCreate, "Error creating: %v", err)
-		}
-		return nil, err
-	}
-	klog.FromContext(ctx).V(4).Info("Created daemon pod", "daemonset", klog.KObj(set), "pod", klog.KObj(created))
-	r.recorder.Eventf(set, corev1.EventTypeNormal, reasonSuccessfulCreate, "Created pod: %v", created.Name)
-	return created, nil
-}
-
-func (r *realPodControl) deletePod(ctx context.Context, set *appsv1.DaemonSet, name string) error {
-	klog.FromContext(ctx).V(2).Info("Deleting daemon pod", "daemonset", klog.KObj(set), "pod", klog.KRef(set.Namespace, name))
-	err := r.client.CoreV1().Pods(set.Namespace).Delete(ctx, name, metav1.DeleteOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		return err
-	case err != nil:
-		r.recorder.Eventf(set, corev1.EventTypeWarning, reasonFailedDelete, "Error deleting: %v", err)
-		return fmt.Errorf("unable to delete pods: %w", err)
-	}
-	r.recorder.Eventf(set, corev1.EventTypeNormal, reasonSuccessfulDelete, "Deleted pod: %v", name)
-	return nil
-}
-
-func (r *realPodControl) patchPod(ctx context.Context, namespace, name string, pt types.PatchType, patch []byte) (*corev1.Pod, error) {
-	return r.client.CoreV1().Pods(namespace).Patch(ctx, name, pt, patch, metav1.PatchOptions{})
-}
 
 type realRevisionControl struct {
 	client kubernetes.Interface

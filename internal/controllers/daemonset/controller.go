@@ -88,7 +88,7 @@ func New(cfg kit.Config) (*Controller, error) {
 	c := &Controller{
 		Base: base,
 		apply: &applier{
-			pods:      &realPodControl{client: cfg.Client, recorder: base.Recorder},
+			pods:      &kit.ClientPodWriter{Client: cfg.Client, Recorder: base.Recorder},
 			revisions: &realRevisionControl{client: cfg.Client},
 			sets:      &realSetControl{client: cfg.Client},
 			writes: kit.NewOwnWrites(base.Clock, map[string]kit.Store{

@@ -58,7 +58,7 @@ func newFixture(t testing.TB, objs ...runtime.Object) *fixture {
 	}
 	rec := record.NewFakeRecorder(1000)
 	c.Recorder = rec
-	c.apply.pods.(*realPodControl).recorder = rec
+	c.apply.pods.(*kit.ClientPodWriter).Recorder = rec
 	f := &fixture{t: t, ctx: ctx, client: client, factory: factory, clock: clk, recorder: rec, c: c}
 	// As after the informers' first list, at version 1.
 	for _, store := range []cache.Store{

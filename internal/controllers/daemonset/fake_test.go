@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+
+	"quartet.dev/quartet/internal/controllers/kit"
 )
 
 // recordingPodControl records the pod writes a sync sends; createErr, when
@@ -26,9 +28,9 @@ type recordingPodControl struct {
 	deleteErr error
 }
 
-var _ podControl = (*recordingPodControl)(nil)
+var _ kit.PodWriter = (*recordingPodControl)(nil)
 
-func (r *recordingPodControl) createPod(_ context.Context, _ *appsv1.DaemonSet, pod *corev1.Pod) (*corev1.Pod, error) {
+func (r *recordingPodControl) CreatePod(_ context.Context, _ kit.Owner, pod *corev1.Pod) (*corev1.Pod, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.creates++
@@ -43,14 +45,14 @@ func (r *recordingPodControl) createPod(_ context.Context, _ *appsv1.DaemonSet, 
 	return pod, nil
 }
 
-func (r *recordingPodControl) deletePod(_ context.Context, _ *appsv1.DaemonSet, name string) error {
+func (r *recordingPodControl) DeletePod(_ context.Context, _ kit.Owner, _, name string, _ types.UID) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.deleted = append(r.deleted, name)
 	return r.deleteErr
 }
 
-func (r *recordingPodControl) patchPod(_ context.Context, namespace, name string, pt types.PatchType, patch []byte) (*corev1.Pod, error) {
+func (r *recordingPodControl) PatchPod(_ context.Context, namespace, name string, pt types.PatchType, patch []byte) (*corev1.Pod, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.patches = append(r.patches, fmt.Sprintf("%s/%s %s %s", namespace, name, pt, patch))
