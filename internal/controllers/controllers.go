@@ -6,11 +6,7 @@
 // upstream's).
 package controllers
 
-import (
-	"k8s.io/utils/clock"
-
-	"quartet.dev/quartet/internal/controllers/kit"
-)
+import "quartet.dev/quartet/internal/controllers/kit"
 
 // Config is what a controller is made from (kit.Config).
 type Config = kit.Config
@@ -18,11 +14,3 @@ type Config = kit.Config
 // Controller is a reconcile loop that runs until its context is cancelled
 // (kit.Controller).
 type Controller = kit.Controller
-
-// RealClock returns c, or the real clock when c is nil.
-func RealClock(c clock.WithTicker) clock.WithTicker {
-	if c == nil {
-		return clock.RealClock{}
-	}
-	return c
-}

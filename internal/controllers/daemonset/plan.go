@@ -21,10 +21,6 @@ const (
 	reasonSelectingAll       = "SelectingAll"
 	reasonFailedDaemonPod    = "FailedDaemonPod"
 	reasonSucceededDaemonPod = "SucceededDaemonPod"
-	reasonSuccessfulCreate   = "SuccessfulCreate"
-	reasonFailedCreate       = "FailedCreate"
-	reasonSuccessfulDelete   = "SuccessfulDelete"
-	reasonFailedDelete       = "FailedDelete"
 
 	reasonRolloutPausedOutsideCanary = "RolloutPausedOutsideCanary"
 	reasonInvalidRolloutNodeSelector = "InvalidRolloutNodeSelector"

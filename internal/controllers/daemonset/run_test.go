@@ -98,7 +98,7 @@ func TestRunFollowsNodes(t *testing.T) {
 		t.Fatalf("events: %v", err)
 	}
 	for _, e := range events.Items {
-		if e.Source.Component != "daemonset-controller" || e.Reason != reasonSuccessfulCreate {
+		if e.Source.Component != "daemonset-controller" || e.Reason != kit.ReasonSuccessfulCreate {
 			t.Errorf("event %s %s from %s", e.Reason, e.Message, e.Source.Component)
 		}
 	}

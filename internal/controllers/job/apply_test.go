@@ -15,24 +15,23 @@ import (
 
 func podsToCreate(n int) []*v1.Pod {
 	job := newTestJob(int32(n), int32(n))
-	d := decide(&syncInput{job: job, now: testNow, settled: true, retry: defaultRetry})
+	d := decide(&observed{job: job, now: testNow, settled: true, retry: defaultRetry})
 	return d.creates
 }
 
 func TestCreatePodsSlowStart(t *testing.T) {
 	cases := map[string]struct {
-		pods      int
-		first     int
-		failAt    int // 1-based creation attempt that fails; 0 for none
-		wantCalls int
-		wantNot   int32
-		wantNext  int
+		pods     int
+		first    int
+		failAt   int // 1-based creation attempt that fails; 0 for none
+		wantNext int
 	}{
-		"from one":                 {pods: 10, first: 1, wantCalls: 10, wantNext: 4},
-		"from where it left off":   {pods: 10, first: 8, wantCalls: 10, wantNext: 8},
-		"a failure stops the rest": {pods: 10, first: 1, failAt: 2, wantCalls: 3, wantNot: 8, wantNext: 1},
-		"the first one fails":      {pods: 10, first: 1, failAt: 1, wantCalls: 1, wantNot: 10, wantNext: 1},
-		"a failure in a big batch": {pods: 100, first: 64, failAt: 10, wantCalls: 64, wantNot: 37, wantNext: 1},
+		"from one":                 {pods: 10, first: 1, wantNext: 11},
+		"from where it left off":   {pods: 10, first: 8, wantNext: 18},
+		"up to the concurrency":    {pods: 500, first: 64, wantNext: writeConcurrency},
+		"a failure stops the rest": {pods: 10, first: 1, failAt: 2, wantNext: 1},
+		"the first one fails":      {pods: 10, first: 1, failAt: 1, wantNext: 1},
+		"a failure in a big batch": {pods: 100, first: 64, failAt: 10, wantNext: 1},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -45,14 +44,21 @@ func TestCreatePodsSlowStart(t *testing.T) {
 				return nil
 			}}
 			res := createPods(context.Background(), w, newTestJob(1, 1), podsToCreate(tc.pods), tc.first)
-			if calls != tc.wantCalls || res.notCreated != tc.wantNot || res.nextBatch != tc.wantNext {
-				t.Errorf("calls %d notCreated %d nextBatch %d, want %d %d %d", calls, res.notCreated, res.nextBatch, tc.wantCalls, tc.wantNot, tc.wantNext)
+			created := len(res.created)
+			if int(res.notCreated) != tc.pods-created || res.nextBatch != tc.wantNext {
+				t.Errorf("created %d, notCreated %d, nextBatch %d; want nextBatch %d", created, res.notCreated, res.nextBatch, tc.wantNext)
+			}
+			switch {
+			case tc.failAt == 0 && (calls != tc.pods || created != tc.pods):
+				t.Errorf("calls %d created %d, want all %d", calls, created, tc.pods)
+			case tc.failAt > 0 && (created != calls-1 || calls > max(tc.first, 2*created+1)):
+				// After the failure no call starts: the calls already in
+				// flight, at most the first window or about twice the
+				// successes, are all.
+				t.Errorf("calls %d created %d after a failure at %d", calls, created, tc.failAt)
 			}
 			if (tc.failAt > 0) != (res.err != nil) {
 				t.Errorf("err = %v", res.err)
-			}
-			if len(res.created) != tc.wantCalls-min(tc.failAt, 1) {
-				t.Errorf("created %d", len(res.created))
 			}
 		})
 	}
@@ -74,8 +80,8 @@ func TestDeletePods(t *testing.T) {
 	b := newTestPod(job, "b", v1.PodRunning)
 	c := newTestPod(job, "c", v1.PodRunning)
 	w := &fakePodWriter{
-		deleteErr: func(p *v1.Pod) error {
-			switch p.Name {
+		deleteErr: func(name string) error {
+			switch name {
 			case "a":
 				return errors.New("boom")
 			case "c":
@@ -89,8 +95,8 @@ func TestDeletePods(t *testing.T) {
 		t.Errorf("failed %d ready %d err %v", res.failed, res.failedReady, res.err)
 	}
 	got := make([]string, len(res.deleted))
-	for i, u := range res.deleted {
-		got[i] = string(u)
+	for i, p := range res.deleted {
+		got[i] = string(p.UID)
 	}
 	slices.Sort(got)
 	if !slices.Equal(got, []string{"b", "c"}) {
@@ -108,8 +114,8 @@ func TestDropFinalizers(t *testing.T) {
 	for i := range 5 {
 		pods = append(pods, newTestPod(job, fmt.Sprint("p", i), v1.PodSucceeded))
 	}
-	w := &fakePodWriter{patchErr: func(p *v1.Pod) error {
-		switch p.Name {
+	w := &fakePodWriter{patchErr: func(name string) error {
+		switch name {
 		case "p1":
 			return errors.New("conflict")
 		case "p2":
@@ -118,8 +124,13 @@ func TestDropFinalizers(t *testing.T) {
 		return nil
 	}}
 	dropped, err := dropFinalizers(context.Background(), w, pods)
-	if err == nil || len(dropped) != 4 || dropped["p1"] {
-		t.Errorf("dropped %v err %v, want all but p1 (p2 is gone, which counts)", dropped, err)
+	var names []string
+	for _, p := range dropped {
+		names = append(names, p.Name)
+	}
+	slices.Sort(names)
+	if err == nil || !slices.Equal(names, []string{"p0", "p2", "p3", "p4"}) {
+		t.Errorf("dropped %v err %v, want all but p1 (p2 is gone, which counts)", names, err)
 	}
 	for _, patch := range w.patches {
 		if patch != `{"metadata":{"$deleteFromPrimitiveList/finalizers":["batch.kubernetes.io/job-tracking"]}}` {

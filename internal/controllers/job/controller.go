@@ -4,33 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
-	"sync"
 	"time"
 
 	batch "k8s.io/api/batch/v1"
 	v1 "k8s.io/api/core/v1"
-	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
-	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
-	"quartet.dev/quartet/internal/controllers"
+	"quartet.dev/quartet/internal/controllers/kit"
 )
 
 // ComponentName is the event source, the same as upstream's.
@@ -55,24 +45,26 @@ const (
 // Controller runs Jobs: it creates their pods, counts them as they finish
 // and marks each Job Complete or Failed.
 type Controller struct {
-	client      kubernetes.Interface
-	pods        podWriter
-	jobs        jobWriter
-	broadcaster record.EventBroadcaster
-	recorder    record.EventRecorder
-	clock       clock.WithTicker
+	*kit.Base
+	queue *kit.Queue[string]
+	// orphans are pods, or a namespace's pods matching a selector, whose
+	// tracking finalizer may need removing.
+	orphans *kit.Queue[orphanKey]
+	apply   *applier
 
 	jobLister  batchlisters.JobLister
 	podLister  corelisters.PodLister
 	podIndexer cache.Indexer
-	synced     []cache.InformerSynced
+	owners     *kit.Owners[*batch.Job]
+	// podEvents routes the pod informer's events to the Jobs.
+	podEvents *kit.Router[*batch.Job, *v1.Pod]
 
-	queue   workqueue.TypedRateLimitingInterface[string]
-	orphans workqueue.TypedRateLimitingInterface[orphanKey]
-	memory  *memory
+	memory *memory
+	// once warns about an unusable quartet.dev/backoff-* annotation once.
+	once kit.Once
 }
 
-var _ controllers.Controller = (*Controller)(nil)
+var _ kit.Controller = (*Controller)(nil)
 
 // orphanKey names either one pod or every pod matching a selector in a
 // namespace whose tracking finalizer may need removing.
@@ -84,54 +76,62 @@ type orphanKey struct {
 
 // New builds the controller and registers its Job and Pod informers on
 // cfg.Informers.
-func New(cfg controllers.Config) (*Controller, error) {
-	if cfg.Client == nil || cfg.Informers == nil {
-		return nil, errors.New("job controller: Client and Informers are required")
+func New(cfg kit.Config) (*Controller, error) {
+	base, err := kit.NewBase(cfg, "job", ComponentName)
+	if err != nil {
+		return nil, err
 	}
-	clk := controllers.RealClock(cfg.Clock)
-	broadcaster := record.NewBroadcaster()
-	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: ComponentName})
-	c := &Controller{
-		client:      cfg.Client,
-		pods:        &realPodWriter{client: cfg.Client, recorder: recorder},
-		jobs:        &realJobWriter{client: cfg.Client},
-		broadcaster: broadcaster,
-		recorder:    recorder,
-		clock:       clk,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[string](apiRetryBase, apiRetryMax),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "job", Clock: clk}),
-		orphans: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[orphanKey](apiRetryBase, apiRetryMax),
-			workqueue.TypedRateLimitingQueueConfig[orphanKey]{Name: "job_orphan_pod", Clock: clk}),
-		memory: newMemory(),
-	}
-
 	jobInformer := cfg.Informers.Batch().V1().Jobs()
 	podInformer := cfg.Informers.Core().V1().Pods()
+	c := &Controller{
+		Base: base,
+		apply: &applier{
+			pods: &kit.ClientPodWriter{Client: cfg.Client, Recorder: base.Recorder},
+			jobs: &realJobWriter{client: cfg.Client},
+			// Pod creates and deletes, finalizer removals and status writes
+			// are filed apart: each holds a sync back differently.
+			writes: kit.NewOwnWrites(base.Clock, map[string]kit.Store{
+				"pods":           podInformer.Informer().GetStore(),
+				"pod finalizers": podInformer.Informer().GetStore(),
+				"jobs":           jobInformer.Informer().GetStore(),
+			}),
+		},
+		jobLister:  jobInformer.Lister(),
+		podLister:  podInformer.Lister(),
+		podIndexer: podInformer.Informer().GetIndexer(),
+		owners:     kit.NewOwners(batch.SchemeGroupVersion.WithKind("Job").Kind, jobInformer.Informer().GetIndexer(), func(j *batch.Job) *metav1.LabelSelector { return j.Spec.Selector }),
+		memory:     newMemory(),
+	}
+	c.queue = kit.NewQueue(base, "job", workqueue.NewTypedItemExponentialFailureRateLimiter[string](apiRetryBase, apiRetryMax), c.sync)
+	c.orphans = kit.NewQueue(base, "job_orphan_pod", workqueue.NewTypedItemExponentialFailureRateLimiter[orphanKey](apiRetryBase, apiRetryMax),
+		func(ctx context.Context, key orphanKey) (time.Duration, error) { return 0, c.syncOrphans(ctx, key) })
+	c.podEvents = &kit.Router[*batch.Job, *v1.Pod]{Owners: c.owners, Route: c.podChanged}
 	if _, err := jobInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.addJob,
+		AddFunc:    func(obj any) { c.enqueueNow(obj.(*batch.Job)) },
 		UpdateFunc: c.updateJob,
 		DeleteFunc: c.deleteJob,
 	}); err != nil {
 		return nil, fmt.Errorf("job controller: adding Job handler: %w", err)
 	}
-	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.addPod,
-		UpdateFunc: c.updatePod,
-		DeleteFunc: c.deletePod,
-	}); err != nil {
-		return nil, fmt.Errorf("job controller: adding Pod handler: %w", err)
+	for _, h := range []cache.ResourceEventHandler{c.podEvents, cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { c.sweepOrphan(obj, false) },
+		UpdateFunc: func(old, cur any) {
+			if o, ok := old.(*v1.Pod); ok && o.ResourceVersion != cur.(*v1.Pod).ResourceVersion {
+				c.sweepOrphan(cur, false)
+			}
+		},
+		DeleteFunc: func(obj any) { c.sweepOrphan(obj, true) },
+	}} {
+		if _, err := podInformer.Informer().AddEventHandler(h); err != nil {
+			return nil, fmt.Errorf("job controller: adding Pod handler: %w", err)
+		}
 	}
 	if _, exists := podInformer.Informer().GetIndexer().GetIndexers()[podIndexName]; !exists {
 		if err := podInformer.Informer().AddIndexers(cache.Indexers{podIndexName: indexPodByJob}); err != nil {
 			return nil, fmt.Errorf("job controller: adding Pod index: %w", err)
 		}
 	}
-	c.jobLister = jobInformer.Lister()
-	c.podLister = podInformer.Lister()
-	c.podIndexer = podInformer.Informer().GetIndexer()
-	c.synced = []cache.InformerSynced{jobInformer.Informer().HasSynced, podInformer.Informer().HasSynced}
+	base.WaitFor(jobInformer.Informer().HasSynced, podInformer.Informer().HasSynced)
 	return c, nil
 }
 
@@ -166,74 +166,6 @@ func indexPodByJob(obj any) ([]string, error) {
 	return []string{orphanIndexKey(p.Namespace)}, nil
 }
 
-// Run waits for the caches, then syncs Jobs with workers goroutines until
-// ctx is done.
-func (c *Controller) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrash()
-	logger := klog.FromContext(ctx)
-
-	c.broadcaster.StartStructuredLogging(3)
-	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
-	defer c.broadcaster.Shutdown()
-
-	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.synced...) {
-		c.queue.ShutDown()
-		c.orphans.ShutDown()
-		return
-	}
-	logger.Info("Starting job controller", "workers", workers)
-	var running sync.WaitGroup
-	for range max(workers, 1) {
-		running.Go(func() {
-			for c.processNextJob(ctx) {
-			}
-		})
-		running.Go(func() {
-			for c.processNextOrphan(ctx) {
-			}
-		})
-	}
-	<-ctx.Done()
-	logger.Info("Shutting down job controller")
-	c.queue.ShutDown()
-	c.orphans.ShutDown()
-	running.Wait()
-}
-
-func (c *Controller) processNextJob(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	requeue, err := c.sync(ctx, key)
-	if err != nil {
-		utilruntime.HandleErrorWithContext(ctx, err, "Syncing Job", "key", key)
-		c.queue.AddRateLimited(key)
-	} else {
-		c.queue.Forget(key)
-	}
-	if requeue > 0 {
-		c.queue.AddAfter(key, max(requeue, minRequeue))
-	}
-	return true
-}
-
-func (c *Controller) processNextOrphan(ctx context.Context) bool {
-	key, quit := c.orphans.Get()
-	if quit {
-		return false
-	}
-	defer c.orphans.Done(key)
-	if err := c.syncOrphans(ctx, key); err != nil {
-		utilruntime.HandleErrorWithContext(ctx, err, "Removing tracking finalizers of orphan pods", "namespace", key.namespace, "pod", key.pod, "selector", key.selector)
-		c.orphans.AddRateLimited(key)
-		return true
-	}
-	c.orphans.Forget(key)
-	return true
-}
-
 // managedElsewhere reports whether spec.managedBy hands the Job to another
 // controller.
 func managedElsewhere(job *batch.Job) bool {
@@ -253,73 +185,73 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	if err != nil {
 		return 0, err
 	}
-	shared, err := c.jobLister.Jobs(namespace).Get(name)
+	job, err := c.jobLister.Jobs(namespace).Get(name)
 	if apierrors.IsNotFound(err) {
-		c.memory.forget(key)
 		return 0, nil
 	}
 	if err != nil {
 		return 0, err
 	}
-	if managedElsewhere(shared) {
-		logger.V(2).Info("Skipping Job managed by another controller", "job", klog.KObj(shared), "managedBy", *shared.Spec.ManagedBy)
+	switch {
+	case managedElsewhere(job):
+		logger.V(2).Info("Skipping Job managed by another controller", "job", klog.KObj(job), "managedBy", *job.Spec.ManagedBy)
+		return 0, nil
+	case IsFinished(job):
+		c.forget(job)
+		return 0, nil
+	case !c.apply.writes.Seen(job.UID, "jobs"):
+		// The update event that shows it syncs the Job at once (updateJob).
+		logger.V(4).Info("Waiting for the cache to show the Job's latest status", "job", klog.KObj(job))
 		return 0, nil
 	}
-	if IsFinished(shared) {
-		c.memory.forget(key)
+	if mode := job.Spec.CompletionMode; mode != nil && *mode != batch.NonIndexedCompletion && *mode != batch.IndexedCompletion {
+		c.Recorder.Event(job, v1.EventTypeWarning, ReasonUnknownCompletionMode, "Skipped Job sync because completion mode is unknown")
 		return 0, nil
 	}
-	if !c.memory.caughtUp(key, shared) {
-		logger.V(4).Info("Waiting for the cache to show the Job's latest status", "job", klog.KObj(shared))
-		return 0, nil
+	requeue, err := c.reconcile(ctx, job)
+	if requeue > 0 {
+		requeue = max(requeue, minRequeue)
 	}
-	if mode := shared.Spec.CompletionMode; mode != nil && *mode != batch.NonIndexedCompletion && *mode != batch.IndexedCompletion {
-		c.recorder.Event(shared, v1.EventTypeWarning, ReasonUnknownCompletionMode, "Skipped Job sync because completion mode is unknown")
-		return 0, nil
-	}
+	return requeue, err
+}
 
-	now := c.clock.Now()
-	pods, err := c.claimPods(ctx, shared)
+// reconcile is one sync of a Job that is this controller's to run: claim
+// its pods, decide, write pods, status and finalizers in that order.
+func (c *Controller) reconcile(ctx context.Context, job *batch.Job) (time.Duration, error) {
+	now := c.Clock.Now()
+	pods, err := c.claimPods(ctx, job)
 	if err != nil {
 		return 0, err
 	}
-	snap := c.memory.reconcile(key, shared, pods, now)
-	retry, problems := retryPolicyFor(shared)
-	if text := strings.Join(problems, "; "); text != "" && c.memory.warnBackoffOnce(key, shared.UID, text) {
-		c.recorder.Eventf(shared, v1.EventTypeWarning, ReasonInvalidBackoff, "%s; using the default retry delay", text)
+	retry, problems := retryPolicyFor(job)
+	if text := strings.Join(problems, "; "); text != "" && c.once.First(job.UID, "backoff", text) {
+		c.Recorder.Eventf(job, v1.EventTypeWarning, ReasonInvalidBackoff, "%s; using the default retry delay", text)
 	}
-
-	d := decide(&syncInput{
-		job:           shared,
+	d := decide(&observed{
+		job:           job,
 		pods:          pods,
 		now:           now,
-		settled:       snap.settled,
-		finalizerGone: snap.finalizerGone,
-		backoff:       snap.backoff,
+		settled:       c.apply.writes.Seen(job.UID, "pods"),
+		finalizerGone: c.apply.writes.Unseen(job.UID, "pod finalizers"),
+		backoff:       c.memory.syncing(job.UID),
 		retry:         retry,
 	})
 	for _, e := range d.events {
-		c.recorder.Event(shared, e.kind, e.reason, e.message)
+		c.Recorder.Event(job, e.kind, e.reason, e.message)
 	}
-
-	out, podErr := c.writePods(ctx, key, shared, d, now)
+	out, nextBatch, podErr := c.apply.writePods(ctx, job, d, c.memory.createBatch(job.UID))
+	if nextBatch > 0 {
+		c.memory.setCreateBatch(job.UID, nextBatch)
+	}
 	t := d.track(out)
-
-	current := shared
+	current := job
 	if statusChanged(&current.Status, &t.status) {
-		if current, err = c.writeStatus(ctx, key, current, t.status); err != nil {
+		if current, err = c.apply.writeStatus(ctx, current, t.status); err != nil {
 			return 0, errors.Join(podErr, fmt.Errorf("recording finished pods in status: %w", err))
 		}
 	}
-	c.memory.setBackoff(key, shared.UID, d.backoff)
-
-	dropped, dropErr := dropFinalizers(ctx, c.pods, t.dropFinalizers)
-	gone := make([]types.UID, 0, len(dropped))
-	for uid := range dropped {
-		gone = append(gone, uid)
-	}
-	c.memory.expectPodWrites(key, shared.UID, nil, nil, gone, now)
-
+	c.memory.setBackoff(job.UID, d.backoff)
+	dropped, dropErr := c.apply.dropFinalizers(ctx, job, t.dropFinalizers)
 	s := t.settle(dropped)
 	// Counting the pods whose finalizer just went can wait for the next sync,
 	// which their update events bring within the batch period: in a running
@@ -327,182 +259,53 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	// when the Job ends here, nor when some finalizers stayed (upstream
 	// records the partial progress at once too).
 	if (s.finished || dropErr != nil) && statusChanged(&current.Status, &s.status) {
-		if _, err = c.writeStatus(ctx, key, current, s.status); err != nil {
+		if _, err = c.apply.writeStatus(ctx, current, s.status); err != nil {
 			return 0, errors.Join(podErr, dropErr, fmt.Errorf("counting finished pods in status: %w", err))
 		}
 	}
 	if s.finished {
 		for _, e := range s.events {
-			c.recorder.Event(shared, e.kind, e.reason, e.message)
+			c.Recorder.Event(job, e.kind, e.reason, e.message)
 		}
 	}
 	return d.requeue, errors.Join(podErr, dropErr)
 }
 
-// writePods carries out the decision's deletions and creations.
-func (c *Controller) writePods(ctx context.Context, key string, job *batch.Job, d *decision, now time.Time) (outcome, error) {
-	var out outcome
-	var errs []error
-	if len(d.deletes) > 0 {
-		res := deletePods(ctx, c.pods, job, d.deletes)
-		out.deletesFailed, out.readyDeletesFailed = res.failed, res.failedReady
-		// Only deletions made to resize the Job are waited for, as upstream
-		// does; a finishing Job deletes without waiting.
-		var expected []types.UID
-		if d.finishing == nil {
-			expected = res.deleted
-		}
-		c.memory.expectPodWrites(key, job.UID, nil, expected, nil, now)
-		errs = append(errs, res.err)
-	}
-	if len(d.creates) > 0 {
-		if len(job.Spec.Template.Labels) == 0 {
-			// A pod without labels could never be matched to its Job again.
-			out.createsFailed = int32(len(d.creates))
-			errs = append(errs, errors.New("unable to create pods, no labels"))
-		} else {
-			res := createPods(ctx, c.pods, job, d.creates, c.memory.createBatch(key, job.UID))
-			out.createsFailed = res.notCreated
-			c.memory.expectPodWrites(key, job.UID, res.created, nil, nil, now)
-			c.memory.setCreateBatch(key, job.UID, res.nextBatch)
-			errs = append(errs, res.err)
-		}
-	}
-	return out, errors.Join(errs...)
-}
-
-// statusChanged reports whether a status write is needed. Like upstream, a
-// Job's start time alone is not worth a write; it goes with the next one.
-func statusChanged(old, updated *batch.JobStatus) bool {
-	if apiequality.Semantic.DeepEqual(old, updated) {
-		return false
-	}
-	if !reflect.DeepEqual(old.StartTime, updated.StartTime) {
-		withOldStart := *updated
-		withOldStart.StartTime = old.StartTime
-		return !apiequality.Semantic.DeepEqual(old, &withOldStart)
-	}
-	return true
-}
-
-func (c *Controller) writeStatus(ctx context.Context, key string, job *batch.Job, status batch.JobStatus) (*batch.Job, error) {
-	next := job.DeepCopy()
-	next.Status = status
-	written, err := c.jobs.updateStatus(ctx, next)
-	if err != nil {
-		return nil, err
-	}
-	c.memory.wrote(key, written)
-	return written, nil
-}
-
 // claimPods returns the pods the Job controls, adopting orphans that match
-// its selector and releasing pods that no longer do.
+// its selector (with the tracking finalizer) and releasing pods that no
+// longer do (without it).
 func (c *Controller) claimPods(ctx context.Context, job *batch.Job) ([]*v1.Pod, error) {
 	selector, err := metav1.LabelSelectorAsSelector(job.Spec.Selector)
 	if err != nil {
 		return nil, fmt.Errorf("job %s has an invalid selector: %w", klog.KObj(job), err)
 	}
-	owned, err := c.podIndexer.ByIndex(podIndexName, jobIndexKey(string(job.UID)))
-	if err != nil {
-		return nil, err
-	}
-	orphans, err := c.podIndexer.ByIndex(podIndexName, orphanIndexKey(job.Namespace))
-	if err != nil {
-		return nil, err
-	}
-	claim := decideClaims(job, selector, owned, orphans)
-	var errs []error
-	for _, p := range claim.release {
-		patch, err := releasePatch(job, p)
-		if err == nil {
-			err = c.pods.patchPod(ctx, p, patch)
+	var candidates []*v1.Pod
+	for _, key := range []string{jobIndexKey(string(job.UID)), orphanIndexKey(job.Namespace)} {
+		objs, err := c.podIndexer.ByIndex(podIndexName, key)
+		if err != nil {
+			return nil, err
 		}
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsInvalid(err) {
-			errs = append(errs, err)
+		for _, obj := range objs {
+			candidates = append(candidates, obj.(*v1.Pod))
 		}
 	}
-	if len(claim.adopt) > 0 {
-		if err := c.canAdopt(ctx, job); err != nil {
-			errs = append(errs, fmt.Errorf("can't adopt pods of Job %s: %w", klog.KObj(job), err))
-		} else {
-			for _, p := range claim.adopt {
-				patch, err := adoptPatch(job, p)
-				if err == nil {
-					err = c.pods.patchPod(ctx, p, patch)
-				}
-				if apierrors.IsNotFound(err) {
-					continue
-				}
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				adopted := p.DeepCopy()
-				if !hasTrackingFinalizer(adopted) {
-					adopted.Finalizers = append(adopted.Finalizers, batch.JobTrackingFinalizer)
-				}
-				claim.pods = append(claim.pods, adopted)
-			}
-		}
-	}
-	return claim.pods, errors.Join(errs...)
+	claims := kit.SortClaims(job, candidates, func(p *v1.Pod) bool { return selector.Matches(labels.Set(p.Labels)) })
+	canAdopt := kit.CanAdopt(ctx, job, func(ctx context.Context) (metav1.Object, error) {
+		return c.apply.jobs.getFresh(ctx, job.Namespace, job.Name)
+	})
+	return kit.Claim(ctx, claims, job, batch.SchemeGroupVersion.WithKind("Job"), canAdopt,
+		func(ctx context.Context, p *v1.Pod, patch []byte) (*v1.Pod, error) {
+			return patchPod(ctx, c.apply.pods, p, patch)
+		},
+		batch.JobTrackingFinalizer)
 }
 
-// canAdopt rereads the Job from the apiserver: a Job being deleted must not
-// take pods the garbage collector is about to orphan.
-func (c *Controller) canAdopt(ctx context.Context, job *batch.Job) error {
-	fresh, err := c.jobs.getFresh(ctx, job.Namespace, job.Name)
-	if err != nil {
-		return err
-	}
-	if fresh.UID != job.UID {
-		return fmt.Errorf("original Job %s is gone: got uid %v, wanted %v", klog.KObj(job), fresh.UID, job.UID)
-	}
-	if fresh.DeletionTimestamp != nil {
-		return fmt.Errorf("job %s is being deleted", klog.KObj(job))
-	}
-	return nil
+// forget drops what is remembered of a Job that is done or gone.
+func (c *Controller) forget(job *batch.Job) {
+	c.apply.writes.Forget(job.UID)
+	c.memory.forget(job.UID)
+	c.once.Forget(job.UID)
 }
-
-// claims is the pure part of claiming: which pods the Job keeps, adopts and
-// releases.
-type claims struct {
-	pods, adopt, release []*v1.Pod
-}
-
-func decideClaims(job *batch.Job, selector labels.Selector, owned, orphans []any) claims {
-	var out claims
-	deleting := job.DeletionTimestamp != nil
-	for _, obj := range owned {
-		p := obj.(*v1.Pod)
-		ref := metav1.GetControllerOfNoCopy(p)
-		if ref == nil || ref.UID != job.UID {
-			continue
-		}
-		switch {
-		case selector.Matches(labels.Set(p.Labels)):
-			out.pods = append(out.pods, p)
-		case !deleting:
-			out.release = append(out.release, p)
-		}
-	}
-	if deleting {
-		return out
-	}
-	for _, obj := range orphans {
-		p := obj.(*v1.Pod)
-		if metav1.GetControllerOfNoCopy(p) != nil || p.DeletionTimestamp != nil || p.Namespace != job.Namespace {
-			continue
-		}
-		if selector.Matches(labels.Set(p.Labels)) {
-			out.adopt = append(out.adopt, p)
-		}
-	}
-	return out
-}
-
-// Event handlers.
 
 func (c *Controller) enqueueNow(job *batch.Job) {
 	c.queue.Add(keyOf(job))
@@ -512,19 +315,12 @@ func (c *Controller) enqueueBatched(job *batch.Job) {
 	c.queue.AddAfter(keyOf(job), batchPeriod)
 }
 
-func (c *Controller) addJob(obj any) {
-	if job, ok := obj.(*batch.Job); ok {
-		c.enqueueNow(job)
-	}
-}
-
 func (c *Controller) updateJob(oldObj, newObj any) {
 	old, okOld := oldObj.(*batch.Job)
 	cur, okCur := newObj.(*batch.Job)
 	if !okOld || !okCur {
 		return
 	}
-	key := keyOf(cur)
 	if IsFinished(cur) {
 		// Finalizers are removed before a Job is marked finished; this only
 		// sweeps up after an interrupted sync.
@@ -532,7 +328,7 @@ func (c *Controller) updateJob(oldObj, newObj any) {
 		return
 	}
 	switch {
-	case c.memory.observedJob(key, cur), cur.Generation != old.Generation:
+	case c.apply.writes.CaughtUp(cur.UID, "jobs"), cur.Generation != old.Generation:
 		c.enqueueNow(cur)
 	default:
 		c.enqueueBatched(cur)
@@ -541,22 +337,16 @@ func (c *Controller) updateJob(oldObj, newObj any) {
 	if cur.Status.StartTime != nil && cur.Spec.ActiveDeadlineSeconds != nil &&
 		!ptr.Equal(old.Spec.ActiveDeadlineSeconds, cur.Spec.ActiveDeadlineSeconds) {
 		deadline := cur.Status.StartTime.Add(time.Duration(*cur.Spec.ActiveDeadlineSeconds) * time.Second)
-		c.queue.AddAfter(key, max(deadline.Sub(c.clock.Now()), 0))
+		c.queue.AddAfter(keyOf(cur), max(deadline.Sub(c.Clock.Now()), 0))
 	}
 }
 
 func (c *Controller) deleteJob(obj any) {
-	job, ok := obj.(*batch.Job)
+	job, ok := kit.Unwrap[*batch.Job](obj)
 	if !ok {
-		tomb, isTomb := obj.(cache.DeletedFinalStateUnknown)
-		if !isTomb {
-			return
-		}
-		if job, ok = tomb.Obj.(*batch.Job); !ok {
-			return
-		}
+		return
 	}
-	c.memory.forget(keyOf(job))
+	c.forget(job)
 	c.enqueueNow(job)
 	c.enqueueSelectorSweep(job)
 }
@@ -569,133 +359,40 @@ func (c *Controller) enqueueSelectorSweep(job *batch.Job) {
 	c.orphans.Add(orphanKey{namespace: job.Namespace, selector: selector.String()})
 }
 
-func (c *Controller) enqueueOrphan(p *v1.Pod) {
-	c.orphans.Add(orphanKey{namespace: p.Namespace, pod: p.Name})
+// podChanged syncs the Job a pod event concerns: at once when enough of its
+// pods have finished since its last sync (half a wave, see syncThreshold),
+// otherwise after the batch period, which gathers a Job's pod events into
+// one sync. A finished Job is not synced for its pods going away.
+func (c *Controller) podChanged(job *batch.Job, ev kit.ChildEvent[*v1.Pod]) {
+	going := ev.Op == kit.Deleted || (ev.Cur.DeletionTimestamp != nil && !ev.Released)
+	switch {
+	case going && IsFinished(job):
+	case ev.Op == kit.Updated && !going && !ev.Released && !ev.Orphan &&
+		!isTerminalPhase(ev.Old.Status.Phase) && isTerminalPhase(ev.Cur.Status.Phase) &&
+		c.memory.podFinished(job.UID, syncThreshold(job)):
+		c.enqueueNow(job)
+	default:
+		c.enqueueBatched(job)
+	}
 }
 
-// ownerJob returns the Job a controller reference points to, if it still
-// exists with that uid.
-func (c *Controller) ownerJob(namespace string, ref *metav1.OwnerReference) *batch.Job {
-	if ref == nil || ref.Kind != "Job" {
-		return nil
-	}
-	job, err := c.jobLister.Jobs(namespace).Get(ref.Name)
-	if err != nil || job.UID != ref.UID {
-		return nil
-	}
-	return job
-}
-
-// jobsSelecting lists the Jobs whose selector matches an orphan pod.
-func (c *Controller) jobsSelecting(p *v1.Pod) []*batch.Job {
-	if len(p.Labels) == 0 {
-		return nil
-	}
-	jobs, err := c.jobLister.Jobs(p.Namespace).List(labels.Everything())
-	if err != nil {
-		return nil
-	}
-	var out []*batch.Job
-	for _, job := range jobs {
-		selector, err := metav1.LabelSelectorAsSelector(job.Spec.Selector)
-		if err != nil || selector.Empty() || !selector.Matches(labels.Set(p.Labels)) {
-			continue
-		}
-		out = append(out, job)
-	}
-	return out
-}
-
-func (c *Controller) addPod(obj any) {
-	p, ok := obj.(*v1.Pod)
-	if !ok {
-		return
-	}
-	if p.DeletionTimestamp != nil {
-		// Seen for the first time while being deleted (after a restart).
-		c.podGoing(p)
+// sweepOrphan queues the removal of a tracking finalizer nobody else will
+// remove: on an orphan, or on a pod going away (gone, or being deleted)
+// whose Job is gone or finished.
+func (c *Controller) sweepOrphan(obj any, gone bool) {
+	p, ok := kit.Unwrap[*v1.Pod](obj)
+	if !ok || !hasTrackingFinalizer(p) {
 		return
 	}
 	if ref := metav1.GetControllerOfNoCopy(p); ref != nil {
-		if job := c.ownerJob(p.Namespace, ref); job != nil {
-			c.enqueueBatched(job)
-		}
-		return
-	}
-	if hasTrackingFinalizer(p) {
-		c.enqueueOrphan(p)
-	}
-	for _, job := range c.jobsSelecting(p) {
-		c.enqueueBatched(job)
-	}
-}
-
-func (c *Controller) updatePod(oldObj, newObj any) {
-	old, okOld := oldObj.(*v1.Pod)
-	cur, okCur := newObj.(*v1.Pod)
-	if !okOld || !okCur || cur.ResourceVersion == old.ResourceVersion {
-		return
-	}
-	if cur.DeletionTimestamp != nil {
-		c.podGoing(cur)
-		return
-	}
-	curRef := metav1.GetControllerOfNoCopy(cur)
-	oldRef := metav1.GetControllerOfNoCopy(old)
-	refChanged := !reflect.DeepEqual(curRef, oldRef)
-	if refChanged && oldRef != nil {
-		if job := c.ownerJob(old.Namespace, oldRef); job != nil {
-			c.enqueueBatched(job)
-		}
-	}
-	if curRef != nil {
-		job := c.ownerJob(cur.Namespace, curRef)
-		if job == nil {
+		if !gone && p.DeletionTimestamp == nil {
 			return
 		}
-		if !isTerminalPhase(old.Status.Phase) && isTerminalPhase(cur.Status.Phase) &&
-			c.memory.podFinished(keyOf(job), job.UID, syncThreshold(job)) {
-			c.enqueueNow(job)
-			return
-		}
-		c.enqueueBatched(job)
-		return
-	}
-	if hasTrackingFinalizer(cur) {
-		c.enqueueOrphan(cur)
-	}
-	if refChanged || !reflect.DeepEqual(cur.Labels, old.Labels) {
-		for _, job := range c.jobsSelecting(cur) {
-			c.enqueueBatched(job)
-		}
-	}
-}
-
-func (c *Controller) deletePod(obj any) {
-	p, ok := obj.(*v1.Pod)
-	if !ok {
-		tomb, isTomb := obj.(cache.DeletedFinalStateUnknown)
-		if !isTomb {
-			return
-		}
-		if p, ok = tomb.Obj.(*v1.Pod); !ok {
+		if job, ok := c.owners.Of(p.Namespace, ref); ok && !IsFinished(job) {
 			return
 		}
 	}
-	c.podGoing(p)
-}
-
-// podGoing handles a pod being or having been deleted: its Job may need a
-// replacement, and a finalizer nobody will remove is swept.
-func (c *Controller) podGoing(p *v1.Pod) {
-	job := c.ownerJob(p.Namespace, metav1.GetControllerOfNoCopy(p))
-	if job == nil || IsFinished(job) {
-		if hasTrackingFinalizer(p) {
-			c.enqueueOrphan(p)
-		}
-		return
-	}
-	c.enqueueBatched(job)
+	c.orphans.Add(orphanKey{namespace: p.Namespace, pod: p.Name})
 }
 
 // syncThreshold is how many of a Job's pods must finish to sync at once
@@ -744,11 +441,11 @@ func (c *Controller) releaseOrphan(ctx context.Context, p *v1.Pod) error {
 			// Some other kind of owner: not ours to touch.
 			return nil
 		}
-		if job := c.ownerJob(p.Namespace, ref); job != nil && (managedElsewhere(job) || !IsFinished(job)) {
+		if job, ok := c.owners.Of(p.Namespace, ref); ok && (managedElsewhere(job) || !IsFinished(job)) {
 			return nil
 		}
 	}
-	err := c.pods.patchPod(ctx, p, dropFinalizerPatch())
+	_, err := patchPod(ctx, c.apply.pods, p, dropFinalizerPatch())
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,8 +12,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -23,10 +20,12 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
-	"quartet.dev/quartet/internal/controllers"
+	"quartet.dev/quartet/internal/controllers/kit"
+	"quartet.dev/quartet/internal/controllers/kittest"
 )
 
-// harness runs the controller against a fake clientset and real informers.
+// harness runs the controller against kittest's fake apiserver and real
+// informers.
 type harness struct {
 	t       *testing.T
 	ctx     context.Context
@@ -34,57 +33,28 @@ type harness struct {
 	factory informers.SharedInformerFactory
 	c       *Controller
 	events  *record.FakeRecorder
-
-	mu  sync.Mutex
-	seq int
 }
 
-// newHarness starts informers over a fake clientset. The fake clientset
-// does not generate names or uids; a reactor does it as the apiserver would.
 func newHarness(t *testing.T, clk clock.WithTicker, objects ...runtime.Object) *harness {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	h := &harness{t: t, ctx: ctx, client: fake.NewSimpleClientset(objects...)}
-	h.client.PrependReactor("create", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
-		p := action.(k8stesting.CreateAction).GetObject().(*v1.Pod).DeepCopy()
-		h.mu.Lock()
-		h.seq++
-		n := h.seq
-		h.mu.Unlock()
-		if p.Name == "" {
-			p.Name = fmt.Sprintf("%s%05d", p.GenerateName, n)
-		}
-		p.UID = types.UID(fmt.Sprintf("pod-uid-%d", n))
-		p.CreationTimestamp = metav1.Now()
-		err := h.client.Tracker().Create(v1.SchemeGroupVersion.WithResource("pods"), p, p.Namespace)
-		return true, p, err
-	})
+	h := &harness{t: t, client: kittest.NewAPI(objects...)}
 	h.factory = informers.NewSharedInformerFactory(h.client, 0)
-	c, err := New(controllers.Config{Client: h.client, Informers: h.factory, Clock: clk})
+	c, err := New(kit.Config{Client: h.client, Informers: h.factory, Clock: clk})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	h.events = record.NewFakeRecorder(1000)
-	c.recorder = h.events
-	c.pods = &realPodWriter{client: h.client, recorder: h.events}
+	c.Recorder = h.events
+	c.apply.pods = &kit.ClientPodWriter{Client: h.client, Recorder: h.events}
 	h.c = c
-	h.factory.Start(ctx.Done())
-	h.factory.WaitForCacheSync(ctx.Done())
-	t.Cleanup(h.factory.Shutdown)
-	t.Cleanup(cancel)
+	h.ctx = kittest.Start(t, h.factory)
 	return h
 }
 
 // eventually polls cond until it holds or fails the test.
 func (h *harness) eventually(what string, cond func() bool) {
 	h.t.Helper()
-	err := wait.PollUntilContextTimeout(h.ctx, 5*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
-		return cond(), nil
-	})
-	if err != nil {
-		h.t.Fatalf("timed out waiting for %s", what)
-	}
+	kittest.Eventually(h.t, what, cond)
 }
 
 func (h *harness) createJob(job *batch.Job) {
@@ -100,7 +70,7 @@ func (h *harness) createJob(job *batch.Job) {
 
 func (h *harness) createPod(p *v1.Pod) {
 	h.t.Helper()
-	if err := h.client.Tracker().Add(p); err != nil {
+	if _, err := h.client.CoreV1().Pods(p.Namespace).Create(h.ctx, p, metav1.CreateOptions{}); err != nil {
 		h.t.Fatal(err)
 	}
 	h.eventually("the pod in the cache", func() bool {
@@ -403,7 +373,7 @@ func TestControllerDoesNotAdoptForADeletedJob(t *testing.T) {
 	// The apiserver has a new Job of the same name.
 	fresh := job.DeepCopy()
 	fresh.UID = "another-uid"
-	h.c.jobs = &fakeJobWriter{fresh: fresh}
+	h.c.apply.jobs = &fakeJobWriter{fresh: fresh}
 	h.waitCached()
 	if _, err := h.c.sync(h.ctx, "default/pi"); err == nil || !strings.Contains(err.Error(), "can't adopt") {
 		t.Errorf("sync error = %v, want a refusal to adopt", err)
@@ -456,24 +426,41 @@ func TestControllerSweepsFinishedJobs(t *testing.T) {
 func TestControllerWaitsForItsOwnStatusWrite(t *testing.T) {
 	h := newHarness(t, clocktesting.NewFakeClock(testNow))
 	job := newTestJob(1, 1)
-	job.ResourceVersion = ""
 	h.createJob(job)
+	h.waitCached()
 	cached, _ := h.c.jobLister.Jobs("default").Get("pi")
-	h.c.memory.wrote("default/pi", &batch.Job{ObjectMeta: metav1.ObjectMeta{UID: cached.UID, ResourceVersion: "999999"}})
-	if cached.ResourceVersion == "" {
-		// The fake tracker leaves resourceVersions empty; use a comparable one.
-		cached = cached.DeepCopy()
-		cached.ResourceVersion = "5"
+	// A status write the cache does not show yet.
+	written := cached.DeepCopy()
+	written.ResourceVersion = "999999"
+	h.c.apply.writes.Wrote(cached.UID, "jobs", written)
+	if _, err := h.c.sync(h.ctx, "default/pi"); err != nil {
+		t.Fatal(err)
 	}
-	if h.c.memory.caughtUp("default/pi", cached) {
-		t.Fatalf("a cache older than the controller's write counts as caught up")
+	if len(h.pods()) != 0 {
+		t.Fatalf("a sync from a cache older than the controller's write created pods")
 	}
-	newer := cached.DeepCopy()
-	newer.ResourceVersion = "999999"
-	if !h.c.memory.observedJob("default/pi", newer) {
-		t.Errorf("the update event with the written version does not release the skipped sync")
+	if h.c.apply.writes.CaughtUp(cached.UID, "jobs") {
+		t.Errorf("caught up while the cache is behind")
 	}
-	if h.c.memory.observedJob("default/pi", newer) {
+	// The write's update event: the cache shows it, the Job syncs at once.
+	store := h.factory.Batch().V1().Jobs().Informer().GetStore()
+	if err := store.Update(written); err != nil {
+		t.Fatal(err)
+	}
+	drain := func() int {
+		n := h.c.queue.Len()
+		for range n {
+			k, _ := h.c.queue.Get()
+			h.c.queue.Done(k)
+		}
+		return n
+	}
+	drain()
+	h.c.updateJob(cached, written)
+	if n := drain(); n != 1 {
+		t.Errorf("the update event showing the write queued %d syncs, want 1 at once", n)
+	}
+	if h.c.apply.writes.CaughtUp(cached.UID, "jobs") {
 		t.Errorf("a released sync is released twice")
 	}
 }
@@ -576,7 +563,7 @@ func TestControllerRunLoop(t *testing.T) {
 	// Play the node: every pod that appears succeeds.
 	done := func() bool {
 		for _, p := range h.pods() {
-			if p.Status.Phase == "" {
+			if p.Status.Phase == v1.PodPending {
 				h.setPhase(p, v1.PodSucceeded, time.Now())
 			}
 		}
@@ -623,7 +610,7 @@ func TestControllerEventHandlers(t *testing.T) {
 		running.ResourceVersion = "1"
 		done := newTestPod(job, name, v1.PodSucceeded)
 		done.ResourceVersion = "2"
-		h.c.updatePod(running, done)
+		h.c.podEvents.OnUpdate(running, done)
 	}
 	// A one-pod Job syncs as soon as its pod finishes.
 	finish(one, "o1")
@@ -645,7 +632,7 @@ func TestControllerEventHandlers(t *testing.T) {
 	q := p.DeepCopy()
 	q.ResourceVersion = "2"
 	ready(q)
-	h.c.updatePod(p, q)
+	h.c.podEvents.OnUpdate(p, q)
 	if got := drain(); len(got) != 0 {
 		t.Errorf("queued %v before the batch period", got)
 	}
@@ -673,10 +660,10 @@ func TestControllerEventHandlers(t *testing.T) {
 	}
 
 	// Deleting a Job forgets what the controller remembered of it.
-	h.c.memory.setBackoff("default/pi", wide.UID, backoffRecord{failures: 2})
+	h.c.memory.setBackoff(wide.UID, backoffRecord{failures: 2})
 	h.c.deleteJob(wide)
 	h.c.memory.mu.Lock()
-	_, remembered := h.c.memory.jobs["default/pi"]
+	_, remembered := h.c.memory.jobs[wide.UID]
 	h.c.memory.mu.Unlock()
 	if remembered {
 		t.Errorf("memory of a deleted Job kept")

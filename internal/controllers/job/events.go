@@ -1,11 +1,8 @@
 package job
 
-// Event reasons, equal to upstream's where upstream has one.
+// Event reasons, equal to upstream's where upstream has one. Pod creations
+// and deletions are reported by kit.PodWriter.
 const (
-	ReasonSuccessfulCreate      = "SuccessfulCreate"
-	ReasonFailedCreate          = "FailedCreate"
-	ReasonSuccessfulDelete      = "SuccessfulDelete"
-	ReasonFailedDelete          = "FailedDelete"
 	ReasonCompleted             = "Completed"
 	ReasonTooManySucceededPods  = "TooManySucceededPods"
 	ReasonSuspended             = "Suspended"

@@ -261,7 +261,7 @@ type planView struct {
 	Requeue        time.Duration
 }
 
-func runPlan(in *syncInput) (planView, *decision) {
+func runPlan(in *observed) (planView, *decision) {
 	d := decide(in)
 	t := d.track(outcome{})
 	dropped := map[types.UID]bool{}

@@ -3,15 +3,19 @@ package job
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 	"time"
 
 	batch "k8s.io/api/batch/v1"
 	v1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+
+	"quartet.dev/quartet/internal/controllers/kit"
 )
 
 // Limits that keep one sync of a big Job short and its status small.
@@ -38,8 +42,8 @@ const (
 	msgJobResumed      = "Job resumed"
 )
 
-// syncInput is everything the decision for one Job depends on.
-type syncInput struct {
+// observed is everything the decision for one Job depends on.
+type observed struct {
 	// job comes from the informer cache and is never modified.
 	job *batch.Job
 	// pods are the Job's claimed pods, also from the cache.
@@ -51,7 +55,7 @@ type syncInput struct {
 	settled bool
 	// finalizerGone holds pods whose tracking finalizer this controller has
 	// removed while pods may still show it.
-	finalizerGone map[types.UID]struct{}
+	finalizerGone map[types.UID]bool
 	// backoff is the memory of failures since the last success.
 	backoff backoffRecord
 	retry   retryPolicy
@@ -74,7 +78,7 @@ type podDelete struct {
 // decision is the first stage of a sync: which pods to create and delete,
 // and the status the Job has if those writes succeed.
 type decision struct {
-	in *syncInput
+	in *observed
 
 	creates []*v1.Pod
 	deletes []podDelete
@@ -124,7 +128,7 @@ type outcome struct {
 // tracking is the second stage: the status to write before any tracking
 // finalizer is removed, and the pods whose finalizer to remove after.
 type tracking struct {
-	in *syncInput
+	in *observed
 	// status records every pod about to lose its finalizer, in
 	// uncountedTerminatedPods or in completedIndexes.
 	status         batch.JobStatus
@@ -232,8 +236,9 @@ func uidSet(uids []types.UID) map[types.UID]struct{} {
 	return set
 }
 
-// decide is the first, pure stage of a sync.
-func decide(in *syncInput) *decision {
+// decide is the first, pure stage of a sync: which pods to create and
+// delete, and the status the Job has if those writes succeed.
+func decide(in *observed) *decision {
 	job := in.job
 	d := &decision{in: in, status: *job.Status.DeepCopy()}
 	st := &d.status
@@ -242,131 +247,156 @@ func decide(in *syncInput) *decision {
 	}
 	d.uncountedSucceeded = uidSet(st.UncountedTerminatedPods.Succeeded)
 	d.uncountedFailed = uidSet(st.UncountedTerminatedPods.Failed)
-
-	indexed := isIndexed(job)
-	completions := completionsOf(job)
-	if indexed {
+	if isIndexed(job) {
 		d.indexes = make(map[*v1.Pod]int, len(in.pods))
 		for _, p := range in.pods {
 			d.indexes[p] = completionIndexOf(p)
 		}
 	}
-	validIndex := func(p *v1.Pod) bool {
-		if !indexed {
-			return true
-		}
-		ix := d.indexOf(p)
-		return ix != noIndex && ix < completions
-	}
-
-	// Classify the pods once.
-	var active, newSucceeded, newFailed []*v1.Pod
-	var terminating, ready int32
-	var newCountedFailures int32
-	var failJobMessage string
-	for _, p := range in.pods {
-		if isActive(p) {
-			active = append(active, p)
-			if isReady(p) {
-				ready++
-			}
-		} else if isTerminating(p) {
-			terminating++
-		}
-		failed := isFailed(job, p)
-		if failed && failJobMessage == "" && job.Spec.PodFailurePolicy != nil {
-			failJobMessage = judgeFailure(job.Spec.PodFailurePolicy, p).failJob
-		}
-		if !d.tracked(p) || !validIndex(p) {
-			continue
-		}
-		if _, ok := d.uncountedSucceeded[p.UID]; !ok && p.Status.Phase == v1.PodSucceeded {
-			newSucceeded = append(newSucceeded, p)
-		}
-		if _, ok := d.uncountedFailed[p.UID]; !ok && failed {
-			newFailed = append(newFailed, p)
-			if judgeFailure(job.Spec.PodFailurePolicy, p).counts {
-				newCountedFailures++
-			}
-		}
-	}
-	succeeded := st.Succeeded + int32(len(newSucceeded)) + int32(len(d.uncountedSucceeded))
-	failed := st.Failed + newCountedFailures + int32(len(d.uncountedFailed))
-
+	c := d.classify()
+	succeeded := st.Succeeded + int32(len(c.newSucceeded)) + int32(len(d.uncountedSucceeded))
+	failed := st.Failed + c.newCountedFailures + int32(len(d.uncountedFailed))
 	if st.StartTime == nil && !isSuspended(job) {
 		st.StartTime = ptr.To(metav1.NewTime(in.now))
 	}
-	d.backoff = in.backoff.advance(newSucceeded, newFailed)
+	d.backoff = in.backoff.advance(c.newSucceeded, c.newFailed)
+	d.judgeEnding(failed, c.failJobMessage)
+	if isIndexed(job) {
+		succeeded = d.judgeIndexes(c.active)
+	}
+	d.act(c, succeeded)
+	return d
+}
 
-	// The order of these checks is the order in which upstream lets one
-	// ending win over another.
+// podCounts is what decide reads off the pods, once.
+type podCounts struct {
+	active                  []*v1.Pod
+	newSucceeded, newFailed []*v1.Pod
+	terminating, ready      int32
+	newCountedFailures      int32
+	// failJobMessage is the message of the first FailJob rule a failed pod
+	// matches.
+	failJobMessage string
+}
+
+// classify sorts the pods: running, terminating, and newly finished.
+func (d *decision) classify() podCounts {
+	job := d.in.job
+	completions := completionsOf(job)
+	var c podCounts
+	for _, p := range d.in.pods {
+		if isActive(p) {
+			c.active = append(c.active, p)
+			if kit.IsReady(p) {
+				c.ready++
+			}
+		} else if isTerminating(p) {
+			c.terminating++
+		}
+		failed := isFailed(job, p)
+		if failed && c.failJobMessage == "" && job.Spec.PodFailurePolicy != nil {
+			c.failJobMessage = judgeFailure(job.Spec.PodFailurePolicy, p).failJob
+		}
+		if !d.tracked(p) || (isIndexed(job) && (d.indexOf(p) == noIndex || d.indexOf(p) >= completions)) {
+			continue
+		}
+		if _, ok := d.uncountedSucceeded[p.UID]; !ok && p.Status.Phase == v1.PodSucceeded {
+			c.newSucceeded = append(c.newSucceeded, p)
+		}
+		if _, ok := d.uncountedFailed[p.UID]; !ok && failed {
+			c.newFailed = append(c.newFailed, p)
+			if judgeFailure(job.Spec.PodFailurePolicy, p).counts {
+				c.newCountedFailures++
+			}
+		}
+	}
+	return c
+}
+
+// judgeEnding decides whether the Job is heading to an end, given failed
+// (the failures counted toward backoffLimit) and the message of a FailJob
+// rule a pod matched. The order of the checks is the order in which
+// upstream lets one ending win over another.
+func (d *decision) judgeEnding(failed int32, failJobMessage string) {
+	job, st := d.in.job, &d.status
 	if scm := trueCondition(st, batch.JobSuccessCriteriaMet); scm != nil {
 		d.finishing = scm.DeepCopy()
 	} else if ft := trueCondition(st, batch.JobFailureTarget); ft != nil {
-		d.finishing = newCondition(batch.JobFailed, v1.ConditionTrue, ft.Reason, ft.Message, in.now)
+		d.finishing = newCondition(batch.JobFailed, v1.ConditionTrue, ft.Reason, ft.Message, d.in.now)
 	} else if failJobMessage != "" {
-		d.finishing = newCondition(batch.JobFailureTarget, v1.ConditionTrue, batch.JobReasonPodFailurePolicy, failJobMessage, in.now)
+		d.finishing = newCondition(batch.JobFailureTarget, v1.ConditionTrue, batch.JobReasonPodFailurePolicy, failJobMessage, d.in.now)
+	}
+	if d.finishing != nil {
+		return
+	}
+	switch {
+	case failed > ptr.Deref(job.Spec.BackoffLimit, 6) || d.restartsExceedLimit():
+		d.finishing = d.failureTarget(batch.JobReasonBackoffLimitExceeded, msgBackoffLimit)
+	case d.pastDeadline():
+		d.finishing = d.failureTarget(batch.JobReasonDeadlineExceeded, msgDeadline)
+	case job.Spec.ActiveDeadlineSeconds != nil && !isSuspended(job) && st.StartTime != nil:
+		left := time.Duration(*job.Spec.ActiveDeadlineSeconds)*time.Second - d.in.now.Sub(st.StartTime.Time)
+		d.requeueIn(left)
+	}
+}
+
+// judgeIndexes is judgeEnding's part for an Indexed Job: the succeeded
+// indexes, the failed ones (with backoffLimitPerIndex), and the success
+// policy. It returns the number of succeeded indexes.
+func (d *decision) judgeIndexes(active []*v1.Pod) int32 {
+	job, st := d.in.job, &d.status
+	completions := completionsOf(job)
+	d.prevSucceeded, _ = parseIndexSet(st.CompletedIndexes, completions)
+	var fresh []int
+	for _, p := range d.in.pods {
+		if ix := d.indexOf(p); p.Status.Phase == v1.PodSucceeded && ix != noIndex && ix < completions && hasTrackingFinalizer(p) {
+			fresh = append(fresh, ix)
+		}
+	}
+	d.succeeded = d.prevSucceeded.withIndexes(fresh)
+	if hasPerIndexLimit(job) {
+		d.failedIndexes = d.collectFailedIndexes(completions)
+		if d.finishing == nil {
+			nFailed := d.failedIndexes.count()
+			if job.Spec.MaxFailedIndexes != nil && nFailed > int(*job.Spec.MaxFailedIndexes) {
+				d.finishing = d.failureTarget(batch.JobReasonMaxFailedIndexesExceeded, msgMaxFailedIndexes)
+			} else if nFailed > 0 && nFailed+d.succeeded.count() >= completions {
+				d.finishing = d.failureTarget(batch.JobReasonFailedIndexes, msgFailedIndexes)
+			}
+		}
+		d.holdForReplacement = d.failedPodsAwaitingReplacement(active, completions)
 	}
 	if d.finishing == nil {
-		switch {
-		case failed > ptr.Deref(job.Spec.BackoffLimit, 6) || d.restartsExceedLimit():
-			d.finishing = d.failureTarget(batch.JobReasonBackoffLimitExceeded, msgBackoffLimit)
-		case d.pastDeadline():
-			d.finishing = d.failureTarget(batch.JobReasonDeadlineExceeded, msgDeadline)
-		case job.Spec.ActiveDeadlineSeconds != nil && !isSuspended(job) && st.StartTime != nil:
-			left := time.Duration(*job.Spec.ActiveDeadlineSeconds)*time.Second - in.now.Sub(st.StartTime.Time)
-			d.requeueIn(left)
+		if msg, ok := successPolicyMet(job.Spec.SuccessPolicy, completions, d.succeeded); ok {
+			d.finishing = newCondition(batch.JobSuccessCriteriaMet, v1.ConditionTrue, batch.JobReasonSuccessPolicy, msg, d.in.now)
 		}
 	}
+	return int32(d.succeeded.count())
+}
 
-	if indexed {
-		d.prevSucceeded, _ = parseIndexSet(st.CompletedIndexes, completions)
-		var fresh []int
-		for _, p := range in.pods {
-			if ix := d.indexOf(p); p.Status.Phase == v1.PodSucceeded && ix != noIndex && ix < completions && hasTrackingFinalizer(p) {
-				fresh = append(fresh, ix)
-			}
-		}
-		d.succeeded = d.prevSucceeded.withIndexes(fresh)
-		succeeded = int32(d.succeeded.count())
-		if hasPerIndexLimit(job) {
-			d.failedIndexes = d.collectFailedIndexes(completions)
-			if d.finishing == nil {
-				nFailed := d.failedIndexes.count()
-				if job.Spec.MaxFailedIndexes != nil && nFailed > int(*job.Spec.MaxFailedIndexes) {
-					d.finishing = d.failureTarget(batch.JobReasonMaxFailedIndexesExceeded, msgMaxFailedIndexes)
-				} else if nFailed > 0 && nFailed+d.succeeded.count() >= completions {
-					d.finishing = d.failureTarget(batch.JobReasonFailedIndexes, msgFailedIndexes)
-				}
-			}
-			d.holdForReplacement = d.failedPodsAwaitingReplacement(active, completions)
-		}
-		if d.finishing == nil {
-			if msg, ok := successPolicyMet(job.Spec.SuccessPolicy, completions, d.succeeded); ok {
-				d.finishing = newCondition(batch.JobSuccessCriteriaMet, v1.ConditionTrue, batch.JobReasonSuccessPolicy, msg, in.now)
-			}
-		}
-	}
-
-	nActive := int32(len(active))
+// act decides the pod writes: a Job heading to an end stops every running
+// pod; otherwise its running pods are sized to parallelism and the
+// remaining completions, and it completes, suspends or resumes. It sets the
+// active, ready and terminating counts the Job has once the writes succeed.
+func (d *decision) act(c podCounts, succeeded int32) {
+	job, st := d.in.job, &d.status
+	nActive, terminating, ready := int32(len(c.active)), c.terminating, c.ready
 	if d.finishing != nil {
 		// Stop everything still running; the pods keep their finalizer until
 		// they are counted.
-		for _, p := range active {
+		for _, p := range c.active {
 			d.deleteNow(p, false)
 		}
-		nActive = 0
-		terminating += int32(len(active))
-		ready = 0
-		if !in.settled {
+		nActive, terminating, ready = 0, terminating+int32(len(c.active)), 0
+		if !d.in.settled {
 			// A pod this controller created may not be visible yet: it cannot
 			// have been stopped, so the Job cannot end in this sync.
 			d.finishing = nil
 		}
 	} else {
-		managed := in.settled && job.DeletionTimestamp == nil
+		managed := d.in.settled && job.DeletionTimestamp == nil
 		if managed {
-			nActive, terminating, ready = d.manage(active, succeeded, terminating, ready)
+			nActive, terminating, ready = d.manage(c.active, succeeded, terminating, ready)
 		}
 		var complete bool
 		if job.Spec.Completions == nil {
@@ -377,24 +407,23 @@ func decide(in *syncInput) *decision {
 		}
 		switch {
 		case complete:
-			d.finishing = newCondition(batch.JobSuccessCriteriaMet, v1.ConditionTrue, batch.JobReasonCompletionsReached, msgCompletions, in.now)
+			d.finishing = newCondition(batch.JobSuccessCriteriaMet, v1.ConditionTrue, batch.JobReasonCompletionsReached, msgCompletions, d.in.now)
 		case managed && isSuspended(job):
-			if setCondition(st, batch.JobSuspended, v1.ConditionTrue, reasonJobSuspended, msgJobSuspended, in.now) {
+			if setCondition(st, batch.JobSuspended, v1.ConditionTrue, reasonJobSuspended, msgJobSuspended, d.in.now) {
 				d.events = append(d.events, event{v1.EventTypeNormal, ReasonSuspended, msgJobSuspended})
 				// The deadline counts continuous activity: it starts over on resume.
 				st.StartTime = nil
 			}
 		case managed:
-			if setCondition(st, batch.JobSuspended, v1.ConditionFalse, reasonJobResumed, msgJobResumed, in.now) {
+			if setCondition(st, batch.JobSuspended, v1.ConditionFalse, reasonJobResumed, msgJobResumed, d.in.now) {
 				d.events = append(d.events, event{v1.EventTypeNormal, ReasonResumed, msgJobResumed})
-				st.StartTime = ptr.To(metav1.NewTime(in.now))
+				st.StartTime = ptr.To(metav1.NewTime(d.in.now))
 			}
 		}
 	}
 	st.Active = nActive
 	st.Ready = ptr.To(ready)
 	st.Terminating = ptr.To(terminating)
-	return d
 }
 
 // tracked is a pod whose finalizer still stands for a finish not yet
@@ -520,7 +549,7 @@ func (d *decision) manage(active []*v1.Pod, succeeded, terminating, ready int32)
 			d.deleteNow(p, true)
 			nActive--
 			terminating++
-			if isReady(p) {
+			if kit.IsReady(p) {
 				ready--
 			}
 		}
@@ -813,7 +842,6 @@ func (d *decision) track(out outcome) *tracking {
 	}
 
 	indexed := isIndexed(job)
-	completions := completionsOf(job)
 	pods := in.pods
 	if indexed {
 		pods = slices.Clone(pods)
@@ -828,9 +856,31 @@ func (d *decision) track(out outcome) *tracking {
 	}
 	countRemovedFinalizers(st, t.withFinalizer)
 
-	unc := st.UncountedTerminatedPods
+	newIndexes := d.pickFinalizers(t, pods, finishing)
+	if indexed {
+		done := d.succeeded.withIndexes(newIndexes)
+		st.Succeeded = int32(done.count())
+		st.CompletedIndexes = done.String()
+		if d.failedIndexes != nil {
+			st.FailedIndexes = ptr.To(d.failedIndexes.String())
+		} else {
+			st.FailedIndexes = nil
+		}
+	}
+
+	t.final = d.finalCondition(st, finishing)
+	return t
+}
+
+// pickFinalizers chooses the tracked pods whose finalizer goes in this
+// sync, at most maxUncounted, and records each in t's status: a succeeded
+// pod in uncountedTerminatedPods (or, for an Indexed Job, its index among
+// the returned new indexes), a failed one in uncountedTerminatedPods.
+func (d *decision) pickFinalizers(t *tracking, pods []*v1.Pod, finishing *batch.JobCondition) (newIndexes []int) {
+	job := d.in.job
+	indexed, completions := isIndexed(job), completionsOf(job)
+	unc := t.status.UncountedTerminatedPods
 	failing := finishing != nil && finishing.Type != batch.JobSuccessCriteriaMet
-	var newIndexes []int
 	for _, p := range pods {
 		if !d.tracked(p) {
 			continue
@@ -861,33 +911,27 @@ func (d *decision) track(out outcome) *tracking {
 			break
 		}
 	}
+	return newIndexes
+}
 
-	if indexed {
-		done := d.succeeded.withIndexes(newIndexes)
-		st.Succeeded = int32(done.count())
-		st.CompletedIndexes = done.String()
-		if d.failedIndexes != nil {
-			st.FailedIndexes = ptr.To(d.failedIndexes.String())
-		} else {
-			st.FailedIndexes = nil
-		}
-	}
-
+// finalCondition records in st the interim condition of finishing, when it
+// is new, and returns the final one to add once every finished pod is
+// counted: Failed after FailureTarget, Complete after SuccessCriteriaMet.
+func (d *decision) finalCondition(st *batch.JobStatus, finishing *batch.JobCondition) *batch.JobCondition {
 	switch {
 	case finishing == nil:
+		return nil
 	case finishing.Type == batch.JobFailureTarget:
 		// Record why the Job fails before its pods can disappear.
 		st.Conditions = append(st.Conditions, *finishing)
-		t.final = newCondition(batch.JobFailed, v1.ConditionTrue, finishing.Reason, finishing.Message, in.now)
+		return newCondition(batch.JobFailed, v1.ConditionTrue, finishing.Reason, finishing.Message, d.in.now)
 	case finishing.Type == batch.JobSuccessCriteriaMet:
 		if trueCondition(st, batch.JobSuccessCriteriaMet) == nil {
 			st.Conditions = append(st.Conditions, *finishing)
 		}
-		t.final = newCondition(batch.JobComplete, v1.ConditionTrue, finishing.Reason, finishing.Message, in.now)
-	default:
-		t.final = finishing
+		return newCondition(batch.JobComplete, v1.ConditionTrue, finishing.Reason, finishing.Message, d.in.now)
 	}
-	return t
+	return finishing
 }
 
 // canDropFinalizer: a finished pod's finalizer goes once it is recorded,
@@ -965,4 +1009,18 @@ func (t *tracking) settle(dropped map[types.UID]bool) *settlement {
 		s.events = append(s.events, event{v1.EventTypeWarning, f.Reason, f.Message})
 	}
 	return s
+}
+
+// statusChanged reports whether a status write is needed. Like upstream, a
+// Job's start time alone is not worth a write; it goes with the next one.
+func statusChanged(old, updated *batch.JobStatus) bool {
+	if apiequality.Semantic.DeepEqual(old, updated) {
+		return false
+	}
+	if !reflect.DeepEqual(old.StartTime, updated.StartTime) {
+		withOldStart := *updated
+		withOldStart.StartTime = old.StartTime
+		return !apiequality.Semantic.DeepEqual(old, &withOldStart)
+	}
+	return true
 }

@@ -43,7 +43,7 @@ func benchState(indexedJob bool) (*batch.Job, []*v1.Pod) {
 
 func benchmarkPlan(b *testing.B, indexedJob bool) {
 	job, pods := benchState(indexedJob)
-	in := &syncInput{job: job, pods: pods, now: testNow, settled: true, retry: defaultRetry}
+	in := &observed{job: job, pods: pods, now: testNow, settled: true, retry: defaultRetry}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {

@@ -888,12 +888,12 @@ func TestPlan(t *testing.T) {
 			if tc.retry != nil {
 				retry = *tc.retry
 			}
-			gone := map[types.UID]struct{}{}
+			gone := map[types.UID]bool{}
 			for _, u := range tc.finalizerGone {
-				gone[types.UID(u)] = struct{}{}
+				gone[types.UID(u)] = true
 			}
 			before := tc.job.DeepCopy()
-			got, _ := runPlan(&syncInput{
+			got, _ := runPlan(&observed{
 				job: tc.job, pods: pods, now: testNow, settled: !tc.unsettled,
 				finalizerGone: gone, backoff: tc.backoff, retry: retry,
 			})
@@ -922,7 +922,7 @@ func TestPlanIndexedPodContent(t *testing.T) {
 		j.Spec.Template.Annotations = map[string]string{"note": "kept"}
 		j.Spec.Template.Finalizers = []string{"example.com/keep"}
 	})
-	d := decide(&syncInput{job: job, now: testNow, settled: true, retry: defaultRetry})
+	d := decide(&observed{job: job, now: testNow, settled: true, retry: defaultRetry})
 	if len(d.creates) != 1 {
 		t.Fatalf("creates = %d, want 1", len(d.creates))
 	}
@@ -967,7 +967,7 @@ func TestPlanIndexedPodContent(t *testing.T) {
 
 func TestPlanNonIndexedPodContent(t *testing.T) {
 	job := newTestJob(1, 1)
-	d := decide(&syncInput{job: job, now: testNow, settled: true, retry: defaultRetry})
+	d := decide(&observed{job: job, now: testNow, settled: true, retry: defaultRetry})
 	if len(d.creates) != 1 {
 		t.Fatalf("creates = %d, want 1", len(d.creates))
 	}
@@ -1020,7 +1020,7 @@ func TestPlanPerIndexFailureCounts(t *testing.T) {
 			if tc.failed != nil {
 				pods = append(pods, tc.failed)
 			}
-			d := decide(&syncInput{job: tc.job, pods: pods, now: testNow, settled: true, retry: defaultRetry})
+			d := decide(&observed{job: tc.job, pods: pods, now: testNow, settled: true, retry: defaultRetry})
 			if len(d.creates) != 1 {
 				t.Fatalf("creates = %d, want 1 (requeue %v)", len(d.creates), d.requeue)
 			}
@@ -1061,7 +1061,7 @@ func TestPlanFailJobMessage(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			job := newTestJob(1, 1, failurePolicy(tc.rule))
-			d := decide(&syncInput{job: job, pods: []*v1.Pod{tc.pod(job)}, now: testNow, settled: true, retry: defaultRetry})
+			d := decide(&observed{job: job, pods: []*v1.Pod{tc.pod(job)}, now: testNow, settled: true, retry: defaultRetry})
 			if d.finishing == nil || d.finishing.Message != tc.want || d.finishing.Type != batch.JobFailureTarget {
 				t.Fatalf("finishing = %+v, want FailureTarget %q", d.finishing, tc.want)
 			}
@@ -1071,7 +1071,7 @@ func TestPlanFailJobMessage(t *testing.T) {
 
 func TestPlanOutcomes(t *testing.T) {
 	t.Run("failed creations lower active", func(t *testing.T) {
-		d := decide(&syncInput{job: newTestJob(5, 3), now: testNow, settled: true, retry: defaultRetry})
+		d := decide(&observed{job: newTestJob(5, 3), now: testNow, settled: true, retry: defaultRetry})
 		tr := d.track(outcome{createsFailed: 2})
 		if tr.status.Active != 1 {
 			t.Errorf("active = %d, want 1", tr.status.Active)
@@ -1080,7 +1080,7 @@ func TestPlanOutcomes(t *testing.T) {
 	t.Run("a failed deletion keeps the Job from ending", func(t *testing.T) {
 		job := newTestJob(5, 2, backoffLimit(0))
 		pods := []*v1.Pod{newTestPod(job, "f1", v1.PodFailed), newTestPod(job, "r1", v1.PodRunning, ready)}
-		d := decide(&syncInput{job: job, pods: pods, now: testNow, settled: true, retry: defaultRetry})
+		d := decide(&observed{job: job, pods: pods, now: testNow, settled: true, retry: defaultRetry})
 		tr := d.track(outcome{deletesFailed: 1, readyDeletesFailed: 1})
 		got := viewStatus(tr.status)
 		want := statusView{Active: 1, Ready: 1, UncountedFailed: "f1", FailedIndexes: "<nil>", Started: true}
@@ -1094,7 +1094,7 @@ func TestPlanOutcomes(t *testing.T) {
 	t.Run("finalizers not removed stay uncounted", func(t *testing.T) {
 		job := newTestJob(2, 2)
 		pods := []*v1.Pod{newTestPod(job, "s1", v1.PodSucceeded), newTestPod(job, "s2", v1.PodSucceeded)}
-		d := decide(&syncInput{job: job, pods: pods, now: testNow, settled: true, retry: defaultRetry})
+		d := decide(&observed{job: job, pods: pods, now: testNow, settled: true, retry: defaultRetry})
 		s := d.track(outcome{}).settle(map[types.UID]bool{"s1": true})
 		got := viewStatus(s.status)
 		want := statusView{Succeeded: 1, UncountedSucceeded: "s2", FailedIndexes: "<nil>", Started: true,
@@ -1114,7 +1114,7 @@ func TestPlanCapsUncountedPods(t *testing.T) {
 	for i := range 600 {
 		pods = append(pods, newTestPod(job, fmt.Sprintf("s%03d", i), v1.PodSucceeded))
 	}
-	d := decide(&syncInput{job: job, pods: pods, now: testNow, settled: true, retry: defaultRetry})
+	d := decide(&observed{job: job, pods: pods, now: testNow, settled: true, retry: defaultRetry})
 	tr := d.track(outcome{})
 	if n := len(tr.status.UncountedTerminatedPods.Succeeded); n != maxUncounted {
 		t.Errorf("uncounted = %d, want %d", n, maxUncounted)
@@ -1147,7 +1147,7 @@ func TestPlanCapsUncountedPods(t *testing.T) {
 			rest = append(rest, p)
 		}
 	}
-	got, _ := runPlan(&syncInput{job: next, pods: rest, now: testNow, settled: true, retry: defaultRetry})
+	got, _ := runPlan(&observed{job: next, pods: rest, now: testNow, settled: true, retry: defaultRetry})
 	if !got.Finished || got.Final.Succeeded != 600 {
 		t.Errorf("second sync: finished = %v succeeded = %d, want finished with 600", got.Finished, got.Final.Succeeded)
 	}
@@ -1156,7 +1156,7 @@ func TestPlanCapsUncountedPods(t *testing.T) {
 func TestPlanConditionTimes(t *testing.T) {
 	job := newTestJob(1, 1, startedAt(ago(time.Minute)))
 	pods := []*v1.Pod{newTestPod(job, "s1", v1.PodSucceeded)}
-	d := decide(&syncInput{job: job, pods: pods, now: testNow, settled: true, retry: defaultRetry})
+	d := decide(&observed{job: job, pods: pods, now: testNow, settled: true, retry: defaultRetry})
 	s := d.track(outcome{}).settle(map[types.UID]bool{"s1": true})
 	want := []batch.JobCondition{
 		{Type: batch.JobSuccessCriteriaMet, Status: v1.ConditionTrue, Reason: "CompletionsReached", Message: msgCompletions,

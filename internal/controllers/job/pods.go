@@ -9,6 +9,8 @@ import (
 	batch "k8s.io/api/batch/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"quartet.dev/quartet/internal/controllers/kit"
 )
 
 // noIndex marks a pod without a usable completion index.
@@ -35,20 +37,6 @@ func isActive(p *v1.Pod) bool {
 // isTerminating is a pod being deleted that has not reached a terminal phase.
 func isTerminating(p *v1.Pod) bool {
 	return !isTerminalPhase(p.Status.Phase) && p.DeletionTimestamp != nil
-}
-
-func readyCondition(p *v1.Pod) *v1.PodCondition {
-	for i := range p.Status.Conditions {
-		if p.Status.Conditions[i].Type == v1.PodReady {
-			return &p.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
-func isReady(p *v1.Pod) bool {
-	c := readyCondition(p)
-	return c != nil && c.Status == v1.ConditionTrue
 }
 
 // completionIndexOf reads the batch.kubernetes.io/job-completion-index
@@ -98,7 +86,7 @@ func finishTime(p *v1.Pod) time.Time {
 	if t, ok := containersFinishedAt(p); ok {
 		return t
 	}
-	if c := readyCondition(p); c != nil && c.Status == v1.ConditionFalse && !c.LastTransitionTime.IsZero() {
+	if c := kit.ReadyCondition(p); c != nil && c.Status == v1.ConditionFalse && !c.LastTransitionTime.IsZero() {
 		return c.LastTransitionTime.Time
 	}
 	if p.DeletionTimestamp != nil {
@@ -219,7 +207,7 @@ func deleteFirst(a, b *v1.Pod) bool {
 	if ra, rb := phaseRank(a.Status.Phase), phaseRank(b.Status.Phase); ra != rb {
 		return ra < rb
 	}
-	readyA, readyB := readyCondition(a), readyCondition(b)
+	readyA, readyB := kit.ReadyCondition(a), kit.ReadyCondition(b)
 	okA := readyA != nil && readyA.Status == v1.ConditionTrue
 	okB := readyB != nil && readyB.Status == v1.ConditionTrue
 	if okA != okB {

@@ -63,7 +63,7 @@ func Claim[T metav1.Object](ctx context.Context, c Claims[T], owner metav1.Objec
 	var errs []error
 	for _, obj := range c.Adopt {
 		if err := canAdopt(); err != nil {
-			errs = append(errs, fmt.Errorf("adopting %s/%s: %w", obj.GetNamespace(), obj.GetName(), err))
+			errs = append(errs, fmt.Errorf("can't adopt %s/%s: %w", obj.GetNamespace(), obj.GetName(), err))
 			break
 		}
 		adopted, err := patch(ctx, obj, adoptPatch(owner, gvk, obj.GetUID(), finalizers))

@@ -14,6 +14,14 @@ import (
 	"k8s.io/klog/v2"
 )
 
+// The reasons of the events a PodWriter records, upstream's.
+const (
+	ReasonSuccessfulCreate = "SuccessfulCreate"
+	ReasonFailedCreate     = "FailedCreate"
+	ReasonSuccessfulDelete = "SuccessfulDelete"
+	ReasonFailedDelete     = "FailedDelete"
+)
+
 // PodWriter is every pod write of the DaemonSet and Job controllers, which
 // report creations and deletions on the owner with upstream's events.
 type PodWriter interface {
@@ -49,12 +57,12 @@ func (w *ClientPodWriter) CreatePod(ctx context.Context, owner Owner, pod *v1.Po
 	created, err := w.Client.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	if err != nil {
 		if !apierrors.HasStatusCause(err, v1.NamespaceTerminatingCause) {
-			w.Recorder.Eventf(owner, v1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
+			w.Recorder.Eventf(owner, v1.EventTypeWarning, ReasonFailedCreate, "Error creating: %v", err)
 		}
 		return nil, err
 	}
 	klog.FromContext(ctx).V(4).Info("Created pod", "owner", klog.KObj(owner), "pod", klog.KObj(created))
-	w.Recorder.Eventf(owner, v1.EventTypeNormal, "SuccessfulCreate", "Created pod: %v", created.Name)
+	w.Recorder.Eventf(owner, v1.EventTypeNormal, ReasonSuccessfulCreate, "Created pod: %v", created.Name)
 	return created, nil
 }
 
@@ -70,10 +78,10 @@ func (w *ClientPodWriter) DeletePod(ctx context.Context, owner Owner, namespace,
 	case apierrors.IsNotFound(err):
 		return err
 	case err != nil:
-		w.Recorder.Eventf(owner, v1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
+		w.Recorder.Eventf(owner, v1.EventTypeWarning, ReasonFailedDelete, "Error deleting: %v", err)
 		return fmt.Errorf("unable to delete pod %s: %w", name, err)
 	}
-	w.Recorder.Eventf(owner, v1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %v", name)
+	w.Recorder.Eventf(owner, v1.EventTypeNormal, ReasonSuccessfulDelete, "Deleted pod: %v", name)
 	return nil
 }
 
