@@ -227,8 +227,8 @@ func (h *harness) logf(format string, args ...any) {
 // session starts one cluster in one mode, runs the session's scenarios
 // in it and stops it.
 func (h *harness) session(ctx context.Context, s Session, mode Mode, round int) map[string]Run {
-	out := map[string]Run{}
 	failAll := func(err error) map[string]Run {
+		out := map[string]Run{}
 		for _, sc := range s.Scenarios {
 			if mode == ModeUpstream && sc.QuartetOnly {
 				continue
@@ -240,51 +240,70 @@ func (h *harness) session(ctx context.Context, s Session, mode Mode, round int) 
 		return out
 	}
 	h.logf("%s, round %d, %s mode: starting `quartet up %s`", s.Name, round+1, mode, strings.Join(s.Args, " "))
-	// A cluster that fails to start is tried once more: one sample lost to
-	// a start-up crash would weaken the medians; both attempts are logged.
-	var c *cluster.Cluster
-	var t0 time.Time
-	var err error
-	for attempt := 1; attempt <= 2; attempt++ {
-		t0 = time.Now()
-		c, err = cluster.Start(cluster.Options{
-			Args:         append([]string{"--workload-controllers=" + string(mode)}, s.Args...),
-			Log:          h.opts.ClusterLog,
-			ReadyTimeout: 20 * time.Minute,
-		})
-		if err == nil {
-			break
-		}
-		h.logf("  cluster did not start (attempt %d): %s", attempt, gist(err.Error()))
-	}
+	c, cold, err := h.startCluster(s, mode)
 	if err != nil {
 		return failAll(err)
 	}
-	cold := time.Since(t0)
 	h.logf("  ready in %.1fs (pid %d)", cold.Seconds(), c.Pid())
 	defer func() {
 		if err := c.Cleanup(); err != nil {
 			h.logf("  cleanup: %v", err)
 		}
 	}()
-	client, err := benchClient(c)
+	e, err := h.env(ctx, c, mode, cold)
 	if err != nil {
 		return failAll(err)
+	}
+	return h.runScenarios(ctx, e, s, mode)
+}
+
+// startCluster starts the session's cluster. A cluster that fails to
+// start is tried once more: one sample lost to a start-up crash would
+// weaken the medians; both attempts are logged. It returns how long the
+// start that worked took.
+func (h *harness) startCluster(s Session, mode Mode) (*cluster.Cluster, time.Duration, error) {
+	var err error
+	for attempt := 1; attempt <= 2; attempt++ {
+		t0 := time.Now()
+		var c *cluster.Cluster
+		c, err = cluster.Start(cluster.Options{
+			Args:         append([]string{"--workload-controllers=" + string(mode)}, s.Args...),
+			Log:          h.opts.ClusterLog,
+			ReadyTimeout: 20 * time.Minute,
+		})
+		if err == nil {
+			return c, time.Since(t0), nil
+		}
+		h.logf("  cluster did not start (attempt %d): %s", attempt, gist(err.Error()))
+	}
+	return nil, 0, err
+}
+
+// env is what the scenarios of a session get: the cluster and its clients.
+func (h *harness) env(ctx context.Context, c *cluster.Cluster, mode Mode, cold time.Duration) (*Env, error) {
+	client, err := benchClient(c)
+	if err != nil {
+		return nil, err
 	}
 	ctl, err := control.NewClient(datadir.Dir(c.DataDir).ControlSocket())
 	if err != nil {
-		return failAll(err)
+		return nil, err
 	}
 	ceiling, err := ceilingClient(ctx, c, client)
 	if err != nil {
-		return failAll(err)
+		return nil, err
 	}
 	e := &Env{Mode: mode, Size: h.size, Quick: h.opts.Quick, Cluster: c, Client: client, CeilingClient: ceiling, Control: ctl,
 		Shared: map[string]any{"cold-start": cold}, debug: h.opts.DebugRequests, progress: h.opts.Progress}
 	e.Logf = func(format string, args ...any) { h.logf("    "+format, args...) }
+	return e, nil
+}
 
-	// A scenario acting at a minute boundary is set up first; the others
-	// run while they fit before it.
+// runScenarios runs the session's scenarios in e's cluster. A scenario
+// acting at a minute boundary is set up first; the others run while they
+// fit before it.
+func (h *harness) runScenarios(ctx context.Context, e *Env, s Session, mode Mode) map[string]Run {
+	out := map[string]Run{}
 	var atMinute *Scenario
 	var atMinuteEnv *Env
 	finishMinute := func() {
@@ -320,15 +339,13 @@ func (h *harness) session(ctx context.Context, s Session, mode Mode, round int) 
 		se := e.forScenario(sc)
 		if sc.AtMinute {
 			finishMinute()
-			if err := h.setup(ctx, se, sc); err != nil {
-				out[sc.ID] = failed(err)
-				continue
-			}
-			atMinute, atMinuteEnv = sc, se
-			continue
 		}
 		if err := h.setup(ctx, se, sc); err != nil {
 			out[sc.ID] = failed(err)
+			continue
+		}
+		if sc.AtMinute {
+			atMinute, atMinuteEnv = sc, se
 			continue
 		}
 		out[sc.ID] = h.scenarioAfterSetup(ctx, se, sc)

@@ -483,56 +483,8 @@ func cronScenario(s Size) *Scenario {
 				return j
 			}}
 		},
-		Setup: func(ctx context.Context, e *Env) error {
-			var minute atomic.Int64
-			due := func(j *batchv1.Job) bool {
-				m := minute.Load()
-				return m != 0 && strings.HasSuffix(j.Name, fmt.Sprintf("-%d", m))
-			}
-			tr, err := trackJobs(context.WithoutCancel(ctx), e, map[string]func(*batchv1.Job) bool{"due": due})
-			if err != nil {
-				return err
-			}
-			e.SetData(&cronState{jobs: tr, boundary: &minute})
-			err = parallel(ctx, n, s.CreateWorkers, func(ctx context.Context, i int) error {
-				_, err := e.Client.BatchV1().CronJobs(e.NS).Create(ctx, cronJob(fmt.Sprintf("tick-%d", i), "*/1 * * * *"), metav1.CreateOptions{})
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			// The first whole minute at least 5 s away: the controllers have
-			// seen every CronJob, and no earlier minute is measured.
-			now := time.Now()
-			b := now.Truncate(time.Minute).Add(time.Minute)
-			if b.Sub(now) < 5*time.Second {
-				b = b.Add(time.Minute)
-			}
-			minute.Store(b.Unix() / 60)
-			e.SetBoundary(b)
-			return nil
-		},
-		Run: func(ctx context.Context, e *Env) (map[string]float64, error) {
-			st := e.Data().(*cronState)
-			defer st.jobs.Stop()
-			b := e.Boundary()
-			wctx, cancel := context.WithDeadline(ctx, b.Add(cronDeadline))
-			defer cancel()
-			_, waitErr := st.jobs.Wait(wctx, "every CronJob's Job", func(v View[*batchv1.Job]) bool { return v.Ever("due") >= n })
-			var lags []float64
-			for _, seen := range st.jobs.Firsts("due") {
-				lags = append(lags, ms(seen.At.Sub(b)))
-			}
-			missing := n - len(lags)
-			for range missing {
-				lags = append(lags, ms(cronDeadline)) // censored at the deadline
-			}
-			out := map[string]float64{"p50": Percentile(lags, 50), "p99": Percentile(lags, 99), "all": Percentile(lags, 100)}
-			if waitErr != nil {
-				return out, fmt.Errorf("%d of %d CronJobs made no Job within %s of the minute (counted as %s)", missing, n, cronDeadline, cronDeadline)
-			}
-			return out, nil
-		},
+		Setup: func(ctx context.Context, e *Env) error { return cronSetup(ctx, e, s) },
+		Run:   func(ctx context.Context, e *Env) (map[string]float64, error) { return cronRun(ctx, e, n) },
 		Teardown: func(ctx context.Context, e *Env) error {
 			// Suspend, so they fire no more while later scenarios run.
 			return parallel(ctx, n, s.CreateWorkers, func(ctx context.Context, i int) error {
@@ -542,6 +494,62 @@ func cronScenario(s Size) *Scenario {
 			})
 		},
 	}
+}
+
+// cronSetup creates the CronJobs and the tracker of their Jobs, and picks
+// the minute the scenario measures.
+func cronSetup(ctx context.Context, e *Env, s Size) error {
+	n := s.CronJobs
+	var minute atomic.Int64
+	due := func(j *batchv1.Job) bool {
+		m := minute.Load()
+		return m != 0 && strings.HasSuffix(j.Name, fmt.Sprintf("-%d", m))
+	}
+	tr, err := trackJobs(context.WithoutCancel(ctx), e, map[string]func(*batchv1.Job) bool{"due": due})
+	if err != nil {
+		return err
+	}
+	e.SetData(&cronState{jobs: tr, boundary: &minute})
+	err = parallel(ctx, n, s.CreateWorkers, func(ctx context.Context, i int) error {
+		_, err := e.Client.BatchV1().CronJobs(e.NS).Create(ctx, cronJob(fmt.Sprintf("tick-%d", i), "*/1 * * * *"), metav1.CreateOptions{})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	// The first whole minute at least 5 s away: the controllers have
+	// seen every CronJob, and no earlier minute is measured.
+	now := time.Now()
+	b := now.Truncate(time.Minute).Add(time.Minute)
+	if b.Sub(now) < 5*time.Second {
+		b = b.Add(time.Minute)
+	}
+	minute.Store(b.Unix() / 60)
+	e.SetBoundary(b)
+	return nil
+}
+
+// cronRun waits for every CronJob's Job of the minute and returns the lags.
+func cronRun(ctx context.Context, e *Env, n int) (map[string]float64, error) {
+	st := e.Data().(*cronState)
+	defer st.jobs.Stop()
+	b := e.Boundary()
+	wctx, cancel := context.WithDeadline(ctx, b.Add(cronDeadline))
+	defer cancel()
+	_, waitErr := st.jobs.Wait(wctx, "every CronJob's Job", func(v View[*batchv1.Job]) bool { return v.Ever("due") >= n })
+	var lags []float64
+	for _, seen := range st.jobs.Firsts("due") {
+		lags = append(lags, ms(seen.At.Sub(b)))
+	}
+	missing := n - len(lags)
+	for range missing {
+		lags = append(lags, ms(cronDeadline)) // censored at the deadline
+	}
+	out := map[string]float64{"p50": Percentile(lags, 50), "p99": Percentile(lags, 99), "all": Percentile(lags, 100)}
+	if waitErr != nil {
+		return out, fmt.Errorf("%d of %d CronJobs made no Job within %s of the minute (counted as %s)", missing, n, cronDeadline, cronDeadline)
+	}
+	return out, nil
 }
 
 // scaleScenario: many sim pods bound round-robin to the session's nodes
