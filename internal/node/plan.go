@@ -169,9 +169,10 @@ func (w *waker) after() time.Duration {
 
 // specContainer is a container of the pod spec with its role.
 type specContainer struct {
-	c       *v1.Container
-	init    bool
-	sidecar bool
+	c         *v1.Container
+	init      bool
+	sidecar   bool
+	ephemeral bool
 }
 
 func podContainers(pod *v1.Pod) []specContainer {
@@ -182,6 +183,18 @@ func podContainers(pod *v1.Pod) []specContainer {
 	}
 	for i := range pod.Spec.Containers {
 		out = append(out, specContainer{c: &pod.Spec.Containers[i]})
+	}
+	return out
+}
+
+// ephemeralContainers are the pod's ephemeral containers (`kubectl debug`)
+// as containers: they run once, are never restarted, and take no part in
+// the pod's phase or readiness.
+func ephemeralContainers(pod *v1.Pod) []specContainer {
+	out := make([]specContainer, 0, len(pod.Spec.EphemeralContainers))
+	for i := range pod.Spec.EphemeralContainers {
+		c := v1.Container(pod.Spec.EphemeralContainers[i].EphemeralContainerCommon)
+		out = append(out, specContainer{c: &c, ephemeral: true})
 	}
 	return out
 }
@@ -358,6 +371,9 @@ func planPod(in planInput) podPlan {
 			if sc.sidecar && regularRunning {
 				continue
 			}
+			planStop(sc.c.Name, st.Containers[sc.c.Name], grace, fmt.Sprintf("Stopping container %s", sc.c.Name), now, &p, &w)
+		}
+		for _, sc := range ephemeralContainers(pod) {
 			planStop(sc.c.Name, st.Containers[sc.c.Name], grace, fmt.Sprintf("Stopping container %s", sc.c.Name), now, &p, &w)
 		}
 	}
@@ -645,6 +661,12 @@ func planRun(in planInput, containers []specContainer, views map[string]*contain
 		}
 		if views[sc.c.Name].backoff != nil {
 			done = false
+		}
+	}
+	// Ephemeral containers start once the pod has started, and never again.
+	for _, sc := range ephemeralContainers(pod) {
+		if cs := st.peek(sc.c.Name); cs.Current == nil {
+			start(sc, cs)
 		}
 	}
 	return done

@@ -57,6 +57,15 @@ func withSidecar(name string, startupDelay int32) podOpt {
 	}
 }
 
+func withDebugger(name, target string) podOpt {
+	return func(p *v1.Pod) {
+		p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, v1.EphemeralContainer{
+			EphemeralContainerCommon: v1.EphemeralContainerCommon{Name: name, Image: "busybox", Stdin: true, TTY: true},
+			TargetContainerName:      target,
+		})
+	}
+}
+
 func deleting(grace int64) podOpt {
 	return func(p *v1.Pod) {
 		ts := metav1.NewTime(at(0))
@@ -153,7 +162,8 @@ func summarize(p podPlan) summary {
 		s.Phase, s.Reason = p.Status.Phase, p.Status.Reason
 		s.Ready = cond(p.Status, v1.PodReady).Status
 		s.Initialized = cond(p.Status, v1.PodInitialized).Status
-		for _, c := range append(append([]v1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+		all := append(append([]v1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...)
+		for _, c := range append(all, p.Status.EphemeralContainerStatuses...) {
 			s.States = append(s.States, stateString(c))
 		}
 	}
@@ -188,6 +198,28 @@ func TestPlanPod(t *testing.T) {
 			want: summary{PrepareNetwork: true, Phase: v1.PodPending, Ready: v1.ConditionFalse, Initialized: v1.ConditionTrue,
 				Events: []string{"NetworkNotReady: network is not ready: node node-1 has no podCIDR yet"},
 				States: []string{"c=waiting/ContainerCreating"}, RequeueAfter: time.Second},
+		},
+		"an ephemeral container starts once the pod runs": {
+			pod:   testPod(withDebugger("dbg", "c")),
+			state: stateOf(map[string]*containerState{"c": {Current: simRunning(0)}, "dbg": {}}),
+			now:   at(5),
+			want: summary{Starts: []startAction{{Name: "dbg", Kind: runtime.KindSim}}, Phase: v1.PodRunning, Ready: v1.ConditionTrue,
+				Initialized: v1.ConditionTrue, States: []string{"c=running/ready", "dbg=waiting/ContainerCreating"}},
+		},
+		"an ended ephemeral container is not restarted and does not end the pod": {
+			pod:   testPod(withDebugger("dbg", "c")),
+			state: stateOf(map[string]*containerState{"c": {Current: simRunning(0)}, "dbg": {Current: exited("sim://d1", 3, 1, 4)}}),
+			now:   at(5),
+			want: summary{Phase: v1.PodRunning, Ready: v1.ConditionTrue, Initialized: v1.ConditionTrue,
+				States: []string{"c=running/ready", "dbg=terminated/Error/3"}},
+		},
+		"a deleted pod stops its ephemeral containers too": {
+			pod:   testPod(withDebugger("dbg", "c"), deleting(30)),
+			state: stateOf(map[string]*containerState{"c": {Current: simRunning(0)}, "dbg": {Current: &attempt{ID: "sim://d1", Sim: true, Running: true, StartedAt: at(1)}}}),
+			now:   at(5),
+			want: summary{Stops: []stopAction{{Name: "c", Grace: 30 * time.Second, Message: "Stopping container c"}, {Name: "dbg", Grace: 30 * time.Second, Message: "Stopping container dbg"}},
+				Phase: v1.PodRunning, Ready: v1.ConditionTrue, Initialized: v1.ConditionTrue,
+				States: []string{"c=running/ready", "dbg=running"}, RequeueAfter: 30 * time.Second},
 		},
 		"network ready: start the container": {
 			pod:   testPod(),

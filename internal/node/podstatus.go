@@ -95,6 +95,16 @@ func buildStatus(in planInput, containers []specContainer, views map[string]*con
 		}
 	}
 
+	for _, sc := range ephemeralContainers(pod) {
+		cs := st.peek(sc.c.Name)
+		running := cs.Current != nil && cs.Current.Running
+		status := containerStatus(sc, cs, &containerView{started: running}, reasonContainerCreate)
+		if o := findStatus(old.EphemeralContainerStatuses, sc.c.Name); o != nil && cs.Current == nil && cs.Waiting == nil && o.State.Terminated != nil {
+			status = *o.DeepCopy()
+		}
+		s.EphemeralContainerStatuses = append(s.EphemeralContainerStatuses, status)
+	}
+
 	s.Phase = podPhase(pod, s.InitContainerStatuses, s.ContainerStatuses, podIsTerminal, st)
 	if podIsTerminal {
 		// As the kubelet finishes a pod it stopped: every container that
@@ -173,6 +183,15 @@ func buildStatus(in planInput, containers []specContainer, views map[string]*con
 	add(containersReady)
 	add(v1.PodCondition{Type: v1.PodScheduled, Status: v1.ConditionTrue})
 	return s
+}
+
+func findStatus(list []v1.ContainerStatus, name string) *v1.ContainerStatus {
+	for i := range list {
+		if list[i].Name == name {
+			return &list[i]
+		}
+	}
+	return nil
 }
 
 func containerStatus(sc specContainer, cs *containerState, view *containerView, defaultWaiting string) v1.ContainerStatus {

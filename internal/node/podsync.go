@@ -188,7 +188,7 @@ func (h *Host) syncPod(ctx context.Context, uid types.UID) (time.Duration, error
 // and how each container would run now.
 func (h *Host) observe(ctx context.Context, rec *podRecord, pod *v1.Pod) {
 	st := rec.state
-	for _, sc := range podContainers(pod) {
+	for _, sc := range append(podContainers(pod), ephemeralContainers(pod)...) {
 		name := sc.c.Name
 		cs := st.container(name)
 		if a := cs.Current; a != nil && a.Running {
@@ -389,6 +389,9 @@ func (h *Host) startContainer(ctx context.Context, rec *podRecord, pod *v1.Pod, 
 	defer func() { runAll(held) }()
 	spec, err := h.containerSpec(ctx, rec, pod, c, kind, img, &held)
 	if err == nil {
+		spec.PIDNamespacePath = targetPIDNamespace(rec, pod, act.Name)
+	}
+	if err == nil {
 		var warnings []string
 		warnings, err = applySecurity(pod, c, spec, h.imageUID(kind), kind != runtime.KindProcess || h.isolated)
 		for _, w := range warnings {
@@ -457,6 +460,32 @@ func (h *Host) pruneLogs(rec *podRecord, name string, cs *containerState) {
 	}
 }
 
+// targetPIDNamespace is the PID namespace an ephemeral container shares
+// with its target (`kubectl debug --target`): that of the target's running
+// process, or "" (its own) when it has none.
+func targetPIDNamespace(rec *podRecord, pod *v1.Pod, name string) string {
+	for _, ec := range pod.Spec.EphemeralContainers {
+		if ec.Name != name || ec.TargetContainerName == "" {
+			continue
+		}
+		rec.mu.Lock()
+		inst := rec.instances[ec.TargetContainerName]
+		rec.mu.Unlock()
+		if inst == nil {
+			return ""
+		}
+		if _, done := inst.Exited(); done {
+			return ""
+		}
+		if p, ok := inst.(interface{ Pid() int }); ok && p.Pid() > 0 {
+			return fmt.Sprintf("/proc/%d/ns/pid", p.Pid())
+		}
+	}
+	return ""
+}
+
+// findContainer returns the container of the pod spec with this name (an
+// ephemeral container as a container), or nil.
 func findContainer(pod *v1.Pod, name string) *v1.Container {
 	for i := range pod.Spec.InitContainers {
 		if pod.Spec.InitContainers[i].Name == name {
@@ -466,6 +495,12 @@ func findContainer(pod *v1.Pod, name string) *v1.Container {
 	for i := range pod.Spec.Containers {
 		if pod.Spec.Containers[i].Name == name {
 			return &pod.Spec.Containers[i]
+		}
+	}
+	for i := range pod.Spec.EphemeralContainers {
+		if pod.Spec.EphemeralContainers[i].Name == name {
+			c := v1.Container(pod.Spec.EphemeralContainers[i].EphemeralContainerCommon)
+			return &c
 		}
 	}
 	return nil

@@ -31,7 +31,7 @@ type kubectlBin struct {
 	env  []string
 }
 
-func kubectls(t *testing.T, c *cluster.Cluster) []kubectlBin {
+func kubectls(t testing.TB, c *cluster.Cluster) []kubectlBin {
 	env := append(os.Environ(), "KUBECONFIG="+c.Kubeconfig)
 	bins := []kubectlBin{{name: "quartet-kubectl", argv: []string{c.Bin, "kubectl"}, env: env}}
 	if p, err := exec.LookPath("/usr/bin/kubectl"); err == nil {
@@ -70,7 +70,7 @@ func (k kubectlBin) run(ctx context.Context, stdin string, args ...string) (stri
 
 // buildPodServer builds test/podserver into a directory the test's pods
 // mount (a container sees the host's programs, but not the host's /tmp).
-func buildPodServer(t *testing.T) string {
+func buildPodServer(t testing.TB) string {
 	t.Helper()
 	root, err := cluster.RepoRoot()
 	if err != nil {
@@ -164,6 +164,7 @@ func TestExecPortForwardCp(t *testing.T) {
 			testCp(t, ctx, k)
 			testPortForward(t, ctx, k)
 			testAttach(t, ctx, c, k)
+			testDebug(t, ctx, c, k)
 			testExecErrors(t, ctx, k)
 		})
 	}
@@ -193,7 +194,7 @@ type ptySession struct {
 	out bytes.Buffer
 }
 
-func startPTY(t *testing.T, cmd *exec.Cmd, rows, cols uint16) *ptySession {
+func startPTY(t testing.TB, cmd *exec.Cmd, rows, cols uint16) *ptySession {
 	t.Helper()
 	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: rows, Cols: cols})
 	if err != nil {
@@ -227,7 +228,7 @@ func (s *ptySession) output() string {
 }
 
 // expect waits (at most a minute) until the terminal has shown want.
-func (s *ptySession) expect(t *testing.T, ctx context.Context, want string) {
+func (s *ptySession) expect(t testing.TB, ctx context.Context, want string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -300,7 +301,7 @@ func testCp(t *testing.T, ctx context.Context, k kubectlBin) {
 
 // startPortForward runs kubectl port-forward until the test ends and
 // returns once it forwards.
-func startPortForward(t *testing.T, ctx context.Context, k kubectlBin, args ...string) *ptySession {
+func startPortForward(t testing.TB, ctx context.Context, k kubectlBin, args ...string) *ptySession {
 	t.Helper()
 	cmd := k.command(ctx, append([]string{"port-forward"}, args...)...)
 	s := startPTY(t, cmd, 24, 200)
@@ -404,6 +405,27 @@ spec:
 		t.Errorf("kubectl run -it --rm: %v\n%s", err, s.output())
 	}
 	s.expect(t, ctx, `pod "`+tty+`" deleted`)
+}
+
+// testDebug runs an ephemeral container in the web pod that shares the
+// server container's processes, and finds it in the pod's status.
+func testDebug(t *testing.T, ctx context.Context, c *cluster.Cluster, k kubectlBin) {
+	name := "dbg-" + k.name
+	s := startPTY(t, k.command(ctx, "debug", "-it", "web", "--image=busybox", "--target=web", "-c", name), 40, 100)
+	s.expect(t, ctx, "If you don't see a command prompt, try pressing enter.")
+	_, _ = io.WriteString(s.pty, "\n")
+	s.expect(t, ctx, "# ")
+	_, _ = io.WriteString(s.pty, "ps -e -o args | grep -c '^/podserver/podserver'\n")
+	s.expect(t, ctx, "\r\n1\r\n")
+	_, _ = io.WriteString(s.pty, "exit 4\n")
+	if err := s.cmd.Wait(); err != nil {
+		t.Errorf("kubectl debug -it: %v\n%s", err, s.output())
+	}
+	waitFor(t, ctx, name+" terminated with exit code 4 in the pod's status", func() (bool, string) {
+		out, err := c.Kubectl(ctx, "", "get", "pod", "web", "-o",
+			`jsonpath={.status.ephemeralContainerStatuses[?(@.name=="`+name+`")].state.terminated.exitCode}`)
+		return err == nil && out == "4", out
+	})
 }
 
 func testExecErrors(t *testing.T, ctx context.Context, k kubectlBin) {

@@ -15,7 +15,7 @@ import (
 
 // start runs `quartet up` for the test and stops it (checking that nothing
 // is left behind) when the test ends.
-func start(t *testing.T, opts cluster.Options) *cluster.Cluster {
+func start(t testing.TB, opts cluster.Options) *cluster.Cluster {
 	t.Helper()
 	c, err := cluster.Start(opts)
 	if err != nil {
@@ -33,7 +33,7 @@ func start(t *testing.T, opts cluster.Options) *cluster.Cluster {
 }
 
 // kubectl runs `quartet kubectl` and fails the test on error.
-func kubectl(t *testing.T, c *cluster.Cluster, stdin string, args ...string) string {
+func kubectl(t testing.TB, c *cluster.Cluster, stdin string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -46,7 +46,7 @@ func kubectl(t *testing.T, c *cluster.Cluster, stdin string, args ...string) str
 
 // waitFor polls cond every 200 ms until it holds or ctx ends; on timeout it
 // fails with what cond last saw.
-func waitFor(t *testing.T, ctx context.Context, what string, cond func() (bool, string)) {
+func waitFor(t testing.TB, ctx context.Context, what string, cond func() (bool, string)) {
 	t.Helper()
 	var last string
 	for {

@@ -67,6 +67,9 @@ type ContainerSpec struct {
 	// Hostname is the pod's hostname, set in the container's UTS namespace
 	// when the runtime isolates containers.
 	Hostname string
+	// PIDNamespacePath, when set, is the PID namespace (an nsfs file) the
+	// container joins instead of its own: an ephemeral container's target's.
+	PIDNamespacePath string
 	// NetNSPath is the pod's network namespace (a bind-mounted nsfs file)
 	// that the container joins; "" is the host's network.
 	NetNSPath string

@@ -453,7 +453,7 @@ func (m *Manager) ociSpec(spec *runtime.ContainerSpec, root Root) (*specs.Spec, 
 			Resources:   &specs.LinuxResources{},
 		},
 	}
-	ns := []specs.LinuxNamespace{{Type: specs.MountNamespace}, {Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}}
+	ns := []specs.LinuxNamespace{{Type: specs.MountNamespace}, {Type: specs.PIDNamespace, Path: spec.PIDNamespacePath}, {Type: specs.IPCNamespace}}
 	if spec.Hostname != "" {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.UTSNamespace})
 	}
