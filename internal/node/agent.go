@@ -38,8 +38,10 @@ const (
 	leaseNamespace       = "kube-node-lease"
 	// KubeletVersion is what Nodes report as status.nodeInfo.kubeletVersion.
 	KubeletVersion = "v1.37.2"
-	hostIP         = "127.0.0.1"
-	maxPods        = 110
+	// hostIP is the host's loopback address: the node IP by default, and
+	// where probes of pods without a network of their own go.
+	hostIP  = "127.0.0.1"
+	maxPods = 110
 )
 
 func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
@@ -215,7 +217,7 @@ func machineCapacity(dataDir string, override v1.ResourceList) v1.ResourceList {
 
 // nodeStatus is the status an agent reports (pure apart from its inputs).
 // Heartbeat times are set to now; transition times are kept from old.
-func nodeStatus(name string, capacity v1.ResourceList, port int, runtimeVersion, kernel string, old *v1.NodeStatus, now time.Time) v1.NodeStatus {
+func nodeStatus(name, nodeIP string, capacity v1.ResourceList, port int, runtimeVersion, kernel string, old *v1.NodeStatus, now time.Time) v1.NodeStatus {
 	t := metav1.NewTime(now)
 	conds := []v1.NodeCondition{
 		{Type: v1.NodeMemoryPressure, Status: v1.ConditionFalse, Reason: "KubeletHasSufficientMemory", Message: "kubelet has sufficient memory available"},
@@ -240,7 +242,7 @@ func nodeStatus(name string, capacity v1.ResourceList, port int, runtimeVersion,
 		Allocatable: capacity.DeepCopy(),
 		Conditions:  conds,
 		Addresses: []v1.NodeAddress{
-			{Type: v1.NodeInternalIP, Address: hostIP},
+			{Type: v1.NodeInternalIP, Address: nodeIP},
 			{Type: v1.NodeHostName, Address: name},
 		},
 		DaemonEndpoints: v1.NodeDaemonEndpoints{KubeletEndpoint: v1.DaemonEndpoint{Port: int32(port)}},
@@ -333,7 +335,7 @@ func (a *agent) syncStatus(ctx context.Context, node *v1.Node, now time.Time, fo
 	if node != nil {
 		old = node.Status.DeepCopy()
 	}
-	want := nodeStatus(a.name, machineCapacity(a.host.cfg.DataDir, a.spec.Capacity), port, a.runtimeVersion(), kernelVersion(), old, now)
+	want := nodeStatus(a.name, a.host.cfg.NodeIP, machineCapacity(a.host.cfg.DataDir, a.spec.Capacity), port, a.runtimeVersion(), kernelVersion(), old, now)
 	if !force && sameIgnoringHeartbeats(old, &want) && now.Sub(lastReport) < statusReportInterval {
 		return nil
 	}
@@ -470,7 +472,7 @@ func (a *agent) serve() error {
 	if a.host.cfg.ServingCert == nil {
 		return nil
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(hostIP, "0"))
+	ln, err := net.Listen("tcp", net.JoinHostPort(a.host.cfg.NodeIP, "0"))
 	if err != nil {
 		return err
 	}

@@ -239,7 +239,7 @@ func sortedKeys(m map[string]string) []string {
 func (h *Host) envValueFrom(ctx context.Context, objs *objectCache, pod *v1.Pod, c *v1.Container, podIP string, src *v1.EnvVarSource) (string, bool, error) {
 	switch {
 	case src.FieldRef != nil:
-		v, err := podFieldValue(pod, src.FieldRef.FieldPath, podIP)
+		v, err := podFieldValue(pod, src.FieldRef.FieldPath, podIP, h.cfg.NodeIP)
 		return v, false, err
 	case src.ResourceFieldRef != nil:
 		v, err := h.resourceFieldValue(pod, c, src.ResourceFieldRef)
@@ -288,7 +288,7 @@ func (h *Host) envValueFrom(ctx context.Context, objs *objectCache, pod *v1.Pod,
 }
 
 // podFieldValue resolves a downward-API fieldRef.
-func podFieldValue(pod *v1.Pod, path, podIP string) (string, error) {
+func podFieldValue(pod *v1.Pod, path, podIP, nodeIP string) (string, error) {
 	if k, ok := subscript(path, "metadata.labels"); ok {
 		return pod.Labels[k], nil
 	}
@@ -311,7 +311,7 @@ func podFieldValue(pod *v1.Pod, path, podIP string) (string, error) {
 	case "spec.serviceAccountName":
 		return pod.Spec.ServiceAccountName, nil
 	case "status.hostIP", "status.hostIPs":
-		return hostIP, nil
+		return nodeIP, nil
 	case "status.podIP", "status.podIPs":
 		return podIP, nil
 	}

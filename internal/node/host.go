@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -67,6 +68,11 @@ type HostConfig struct {
 	// PodDNS is the address pods in a sandbox ask for cluster DNS, on port
 	// 53 (the kube-dns ClusterIP, or the host's address on the pod bridge).
 	PodDNS string
+	// NodeIP is every node's InternalIP: the pods' status.hostIP, the IP of
+	// hostNetwork pods, and where the kubelet API listens (default
+	// 127.0.0.1; with a pod network, the host's address on the bridge, which
+	// pods reach too).
+	NodeIP string
 	// KubernetesService is "IP:PORT" of the apiserver as pods in a sandbox
 	// reach it (the kubernetes Service's ClusterIP and port): their
 	// KUBERNETES_SERVICE_HOST and _PORT. "" gives them none.
@@ -162,6 +168,11 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	case RuntimeAuto, RuntimeProcess, RuntimeSim:
 	default:
 		return nil, fmt.Errorf("node host: runtime %q is not one of auto, process, sim", cfg.Runtime)
+	}
+	if cfg.NodeIP == "" {
+		cfg.NodeIP = hostIP
+	} else if net.ParseIP(cfg.NodeIP) == nil {
+		return nil, fmt.Errorf("node host: node IP %q is not an IP address", cfg.NodeIP)
 	}
 	if cfg.ClusterDomain == "" {
 		cfg.ClusterDomain = "cluster.local"

@@ -143,12 +143,12 @@ func TestPodFieldValue(t *testing.T) {
 		"metadata.labels['app']": "web", "metadata.annotations['a']": "1", "metadata.labels": "app=\"web\"\ntier=\"x\"",
 	}
 	for path, want := range cases {
-		got, err := podFieldValue(p, path, "10.0.0.1")
+		got, err := podFieldValue(p, path, "10.0.0.1", "127.0.0.1")
 		if err != nil || got != want {
 			t.Errorf("%s = %q, %v; want %q", path, got, err, want)
 		}
 	}
-	if _, err := podFieldValue(p, "spec.nope", ""); err == nil {
+	if _, err := podFieldValue(p, "spec.nope", "", ""); err == nil {
 		t.Errorf("unsupported fieldRef accepted")
 	}
 }

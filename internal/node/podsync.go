@@ -130,7 +130,7 @@ func (h *Host) syncPod(ctx context.Context, uid types.UID) (time.Duration, error
 	if berr != nil && !st.Announced["annotation"] {
 		h.podEvent(rec, pod, plannedEvent{Key: "annotation", Type: v1.EventTypeWarning, Reason: reasonBadAnnotation, Message: berr.Error()})
 	}
-	in := planInput{Pod: pod, Gone: gone, Now: now, HostIP: hostIP, State: st, Sim: behaviour, OldStatus: rec.lastStatus}
+	in := planInput{Pod: pod, Gone: gone, Now: now, HostIP: h.cfg.NodeIP, State: st, Sim: behaviour, OldStatus: rec.lastStatus}
 
 	var plan podPlan
 	for i := 0; ; i++ {
@@ -256,7 +256,7 @@ func (h *Host) execute(ctx context.Context, rec *podRecord, pod *v1.Pod, plan po
 	if plan.PrepareNetwork {
 		switch {
 		case pod.Spec.HostNetwork:
-			st.PodIP, st.NetworkReady = hostIP, true
+			st.PodIP, st.NetworkReady = h.cfg.NodeIP, true
 		case h.cfg.Network != nil:
 			h.setupSandbox(ctx, rec, pod, now)
 		default:

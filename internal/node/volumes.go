@@ -271,7 +271,7 @@ func (h *Host) downwardFiles(pod *v1.Pod, podIP string, items []v1.DownwardAPIVo
 		var err error
 		switch {
 		case it.FieldRef != nil:
-			v, err = podFieldValue(pod, it.FieldRef.FieldPath, podIP)
+			v, err = podFieldValue(pod, it.FieldRef.FieldPath, podIP, h.cfg.NodeIP)
 		case it.ResourceFieldRef != nil:
 			var c *v1.Container
 			if len(pod.Spec.Containers) > 0 {
