@@ -22,23 +22,27 @@ import (
 )
 
 // TestEmbeddedEtcdOnlyOnSocket checks that embedded etcd has no TCP
-// listener: quartet listens on the API port and cluster DNS only, and etcd
-// answers on the unix socket in the data dir.
+// listener: quartet listens on the API port, cluster DNS and the web UI
+// only, and etcd answers on the unix socket in the data dir.
 func TestEmbeddedEtcdOnlyOnSocket(t *testing.T) {
 	dns, err := cluster.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := start(t, cluster.Options{Args: append(noNodes(), "--dns-address=127.0.0.1:"+itoa(dns))})
+	ui, err := cluster.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := start(t, cluster.Options{Args: append(noNodes(), "--dns-address=127.0.0.1:"+itoa(dns), "--ui-address=127.0.0.1:"+itoa(ui))})
 	got, err := cluster.ListeningTCP(c.Pid())
 	if err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(got)
-	want := []string{"127.0.0.1:" + itoa(c.APIPort), "127.0.0.1:" + itoa(dns)}
+	want := []string{"127.0.0.1:" + itoa(c.APIPort), "127.0.0.1:" + itoa(dns), "127.0.0.1:" + itoa(ui)}
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
-		t.Errorf("quartet listens on TCP %v, want the API port and DNS only %v", got, want)
+		t.Errorf("quartet listens on TCP %v, want the API port, DNS and the web UI only %v", got, want)
 	}
 	sock := datadir.Dir(c.DataDir).EtcdSocket()
 	cl, err := clientv3.New(clientv3.Config{Endpoints: []string{"unix://" + sock}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
