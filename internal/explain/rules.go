@@ -62,12 +62,18 @@ const (
 	chapterDeadline      = `chapter §"The risk when startingDeadlineSeconds is missing"`
 )
 
+// Upstream's source, for rules that restate its validation.
+const (
+	upstreamAppsValidation  = "upstream pkg/apis/apps/validation"
+	upstreamBatchValidation = "upstream pkg/apis/batch/validation"
+)
+
 // rules is the table. Order is the order findings are printed in within a
 // severity.
 var rules = []Rule{
 	// Errors: the API server refuses the object, or it never runs.
 	{
-		ID: "manifest-invalid", Severity: Error, Reference: "the API server's strict field validation",
+		ID: "manifest-invalid", Severity: Error, Reference: "kubernetes/enhancements#2885 (server-side field validation)",
 		Summary: "an object of a known kind that does not decode: a misspelt field, a wrong type",
 		check: func(_ *world, o *object) []hit {
 			if o.decodeErr == nil {
@@ -78,7 +84,7 @@ var rules = []Rule{
 		},
 	},
 	{
-		ID: "api-version-not-served", Severity: Error, Reference: "Kubernetes v1.37 API",
+		ID: "api-version-not-served", Severity: Error, Reference: "upstream staging/src/k8s.io/api (APILifecycleRemoved: v1.16 for apps/v1beta1, apps/v1beta2 and extensions/v1beta1 workloads, v1.25 for batch/v1beta1)",
 		Summary: "a known kind under an apiVersion Kubernetes v1.37 no longer serves (apps/v1beta1, batch/v1beta1, extensions/v1beta1)",
 		check: func(_ *world, o *object) []hit {
 			if !o.badVersion {
@@ -91,7 +97,7 @@ var rules = []Rule{
 	},
 	{
 		ID: "selector-does-not-match-template", Severity: Error, Kinds: []string{"StatefulSet", "DaemonSet", "Deployment", "ReplicaSet"},
-		Reference: "the API server's validation of apps/v1",
+		Reference: upstreamAppsValidation,
 		Summary:   "spec.selector is missing or does not select the pod template's labels",
 		check:     checkSelector,
 	},
@@ -111,12 +117,12 @@ var rules = []Rule{
 		check:   cronProblem(ruleTimeZoneInvalid, `name an IANA zone, such as "Asia/Seoul", or leave timeZone out.`),
 	},
 	{
-		ID: ruleNeverFires, Severity: Error, Kinds: []string{"CronJob"}, Reference: "upstream CronJob controller, event InvalidSchedule",
+		ID: ruleNeverFires, Severity: Error, Kinds: []string{"CronJob"}, Reference: "upstream pkg/controller/cronjob/utils.go (event InvalidSchedule)",
 		Summary: "a schedule that parses but names no date that comes (0 0 30 2 *)",
 		check:   cronProblem(ruleNeverFires, "name a date that exists (February has at most 29 days, April, June, September and November 30)."),
 	},
 	{
-		ID: "cronjob-tz-in-schedule", Severity: Error, Kinds: []string{"CronJob"}, Reference: "upstream CronJob validation (TZ= and CRON_TZ= refused since v1.27)",
+		ID: "cronjob-tz-in-schedule", Severity: Error, Kinds: []string{"CronJob"}, Reference: "kubernetes#116252 (TZ= and CRON_TZ= refused on create since v1.29); " + upstreamBatchValidation,
 		Summary: "the schedule names its zone with TZ= or CRON_TZ=",
 		check: func(_ *world, o *object) []hit {
 			cj := o.typed.(*batchv1.CronJob)
@@ -128,7 +134,7 @@ var rules = []Rule{
 		},
 	},
 	{
-		ID: "cronjob-name-too-long", Severity: Error, Kinds: []string{"CronJob"}, Reference: "upstream CronJob validation",
+		ID: "cronjob-name-too-long", Severity: Error, Kinds: []string{"CronJob"}, Reference: "kubernetes#50850; " + upstreamBatchValidation,
 		Summary: "a CronJob name longer than 52 characters (its Jobs append 11)",
 		check: func(_ *world, o *object) []hit {
 			if len(o.src.Name) <= 52 {
@@ -154,7 +160,7 @@ var rules = []Rule{
 		},
 	},
 	{
-		ID: "cronjob-starting-deadline-too-short", Severity: Warning, Kinds: []string{"CronJob"}, Reference: "upstream CronJob controller (runs start a little after their time)",
+		ID: "cronjob-starting-deadline-too-short", Severity: Warning, Kinds: []string{"CronJob"}, Reference: "kubernetes#86647; kubernetes/website#23622",
 		Summary: "startingDeadlineSeconds is 0 or under 10",
 		check: func(_ *world, o *object) []hit {
 			d := o.typed.(*batchv1.CronJob).Spec.StartingDeadlineSeconds

@@ -3,6 +3,7 @@ package explain
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -285,6 +286,10 @@ func TestPhraseSchedule(t *testing.T) {
 	}
 }
 
+// upstreamIssue is how rules cite an issue or pull request of Kubernetes'
+// repositories: kubernetes#N, kubernetes/website#N.
+var upstreamIssue = regexp.MustCompile(`^kubernetes(/[a-z-]+)?#[0-9]+$`)
+
 // TestDocsHaveEveryRule checks that docs/explain.md has a "### <id>"
 // section for every rule, and none for a rule that does not exist.
 func TestDocsHaveEveryRule(t *testing.T) {
@@ -311,17 +316,21 @@ func TestDocsHaveEveryRule(t *testing.T) {
 			t.Errorf("docs/explain.md has no section ### %s", r.ID)
 			continue
 		}
-		// The entry cites what the rule cites: the chapter's section and
-		// any upstream issue.
+		// The entry cites what the rule cites: the chapter's section, an
+		// upstream issue, or upstream's source.
 		for _, part := range strings.Split(r.Reference, "; ") {
-			cite := ""
+			cite, _, _ := strings.Cut(part, " (")
 			switch {
-			case strings.HasPrefix(part, "kubernetes#"):
-				cite = part
-			case strings.HasPrefix(part, "chapter §"):
-				cite = strings.TrimPrefix(part, "chapter ")
+			case strings.HasPrefix(cite, "chapter §"):
+				cite = strings.TrimPrefix(cite, "chapter ")
+			case upstreamIssue.MatchString(cite):
+			case strings.HasPrefix(cite, "upstream pkg/"), strings.HasPrefix(cite, "upstream staging/"):
+				cite = strings.TrimPrefix(cite, "upstream ")
+			default:
+				t.Errorf("rule %s cites %q: want a chapter section (chapter §\"...\"), an upstream issue (kubernetes#N) or upstream's source (upstream pkg/... or staging/...)", r.ID, part)
+				continue
 			}
-			if cite != "" && !strings.Contains(text, cite) {
+			if !strings.Contains(text, cite) {
 				t.Errorf("docs/explain.md's ### %s does not cite %s", r.ID, cite)
 			}
 		}
