@@ -18,60 +18,11 @@ import (
 	"quartet.dev/quartet/internal/controllers/kit"
 )
 
-// jobControl is the controller's access to Jobs beyond the informer cache.
-type jobControl interface {
-	CreateJob(ctx context.Context, job *batchv1.Job) (*batchv1.Job, error)
-	GetJob(ctx context.Context, namespace, name string) (*batchv1.Job, error)
-	// DeleteJob deletes the Job with this name only if it still has uid,
-	// leaving its pods to the garbage collector (background propagation).
-	DeleteJob(ctx context.Context, namespace, name string, uid types.UID) error
-}
-
-// cronJobControl is the controller's access to CronJobs beyond the cache.
-type cronJobControl interface {
-	GetCronJob(ctx context.Context, namespace, name string) (*batchv1.CronJob, error)
-	UpdateStatus(ctx context.Context, cj *batchv1.CronJob) (*batchv1.CronJob, error)
-}
-
-var (
-	_ jobControl     = (*clientJobControl)(nil)
-	_ cronJobControl = (*clientCronJobControl)(nil)
-)
-
-// clientJobControl is jobControl on a clientset.
-type clientJobControl struct{ client kubernetes.Interface }
-
-func (c *clientJobControl) CreateJob(ctx context.Context, job *batchv1.Job) (*batchv1.Job, error) {
-	return c.client.BatchV1().Jobs(job.Namespace).Create(ctx, job, metav1.CreateOptions{})
-}
-
-func (c *clientJobControl) GetJob(ctx context.Context, namespace, name string) (*batchv1.Job, error) {
-	return c.client.BatchV1().Jobs(namespace).Get(ctx, name, metav1.GetOptions{})
-}
-
-func (c *clientJobControl) DeleteJob(ctx context.Context, namespace, name string, uid types.UID) error {
-	background := metav1.DeletePropagationBackground
-	return c.client.BatchV1().Jobs(namespace).Delete(ctx, name, metav1.DeleteOptions{
-		PropagationPolicy: &background,
-		Preconditions:     &metav1.Preconditions{UID: &uid},
-	})
-}
-
-// clientCronJobControl is cronJobControl on a clientset.
-type clientCronJobControl struct{ client kubernetes.Interface }
-
-func (c *clientCronJobControl) GetCronJob(ctx context.Context, namespace, name string) (*batchv1.CronJob, error) {
-	return c.client.BatchV1().CronJobs(namespace).Get(ctx, name, metav1.GetOptions{})
-}
-
-func (c *clientCronJobControl) UpdateStatus(ctx context.Context, cj *batchv1.CronJob) (*batchv1.CronJob, error) {
-	return c.client.BatchV1().CronJobs(cj.Namespace).UpdateStatus(ctx, cj, metav1.UpdateOptions{})
-}
-
-// applier carries out decisions.
+// applier makes a sync's writes through the controller's client, whose
+// cronjob-controller role allows creating, getting and deleting Jobs and
+// updating CronJobs' status.
 type applier struct {
-	jobs     jobControl
-	cronJobs cronJobControl
+	client   kubernetes.Interface
 	recorder record.EventRecorder
 	// writes remembers every Job this controller deleted, filed under
 	// "jobs", so that a later sync racing the informer cache does not
@@ -90,9 +41,7 @@ func (a *applier) apply(ctx context.Context, cj *batchv1.CronJob, d Decision) er
 		// Kubernetes that does not fail this one.
 		_ = a.deleteJob(ctx, cj, j.Namespace, j.Name, j.UID)
 	}
-	for _, e := range d.Events {
-		a.recorder.Event(cj, e.Type, e.Reason, e.Message)
-	}
+	kit.Record(a.recorder, cj, d.Events...)
 
 	var errs []error
 	create := d.Create
@@ -117,18 +66,23 @@ func (a *applier) apply(ctx context.Context, cj *batchv1.CronJob, d Decision) er
 	if !equality.Semantic.DeepEqual(*status, cj.Status) {
 		updated := cj.DeepCopy()
 		updated.Status = *status
-		if _, err := a.cronJobs.UpdateStatus(ctx, updated); err != nil {
+		if _, err := a.client.BatchV1().CronJobs(cj.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{}); err != nil {
 			errs = append(errs, fmt.Errorf("updating status: %w", err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// deleteJob deletes one Job of cj and records the outcome. A Job that is
-// already gone counts as deleted, silently.
+// deleteJob deletes one Job of cj, only if it still has uid, leaving its
+// pods to the garbage collector (background propagation), and records the
+// outcome. A Job that is already gone counts as deleted, silently.
 func (a *applier) deleteJob(ctx context.Context, cj *batchv1.CronJob, namespace, name string, uid types.UID) error {
 	logger := klog.FromContext(ctx)
-	err := a.jobs.DeleteJob(ctx, namespace, name, uid)
+	background := metav1.DeletePropagationBackground
+	err := a.client.BatchV1().Jobs(namespace).Delete(ctx, name, metav1.DeleteOptions{
+		PropagationPolicy: &background,
+		Preconditions:     &metav1.Preconditions{UID: &uid},
+	})
 	switch {
 	case err == nil:
 		a.recorder.Eventf(cj, corev1.EventTypeNormal, reasonSuccessfulDelete, "Deleted job %v", name)
@@ -149,7 +103,7 @@ func (a *applier) deleteJob(ctx context.Context, cj *batchv1.CronJob, namespace,
 // should hold, or nil when status should not change.
 func (a *applier) createJob(ctx context.Context, cj *batchv1.CronJob, job *batchv1.Job) (*corev1.ObjectReference, error) {
 	logger := klog.FromContext(ctx)
-	created, err := a.jobs.CreateJob(ctx, job)
+	created, err := a.client.BatchV1().Jobs(job.Namespace).Create(ctx, job, metav1.CreateOptions{})
 	switch {
 	case err == nil:
 		logger.V(4).Info("Created job", "cronjob", klog.KObj(cj), "job", klog.KObj(created))
@@ -161,7 +115,7 @@ func (a *applier) createJob(ctx context.Context, cj *batchv1.CronJob, job *batch
 		return nil, err
 	case apierrors.IsAlreadyExists(err):
 		// The name is the lock: this scheduled time already has its Job.
-		existing, getErr := a.jobs.GetJob(ctx, job.Namespace, job.Name)
+		existing, getErr := a.client.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{})
 		if getErr != nil {
 			a.recorder.Eventf(cj, corev1.EventTypeWarning, reasonFailedGet, "Error getting job %s: %v", job.Name, getErr)
 			return nil, getErr

@@ -11,12 +11,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
 	"quartet.dev/quartet/internal/controllers/kit"
+	"quartet.dev/quartet/internal/controllers/kittest"
 )
 
 func TestApply(t *testing.T) {
@@ -43,12 +47,20 @@ func TestApply(t *testing.T) {
 		err        bool
 		remembered []types.UID
 	}
+	// fail makes the fake apiserver refuse verb on resource (named objects
+	// only, when names are given).
+	type fail struct {
+		verb, resource string
+		err            error
+		names          []string
+	}
 	cases := map[string]struct {
 		cj       *batchv1.CronJob
 		decision Decision
-		jobs     *recordingJobControl
-		cronJobs *recordingCronJobControl
-		want     want
+		// jobs are in the apiserver (and in the cache, with prev).
+		jobs []*batchv1.Job
+		fail []fail
+		want want
 	}{
 		"create": {
 			cj:       newCronJob(),
@@ -58,49 +70,50 @@ func TestApply(t *testing.T) {
 		"create fails": {
 			cj:       newCronJob(),
 			decision: Decision{Create: newJob(), ScheduledTime: topOfHour},
-			jobs:     &recordingJobControl{createErr: apierrors.NewInternalError(errors.New("etcd is sad"))},
+			fail:     []fail{{"create", "jobs", apierrors.NewInternalError(errors.New("etcd is sad")), nil}},
 			want:     want{calls: []string{"create " + newName}, events: []string{warning + reasonFailedCreate}, noUpdate: true, err: true},
 		},
 		"create fails but the observed status is still written": {
 			cj:       newCronJob(listing(prev)),
 			decision: Decision{Create: newJob(), ScheduledTime: topOfHour},
-			jobs:     &recordingJobControl{createErr: apierrors.NewInternalError(errors.New("etcd is sad"))},
+			fail:     []fail{{"create", "jobs", apierrors.NewInternalError(errors.New("etcd is sad")), nil}},
 			want:     want{calls: []string{"create " + newName}, events: []string{warning + reasonFailedCreate}, active: []string{}, err: true},
 		},
 		"create in a terminating namespace": {
 			cj:       newCronJob(),
 			decision: Decision{Create: newJob(), ScheduledTime: topOfHour},
-			jobs:     &recordingJobControl{createErr: terminatingNS},
+			fail:     []fail{{"create", "jobs", terminatingNS, nil}},
 			want:     want{calls: []string{"create " + newName}, noUpdate: true, err: true},
 		},
 		"already exists, ours, status lost": {
 			cj:       newCronJob(),
 			decision: Decision{Create: newJob(), ScheduledTime: topOfHour},
-			jobs:     &recordingJobControl{existing: map[string]*batchv1.Job{newName: ours}},
+			jobs:     []*batchv1.Job{ours},
 			want:     want{calls: []string{"create " + newName, "get " + newName}, active: []string{newName}, lastSched: &topOfHour},
 		},
 		"already exists, ours, already active": {
 			cj:       newCronJob(listing(ours)),
 			decision: Decision{Status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{jobRef(ours)}}, Create: newJob(), ScheduledTime: topOfHour},
-			jobs:     &recordingJobControl{existing: map[string]*batchv1.Job{newName: ours}},
+			jobs:     []*batchv1.Job{ours},
 			want:     want{calls: []string{"create " + newName, "get " + newName}, noUpdate: true},
 		},
 		"already exists, someone else's": {
 			cj:       newCronJob(),
 			decision: Decision{Create: newJob(), ScheduledTime: topOfHour},
-			jobs:     &recordingJobControl{existing: map[string]*batchv1.Job{newName: otherOwner}},
+			jobs:     []*batchv1.Job{otherOwner},
 			want:     want{calls: []string{"create " + newName, "get " + newName}, noUpdate: true},
 		},
 		"already exists, get fails": {
 			cj:       newCronJob(),
 			decision: Decision{Create: newJob(), ScheduledTime: topOfHour},
-			jobs:     &recordingJobControl{existing: map[string]*batchv1.Job{newName: ours}, getErr: apierrors.NewTimeoutError("slow", 1)},
+			jobs:     []*batchv1.Job{ours},
+			fail:     []fail{{"get", "jobs", apierrors.NewTimeoutError("slow", 1), nil}},
 			want:     want{calls: []string{"create " + newName, "get " + newName}, events: []string{warning + reasonFailedGet}, noUpdate: true, err: true},
 		},
 		"replace deletes, then creates": {
 			cj:       newCronJob(listing(prev)),
 			decision: Decision{Status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{prevRef}}, Replace: []corev1.ObjectReference{prevRef}, Create: newJob(), ScheduledTime: topOfHour},
-			jobs:     &recordingJobControl{existing: map[string]*batchv1.Job{prev.Name: prev}},
+			jobs:     []*batchv1.Job{prev},
 			want: want{
 				calls:      []string{"delete " + prev.Name, "create " + newName},
 				events:     []string{normal + reasonSuccessfulDelete, normal + reasonSuccessfulCreate},
@@ -123,19 +136,18 @@ func TestApply(t *testing.T) {
 		"replace that cannot delete does not create": {
 			cj:       newCronJob(listing(prev)),
 			decision: Decision{Status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{prevRef}}, Replace: []corev1.ObjectReference{prevRef}, Create: newJob(), ScheduledTime: topOfHour},
-			jobs:     &recordingJobControl{existing: map[string]*batchv1.Job{prev.Name: prev}, deleteErr: map[string]error{prev.Name: apierrors.NewForbidden(jobsResource, prev.Name, errors.New("no"))}},
+			jobs:     []*batchv1.Job{prev},
+			fail:     []fail{{"delete", "jobs", apierrors.NewForbidden(batchv1.Resource("jobs"), prev.Name, errors.New("no")), nil}},
 			want:     want{calls: []string{"delete " + prev.Name}, events: []string{warning + reasonFailedDelete}, noUpdate: true, err: true},
 		},
 		"prune comes first and its failure does not fail the sync": {
 			cj: newCronJob(),
 			decision: Decision{
 				Prune:  []*batchv1.Job{jobAt(at0700(), failed()), prev},
-				Events: []Event{{corev1.EventTypeWarning, reasonUnexpectedJob, "x"}},
+				Events: []Event{{Type: corev1.EventTypeWarning, Reason: reasonUnexpectedJob, Message: "x"}},
 			},
-			jobs: &recordingJobControl{
-				existing:  map[string]*batchv1.Job{prev.Name: prev, minutes(at0700()): jobAt(at0700())},
-				deleteErr: map[string]error{minutes(at0700()): apierrors.NewServiceUnavailable("busy")},
-			},
+			jobs: []*batchv1.Job{prev, jobAt(at0700())},
+			fail: []fail{{"delete", "jobs", apierrors.NewServiceUnavailable("busy"), []string{minutes(at0700())}}},
 			want: want{
 				calls:      []string{"delete " + minutes(at0700()), "delete " + prev.Name},
 				events:     []string{warning + reasonFailedDelete, normal + reasonSuccessfulDelete, warning + reasonUnexpectedJob},
@@ -151,27 +163,26 @@ func TestApply(t *testing.T) {
 		"status write fails": {
 			cj:       newCronJob(),
 			decision: Decision{Create: newJob(), ScheduledTime: topOfHour},
-			cronJobs: &recordingCronJobControl{updateErr: apierrors.NewConflict(jobsResource, "backup", errors.New("stale"))},
+			fail:     []fail{{"update", "cronjobs", apierrors.NewConflict(batchv1.Resource("cronjobs"), "backup", errors.New("stale")), nil}},
 			want:     want{calls: []string{"create " + newName}, events: []string{normal + reasonSuccessfulCreate}, active: []string{newName}, lastSched: &topOfHour, err: true},
 		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			jobs, cronJobs := tc.jobs, tc.cronJobs
-			if jobs == nil {
-				jobs = &recordingJobControl{}
-			}
-			if cronJobs == nil {
-				cronJobs = &recordingCronJobControl{}
-			}
-			rec := record.NewFakeRecorder(100)
+			objs := []runtime.Object{tc.cj}
 			// The cache still holds every Job the API server had, and prev.
 			cached := &cachedJobs{jobs: map[string]*batchv1.Job{"ops/" + prev.Name: prev}}
-			for _, j := range jobs.existing {
+			for _, j := range tc.jobs {
+				objs = append(objs, j)
 				cached.jobs[j.Namespace+"/"+j.Name] = j
 			}
+			client := kittest.NewAPI(objs...)
+			for _, f := range tc.fail {
+				kittest.Fail(client, f.verb, f.resource, f.err, f.names...)
+			}
+			rec := record.NewFakeRecorder(100)
 			writes := kit.NewOwnWrites(clocktesting.NewFakeClock(topOfHour), map[string]kit.Store{"jobs": cached})
-			a := applier{jobs: jobs, cronJobs: cronJobs, recorder: rec, writes: writes}
+			a := applier{client: client, recorder: rec, writes: writes}
 			before := tc.cj.DeepCopy()
 
 			err := a.apply(context.Background(), tc.cj, tc.decision)
@@ -179,7 +190,7 @@ func TestApply(t *testing.T) {
 			if (err != nil) != tc.want.err {
 				t.Errorf("apply error = %v, want error: %v", err, tc.want.err)
 			}
-			if diff := cmp.Diff(tc.want.calls, jobs.calls); diff != "" {
+			if diff := cmp.Diff(tc.want.calls, kittest.Calls(client, "jobs")); diff != "" {
 				t.Errorf("job calls (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(tc.want.events, drain(rec, false)); diff != "" {
@@ -195,16 +206,17 @@ func TestApply(t *testing.T) {
 			if diff := cmp.Diff(before, tc.cj); diff != "" {
 				t.Errorf("apply modified the CronJob it was given:\n%s", diff)
 			}
+			updates := statusWrites(client)
 			if tc.want.noUpdate {
-				if len(cronJobs.updates) != 0 {
-					t.Errorf("status written %d times, want none: %+v", len(cronJobs.updates), cronJobs.updates[0].Status)
+				if len(updates) != 0 {
+					t.Errorf("status written %d times, want none: %+v", len(updates), updates[0].Status)
 				}
 				return
 			}
-			if len(cronJobs.updates) != 1 {
-				t.Fatalf("status written %d times, want once", len(cronJobs.updates))
+			if len(updates) != 1 {
+				t.Fatalf("status written %d times, want once", len(updates))
 			}
-			status := cronJobs.updates[0].Status
+			status := updates[0].Status
 			gotActive := []string{}
 			for _, r := range status.Active {
 				gotActive = append(gotActive, r.Name)
@@ -234,4 +246,16 @@ func (c *cachedJobs) LastStoreSyncResourceVersion() string { return "1" }
 func (c *cachedJobs) GetByKey(key string) (any, bool, error) {
 	j, ok := c.jobs[key]
 	return j, ok, nil
+}
+
+// statusWrites are the CronJob statuses written to the fake apiserver, or
+// refused by it.
+func statusWrites(client *fake.Clientset) []*batchv1.CronJob {
+	var out []*batchv1.CronJob
+	for _, a := range client.Actions() {
+		if u, ok := a.(k8stesting.UpdateAction); ok && a.GetResource().Resource == "cronjobs" && a.GetSubresource() == "status" {
+			out = append(out, u.GetObject().(*batchv1.CronJob))
+		}
+	}
+	return out
 }

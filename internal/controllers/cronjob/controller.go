@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	batchlisters "k8s.io/client-go/listers/batch/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
@@ -31,7 +30,7 @@ type Controller struct {
 	*kit.Base
 	queue    *kit.Queue[string]
 	local    *time.Location
-	cronJobs batchlisters.CronJobLister
+	cronJobs cache.Store
 	jobs     cache.Indexer
 	apply    *applier
 	// jobEvents routes the Job informer's events to the CronJobs.
@@ -51,11 +50,10 @@ func New(cfg kit.Config) (*Controller, error) {
 	c := &Controller{
 		Base:     base,
 		local:    time.Local,
-		cronJobs: cronJobInformer.Lister(),
+		cronJobs: cronJobInformer.Informer().GetStore(),
 		jobs:     jobInformer.Informer().GetIndexer(),
 		apply: &applier{
-			jobs:     &clientJobControl{client: cfg.Client},
-			cronJobs: &clientCronJobControl{client: cfg.Client},
+			client:   cfg.Client,
 			recorder: base.Recorder,
 			writes:   kit.NewOwnWrites(base.Clock, map[string]kit.Store{"jobs": jobInformer.Informer().GetStore()}),
 		},
@@ -97,16 +95,8 @@ func indexByControllerUID(obj any) ([]string, error) {
 // sync reconciles one CronJob. It returns how long to wait before syncing it
 // again when nothing changes (0: until something changes).
 func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
-	logger := klog.FromContext(ctx)
-	namespace, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		return 0, err
-	}
-	cj, err := c.cronJobs.CronJobs(namespace).Get(name)
-	if apierrors.IsNotFound(err) {
-		return 0, nil
-	}
-	if err != nil {
+	cj, ok, err := kit.Cached[*batchv1.CronJob](c.cronJobs, key)
+	if !ok {
 		return 0, err
 	}
 	now := c.Clock.Now()
@@ -119,7 +109,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	// one this controller created whose status write the cache has not
 	// caught up with. Reading the CronJob from the API tells them apart.
 	if hasUnlistedRunningJob(cj, jobs) {
-		fresh, err := c.apply.cronJobs.GetCronJob(ctx, namespace, name)
+		fresh, err := c.Client.BatchV1().CronJobs(cj.Namespace).Get(ctx, cj.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return 0, nil
 		}
@@ -141,7 +131,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, err
 	}
 	if d.RequeueAfter > 0 {
-		logger.V(4).Info("Requeuing cronjob", "cronjob", klog.KObj(cj), "after", d.RequeueAfter)
+		klog.FromContext(ctx).V(4).Info("Requeuing cronjob", "cronjob", klog.KObj(cj), "after", d.RequeueAfter)
 	}
 	return d.RequeueAfter, nil
 }
@@ -180,7 +170,7 @@ func (c *Controller) goneActiveJobs(ctx context.Context, cj *batchv1.CronJob, jo
 		if containsJob(jobs, ref.UID) {
 			continue
 		}
-		job, err := c.apply.jobs.GetJob(ctx, ref.Namespace, ref.Name)
+		job, err := c.Client.BatchV1().Jobs(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err) || (err == nil && job.UID != ref.UID):
 			if gone == nil {

@@ -37,7 +37,7 @@ func TestDecide(t *testing.T) {
 				Jobs: []*batchv1.Job{prev}, Now: at, Local: time.UTC},
 			want: func(d Decision) bool {
 				return d.Create == nil && len(d.Events) == 1 &&
-					d.Events[0] == Event{corev1.EventTypeNormal, ReasonJobAlreadyActive, "Not starting job because prior execution is running and concurrency policy is Forbid"}
+					d.Events[0] == Event{Type: corev1.EventTypeNormal, Reason: ReasonJobAlreadyActive, Message: "Not starting job because prior execution is running and concurrency policy is Forbid"}
 			},
 		},
 		"prunes and forgets a gone Job": {

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"quartet.dev/quartet/internal/controllers/cronjob/schedule"
+	"quartet.dev/quartet/internal/controllers/kit"
 )
 
 // requeueDelay is added to every wake-up for a scheduled time. The delaying
@@ -67,11 +68,9 @@ type Decision struct {
 	RequeueAfter time.Duration
 }
 
-// Event is an event a sync records on the CronJob.
-type Event struct {
-	// Type is corev1.EventTypeNormal or corev1.EventTypeWarning.
-	Type, Reason, Message string
-}
+// Event is an event a sync records on the CronJob: Type (Normal or
+// Warning), Reason and Message.
+type Event = kit.Event
 
 // Decide is the controller's decision for one sync of a CronJob, a pure
 // function of o. Besides the controller, `quartet cron simulate` runs it
@@ -247,11 +246,11 @@ func requeueAfter(sched *schedule.Schedule, cj *batchv1.CronJob, p Decision, now
 }
 
 func (p *Decision) normal(reason, format string, args ...any) {
-	p.Events = append(p.Events, Event{corev1.EventTypeNormal, reason, fmt.Sprintf(format, args...)})
+	p.Events = append(p.Events, Event{Type: corev1.EventTypeNormal, Reason: reason, Message: fmt.Sprintf(format, args...)})
 }
 
 func (p *Decision) warn(reason, format string, args ...any) {
-	p.Events = append(p.Events, Event{corev1.EventTypeWarning, reason, fmt.Sprintf(format, args...)})
+	p.Events = append(p.Events, Event{Type: corev1.EventTypeWarning, Reason: reason, Message: fmt.Sprintf(format, args...)})
 }
 
 // jobName is the name of the Job for scheduledTime: the CronJob's name and

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/labels"
+	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
@@ -50,11 +50,8 @@ func TestManyCronJobsOnTheMinute(t *testing.T) {
 	waitFor(t, "a Job for every CronJob", func() bool { return len(e.c.jobs.List()) == n })
 	t.Logf("%d Jobs created %v after the wake-up (fake API server)", n, time.Since(start))
 	waitFor(t, "every status written", func() bool {
-		cjs, err := e.c.cronJobs.List(labels.Everything())
-		if err != nil {
-			return false
-		}
-		for _, cj := range cjs {
+		for _, obj := range e.c.cronJobs.List() {
+			cj := obj.(*batchv1.CronJob)
 			if len(cj.Status.Active) != 1 || cj.Status.LastScheduleTime == nil || !cj.Status.LastScheduleTime.Time.Equal(minute) {
 				return false
 			}

@@ -113,6 +113,19 @@ func (b *Base) Run(ctx context.Context, workers int) {
 	<-ctx.Done()
 }
 
+// Cached returns the object an informer's store holds under key, a work
+// queue's "namespace/name": ok is false when it holds none, because the
+// object is gone and its sync has nothing to do. The object is the cache's
+// own: a sync copies it before changing it.
+func Cached[T any](store cache.Store, key string) (obj T, ok bool, err error) {
+	item, exists, err := store.GetByKey(key)
+	if err != nil || !exists {
+		return obj, false, err
+	}
+	obj, ok = item.(T)
+	return obj, ok, nil
+}
+
 // Queue is a rate-limited work queue of keys and the sync that processes one.
 // A sync returns how soon the key wants another look (0: only when an event
 // brings it back) or an error, which retries the key with the queue's

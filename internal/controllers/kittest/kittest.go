@@ -4,8 +4,10 @@
 package kittest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -129,6 +131,47 @@ func (a *apiserver) stamp(m metav1.Object) {
 	defer a.mu.Unlock()
 	a.version++
 	m.SetResourceVersion(strconv.FormatInt(a.version, 10))
+}
+
+// Fail makes the fake apiserver refuse verb ("create", "update", "patch",
+// "delete", "get") on resource ("pods") with err from now on: for every
+// object, or only for those named.
+func Fail(client *fake.Clientset, verb, resource string, err error, names ...string) {
+	client.PrependReactor(verb, resource, func(a k8stesting.Action) (bool, runtime.Object, error) {
+		return len(names) == 0 || slices.Contains(names, actionName(a)), nil, err
+	})
+}
+
+// Calls lists the requests made to the fake apiserver for resource, in
+// order, as "verb name" ("create web-0", "delete web-1"), or "verb/subresource
+// name" ("update/status web"); lists and watches are left out. A created
+// object without a name is named by its generateName.
+func Calls(client *fake.Clientset, resource string) []string {
+	var out []string
+	for _, a := range client.Actions() {
+		if a.GetResource().Resource != resource || a.GetVerb() == "list" || a.GetVerb() == "watch" {
+			continue
+		}
+		verb := a.GetVerb()
+		if sub := a.GetSubresource(); sub != "" {
+			verb += "/" + sub
+		}
+		out = append(out, verb+" "+actionName(a))
+	}
+	return out
+}
+
+// actionName is the name of the object an action is about.
+func actionName(a k8stesting.Action) string {
+	switch a := a.(type) {
+	case k8stesting.CreateAction: // and UpdateAction: the same methods
+		if m, err := meta.Accessor(a.GetObject()); err == nil {
+			return cmp.Or(m.GetName(), m.GetGenerateName())
+		}
+	case interface{ GetName() string }:
+		return a.GetName()
+	}
+	return ""
 }
 
 // Start starts factory's informers and waits for their caches; they stop

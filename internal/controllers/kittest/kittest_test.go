@@ -2,9 +2,11 @@ package kittest_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -49,4 +51,29 @@ func TestAPI(t *testing.T) {
 		list, _ := lister.List(labels.Everything())
 		return len(list) == 2
 	})
+}
+
+func TestFailAndCalls(t *testing.T) {
+	ctx := context.Background()
+	client := kittest.NewAPI(&v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "a"}}, &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "b"}})
+	pods := client.CoreV1().Pods("ns")
+	refused := apierrors.NewForbidden(v1.Resource("pods"), "b", errors.New("no"))
+	kittest.Fail(client, "delete", "pods", refused, "b")
+	if err := pods.Delete(ctx, "a", metav1.DeleteOptions{}); err != nil {
+		t.Errorf("delete a: %v", err)
+	}
+	if err := pods.Delete(ctx, "b", metav1.DeleteOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("delete b: %v, want the error Fail gave", err)
+	}
+	if _, err := pods.Create(ctx, &v1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "web-"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pods.Get(ctx, "b", metav1.GetOptions{})
+	if _, err := pods.UpdateStatus(ctx, b, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"delete a", "delete b", "create web-", "get b", "update/status b"}
+	if diff := cmp.Diff(want, kittest.Calls(client, "pods")); diff != "" {
+		t.Errorf("Calls (-want +got):\n%s", diff)
+	}
 }

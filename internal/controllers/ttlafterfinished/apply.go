@@ -4,37 +4,39 @@ import (
 	"context"
 
 	batch "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
 )
 
-// jobDeleter is every API call the controller makes. The
-// ttl-after-finished-controller role allows get and delete on Jobs.
-type jobDeleter interface {
-	// getFresh reads the Job from the apiserver, not the cache.
-	getFresh(ctx context.Context, namespace, name string) (*batch.Job, error)
-	// deleteJob deletes the Job with that uid, its pods first.
-	deleteJob(ctx context.Context, namespace, name string, uid types.UID) error
-}
-
-var _ jobDeleter = (*clientJobDeleter)(nil)
-
-type clientJobDeleter struct {
+// applier makes the controller's API calls; the ttl-after-finished-controller
+// role allows get and delete on Jobs.
+type applier struct {
 	client kubernetes.Interface
 }
 
-func (d *clientJobDeleter) getFresh(ctx context.Context, namespace, name string) (*batch.Job, error) {
-	return d.client.BatchV1().Jobs(namespace).Get(ctx, name, metav1.GetOptions{})
+// fresh reads the Job from the apiserver, not the cache.
+func (a *applier) fresh(ctx context.Context, job *batch.Job) (*batch.Job, error) {
+	return a.client.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{})
 }
 
-// deleteJob deletes in the foreground, as upstream does: the garbage
-// collector removes the pods, then the Job. The uid precondition keeps a new
-// Job of the same name safe.
-func (d *clientJobDeleter) deleteJob(ctx context.Context, namespace, name string, uid types.UID) error {
+// apply deletes the Job once d says its TTL has run out. It deletes in the
+// foreground, as upstream does: the garbage collector removes the pods, then
+// the Job. The UID precondition keeps a new Job of the same name safe; a Job
+// already gone or replaced is no error.
+func (a *applier) apply(ctx context.Context, job *batch.Job, d decision) error {
+	if d.action != actExpire {
+		return nil
+	}
+	klog.FromContext(ctx).V(4).Info("Cleaning up Job", "job", klog.KObj(job), "finishedAt", d.finishedAt)
 	policy := metav1.DeletePropagationForeground
-	return d.client.BatchV1().Jobs(namespace).Delete(ctx, name, metav1.DeleteOptions{
+	err := a.client.BatchV1().Jobs(job.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{
 		PropagationPolicy: &policy,
-		Preconditions:     &metav1.Preconditions{UID: &uid},
+		Preconditions:     &metav1.Preconditions{UID: &job.UID},
 	})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
 }

@@ -6,7 +6,6 @@ import (
 
 	batch "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	batchlisters "k8s.io/client-go/listers/batch/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
@@ -18,8 +17,8 @@ import (
 type Controller struct {
 	*kit.Base
 	queue *kit.Queue[string]
-	jobs  batchlisters.JobLister
-	apply jobDeleter
+	jobs  cache.Store
+	apply *applier
 }
 
 // New builds the controller and registers its Job informer on
@@ -30,7 +29,7 @@ func New(cfg kit.Config) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Controller{Base: base, apply: &clientJobDeleter{client: cfg.Client}}
+	c := &Controller{Base: base, apply: &applier{client: cfg.Client}}
 	c.queue = kit.NewQueue(base, "ttl_jobs_to_delete", nil, c.sync)
 	informer := cfg.Informers.Batch().V1().Jobs()
 	if _, err := informer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -39,7 +38,7 @@ func New(cfg kit.Config) (*Controller, error) {
 	}); err != nil {
 		return nil, err
 	}
-	c.jobs = informer.Lister()
+	c.jobs = informer.Informer().GetStore()
 	base.WaitFor(informer.Informer().HasSynced)
 	return c, nil
 }
@@ -54,22 +53,15 @@ func (c *Controller) jobChanged(obj any) {
 // the apiserver first so that a TTL the user just extended is honoured. It
 // returns when to look again.
 func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
-	namespace, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		return 0, err
-	}
-	cached, err := c.jobs.Jobs(namespace).Get(name)
-	if apierrors.IsNotFound(err) {
-		return 0, nil
-	}
-	if err != nil {
+	cached, ok, err := kit.Cached[*batch.Job](c.jobs, key)
+	if !ok {
 		return 0, err
 	}
 	now := c.Clock.Now()
 	if d := c.decide(ctx, cached, now); d.action != actExpire {
 		return d.after, nil
 	}
-	fresh, err := c.apply.getFresh(ctx, namespace, name)
+	fresh, err := c.apply.fresh(ctx, cached)
 	if apierrors.IsNotFound(err) {
 		return 0, nil
 	}
@@ -77,20 +69,13 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, err
 	}
 	d := c.decide(ctx, fresh, now)
-	if d.action != actExpire {
-		return d.after, nil
-	}
-	klog.FromContext(ctx).V(4).Info("Cleaning up Job", "job", klog.KObj(fresh), "finishedAt", d.finishedAt)
-	if err := c.apply.deleteJob(ctx, namespace, name, fresh.UID); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		return 0, err
-	}
-	return 0, nil
+	return d.after, c.apply.apply(ctx, fresh, d)
 }
 
 // decide is the plan for job, with what cannot be acted on logged.
 func (c *Controller) decide(ctx context.Context, job *batch.Job, now time.Time) decision {
 	logger := klog.FromContext(ctx)
-	d, err := decide(job, now)
+	d, err := decide(observed{job: job, now: now})
 	switch {
 	case err != nil:
 		// Only an update of the Job can fix it, and that brings it back.

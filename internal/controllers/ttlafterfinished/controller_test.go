@@ -3,7 +3,6 @@ package ttlafterfinished
 import (
 	"context"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -33,30 +31,27 @@ func start(t *testing.T, clk *clocktesting.FakeClock, objects ...runtime.Object)
 	return c, client, kittest.Start(t, factory)
 }
 
-// fakeJobDeleter serves fresh Jobs from a map and records deletions.
-type fakeJobDeleter struct {
-	mu      sync.Mutex
-	jobs    map[string]*batch.Job
-	deleted []string
+// serveFresh makes the fake apiserver answer a get of a Job from fresh
+// (NotFound when absent there), while the informer cache keeps the Jobs it
+// listed.
+func serveFresh(client *fake.Clientset, fresh map[string]*batch.Job) {
+	client.PrependReactor("get", "jobs", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		get := a.(k8stesting.GetAction)
+		job, ok := fresh[get.GetNamespace()+"/"+get.GetName()]
+		if !ok {
+			return true, nil, apierrors.NewNotFound(batch.Resource("jobs"), get.GetName())
+		}
+		return true, job.DeepCopy(), nil
+	})
 }
 
-var _ jobDeleter = (*fakeJobDeleter)(nil)
-
-func (f *fakeJobDeleter) getFresh(_ context.Context, namespace, name string) (*batch.Job, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	job, ok := f.jobs[namespace+"/"+name]
-	if !ok {
-		return nil, apierrors.NewNotFound(batch.Resource("jobs"), name)
+// deleted lists the Jobs deleted, as "namespace/name@precondition UID".
+func deleted(client *fake.Clientset) []string {
+	var out []string
+	for _, d := range deletions(client) {
+		out = append(out, d.Namespace+"/"+d.Name+"@"+string(ptr.Deref(d.DeleteOptions.Preconditions.UID, "")))
 	}
-	return job.DeepCopy(), nil
-}
-
-func (f *fakeJobDeleter) deleteJob(_ context.Context, namespace, name string, uid types.UID) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.deleted = append(f.deleted, namespace+"/"+name+"@"+string(uid))
-	return nil
+	return out
 }
 
 func deletions(client *fake.Clientset) []k8stesting.DeleteActionImpl {
@@ -111,26 +106,26 @@ func TestSyncWaitsThenDeletesInTheForeground(t *testing.T) {
 func TestSyncHonoursAnExtendedTTL(t *testing.T) {
 	clk := clocktesting.NewFakeClock(testNow)
 	cached := finishedJob(ptr.To[int32](10), batch.JobComplete, testNow.Add(-time.Minute))
-	c, _, ctx := start(t, clk, cached)
 	fresh := cached.DeepCopy()
 	fresh.Spec.TTLSecondsAfterFinished = ptr.To[int32](3600)
-	fake := &fakeJobDeleter{jobs: map[string]*batch.Job{"default/pi": fresh}}
-	c.apply = fake
+	c, client, ctx := start(t, clk, cached)
+	jobs := map[string]*batch.Job{"default/pi": fresh}
+	serveFresh(client, jobs)
 	requeue, err := c.sync(ctx, "default/pi")
 	if err != nil || requeue != 59*time.Minute {
 		t.Errorf("sync = %v, %v; want 59m", requeue, err)
 	}
-	if len(fake.deleted) != 0 {
-		t.Errorf("deleted %v despite the longer TTL", fake.deleted)
+	if d := deleted(client); len(d) != 0 {
+		t.Errorf("deleted %v despite the longer TTL", d)
 	}
 
 	// A fresh Job with the TTL removed is not deleted either.
 	fresh.Spec.TTLSecondsAfterFinished = nil
-	if requeue, err = c.sync(ctx, "default/pi"); err != nil || requeue != 0 || len(fake.deleted) != 0 {
-		t.Errorf("sync = %v, %v, deleted %v", requeue, err, fake.deleted)
+	if requeue, err = c.sync(ctx, "default/pi"); err != nil || requeue != 0 || len(deleted(client)) != 0 {
+		t.Errorf("sync = %v, %v, deleted %v", requeue, err, deleted(client))
 	}
 	// Gone from the apiserver: nothing to do.
-	delete(fake.jobs, "default/pi")
+	delete(jobs, "default/pi")
 	if _, err = c.sync(ctx, "default/pi"); err != nil {
 		t.Errorf("sync of a vanished Job: %v", err)
 	}
@@ -139,16 +134,15 @@ func TestSyncHonoursAnExtendedTTL(t *testing.T) {
 func TestSyncDeletesTheFreshJobsUID(t *testing.T) {
 	clk := clocktesting.NewFakeClock(testNow)
 	cached := finishedJob(ptr.To[int32](0), batch.JobFailed, testNow)
-	c, _, ctx := start(t, clk, cached)
 	fresh := cached.DeepCopy()
 	fresh.UID = "uid-2"
-	fake := &fakeJobDeleter{jobs: map[string]*batch.Job{"default/pi": fresh}}
-	c.apply = fake
+	c, client, ctx := start(t, clk, cached)
+	serveFresh(client, map[string]*batch.Job{"default/pi": fresh})
 	if _, err := c.sync(ctx, "default/pi"); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(fake.deleted, []string{"default/pi@uid-2"}) {
-		t.Errorf("deleted = %v", fake.deleted)
+	if d := deleted(client); !slices.Equal(d, []string{"default/pi@uid-2"}) {
+		t.Errorf("deleted = %v", d)
 	}
 }
 

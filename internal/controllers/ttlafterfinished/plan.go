@@ -21,6 +21,13 @@ const (
 	actExpire
 )
 
+// observed is what the plan looks at: one Job (from the cache, or read past
+// it just before a delete) and the time of the sync.
+type observed struct {
+	job *batch.Job
+	now time.Time
+}
+
 // decision is what to do about one Job at one moment.
 type decision struct {
 	action action
@@ -45,7 +52,8 @@ func finishedAt(job *batch.Job) (time.Time, bool, error) {
 }
 
 // decide is the controller's plan, a pure function of the Job and now.
-func decide(job *batch.Job, now time.Time) (decision, error) {
+func decide(in observed) (decision, error) {
+	job := in.job
 	if job.DeletionTimestamp != nil || job.Spec.TTLSecondsAfterFinished == nil {
 		return decision{action: actIgnore}, nil
 	}
@@ -54,7 +62,7 @@ func decide(job *batch.Job, now time.Time) (decision, error) {
 		return decision{action: actIgnore}, err
 	}
 	ttl := time.Duration(*job.Spec.TTLSecondsAfterFinished) * time.Second
-	left := finished.Add(ttl).Sub(now)
+	left := finished.Add(ttl).Sub(in.now)
 	if left <= 0 {
 		return decision{action: actExpire, finishedAt: finished}, nil
 	}
