@@ -3,6 +3,7 @@ package runtime
 import (
 	"io"
 	"sync"
+	"time"
 )
 
 // AttachOptions is one client attached to a running instance's stdio, as
@@ -18,39 +19,67 @@ type AttachOptions struct {
 }
 
 // Fanout is an instance's output stream as attached clients see it: every
-// write goes to each attached writer. A writer that fails is detached (its
-// client has gone). The zero value is ready.
+// write is queued for each attached writer, which its own goroutine
+// drains. A client that fails, or falls so far behind that its queue is
+// full, is detached: the instance (whose log is written through the
+// fan-out) never waits for a client. The zero value is ready.
 type Fanout struct {
 	mu   sync.Mutex
 	subs map[*subscriber]struct{}
 }
 
+// fanoutQueue is how many writes a client may lag behind.
+const fanoutQueue = 1024
+
 type subscriber struct {
-	w      io.Writer
+	queue  chan []byte
 	failed chan struct{}
+	done   chan struct{}
+	once   sync.Once
 }
 
-// Write implements io.Writer; it never fails, so the instance's log is
-// written whatever its clients do.
+func (s *subscriber) fail() { s.once.Do(func() { close(s.failed) }) }
+
+// Write implements io.Writer; it never fails and never blocks.
 func (f *Fanout) Write(p []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if len(f.subs) == 0 {
+		return len(p), nil
+	}
+	b := append([]byte(nil), p...)
 	for s := range f.subs {
-		if _, err := s.w.Write(p); err != nil {
-			close(s.failed)
+		select {
+		case s.queue <- b:
+		default:
+			s.fail()
+			close(s.queue)
 			delete(f.subs, s)
 		}
 	}
 	return len(p), nil
 }
 
-// Add attaches w until the returned detach is called; failed is closed if
-// a write to w fails first. A nil w attaches nothing.
+// Add attaches w until the returned detach is called, which first hands w
+// what is still queued for it (for at most a few seconds). failed is
+// closed if writing to w fails or w falls behind. A nil w attaches nothing.
 func (f *Fanout) Add(w io.Writer) (failed <-chan struct{}, detach func()) {
 	if w == nil {
 		return nil, func() {}
 	}
-	s := &subscriber{w: w, failed: make(chan struct{})}
+	s := &subscriber{queue: make(chan []byte, fanoutQueue), failed: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for b := range s.queue {
+			if _, err := w.Write(b); err != nil {
+				s.fail()
+				f.remove(s)
+				for range s.queue {
+				}
+				return
+			}
+		}
+	}()
 	f.mu.Lock()
 	if f.subs == nil {
 		f.subs = map[*subscriber]struct{}{}
@@ -58,8 +87,20 @@ func (f *Fanout) Add(w io.Writer) (failed <-chan struct{}, detach func()) {
 	f.subs[s] = struct{}{}
 	f.mu.Unlock()
 	return s.failed, func() {
-		f.mu.Lock()
+		f.remove(s)
+		select {
+		case <-s.done:
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// remove detaches s and ends its queue, once.
+func (f *Fanout) remove(s *subscriber) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.subs[s]; ok {
 		delete(f.subs, s)
-		f.mu.Unlock()
+		close(s.queue)
 	}
 }
