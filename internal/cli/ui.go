@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"os"
 
@@ -9,7 +8,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"quartet.dev/quartet/internal/controlplane"
 	"quartet.dev/quartet/internal/cronnext"
 	"quartet.dev/quartet/internal/datadir"
 	"quartet.dev/quartet/internal/ui"
@@ -70,30 +68,4 @@ and storageclasses for the explain panel).`,
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
-}
-
-// uiAddon serves the web UI as part of `quartet up`, as the read-only
-// identity ui.User, and prints its one-time login URL.
-func uiAddon(address string) controlplane.Addon {
-	return controlplane.Addon{
-		Name: "web UI",
-		Start: func(ctx context.Context, cp *controlplane.Cluster) (string, func() error, error) {
-			if err := ui.EnsureRBAC(ctx, cp.Admin()); err != nil {
-				return "", nil, fmt.Errorf("UI role: %w", err)
-			}
-			client, _, err := cp.ClientFor(ui.User)
-			if err != nil {
-				return "", nil, err
-			}
-			srv, err := ui.Start(ctx, ui.Config{Client: client, Address: address, ControllerZone: cronnext.MachineZone()})
-			if err != nil {
-				return "", nil, err
-			}
-			run := func() error {
-				<-srv.Done()
-				return srv.Err()
-			}
-			return srv.LoginURL() + " (works once)", run, nil
-		},
-	}
 }

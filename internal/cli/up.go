@@ -12,19 +12,23 @@ import (
 
 	"quartet.dev/quartet/internal/controlplane"
 	"quartet.dev/quartet/internal/datadir"
+	"quartet.dev/quartet/internal/up"
 )
 
 func newUp() *cobra.Command {
-	cfg := controlplane.Config{}
+	cfg := up.Config{}
 	var nodes nodeFlags
-	var datastore, dnsListen, uiAddress string
-	var withUI bool
-	var dnsUpstream []string
+	var dataDir, datastore string
 	c := &cobra.Command{
 		Use:   "up",
 		Short: "Start a cluster in the foreground until SIGINT or SIGTERM",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := datadir.New(dataDir)
+			if err != nil {
+				return fmt.Errorf("--data-dir: %w", err)
+			}
+			cfg.Dir = dir
 			if datastore != "" {
 				for _, ep := range strings.Split(datastore, ",") {
 					if ep = strings.TrimSpace(ep); ep != "" {
@@ -32,29 +36,19 @@ func newUp() *cobra.Command {
 					}
 				}
 			}
-			specs, err := nodes.specs()
-			if err != nil {
+			if cfg.Nodes, err = nodes.specs(); err != nil {
 				return err
 			}
+			cfg.Runtime = nodes.runtime
 			cfg.Progress = cmd.OutOrStdout()
-			var dnsAddr string
-			cfg.Addons = []controlplane.Addon{
-				dnsAddon(dnsListen, dnsUpstream, &dnsAddr),
-				storageAddon(),
-			}
-			ctl := &nodeControl{}
-			cfg.Addons = append(cfg.Addons, nodesAddon(&nodes, specs, &dnsAddr, ctl), controlAddon(ctl))
-			if withUI {
-				cfg.Addons = append(cfg.Addons, uiAddon(uiAddress))
-			}
 			ctx, stop := signalContext()
 			defer stop()
-			return controlplane.Run(ctx, cfg)
+			return up.Run(ctx, cfg)
 		},
 	}
 	nodes.register(c)
 	f := c.Flags()
-	f.StringVar(&cfg.DataDir, "data-dir", datadir.Default(), "directory for the cluster's state, certificates, kubeconfig and logs")
+	f.StringVar(&dataDir, "data-dir", datadir.Default(), "directory for the cluster's state, certificates, kubeconfig and logs")
 	f.IntVar(&cfg.APIPort, "api-port", 6443, "API server port on 127.0.0.1")
 	f.StringVar(&cfg.WorkloadControllers, "workload-controllers", controlplane.ModeQuartet,
 		"which StatefulSet, DaemonSet, Job, CronJob and TTL-after-finished controllers run: quartet (its own), upstream (kube-controller-manager's, the reference) or none (for controllers run by `quartet controllers` beside the cluster)")
@@ -62,10 +56,10 @@ func newUp() *cobra.Command {
 	f.StringVar(&cfg.Datastore.CAFile, "datastore-cafile", "", "CA certificate that verifies the --datastore-endpoint servers (https; default: the system's roots)")
 	f.StringVar(&cfg.Datastore.CertFile, "datastore-certfile", "", "client certificate quartet presents to the --datastore-endpoint servers")
 	f.StringVar(&cfg.Datastore.KeyFile, "datastore-keyfile", "", "key of --datastore-certfile")
-	f.StringVar(&dnsListen, "dns-address", "", "UDP and TCP address of cluster DNS; the bound address is printed (default: port 53 on a loopback address of the data dir's own when root, so process pods can use it; a free port on 127.0.0.1 otherwise)")
-	f.StringSliceVar(&dnsUpstream, "dns-upstream", nil, "DNS servers for names outside cluster.local (default: none, such names are refused)")
-	f.BoolVar(&withUI, "ui", true, "serve the web UI on loopback and print its one-time login URL")
-	f.StringVar(&uiAddress, "ui-address", "127.0.0.1:0", "loopback address of the web UI (port 0: a free one)")
+	f.StringVar(&cfg.DNSAddress, "dns-address", "", "UDP and TCP address of cluster DNS; the bound address is printed (default: port 53 on a loopback address of the data dir's own when root, so process pods can use it; a free port on 127.0.0.1 otherwise)")
+	f.StringSliceVar(&cfg.DNSUpstream, "dns-upstream", nil, "DNS servers for names outside cluster.local (default: none, such names are refused)")
+	f.BoolVar(&cfg.UI, "ui", true, "serve the web UI on loopback and print its one-time login URL")
+	f.StringVar(&cfg.UIAddress, "ui-address", "127.0.0.1:0", "loopback address of the web UI (port 0: a free one)")
 	f.Float32Var(&cfg.APIQPS, "api-qps", 1000, "client QPS limit of every in-process component (both controller modes alike)")
 	f.IntVar(&cfg.APIBurst, "api-burst", 2000, "client burst limit of every in-process component")
 	return c

@@ -2,21 +2,26 @@ package controlplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
-	"k8s.io/apimachinery/pkg/util/wait"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	kubeapiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	apiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
+
+	"quartet.dev/quartet/internal/component"
+	"quartet.dev/quartet/internal/pki"
 )
 
 // apiserverConfig is what startAPIServer needs; paths point into the data dir.
@@ -76,10 +81,75 @@ func apiserverFlags(c apiserverConfig) []string {
 	return flags
 }
 
-// startAPIServer runs kube-apiserver in this process and returns once
-// /readyz answers ok. The server stops when ctx is done; stopped is closed
-// once it has.
-func startAPIServer(ctx context.Context, c apiserverConfig, readyClient *rest.Config) (stopped <-chan struct{}, err error) {
+// APIServer is kube-apiserver. It is ready when /readyz says so (on a warm
+// start, without the two bootstrap post-start hooks that open with a fixed
+// one-second sleep: what they reconcile is already stored; the controller
+// manager waits for them), quartet's RBAC is applied and the kubeconfigs
+// are written. It cannot be started twice in one process, so quartet stops
+// when it does.
+func (c *Cluster) APIServer() component.Component {
+	return component.Component{Name: "kube-apiserver", Core: true, Policy: component.Fatal, Start: c.startAPIServer}
+}
+
+func (c *Cluster) startAPIServer(ctx context.Context, progress component.Progress) (string, func() error, error) {
+	var skipReady []string
+	if c.warm {
+		skipReady = []string{"poststarthook/rbac/bootstrap-roles", "poststarthook/scheduling/bootstrap-system-priority-classes"}
+	}
+	certs := c.certs
+	adminConfig := restConfig(c.Server, c.CA, certs.admin)
+	wait, err := runAPIServer(ctx, apiserverConfig{
+		Listener:          c.apiListener,
+		EtcdServers:       c.etcdServers,
+		EtcdCAFile:        c.cfg.Datastore.CAFile,
+		EtcdCertFile:      c.cfg.Datastore.CertFile,
+		EtcdKeyFile:       c.cfg.Datastore.KeyFile,
+		CertFile:          certs.serving.CertFile,
+		KeyFile:           certs.serving.KeyFile,
+		ClientCAFile:      c.CA.CertFile(),
+		SAKeyFile:         certs.saKey,
+		KubeletClientCert: certs.kubeletClient.CertFile,
+		KubeletClientKey:  certs.kubeletClient.KeyFile,
+		ServiceCIDR:       ServiceCIDR,
+		SkipReadyChecks:   skipReady,
+		WrapHandler:       newRequestCounter().wrap,
+	}, adminConfig, progress)
+	if err != nil {
+		return "", nil, err
+	}
+	adminConfig.QPS, adminConfig.Burst = c.cfg.APIQPS, c.cfg.APIBurst
+	admin, err := kubernetes.NewForConfig(adminConfig)
+	if err != nil {
+		return "", nil, err
+	}
+	c.mu.Lock()
+	c.admin = admin
+	c.mu.Unlock()
+	if err := RetryAPI(ctx, progress, "applying quartet's RBAC", func() error { return applyRBAC(ctx, admin) }); err != nil {
+		return "", nil, err
+	}
+	for _, kc := range []struct {
+		path string
+		cert *pki.Issued
+		user string
+	}{
+		{c.Dir.Kubeconfig(), certs.admin, userAdmin},
+		{certs.kcmKubeconfig, certs.kcm, userControllerManager},
+		{certs.schedulerKubeconfig, certs.scheduler, userScheduler},
+		{certs.workloadsKubeconfig, certs.workloads, userWorkloadInformers},
+	} {
+		if err := writeKubeconfig(kc.path, c.Server, c.CA, kc.cert, kc.user); err != nil {
+			return "", nil, err
+		}
+	}
+	return c.Server, wait, nil
+}
+
+// runAPIServer runs kube-apiserver in this process and returns once /readyz
+// answers ok, however long that takes (a large data dir fills the watch
+// caches first), reporting the checks it waits for. The server stops when
+// ctx is done; wait returns once it has.
+func runAPIServer(ctx context.Context, c apiserverConfig, readyClient *rest.Config, progress component.Progress) (wait func() error, err error) {
 	s := apiserveroptions.NewServerRunOptions()
 	fs := pflag.NewFlagSet("kube-apiserver", pflag.ContinueOnError)
 	for _, f := range s.Flags().FlagSets {
@@ -135,38 +205,102 @@ func startAPIServer(ctx context.Context, c apiserverConfig, readyClient *rest.Co
 	if err != nil {
 		return nil, fmt.Errorf("kube-apiserver: %w", err)
 	}
-	done := make(chan struct{})
 	errCh := make(chan error, 1)
-	go func() {
-		defer close(done)
-		if err := prepared.Run(ctx); err != nil {
-			errCh <- err
-		}
-	}()
+	go func() { errCh <- prepared.Run(ctx) }()
+	wait = func() error { return <-errCh }
 
 	mark("prepare run")
 	client, err := kubernetes.NewForConfig(readyClient)
 	if err != nil {
 		return nil, err
 	}
-	err = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+	for {
+		failing, err := checkEndpoint(ctx, client, "/readyz", c.SkipReadyChecks)
+		if err == nil && len(failing) == 0 {
+			break
+		}
 		select {
 		case err := <-errCh:
-			return false, fmt.Errorf("kube-apiserver exited: %w", err)
-		default:
+			return nil, fmt.Errorf("kube-apiserver exited: %w", err)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
 		}
-		req := client.Discovery().RESTClient().Get().AbsPath("/readyz")
-		for _, check := range c.SkipReadyChecks {
-			req = req.Param("exclude", check)
-		}
-		res := req.Do(ctx)
-		var code int
-		res.StatusCode(&code)
-		return code == http.StatusOK, nil
-	})
-	if err != nil {
-		return nil, err
+		progress("waiting for %s", describeFailing(failing, err))
 	}
 	mark("ready")
-	return done, nil
+	return wait, nil
+}
+
+// checkEndpoint asks a health endpoint (/readyz, /healthz) for its verbose
+// report, leaving out the checks in exclude, and returns the checks that
+// fail; err is set when the endpoint could not be asked at all.
+func checkEndpoint(ctx context.Context, client kubernetes.Interface, path string, exclude []string) (failing []string, err error) {
+	req := client.Discovery().RESTClient().Get().AbsPath(path).Param("verbose", "")
+	for _, check := range exclude {
+		req = req.Param("exclude", check)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res := req.Do(rctx)
+	var code int
+	res.StatusCode(&code)
+	body, err := res.Raw()
+	switch code {
+	case http.StatusOK:
+		return nil, nil
+	case 0:
+		return nil, err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if name, ok := strings.CutPrefix(line, "[-]"); ok {
+			name, _, _ = strings.Cut(name, " ")
+			failing = append(failing, name)
+		}
+	}
+	if len(failing) == 0 {
+		failing = []string{fmt.Sprintf("%s (HTTP %d)", path, code)}
+	}
+	return failing, nil
+}
+
+// describeFailing says what a health wait is waiting for.
+func describeFailing(failing []string, err error) string {
+	if err != nil {
+		return "the apiserver to answer (" + err.Error() + ")"
+	}
+	if len(failing) > 4 {
+		return fmt.Sprintf("%s and %d more", strings.Join(failing[:4], ", "), len(failing)-4)
+	}
+	return strings.Join(failing, ", ")
+}
+
+// RetryAPI calls f until it succeeds, ctx is done, or it fails in a way
+// waiting will not fix; it retries, once a second and reporting each
+// failure, what an apiserver still busy after a start answers: timeouts,
+// throttling, unavailability and refused connections.
+func RetryAPI(ctx context.Context, progress component.Progress, what string, f func() error) error {
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		if !transient(err) {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		progress("%s: %v; retrying", what, err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, err)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func transient(err error) bool {
+	var netErr net.Error
+	var urlErr *url.Error
+	return apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
+		apierrors.IsServiceUnavailable(err) || apierrors.IsInternalError(err) ||
+		errors.As(err, &netErr) || errors.As(err, &urlErr)
 }

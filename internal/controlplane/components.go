@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -14,6 +18,7 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/component-base/configz"
 	controllersmetrics "k8s.io/component-base/metrics/prometheus/controllers"
 	"k8s.io/controller-manager/pkg/clientbuilder"
 	controllerhealthz "k8s.io/controller-manager/pkg/healthz"
@@ -24,6 +29,8 @@ import (
 	"k8s.io/kubernetes/cmd/kube-controller-manager/names"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
 	scheduleroptions "k8s.io/kubernetes/cmd/kube-scheduler/app/options"
+
+	"quartet.dev/quartet/internal/component"
 )
 
 // workloadControllerNames are the kube-controller-manager controllers that
@@ -49,6 +56,70 @@ type controllerManagerConfig struct {
 	WorkloadsOnly bool
 	APIQPS        float32
 	APIBurst      int
+}
+
+// ControllerManager is kube-controller-manager without the five workload
+// controllers. It starts once the apiserver's /healthz passes every check,
+// post-start hooks included: kube-controller-manager waits for that itself,
+// but for 10 s only, after which it cannot be started again in this process.
+func (c *Cluster) ControllerManager() component.Component {
+	return component.Component{Name: "kube-controller-manager", Start: func(ctx context.Context, progress component.Progress) (string, func() error, error) {
+		if err := c.waitHealthy(ctx, progress); err != nil {
+			return "", nil, err
+		}
+		// A restart registers its configuration page again.
+		configz.Delete(kcm.ConfigzName)
+		errc := make(chan error, 1)
+		go func() { errc <- runControllerManager(ctx, c.kcmConfig()) }()
+		return "every default controller but the five workload controllers", func() error { return <-errc }, nil
+	}}
+}
+
+// Scheduler is kube-scheduler.
+func (c *Cluster) Scheduler() component.Component {
+	return component.Component{Name: "kube-scheduler", Start: func(ctx context.Context, _ component.Progress) (string, func() error, error) {
+		configz.Delete(schedulerConfigzName)
+		run, err := setupScheduler(ctx, schedulerConfig{Kubeconfig: c.certs.schedulerKubeconfig, APIQPS: c.cfg.APIQPS, APIBurst: c.cfg.APIBurst})
+		if err != nil {
+			return "", nil, err
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- run() }()
+		return "", func() error { return <-errc }, nil
+	}}
+}
+
+// schedulerConfigzName is the configuration page kube-scheduler registers.
+const schedulerConfigzName = "componentconfig"
+
+// waitHealthy waits until the apiserver's /healthz passes every check.
+func (c *Cluster) waitHealthy(ctx context.Context, progress component.Progress) error {
+	admin := c.Admin()
+	for {
+		failing, err := checkEndpoint(ctx, admin, "/healthz", nil)
+		if err == nil && len(failing) == 0 {
+			return nil
+		}
+		progress("waiting for the apiserver's %s", describeFailing(failing, err))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Cluster) kcmConfig() controllerManagerConfig {
+	return controllerManagerConfig{
+		Kubeconfig:  c.certs.kcmKubeconfig,
+		SAKeyFile:   c.certs.saKey,
+		CAFile:      c.CA.CertFile(),
+		CAKeyFile:   filepath.Join(c.CA.Dir, "ca.key"),
+		ClusterCIDR: ClusterCIDR,
+		ServiceCIDR: ServiceCIDR,
+		APIQPS:      c.cfg.APIQPS,
+		APIBurst:    c.cfg.APIBurst,
+	}
 }
 
 func controllerManagerFlags(c controllerManagerConfig) []string {
@@ -109,7 +180,40 @@ func runControllerManager(ctx context.Context, c controllerManagerConfig) error 
 	if err != nil {
 		return err
 	}
+	cfg.Kubeconfig.Wrap(func(rt http.RoundTripper) http.RoundTripper { return patientHealthz{ctx: ctx, next: rt} })
 	return kcm.Run(ctx, cfg)
+}
+
+// patientHealthz makes kube-controller-manager's start-up wait for the
+// apiserver's /healthz as long as it takes. Its own wait gives up after 10 s
+// and fails the start, and the informer name the failed start reserved is
+// never released, so a second start in this process would fail too.
+type patientHealthz struct {
+	ctx  context.Context
+	next http.RoundTripper
+}
+
+func (p patientHealthz) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodGet || req.URL.Path != "/healthz" {
+		return p.next.RoundTrip(req)
+	}
+	for {
+		resp, err := p.next.RoundTrip(req)
+		if err == nil && resp.StatusCode == http.StatusOK {
+			return resp, nil
+		}
+		if resp != nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		select {
+		case <-p.ctx.Done():
+			return nil, p.ctx.Err()
+		case <-req.Context().Done():
+			return nil, req.Context().Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // dropManagedFields trims informer objects as kube-controller-manager's
@@ -186,8 +290,9 @@ type schedulerConfig struct {
 	APIBurst   int
 }
 
-// runScheduler runs kube-scheduler in this process until ctx is done.
-func runScheduler(ctx context.Context, c schedulerConfig) error {
+// setupScheduler builds kube-scheduler; run runs it in this process until
+// ctx is done.
+func setupScheduler(ctx context.Context, c schedulerConfig) (run func() error, err error) {
 	opts := scheduleroptions.NewOptions()
 	fs := pflag.NewFlagSet("kube-scheduler", pflag.ContinueOnError)
 	for _, f := range opts.Flags.FlagSets {
@@ -201,20 +306,23 @@ func runScheduler(ctx context.Context, c schedulerConfig) error {
 		fmt.Sprintf("--kube-api-burst=%d", c.APIBurst),
 	}
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("kube-scheduler flags: %w", err)
+		return nil, fmt.Errorf("kube-scheduler flags: %w", err)
 	}
 	if err := opts.ComponentGlobalsRegistry.Set(); err != nil {
-		return err
+		return nil, err
 	}
 	cc, sched, err := scheduler.Setup(ctx, opts)
 	if err != nil {
-		return fmt.Errorf("kube-scheduler: %w", err)
+		return nil, fmt.Errorf("kube-scheduler: %w", err)
 	}
-	err = scheduler.Run(ctx, cc, sched)
-	if ctx.Err() != nil {
-		// Without leader election Run ends only when ctx does, and then
-		// always with "finished without leader elect": a normal stop.
-		return nil
-	}
-	return err
+	return func() error {
+		err := scheduler.Run(ctx, cc, sched)
+		if ctx.Err() != nil {
+			// Without leader election Run ends only when ctx does, and
+			// then always with "finished without leader elect": a normal
+			// stop.
+			return nil
+		}
+		return err
+	}, nil
 }

@@ -6,8 +6,6 @@ import (
 	"net"
 	"strconv"
 	"syscall"
-
-	"go.uber.org/zap"
 )
 
 // listenAPI binds the API port up front, so "port in use" is a clear error
@@ -22,5 +20,3 @@ func listenAPI(port int) (net.Listener, error) {
 	}
 	return l, nil
 }
-
-func nopZap() *zap.Logger { return zap.NewNop() }

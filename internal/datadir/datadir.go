@@ -53,6 +53,9 @@ func (d Dir) Logs() string { return d.join("logs") }
 // LogFile is every in-process component's log (klog), rotated by size.
 func (d Dir) LogFile() string { return d.join("logs", "quartet.log") }
 
+// StderrLog receives what libraries write to the process's stderr.
+func (d Dir) StderrLog() string { return d.join("logs", "stderr.log") }
+
 // EtcdLog is the embedded etcd's own log.
 func (d Dir) EtcdLog() string { return d.join("logs", "etcd.log") }
 

@@ -44,55 +44,87 @@ type Config struct {
 	Clock clock.WithTicker
 }
 
-// Run ensures the StorageClasses local-path (the default class,
-// WaitForFirstConsumer, reclaim Delete) and local-path-retain (reclaim Retain)
-// exist, calls ready once the provisioner's caches are synced, and provisions
-// until ctx is done. It returns an error only if it cannot start.
+// Run is New and Provisioner.Run in one.
 func Run(ctx context.Context, cfg Config, ready func()) error {
+	p, err := New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return p.Run(ctx, ready)
+}
+
+// Provisioner is the local-path provisioner, built and not yet running.
+type Provisioner struct {
+	cfg     Config
+	root    string
+	clk     clock.WithTicker
+	factory informers.SharedInformerFactory
+	synced  []cache.InformerSynced
+	ctrl    *controller.ProvisionController
+}
+
+// New builds the provisioner. The provisioner library registers the core
+// API types into client-go's shared scheme when it is built, which is a
+// write to maps every client and informer of the process reads: call New
+// before anything else in the process runs, and once. The library's event
+// broadcaster lives until ctx is done.
+func New(ctx context.Context, cfg Config) (*Provisioner, error) {
 	if cfg.Client == nil {
-		return errors.New("storage: Config.Client is required")
+		return nil, errors.New("storage: Config.Client is required")
 	}
 	if cfg.Root == "" {
-		return errors.New("storage: Config.Root is required")
+		return nil, errors.New("storage: Config.Root is required")
 	}
 	root, err := filepath.Abs(cfg.Root)
 	if err != nil {
-		return fmt.Errorf("storage: root %s: %w", cfg.Root, err)
-	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return fmt.Errorf("storage: create root: %w", err)
+		return nil, fmt.Errorf("storage: root %s: %w", cfg.Root, err)
 	}
 	clk := cfg.Clock
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
-	logger := klog.FromContext(ctx).WithName("local-path")
-	ctx = klog.NewContext(ctx, logger)
-
-	if err := ensureClasses(ctx, cfg.Client, clk); err != nil {
-		return err
-	}
-
+	ctx = klog.NewContext(ctx, klog.FromContext(ctx).WithName("local-path"))
 	factory := informers.NewSharedInformerFactory(cfg.Client, 0)
 	claims := factory.Core().V1().PersistentVolumeClaims().Informer()
 	volumes := factory.Core().V1().PersistentVolumes().Informer()
 	classes := factory.Storage().V1().StorageClasses().Informer()
 	nodes := factory.Core().V1().Nodes()
+	prov := &provisioner{root: root, nodes: cachedNodes{lister: nodes.Lister(), client: cfg.Client}, dirs: osDirs{}}
+	return &Provisioner{
+		cfg:     cfg,
+		root:    root,
+		clk:     clk,
+		factory: factory,
+		synced:  []cache.InformerSynced{claims.HasSynced, volumes.HasSynced, classes.HasSynced, nodes.Informer().HasSynced},
+		ctrl:    controller.NewProvisionController(ctx, cfg.Client, ProvisionerName, prov, provisionOptions(claims, volumes, classes)...),
+	}, nil
+}
 
-	p := &provisioner{root: root, nodes: cachedNodes{lister: nodes.Lister(), client: cfg.Client}, dirs: osDirs{}}
-	ctrl := controller.NewProvisionController(ctx, cfg.Client, ProvisionerName, p, provisionOptions(claims, volumes, classes)...)
-
-	factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), claims.HasSynced, volumes.HasSynced, classes.HasSynced, nodes.Informer().HasSynced) {
-		factory.Shutdown()
+// Run ensures the StorageClasses local-path (the default class,
+// WaitForFirstConsumer, reclaim Delete) and local-path-retain (reclaim Retain)
+// exist, calls ready once the provisioner's caches are synced, and provisions
+// until ctx is done. It returns an error only if it cannot start. A
+// Provisioner runs once.
+func (p *Provisioner) Run(ctx context.Context, ready func()) error {
+	if err := os.MkdirAll(p.root, 0o755); err != nil {
+		return fmt.Errorf("storage: create root: %w", err)
+	}
+	logger := klog.FromContext(ctx).WithName("local-path")
+	ctx = klog.NewContext(ctx, logger)
+	if err := ensureClasses(ctx, p.cfg.Client, p.clk); err != nil {
+		return err
+	}
+	p.factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), p.synced...) {
+		p.factory.Shutdown()
 		return fmt.Errorf("storage: caches did not sync: %w", context.Cause(ctx))
 	}
-	logger.Info("Local-path provisioner ready", "root", root)
+	logger.Info("Local-path provisioner ready", "root", p.root)
 	if ready != nil {
 		ready()
 	}
-	ctrl.Run(ctx)
-	factory.Shutdown()
+	p.ctrl.Run(ctx)
+	p.factory.Shutdown()
 	return nil
 }
 

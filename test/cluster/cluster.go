@@ -92,6 +92,8 @@ type Options struct {
 	Log io.Writer
 	// ReadyTimeout bounds the wait for the ready line (default 2 minutes).
 	ReadyTimeout time.Duration
+	// Bin is the quartet binary to run; empty means Binary().
+	Bin string
 }
 
 // Cluster is one running `quartet up`.
@@ -111,10 +113,14 @@ type Cluster struct {
 // Start runs `quartet up` and waits for its ready line.
 func Start(opts Options) (*Cluster, error) {
 	EnableSubreaper()
-	bin, err := Binary()
-	if err != nil {
-		return nil, err
+	bin := opts.Bin
+	if bin == "" {
+		var err error
+		if bin, err = Binary(); err != nil {
+			return nil, err
+		}
 	}
+	var err error
 	c := &Cluster{Bin: bin, DataDir: opts.DataDir, APIPort: opts.APIPort, Output: &syncBuffer{}}
 	if c.DataDir == "" {
 		if c.DataDir, err = os.MkdirTemp("", "quartet-test-"); err != nil {

@@ -13,7 +13,8 @@ func (s *S) DataDir() string { return s.cluster.DataDir }
 func (s *S) DNSAddr() string {
 	for _, line := range strings.Split(s.cluster.Output.String(), "\n") {
 		f := strings.Fields(line)
-		if len(f) >= 3 && f[0] == "cluster" && f[1] == "DNS" {
+		// The ready line names the address; a line of progress does not.
+		if len(f) >= 3 && f[0] == "cluster" && f[1] == "DNS" && strings.Contains(f[2], ":") {
 			return f[2]
 		}
 	}
