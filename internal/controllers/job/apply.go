@@ -19,28 +19,6 @@ import (
 // The job-controller role allows create, delete and patch on pods, and no
 // get: every pod write goes through a kit.PodWriter.
 
-// jobWriter is every Job read and write that bypasses the informer cache.
-type jobWriter interface {
-	updateStatus(ctx context.Context, job *batch.Job) (*batch.Job, error)
-	// getFresh reads the Job from the apiserver, for the recheck before
-	// adopting pods.
-	getFresh(ctx context.Context, namespace, name string) (*batch.Job, error)
-}
-
-var _ jobWriter = (*realJobWriter)(nil)
-
-type realJobWriter struct {
-	client kubernetes.Interface
-}
-
-func (w *realJobWriter) updateStatus(ctx context.Context, job *batch.Job) (*batch.Job, error) {
-	return w.client.BatchV1().Jobs(job.Namespace).UpdateStatus(ctx, job, metav1.UpdateOptions{})
-}
-
-func (w *realJobWriter) getFresh(ctx context.Context, namespace, name string) (*batch.Job, error) {
-	return w.client.BatchV1().Jobs(namespace).Get(ctx, name, metav1.GetOptions{})
-}
-
 // dropFinalizerPatch removes the tracking finalizer: a strategic merge
 // patch on metadata only, so it never races with the kubelet's status
 // writes.
@@ -188,10 +166,10 @@ func dropFinalizers(ctx context.Context, w kit.PodWriter, pods []*v1.Pod) ([]*v1
 
 // applier makes the writes of a Job's sync, and remembers them in writes:
 // pod creates and deletes under "pods", finalizer removals under "pod
-// finalizers", status writes under "jobs".
+// finalizers", status writes (through client) under "jobs".
 type applier struct {
 	pods   kit.PodWriter
-	jobs   jobWriter
+	client kubernetes.Interface
 	writes *kit.OwnWrites
 }
 
@@ -236,7 +214,7 @@ func (a *applier) writePods(ctx context.Context, job *batch.Job, d *decision, fi
 func (a *applier) writeStatus(ctx context.Context, job *batch.Job, status batch.JobStatus) (*batch.Job, error) {
 	next := job.DeepCopy()
 	next.Status = status
-	written, err := a.jobs.updateStatus(ctx, next)
+	written, err := a.client.BatchV1().Jobs(next.Namespace).UpdateStatus(ctx, next, metav1.UpdateOptions{})
 	if err != nil {
 		return nil, err
 	}

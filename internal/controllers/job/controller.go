@@ -86,8 +86,8 @@ func New(cfg kit.Config) (*Controller, error) {
 	c := &Controller{
 		Base: base,
 		apply: &applier{
-			pods: &kit.ClientPodWriter{Client: cfg.Client, Recorder: base.Recorder},
-			jobs: &realJobWriter{client: cfg.Client},
+			pods:   &kit.ClientPodWriter{Client: cfg.Client, Recorder: base.Recorder},
+			client: cfg.Client,
 			// Pod creates and deletes, finalizer removals and status writes
 			// are filed apart: each holds a sync back differently.
 			writes: kit.NewOwnWrites(base.Clock, map[string]kit.Store{
@@ -291,7 +291,7 @@ func (c *Controller) claimPods(ctx context.Context, job *batch.Job) ([]*v1.Pod, 
 	}
 	claims := kit.SortClaims(job, candidates, func(p *v1.Pod) bool { return selector.Matches(labels.Set(p.Labels)) })
 	canAdopt := kit.CanAdopt(ctx, job, func(ctx context.Context) (metav1.Object, error) {
-		return c.apply.jobs.getFresh(ctx, job.Namespace, job.Name)
+		return c.Client.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{})
 	})
 	return kit.Claim(ctx, claims, job, batch.SchemeGroupVersion.WithKind("Job"), canAdopt,
 		func(ctx context.Context, p *v1.Pod, patch []byte) (*v1.Pod, error) {

@@ -373,7 +373,9 @@ func TestControllerDoesNotAdoptForADeletedJob(t *testing.T) {
 	// The apiserver has a new Job of the same name.
 	fresh := job.DeepCopy()
 	fresh.UID = "another-uid"
-	h.c.apply.jobs = &fakeJobWriter{fresh: fresh}
+	h.client.PrependReactor("get", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, fresh, nil
+	})
 	h.waitCached()
 	if _, err := h.c.sync(h.ctx, "default/pi"); err == nil || !strings.Contains(err.Error(), "can't adopt") {
 		t.Errorf("sync error = %v, want a refusal to adopt", err)

@@ -5,18 +5,13 @@ import (
 	"fmt"
 	"sync"
 
-	batch "k8s.io/api/batch/v1"
 	v1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 
 	"quartet.dev/quartet/internal/controllers/kit"
 )
 
-var (
-	_ kit.PodWriter = (*fakePodWriter)(nil)
-	_ jobWriter     = (*fakeJobWriter)(nil)
-)
+var _ kit.PodWriter = (*fakePodWriter)(nil)
 
 // fakePodWriter records pod writes in memory; errors can be injected per
 // call kind.
@@ -74,35 +69,4 @@ func (f *fakePodWriter) PatchPod(_ context.Context, namespace, name string, _ ty
 	p := &v1.Pod{}
 	p.Namespace, p.Name, p.UID = namespace, name, types.UID(name)
 	return p, nil
-}
-
-// fakeJobWriter records status writes.
-type fakeJobWriter struct {
-	mu       sync.Mutex
-	statuses []batch.JobStatus
-	fresh    *batch.Job
-	err      error
-	rv       int
-}
-
-func (f *fakeJobWriter) updateStatus(_ context.Context, job *batch.Job) (*batch.Job, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err != nil {
-		return nil, f.err
-	}
-	f.statuses = append(f.statuses, *job.Status.DeepCopy())
-	out := job.DeepCopy()
-	f.rv++
-	out.ResourceVersion = fmt.Sprint(1000 + f.rv)
-	return out, nil
-}
-
-func (f *fakeJobWriter) getFresh(_ context.Context, _, name string) (*batch.Job, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.fresh == nil {
-		return nil, apierrors.NewNotFound(batch.Resource("jobs"), name)
-	}
-	return f.fresh.DeepCopy(), nil
 }
