@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	batchv1 "k8s.io/api/batch/v1"
 
 	"quartet.dev/quartet/internal/manifest"
 )
@@ -27,11 +28,7 @@ type Deps struct {
 
 // Command returns `cron simulate`.
 func Command(d Deps) *cobra.Command {
-	var (
-		file, from, outage string
-		span, jobDuration  time.Duration
-		timeline           bool
-	)
+	var fl flags
 	c := &cobra.Command{
 		Use:   "simulate [NAME] -f FILE --job-duration D [--for 6h] [--outage HH:MM-HH:MM]",
 		Short: "Run a CronJob through the controller's own planning code over a fake clock: timeline and exercise 3's table",
@@ -56,66 +53,89 @@ quartet.dev/sim-run-seconds annotation.`,
   quartet cron simulate -f examples/chapter/exercise-3-cronjob.yaml --for 5m`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if file == "" {
-				return errors.New("give the CronJob's manifest with -f FILE (- for standard input)")
-			}
-			cjs, err := manifest.LoadCronJobs(file, cmd.InOrStdin())
-			if err != nil {
-				return err
-			}
-			name := ""
-			if len(args) == 1 {
-				name = args[0]
-			}
-			cj, err := manifest.PickCronJob(cjs, name, file)
-			if err != nil {
-				return err
-			}
-			local := d.Local()
-			zone := local
-			if tz := cj.Spec.TimeZone; tz != nil {
-				if zone, err = time.LoadLocation(*tz); err != nil {
-					return fmt.Errorf("spec.timeZone %q: %v", *tz, err)
-				}
-			}
-			if !cmd.Flags().Changed("job-duration") {
-				secs, ok := cj.Spec.JobTemplate.Spec.Template.Annotations[SimRunSecondsAnnotation]
-				if !ok {
-					return errors.New("say how long each Job works with --job-duration (for example 90s)")
-				}
-				n, err := strconv.Atoi(secs)
-				if err != nil || n < 0 {
-					return fmt.Errorf("the Job template's %s=%q is not a number of seconds: give --job-duration", SimRunSecondsAnnotation, secs)
-				}
-				jobDuration = time.Duration(n) * time.Second
-			}
-			start, err := parseFrom(from, d.Now(), zone)
-			if err != nil {
-				return err
-			}
-			cfg := Config{CronJob: cj, From: start, For: span, JobDuration: jobDuration, Local: local}
-			if outage != "" {
-				w, err := parseOutage(outage, start, zone)
-				if err != nil {
-					return err
-				}
-				cfg.Outage = &w
-			}
-			comparison, err := Compare(cfg)
-			if err != nil {
-				return err
-			}
-			return comparison.Render(cmd.OutOrStdout(), timeline)
+			fl.jobDurationSet = cmd.Flags().Changed("job-duration")
+			return d.run(cmd, args, fl)
 		},
 	}
 	f := c.Flags()
-	f.StringVarP(&file, "filename", "f", "", `manifest holding the CronJob ("-" for standard input)`)
-	f.DurationVar(&span, "for", 6*time.Hour, "how long to simulate")
-	f.DurationVar(&jobDuration, "job-duration", 0, "how long each Job works (default: the Job template's quartet.dev/sim-run-seconds)")
-	f.StringVar(&outage, "outage", "", "HH:MM-HH:MM when the control plane is down, in the schedule's zone")
-	f.StringVar(&from, "from", defaultStart, "start: HH:MM today in the schedule's zone, or an RFC 3339 time")
-	f.BoolVar(&timeline, "timeline", true, "print the timeline of the CronJob as written")
+	f.StringVarP(&fl.file, "filename", "f", "", `manifest holding the CronJob ("-" for standard input)`)
+	f.DurationVar(&fl.span, "for", 6*time.Hour, "how long to simulate")
+	f.DurationVar(&fl.jobDuration, "job-duration", 0, "how long each Job works (default: the Job template's quartet.dev/sim-run-seconds)")
+	f.StringVar(&fl.outage, "outage", "", "HH:MM-HH:MM when the control plane is down, in the schedule's zone")
+	f.StringVar(&fl.from, "from", defaultStart, "start: HH:MM today in the schedule's zone, or an RFC 3339 time")
+	f.BoolVar(&fl.timeline, "timeline", true, "print the timeline of the CronJob as written")
 	return c
+}
+
+// flags are `cron simulate`'s options.
+type flags struct {
+	file, from, outage string
+	span, jobDuration  time.Duration
+	jobDurationSet     bool
+	timeline           bool
+}
+
+// run is the command: it reads the CronJob, simulates it under each
+// policy and prints the comparison.
+func (d Deps) run(cmd *cobra.Command, args []string, fl flags) error {
+	if fl.file == "" {
+		return errors.New("give the CronJob's manifest with -f FILE (- for standard input)")
+	}
+	cjs, err := manifest.LoadCronJobs(fl.file, cmd.InOrStdin())
+	if err != nil {
+		return err
+	}
+	name := ""
+	if len(args) == 1 {
+		name = args[0]
+	}
+	cj, err := manifest.PickCronJob(cjs, name, fl.file)
+	if err != nil {
+		return err
+	}
+	local := d.Local()
+	zone := local
+	if tz := cj.Spec.TimeZone; tz != nil {
+		if zone, err = time.LoadLocation(*tz); err != nil {
+			return fmt.Errorf("spec.timeZone %q: %v", *tz, err)
+		}
+	}
+	if !fl.jobDurationSet {
+		if fl.jobDuration, err = annotatedDuration(cj); err != nil {
+			return err
+		}
+	}
+	start, err := parseFrom(fl.from, d.Now(), zone)
+	if err != nil {
+		return err
+	}
+	cfg := Config{CronJob: cj, From: start, For: fl.span, JobDuration: fl.jobDuration, Local: local}
+	if fl.outage != "" {
+		w, err := parseOutage(fl.outage, start, zone)
+		if err != nil {
+			return err
+		}
+		cfg.Outage = &w
+	}
+	comparison, err := Compare(cfg)
+	if err != nil {
+		return err
+	}
+	return comparison.Render(cmd.OutOrStdout(), fl.timeline)
+}
+
+// annotatedDuration is --job-duration's default: the Job template's
+// quartet.dev/sim-run-seconds.
+func annotatedDuration(cj *batchv1.CronJob) (time.Duration, error) {
+	secs, ok := cj.Spec.JobTemplate.Spec.Template.Annotations[SimRunSecondsAnnotation]
+	if !ok {
+		return 0, errors.New("say how long each Job works with --job-duration (for example 90s)")
+	}
+	n, err := strconv.Atoi(secs)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("the Job template's %s=%q is not a number of seconds: give --job-duration", SimRunSecondsAnnotation, secs)
+	}
+	return time.Duration(n) * time.Second, nil
 }
 
 // parseFrom reads --from: HH:MM on now's day in zone, or RFC 3339.

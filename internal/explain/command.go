@@ -57,12 +57,15 @@ type Deps struct {
 	Client func(kubeconfig string) (kubernetes.Interface, string, error)
 }
 
+// flags are `quartet explain`'s options.
+type flags struct {
+	output, namespace, kubeconfig string
+	strict, live, all, listRules  bool
+}
+
 // Command returns `quartet explain`.
 func Command(d Deps) *cobra.Command {
-	var (
-		output, namespace, kubeconfig string
-		strict, live, all, listRules  bool
-	)
+	var fl flags
 	c := &cobra.Command{
 		Use:   "explain PATH... | - | --live [-n NAMESPACE | -A]",
 		Short: "Read the intent of manifests (or a cluster's objects) in one line per object, with the chapter's traps",
@@ -88,71 +91,90 @@ some input could not be read or the cluster could not be reached.`,
   quartet explain -o json --strict deploy/
   quartet explain --live -n shop
   quartet explain --rules`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			out := cmd.OutOrStdout()
-			if output != "text" && output != "json" {
-				return usage(fmt.Errorf("-o %q: want text or json", output))
-			}
-			if listRules {
-				return printRules(out)
-			}
-			opts := Options{Now: d.Now(), Local: d.Local()}
-			var r Report
-			switch {
-			case live && len(args) > 0:
-				return usage(errors.New("give PATHs or --live, not both"))
-			case live:
-				client, contextNS, err := d.Client(kubeconfig)
-				if err != nil {
-					fmt.Fprintf(cmd.ErrOrStderr(), "quartet explain: no cluster (start one with `quartet up`, or give manifests): %v\n", err)
-					return &ExitError{Code: ExitUnreadable}
-				}
-				ns := namespace
-				switch {
-				case all:
-					ns = ""
-				case ns == "":
-					ns = contextNS
-				}
-				if r, err = Live(cmd.Context(), client, ns, opts); err != nil {
-					fmt.Fprintf(cmd.ErrOrStderr(), "quartet explain: %v\n", err)
-					return &ExitError{Code: ExitUnreadable}
-				}
-			case len(args) == 0:
-				return usage(errors.New("give manifests to read (a file, a directory, or - for standard input), or --live"))
-			default:
-				objs, errs := manifest.Load(args, cmd.InOrStdin())
-				r = Manifests(objs, errs, opts)
-				if len(objs) == 0 && len(errs) == 0 {
-					r.Problems = append(r.Problems, Problem{Where: strings.Join(args, " "), Error: "no objects found"})
-					r.Counts.Problems++
-				}
-			}
-			var err error
-			if output == "json" {
-				err = r.JSON(out)
-			} else {
-				err = r.Text(out)
-			}
-			if err != nil {
-				return err
-			}
-			if code := r.ExitCode(strict); code != ExitOK {
-				return &ExitError{Code: code}
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return d.run(cmd, args, fl) },
 	}
 	c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
 	f := c.Flags()
-	f.StringVarP(&output, "output", "o", "text", "text or json")
-	f.BoolVar(&strict, "strict", false, "exit 1 on warnings and stuck objects too, not only on errors")
-	f.BoolVar(&live, "live", false, "read the objects of a cluster instead of manifests")
-	f.StringVarP(&namespace, "namespace", "n", "", "with --live: the namespace (default: the kubeconfig context's)")
-	f.BoolVarP(&all, "all-namespaces", "A", false, "with --live: every namespace")
-	f.StringVar(&kubeconfig, "kubeconfig", "", "with --live: the kubeconfig (default: $KUBECONFIG, then quartet's, then ~/.kube/config)")
-	f.BoolVar(&listRules, "rules", false, "list the rules and exit")
+	f.StringVarP(&fl.output, "output", "o", "text", "text or json")
+	f.BoolVar(&fl.strict, "strict", false, "exit 1 on warnings and stuck objects too, not only on errors")
+	f.BoolVar(&fl.live, "live", false, "read the objects of a cluster instead of manifests")
+	f.StringVarP(&fl.namespace, "namespace", "n", "", "with --live: the namespace (default: the kubeconfig context's)")
+	f.BoolVarP(&fl.all, "all-namespaces", "A", false, "with --live: every namespace")
+	f.StringVar(&fl.kubeconfig, "kubeconfig", "", "with --live: the kubeconfig (default: $KUBECONFIG, then quartet's, then ~/.kube/config)")
+	f.BoolVar(&fl.listRules, "rules", false, "list the rules and exit")
 	return c
+}
+
+// run is the command: it reads, prints the report and returns its exit
+// status.
+func (d Deps) run(cmd *cobra.Command, args []string, fl flags) error {
+	out := cmd.OutOrStdout()
+	if fl.output != "text" && fl.output != "json" {
+		return usage(fmt.Errorf("-o %q: want text or json", fl.output))
+	}
+	if fl.listRules {
+		return printRules(out)
+	}
+	r, err := d.report(cmd, args, fl)
+	if err != nil {
+		return err
+	}
+	if fl.output == "json" {
+		err = r.JSON(out)
+	} else {
+		err = r.Text(out)
+	}
+	if err != nil {
+		return err
+	}
+	if code := r.ExitCode(fl.strict); code != ExitOK {
+		return &ExitError{Code: code}
+	}
+	return nil
+}
+
+// report reads the manifests args name, or with --live the cluster's
+// objects, and explains them.
+func (d Deps) report(cmd *cobra.Command, args []string, fl flags) (Report, error) {
+	opts := Options{Now: d.Now(), Local: d.Local()}
+	switch {
+	case fl.live && len(args) > 0:
+		return Report{}, usage(errors.New("give PATHs or --live, not both"))
+	case fl.live:
+		return d.liveReport(cmd, fl, opts)
+	case len(args) == 0:
+		return Report{}, usage(errors.New("give manifests to read (a file, a directory, or - for standard input), or --live"))
+	}
+	objs, errs := manifest.Load(args, cmd.InOrStdin())
+	r := Manifests(objs, errs, opts)
+	if len(objs) == 0 && len(errs) == 0 {
+		r.Problems = append(r.Problems, Problem{Where: strings.Join(args, " "), Error: "no objects found"})
+		r.Counts.Problems++
+	}
+	return r, nil
+}
+
+// liveReport is --live: the namespace -n names (every one with -A, the
+// kubeconfig context's by default).
+func (d Deps) liveReport(cmd *cobra.Command, fl flags, opts Options) (Report, error) {
+	client, contextNS, err := d.Client(fl.kubeconfig)
+	if err != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "quartet explain: no cluster (start one with `quartet up`, or give manifests): %v\n", err)
+		return Report{}, &ExitError{Code: ExitUnreadable}
+	}
+	ns := fl.namespace
+	switch {
+	case fl.all:
+		ns = ""
+	case ns == "":
+		ns = contextNS
+	}
+	r, err := Live(cmd.Context(), client, ns, opts)
+	if err != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "quartet explain: %v\n", err)
+		return Report{}, &ExitError{Code: ExitUnreadable}
+	}
+	return r, nil
 }
 
 // usage is a command-line mistake: exit status 2, like unreadable input.

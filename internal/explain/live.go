@@ -29,84 +29,99 @@ var logger = logr.Discard()
 func Live(ctx context.Context, client kubernetes.Interface, namespace string, opts Options) (Report, error) {
 	w := newWorld(nil, opts)
 	w.live = true
-	list := metav1.ListOptions{}
-	add := func(kind, apiVersion string, meta metav1.Object, v any) {
-		w.objects = append(w.objects, fromTyped(kind, apiVersion, meta.GetNamespace(), meta.GetName(), v))
+	if err := listWorkloads(ctx, client, namespace, w); err != nil {
+		return Report{}, err
 	}
+	if err := listCore(ctx, client, namespace, w); err != nil {
+		return Report{}, err
+	}
+	return explainAll(w), nil
+}
 
+// collect adds every item of a list to the objects explained.
+func collect[T any, PT interface {
+	*T
+	metav1.Object
+}](w *world, kind, apiVersion string, items []T) {
+	for i := range items {
+		p := PT(&items[i])
+		w.objects = append(w.objects, fromTyped(kind, apiVersion, p.GetNamespace(), p.GetName(), p))
+	}
+}
+
+// listed wraps a list's error with what was being listed.
+func listed(what string, err error) error { return fmt.Errorf("listing %s: %w", what, err) }
+
+// listWorkloads reads the controllers' objects.
+func listWorkloads(ctx context.Context, client kubernetes.Interface, namespace string, w *world) error {
+	list := metav1.ListOptions{}
 	sets, err := client.AppsV1().StatefulSets(namespace).List(ctx, list)
 	if err != nil {
-		return Report{}, fmt.Errorf("listing StatefulSets: %w", err)
+		return listed("StatefulSets", err)
 	}
-	for i := range sets.Items {
-		add("StatefulSet", "apps/v1", &sets.Items[i], &sets.Items[i])
-	}
+	collect(w, "StatefulSet", "apps/v1", sets.Items)
 	daemons, err := client.AppsV1().DaemonSets(namespace).List(ctx, list)
 	if err != nil {
-		return Report{}, fmt.Errorf("listing DaemonSets: %w", err)
+		return listed("DaemonSets", err)
 	}
-	for i := range daemons.Items {
-		add("DaemonSet", "apps/v1", &daemons.Items[i], &daemons.Items[i])
-	}
+	collect(w, "DaemonSet", "apps/v1", daemons.Items)
 	deployments, err := client.AppsV1().Deployments(namespace).List(ctx, list)
 	if err != nil {
-		return Report{}, fmt.Errorf("listing Deployments: %w", err)
+		return listed("Deployments", err)
 	}
-	for i := range deployments.Items {
-		add("Deployment", "apps/v1", &deployments.Items[i], &deployments.Items[i])
-	}
+	collect(w, "Deployment", "apps/v1", deployments.Items)
 	jobs, err := client.BatchV1().Jobs(namespace).List(ctx, list)
 	if err != nil {
-		return Report{}, fmt.Errorf("listing Jobs: %w", err)
+		return listed("Jobs", err)
 	}
-	for i := range jobs.Items {
-		add("Job", "batch/v1", &jobs.Items[i], &jobs.Items[i])
-	}
+	collect(w, "Job", "batch/v1", jobs.Items)
 	cronJobs, err := client.BatchV1().CronJobs(namespace).List(ctx, list)
 	if err != nil {
-		return Report{}, fmt.Errorf("listing CronJobs: %w", err)
+		return listed("CronJobs", err)
 	}
-	for i := range cronJobs.Items {
-		add("CronJob", "batch/v1", &cronJobs.Items[i], &cronJobs.Items[i])
-	}
+	collect(w, "CronJob", "batch/v1", cronJobs.Items)
+	return nil
+}
+
+// listCore reads what the workloads' readings and stuck lines look at:
+// pods (those without a controller are explained too), Services, claims,
+// nodes and StorageClasses.
+func listCore(ctx context.Context, client kubernetes.Interface, namespace string, w *world) error {
+	list := metav1.ListOptions{}
 	pods, err := client.CoreV1().Pods(namespace).List(ctx, list)
 	if err != nil {
-		return Report{}, fmt.Errorf("listing Pods: %w", err)
+		return listed("Pods", err)
 	}
 	w.pods = pods.Items
 	for i := range pods.Items {
-		if metav1.GetControllerOf(&pods.Items[i]) == nil {
-			add("Pod", "v1", &pods.Items[i], &pods.Items[i])
+		if p := &pods.Items[i]; metav1.GetControllerOf(p) == nil {
+			w.objects = append(w.objects, fromTyped("Pod", "v1", p.Namespace, p.Name, p))
 		}
 	}
 	services, err := client.CoreV1().Services(namespace).List(ctx, list)
 	if err != nil {
-		return Report{}, fmt.Errorf("listing Services: %w", err)
+		return listed("Services", err)
 	}
-	for i := range services.Items {
-		add("Service", "v1", &services.Items[i], &services.Items[i])
-	}
+	collect(w, "Service", "v1", services.Items)
 	claims, err := client.CoreV1().PersistentVolumeClaims(namespace).List(ctx, list)
 	if err != nil {
-		return Report{}, fmt.Errorf("listing PersistentVolumeClaims: %w", err)
+		return listed("PersistentVolumeClaims", err)
 	}
-	for i := range claims.Items {
-		add("PersistentVolumeClaim", "v1", &claims.Items[i], &claims.Items[i])
-	}
+	collect(w, "PersistentVolumeClaim", "v1", claims.Items)
 	nodes, err := client.CoreV1().Nodes().List(ctx, list)
 	if err != nil {
-		return Report{}, fmt.Errorf("listing Nodes: %w", err)
+		return listed("Nodes", err)
 	}
 	w.nodes = nodes.Items
 	classes, err := client.StorageV1().StorageClasses().List(ctx, list)
 	if err != nil {
-		return Report{}, fmt.Errorf("listing StorageClasses: %w", err)
+		return listed("StorageClasses", err)
 	}
 	w.storageClasses = map[string]*storagev1.StorageClass{}
 	for i := range classes.Items {
 		w.storageClasses[classes.Items[i].Name] = &classes.Items[i]
 	}
-	return explainAll(w), nil
+	return nil
 }
 
 // stuck says in one line why a live object makes no progress, or "".
