@@ -139,6 +139,8 @@ func scheduledTimeOfName(cronJob, jobName string) (time.Time, bool) {
 	return time.Unix(m*60, 0).UTC(), true
 }
 
+// cronJobDetail is the selected CronJob: its past and next runs, each
+// with what happened to it.
 func cronJobDetail(s *snapshot, cj *batchv1.CronJob, local *time.Location) CronJobDetail {
 	now := s.Now
 	d := CronJobDetail{
@@ -169,175 +171,26 @@ func cronJobDetail(s *snapshot, cj *batchv1.CronJob, local *time.Location) CronJ
 		d.Error = err.Error()
 		return d
 	}
-	wall := func(t time.Time) string { return t.In(report.Zone).Format("Mon 2006-01-02 15:04 MST") }
-
-	// The CronJob's Jobs by scheduled minute.
-	type jobRun struct {
-		job       *batchv1.Job
-		scheduled time.Time
-		manual    bool
+	tl := &cronTimeline{
+		s: s, cj: cj, d: &d, sched: sched, zone: report.Zone,
+		period: max(report.Period, time.Minute), runs: map[int64]*CronRun{},
 	}
-	var jobs []jobRun
-	for _, j := range s.Jobs {
-		if j.Namespace != cj.Namespace || !ownedBy(j, "CronJob", cj.Name) {
-			continue
-		}
-		if t, ok := scheduledTimeOf(cj.Name, j); ok {
-			jobs = append(jobs, jobRun{j, t, false})
-		} else {
-			jobs = append(jobs, jobRun{j, j.CreationTimestamp.Time, true})
-		}
-	}
-	byMinute := map[int64]jobRun{}
-	for _, r := range jobs {
-		if !r.manual {
-			byMinute[r.scheduled.Unix()/60] = r
-		}
-	}
-
-	// Past scheduled times: the last pastRuns up to now, not before the
-	// CronJob existed.
-	created := cj.CreationTimestamp.Time
-	period := max(report.Period, time.Minute)
-	start := now.Add(-time.Duration(pastRuns+1) * period)
-	if !created.IsZero() && created.After(start) {
-		start = created
-	}
-	if every, ok := sched.Every(); ok && !created.IsZero() && start.After(created) {
-		start = created.Add(start.Sub(created) / every * every)
-	}
-	var past []time.Time
-	for t := sched.Next(start); !t.IsZero() && !t.After(now) && len(past) < 10000; t = sched.Next(t) {
-		past = append(past, t)
-	}
-	if len(past) > pastRuns {
-		past = past[len(past)-pastRuns:]
-	}
-	runs := map[int64]*CronRun{}
-	add := func(t time.Time, state string) *CronRun {
-		k := t.Unix() / 60
-		if r := runs[k]; r != nil {
-			return r
-		}
-		r := &CronRun{Time: t, Wall: wall(t), State: state}
-		runs[k] = r
-		return r
-	}
-	for _, t := range past {
-		add(t, RunNoRecord)
-	}
-	var manual []CronRun
-	for _, jr := range jobs {
-		state := RunRunning
-		if t, _, ok := jobOutcome(jr.job); ok {
-			state = map[batchv1.JobConditionType]string{batchv1.JobComplete: RunSucceeded, batchv1.JobFailed: RunFailed}[t]
-		}
-		if jr.manual {
-			manual = append(manual, CronRun{Time: jr.scheduled, Wall: wall(jr.scheduled), State: state, Job: jr.job.Name, Manual: true, Why: "created by hand"})
-			continue
-		}
-		r := add(jr.scheduled, state)
-		r.State, r.Job = state, jr.job.Name
-	}
-
-	// Events name what happened to times without a Job.
-	gone := map[string]goneJob{}
-	for _, g := range s.GoneJobs {
-		if g.Namespace == cj.Namespace && g.Owner == cj.Name {
-			gone[g.Name] = g
-		}
-	}
-	for _, e := range s.Events {
-		o := e.InvolvedObject
-		if o.Kind != "CronJob" || o.Namespace != cj.Namespace || o.Name != cj.Name {
-			continue
-		}
-		switch e.Reason {
-		case "MissSchedule":
-			_, text, ok := strings.Cut(e.Message, ": ")
-			if !ok {
-				continue
-			}
-			if t, err := time.Parse(time.RFC1123Z, strings.TrimSpace(text)); err == nil {
-				r := add(t, RunMissed)
-				if r.Job == "" {
-					r.State, r.Why = RunMissed, e.Message
-				}
-			}
-		case "SuccessfulDelete":
-			jobName, ok := strings.CutPrefix(e.Message, "Deleted job ")
-			if !ok {
-				continue
-			}
-			t, ok := scheduledTimeOfName(cj.Name, jobName)
-			if !ok {
-				continue
-			}
-			r := add(t, RunDeleted)
-			if _, exists := byMinute[t.Unix()/60]; exists {
-				continue
-			}
-			r.Job = jobName
-			r.State, r.Why = RunDeleted, "its Job was deleted (successful/failedJobsHistoryLimit, or by hand)"
-			if g, ok := gone[jobName]; ok && g.Active {
-				r.State, r.Why = RunReplaced, "deleted while it ran, for the next run (concurrencyPolicy Replace)"
-			} else if !ok && d.ConcurrencyPolicy == string(batchv1.ReplaceConcurrent) && deletedAtASchedule(sched, t, eventTime(e)) {
-				r.State, r.Why = RunReplaced, "deleted at the next scheduled time (concurrencyPolicy Replace)"
-			}
-		}
-	}
-	// Forbid: a time with no Job while an earlier run was active was
-	// skipped. The JobAlreadyActive events say so; so does the overlap.
+	tl.collectJobs()
+	tl.addPast()
+	manual := tl.addJobs()
+	tl.addEvents()
 	if d.ConcurrencyPolicy == string(batchv1.ForbidConcurrent) {
-		var skipEvents []*corev1.Event
-		for _, e := range s.Events {
-			o := e.InvolvedObject
-			if o.Kind == "CronJob" && o.Namespace == cj.Namespace && o.Name == cj.Name && e.Reason == "JobAlreadyActive" {
-				skipEvents = append(skipEvents, e)
-			}
-		}
-		for _, r := range runs {
-			if r.State != RunNoRecord {
-				continue
-			}
-			for _, jr := range jobs {
-				st := jr.job.Status.StartTime
-				if jr.manual || st == nil || !st.Time.Before(r.Time) {
-					continue
-				}
-				end := jr.job.Status.CompletionTime
-				if _, c, ok := jobOutcome(jr.job); ok && end == nil {
-					end = &c.LastTransitionTime
-				}
-				if end == nil || end.After(r.Time) {
-					r.State, r.Why = RunSkipped, "skipped: "+jr.job.Name+" was still running (concurrencyPolicy Forbid)"
-					break
-				}
-			}
-			if r.State != RunNoRecord {
-				continue
-			}
-			for _, e := range skipEvents {
-				first := e.FirstTimestamp.Time
-				if first.IsZero() {
-					first = e.EventTime.Time
-				}
-				if !r.Time.After(eventTime(e)) && !r.Time.Before(first.Add(-period)) {
-					r.State, r.Why = RunSkipped, e.Message
-				}
-			}
-		}
+		tl.markForbidSkips()
 	}
-
 	for _, r := range report.Runs {
 		state := RunNext
 		if d.Suspended {
 			state = RunSuspended
 		}
-		cr := add(r.Time, state)
+		cr := tl.add(r.Time, state)
 		cr.Job = r.JobName
 	}
-	for _, r := range runs {
+	for _, r := range tl.runs {
 		if r.State == RunNoRecord {
 			r.Why = "no Job and no event left: the Job may have been removed by the history limits, or the controller did not run then"
 		}
@@ -346,6 +199,219 @@ func cronJobDetail(s *snapshot, cj *batchv1.CronJob, local *time.Location) CronJ
 	d.Runs = append(d.Runs, manual...)
 	slices.SortFunc(d.Runs, func(a, b CronRun) int { return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.Job, b.Job)) })
 	return d
+}
+
+// cronTimeline gathers a CronJob's runs by scheduled minute: past
+// scheduled times, its Jobs, what its events say of times without one.
+type cronTimeline struct {
+	s        *snapshot
+	cj       *batchv1.CronJob
+	d        *CronJobDetail
+	sched    *schedule.Schedule
+	zone     *time.Location
+	period   time.Duration
+	jobs     []jobRun
+	byMinute map[int64]jobRun
+	runs     map[int64]*CronRun
+}
+
+// jobRun is one of the CronJob's Jobs and the time it was scheduled for
+// (its creation time when it was made by hand).
+type jobRun struct {
+	job       *batchv1.Job
+	scheduled time.Time
+	manual    bool
+}
+
+func (tl *cronTimeline) wall(t time.Time) string {
+	return t.In(tl.zone).Format("Mon 2006-01-02 15:04 MST")
+}
+
+// add returns the run at t's minute, adding it with state if there is none.
+func (tl *cronTimeline) add(t time.Time, state string) *CronRun {
+	k := t.Unix() / 60
+	if r := tl.runs[k]; r != nil {
+		return r
+	}
+	r := &CronRun{Time: t, Wall: tl.wall(t), State: state}
+	tl.runs[k] = r
+	return r
+}
+
+// collectJobs finds the CronJob's Jobs, by scheduled minute.
+func (tl *cronTimeline) collectJobs() {
+	cj := tl.cj
+	for _, j := range tl.s.Jobs {
+		if j.Namespace != cj.Namespace || !ownedBy(j, "CronJob", cj.Name) {
+			continue
+		}
+		if t, ok := scheduledTimeOf(cj.Name, j); ok {
+			tl.jobs = append(tl.jobs, jobRun{j, t, false})
+		} else {
+			tl.jobs = append(tl.jobs, jobRun{j, j.CreationTimestamp.Time, true})
+		}
+	}
+	tl.byMinute = map[int64]jobRun{}
+	for _, r := range tl.jobs {
+		if !r.manual {
+			tl.byMinute[r.scheduled.Unix()/60] = r
+		}
+	}
+}
+
+// addPast adds the past scheduled times: the last pastRuns up to now, not
+// before the CronJob existed.
+func (tl *cronTimeline) addPast() {
+	now := tl.s.Now
+	created := tl.cj.CreationTimestamp.Time
+	start := now.Add(-time.Duration(pastRuns+1) * tl.period)
+	if !created.IsZero() && created.After(start) {
+		start = created
+	}
+	if every, ok := tl.sched.Every(); ok && !created.IsZero() && start.After(created) {
+		start = created.Add(start.Sub(created) / every * every)
+	}
+	var past []time.Time
+	for t := tl.sched.Next(start); !t.IsZero() && !t.After(now) && len(past) < 10000; t = tl.sched.Next(t) {
+		past = append(past, t)
+	}
+	if len(past) > pastRuns {
+		past = past[len(past)-pastRuns:]
+	}
+	for _, t := range past {
+		tl.add(t, RunNoRecord)
+	}
+}
+
+// addJobs gives each scheduled time with a Job that Job's state; it
+// returns the Jobs made by hand, which have no scheduled time.
+func (tl *cronTimeline) addJobs() []CronRun {
+	var manual []CronRun
+	for _, jr := range tl.jobs {
+		state := RunRunning
+		if t, _, ok := jobOutcome(jr.job); ok {
+			state = map[batchv1.JobConditionType]string{batchv1.JobComplete: RunSucceeded, batchv1.JobFailed: RunFailed}[t]
+		}
+		if jr.manual {
+			manual = append(manual, CronRun{Time: jr.scheduled, Wall: tl.wall(jr.scheduled), State: state, Job: jr.job.Name, Manual: true, Why: "created by hand"})
+			continue
+		}
+		r := tl.add(jr.scheduled, state)
+		r.State, r.Job = state, jr.job.Name
+	}
+	return manual
+}
+
+// addEvents marks what the CronJob's events say happened to times without
+// a Job: missed (startingDeadlineSeconds), deleted, replaced.
+func (tl *cronTimeline) addEvents() {
+	cj := tl.cj
+	gone := map[string]goneJob{}
+	for _, g := range tl.s.GoneJobs {
+		if g.Namespace == cj.Namespace && g.Owner == cj.Name {
+			gone[g.Name] = g
+		}
+	}
+	for _, e := range tl.s.Events {
+		o := e.InvolvedObject
+		if o.Kind != "CronJob" || o.Namespace != cj.Namespace || o.Name != cj.Name {
+			continue
+		}
+		switch e.Reason {
+		case "MissSchedule":
+			tl.missed(e)
+		case "SuccessfulDelete":
+			tl.deleted(e, gone)
+		}
+	}
+}
+
+// missed marks the time a MissSchedule event names.
+func (tl *cronTimeline) missed(e *corev1.Event) {
+	_, text, ok := strings.Cut(e.Message, ": ")
+	if !ok {
+		return
+	}
+	if t, err := time.Parse(time.RFC1123Z, strings.TrimSpace(text)); err == nil {
+		r := tl.add(t, RunMissed)
+		if r.Job == "" {
+			r.State, r.Why = RunMissed, e.Message
+		}
+	}
+}
+
+// deleted marks the time of the Job a SuccessfulDelete event names, when
+// that Job is gone: deleted, or replaced (concurrencyPolicy Replace).
+func (tl *cronTimeline) deleted(e *corev1.Event, gone map[string]goneJob) {
+	jobName, ok := strings.CutPrefix(e.Message, "Deleted job ")
+	if !ok {
+		return
+	}
+	t, ok := scheduledTimeOfName(tl.cj.Name, jobName)
+	if !ok {
+		return
+	}
+	r := tl.add(t, RunDeleted)
+	if _, exists := tl.byMinute[t.Unix()/60]; exists {
+		return
+	}
+	r.Job = jobName
+	r.State, r.Why = RunDeleted, "its Job was deleted (successful/failedJobsHistoryLimit, or by hand)"
+	if g, ok := gone[jobName]; ok && g.Active {
+		r.State, r.Why = RunReplaced, "deleted while it ran, for the next run (concurrencyPolicy Replace)"
+	} else if !ok && tl.d.ConcurrencyPolicy == string(batchv1.ReplaceConcurrent) && deletedAtASchedule(tl.sched, t, eventTime(e)) {
+		r.State, r.Why = RunReplaced, "deleted at the next scheduled time (concurrencyPolicy Replace)"
+	}
+}
+
+// markForbidSkips is Forbid: a time with no Job while an earlier run was
+// active was skipped. The JobAlreadyActive events say so; so does the
+// overlap.
+func (tl *cronTimeline) markForbidSkips() {
+	cj := tl.cj
+	var skipEvents []*corev1.Event
+	for _, e := range tl.s.Events {
+		o := e.InvolvedObject
+		if o.Kind == "CronJob" && o.Namespace == cj.Namespace && o.Name == cj.Name && e.Reason == "JobAlreadyActive" {
+			skipEvents = append(skipEvents, e)
+		}
+	}
+	for _, r := range tl.runs {
+		if r.State != RunNoRecord {
+			continue
+		}
+		tl.skippedByOverlap(r)
+		if r.State != RunNoRecord {
+			continue
+		}
+		for _, e := range skipEvents {
+			first := e.FirstTimestamp.Time
+			if first.IsZero() {
+				first = e.EventTime.Time
+			}
+			if !r.Time.After(eventTime(e)) && !r.Time.Before(first.Add(-tl.period)) {
+				r.State, r.Why = RunSkipped, e.Message
+			}
+		}
+	}
+}
+
+// skippedByOverlap marks r skipped when one of the Jobs ran over its time.
+func (tl *cronTimeline) skippedByOverlap(r *CronRun) {
+	for _, jr := range tl.jobs {
+		st := jr.job.Status.StartTime
+		if jr.manual || st == nil || !st.Time.Before(r.Time) {
+			continue
+		}
+		end := jr.job.Status.CompletionTime
+		if _, c, ok := jobOutcome(jr.job); ok && end == nil {
+			end = &c.LastTransitionTime
+		}
+		if end == nil || end.After(r.Time) {
+			r.State, r.Why = RunSkipped, "skipped: "+jr.job.Name+" was still running (concurrencyPolicy Forbid)"
+			return
+		}
+	}
 }
 
 // deletedAtASchedule tells a Job deleted within seconds of a later

@@ -169,14 +169,32 @@ func podNode(p *corev1.Pod) string {
 	return ""
 }
 
+// daemonSetsView is the grid of nodes × DaemonSets.
 func daemonSetsView(s *snapshot) DaemonSetsView {
 	sets := slices.Clone(s.DaemonSets)
 	byNamespaceName(sets)
 	nodes := slices.Clone(s.Nodes)
 	byNamespaceName(nodes)
 	v := DaemonSetsView{DaemonSets: []DaemonSetColumn{}, Nodes: []NodeRow{}, Cells: [][]DaemonCell{}}
+	newest := newestRevisions(s)
+	pods := daemonPods(s)
+	for _, ds := range sets {
+		v.DaemonSets = append(v.DaemonSets, daemonSetColumn(ds, newest[ds.Namespace+"/"+ds.Name]))
+	}
+	for _, n := range nodes {
+		v.Nodes = append(v.Nodes, nodeRow(n))
+		row := make([]DaemonCell, 0, len(sets))
+		for j, ds := range sets {
+			row = append(row, daemonCell(ds, n, pods[daemonKey{ds.Namespace + "/" + ds.Name, n.Name}], v.DaemonSets[j].Revision))
+		}
+		v.Cells = append(v.Cells, row)
+	}
+	return v
+}
 
-	// The newest revision of each DaemonSet.
+// newestRevisions is the newest ControllerRevision of each DaemonSet, by
+// namespace/name.
+func newestRevisions(s *snapshot) map[string]*appsv1.ControllerRevision {
 	newest := map[string]*appsv1.ControllerRevision{}
 	for _, r := range s.Revisions {
 		ref := metaControllerOf(r.OwnerReferences)
@@ -188,84 +206,89 @@ func daemonSetsView(s *snapshot) DaemonSetsView {
 			newest[k] = r
 		}
 	}
-	// Pods by DaemonSet and node.
-	type key struct{ set, node string }
-	pods := map[key][]*corev1.Pod{}
+	return newest
+}
+
+// daemonKey is a DaemonSet (namespace/name) and a node.
+type daemonKey struct{ set, node string }
+
+// daemonPods are the DaemonSets' pods by DaemonSet and node.
+func daemonPods(s *snapshot) map[daemonKey][]*corev1.Pod {
+	pods := map[daemonKey][]*corev1.Pod{}
 	for _, p := range s.Pods {
 		ref := metaControllerOf(p.OwnerReferences)
 		if ref == nil || ref.Kind != "DaemonSet" {
 			continue
 		}
-		k := key{p.Namespace + "/" + ref.Name, podNode(p)}
+		k := daemonKey{p.Namespace + "/" + ref.Name, podNode(p)}
 		pods[k] = append(pods[k], p)
 	}
+	return pods
+}
 
-	for _, ds := range sets {
-		col := DaemonSetColumn{
-			Ref:     Ref{Kind: "DaemonSet", Namespace: ds.Namespace, Name: ds.Name},
-			Desired: ds.Status.DesiredNumberScheduled, Current: ds.Status.CurrentNumberScheduled,
-			Ready: ds.Status.NumberReady, Updated: ds.Status.UpdatedNumberScheduled,
-			Available: ds.Status.NumberAvailable, Misscheduled: ds.Status.NumberMisscheduled,
-			UpdateStrategy: string(ds.Spec.UpdateStrategy.Type),
-			CanarySelector: ds.Annotations["quartet.dev/rollout-node-selector"],
-		}
-		if ru := ds.Spec.UpdateStrategy.RollingUpdate; ru != nil {
-			if ru.MaxUnavailable != nil {
-				col.MaxUnavailable = ru.MaxUnavailable.String()
-			}
-			if ru.MaxSurge != nil {
-				col.MaxSurge = ru.MaxSurge.String()
-			}
-		}
-		if r := newest[ds.Namespace+"/"+ds.Name]; r != nil {
-			col.Revision = r.Labels[appsv1.DefaultDaemonSetUniqueLabelKey]
-		}
-		var sel []string
-		for _, k := range slices.Sorted(maps.Keys(ds.Spec.Template.Spec.NodeSelector)) {
-			sel = append(sel, k+"="+ds.Spec.Template.Spec.NodeSelector[k])
-		}
-		col.NodeSelector = strings.Join(sel, ",")
-		v.DaemonSets = append(v.DaemonSets, col)
+// daemonSetColumn is a DaemonSet's column head; newest is its newest
+// revision, or nil.
+func daemonSetColumn(ds *appsv1.DaemonSet, newest *appsv1.ControllerRevision) DaemonSetColumn {
+	col := DaemonSetColumn{
+		Ref:     Ref{Kind: "DaemonSet", Namespace: ds.Namespace, Name: ds.Name},
+		Desired: ds.Status.DesiredNumberScheduled, Current: ds.Status.CurrentNumberScheduled,
+		Ready: ds.Status.NumberReady, Updated: ds.Status.UpdatedNumberScheduled,
+		Available: ds.Status.NumberAvailable, Misscheduled: ds.Status.NumberMisscheduled,
+		UpdateStrategy: string(ds.Spec.UpdateStrategy.Type),
+		CanarySelector: ds.Annotations["quartet.dev/rollout-node-selector"],
 	}
-	for _, n := range nodes {
-		v.Nodes = append(v.Nodes, nodeRow(n))
-		row := make([]DaemonCell, 0, len(sets))
-		for j, ds := range sets {
-			here := pods[key{ds.Namespace + "/" + ds.Name, n.Name}]
-			slices.SortFunc(here, func(a, b *corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
-			why := exclusion(ds, n)
-			c := DaemonCell{Why: why}
-			for _, p := range here {
-				c.Pods = append(c.Pods, podBrief(p))
-			}
-			switch {
-			case len(here) == 0 && why != "":
-				c.State = CellExcluded
-			case len(here) == 0:
-				c.State = CellMissing
-			case why != "":
-				c.State = CellExtra
-			default:
-				// The newest pod decides (a surge can put two here).
-				p := here[len(here)-1]
-				for _, q := range here {
-					if q.DeletionTimestamp == nil && q.CreationTimestamp.After(p.CreationTimestamp.Time) {
-						p = q
-					}
-				}
-				c.Updated = v.DaemonSets[j].Revision != "" && p.Labels[appsv1.DefaultDaemonSetUniqueLabelKey] == v.DaemonSets[j].Revision
-				switch {
-				case !podReady(p):
-					c.State = CellStarting
-				case c.Updated:
-					c.State = CellRunning
-				default:
-					c.State = CellOld
-				}
-			}
-			row = append(row, c)
+	if ru := ds.Spec.UpdateStrategy.RollingUpdate; ru != nil {
+		if ru.MaxUnavailable != nil {
+			col.MaxUnavailable = ru.MaxUnavailable.String()
 		}
-		v.Cells = append(v.Cells, row)
+		if ru.MaxSurge != nil {
+			col.MaxSurge = ru.MaxSurge.String()
+		}
 	}
-	return v
+	if newest != nil {
+		col.Revision = newest.Labels[appsv1.DefaultDaemonSetUniqueLabelKey]
+	}
+	var sel []string
+	for _, k := range slices.Sorted(maps.Keys(ds.Spec.Template.Spec.NodeSelector)) {
+		sel = append(sel, k+"="+ds.Spec.Template.Spec.NodeSelector[k])
+	}
+	col.NodeSelector = strings.Join(sel, ",")
+	return col
+}
+
+// daemonCell is a DaemonSet's cell on node n, which holds the pods here;
+// revision is the DaemonSet's newest.
+func daemonCell(ds *appsv1.DaemonSet, n *corev1.Node, here []*corev1.Pod, revision string) DaemonCell {
+	slices.SortFunc(here, func(a, b *corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
+	why := exclusion(ds, n)
+	c := DaemonCell{Why: why}
+	for _, p := range here {
+		c.Pods = append(c.Pods, podBrief(p))
+	}
+	switch {
+	case len(here) == 0 && why != "":
+		c.State = CellExcluded
+	case len(here) == 0:
+		c.State = CellMissing
+	case why != "":
+		c.State = CellExtra
+	default:
+		// The newest pod decides (a surge can put two here).
+		p := here[len(here)-1]
+		for _, q := range here {
+			if q.DeletionTimestamp == nil && q.CreationTimestamp.After(p.CreationTimestamp.Time) {
+				p = q
+			}
+		}
+		c.Updated = revision != "" && p.Labels[appsv1.DefaultDaemonSetUniqueLabelKey] == revision
+		switch {
+		case !podReady(p):
+			c.State = CellStarting
+		case c.Updated:
+			c.State = CellRunning
+		default:
+			c.State = CellOld
+		}
+	}
+	return c
 }

@@ -190,7 +190,8 @@ func jobStatus(j *batchv1.Job) string {
 	return "Running"
 }
 
-func jobDetail(s *snapshot, j *batchv1.Job) JobDetail {
+// jobSpec is a Job's detail from its spec and status alone.
+func jobSpec(j *batchv1.Job) JobDetail {
 	d := JobDetail{
 		Ref:                   Ref{Kind: "Job", Namespace: j.Namespace, Name: j.Name},
 		Status:                jobStatus(j),
@@ -233,7 +234,13 @@ func jobDetail(s *snapshot, j *batchv1.Job) JobDetail {
 			}
 		}
 	}
+	return d
+}
 
+// jobDetail is the selected Job: its pods, their finishes over time, its
+// back-off, its indexes, its events.
+func jobDetail(s *snapshot, j *batchv1.Job) JobDetail {
+	d := jobSpec(j)
 	var pods []*corev1.Pod
 	for _, p := range s.Pods {
 		if p.Namespace == j.Namespace && metaControllerOf(p.OwnerReferences) != nil && metaControllerOf(p.OwnerReferences).UID == j.UID {
@@ -243,12 +250,22 @@ func jobDetail(s *snapshot, j *batchv1.Job) JobDetail {
 	slices.SortFunc(pods, func(a, b *corev1.Pod) int {
 		return cmp.Or(a.CreationTimestamp.Compare(b.CreationTimestamp.Time), cmp.Compare(a.Name, b.Name))
 	})
-	type finish struct {
-		t  time.Time
-		ok bool
-	}
-	var finishes []finish
-	var lastSuccess time.Time
+	finishes, lastSuccess := d.addPods(pods)
+	d.Backoff = backoffOf(j, d, finishes, lastSuccess)
+	d.Indexes = indexStates(j, d)
+	d.Events = eventsAbout(s.Events, "Job", j.Namespace, j.Name, 50)
+	return d
+}
+
+// finish is a pod's end: when, and whether it succeeded.
+type finish struct {
+	t  time.Time
+	ok bool
+}
+
+// addPods fills d's pods and its series of finishes; it returns the
+// finishes in time order and the last success.
+func (d *JobDetail) addPods(pods []*corev1.Pod) (finishes []finish, lastSuccess time.Time) {
 	for _, p := range pods {
 		jp := jobPod(p)
 		d.Pods = append(d.Pods, jp)
@@ -275,8 +292,12 @@ func jobDetail(s *snapshot, j *batchv1.Job) JobDetail {
 		}
 		d.Series = append(d.Series, JobPoint{Time: f.t, Succeeded: ok, Failed: failed})
 	}
+	return finishes, lastSuccess
+}
 
-	// Back-off: failures since the last success, while nothing runs.
+// backoffOf is the Job's back-off: failures since the last success, while
+// nothing runs; nil when there is none.
+func backoffOf(j *batchv1.Job, d JobDetail, finishes []finish, lastSuccess time.Time) *Backoff {
 	if d.Outcome == nil && !d.Suspended && j.Status.Active == 0 {
 		var b Backoff
 		for _, f := range finishes {
@@ -289,10 +310,16 @@ func jobDetail(s *snapshot, j *batchv1.Job) JobDetail {
 			delay := job.RetryDelay(j, b.Failures)
 			b.Delay = delay.Seconds()
 			b.Next = b.LastFailure.Add(delay)
-			d.Backoff = &b
+			return &b
 		}
 	}
+	return nil
+}
 
+// indexStates is the state of each index of an Indexed Job (up to
+// maxIndexes), or nil for other Jobs.
+func indexStates(j *batchv1.Job, d JobDetail) []IndexState {
+	var out []IndexState
 	if d.CompletionMode == string(batchv1.IndexedCompletion) && j.Spec.Completions != nil {
 		n := min(int(*j.Spec.Completions), maxIndexes)
 		states := make([]string, n)
@@ -307,11 +334,10 @@ func jobDetail(s *snapshot, j *batchv1.Job) JobDetail {
 		markIndexes(states, ptrOr(j.Status.FailedIndexes, ""), "failed")
 		markIndexes(states, j.Status.CompletedIndexes, "succeeded")
 		for i, st := range states {
-			d.Indexes = append(d.Indexes, IndexState{Index: i, State: st})
+			out = append(out, IndexState{Index: i, State: st})
 		}
 	}
-	d.Events = eventsAbout(s.Events, "Job", j.Namespace, j.Name, 50)
-	return d
+	return out
 }
 
 // markIndexes sets the state of every index in a status index list such

@@ -122,7 +122,8 @@ func replicasOf(set *appsv1.StatefulSet) int32 {
 	return *set.Spec.Replicas
 }
 
-func statefulSetDetail(s *snapshot, set *appsv1.StatefulSet) StatefulSetDetail {
+// statefulSetSpec is a StatefulSet's detail from its spec and status alone.
+func statefulSetSpec(set *appsv1.StatefulSet) StatefulSetDetail {
 	d := StatefulSetDetail{
 		Ref:                 Ref{Kind: "StatefulSet", Namespace: set.Namespace, Name: set.Name},
 		ServiceName:         set.Spec.ServiceName,
@@ -155,6 +156,13 @@ func statefulSetDetail(s *snapshot, set *appsv1.StatefulSet) StatefulSetDetail {
 		d.WhenDeleted = string(cmp.Or(rp.WhenDeleted, appsv1.RetainPersistentVolumeClaimRetentionPolicyType))
 	}
 
+	return d
+}
+
+// statefulSetDetail is the selected StatefulSet: its ordinals with their
+// pods and claims, the claims it retains, its events.
+func statefulSetDetail(s *snapshot, set *appsv1.StatefulSet) StatefulSetDetail {
+	d := statefulSetSpec(set)
 	pods := map[int]*corev1.Pod{}
 	for _, p := range s.Pods {
 		if p.Namespace != set.Namespace || !ownedBy(p, "StatefulSet", set.Name) {
@@ -170,6 +178,15 @@ func statefulSetDetail(s *snapshot, set *appsv1.StatefulSet) StatefulSetDetail {
 			claims[c.Name] = c
 		}
 	}
+	ords := d.addOrdinals(s, set, pods, claims)
+	d.RetainedClaims = retainedClaims(s, set, claims, ords)
+	d.Events = eventsAbout(s.Events, "StatefulSet", set.Namespace, set.Name, 50)
+	return d
+}
+
+// addOrdinals fills d's ordinals (those in range and those with a pod) and
+// whether the rollout is done; it returns the ordinals shown.
+func (d *StatefulSetDetail) addOrdinals(s *snapshot, set *appsv1.StatefulSet, pods map[int]*corev1.Pod, claims map[string]*corev1.PersistentVolumeClaim) map[int]bool {
 	first, last := d.FirstOrdinal, d.FirstOrdinal+int(d.Replicas)-1
 	ords := map[int]bool{}
 	for o := first; o <= last; o++ {
@@ -210,7 +227,13 @@ func statefulSetDetail(s *snapshot, set *appsv1.StatefulSet) StatefulSetDetail {
 	}
 	d.RolloutDone = done
 
-	// Claims of the templates for ordinals with no pod and out of range.
+	return ords
+}
+
+// retainedClaims are the claims of the templates for ordinals with no pod
+// and out of range.
+func retainedClaims(s *snapshot, set *appsv1.StatefulSet, claims map[string]*corev1.PersistentVolumeClaim, ords map[int]bool) []Claim {
+	retained := []Claim{}
 	for _, t := range set.Spec.VolumeClaimTemplates {
 		prefix := t.Name + "-" + set.Name + "-"
 		for cname := range claims {
@@ -222,14 +245,13 @@ func statefulSetDetail(s *snapshot, set *appsv1.StatefulSet) StatefulSetDetail {
 			if err != nil || o < 0 || strconv.Itoa(o) != rest || ords[o] {
 				continue
 			}
-			d.RetainedClaims = append(d.RetainedClaims, claimOf(claims, s.Volumes, t.Name, set.Name, o))
+			retained = append(retained, claimOf(claims, s.Volumes, t.Name, set.Name, o))
 		}
 	}
-	slices.SortFunc(d.RetainedClaims, func(a, b Claim) int {
+	slices.SortFunc(retained, func(a, b Claim) int {
 		return cmp.Or(cmp.Compare(a.Ordinal, b.Ordinal), cmp.Compare(a.Template, b.Template))
 	})
-	d.Events = eventsAbout(s.Events, "StatefulSet", set.Namespace, set.Name, 50)
-	return d
+	return retained
 }
 
 // ordinalOf parses "<set>-<n>".
