@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/flowcontrol"
 
 	"quartet.dev/quartet/internal/pki"
 )
@@ -22,9 +23,11 @@ const (
 	userControllerManager = "system:kube-controller-manager"
 	userScheduler         = "system:kube-scheduler"
 	userKubeletClient     = "kube-apiserver-kubelet-client"
-	userNodeAgents        = "quartet:node-agents"
-	userProvisioner       = "quartet:local-path-provisioner"
-	userDNS               = "quartet:dns"
+	// userNodeAgents lists and watches pods and nodes for every node agent
+	// (read-only); each node acts as nodeUser(name) besides.
+	userNodeAgents  = "quartet:node-agents"
+	userProvisioner = "quartet:local-path-provisioner"
+	userDNS         = "quartet:dns"
 	// userWorkloadInformers lists and watches for the workload controllers,
 	// quartet's or upstream's, so their API requests are counted apart
 	// from the rest of the controller manager's.
@@ -36,11 +39,40 @@ func controllerUser(serviceAccount string) string {
 	return "system:serviceaccount:kube-system:" + serviceAccount
 }
 
+// nodeUser is a node's own identity, in group nodeGroup: the apiserver's
+// Node authorizer and NodeRestriction admission limit it to its own Node,
+// Lease and pods and what those pods refer to, as on kubeadm clusters.
+func nodeUser(name string) string { return "system:node:" + name }
+
+const nodeGroup = "system:nodes"
+
 var controllerGroups = []string{"system:serviceaccounts", "system:serviceaccounts:kube-system"}
 
 // issueClient issues (or reuses) the client certificate for user.
 func issueClient(ca *pki.Authority, file, user string, groups ...string) (*pki.Issued, error) {
 	return ca.Issue(pki.Leaf{Name: file, CommonName: user, Organization: groups, Client: true})
+}
+
+// NodeClients returns what makes each node agent's client: a certificate
+// of its own for nodeUser(name) in nodeGroup, issued in memory on every start
+// (nothing to leave behind in pki/ when a node is removed). All nodes share
+// one rate limiter, the control plane's budget for a client.
+func (c *Cluster) NodeClients() func(name string) (kubernetes.Interface, error) {
+	qps, burst := c.cfg.APIQPS, c.cfg.APIBurst
+	var limiter flowcontrol.RateLimiter
+	if qps > 0 {
+		limiter = flowcontrol.NewTokenBucketRateLimiter(qps, burst)
+	}
+	return func(name string) (kubernetes.Interface, error) {
+		cert, err := c.CA.Issue(pki.Leaf{CommonName: nodeUser(name), Organization: []string{nodeGroup}, Client: true})
+		if err != nil {
+			return nil, err
+		}
+		rc := restConfig(c.Server, c.CA, cert)
+		rc.QPS, rc.Burst, rc.RateLimiter = qps, burst, limiter
+		rc.UserAgent = nodeUser(name)
+		return kubernetes.NewForConfig(rc)
+	}
 }
 
 // clusterRoles are the roles quartet's own components need beyond upstream's
@@ -51,10 +83,8 @@ func clusterRoles() []rbacv1.ClusterRole {
 		{
 			ObjectMeta: metav1.ObjectMeta{Name: "quartet:node-agents"},
 			Rules: []rbacv1.PolicyRule{
-				// What system:node lacks for agents that also leave the cluster.
-				{Verbs: []string{"delete"}, APIGroups: []string{""}, Resources: []string{"nodes"}},
-				{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""}, Resources: []string{"pods", "persistentvolumes", "persistentvolumeclaims", "configmaps", "secrets", "nodes", "services"}},
-				{Verbs: []string{"create", "patch", "update"}, APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}},
+				// The node agents' shared informers; nothing else.
+				{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""}, Resources: []string{"pods", "nodes"}},
 			},
 		},
 		{
@@ -87,7 +117,6 @@ func clusterRoleBindings() []rbacv1.ClusterRoleBinding {
 		}
 	}
 	return []rbacv1.ClusterRoleBinding{
-		bind("quartet:node-agents:system-node", "system:node", userNodeAgents),
 		bind("quartet:node-agents", "quartet:node-agents", userNodeAgents),
 		bind("quartet:local-path-provisioner", "quartet:local-path-provisioner", userProvisioner),
 		bind("quartet:dns", "quartet:dns", userDNS),
@@ -95,8 +124,22 @@ func clusterRoleBindings() []rbacv1.ClusterRoleBinding {
 	}
 }
 
+// obsoleteBindings were quartet's once and grant what no component should
+// have now: applyRBAC deletes them from data dirs of earlier versions.
+var obsoleteBindings = []string{
+	// The node agents' shared identity had system:node's permissions
+	// cluster-wide; each node has its own identity now.
+	"quartet:node-agents:system-node",
+}
+
 // applyRBAC creates or updates quartet's roles and bindings.
 func applyRBAC(ctx context.Context, c kubernetes.Interface) error {
+	for _, name := range obsoleteBindings {
+		err := c.RbacV1().ClusterRoleBindings().Delete(ctx, name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("clusterrolebinding %s: %w", name, err)
+		}
+	}
 	for _, r := range clusterRoles() {
 		cur, err := c.RbacV1().ClusterRoles().Get(ctx, r.Name, metav1.GetOptions{})
 		switch {

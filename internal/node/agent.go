@@ -22,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
@@ -53,6 +54,9 @@ type agent struct {
 	spec     NodeSpec
 	dir      string
 	recorder record.EventRecorder
+	// client is the node's own identity (HostConfig.NodeClient), set once
+	// before start.
+	client kubernetes.Interface
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -280,7 +284,7 @@ func sameIgnoringHeartbeats(a, b *v1.NodeStatus) bool {
 // (as a kubelet does; `kubectl taint` and cordon survive restarts).
 func (a *agent) register(ctx context.Context) (*v1.Node, error) {
 	want := newNode(a.spec)
-	nodes := a.host.client.CoreV1().Nodes()
+	nodes := a.host.admin.CoreV1().Nodes()
 	node, err := nodes.Create(ctx, want, metav1.CreateOptions{})
 	if err == nil {
 		return node, nil
@@ -355,7 +359,7 @@ func (a *agent) syncStatus(ctx context.Context, node *v1.Node, now time.Time, fo
 	if err != nil {
 		return err
 	}
-	if _, err := a.host.client.CoreV1().Nodes().Patch(ctx, a.name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+	if _, err := a.nodeClient().CoreV1().Nodes().Patch(ctx, a.name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
 		return err
 	}
 	a.mu.Lock()
@@ -367,7 +371,7 @@ func (a *agent) syncStatus(ctx context.Context, node *v1.Node, now time.Time, fo
 
 // renewLease creates or renews the node's Lease in kube-node-lease.
 func (a *agent) renewLease(ctx context.Context, now time.Time) error {
-	leases := a.host.client.CoordinationV1().Leases(leaseNamespace)
+	leases := a.nodeClient().CoordinationV1().Leases(leaseNamespace)
 	a.mu.Lock()
 	lease := a.lease
 	nodeUID := a.nodeUID

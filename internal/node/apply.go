@@ -19,19 +19,22 @@ type podWriter interface {
 	DeleteFinal(ctx context.Context, pod *v1.Pod) error
 }
 
-type apiPodWriter struct{ client kubernetes.Interface }
+// apiPodWriter writes as the pod's node (clientOf).
+type apiPodWriter struct {
+	clientOf func(pod *v1.Pod) kubernetes.Interface
+}
 
 var _ podWriter = (*apiPodWriter)(nil)
 
 func (w *apiPodWriter) PatchStatus(ctx context.Context, pod *v1.Pod, patch []byte) error {
-	_, err := w.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+	_, err := w.clientOf(pod).CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
 	return err
 }
 
 func (w *apiPodWriter) DeleteFinal(ctx context.Context, pod *v1.Pod) error {
 	zero := int64(0)
 	uid := pod.UID
-	return w.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+	return w.clientOf(pod).CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: &zero,
 		Preconditions:      &metav1.Preconditions{UID: &uid},
 	})

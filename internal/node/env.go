@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/kubernetes/third_party/forked/golang/expansion"
 
@@ -58,7 +59,9 @@ func podFQDN(pod *v1.Pod, domain string) string {
 
 // objectCache fetches ConfigMaps and Secrets once per container start.
 type objectCache struct {
-	h          *Host
+	// client is the pod's node's: the Node authorizer lets it read only
+	// what pods bound to the node refer to.
+	client     kubernetes.Interface
 	ns         string
 	configMaps map[string]*v1.ConfigMap
 	secrets    map[string]*v1.Secret
@@ -68,7 +71,7 @@ func (o *objectCache) configMap(ctx context.Context, name string) (*v1.ConfigMap
 	if cm, ok := o.configMaps[name]; ok {
 		return cm, nil
 	}
-	cm, err := o.h.client.CoreV1().ConfigMaps(o.ns).Get(ctx, name, metav1.GetOptions{})
+	cm, err := o.client.CoreV1().ConfigMaps(o.ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, configErrorf("configmap %q not found", name)
@@ -86,7 +89,7 @@ func (o *objectCache) secret(ctx context.Context, name string) (*v1.Secret, erro
 	if s, ok := o.secrets[name]; ok {
 		return s, nil
 	}
-	s, err := o.h.client.CoreV1().Secrets(o.ns).Get(ctx, name, metav1.GetOptions{})
+	s, err := o.client.CoreV1().Secrets(o.ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, configErrorf("secret %q not found", name)
@@ -393,7 +396,7 @@ func (h *Host) resourceFieldValue(pod *v1.Pod, c *v1.Container, ref *v1.Resource
 // mount of exactly what was opened: held collects the unstaging, which the
 // caller runs once the instance has started.
 func (h *Host) containerSpec(ctx context.Context, rec *podRecord, pod *v1.Pod, c *v1.Container, kind runtime.Kind, img runtime.ImageConfig, held *[]func()) (*runtime.ContainerSpec, error) {
-	objs := &objectCache{h: h, ns: pod.Namespace}
+	objs := &objectCache{client: h.podClient(pod), ns: pod.Namespace}
 	env, err := h.containerEnv(ctx, objs, pod, c, rec.state.PodIP, rec.netNSPath() != "")
 	if err != nil {
 		return nil, err

@@ -20,7 +20,6 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
@@ -43,11 +42,20 @@ const (
 
 // HostConfig configures a Host.
 type HostConfig struct {
-	// Client has the permissions of ClusterRole system:node (not subject to
-	// NodeRestriction).
+	// Client lists and watches pods and nodes for every node agent (the
+	// shared informers): a read-only host identity. Everything a node does
+	// besides goes through its own client (NodeClient).
 	Client kubernetes.Interface
-	// AdminClient deletes Node objects in RemoveNode (system:node may not
-	// delete nodes). Nil means Client.
+	// NodeClient returns the client of one node: `system:node:<name>` in
+	// group system:nodes, which the apiserver's Node authorizer and
+	// NodeRestriction admission limit to the node's own Node, Lease and
+	// pods and the Secrets, ConfigMaps and claims of its pods, as a
+	// kubelet's. Nil means Client (tests).
+	NodeClient func(node string) (kubernetes.Interface, error)
+	// AdminClient registers Node objects with the labels and taints the
+	// operator asked for (NodeRestriction refuses node-role labels from a
+	// node, as kubeadm labels nodes as admin) and deletes them in RemoveNode.
+	// Nil means Client.
 	AdminClient kubernetes.Interface
 	// DataDir is quartet's data directory; the host keeps its state under
 	// DataDir/nodes/<node>/ and reads DataDir/images.yaml.
@@ -273,7 +281,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	}); err != nil {
 		return nil, err
 	}
-	h.writer = &apiPodWriter{client: cfg.Client}
+	h.writer = &apiPodWriter{clientOf: h.podClient}
 	h.broadcaster = record.NewBroadcaster()
 	h.recorderFor = func(node string) record.EventRecorder {
 		return h.broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: node})
@@ -309,8 +317,7 @@ func (h *Host) Run(ctx context.Context) error {
 		}
 	}
 	h.workers = newWorkerPool(ctx, h.cfg.Workers)
-	sink := &typedcorev1.EventSinkImpl{Interface: h.client.CoreV1().Events("")}
-	h.broadcaster.StartRecordingToSink(sink)
+	h.broadcaster.StartRecordingToSink(nodeEventSink{h})
 	defer h.broadcaster.Shutdown()
 
 	h.factory.Start(ctx.Done())
@@ -400,6 +407,15 @@ func (h *Host) AddNode(ctx context.Context, spec NodeSpec) error {
 	h.agents[spec.Name] = a
 	runCtx := h.runCtx
 	h.mu.Unlock()
+
+	client, err := h.newNodeClient(spec.Name)
+	if err != nil {
+		h.mu.Lock()
+		delete(h.agents, spec.Name)
+		h.mu.Unlock()
+		return fmt.Errorf("node %s: client: %w", spec.Name, err)
+	}
+	a.setClient(client)
 
 	if err := a.start(ctx, runCtx); err != nil {
 		h.mu.Lock()

@@ -74,7 +74,7 @@ func (a *agent) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 // healthz. Every request is authenticated and authorized as a kubelet does
 // it (see kubeletAuth).
 func newKubeletServer(a *agent) (*http.Server, error) {
-	auth, err := newKubeletAuth(a.host.client, a.host.cfg.ClientCAs, a.host.cfg.ClientNames)
+	auth, err := newKubeletAuth(a.nodeClient(), a.host.cfg.ClientCAs, a.host.cfg.ClientNames)
 	if err != nil {
 		return nil, err
 	}

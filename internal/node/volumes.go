@@ -22,7 +22,7 @@ import (
 // (under the pod's directory unless it has its own place: hostPath, a
 // PersistentVolume's path) and writes the pod's /etc files.
 func (h *Host) prepareVolumes(ctx context.Context, rec *podRecord, pod *v1.Pod) error {
-	objs := &objectCache{h: h, ns: pod.Namespace}
+	objs := &objectCache{client: h.podClient(pod), ns: pod.Namespace}
 	vols := map[string]string{}
 	for i := range pod.Spec.Volumes {
 		v := &pod.Spec.Volumes[i]
@@ -50,9 +50,9 @@ func (h *Host) prepareVolume(ctx context.Context, objs *objectCache, rec *podRec
 	case v.HostPath != nil:
 		return hostPathVolume(v.HostPath)
 	case v.PersistentVolumeClaim != nil:
-		return h.claimPath(ctx, pod.Namespace, v.PersistentVolumeClaim.ClaimName)
+		return h.claimPath(ctx, pod, v.PersistentVolumeClaim.ClaimName)
 	case v.Ephemeral != nil:
-		return h.claimPath(ctx, pod.Namespace, pod.Name+"-"+v.Name)
+		return h.claimPath(ctx, pod, pod.Name+"-"+v.Name)
 	case v.ConfigMap != nil:
 		cm, err := objs.configMap(ctx, v.ConfigMap.Name)
 		if err != nil {
@@ -165,8 +165,9 @@ func hostPathVolume(hp *v1.HostPathVolumeSource) (string, error) {
 
 // claimPath resolves a PersistentVolumeClaim to its bound volume's
 // directory: spec.local.path or spec.hostPath.path.
-func (h *Host) claimPath(ctx context.Context, ns, claim string) (string, error) {
-	pvc, err := h.client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, claim, metav1.GetOptions{})
+func (h *Host) claimPath(ctx context.Context, pod *v1.Pod, claim string) (string, error) {
+	client := h.podClient(pod)
+	pvc, err := client.CoreV1().PersistentVolumeClaims(pod.Namespace).Get(ctx, claim, metav1.GetOptions{})
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return "", fmt.Errorf("persistentvolumeclaim %q not found", claim)
@@ -176,7 +177,7 @@ func (h *Host) claimPath(ctx context.Context, ns, claim string) (string, error) 
 	if pvc.Spec.VolumeName == "" || pvc.Status.Phase != v1.ClaimBound {
 		return "", fmt.Errorf("persistentvolumeclaim %q is not bound", claim)
 	}
-	pv, err := h.client.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
+	pv, err := client.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return "", fmt.Errorf("persistentvolume %q of claim %q not found", pvc.Spec.VolumeName, claim)
@@ -369,7 +370,7 @@ func (h *Host) serviceAccountToken(ctx context.Context, pod *v1.Pod, src *v1.Ser
 	if src.Audience != "" {
 		tr.Spec.Audiences = []string{src.Audience}
 	}
-	out, err := h.client.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, sa, tr, metav1.CreateOptions{})
+	out, err := h.podClient(pod).CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, sa, tr, metav1.CreateOptions{})
 	if err != nil {
 		return "", fmt.Errorf("failed to fetch token: %v", err)
 	}

@@ -34,6 +34,7 @@ func (u *cluster) nodes() component.Component {
 		}
 		host, err := node.NewHost(node.HostConfig{
 			Client:      client,
+			NodeClient:  cp.NodeClients(),
 			AdminClient: cp.Admin(),
 			DataDir:     u.cfg.Dir.Path(),
 			Runtime:     u.cfg.Runtime,
