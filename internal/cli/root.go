@@ -34,7 +34,7 @@ StatefulSet, DaemonSet, Job, CronJob and TTL-after-finished controllers.
 	// has a version subcommand instead.
 	_ = pflag.CommandLine.MarkHidden("version")
 	explainCmd := explain.Command(explain.Deps{Now: time.Now, Local: cronnext.MachineZone, Client: explain.ClusterClient})
-	root.AddCommand(newUp(), newNode(), newImage(), cronnext.Command(), explainCmd, newUI(), newVersion(), &cobra.Command{
+	root.AddCommand(newUp(), newControllers(), newNode(), newImage(), cronnext.Command(), explainCmd, newUI(), newVersion(), &cobra.Command{
 		Use:                "kubectl [args...]",
 		Short:              "Run the embedded kubectl against the cluster (uses <data-dir>/kubeconfig when KUBECONFIG is unset)",
 		DisableFlagParsing: true,

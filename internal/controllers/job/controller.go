@@ -60,6 +60,8 @@ type Controller struct {
 	podEvents *kit.Router[*batch.Job, *v1.Pod]
 
 	memory *memory
+	// managedBy is kit.Config.ManagedBy: which Jobs are this controller's.
+	managedBy string
 	// once warns about an unusable quartet.dev/backoff-* annotation once.
 	once kit.Once
 }
@@ -101,6 +103,7 @@ func New(cfg kit.Config) (*Controller, error) {
 		podIndexer: podInformer.Informer().GetIndexer(),
 		owners:     kit.NewOwners(batch.SchemeGroupVersion.WithKind("Job").Kind, jobInformer.Informer().GetIndexer(), func(j *batch.Job) *metav1.LabelSelector { return j.Spec.Selector }),
 		memory:     newMemory(),
+		managedBy:  cfg.ManagedBy,
 	}
 	c.queue = kit.NewQueue(base, "job", workqueue.NewTypedItemExponentialFailureRateLimiter[string](apiRetryBase, apiRetryMax), c.sync)
 	c.orphans = kit.NewQueue(base, "job_orphan_pod", workqueue.NewTypedItemExponentialFailureRateLimiter[orphanKey](apiRetryBase, apiRetryMax),
@@ -167,9 +170,13 @@ func indexPodByJob(obj any) ([]string, error) {
 }
 
 // managedElsewhere reports whether spec.managedBy hands the Job to another
-// controller.
-func managedElsewhere(job *batch.Job) bool {
-	return job.Spec.ManagedBy != nil && *job.Spec.ManagedBy != batch.JobControllerName
+// controller: as the cluster's own Job controller (managedBy ""), one
+// naming anything but upstream's; beside it, one not naming managedBy.
+func managedElsewhere(job *batch.Job, managedBy string) bool {
+	if managedBy == "" {
+		return job.Spec.ManagedBy != nil && *job.Spec.ManagedBy != batch.JobControllerName
+	}
+	return job.Spec.ManagedBy == nil || *job.Spec.ManagedBy != managedBy
 }
 
 func keyOf(job *batch.Job) string {
@@ -193,8 +200,8 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, err
 	}
 	switch {
-	case managedElsewhere(job):
-		logger.V(2).Info("Skipping Job managed by another controller", "job", klog.KObj(job), "managedBy", *job.Spec.ManagedBy)
+	case managedElsewhere(job, c.managedBy):
+		logger.V(2).Info("Skipping Job managed by another controller", "job", klog.KObj(job), "managedBy", ptr.Deref(job.Spec.ManagedBy, ""))
 		return 0, nil
 	case IsFinished(job):
 		c.forget(job)
@@ -441,7 +448,7 @@ func (c *Controller) releaseOrphan(ctx context.Context, p *v1.Pod) error {
 			// Some other kind of owner: not ours to touch.
 			return nil
 		}
-		if job, ok := c.owners.Of(p.Namespace, ref); ok && (managedElsewhere(job) || !IsFinished(job)) {
+		if job, ok := c.owners.Of(p.Namespace, ref); ok && (managedElsewhere(job, c.managedBy) || !IsFinished(job)) {
 			return nil
 		}
 	}

@@ -332,6 +332,38 @@ func TestControllerSkipsJobsManagedElsewhere(t *testing.T) {
 	}
 }
 
+func TestControllerBesideUpstream(t *testing.T) {
+	const quartet = "quartet.dev/job-controller"
+	h := &harness{t: t, client: kittest.NewAPI()}
+	h.factory = informers.NewSharedInformerFactory(h.client, 0)
+	c, err := New(kit.Config{Client: h.client, Informers: h.factory, Clock: clocktesting.NewFakeClock(testNow), ManagedBy: quartet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.events = record.NewFakeRecorder(1000)
+	c.Recorder = h.events
+	c.apply.pods = &kit.ClientPodWriter{Client: h.client, Recorder: h.events}
+	h.c = c
+	h.ctx = kittest.Start(t, h.factory)
+	for name, managedBy := range map[string]*string{"plain": nil, "upstreams": ptr.To(batch.JobControllerName), "others": ptr.To("example.com/other")} {
+		job := newTestJob(1, 1)
+		job.Name, job.Spec.ManagedBy = name, managedBy
+		h.createJob(job)
+		before := h.writes()
+		h.sync("default/" + name)
+		if n := h.writes() - before; n != 0 {
+			t.Errorf("beside upstream's controller, Job %s (managedBy %v) caused %d writes", name, ptr.Deref(managedBy, "unset"), n)
+		}
+	}
+	job := newTestJob(1, 1)
+	job.Name, job.Spec.ManagedBy = "mine", ptr.To(quartet)
+	h.createJob(job)
+	h.sync("default/mine")
+	if n := len(h.pods()); n != 1 {
+		t.Errorf("pods of a Job managed by %s = %d, want 1", quartet, n)
+	}
+}
+
 func TestControllerAdoptsAndReleases(t *testing.T) {
 	h := newHarness(t, clocktesting.NewFakeClock(testNow))
 	job := newTestJob(2, 2)

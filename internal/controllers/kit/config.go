@@ -27,6 +27,13 @@ type Config struct {
 	// controller's queue; nil means client-go's global provider, which
 	// discards them unless a process registers one.
 	QueueMetrics workqueue.MetricsProvider
+	// ManagedBy is the spec.managedBy value of the objects the controller
+	// takes, for kinds that have the field (Job). "" means the controller
+	// is the cluster's own: it takes objects without the field or naming
+	// upstream's controller (kubernetes.io/job-controller), as in `quartet
+	// up`; another value makes it take only the objects naming it, beside
+	// the cluster's own controller (`quartet controllers`).
+	ManagedBy string
 }
 
 // Controller is a reconcile loop that runs until its context is cancelled.
