@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"quartet.dev/quartet/internal/component"
@@ -23,6 +24,10 @@ func (c *Cluster) Etcd() component.Component {
 	c.etcdServers = []string{m.ClientURL()}
 	return component.Component{Name: "etcd", Core: true, StopTimeout: 3 * time.Second, Start: func(ctx context.Context, progress component.Progress) (string, func() error, error) {
 		wait, err := m.Start(ctx, progress)
-		return "embedded, " + m.Socket, wait, err
+		detail := "embedded, " + m.Socket
+		if m.Reclaimed > 0 {
+			detail += fmt.Sprintf(" (defragmented: %d MB freed)", m.Reclaimed>>20)
+		}
+		return detail, wait, err
 	}}
 }

@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -71,3 +72,58 @@ func TestDatastoreValidate(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestStartDefragments fills the member with 100 MB, deletes and compacts it
+// away, and restarts it: the start gives the free pages back to the disk.
+func TestStartDefragments(t *testing.T) {
+	dir := t.TempDir()
+	m := &Member{Dir: filepath.Join(dir, "etcd"), Socket: filepath.Join(dir, "etcd.sock"), LogFile: filepath.Join(dir, "etcd.log")}
+	ctx := context.Background()
+	start := func() (*clientv3.Client, func()) {
+		cctx, cancel := context.WithCancel(ctx)
+		wait, err := m.Start(cctx, func(string, ...any) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := clientv3.New(clientv3.Config{Endpoints: []string{m.ClientURL()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, func() { c.Close(); cancel(); _ = wait() }
+	}
+	c, stop := start()
+	value := strings.Repeat("x", 1<<20)
+	for i := range 100 {
+		if _, err := c.Put(ctx, fmt.Sprintf("/k/%d", i), value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := c.Delete(ctx, "/k/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Compact(ctx, res.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	status, err := c.Status(ctx, m.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if m.Reclaimed != 0 {
+		t.Errorf("the first start reclaimed %d bytes of a new member", m.Reclaimed)
+	}
+	c, stop = start()
+	defer stop()
+	if m.Reclaimed < 64<<20 {
+		t.Errorf("the restart reclaimed %d bytes of a %d-byte database with %d in use, want at least 64 MB",
+			m.Reclaimed, status.DbSize, status.DbSizeInUse)
+	}
+	after, err := c.Status(ctx, m.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.DbSize >= status.DbSize/2 {
+		t.Errorf("database %d bytes after the restart, was %d", after.DbSize, status.DbSize)
+	}
+}
