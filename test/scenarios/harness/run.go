@@ -164,37 +164,8 @@ func (e *Env) Run(t *testing.T, sc Scenario) {
 		}
 	}
 
-	clusters := e.shared
-	if sc.OwnCluster {
-		args := append([]string(nil), e.Args...)
-		if sc.Nodes > 0 {
-			args = append(args, fmt.Sprintf("--nodes=%d", sc.Nodes))
-		}
-		pair, err := e.startPair(args)
-		if err != nil {
-			res.Quartet, res.Upstream = "failed", "failed"
-			res.Failures = append(res.Failures, err.Error())
-			t.Fatal(err)
-		}
-		defer func() {
-			for _, c := range pair {
-				if err := c.Cleanup(); err != nil {
-					t.Error(err)
-				}
-			}
-		}()
-		clusters = pair
-	} else if sc.Exclusive {
-		for _, m := range []Mode{Quartet, Upstream} {
-			e.exclusive[m].Lock()
-			defer e.exclusive[m].Unlock()
-		}
-	} else {
-		for _, m := range []Mode{Quartet, Upstream} {
-			e.exclusive[m].RLock()
-			defer e.exclusive[m].RUnlock()
-		}
-	}
+	clusters, release := e.clustersFor(t, sc, &res)
+	defer release()
 
 	// Both modes run the scenario at once, on clusters that run many
 	// scenarios at once: a wall-clock race (a checkpoint read a moment late,
@@ -202,39 +173,7 @@ func (e *Env) Run(t *testing.T, sc Scenario) {
 	// differ is run once more, and only differences seen again count; the
 	// first run's differences stay in the log and the report.
 	for attempt := 1; ; attempt++ {
-		runs := e.runModes(t, sc, missing, clusters)
-		status := func(s *S) string {
-			switch {
-			case s == nil:
-				return "skipped (quartet lacks " + strings.Join(missing, ", ") + ")"
-			case s.skipped != "":
-				return "skipped (" + s.skipped + ")"
-			case len(s.failures) > 0:
-				return "failed"
-			}
-			return "passed"
-		}
-		res.Quartet, res.Upstream = status(runs[Quartet]), status(runs[Upstream])
-		res.Failures, res.Differences = nil, nil
-		for _, m := range []Mode{Upstream, Quartet} {
-			if s := runs[m]; s != nil {
-				res.Failures = append(res.Failures, s.failures...)
-				if len(s.failures) > 0 {
-					for _, l := range s.logs {
-						t.Log(l)
-					}
-				}
-			}
-		}
-		if runs[Quartet] != nil && runs[Upstream] != nil && res.Quartet == "passed" && res.Upstream == "passed" {
-			qt, ut := runs[Quartet].rec.trace(sc.Unordered), runs[Upstream].rec.trace(sc.Unordered)
-			res.Differences = Compare(qt, ut)
-			e.allow.Apply(sc.Name, res.Differences)
-			if os.Getenv("SCENARIO_TRACE") != "" {
-				t.Logf("quartet trace:\n%s", formatTrace(qt))
-				t.Logf("upstream trace:\n%s", formatTrace(ut))
-			}
-		}
+		e.judge(t, sc, &res, e.runModes(t, sc, missing, clusters), missing)
 		if attempt == 1 && res.disallowed() > 0 && os.Getenv("SCENARIO_NO_RETRY") == "" {
 			for _, d := range res.Differences {
 				if d.Allowed == "" {
@@ -258,6 +197,86 @@ func (e *Env) Run(t *testing.T, sc Scenario) {
 	}
 	if res.Skipped() && res.Upstream == "passed" {
 		t.Logf("quartet run %s", res.Quartet)
+	}
+}
+
+// clustersFor returns the clusters sc runs on, held as sc needs them: a
+// pair of its own, or the shared pair alone (Exclusive) or with other
+// scenarios; release gives them back.
+func (e *Env) clustersFor(t *testing.T, sc Scenario, res *Result) (clusters map[Mode]*cluster.Cluster, release func()) {
+	if sc.OwnCluster {
+		args := append([]string(nil), e.Args...)
+		if sc.Nodes > 0 {
+			args = append(args, fmt.Sprintf("--nodes=%d", sc.Nodes))
+		}
+		pair, err := e.startPair(args)
+		if err != nil {
+			res.Quartet, res.Upstream = "failed", "failed"
+			res.Failures = append(res.Failures, err.Error())
+			t.Fatal(err)
+		}
+		return pair, func() {
+			for _, c := range pair {
+				if err := c.Cleanup(); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	}
+	modes := []Mode{Quartet, Upstream}
+	for _, m := range modes {
+		if sc.Exclusive {
+			e.exclusive[m].Lock()
+		} else {
+			e.exclusive[m].RLock()
+		}
+	}
+	return e.shared, func() {
+		for _, m := range modes {
+			if sc.Exclusive {
+				e.exclusive[m].Unlock()
+			} else {
+				e.exclusive[m].RUnlock()
+			}
+		}
+	}
+}
+
+// judge records in res what one attempt's runs of sc came to: each mode's
+// status, the failures (with the failing runs' logs) and, when both passed,
+// the differences between their traces.
+func (e *Env) judge(t *testing.T, sc Scenario, res *Result, runs map[Mode]*S, missing []string) {
+	status := func(s *S) string {
+		switch {
+		case s == nil:
+			return "skipped (quartet lacks " + strings.Join(missing, ", ") + ")"
+		case s.skipped != "":
+			return "skipped (" + s.skipped + ")"
+		case len(s.failures) > 0:
+			return "failed"
+		}
+		return "passed"
+	}
+	res.Quartet, res.Upstream = status(runs[Quartet]), status(runs[Upstream])
+	res.Failures, res.Differences = nil, nil
+	for _, m := range []Mode{Upstream, Quartet} {
+		if s := runs[m]; s != nil {
+			res.Failures = append(res.Failures, s.failures...)
+			if len(s.failures) > 0 {
+				for _, l := range s.logs {
+					t.Log(l)
+				}
+			}
+		}
+	}
+	if runs[Quartet] != nil && runs[Upstream] != nil && res.Quartet == "passed" && res.Upstream == "passed" {
+		qt, ut := runs[Quartet].rec.trace(sc.Unordered), runs[Upstream].rec.trace(sc.Unordered)
+		res.Differences = Compare(qt, ut)
+		e.allow.Apply(sc.Name, res.Differences)
+		if os.Getenv("SCENARIO_TRACE") != "" {
+			t.Logf("quartet trace:\n%s", formatTrace(qt))
+			t.Logf("upstream trace:\n%s", formatTrace(ut))
+		}
 	}
 }
 
