@@ -9,7 +9,7 @@ COMPONENT := k8s.io/component-base/version
 LDFLAGS   := -X $(COMPONENT).gitVersion=$(K8S) -X $(COMPONENT).gitMajor=1 -X $(COMPONENT).gitMinor=37 \
              -X $(COMPONENT).gitTreeState=clean -X $(COMPONENT).buildDate=2026-11-01T00:00:00Z
 
-.PHONY: help build run test race conformance bench bench-quick verify lint print-ldflags web web-check
+.PHONY: help build run test race chaos conformance bench bench-quick verify lint print-ldflags web web-check
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
@@ -32,6 +32,10 @@ RACE_BIN := bin/quartet-race
 race: ## build bin/quartet-race with -race and run the start-up test under it (TestStartUnderRace)
 	$(GO) build -race -ldflags '$(LDFLAGS)' -o $(RACE_BIN) ./cmd/quartet
 	QUARTET_RACE_BIN=$(abspath $(RACE_BIN)) $(GO) test -count=1 -timeout 20m -run '^TestStartUnderRace$$' ./test/e2e
+
+chaos: build ## the crash suite at full size: 20 kill -9 restarts during a Job of 300, an Indexed Job, a StatefulSet rollout and a Forbid CronJob (as root; `make test` runs 3 rounds)
+	QUARTET_BIN=$(abspath $(BIN)) CHAOS_ROUNDS=$(or $(ROUNDS),20) CHAOS_COMPLETIONS=$(or $(COMPLETIONS),300) \
+	  $(GO) test -count=1 -timeout 90m -v -run TestKillNineRestarts ./test/chaos
 
 conformance: build ## every scenario against quartet's and upstream's controllers; prints the table (RUN=chapter/ for a subset)
 	@rm -f bin/conformance.txt

@@ -275,6 +275,16 @@ func (c *Cluster) Stop() (time.Duration, error) {
 	}
 }
 
+// Exited reports whether the process has exited (without waiting).
+func (c *Cluster) Exited() bool {
+	select {
+	case <-c.exited:
+		return true
+	default:
+		return false
+	}
+}
+
 // ExitErr is the process's exit status once it has exited.
 func (c *Cluster) ExitErr() error {
 	<-c.exited
