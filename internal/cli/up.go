@@ -56,7 +56,7 @@ func newUp() *cobra.Command {
 	f.StringVar(&cfg.Datastore.CAFile, "datastore-cafile", "", "CA certificate that verifies the --datastore-endpoint servers (https; default: the system's roots)")
 	f.StringVar(&cfg.Datastore.CertFile, "datastore-certfile", "", "client certificate quartet presents to the --datastore-endpoint servers")
 	f.StringVar(&cfg.Datastore.KeyFile, "datastore-keyfile", "", "key of --datastore-certfile")
-	f.StringVar(&cfg.DNSAddress, "dns-address", "", "UDP and TCP address of cluster DNS; the bound address is printed (default: port 53 on a loopback address of the data dir's own when root, so process pods can use it; a free port on 127.0.0.1 otherwise)")
+	f.StringVar(&cfg.DNSAddress, "dns-address", "", "UDP and TCP address of cluster DNS; the bound address is printed (default: as root, port 53 on the host's address on the pod network, or on a loopback address of the data dir's own without one; a free port on 127.0.0.1 otherwise)")
 	f.StringSliceVar(&cfg.DNSUpstream, "dns-upstream", nil, "DNS servers for names outside cluster.local (default: none, such names are refused)")
 	f.BoolVar(&cfg.UI, "ui", true, "serve the web UI on loopback and print its one-time login URL")
 	f.StringVar(&cfg.UIAddress, "ui-address", "127.0.0.1:0", "loopback address of the web UI (port 0: a free one)")

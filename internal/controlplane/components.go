@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -115,7 +116,7 @@ func (c *Cluster) kcmConfig() controllerManagerConfig {
 		SAKeyFile:   c.certs.saKey,
 		CAFile:      c.CA.CertFile(),
 		CAKeyFile:   filepath.Join(c.CA.Dir, "ca.key"),
-		ClusterCIDR: ClusterCIDR,
+		ClusterCIDR: cmp.Or(c.cfg.ClusterCIDR, ClusterCIDR),
 		ServiceCIDR: ServiceCIDR,
 		APIQPS:      c.cfg.APIQPS,
 		APIBurst:    c.cfg.APIBurst,

@@ -40,6 +40,9 @@ type Config struct {
 	// component, workload controllers in both modes alike.
 	APIQPS   float32
 	APIBurst int
+	// ClusterCIDR is the pod range node-ipam carves each node's podCIDR
+	// from (the data dir's pod network); "" is the ClusterCIDR constant.
+	ClusterCIDR string
 }
 
 // Validate checks the settings, naming the flags they came from.
@@ -69,8 +72,10 @@ func (c *Config) Validate() error {
 
 // Network ranges of every quartet cluster.
 const (
-	ServiceCIDR   = "10.96.0.0/16"
-	ClusterCIDR   = "10.128.0.0/12" // a /24 per node: room for 4096 nodes
+	ServiceCIDR = "10.96.0.0/16"
+	// ClusterCIDR is the pod range of a cluster without one of its own
+	// (see Config.ClusterCIDR): a /24 per node, room for 4096 nodes.
+	ClusterCIDR   = "10.128.0.0/12"
 	ClusterDomain = "cluster.local"
 	// KubernetesServiceIP is the first address of ServiceCIDR.
 	KubernetesServiceIP = "10.96.0.1"
@@ -168,6 +173,9 @@ const (
 	UserNodeAgents  = userNodeAgents
 	UserProvisioner = userProvisioner
 	UserDNS         = userDNS
+	// UserKubeProxy is kube-proxy's identity; the default ClusterRoleBinding
+	// system:node-proxier gives it what it reads.
+	UserKubeProxy = "system:kube-proxy"
 	// UserKubeletClient is the identity the apiserver presents to node agents.
 	UserKubeletClient = userKubeletClient
 )

@@ -17,7 +17,7 @@ import (
 
 // ManagedBy is the endpointslice.kubernetes.io/managed-by value of the
 // EndpointSlices quartet writes for its in-process servers.
-const ManagedBy = "quartet.dev/network"
+const ManagedBy = "network.quartet.dev"
 
 // PublishEndpoints makes ip, with ports, the one endpoint of the Service
 // namespace/service (one without a selector, served inside quartet): it

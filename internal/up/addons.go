@@ -30,11 +30,14 @@ func (u *cluster) dns() component.Component {
 			srv, err = dns.Start(ctx, cfg)
 		case cfg.Address == "":
 			// resolv.conf cannot name a port, so process pods reach
-			// cluster DNS only on port 53: as root, take port 53 on a
-			// loopback address of this data dir's own, so clusters side by
-			// side do not collide; otherwise any free port.
+			// cluster DNS only on port 53: as root, take port 53 on the
+			// pod network's host address, or on a loopback address of this
+			// data dir's own, so clusters side by side do not collide;
+			// otherwise any free port.
 			cfg.Address = "127.0.0.1:0"
-			if os.Geteuid() == 0 {
+			if a := u.net.dnsListenAddress(); a != "" {
+				cfg.Address = a
+			} else if os.Geteuid() == 0 {
 				cfg.Address = loopbackFor(u.cfg.Dir.Path()) + ":53"
 			}
 			if srv, err = dns.Start(ctx, cfg); err != nil && cfg.Address != "127.0.0.1:0" {
@@ -49,6 +52,12 @@ func (u *cluster) dns() component.Component {
 		}
 		err = controlplane.RetryAPI(ctx, progress, "the kube-dns Service", func() error {
 			return dns.EnsureKubeDNSService(ctx, u.cp.Admin(), controlplane.DNSServiceIP)
+		})
+		if err != nil {
+			return "", nil, err
+		}
+		err = controlplane.RetryAPI(ctx, progress, "kube-dns's endpoint", func() error {
+			return u.net.publishDNS(ctx, u.cp, srv.Addr())
 		})
 		if err != nil {
 			return "", nil, err

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,7 +31,7 @@ func (u *cluster) nodes() component.Component {
 		if err != nil {
 			return "", nil, err
 		}
-		host, err := node.NewHost(node.HostConfig{
+		hostCfg := node.HostConfig{
 			Client:      client,
 			NodeClient:  cp.NodeClients(),
 			AdminClient: cp.Admin(),
@@ -41,7 +40,7 @@ func (u *cluster) nodes() component.Component {
 			DNSAddress:  u.dnsAddr,
 			ServingCert: func(name string) (*tls.Certificate, error) {
 				c, err := cp.CA.Issue(pki.Leaf{CommonName: "system:node:" + name, Organization: []string{"system:nodes"},
-					Server: true, DNSNames: []string{name}, IPs: []net.IP{net.ParseIP("127.0.0.1")}})
+					Server: true, DNSNames: []string{name}, IPs: u.net.nodeIPs()})
 				if err != nil {
 					return nil, err
 				}
@@ -49,12 +48,18 @@ func (u *cluster) nodes() component.Component {
 			},
 			ClientCAs:   cp.CA.Pool(),
 			ClientNames: []string{controlplane.UserKubeletClient},
-		})
+		}
+		u.net.nodeConfig(&hostCfg)
+		host, err := node.NewHost(hostCfg)
 		if err != nil {
 			return "", nil, err
 		}
 		hostDone := make(chan error, 1)
-		go func() { hostDone <- host.Run(ctx) }()
+		u.net.nodes.Add(1) // the pod network stops after the node host
+		go func() {
+			defer u.net.nodes.Done()
+			hostDone <- host.Run(ctx)
+		}()
 
 		saved := &savedNodes{path: u.cfg.Dir.AddedNodes()}
 		added, err := saved.load()

@@ -1,5 +1,6 @@
 // Package up builds and runs every component of `quartet up`, in order:
-// etcd, kube-apiserver, the workload controllers, cluster DNS, local-path
+// etcd, kube-apiserver, the workload controllers, the pod network, cluster
+// DNS, Services (kube-proxy), local-path
 // storage, the node agents, the control socket, the web UI,
 // kube-controller-manager and kube-scheduler. It owns start-up policy (the
 // data dir's checks and lock, the log file, which DNS address to take, the
@@ -15,6 +16,7 @@ import (
 	"quartet.dev/quartet/internal/component"
 	"quartet.dev/quartet/internal/controlplane"
 	"quartet.dev/quartet/internal/node"
+	"quartet.dev/quartet/internal/node/sandbox"
 	"quartet.dev/quartet/internal/storage"
 	"quartet.dev/quartet/internal/version"
 )
@@ -79,12 +81,20 @@ func Run(ctx context.Context, cfg Config) error {
 		fmt.Fprintf(out, "warning: %v\n", err)
 	}
 
+	// The pod range is the data dir's (chosen once, so that clusters side
+	// by side do not overlap), whether or not pods get a network this run.
+	// Without one (every candidate range taken), pods share the host's
+	// network and the pod network's line says why.
+	pn := &podNetwork{}
+	if pn.plan, pn.planErr = sandbox.Plan(dir.Path()); pn.planErr == nil {
+		cfg.ClusterCIDR = pn.plan.ClusterCIDR.String()
+	}
 	cp, err := controlplane.New(cfg.Config)
 	if err != nil {
 		return err
 	}
 	defer cp.Close()
-	u := &cluster{cfg: cfg, cp: cp, control: &nodeControl{}}
+	u := &cluster{cfg: cfg, cp: cp, control: &nodeControl{}, net: pn}
 	// Built before anything runs: building it writes to client-go's shared
 	// scheme, which every component's clients read.
 	provisionerClient, _, err := cp.ClientFor(controlplane.UserProvisioner)
@@ -103,7 +113,9 @@ func Run(ctx context.Context, cfg Config) error {
 		cp.Etcd(),
 		cp.APIServer(),
 		cp.WorkloadControllers(),
+		u.network(),
 		u.dns(),
+		u.services(),
 		u.storage(),
 		u.nodes(),
 		u.controlSocket(),
@@ -127,4 +139,5 @@ type cluster struct {
 	// once they do: a restart binds the same address.
 	dnsAddr, uiAddr string
 	control         *nodeControl
+	net             *podNetwork
 }

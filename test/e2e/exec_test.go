@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -145,8 +146,8 @@ func TestExecPortForwardCp(t *testing.T) {
 	defer cancel()
 	dir := buildPodServer(t)
 	c := start(t, cluster.Options{Args: []string{"--nodes=1"}})
-	// Process pods share the host's network until pod networks come: the
-	// server's ports must be free on the host.
+	// Without a pod network (not root) process pods share the host's
+	// network: the server's ports must be free on the host.
 	port1, _ := cluster.FreePort()
 	port2, _ := cluster.FreePort()
 	ports = [2]int{port1, port2}
@@ -416,7 +417,9 @@ func testDebug(t *testing.T, ctx context.Context, c *cluster.Cluster, k kubectlB
 	_, _ = io.WriteString(s.pty, "\n")
 	s.expect(t, ctx, "# ")
 	_, _ = io.WriteString(s.pty, "ps -e -o args | grep -c '^/podserver/podserver'\n")
-	s.expect(t, ctx, "\r\n1\r\n")
+	// The terminal may echo the typed line before the shell prints its
+	// prompt again, so the count can follow "# " rather than a new line.
+	s.expect(t, ctx, "1\r\n")
 	_, _ = io.WriteString(s.pty, "exit 4\n")
 	if err := s.cmd.Wait(); err != nil {
 		t.Errorf("kubectl debug -it: %v\n%s", err, s.output())
@@ -464,6 +467,9 @@ func containsAny(s string, subs []string) bool {
 // gets 401, a token without nodes/proxy 403, and one with it runs /run.
 func testKubeletAPIAuth(t *testing.T, ctx context.Context, c *cluster.Cluster) {
 	port := kubectl(t, c, "", "get", "node", "node-1", "-o", "jsonpath={.status.daemonEndpoints.kubeletEndpoint.Port}")
+	// The kubelet API listens on the node's InternalIP (the pod bridge's
+	// host address with a pod network, 127.0.0.1 without one).
+	addr := kubectl(t, c, "", "get", "node", "node-1", "-o", `jsonpath={.status.addresses[?(@.type=="InternalIP")].address}`)
 	caPEM, err := os.ReadFile(filepath.Join(datadir.Dir(c.DataDir).PKI(), "ca.crt"))
 	if err != nil {
 		t.Fatal(err)
@@ -472,7 +478,7 @@ func testKubeletAPIAuth(t *testing.T, ctx context.Context, c *cluster.Cluster) {
 	pool.AppendCertsFromPEM(caPEM)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	call := func(method, path, token string) (int, string) {
-		req, _ := http.NewRequestWithContext(ctx, method, "https://127.0.0.1:"+port+path, nil)
+		req, _ := http.NewRequestWithContext(ctx, method, "https://"+net.JoinHostPort(addr, port)+path, nil)
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}

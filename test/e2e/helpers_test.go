@@ -69,6 +69,10 @@ func noNodes() []string { return []string{"--nodes=0"} }
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
+// podNetworkHost finds the host's address on the pod bridge in quartet up's
+// start-up table (absent without a pod network).
+var podNetworkHost = regexp.MustCompile(`(?m)^  pod network .* on bridge \S+, host (\S+?)(?:,|;|\s)`)
+
 var caData = regexp.MustCompile(`certificate-authority-data: (\S+)`)
 
 func extractCA(kubeconfig string) string {

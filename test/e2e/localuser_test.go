@@ -102,8 +102,17 @@ spec:
 		t.Fatal(err)
 	}
 	ports := map[string]string{"127.0.0.1:" + itoa(c.APIPort): "apiserver"}
-	for _, p := range strings.Fields(kubectl(t, c, "", "get", "nodes", "-o", "jsonpath={.items[*].status.daemonEndpoints.kubeletEndpoint.Port}")) {
-		ports["127.0.0.1:"+p] = "kubelet"
+	if m := podNetworkHost.FindStringSubmatch(c.Output.String()); m != nil {
+		// With a pod network: the apiserver relayed on the bridge's host
+		// address (the kubernetes Service's endpoint).
+		ports[m[1]+":"+itoa(c.APIPort)] = "apiserver"
+	}
+	// A kubelet API listens on its node's InternalIP (the bridge's host
+	// address with a pod network, 127.0.0.1 without).
+	kubelets := kubectl(t, c, "", "get", "nodes", "-o",
+		`jsonpath={range .items[*]}{.status.addresses[?(@.type=="InternalIP")].address}:{.status.daemonEndpoints.kubeletEndpoint.Port}{" "}{end}`)
+	for _, addr := range strings.Fields(kubelets) {
+		ports[addr] = "kubelet"
 	}
 	if m := regexp.MustCompile(`web UI +http://([0-9.:]+)/login`).FindStringSubmatch(c.Output.String()); m != nil {
 		ports[m[1]] = "ui"

@@ -39,11 +39,15 @@ type Network struct {
 // from it).
 const legacyClusterCIDR = "10.128.0.0/12"
 
-// clusterCIDRCandidates are the /12 ranges a data dir may get.
+// clusterCIDRCandidates are the /12 ranges a data dir may get: the upper
+// half of 10/8, then the shared address space 100.64.0.0/10.
 func clusterCIDRCandidates() []string {
 	var out []string
 	for i := 0; i < 8; i++ {
 		out = append(out, fmt.Sprintf("10.%d.0.0/12", 128+16*i))
+	}
+	for i := 0; i < 4; i++ {
+		out = append(out, fmt.Sprintf("100.%d.0.0/12", 64+16*i))
 	}
 	return out
 }
