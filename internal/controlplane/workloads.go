@@ -2,14 +2,13 @@ package controlplane
 
 import (
 	"context"
-	"fmt"
 	"strings"
-	"sync"
 
-	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 
 	"quartet.dev/quartet/internal/component"
 	"quartet.dev/quartet/internal/controllers"
+	"quartet.dev/quartet/internal/manager"
 )
 
 // WorkloadControllers are the StatefulSet, DaemonSet, Job, CronJob and
@@ -43,41 +42,31 @@ func (c *Cluster) WorkloadControllers() component.Component {
 	}}
 }
 
-// startWorkloadControllers constructs quartet's controllers, starts their
-// shared informers and runs them until ctx is done. It returns their names
+// startWorkloadControllers starts quartet's controllers through the wiring
+// `quartet controllers` uses (manager.Start), with the identities of
+// `quartet up`: the shared informers list and watch as one identity of their
+// own, as upstream's do in upstream mode, and each controller writes as
+// upstream's controller service account of its kind. It returns their names
 // for the progress line.
 func (c *Cluster) startWorkloadControllers(ctx context.Context) (string, func() error, error) {
-	// The shared informers list and watch with an identity of their own,
-	// as upstream's do in upstream mode; each controller writes with its own.
 	informerClient, _, err := c.ClientFor(userWorkloadInformers)
 	if err != nil {
 		return "", nil, err
 	}
-	factory := informers.NewSharedInformerFactoryWithOptions(informerClient, 0, informers.WithTransform(dropManagedFields))
-	var names []string
-	var ctrls []func()
-	for _, spec := range controllers.All {
-		client, _, err := c.ClientFor(controllerUser(spec.ServiceAccount), controllerGroups...)
-		if err != nil {
-			return "", nil, err
-		}
-		ctrl, err := spec.New(controllers.Config{Client: client, Informers: factory})
-		if err != nil {
-			return "", nil, fmt.Errorf("%s controller: %w", spec.Name, err)
-		}
-		ctrls = append(ctrls, func() { ctrl.Run(ctx, spec.Workers) })
-		names = append(names, spec.Name)
+	running, err := manager.Start(ctx, manager.Config{
+		Controllers:    controllers.All,
+		InformerClient: informerClient,
+		ClientFor: func(spec controllers.Spec) (kubernetes.Interface, error) {
+			client, _, err := c.ClientFor(controllerUser(spec.ServiceAccount), controllerGroups...)
+			return client, err
+		},
+	})
+	if err != nil {
+		return "", nil, err
 	}
-	var wg sync.WaitGroup
-	for _, run := range ctrls {
-		wg.Add(1)
-		go func() { defer wg.Done(); run() }()
-	}
-	factory.Start(ctx.Done())
 	wait := func() error {
-		wg.Wait()
-		factory.Shutdown()
+		<-running.Done()
 		return nil
 	}
-	return strings.Join(names, ", "), wait, nil
+	return strings.Join(running.Names, ", "), wait, nil
 }
