@@ -26,7 +26,9 @@ type applier struct {
 	recorder record.EventRecorder
 	// writes remembers every Job this controller deleted, filed under
 	// "jobs", so that a later sync racing the informer cache does not
-	// mistake it for a Job it never saw.
+	// mistake it for a Job it never saw, and every status it wrote, filed
+	// under "cronjobs", so that a sync that sees its new Job before that
+	// status waits for the status instead of reading the CronJob again.
 	writes *kit.OwnWrites
 }
 
@@ -66,8 +68,11 @@ func (a *applier) apply(ctx context.Context, cj *batchv1.CronJob, d Decision) er
 	if !equality.Semantic.DeepEqual(*status, cj.Status) {
 		updated := cj.DeepCopy()
 		updated.Status = *status
-		if _, err := a.client.BatchV1().CronJobs(cj.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{}); err != nil {
+		written, err := a.client.BatchV1().CronJobs(cj.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
+		if err != nil {
 			errs = append(errs, fmt.Errorf("updating status: %w", err))
+		} else {
+			a.writes.Wrote(cj.UID, "cronjobs", written)
 		}
 	}
 	return errors.Join(errs...)

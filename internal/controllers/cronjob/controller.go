@@ -55,7 +55,10 @@ func New(cfg kit.Config) (*Controller, error) {
 		apply: &applier{
 			client:   cfg.Client,
 			recorder: base.Recorder,
-			writes:   kit.NewOwnWrites(base.Clock, map[string]kit.Store{"jobs": jobInformer.Informer().GetStore()}),
+			writes: kit.NewOwnWrites(base.Clock, map[string]kit.Store{
+				"jobs":     jobInformer.Informer().GetStore(),
+				"cronjobs": cronJobInformer.Informer().GetStore(),
+			}),
 		},
 	}
 	c.queue = kit.NewQueue(base, "cronjob", nil, c.sync)
@@ -107,8 +110,15 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 
 	// A running Job that status.active does not list is either unexpected or
 	// one this controller created whose status write the cache has not
-	// caught up with. Reading the CronJob from the API tells them apart.
+	// caught up with. When this controller knows its status write is still
+	// on its way, the write's update event syncs the CronJob again (the
+	// Job's add event usually comes first); otherwise (a write from before
+	// a restart) reading the CronJob from the API tells them apart.
 	if hasUnlistedRunningJob(cj, jobs) {
+		if len(c.apply.writes.Unseen(cj.UID, "cronjobs")) > 0 {
+			klog.FromContext(ctx).V(4).Info("Waiting for the cache to show this controller's status write", "cronjob", klog.KObj(cj))
+			return 0, nil
+		}
 		fresh, err := c.Client.BatchV1().CronJobs(cj.Namespace).Get(ctx, cj.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return 0, nil

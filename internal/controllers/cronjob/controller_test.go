@@ -116,7 +116,16 @@ func TestSync(t *testing.T) {
 		wantActive []string // from the last status write; nil means no write
 		wantVerbs  map[string][]string
 		wantJobs   int
+		// ownStatusUnseen: this controller wrote the CronJob's status and
+		// the cache has not shown it yet.
+		ownStatusUnseen bool
 	}{
+		"its own status write the cache has not seen yet: waits for its event, no GET": {
+			cached:          []runtime.Object{newCronJob(lastScheduled(prevHour)), prev},
+			api:             []runtime.Object{newCronJob(lastScheduled(prevHour), listing(prev)), prev},
+			ownStatusUnseen: true,
+			wantVerbs:       map[string][]string{},
+		},
 		"creates the Job for the scheduled time": {
 			cached:     []runtime.Object{newCronJob()},
 			api:        []runtime.Object{newCronJob()},
@@ -176,12 +185,18 @@ func TestSync(t *testing.T) {
 			e := newTestEnv(t, now, tc.api...)
 			e.cache(t, tc.cached...)
 			_, ctx := ktesting.NewTestContext(t)
+			if tc.ownStatusUnseen {
+				e.c.apply.writes = kit.NewOwnWrites(e.clock, map[string]kit.Store{"cronjobs": behindStore{}})
+				written := newCronJob(lastScheduled(prevHour), listing(prev))
+				written.ResourceVersion = "7"
+				e.c.apply.writes.Wrote(written.UID, "cronjobs", written)
+			}
 
 			requeue, err := e.c.sync(ctx, "ops/backup")
 			if err != nil {
 				t.Fatalf("sync: %v", err)
 			}
-			if len(tc.cached) > 0 && requeue <= 0 {
+			if len(tc.cached) > 0 && !tc.ownStatusUnseen && requeue <= 0 {
 				t.Errorf("requeue = %v, want the next scheduled time", requeue)
 			}
 			if diff := cmp.Diff(tc.wantEvents, drain(e.rec, false)); diff != "" {
@@ -469,3 +484,10 @@ func TestNewRequiresClientAndInformers(t *testing.T) {
 }
 
 func now() time.Time { return topOfHour }
+
+// behindStore is an informer store that has applied resource version 1
+// and holds nothing: every later write is unseen.
+type behindStore struct{}
+
+func (behindStore) LastStoreSyncResourceVersion() string { return "1" }
+func (behindStore) GetByKey(string) (any, bool, error)   { return nil, false, nil }
