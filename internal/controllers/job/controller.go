@@ -451,6 +451,12 @@ func (c *Controller) releaseOrphan(ctx context.Context, p *v1.Pod) error {
 		if job, ok := c.owners.Of(p.Namespace, ref); ok && (managedElsewhere(job, c.managedBy) || !IsFinished(job)) {
 			return nil
 		}
+		if c.apply.writes.Unseen(ref.UID, "pod finalizers")[p.UID] {
+			// This controller removed it (a finishing sync does, just before
+			// the Job's finished status that wakes the sweep); the cache has
+			// not shown the patch yet.
+			return nil
+		}
 	}
 	_, err := patchPod(ctx, c.apply.pods, p, dropFinalizerPatch())
 	if apierrors.IsNotFound(err) {

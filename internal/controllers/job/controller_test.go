@@ -444,16 +444,37 @@ func TestControllerRemovesFinalizersOfOrphans(t *testing.T) {
 }
 
 func TestControllerSweepsFinishedJobs(t *testing.T) {
-	h := newHarness(t, clocktesting.NewFakeClock(testNow))
-	job := newTestJob(1, 1, withCondition(batch.JobComplete, batch.JobReasonCompletionsReached, msgCompletions))
-	h.createJob(job)
-	h.createPod(newTestPod(job, "done", v1.PodSucceeded))
-	selector, _ := metav1.LabelSelectorAsSelector(job.Spec.Selector)
-	if err := h.c.syncOrphans(h.ctx, orphanKey{namespace: "default", selector: selector.String()}); err != nil {
-		t.Fatal(err)
-	}
-	if hasTrackingFinalizer(h.pods()[0]) {
-		t.Errorf("the finished Job's pod kept its finalizer")
+	for name, tc := range map[string]struct {
+		// removedUnseen: this controller removed the pod's finalizer and
+		// the cache does not show it yet.
+		removedUnseen bool
+		wantPatches   int
+	}{
+		"a finished Job's pod that kept its finalizer loses it":   {wantPatches: 1},
+		"a removal the cache does not show yet is not made twice": {removedUnseen: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, clocktesting.NewFakeClock(testNow))
+			job := newTestJob(1, 1, withCondition(batch.JobComplete, batch.JobReasonCompletionsReached, msgCompletions))
+			h.createJob(job)
+			h.createPod(newTestPod(job, "done", v1.PodSucceeded))
+			h.waitCached()
+			if tc.removedUnseen {
+				removed := h.pods()[0].DeepCopy()
+				removed.Finalizers, removed.ResourceVersion = nil, "999999"
+				h.c.apply.writes.Wrote(h.job("pi").UID, "pod finalizers", removed)
+			}
+			selector, _ := metav1.LabelSelectorAsSelector(job.Spec.Selector)
+			if err := h.c.syncOrphans(h.ctx, orphanKey{namespace: "default", selector: selector.String()}); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(h.actions("patch", "pods")); n != tc.wantPatches {
+				t.Errorf("%d pod patches, want %d", n, tc.wantPatches)
+			}
+			if !tc.removedUnseen && hasTrackingFinalizer(h.pods()[0]) {
+				t.Errorf("the finished Job's pod kept its finalizer")
+			}
+		})
 	}
 }
 
