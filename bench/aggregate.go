@@ -22,10 +22,15 @@ type Run struct {
 	// APIRequests is the number of requests the workload controllers'
 	// identities made during the measured window.
 	APIRequests float64
+	// Writes are the requests that changed objects in the window, by
+	// user (every identity, not only the workload controllers').
+	Writes RequestCounts `json:",omitempty"`
 	// CPUSeconds is the workload controllers' CPU time in the window;
-	// CPUTotal the whole quartet process's.
-	CPUSeconds float64
-	CPUTotal   float64
+	// CPUTotal the whole quartet process's; CPUByComponent the process's
+	// by component (apiserver, etcd, scheduler, node agents, ...).
+	CPUSeconds     float64
+	CPUTotal       float64
+	CPUByComponent map[string]float64 `json:",omitempty"`
 	// Ceiling is how many seconds a bare client took to create the
 	// scenario's objects in the same cluster, after the scenario ran.
 	Ceiling float64
@@ -97,6 +102,14 @@ func CeilingAtLeast(f float64) Target {
 		}
 		return check(*r.CeilingFraction >= f)
 	}}
+}
+
+// LikeForLikeAtLeast: quartet reaches at least fraction f of the rate of a
+// bare client making the same writes per pod (CeilingSpec.JobPodWrites).
+func LikeForLikeAtLeast(f float64) Target {
+	t := CeilingAtLeast(f)
+	t.Text = fmt.Sprintf(">= %.0f%% of the like-for-like ceiling (issue 18)", f*100)
+	return t
 }
 
 // Aggregate turns the runs of one scenario into its rows: medians per mode,

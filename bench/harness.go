@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -93,6 +94,10 @@ type Scenario struct {
 	// PerPod, when set, adds a metric of controller CPU milliseconds per
 	// pod (e.g. per completed Job pod).
 	PerPod func(s Size) int
+	// Breakdown, when set, is how many pods the scenario makes: its first
+	// row then carries the process's CPU by component and the API writes
+	// per pod by identity.
+	Breakdown func(s Size) int
 }
 
 // Env is what a scenario sees of its cluster.
@@ -178,7 +183,11 @@ func Bench(ctx context.Context, opts Options) ([]Row, Machine, error) {
 		}
 		var srows []Row
 		for _, sc := range keep {
-			srows = append(srows, Aggregate(sc.ID, sc.allMetrics(size), runs[sc.ID], machine)...)
+			rs := Aggregate(sc.ID, sc.allMetrics(size), runs[sc.ID], machine)
+			if sc.Breakdown != nil && len(rs) > 0 {
+				rs[0].Breakdown = MakeBreakdown(sc.Breakdown(size), runs[sc.ID])
+			}
+			srows = append(srows, rs...)
 		}
 		fmt.Fprintf(opts.Progress, "\n== %s\n", s.Name)
 		RenderTable(opts.Progress, srows)
@@ -500,9 +509,11 @@ func describeRun(r Run) string {
 }
 
 // Window measures the workload controllers' API requests and CPU between
-// OpenWindow and Close.
+// OpenWindow and Close. Requests count when they are in the scenario's
+// namespace or in none (cluster-scoped, all namespaces): a scenario before
+// it may still be settling in its own.
 type Window struct {
-	before  RequestCounts
+	before  Requests
 	cpuOn   bool
 	started time.Time
 }
@@ -532,30 +543,33 @@ func (w *Window) Close(ctx context.Context, e *Env, run *Run) {
 	after, err := w.settle(ctx, e)
 	if w.cpuOn {
 		var cpu struct {
-			Total               float64 `json:"total"`
-			WorkloadControllers float64 `json:"workloadControllers"`
+			Total               float64            `json:"total"`
+			WorkloadControllers float64            `json:"workloadControllers"`
+			Components          map[string]float64 `json:"components"`
 		}
 		if err := e.Control.StopCPUProfile(ctx, &cpu); err != nil {
 			e.Logf("CPU profile: %v", err)
 		} else {
-			run.CPUSeconds, run.CPUTotal = cpu.WorkloadControllers, cpu.Total
+			run.CPUSeconds, run.CPUTotal, run.CPUByComponent = cpu.WorkloadControllers, cpu.Total, cpu.Components
 		}
 	}
 	if err != nil {
 		e.Logf("API requests: %v", err)
 		return
 	}
-	d := Delta(w.before, after)
-	run.APIRequests = d.Sum(WorkloadControllerUsers)
+	d := DeltaRequests(w.before, after)
+	own := d.In(e.NS)
+	run.APIRequests = own.ByUser().Sum(WorkloadControllerUsers)
+	run.Writes = own.Writes()
 	if e.debug {
-		fmt.Fprint(e.progress, FormatDelta(d))
+		fmt.Fprint(e.progress, FormatRequests(d, e.NS))
 	}
 }
 
 // settle reads the request counters until the workload controllers have
 // made no request for Size.Settle: what they still write after the
 // scenario's end (status, events) is part of its work.
-func (w *Window) settle(ctx context.Context, e *Env) (RequestCounts, error) {
+func (w *Window) settle(ctx context.Context, e *Env) (Requests, error) {
 	last, err := ScrapeRequests(ctx, e.Client)
 	if err != nil {
 		return nil, err
@@ -570,7 +584,7 @@ func (w *Window) settle(ctx context.Context, e *Env) (RequestCounts, error) {
 		if err != nil {
 			return nil, err
 		}
-		if now.Sum(WorkloadControllerUsers) == last.Sum(WorkloadControllerUsers) {
+		if now.In(e.NS).ByUser().Sum(WorkloadControllerUsers) == last.In(e.NS).ByUser().Sum(WorkloadControllerUsers) {
 			return now, nil
 		}
 		last = now
@@ -578,35 +592,57 @@ func (w *Window) settle(ctx context.Context, e *Env) (RequestCounts, error) {
 	return last, nil
 }
 
-// FormatDelta lists a request delta by user, most first.
-func FormatDelta(d RequestCounts) string {
-	type kv struct {
-		u string
-		n float64
+// FormatRequests lists a request delta by user, most first, and under each
+// user its requests by verb and resource (failures with their status code,
+// requests in another namespace than ns with theirs), most first.
+func FormatRequests(d Requests, ns string) string {
+	byUser := d.ByUser()
+	users := make([]string, 0, len(byUser))
+	for u := range byUser {
+		users = append(users, u)
 	}
-	var all []kv
-	for u, n := range d {
-		all = append(all, kv{u, n})
-	}
-	for i := 1; i < len(all); i++ {
-		for j := i; j > 0 && (all[j].n > all[j-1].n || (all[j].n == all[j-1].n && all[j].u < all[j-1].u)); j-- {
-			all[j], all[j-1] = all[j-1], all[j]
+	sort.Slice(users, func(i, j int) bool {
+		if byUser[users[i]] != byUser[users[j]] {
+			return byUser[users[i]] > byUser[users[j]]
 		}
-	}
+		return users[i] < users[j]
+	})
 	var b strings.Builder
-	for _, x := range all {
-		fmt.Fprintf(&b, "      %8.0f  %s\n", x.n, x.u)
+	for _, u := range users {
+		fmt.Fprintf(&b, "      %8.0f  %s\n", byUser[u], u)
+		var keys []RequestKey
+		for k := range d {
+			if k.User == u {
+				keys = append(keys, k)
+			}
+		}
+		sort.Slice(keys, func(i, j int) bool {
+			if d[keys[i]] != d[keys[j]] {
+				return d[keys[i]] > d[keys[j]]
+			}
+			return fmt.Sprint(keys[i]) < fmt.Sprint(keys[j])
+		})
+		for _, k := range keys {
+			what := k.Verb + " " + k.Resource
+			if k.Namespace != "" && k.Namespace != ns {
+				what += " (namespace " + k.Namespace + ", not counted)"
+			}
+			if k.Code != "" {
+				what += " -> " + k.Code
+			}
+			fmt.Fprintf(&b, "      %8.0f      %s\n", d[k], what)
+		}
 	}
 	return b.String()
 }
 
 // ScrapeRequests reads the apiserver's per-user request counters.
-func ScrapeRequests(ctx context.Context, client kubernetes.Interface) (RequestCounts, error) {
+func ScrapeRequests(ctx context.Context, client kubernetes.Interface) (Requests, error) {
 	b, err := client.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading /metrics: %w", err)
 	}
-	return ParseRequestCounts(string(b))
+	return ParseRequests(string(b))
 }
 
 // CeilingUser is the identity of the ceiling's bare client: a kube-system

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"syscall"
 	"time"
@@ -10,6 +11,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 )
 
 // Annotations of the sim runtime: containers that exit 0 at once.
@@ -186,6 +189,50 @@ type CeilingSpec struct {
 	N   int
 	Pod func(ns string, i int) *corev1.Pod
 	Job func(ns string, i int) *batchv1.Job
+	// JobPodWrites makes the ceiling like-for-like for Jobs: the bare
+	// client makes every write a Job's pod needs, one after the other per
+	// pod, many pods at once — create it (with the Job controller's
+	// finalizer), bind it, set its status Succeeded, remove the finalizer —
+	// and the ceiling ends when the watch shows the last pod done.
+	JobPodWrites bool
+}
+
+// Ceiling pods are bound to a node that does not exist, so that no node
+// agent runs them, and name a scheduler that does not exist, so that the
+// scheduler leaves them to the bare client.
+const (
+	ceilingNode      = "quartet-bench-ceiling-node"
+	ceilingScheduler = "quartet-bench-ceiling"
+	jobFinalizer     = "batch.kubernetes.io/job-tracking"
+)
+
+// jobPodDone: the pod succeeded and nothing holds it any more.
+func jobPodDone(p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodSucceeded && len(p.Finalizers) == 0
+}
+
+// jobPodWrites makes a Job pod's writes for pod, in order.
+func jobPodWrites(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod) error {
+	pod.Finalizers = append(pod.Finalizers, jobFinalizer)
+	pod.Spec.SchedulerName = ceilingScheduler
+	pods := client.CoreV1().Pods(pod.Namespace)
+	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	binding := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace},
+		Target: corev1.ObjectReference{Kind: "Node", Name: ceilingNode}}
+	if err := pods.Bind(ctx, binding, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("binding: %w", err)
+	}
+	if _, err := pods.Patch(ctx, pod.Name, types.StrategicMergePatchType, []byte(`{"status":{"phase":"Succeeded"}}`),
+		metav1.PatchOptions{}, "status"); err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	patch := fmt.Sprintf(`{"metadata":{"$deleteFromPrimitiveList/finalizers":[%q]}}`, jobFinalizer)
+	if _, err := pods.Patch(ctx, pod.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("removing the finalizer: %w", err)
+	}
+	return nil
 }
 
 // Ceiling times a bare client creating the objects in a namespace of their
@@ -217,7 +264,7 @@ func Ceiling(ctx context.Context, e *Env, spec CeilingSpec) (float64, error) {
 			return err
 		}
 	} else {
-		tr, err := Track[*corev1.Pod](ctx, e.Client.CoreV1().RESTClient(), "pods", ns, nil)
+		tr, err := Track[*corev1.Pod](ctx, e.Client.CoreV1().RESTClient(), "pods", ns, map[string]func(*corev1.Pod) bool{"done": jobPodDone})
 		if err != nil {
 			return 0, err
 		}
@@ -228,6 +275,13 @@ func Ceiling(ctx context.Context, e *Env, spec CeilingSpec) (float64, error) {
 		create = func(ctx context.Context, i int) error {
 			_, err := e.CeilingClient.CoreV1().Pods(ns).Create(ctx, spec.Pod(ns, i), metav1.CreateOptions{})
 			return err
+		}
+		if spec.JobPodWrites {
+			what = "Job pods (create, bind, status Succeeded, finalizer removed)"
+			wait = func(ctx context.Context) (time.Time, error) {
+				return tr.Wait(ctx, "the ceiling's pods done", func(v View[*corev1.Pod]) bool { return v.Ever("done") >= spec.N })
+			}
+			create = func(ctx context.Context, i int) error { return jobPodWrites(ctx, e.CeilingClient, spec.Pod(ns, i)) }
 		}
 	}
 	cpu0 := selfCPU()

@@ -120,11 +120,25 @@ func parseSample(s string) (Sample, error) {
 	return smp, nil
 }
 
-// RequestCounts are API requests by user, summed over verbs.
-type RequestCounts map[string]float64
+// RequestKey is one series of the apiserver's per-user counters: Code is
+// "" for every request (RequestsMetric), or the status of the failed ones
+// (FailuresMetric), e.g. "409" for conflicts.
+type RequestKey struct {
+	User, Verb, Resource, Namespace, Code string
+}
 
-// ParseRequestCounts reads RequestsMetric from the apiserver's /metrics.
-func ParseRequestCounts(text string) (RequestCounts, error) {
+// Requests are API requests by user, verb, resource (with subresource,
+// "pods/binding"), namespace ("" for cluster-scoped and all-namespace
+// requests) and, for failures, status code.
+type Requests map[RequestKey]float64
+
+// FailuresMetric counts requests answered with a status >= 400 by user,
+// verb, resource and code.
+const FailuresMetric = "quartet_apiserver_request_failures_by_user_total"
+
+// ParseRequests reads RequestsMetric and FailuresMetric from the apiserver's
+// /metrics.
+func ParseRequests(text string) (Requests, error) {
 	samples, err := ParseSamples(text, RequestsMetric)
 	if err != nil {
 		return nil, err
@@ -132,11 +146,86 @@ func ParseRequestCounts(text string) (RequestCounts, error) {
 	if len(samples) == 0 {
 		return nil, fmt.Errorf("no %s in the metrics", RequestsMetric)
 	}
-	out := RequestCounts{}
-	for _, s := range samples {
-		out[s.Labels["user"]] += s.Value
+	failures, err := ParseSamples(text, FailuresMetric)
+	if err != nil {
+		return nil, err
+	}
+	out := Requests{}
+	for _, s := range append(samples, failures...) {
+		k := RequestKey{User: s.Labels["user"], Verb: s.Labels["verb"], Resource: s.Labels["resource"],
+			Namespace: s.Labels["namespace"], Code: s.Labels["code"]}
+		out[k] += s.Value
 	}
 	return out, nil
+}
+
+// ByUser sums the requests (not the failures) by user.
+func (r Requests) ByUser() RequestCounts {
+	out := RequestCounts{}
+	for k, v := range r {
+		if k.Code == "" {
+			out[k.User] += v
+		}
+	}
+	return out
+}
+
+// Writes sums the requests that change objects (create, update, patch,
+// delete, deletecollection) by user.
+func (r Requests) Writes() RequestCounts {
+	out := RequestCounts{}
+	for k, v := range r {
+		if k.Code == "" && IsWrite(k.Verb) {
+			out[k.User] += v
+		}
+	}
+	return out
+}
+
+// IsWrite tells whether verb changes objects.
+func IsWrite(verb string) bool {
+	switch verb {
+	case "create", "update", "patch", "delete", "deletecollection":
+		return true
+	}
+	return false
+}
+
+// In keeps the requests in namespace or in none (cluster-scoped, all
+// namespaces, not about a resource): a scenario's own, without those of
+// another scenario's namespace that is still settling.
+func (r Requests) In(namespace string) Requests {
+	out := Requests{}
+	for k, v := range r {
+		if k.Namespace == "" || k.Namespace == namespace {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// DeltaRequests is after minus before; series with no change are left out.
+func DeltaRequests(before, after Requests) Requests {
+	out := Requests{}
+	for k, v := range after {
+		if d := v - before[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+// RequestCounts are API requests by user, summed over verbs.
+type RequestCounts map[string]float64
+
+// ParseRequestCounts reads RequestsMetric from the apiserver's /metrics, by
+// user.
+func ParseRequestCounts(text string) (RequestCounts, error) {
+	r, err := ParseRequests(text)
+	if err != nil {
+		return nil, err
+	}
+	return r.ByUser(), nil
 }
 
 // Sum adds the counts of users.

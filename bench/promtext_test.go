@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -93,5 +94,69 @@ func TestDelta(t *testing.T) {
 	want := RequestCounts{"a": 5, "new": 3}
 	if diff := cmp.Diff(want, Delta(before, after)); diff != "" {
 		t.Errorf("delta (-want +got):\n%s", diff)
+	}
+}
+
+const detailedText = `quartet_apiserver_requests_by_user_total{namespace="web",resource="pods",user="sts",verb="create"} 100
+quartet_apiserver_requests_by_user_total{namespace="web",resource="statefulsets/status",user="sts",verb="update"} 10
+quartet_apiserver_requests_by_user_total{namespace="cron",resource="events",user="job",verb="create"} 20
+quartet_apiserver_requests_by_user_total{namespace="",resource="pods",user="informers",verb="watch"} 3
+quartet_apiserver_request_failures_by_user_total{code="409",namespace="web",resource="statefulsets/status",user="sts",verb="update"} 2
+`
+
+func TestParseRequestsByNamespaceAndWrites(t *testing.T) {
+	r, err := ParseRequests(detailedText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conflicts := r[RequestKey{User: "sts", Verb: "update", Resource: "statefulsets/status", Namespace: "web", Code: "409"}]
+	if conflicts != 2 {
+		t.Errorf("conflicts = %v, want 2", conflicts)
+	}
+	// Failures are not requests twice; another namespace's are left out.
+	if diff := cmp.Diff(RequestCounts{"sts": 110, "informers": 3}, r.In("web").ByUser()); diff != "" {
+		t.Errorf("requests in web (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(RequestCounts{"sts": 110, "job": 20}, r.Writes()); diff != "" {
+		t.Errorf("writes (-want +got):\n%s", diff)
+	}
+	out := FormatRequests(r, "web")
+	for _, want := range []string{"create pods", "update statefulsets/status -> 409", "create events (namespace cron, not counted)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("FormatRequests lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestMakeBreakdown(t *testing.T) {
+	runs := map[Mode][]Run{
+		ModeQuartet: {
+			{CPUByComponent: map[string]float64{"apiserver": 2, "etcd": 1}, Writes: RequestCounts{"sts": 110}},
+			{CPUByComponent: map[string]float64{"apiserver": 4}, Writes: RequestCounts{"sts": 130}},
+			{CPUByComponent: map[string]float64{"apiserver": 3, "etcd": 3}, Writes: RequestCounts{"sts": 120}},
+		},
+		ModeUpstream: {{Values: map[string]float64{}}},
+	}
+	b := MakeBreakdown(100, runs)
+	if b == nil {
+		t.Fatal("no breakdown")
+	}
+	want := map[string]float64{"apiserver": 3, "etcd": 1} // etcd: median of 1, 0, 3
+	if diff := cmp.Diff(want, b.CPUSeconds[ModeQuartet]); diff != "" {
+		t.Errorf("CPU (-want +got):\n%s", diff)
+	}
+	if got := b.WritesPerPod[ModeQuartet]["sts"]; got != 1.2 {
+		t.Errorf("writes per pod = %v, want 1.2", got)
+	}
+	if _, ok := b.CPUSeconds[ModeUpstream]; ok {
+		t.Error("upstream measured nothing, yet has a CPU breakdown")
+	}
+	var text strings.Builder
+	RenderBreakdowns(&text, []Row{{Scenario: "S", Breakdown: b}})
+	if !strings.Contains(text.String(), "apiserver") || !strings.Contains(text.String(), "1.20") {
+		t.Errorf("rendered:\n%s", text.String())
+	}
+	if MakeBreakdown(10, map[Mode][]Run{ModeQuartet: {{}}}) != nil {
+		t.Error("a breakdown from runs that measured nothing")
 	}
 }

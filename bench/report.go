@@ -72,6 +72,9 @@ type Row struct {
 	Errors                  []string       `json:"errors,omitempty"`
 	Machine                 Machine        `json:"machine"`
 	Extra                   map[string]any `json:"extra,omitempty"`
+	// Breakdown, on the first row of a scenario that asks for one, is
+	// where its CPU and API writes went.
+	Breakdown *Breakdown `json:"breakdown,omitempty"`
 }
 
 // num turns NaN into nil, so that JSON says null instead of failing.
@@ -191,6 +194,7 @@ func RenderTable(w io.Writer, rows []Row) {
 	fmt.Fprintln(w, "ratio = quartet/upstream (lower is better); API req = requests by the workload controllers' identities;")
 	fmt.Fprintln(w, "CPU s = CPU seconds of the workload controllers' goroutines; ceiling = bare-client pod creation time / quartet's.")
 	RenderTargets(w, rows)
+	RenderBreakdowns(w, rows)
 	renderErrors(w, rows, "  ")
 }
 

@@ -11,9 +11,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/pprof"
 	"sync"
 	"time"
 )
+
+// ProfileLabel is the pprof label every component's goroutines carry, with
+// the component's name as its value: Start runs under it and the goroutines
+// it starts inherit it, so a CPU profile of the process can tell the
+// components' seconds apart.
+const ProfileLabel = "quartet.component"
 
 // Component is one part of the cluster.
 type Component struct {
@@ -193,7 +200,13 @@ func (r *Runner) startOne(ctx context.Context, rc *running) (string, error) {
 			r.step(rc.Name, fmt.Sprintf(format, args...))
 		}
 	}
-	detail, wait, err := rc.Start(cctx, progress)
+	var (
+		detail string
+		wait   func() error
+		err    error
+	)
+	labels := pprof.Labels(ProfileLabel, rc.Name)
+	pprof.Do(cctx, labels, func(cctx context.Context) { detail, wait, err = rc.Start(cctx, progress) })
 	if err != nil {
 		cancel()
 		return "", err
@@ -205,6 +218,7 @@ func (r *Runner) startOne(ctx context.Context, rc *running) (string, error) {
 	rc.cancel, rc.done, rc.since = cancel, done, time.Now()
 	r.mu.Unlock()
 	go func() {
+		pprof.SetGoroutineLabels(pprof.WithLabels(cctx, labels))
 		var err error
 		if wait != nil {
 			err = wait()

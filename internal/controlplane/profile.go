@@ -9,16 +9,18 @@ import (
 	"sync"
 
 	"github.com/google/pprof/profile"
+
+	"quartet.dev/quartet/internal/component"
 )
 
 // Goroutines of the workload controllers (quartet's in quartet mode,
 // upstream's in upstream mode), and every goroutine they start, carry this
-// pprof label, so a CPU profile of the whole process tells their CPU time
-// apart from the apiserver's, etcd's and the rest.
+// value of the components' pprof label (component.ProfileLabel), so a CPU
+// profile of the whole process tells their CPU time apart from the
+// apiserver's, etcd's and the rest.
 const (
-	componentLabel   = "quartet.component"
-	workloadsLabel   = "workload-controllers"
-	unlabelledBucket = "rest of the process"
+	componentLabel = component.ProfileLabel
+	workloadsLabel = "workload-controllers"
 )
 
 func withWorkloadLabel(ctx context.Context, f func(context.Context) error) error {
@@ -37,6 +39,9 @@ type CPUProfiler struct {
 type CPUSeconds struct {
 	Total               float64 `json:"total"`
 	WorkloadControllers float64 `json:"workloadControllers"`
+	// Components is the whole process's CPU time by component (see
+	// componentOf); it sums to Total.
+	Components map[string]float64 `json:"components"`
 }
 
 // Start begins profiling; only one profile runs at a time.
@@ -79,13 +84,20 @@ func (p *CPUProfiler) stop() (CPUSeconds, error) {
 	if idx < 0 {
 		return CPUSeconds{}, errors.New("the CPU profile has no cpu samples")
 	}
-	var out CPUSeconds
+	return attribute(prof, idx), nil
+}
+
+// attribute sums the samples' CPU seconds (value idx) in all and by
+// component.
+func attribute(prof *profile.Profile, idx int) CPUSeconds {
+	out := CPUSeconds{Components: map[string]float64{}}
 	for _, s := range prof.Sample {
 		sec := float64(s.Value[idx]) / 1e9
 		out.Total += sec
 		if v := s.Label[componentLabel]; len(v) > 0 && v[0] == workloadsLabel {
 			out.WorkloadControllers += sec
 		}
+		out.Components[componentOf(s)] += sec
 	}
-	return out, nil
+	return out
 }

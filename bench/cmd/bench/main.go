@@ -75,6 +75,7 @@ func write(out string, rows []bench.Row, m bench.Machine) error {
 	bench.RenderMarkdown(&md, rows)
 	md.WriteString("\n")
 	bench.RenderTargetsMarkdown(&md, rows)
+	bench.RenderBreakdownsMarkdown(&md, rows)
 	if err := os.WriteFile(out+".md", []byte(md.String()), 0o644); err != nil {
 		return err
 	}
