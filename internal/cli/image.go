@@ -28,7 +28,7 @@ func newImage() *cobra.Command {
 	}
 	pull := &cobra.Command{
 		Use:   "pull REF",
-		Short: "Pull an image (HTTPS; plain HTTP for localhost and 127.0.0.0/8 registries)",
+		Short: "Pull an image (HTTPS; plain HTTP for localhost and 127.0.0.0/8 registries; mirrors and credentials from <data-dir>/registries.yaml)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := open()
@@ -37,8 +37,12 @@ func newImage() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			regs, err := images.LoadRegistries(datadir.Dir(dataDir).Registries())
+			if err != nil {
+				return err
+			}
 			start := time.Now()
-			im, err := s.Pull(ctx, args[0], images.PullOptions{})
+			im, err := s.Pull(ctx, args[0], images.PullOptions{Registries: regs})
 			if err != nil {
 				return fmt.Errorf("pulling %s: %w", args[0], err)
 			}

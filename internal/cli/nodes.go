@@ -22,7 +22,7 @@ func (f *nodeFlags) register(c *cobra.Command) {
 	c.Flags().IntVar(&f.count, "nodes", 3, "number of nodes, named node-1..node-N (0 runs no node agents: pods stay Pending)")
 	c.Flags().StringArrayVar(&f.labels, "node-label", nil, "NODE:KEY=VALUE, a label for one node (repeatable), e.g. node-2:hardware=gpu")
 	c.Flags().StringArrayVar(&f.taints, "node-taint", nil, "NODE:KEY=VALUE:EFFECT, a taint for one node (repeatable), e.g. node-1:node-role.kubernetes.io/control-plane=:NoSchedule")
-	c.Flags().StringVar(&f.runtime, "runtime", node.RuntimeAuto, "how containers run: process (real host processes), sim (simulated), auto (process when the container has a command or a known image, sim otherwise)")
+	c.Flags().StringVar(&f.runtime, "runtime", node.RuntimeAuto, "how containers run: oci (from their images, pulled into the data dir; needs root), process (the host's own programs), sim (simulated), auto (oci whenever the image is in the store or can be pulled; else process for a command or a mapped image, sim otherwise)")
 }
 
 // specs turns the flags into node specs, refusing labels and taints for
@@ -32,9 +32,9 @@ func (f *nodeFlags) specs() ([]node.NodeSpec, error) {
 		return nil, fmt.Errorf("--nodes %d: want 0 or more", f.count)
 	}
 	switch f.runtime {
-	case node.RuntimeAuto, node.RuntimeProcess, node.RuntimeSim:
+	case node.RuntimeAuto, node.RuntimeOCI, node.RuntimeProcess, node.RuntimeSim:
 	default:
-		return nil, fmt.Errorf("--runtime %q: want auto, process or sim", f.runtime)
+		return nil, fmt.Errorf("--runtime %q: want auto, oci, process or sim", f.runtime)
 	}
 	specs := make([]node.NodeSpec, f.count)
 	byName := map[string]*node.NodeSpec{}

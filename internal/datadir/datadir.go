@@ -97,6 +97,10 @@ func (d Dir) NetNSDir() string { return d.join("run", "netns") }
 // CNI configuration, plugin links, result cache and address reservations.
 func (d Dir) Network() string { return d.join("network") }
 
+// Registries is the registries file (mirrors and credentials for image
+// pulls, in the shape of k3s's registries.yaml).
+func (d Dir) Registries() string { return d.join("registries.yaml") }
+
 // ImageStore is the content-addressed image store shared by the nodes
 // (package images); not to be confused with Images, the image map file.
 func (d Dir) ImageStore() string { return d.join("images") }

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -28,9 +30,12 @@ func Platform() ggcrv1.Platform {
 
 // PullOptions say how to reach a registry.
 type PullOptions struct {
-	// Keychain finds credentials (pull secrets, the registries file);
-	// nil is anonymous.
+	// Keychain finds credentials (pull secrets); nil is anonymous. The
+	// registries file's credentials come after it.
 	Keychain authn.Keychain
+	// Registries is the registries file (mirrors, credentials, TLS); nil
+	// is none.
+	Registries *Registries
 	// Platform overrides the node's platform (tests).
 	Platform *ggcrv1.Platform
 }
@@ -45,19 +50,42 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image,
 	if err != nil {
 		return nil, err
 	}
-	kc := opts.Keychain
-	if kc == nil {
-		kc = authn.NewMultiKeychain()
+	var kcs []authn.Keychain
+	if opts.Keychain != nil {
+		kcs = append(kcs, opts.Keychain)
 	}
+	if opts.Registries != nil {
+		kcs = append(kcs, opts.Registries)
+	}
+	kc := authn.NewMultiKeychain(kcs...)
 	platform := Platform()
 	if opts.Platform != nil {
 		platform = *opts.Platform
 	}
-	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(kc), remote.WithPlatform(platform))
-	if err != nil {
-		return nil, err
+	// The mirrors in order, then the registry itself; the first that
+	// serves the image wins.
+	var errs []error
+	for _, e := range opts.Registries.endpoints(r.Context().Registry) {
+		at, err := e.at(r)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		img, err := remote.Image(at, remote.WithContext(ctx), remote.WithAuthFromKeychain(kc), remote.WithPlatform(platform),
+			remote.WithTransport(opts.Registries.transport(e.host)))
+		if err != nil {
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		return s.addImage(canonical(r), img)
 	}
-	return s.addImage(canonical(r), img)
+	if len(errs) == 1 {
+		return nil, errs[0]
+	}
+	return nil, errors.Join(errs...)
 }
 
 // Load adds the images of a `docker save` tar (or a single-image OCI
@@ -95,6 +123,21 @@ func (s *Store) Load(file string) ([]*Image, error) {
 // canonical is a reference as the kubelet shows it (docker.io, not
 // index.docker.io).
 func canonical(r name.Reference) string {
+	return strings.Replace(r.Name(), name.DefaultRegistry+"/", "docker.io/", 1)
+}
+
+// Canonical is a reference as the kubelet shows it in a container's
+// status.image (docker.io/library/nginx:1.27), or ref itself when it does
+// not parse.
+func Canonical(ref string) string {
+	r, err := ParseReference(ref)
+	if err != nil {
+		return ref
+	}
+	return canonical(r)
+}
+
+func canonicalRepo(r name.Repository) string {
 	return strings.Replace(r.Name(), name.DefaultRegistry+"/", "docker.io/", 1)
 }
 
@@ -180,6 +223,40 @@ func (s *Store) ensureLayer(diffID string, l ggcrv1.Layer) error {
 		return err
 	}
 	return nil
+}
+
+// IsUnreachable reports whether a pull failed because no registry (nor
+// mirror) could be reached at all: names that do not resolve, connections
+// refused or timing out, networks unreachable. A registry that answered,
+// even with an error, was reached.
+func IsUnreachable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return false
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if !IsUnreachable(e) {
+				return false
+			}
+		}
+		return true
+	}
+	var dns *net.DNSError
+	var op *net.OpError
+	var ne net.Error
+	switch {
+	case errors.As(err, &dns), errors.As(err, &op):
+		return true
+	case errors.As(err, &ne) && ne.Timeout():
+		return true
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
+		return true
+	}
+	return false
 }
 
 // IsNotFound reports whether a pull failed because the registry has no

@@ -51,13 +51,20 @@ type Image struct {
 	Pulled     time.Time `json:"pulled"`
 }
 
-// RepoDigest is the image's ID as the kubelet reports it: repo@digest.
+// RepoDigest is the image's ID as the kubelet reports it: repo@digest
+// (docker.io/library/nginx@sha256:…).
 func (im *Image) RepoDigest() string {
 	ref, err := name.ParseReference(im.Ref)
 	if err != nil {
 		return im.Digest
 	}
-	return ref.Context().Name() + "@" + im.Digest
+	return canonicalRepo(ref.Context()) + "@" + im.Digest
+}
+
+// Names are the names Node status.images lists for the image: its
+// repo@digest and its reference.
+func (im *Image) Names() []string {
+	return []string{im.RepoDigest(), im.Ref}
 }
 
 // Store is the image store of one data dir.
@@ -70,7 +77,7 @@ type Store struct {
 // Open opens (creating) the store at root, removing what a killed pull left
 // half done.
 func Open(root string) (*Store, error) {
-	for _, d := range []string{root, filepath.Join(root, "layers"), filepath.Join(root, "tmp")} {
+	for _, d := range []string{root, filepath.Join(root, "layers"), filepath.Join(root, "tmp"), filepath.Join(root, "leases")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
 		}
@@ -260,47 +267,94 @@ func (s *Store) Remove(ref string, inUse func(digest string) bool) error {
 	if im == nil {
 		return fmt.Errorf("image %q is not in the store", ref)
 	}
-	if inUse != nil && inUse(im.Digest) {
+	if s.leased(im.Digest) || (inUse != nil && inUse(im.Digest)) {
 		return fmt.Errorf("image %q is used by a container", ref)
 	}
-	gone := im.Ref
-	out := list[:0]
+	return s.removeLocked(list, *im)
+}
+
+// removeLocked drops im from the index and removes its layers that no
+// other image uses (layers a pull is unpacking meanwhile are not touched).
+func (s *Store) removeLocked(list []Image, im Image) error {
+	out := make([]Image, 0, len(list))
 	for _, o := range list {
-		if o.Ref != gone {
+		if o.Ref != im.Ref {
 			out = append(out, o)
 		}
 	}
 	if err := s.writeIndex(out); err != nil {
 		return err
 	}
-	return s.pruneLayers(out)
-}
-
-// pruneLayers removes the unpacked layers no image of list uses.
-func (s *Store) pruneLayers(list []Image) error {
 	used := map[string]bool{}
-	for _, im := range list {
-		for _, l := range im.Layers {
-			used[filepath.Base(s.LayerDir(l))] = true
+	for _, o := range out {
+		for _, l := range o.Layers {
+			used[l] = true
 		}
 	}
-	entries, err := os.ReadDir(filepath.Join(s.root, "layers"))
-	if err != nil {
-		return err
-	}
 	var errs []error
-	for _, e := range entries {
-		if !used[e.Name()] {
-			// Renamed away first, so a half-removed layer is never used.
-			tmp := filepath.Join(s.root, "tmp", "rm-"+e.Name())
-			if err := os.Rename(filepath.Join(s.root, "layers", e.Name()), tmp); err != nil {
+	for _, l := range im.Layers {
+		if used[l] {
+			continue
+		}
+		// Renamed away first, so a half-removed layer is never used.
+		tmp := filepath.Join(s.root, "tmp", "rm-"+filepath.Base(s.LayerDir(l)))
+		if err := os.Rename(s.LayerDir(l), tmp); err != nil {
+			if !os.IsNotExist(err) {
 				errs = append(errs, err)
-				continue
 			}
-			if err := os.RemoveAll(tmp); err != nil {
-				errs = append(errs, err)
-			}
+			continue
+		}
+		if err := os.RemoveAll(tmp); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Lease records that a container (by ID) uses the image with this digest:
+// an image with a lease is never removed, by `quartet image rm` or by
+// garbage collection. The lease lasts until Unlease (or ClearLeases, when
+// quartet starts and no container of a previous run is left).
+func (s *Store) Lease(containerID, digest string) error {
+	release, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer release()
+	return os.WriteFile(filepath.Join(s.root, "leases", containerID), []byte(digest), 0o600)
+}
+
+// Unlease ends a container's lease.
+func (s *Store) Unlease(containerID string) {
+	_ = os.Remove(filepath.Join(s.root, "leases", containerID))
+}
+
+// ClearLeases ends every lease: quartet calls it at start, once every
+// container a previous run left has been destroyed.
+func (s *Store) ClearLeases() {
+	entries, _ := os.ReadDir(filepath.Join(s.root, "leases"))
+	for _, e := range entries {
+		_ = os.Remove(filepath.Join(s.root, "leases", e.Name()))
+	}
+}
+
+// leased reports whether a container holds a lease on the digest (the
+// store's lock is held).
+func (s *Store) leased(digest string) bool {
+	return s.leases()[digest]
+}
+
+func (s *Store) leases() map[string]bool {
+	out := map[string]bool{}
+	entries, _ := os.ReadDir(filepath.Join(s.root, "leases"))
+	for _, e := range entries {
+		if b, err := os.ReadFile(filepath.Join(s.root, "leases", e.Name())); err == nil {
+			out[string(b)] = true
+		}
+	}
+	return out
+}
+
+func sortBy[T any](s []T, less func(a, b T) bool) {
+	sort.SliceStable(s, func(i, j int) bool { return less(s[i], s[j]) })
 }

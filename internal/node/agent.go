@@ -340,6 +340,7 @@ func (a *agent) syncStatus(ctx context.Context, node *v1.Node, now time.Time, fo
 		old = node.Status.DeepCopy()
 	}
 	want := nodeStatus(a.name, a.host.cfg.NodeIP, machineCapacity(a.host.cfg.DataDir, a.spec.Capacity), port, a.runtimeVersion(), kernelVersion(), old, now)
+	want.Images = a.host.nodeStatusImages(now)
 	if !force && sameIgnoringHeartbeats(old, &want) && now.Sub(lastReport) < statusReportInterval {
 		return nil
 	}

@@ -157,13 +157,23 @@ func (h *Host) apiServerEnv(sandboxed bool) (string, string) {
 // containerEnv resolves a container's environment as the kubelet does:
 // image defaults, envFrom in order, then env, with $(VAR) references
 // expanded against what is defined before.
-func (h *Host) containerEnv(ctx context.Context, objs *objectCache, pod *v1.Pod, c *v1.Container, podIP string, sandboxed bool) ([]string, error) {
+func (h *Host) containerEnv(ctx context.Context, objs *objectCache, pod *v1.Pod, c *v1.Container, podIP string, sandboxed bool, img runtime.ImageConfig, kind runtime.Kind) ([]string, error) {
 	var env envList
 	env.set("PATH", process.DefaultPath)
+	// An image's environment is the base the container's is laid over.
+	for _, kv := range img.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			env.set(k, v)
+		}
+	}
 	env.set("HOSTNAME", podHostname(pod))
-	if home := os.Getenv("HOME"); os.Geteuid() != 0 && home != "" {
-		env.set("HOME", home)
-	} else {
+	switch {
+	case kind == runtime.KindOCI:
+		// HOME is the image user's home (the runtime sets it) unless the
+		// image or the container says otherwise.
+	case os.Geteuid() != 0 && os.Getenv("HOME") != "":
+		env.set("HOME", os.Getenv("HOME"))
+	default:
 		env.set("HOME", "/root")
 	}
 	if host, port := h.apiServerEnv(sandboxed); host != "" {
@@ -397,7 +407,7 @@ func (h *Host) resourceFieldValue(pod *v1.Pod, c *v1.Container, ref *v1.Resource
 // caller runs once the instance has started.
 func (h *Host) containerSpec(ctx context.Context, rec *podRecord, pod *v1.Pod, c *v1.Container, kind runtime.Kind, img runtime.ImageConfig, held *[]func()) (*runtime.ContainerSpec, error) {
 	objs := &objectCache{client: h.podClient(pod), ns: pod.Namespace}
-	env, err := h.containerEnv(ctx, objs, pod, c, rec.state.PodIP, rec.netNSPath() != "")
+	env, err := h.containerEnv(ctx, objs, pod, c, rec.state.PodIP, rec.netNSPath() != "", img, kind)
 	if err != nil {
 		return nil, err
 	}
@@ -465,6 +475,7 @@ func (h *Host) containerSpec(ctx context.Context, rec *podRecord, pod *v1.Pod, c
 		PodName:      pod.Name,
 		Name:         c.Name,
 		Image:        c.Image,
+		ImageID:      img.ID,
 		Argv:         argv,
 		Env:          env,
 		WorkingDir:   workingDir,

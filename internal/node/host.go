@@ -26,7 +26,9 @@ import (
 	"k8s.io/utils/clock"
 
 	"quartet.dev/quartet/internal/datadir"
+	"quartet.dev/quartet/internal/images"
 	"quartet.dev/quartet/internal/node/runtime"
+	"quartet.dev/quartet/internal/node/runtime/oci"
 	"quartet.dev/quartet/internal/node/runtime/process"
 	"quartet.dev/quartet/internal/node/runtime/runc"
 	"quartet.dev/quartet/internal/node/runtime/sim"
@@ -36,6 +38,7 @@ import (
 // Runtime modes.
 const (
 	RuntimeAuto    = "auto"
+	RuntimeOCI     = "oci"
 	RuntimeProcess = "process"
 	RuntimeSim     = "sim"
 )
@@ -60,7 +63,7 @@ type HostConfig struct {
 	// DataDir is quartet's data directory; the host keeps its state under
 	// DataDir/nodes/<node>/ and reads DataDir/images.yaml.
 	DataDir string
-	// Runtime is "auto" (default), "process" or "sim".
+	// Runtime is "auto" (default), "oci", "process" or "sim".
 	Runtime string
 	// DNSAddress is "IP:PORT" of the cluster DNS server as the host reaches
 	// it ("" = none yet).
@@ -140,6 +143,13 @@ type Host struct {
 	// namespaces, and why not.
 	isolated     bool
 	isolationWhy string
+	// oci runs containers from images (nil when quartet cannot: not root,
+	// or --runtime process|sim); images and puller are its image store.
+	oci    *oci.Runtime
+	images *images.Store
+	puller *images.Puller
+	// nodeImages caches the store's images for Node status.images.
+	nodeImages imageList
 
 	factory     informers.SharedInformerFactory
 	podInformer cache.SharedIndexInformer
@@ -173,9 +183,9 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	switch cfg.Runtime {
 	case "":
 		cfg.Runtime = RuntimeAuto
-	case RuntimeAuto, RuntimeProcess, RuntimeSim:
+	case RuntimeAuto, RuntimeOCI, RuntimeProcess, RuntimeSim:
 	default:
-		return nil, fmt.Errorf("node host: runtime %q is not one of auto, process, sim", cfg.Runtime)
+		return nil, fmt.Errorf("node host: runtime %q is not one of auto, oci, process, sim", cfg.Runtime)
 	}
 	if cfg.NodeIP == "" {
 		cfg.NodeIP = hostIP
@@ -216,8 +226,10 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		h.order = []runtime.Kind{runtime.KindSim}
 	case RuntimeProcess:
 		h.order = []runtime.Kind{runtime.KindProcess}
+	case RuntimeOCI:
+		h.order = []runtime.Kind{runtime.KindOCI}
 	default:
-		h.order = []runtime.Kind{runtime.KindProcess, runtime.KindSim}
+		h.order = []runtime.Kind{runtime.KindOCI, runtime.KindProcess, runtime.KindSim}
 	}
 	if cfg.Runtime != RuntimeSim {
 		var containers *runc.Manager
@@ -237,12 +249,17 @@ func NewHost(cfg HostConfig) (*Host, error) {
 				return nil, fmt.Errorf("node host: %w", err)
 			}
 		}
-		h.runtimes[runtime.KindProcess] = process.New(process.Config{
-			Containers: containers,
-			Clock:      cfg.Clock,
-			Images:     process.NewImages(datadir.Dir(cfg.DataDir).Images()),
-			StateRoot:  datadir.Dir(cfg.DataDir).Nodes(),
-		})
+		if cfg.Runtime != RuntimeOCI {
+			h.runtimes[runtime.KindProcess] = process.New(process.Config{
+				Containers: containers,
+				Clock:      cfg.Clock,
+				Images:     process.NewImages(datadir.Dir(cfg.DataDir).Images()),
+				StateRoot:  datadir.Dir(cfg.DataDir).Nodes(),
+			})
+		}
+		if err := h.setUpOCI(containers); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Network != nil && cfg.Runtime != RuntimeSim && !h.isolated {
 		// Only isolated (libcontainer) containers join a network namespace.
@@ -289,10 +306,57 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	return h, nil
 }
 
+// setUpOCI adds the oci runtime when containers can be isolated: strict
+// under --runtime oci (which refuses to start without it), first choice
+// under auto.
+func (h *Host) setUpOCI(containers *runc.Manager) error {
+	if containers == nil {
+		if h.mode == RuntimeOCI {
+			return fmt.Errorf("node host: --runtime oci runs containers from images, which needs isolated containers (%s)", h.isolationWhy)
+		}
+		h.order = removeKind(h.order, runtime.KindOCI)
+		return nil
+	}
+	dir := datadir.Dir(h.cfg.DataDir)
+	store, err := images.Open(dir.ImageStore())
+	if err != nil {
+		return fmt.Errorf("node host: image store: %w", err)
+	}
+	rt, err := oci.New(oci.Config{Containers: containers, Store: store, Clock: h.cfg.Clock})
+	if err != nil {
+		return fmt.Errorf("node host: %w", err)
+	}
+	h.oci, h.images = rt, store
+	h.puller = &images.Puller{Store: store, Registries: func() (*images.Registries, error) {
+		return images.LoadRegistries(dir.Registries())
+	}}
+	h.runtimes[runtime.KindOCI] = rt
+	return nil
+}
+
+// Order lists the runtimes a new container may run under, tried in turn.
+func (h *Host) Order() []string {
+	out := make([]string, len(h.order))
+	for i, k := range h.order {
+		out[i] = string(k)
+	}
+	return out
+}
+
+func removeKind(kinds []runtime.Kind, k runtime.Kind) []runtime.Kind {
+	out := kinds[:0:0]
+	for _, x := range kinds {
+		if x != k {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
 // Isolation reports whether process containers get their own mount and UTS
 // namespaces, and why not when they do not (for `quartet up` to print).
 func (h *Host) Isolation() (bool, string) {
-	if h.runtimes[runtime.KindProcess] == nil {
+	if h.runtimes[runtime.KindProcess] == nil && h.oci == nil {
 		return false, "the sim runtime runs no processes"
 	}
 	return h.isolated, h.isolationWhy
@@ -332,6 +396,9 @@ func (h *Host) Run(ctx context.Context) error {
 	h.runCtx = ctx
 	close(h.started)
 	h.mu.Unlock()
+	if h.images != nil {
+		go h.collectImages(ctx)
+	}
 
 	<-ctx.Done()
 	h.workers.close()
@@ -339,6 +406,35 @@ func (h *Host) Run(ctx context.Context) error {
 	h.factory.Shutdown()
 	h.nodeFactory.Shutdown()
 	return nil
+}
+
+// Image garbage collection, as the kubelet's defaults: every 5 minutes,
+// when the image store's filesystem is over 85% full, images no container
+// uses go, least recently used first, until it is 80% full.
+const (
+	imageGCPeriod = 5 * time.Minute
+	imageGCHigh   = 85
+	imageGCLow    = 80
+)
+
+func (h *Host) collectImages(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	t := h.clock.NewTicker(imageGCPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+		removed, err := h.images.GC(images.GCPolicy{HighPercent: imageGCHigh, LowPercent: imageGCLow, LastUsed: h.oci.LastUsed, InUse: h.oci.InUse})
+		for _, im := range removed {
+			logger.Info("Image garbage collection removed an image", "image", im.Ref, "digest", im.Digest)
+		}
+		if err != nil {
+			logger.Error(err, "Image garbage collection failed")
+		}
+	}
 }
 
 // shutdown stops every agent and every process.

@@ -31,6 +31,30 @@ type testHost struct {
 	events *record.FakeRecorder
 	cancel context.CancelFunc
 	done   chan struct{}
+	// seen are the events drained so far (seenEvents).
+	seen []string
+}
+
+// seenEvents drains the recorder and returns every event recorded so far.
+func (th *testHost) seenEvents() []string {
+	for {
+		select {
+		case e := <-th.events.Events:
+			th.seen = append(th.seen, e)
+		default:
+			return th.seen
+		}
+	}
+}
+
+// sawEvent reports whether an event containing substr was recorded.
+func (th *testHost) sawEvent(substr string) bool {
+	for _, e := range th.seenEvents() {
+		if strings.Contains(e, substr) {
+			return true
+		}
+	}
+	return false
 }
 
 // startHost runs a Host on a fake clientset; node-1 is pre-created with a

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
+	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -40,6 +41,16 @@ const (
 	reasonContainerCreate  = "ContainerCreating"
 	reasonPodInitializing  = "PodInitializing"
 	reasonStatusUnknown    = "ContainerStatusUnknown"
+	// The kubelet's image reasons (events and waiting states).
+	reasonPulling          = "Pulling"
+	reasonPulled           = "Pulled"
+	reasonInspectFailed    = "InspectFailed"
+	reasonErrImagePull     = "ErrImagePull"
+	reasonImagePullBackOff = "ImagePullBackOff"
+	reasonInvalidImageName = "InvalidImageName"
+	// reasonFailedPullSecret is the kubelet's event when an image pull
+	// secret cannot be read.
+	reasonFailedPullSecret = "FailedToRetrieveImagePullSecret"
 )
 
 // Event reasons of quartet's own, for what a kubelet never does.
@@ -52,6 +63,9 @@ const (
 	reasonNotIsolated = "ProcessNotIsolated"
 	// reasonBadAnnotation: a quartet.dev/sim-* annotation does not parse.
 	reasonBadAnnotation = "InvalidSimAnnotation"
+	// reasonRuntimeFallback: --runtime auto runs a container under the
+	// process runtime or simulated because its image cannot be had.
+	reasonRuntimeFallback = "RuntimeFallback"
 )
 
 const (
@@ -67,6 +81,11 @@ const (
 	// retryUnrunnable is how often a container whose image cannot be run is
 	// looked at again (the image map may have changed).
 	retryUnrunnable = 20 * time.Second
+	// The kubelet's image pull back-off, and how long a failed pull shows
+	// ErrImagePull before ImagePullBackOff.
+	initialPullBackoff = 10 * time.Second
+	maxPullBackoff     = 300 * time.Second
+	errImagePullShown  = 2 * time.Second
 )
 
 // planInput is everything planPod looks at.
@@ -122,10 +141,13 @@ type plannedEvent struct {
 type podPlan struct {
 	PrepareNetwork bool
 	PrepareVolumes bool
-	Starts         []startAction
-	Stops          []stopAction
-	SimExits       []simExit
-	Events         []plannedEvent
+	// Pulls are the containers whose image to ensure (check or pull) for
+	// the oci runtime before they start.
+	Pulls    []string
+	Starts   []startAction
+	Stops    []stopAction
+	SimExits []simExit
+	Events   []plannedEvent
 	// Status is the status to write; nil when the pod is gone.
 	Status *v1.PodStatus
 	// SetDeadlineExceeded records that activeDeadlineSeconds has passed.
@@ -142,7 +164,7 @@ type podPlan struct {
 }
 
 func (p *podPlan) hasRuntimeActions() bool {
-	return p.PrepareNetwork || p.PrepareVolumes || len(p.Starts) > 0 || len(p.Stops) > 0 || len(p.SimExits) > 0
+	return p.PrepareNetwork || p.PrepareVolumes || len(p.Pulls) > 0 || len(p.Starts) > 0 || len(p.Stops) > 0 || len(p.SimExits) > 0
 }
 
 // waker collects the earliest time the pod must be looked at again.
@@ -297,8 +319,9 @@ func simReadyAt(c *v1.Container, a *attempt) time.Time {
 // containerView is the plan's verdict on one container, from which its
 // status is built.
 type containerView struct {
-	// backoff, when set, is the CrashLoopBackOff waiting state shown while
-	// the container waits to be restarted.
+	// backoff, when set, is the waiting state shown while the container
+	// waits to be (re)started: CrashLoopBackOff, or its image's
+	// ErrImagePull, ImagePullBackOff, InvalidImageName, ErrImageNeverPull.
 	backoff *waitingReason
 	started bool
 	ready   bool
@@ -326,6 +349,10 @@ func planPod(in planInput) podPlan {
 			}
 		}
 		views[sc.c.Name] = v
+	}
+	for _, sc := range ephemeralContainers(pod) {
+		// Only its image's waiting state (oci) is shown from the plan.
+		views[sc.c.Name] = &containerView{}
 	}
 	announce := func(e plannedEvent) {
 		if e.Key != "" && st.Announced[e.Key] {
@@ -503,6 +530,9 @@ func planRun(in planInput, containers []specContainer, views map[string]*contain
 				return
 			}
 		}
+		if cs.NextKind == runtime.KindOCI && !planImage(pod, sc.c, cs, now, views[sc.c.Name], p, w, announce) {
+			return
+		}
 		act := startAction{Name: sc.c.Name, Kind: cs.NextKind}
 		if a := cs.Current; a != nil && !a.Running {
 			// The delay before the restart after this one.
@@ -670,6 +700,58 @@ func planRun(in planInput, containers []specContainer, views map[string]*contain
 		}
 	}
 	return done
+}
+
+// planImage decides whether a container's image is ready for a start under
+// the oci runtime; when it is not, it asks for a pull or shows why the
+// container waits (the kubelet's image states and back-off).
+func planImage(pod *v1.Pod, c *v1.Container, cs *containerState, now time.Time, view *containerView, p *podPlan, w *waker, announce func(plannedEvent)) bool {
+	ip := &cs.Pull
+	if ip.Image != c.Image {
+		// Nothing known of this image yet.
+		p.Pulls = append(p.Pulls, c.Name)
+		w.at(now.Add(time.Second))
+		return false
+	}
+	switch {
+	case ip.Ready != "":
+		return true
+	case ip.Pulling:
+		return false // the pull wakes the pod when it ends
+	case ip.Reason != "" && now.Before(ip.RetryAt):
+		view.backoff = &waitingReason{Reason: ip.Reason, Message: ip.Message}
+		if ip.Reason == reasonErrImagePull {
+			if shown := ip.FailedAt.Add(errImagePullShown); now.Before(shown) {
+				w.at(shown)
+			} else {
+				image := withDefaultTag(c.Image)
+				view.backoff = &waitingReason{Reason: reasonImagePullBackOff,
+					Message: fmt.Sprintf("Back-off pulling image %q: %s: %s", image, reasonErrImagePull, ip.Message)}
+				key := fmt.Sprintf("pullbackoff/%s/%d", c.Name, ip.FailedAt.UnixNano())
+				announce(plannedEvent{Key: key, Container: c.Name, Type: v1.EventTypeNormal, Reason: reasonBackOff,
+					Message: fmt.Sprintf("Back-off pulling image %q", image)})
+				announce(plannedEvent{Key: key + "/failed", Container: c.Name, Type: v1.EventTypeWarning, Reason: reasonFailed,
+					Message: "Error: " + reasonImagePullBackOff})
+			}
+		}
+		w.at(ip.RetryAt)
+		return false
+	}
+	p.Pulls = append(p.Pulls, c.Name)
+	w.at(now.Add(time.Second))
+	return false
+}
+
+// withDefaultTag is an image reference as the kubelet names it in its
+// image messages: ":latest" added when it has neither tag nor digest.
+func withDefaultTag(image string) string {
+	if strings.Contains(image, "@") {
+		return image
+	}
+	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
+		return image
+	}
+	return image + ":latest"
 }
 
 func hasStart(p *podPlan, name string) bool {

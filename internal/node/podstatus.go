@@ -98,7 +98,11 @@ func buildStatus(in planInput, containers []specContainer, views map[string]*con
 	for _, sc := range ephemeralContainers(pod) {
 		cs := st.peek(sc.c.Name)
 		running := cs.Current != nil && cs.Current.Running
-		status := containerStatus(sc, cs, &containerView{started: running}, reasonContainerCreate)
+		view := containerView{started: running}
+		if v := views[sc.c.Name]; v != nil {
+			view.backoff = v.backoff
+		}
+		status := containerStatus(sc, cs, &view, reasonContainerCreate)
 		if o := findStatus(old.EphemeralContainerStatuses, sc.c.Name); o != nil && cs.Current == nil && cs.Waiting == nil && o.State.Terminated != nil {
 			status = *o.DeepCopy()
 		}
@@ -219,6 +223,9 @@ func containerStatus(sc specContainer, cs *containerState, view *containerView, 
 			kind = "sim"
 		}
 		status.ImageID = kind + "://" + c.Image
+		if a.ImageID != "" {
+			status.Image, status.ImageID = a.Image, a.ImageID
+		}
 		res := c.Resources.DeepCopy()
 		res.Claims = nil
 		status.Resources = res
@@ -249,6 +256,8 @@ func containerStatus(sc specContainer, cs *containerState, view *containerView, 
 		if cs.Last != nil {
 			status.LastTerminationState = v1.ContainerState{Terminated: cs.Last.terminated()}
 		}
+	} else if view != nil && view.backoff != nil {
+		status.State = v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: view.backoff.Reason, Message: view.backoff.Message}}
 	} else if cs.Unrunnable != "" {
 		status.State = v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: reasonErrImageNeverPul, Message: cs.Unrunnable}}
 	}

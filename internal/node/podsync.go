@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/klog/v2"
 
+	"quartet.dev/quartet/internal/images"
 	"quartet.dev/quartet/internal/node/runtime"
 	"quartet.dev/quartet/internal/node/runtime/sim"
 	"quartet.dev/quartet/internal/node/sandbox"
@@ -52,6 +54,8 @@ type podRecord struct {
 	// sandbox is the pod's network namespace (under mu); nil for a pod on
 	// the host's network.
 	sandbox *sandbox.Sandbox
+	// pulled are image pulls that ended, by container (under mu).
+	pulled map[string]*pullResult
 }
 
 func newPodRecord(a *agent, pod *v1.Pod) *podRecord {
@@ -188,9 +192,11 @@ func (h *Host) syncPod(ctx context.Context, uid types.UID) (time.Duration, error
 // and how each container would run now.
 func (h *Host) observe(ctx context.Context, rec *podRecord, pod *v1.Pod) {
 	st := rec.state
+	now := h.clock.Now()
 	for _, sc := range append(podContainers(pod), ephemeralContainers(pod)...) {
 		name := sc.c.Name
 		cs := st.container(name)
+		h.collectPull(rec, pod, sc.c, now)
 		if a := cs.Current; a != nil && a.Running {
 			if inst := rec.instances[name]; inst != nil {
 				if exit, ok := inst.Exited(); ok {
@@ -216,16 +222,23 @@ func (h *Host) observe(ctx context.Context, rec *podRecord, pod *v1.Pod) {
 				rec.mu.Unlock()
 			}
 		}
-		cs.NextKind, cs.Unrunnable = h.classify(ctx, sc.c)
+		cs.NextKind, cs.Unrunnable = h.classify(ctx, sc.c, cs)
 	}
 }
 
 // classify decides which runtime runs a new instance of c: the first of
 // the host's runtimes, in the mode's order, that can run it. When none can,
-// it says why.
-func (h *Host) classify(ctx context.Context, c *v1.Container) (runtime.Kind, string) {
+// it says why. The oci runtime runs every image it can have; under auto,
+// one that cannot be had (no registry reachable) falls back to the next.
+func (h *Host) classify(ctx context.Context, c *v1.Container, cs *containerState) (runtime.Kind, string) {
 	msg := ""
 	for _, kind := range h.order {
+		if kind == runtime.KindOCI {
+			if cs.Pull.Image == c.Image && cs.Pull.Fallback != "" {
+				continue
+			}
+			return kind, ""
+		}
 		if _, err := h.runtimes[kind].Image(ctx, c.Image, c.Command); err != nil {
 			if msg == "" {
 				msg = err.Error()
@@ -304,6 +317,11 @@ func (h *Host) execute(ctx context.Context, rec *podRecord, pod *v1.Pod, plan po
 			h.podEvent(rec, pod, plannedEvent{Type: v1.EventTypeWarning, Reason: reasonFailedKillPod, Message: fmt.Sprintf("error killing pod: %v", err)})
 		}
 	}
+	for _, name := range plan.Pulls {
+		if c := findContainer(pod, name); c != nil {
+			h.ensureImage(ctx, rec, pod, c, now)
+		}
+	}
 	for _, x := range plan.SimExits {
 		if inst, ok := rec.instances[x.Name].(*sim.Instance); ok {
 			inst.Finish(x.Code, now)
@@ -336,8 +354,14 @@ func (h *Host) startContainer(ctx context.Context, rec *podRecord, pod *v1.Pod, 
 			cs.RestartCount++
 		}
 		cs.Current = &attempt{ID: inst.ID(), Sim: isSim, StartedAt: inst.StartedAt(), Running: true, SpecHash: containerHash(c)}
+		if kind := runtime.KindOf(inst.ID()); kind == runtime.KindOCI {
+			cs.Current.Image, cs.Current.ImageID = images.Canonical(c.Image), cs.Pull.Ready
+		}
 		cs.BackoffDelay, cs.BackoffUpdated = act.BackoffDelay, act.BackoffUpdated
 		cs.Waiting, cs.RetryAt, cs.RetryDelay = nil, time.Time{}, 0
+		// The next start ensures its image again (imagePullPolicy Always
+		// pulls before every start) and may find a registry again.
+		cs.Pull.Ready, cs.Pull.Fallback = "", ""
 		rec.mu.Lock()
 		rec.instances[act.Name] = inst
 		if rec.killed {
@@ -354,11 +378,15 @@ func (h *Host) startContainer(ctx context.Context, rec *podRecord, pod *v1.Pod, 
 
 	kind := act.Kind
 	if kind == "" {
-		kind, _ = h.classify(ctx, c)
+		kind, _ = h.classify(ctx, c, cs)
 	}
 	rt := h.runtimes[kind]
 	if rt == nil {
 		return
+	}
+	if kind != runtime.KindOCI && cs.Pull.Fallback != "" {
+		h.podEvent(rec, pod, plannedEvent{Key: "fallback/" + act.Name + "/" + string(kind), Container: act.Name, Type: v1.EventTypeWarning, Reason: reasonRuntimeFallback,
+			Message: fmt.Sprintf("Not running image %q: %s; the container runs %s instead (--runtime auto)", c.Image, cs.Pull.Fallback, fallbackWhat(kind))})
 	}
 	if kind == runtime.KindSim {
 		// Simulated containers resolve neither env nor volumes.
@@ -380,8 +408,17 @@ func (h *Host) startContainer(ctx context.Context, rec *podRecord, pod *v1.Pod, 
 		h.podEvent(rec, pod, plannedEvent{Key: "notisolated", Type: v1.EventTypeWarning, Reason: reasonNotIsolated,
 			Message: "Containers run as plain host processes, not as containers (" + h.isolationWhy + "): volumes are not mounted at their mountPath, the hostname, resolv.conf, filesystem and PID namespace are the host's, and resource limits are not enforced"})
 	}
-	img, err := rt.Image(ctx, c.Image, c.Command)
+	image := c.Image
+	if kind == runtime.KindOCI {
+		image = cs.Pull.Ready
+	}
+	img, err := rt.Image(ctx, image, c.Command)
 	if err != nil {
+		if kind == runtime.KindOCI {
+			// Removed from the store since it was ensured: ensure it again.
+			cs.Pull.Ready = ""
+			return
+		}
 		waitConfig(reasonCreateConfigErr, err.Error())
 		return
 	}
@@ -393,7 +430,7 @@ func (h *Host) startContainer(ctx context.Context, rec *podRecord, pod *v1.Pod, 
 	}
 	if err == nil {
 		var warnings []string
-		warnings, err = applySecurity(pod, c, spec, h.imageUID(kind), kind != runtime.KindProcess || h.isolated)
+		warnings, err = applySecurity(pod, c, spec, h.imageUser(kind, img), kind != runtime.KindProcess || h.isolated)
 		for _, w := range warnings {
 			h.podEvent(rec, pod, plannedEvent{Key: "security/" + act.Name + "/" + w, Container: act.Name, Type: v1.EventTypeWarning, Reason: reasonSecurityNotApplied, Message: w})
 		}
@@ -434,14 +471,25 @@ func (h *Host) startContainer(ctx context.Context, rec *podRecord, pod *v1.Pod, 
 	h.startProbes(rec, pod, c, inst)
 }
 
-// imageUID is the user a container of this runtime kind runs as when its
-// securityContext names none: root in a process container, quartet's own
-// user for plain host processes.
-func (h *Host) imageUID(kind runtime.Kind) int64 {
-	if kind == runtime.KindProcess && !h.isolated {
-		return int64(os.Geteuid())
+// imageUser is the user a container of this runtime kind runs as when its
+// securityContext names none: the image's for oci ("" is root), root in a
+// process container, quartet's own user for plain host processes.
+func (h *Host) imageUser(kind runtime.Kind, img runtime.ImageConfig) string {
+	switch {
+	case kind == runtime.KindOCI:
+		return img.User
+	case kind == runtime.KindProcess && !h.isolated:
+		return strconv.Itoa(os.Geteuid())
 	}
-	return 0
+	return "0"
+}
+
+// fallbackWhat says what a container runs under a runtime other than oci.
+func fallbackWhat(kind runtime.Kind) string {
+	if kind == runtime.KindSim {
+		return "simulated (no process runs)"
+	}
+	return "as a process of the host's own programs (the process runtime)"
 }
 
 // pruneLogs keeps the logs of the current and the previous instance only.
@@ -600,6 +648,9 @@ func stateFromStatus(pod *v1.Pod, now time.Time) *podState {
 		switch {
 		case cstat.State.Running != nil:
 			a := &attempt{ID: cstat.ContainerID, StartedAt: cstat.State.Running.StartedAt.Time}
+			if strings.HasPrefix(cstat.ContainerID, "oci://") {
+				a.Image, a.ImageID = cstat.Image, cstat.ImageID
+			}
 			if strings.HasPrefix(cstat.ContainerID, "sim://") {
 				a.Sim, a.Running = true, true
 			} else {

@@ -10,6 +10,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"quartet.dev/quartet/internal/node/runtime"
 )
 
 func shellPod(name, script string, restart v1.RestartPolicy, opts ...podOpt) *v1.Pod {
@@ -218,8 +220,7 @@ func TestSecurityContext(t *testing.T) {
 		p.Spec.Containers[0].SecurityContext = &v1.SecurityContext{AllowPrivilegeEscalation: &no,
 			Capabilities: &v1.Capabilities{Drop: []v1.Capability{"ALL"}}}
 	}))
-	imageUID := th.h.imageUID("process")
-	if imageUID == 0 {
+	if th.h.imageUser("process", runtime.ImageConfig{}) == "0" {
 		p := th.waitPod("nonroot", "CreateContainerConfigError", func(p *v1.Pod) bool {
 			w := containerStatusOf(p, "c").State.Waiting
 			return w != nil && w.Reason == "CreateContainerConfigError"

@@ -3,6 +3,8 @@ package node
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 
@@ -16,11 +18,11 @@ const reasonSecurityNotApplied = "SecurityContextNotApplied"
 // applySecurity resolves the container's effective securityContext (the
 // container's fields over the pod's) into spec, as the kubelet does, and
 // refuses what cannot be honoured with a *configError (the container waits
-// with CreateContainerConfigError). imageUID is the user the image runs as
-// when nothing says otherwise; isolated says whether the runtime can apply
+// with CreateContainerConfigError). imageUser is the user the image runs as
+// when nothing says otherwise ("uid[:gid]" or a name; "" is root); isolated says whether the runtime can apply
 // namespaces, capabilities, a read-only root and cgroup limits. warnings are
 // fields that are not applied but do not stop the container.
-func applySecurity(pod *v1.Pod, c *v1.Container, spec *runtime.ContainerSpec, imageUID int64, isolated bool) (warnings []string, err error) {
+func applySecurity(pod *v1.Pod, c *v1.Container, spec *runtime.ContainerSpec, imageUser string, isolated bool) (warnings []string, err error) {
 	psc := pod.Spec.SecurityContext
 	if psc == nil {
 		psc = &v1.PodSecurityContext{}
@@ -44,8 +46,18 @@ func applySecurity(pod *v1.Pod, c *v1.Container, spec *runtime.ContainerSpec, im
 		switch {
 		case runAsUser != nil && *runAsUser == 0:
 			return nil, configErrorf("container's runAsUser breaks non-root policy (pod: %q, container: %s)", formatPod(pod), c.Name)
-		case runAsUser == nil && imageUID == 0:
-			return nil, configErrorf("container has runAsNonRoot and image will run as root (pod: %q, container: %s)", formatPod(pod), c.Name)
+		case runAsUser == nil:
+			name, _, _ := strings.Cut(imageUser, ":")
+			if name == "" {
+				name = "0"
+			}
+			uid, err := strconv.ParseInt(name, 10, 64)
+			if err != nil {
+				return nil, configErrorf("container has runAsNonRoot and image has non-numeric user (%s), cannot verify user is non-root (pod: %q, container: %s)", name, formatPod(pod), c.Name)
+			}
+			if uid == 0 {
+				return nil, configErrorf("container has runAsNonRoot and image will run as root (pod: %q, container: %s)", formatPod(pod), c.Name)
+			}
 		}
 	}
 	sec := runtime.Security{

@@ -11,8 +11,13 @@ import (
 // attempt is one instance of a container as the plan sees it. The agent
 // fills it from the runtime before each plan.
 type attempt struct {
-	ID        string
-	Sim       bool
+	ID  string
+	Sim bool
+	// Image and ImageID are the image the instance runs as status.image
+	// and status.imageID report it (oci: "docker.io/library/nginx:1.27",
+	// "docker.io/library/nginx@sha256:…"); "" for the other runtimes.
+	Image     string
+	ImageID   string
 	StartedAt time.Time
 	// SpecHash identifies the container spec the instance was started from;
 	// a change of it restarts the container, as a kubelet does.
@@ -80,6 +85,36 @@ type containerState struct {
 	// computes them before each plan from the runtime mode and the runtimes.
 	NextKind   runtime.Kind
 	Unrunnable string
+	// Pull is where the container's image stands for the oci runtime.
+	Pull imagePull
+}
+
+// imagePull is where a container's image stands for its next instance
+// under the oci runtime: ready, being pulled, or failed (with the
+// kubelet's image pull back-off).
+type imagePull struct {
+	// Image is the container's image this is about; a changed image
+	// starts over.
+	Image string
+	// Ready is the image (ID, "repo@sha256:…") the next instance runs; a
+	// start consumes it, so that imagePullPolicy Always pulls before every
+	// start.
+	Ready string
+	// Pulling is set while a pull is under way.
+	Pulling bool
+	// Reason (ErrImagePull, InvalidImageName, ErrImageNeverPull) and
+	// Message are the last failure, FailedAt when it happened; the next try
+	// is at RetryAt, Backoff after it.
+	Reason   string
+	Message  string
+	FailedAt time.Time
+	Backoff  time.Duration
+	RetryAt  time.Time
+	// Fallback, under --runtime auto, is why the next instance does not
+	// run from its image (no registry could be reached, or imagePullPolicy
+	// Never and the image is not in the store): it runs under the process
+	// runtime or simulated.
+	Fallback string
 }
 
 // podState is everything the agent keeps about one pod.

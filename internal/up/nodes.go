@@ -71,12 +71,16 @@ func (u *cluster) nodes() component.Component {
 			return "", nil, err
 		}
 		u.control.set(host, saved)
-		detail := fmt.Sprintf("%d (%s), runtime %s", len(all), strings.Join(host.Nodes(), ", "), u.cfg.Runtime)
+		rt := u.cfg.Runtime
+		if rt == node.RuntimeAuto {
+			rt += " (" + strings.Join(host.Order(), " → ") + ")"
+		}
+		detail := fmt.Sprintf("%d (%s), runtime %s", len(all), strings.Join(host.Nodes(), ", "), rt)
 		switch {
 		case len(all) == 0:
 			detail = "none yet (quartet node add NAME adds one)"
 		case len(all) > 6:
-			detail = fmt.Sprintf("%d, runtime %s", len(all), u.cfg.Runtime)
+			detail = fmt.Sprintf("%d, runtime %s", len(all), rt)
 		}
 		if ok, why := host.Isolation(); !ok && u.cfg.Runtime != node.RuntimeSim {
 			detail += "; no per-pod mount and UTS namespaces: " + why

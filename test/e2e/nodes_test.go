@@ -146,7 +146,7 @@ func TestUpNodeFlagsErrors(t *testing.T) {
 		"label for a missing node": {[]string{"--nodes=2", "--node-label=node-3:hardware=gpu"}, "there is no node-3"},
 		"malformed label":          {[]string{"--node-label=node-1"}, "want NODE:KEY=VALUE"},
 		"bad taint effect":         {[]string{"--node-taint=node-1:k=v:Sometimes"}, "is not one of NoSchedule, PreferNoSchedule, NoExecute"},
-		"unknown runtime":          {[]string{"--runtime=docker"}, `--runtime "docker": want auto, process or sim`},
+		"unknown runtime":          {[]string{"--runtime=docker"}, `--runtime "docker": want auto, oci, process or sim`},
 		"negative nodes":           {[]string{"--nodes=-1"}, "--nodes -1"},
 	}
 	for name, tc := range cases {

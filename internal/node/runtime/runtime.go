@@ -5,9 +5,11 @@
 // (when to start, restart or kill); a runtime only executes.
 //
 // The agent holds its runtimes in a map from Kind to Runtime and reaches
-// them only through this interface. Two runtimes implement it: process (each
-// container a real host process) and sim (no process at all, for scale and
-// for images with no local entrypoint).
+// them only through this interface. Three runtimes implement it: oci (a
+// container from an OCI image, pulled into the data dir's image store),
+// process (a container whose root is the host's filesystem, or a plain host
+// process without root) and sim (no process at all, for scale and for
+// images that cannot be had).
 package runtime
 
 import (
@@ -19,11 +21,12 @@ import (
 	"time"
 )
 
-// Kind names a runtime in container IDs ("process://…", "sim://…") and in the
-// Node's containerRuntimeVersion.
+// Kind names a runtime in container IDs ("oci://…", "process://…",
+// "sim://…") and in the Node's containerRuntimeVersion.
 type Kind string
 
 const (
+	KindOCI     Kind = "oci"
 	KindProcess Kind = "process"
 	KindSim     Kind = "sim"
 )
@@ -57,6 +60,9 @@ type ContainerSpec struct {
 	PodName      string
 	Name         string
 	Image        string
+	// ImageID is the image the instance runs, as ImageConfig.ID names it
+	// ("repo@sha256:…"; oci), so that what was pulled is what runs.
+	ImageID string
 
 	// Argv is the command and its arguments; Argv[0] is looked up in the
 	// PATH of Env when it holds no slash.
@@ -122,6 +128,13 @@ type ImageConfig struct {
 	Entrypoint []string
 	Cmd        []string
 	WorkingDir string
+	// Env is the image's environment, under the container's own (oci).
+	Env []string
+	// User is the image's user ("uid[:gid]" or a name; "" is root).
+	User string
+	// ID names the image for status.imageID ("repo@sha256:…"); "" when
+	// the runtime runs no image.
+	ID string
 }
 
 // ExitStatus is how an instance ended.

@@ -43,8 +43,8 @@ type Config struct {
 	// CgroupParent is the cgroup every container's cgroup is created under
 	// (see CgroupParentFor).
 	CgroupParent string
-	// Masked are host paths that containers must not see (quartet's data
-	// dir): an empty read-only directory covers them.
+	// Masked are host paths that containers whose root is the host's must
+	// not see (quartet's data dir): an empty read-only directory covers them.
 	Masked []string
 	Clock  clock.PassiveClock
 }
@@ -481,7 +481,9 @@ func (m *Manager) ociSpec(spec *runtime.ContainerSpec, root Root) (*specs.Spec, 
 			"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"}
 		s.Linux.ReadonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
 	}
-	s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, m.cfg.Masked...)
+	if root.Host {
+		s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, m.cfg.Masked...)
+	}
 	if root.Host {
 		mirror, err := mirrorHost(root.Path)
 		if err != nil {

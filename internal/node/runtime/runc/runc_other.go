@@ -58,3 +58,9 @@ func (m *Manager) ExecStream(context.Context, *Instance, runtime.ExecOptions) (i
 func (m *Manager) KillLeftovers() (int, error)                                    { return 0, nil }
 func (m *Manager) Shutdown(time.Duration)                                         {}
 func (m *Manager) Attach(context.Context, *Instance, runtime.AttachOptions) error { return errLinux }
+
+// MountOverlay fails off Linux.
+func MountOverlay([]string, string, string, string) error { return errLinux }
+
+// Unmount does nothing off Linux.
+func Unmount(string) error { return nil }

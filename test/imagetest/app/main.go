@@ -1,0 +1,114 @@
+// Command app is what the tests' images run (built with CGO_ENABLED=0, so
+// it needs nothing of the image but itself). Its first argument says what
+// to do:
+//
+//	serve PORT DIR   write "hello from <hostname>" to DIR/hello (once), serve DIR over HTTP
+//	                 (PORT 0: a free port; the address served is printed)
+//	get URL          print the body of an HTTP GET of URL; exit 1 unless 200
+//	exit N           print "exiting with N" and exit with N
+//	hog MB           allocate and touch MB megabytes, then sleep
+//	write PATH       write PATH; exit 1 (printing why) when it cannot
+//	env              print the environment, the user and the working dir
+//	sleep            sleep until SIGTERM
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: app serve|get|exit|hog|write|env|sleep ...")
+		os.Exit(2)
+	}
+	arg := func(i int) string {
+		if len(os.Args) <= i {
+			fmt.Fprintf(os.Stderr, "%s: missing argument\n", os.Args[1])
+			os.Exit(2)
+		}
+		return os.Args[i]
+	}
+	switch os.Args[1] {
+	case "serve":
+		dir := arg(3)
+		host, _ := os.Hostname()
+		f := filepath.Join(dir, "hello")
+		if _, err := os.Stat(f); err != nil {
+			if err := os.WriteFile(f, []byte("hello from "+host+"\n"), 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+		}
+		l, err := net.Listen("tcp", ":"+arg(2))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Printf("serving %s on port %d\n", dir, l.Addr().(*net.TCPAddr).Port)
+		fmt.Fprintln(os.Stderr, http.Serve(l, http.FileServer(http.Dir(dir))))
+		os.Exit(1)
+	case "get":
+		resp, err := http.Get(arg(2))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		_, _ = io.Copy(os.Stdout, resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			fmt.Fprintln(os.Stderr, resp.Status)
+			os.Exit(1)
+		}
+	case "exit":
+		n, _ := strconv.Atoi(arg(2))
+		fmt.Printf("exiting with %d\n", n)
+		os.Exit(n)
+	case "hog":
+		mb, _ := strconv.Atoi(arg(2))
+		var keep [][]byte
+		for i := 0; i < mb; i++ {
+			b := make([]byte, 1<<20)
+			for j := range b {
+				b[j] = 1
+			}
+			keep = append(keep, b)
+		}
+		fmt.Printf("holding %d MB\n", len(keep))
+		time.Sleep(time.Hour)
+	case "write":
+		if err := os.WriteFile(arg(2), []byte("x"), 0o644); err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		fmt.Println("wrote", arg(2))
+	case "env":
+		env := os.Environ()
+		sort.Strings(env)
+		for _, kv := range env {
+			fmt.Println(kv)
+		}
+		wd, _ := os.Getwd()
+		fmt.Printf("uid=%d gid=%d groups=%v wd=%s\n", os.Getuid(), os.Getgid(), groups(), wd)
+	case "sleep":
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+		<-ch
+	default:
+		fmt.Fprintf(os.Stderr, "unknown command %q\n", os.Args[1])
+		os.Exit(2)
+	}
+}
+
+func groups() []int {
+	g, _ := os.Getgroups()
+	return g
+}
