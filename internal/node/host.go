@@ -368,7 +368,7 @@ func (h *Host) Run(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
 	if os.Geteuid() == 0 {
 		if n := unmountUnder(filepath.Join(h.cfg.DataDir, "nodes")); n > 0 {
-			logger.Info("Unmounted subPath staging mounts left by a previous run", "count", n)
+			logger.Info("Unmounted subPath staging mounts and image root filesystems left by a previous run", "count", n)
 		}
 	}
 	for _, kind := range sortedKinds(h.runtimes) {

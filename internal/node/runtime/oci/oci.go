@@ -139,6 +139,16 @@ func (r *Runtime) Start(_ context.Context, spec *runtime.ContainerSpec, onExit f
 		_ = os.RemoveAll(spec.StateDir)
 		r.store.Unlease(spec.ID)
 	}
+	// A previous instance's root (left by a killed quartet) is not reused:
+	// each instance starts from the image.
+	if err := runc.Unmount(rootfs); err != nil {
+		r.store.Unlease(spec.ID)
+		return nil, err
+	}
+	if err := os.RemoveAll(spec.StateDir); err != nil {
+		r.store.Unlease(spec.ID)
+		return nil, err
+	}
 	if err := os.MkdirAll(spec.StateDir, 0o750); err != nil {
 		r.store.Unlease(spec.ID)
 		return nil, err
@@ -248,12 +258,14 @@ func (r *Runtime) Attach(ctx context.Context, inst runtime.Instance, opts runtim
 
 // KillLeftovers implements runtime.Runtime: the containers a previous run
 // left are destroyed (with the process runtime's: they share the state
-// root), and then no lease on an image is held any more.
+// root; the host unmounts their root filesystems), and then no lease on an image
+// is held any more.
 func (r *Runtime) KillLeftovers(context.Context) (int, error) {
 	n, err := r.containers.KillLeftovers()
 	if err != nil {
 		return n, err
 	}
+
 	r.store.ClearLeases()
 	return n, nil
 }
