@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,15 +31,18 @@ import (
 // test-built image: a StatefulSet of HTTP servers writing to their claims
 // and serving them (reached with kubectl exec into the image's container,
 // and still there after the pod is replaced), Jobs exiting 0 and 3, a
-// missing tag ending in ImagePullBackOff, an image loaded with `quartet
+// missing tag ending in ImagePullBackOff, a private registry reached with
+// a service account's pull secret (and refused without), a memory limit
+// (OOMKilled), readOnlyRootFilesystem, an image loaded with `quartet
 // image load` run with imagePullPolicy: Never, kubectl logs, the kubelet's
-// events, status.imageID and Node status.images; and nothing (process,
-// overlay mount) left after quartet stops.
+// events, status.imageID and Node status.images; after a kill -9 and a
+// restart the servers run again, and nothing (process, overlay mount) is
+// left after quartet stops.
 func TestOCIImages(t *testing.T) {
 	if ok, why := runc.Available(); !ok {
 		t.Skipf("no containers here: %s", why)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	reg := imagetest.NewRegistry(nil)
 	defer reg.Close()
@@ -48,6 +54,26 @@ func TestOCIImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A private registry: credentials asked for once the image is pushed.
+	var locked atomic.Bool
+	private := imagetest.NewRegistry(func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if u, p, ok := r.BasicAuth(); locked.Load() && (!ok || u != "puller" || p != "s3cret") {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	defer private.Close()
+	privateImage, err := private.Push("secret-app:1", app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	locked.Store(true)
+	dockerConfig, _ := json.Marshal(map[string]any{"auths": map[string]any{private.Host: map[string]string{
+		"auth": base64.StdEncoding.EncodeToString([]byte("puller:s3cret"))}}})
 	saved := filepath.Join(t.TempDir(), "saved.tar")
 	tag, _ := name.NewTag("example.com/loaded:1")
 	if err := tarball.WriteToFile(saved, tag, app); err != nil {
@@ -124,7 +150,67 @@ spec:
   restartPolicy: Never
   containers:
   - {name: c, image: example.com/loaded:1, imagePullPolicy: Never, args: ["exit", "0"]}
-`, image, reg.Host), "apply", "-f", "-")
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: hog
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: %[1]s
+    args: ["hog", "200"]
+    resources: {limits: {memory: 32Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: readonly
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: %[1]s
+    args: ["write", "/data/x"]
+    securityContext: {readOnlyRootFilesystem: true}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: regcred
+type: kubernetes.io/dockerconfigjson
+data:
+  .dockerconfigjson: %[3]s
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: puller
+imagePullSecrets:
+- name: regcred
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: private-nocreds
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: c, image: %[4]s, imagePullPolicy: Always, args: ["exit", "0"]}
+`, image, reg.Host, base64.StdEncoding.EncodeToString(dockerConfig), privateImage), "apply", "-f", "-")
+	// After the secret and service account exist (the API server copies
+	// the service account's pull secrets into the pod).
+	kubectl(t, c, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: private
+spec:
+  restartPolicy: Never
+  serviceAccountName: puller
+  containers:
+  - {name: c, image: %s, args: ["exit", "0"]}
+`, privateImage), "apply", "-f", "-")
 
 	port := regexp.MustCompile(`serving /data on port (\d+)`)
 	serve := func(pod string) string {
@@ -223,6 +309,33 @@ spec:
 		t.Errorf("loaded's events: %s", events)
 	}
 
+	terminated := func(pod string, want func(*corev1.ContainerStateTerminated) bool) {
+		waitFor(t, ctx, pod+" terminated", func() (bool, string) {
+			p, err := getPod(ctx, c, pod)
+			if err != nil || len(p.Status.ContainerStatuses) != 1 {
+				return false, fmt.Sprint(err)
+			}
+			term := p.Status.ContainerStatuses[0].State.Terminated
+			return term != nil && want(term), fmt.Sprintf("%+v", p.Status.ContainerStatuses[0].State)
+		})
+	}
+	terminated("hog", func(term *corev1.ContainerStateTerminated) bool {
+		return term.Reason == "OOMKilled" && term.ExitCode == 137
+	})
+	terminated("readonly", func(term *corev1.ContainerStateTerminated) bool { return term.ExitCode == 1 })
+	if out := kubectl(t, c, "", "logs", "readonly"); !strings.Contains(out, "read-only file system") {
+		t.Errorf("readonly's write: %q", out)
+	}
+	terminated("private", func(term *corev1.ContainerStateTerminated) bool { return term.ExitCode == 0 })
+	waitFor(t, ctx, "private-nocreds in ErrImagePull", func() (bool, string) {
+		p, err := getPod(ctx, c, "private-nocreds")
+		if err != nil || len(p.Status.ContainerStatuses) != 1 {
+			return false, fmt.Sprint(err)
+		}
+		w := p.Status.ContainerStatuses[0].State.Waiting
+		return w != nil && (w.Reason == "ErrImagePull" || w.Reason == "ImagePullBackOff") && strings.Contains(w.Message, "UNAUTHORIZED"), fmt.Sprintf("%+v", p.Status.ContainerStatuses[0].State)
+	})
+
 	waitFor(t, ctx, "the image in Node status.images", func() (bool, string) {
 		out, _ := c.Kubectl(ctx, "", "get", "node", "node-1", "-o", "json")
 		var n corev1.Node
@@ -239,6 +352,26 @@ spec:
 		return false, fmt.Sprint(n.Status.Images)
 	})
 
+	// kill -9: the containers die with quartet; the restart unmounts what
+	// was left mounted and runs the servers again from the image.
+	if m := mountsUnder(c.DataDir); len(m) < 2 {
+		t.Errorf("the web pods' root filesystems are not mounts under the data dir: %v", m)
+	}
+	oldID := kubectl(t, c, "", "get", "pod", "web-1", "-o", "jsonpath={.status.containerStatuses[0].containerID}")
+	if err := syscall.Kill(c.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.ExitErr()
+	if err := c.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "web-1 running again", func() (bool, string) {
+		out, _ := c.Kubectl(ctx, "", "get", "pod", "web-1", "-o", "jsonpath={.status.containerStatuses[0].containerID} {.status.containerStatuses[0].state.running}")
+		return !strings.HasPrefix(out, oldID) && strings.Contains(out, "startedAt"), out
+	})
+	if got := get("web-1", serve("web-1")); got != "hello from web-1\n" {
+		t.Errorf("web-1 after the restart serves %q", got)
+	}
 	if _, err := c.Stop(); err != nil {
 		t.Fatal(err)
 	}
