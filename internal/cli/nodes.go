@@ -84,23 +84,9 @@ func newNode() *cobra.Command {
 		Short: "Add a node; returns once it is Ready",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec := control.NodeSpec{Name: args[0], Labels: map[string]string{}}
-			if err := node.ValidateNodeName(spec.Name); err != nil {
+			spec, err := nodeAddSpec(args[0], labels, taints)
+			if err != nil {
 				return err
-			}
-			for _, l := range labels {
-				k, v, err := node.ParseLabel(l)
-				if err != nil {
-					return fmt.Errorf("--label: %w", err)
-				}
-				spec.Labels[k] = v
-			}
-			for _, t := range taints {
-				taint, err := node.ParseTaint(t)
-				if err != nil {
-					return fmt.Errorf("--taint: %w", err)
-				}
-				spec.Taints = append(spec.Taints, taint)
 			}
 			cl, err := client()
 			if err != nil {
@@ -152,4 +138,27 @@ func newNode() *cobra.Command {
 	}
 	c.AddCommand(add, remove, list)
 	return c
+}
+
+// nodeAddSpec checks `quartet node add`'s name, --label and --taint values.
+func nodeAddSpec(name string, labels, taints []string) (control.NodeSpec, error) {
+	spec := control.NodeSpec{Name: name, Labels: map[string]string{}}
+	if err := node.ValidateNodeName(spec.Name); err != nil {
+		return spec, err
+	}
+	for _, l := range labels {
+		k, v, err := node.ParseLabel(l)
+		if err != nil {
+			return spec, fmt.Errorf("--label: %w", err)
+		}
+		spec.Labels[k] = v
+	}
+	for _, t := range taints {
+		taint, err := node.ParseTaint(t)
+		if err != nil {
+			return spec, fmt.Errorf("--taint: %w", err)
+		}
+		spec.Taints = append(spec.Taints, taint)
+	}
+	return spec, nil
 }

@@ -210,26 +210,34 @@ func runAPIServer(ctx context.Context, c apiserverConfig, readyClient *rest.Conf
 	wait = func() error { return <-errCh }
 
 	mark("prepare run")
-	client, err := kubernetes.NewForConfig(readyClient)
-	if err != nil {
+	if err := waitReady(ctx, readyClient, c.SkipReadyChecks, errCh, progress); err != nil {
 		return nil, err
 	}
+	mark("ready")
+	return wait, nil
+}
+
+// waitReady waits until the apiserver's /readyz passes every check but
+// skip, or the apiserver ends (exited), reporting what it waits for.
+func waitReady(ctx context.Context, readyClient *rest.Config, skip []string, exited <-chan error, progress component.Progress) error {
+	client, err := kubernetes.NewForConfig(readyClient)
+	if err != nil {
+		return err
+	}
 	for {
-		failing, err := checkEndpoint(ctx, client, "/readyz", c.SkipReadyChecks)
+		failing, err := checkEndpoint(ctx, client, "/readyz", skip)
 		if err == nil && len(failing) == 0 {
-			break
+			return nil
 		}
 		select {
-		case err := <-errCh:
-			return nil, fmt.Errorf("kube-apiserver exited: %w", err)
+		case err := <-exited:
+			return fmt.Errorf("kube-apiserver exited: %w", err)
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 		progress("waiting for %s", describeFailing(failing, err))
 	}
-	mark("ready")
-	return wait, nil
 }
 
 // checkEndpoint asks a health endpoint (/readyz, /healthz) for its verbose
