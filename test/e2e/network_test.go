@@ -176,7 +176,20 @@ func TestPodNetwork(t *testing.T) {
 		}
 		// A NodePort answers from the host.
 		np := kubectl(t, c, "", "get", "svc", "web-np", "-o", "jsonpath={.spec.ports[0].nodePort}")
-		checkGet(t, ctx, "http://"+net.JoinHostPort(nodeIP, np)+"/", "hello from web-")
+		// kube-proxy programs it in a sync of its own, after the ClusterIP
+		// may already answer: wait for the state, not a moment.
+		waitFor(t, ctx, "the NodePort "+np+" answering from the host", func() (bool, string) {
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(rctx, http.MethodGet, "http://"+net.JoinHostPort(nodeIP, np)+"/", nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return false, err.Error()
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return strings.HasPrefix(string(body), "hello from web-"), string(body)
+		})
 	}
 
 	badInput(t, ctx, c, services)
@@ -383,7 +396,20 @@ spec:
 	if services {
 		np := kubectl(t, c, "", "get", "svc", "web-lb", "-o", "jsonpath={.spec.ports[0].nodePort}")
 		nodeIP := kubectl(t, c, "", "get", "node", "node-1", "-o", `jsonpath={.status.addresses[?(@.type=="InternalIP")].address}`)
-		checkGet(t, ctx, "http://"+net.JoinHostPort(nodeIP, np)+"/", "hello from web-")
+		// kube-proxy programs it in a sync of its own, after the ClusterIP
+		// may already answer: wait for the state, not a moment.
+		waitFor(t, ctx, "the NodePort "+np+" answering from the host", func() (bool, string) {
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(rctx, http.MethodGet, "http://"+net.JoinHostPort(nodeIP, np)+"/", nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return false, err.Error()
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return strings.HasPrefix(string(body), "hello from web-"), string(body)
+		})
 	}
 	if out, err := c.Kubectl(ctx, "", "exec", "client", "--", "wget", "-qO-", "-T", "10", "http://web-0.web/"); err != nil || out != "hello from web-0 on 80\n" {
 		t.Errorf("with a deny-all NetworkPolicy (stored, not enforced), web-0.web from client: %q (%v)", out, err)

@@ -426,6 +426,9 @@ func (m *Manager) ReleaseNode(podCIDR string) error {
 	return removeGateway(m.net, podCIDR)
 }
 
+// sweepWorkers is how many sandboxes Sweep tears down at once.
+const sweepWorkers = 16
+
 // Sweep removes every sandbox of this data dir and what the network put on
 // the host: it is what Stop does, and what Start does first, after a run
 // that was killed.
@@ -440,12 +443,27 @@ func (m *Manager) Sweep(ctx context.Context) {
 	for _, p := range mountsUnder(n.NetNSDir()) {
 		ids[filepath.Base(p)] = true
 	}
-	for id := range ids {
-		if err := m.Teardown(ctx, id); err != nil {
-			logger.V(2).Info("Tearing down a leftover sandbox", "id", id, "err", err)
-		}
-		_ = removeNetNS(m.netnsPath(id))
+	// Sandboxes are torn down several at once: a stop with a thousand
+	// pods must fit in the component's stop timeout.
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range sweepWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range work {
+				if err := m.Teardown(ctx, id); err != nil {
+					logger.V(2).Info("Tearing down a leftover sandbox", "id", id, "err", err)
+				}
+				_ = removeNetNS(m.netnsPath(id))
+			}
+		}()
 	}
+	for id := range ids {
+		work <- id
+	}
+	close(work)
+	wg.Wait()
 	if len(ids) > 0 {
 		logger.Info("Removed pod sandboxes left by an earlier run", "count", len(ids))
 	}
