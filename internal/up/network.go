@@ -64,7 +64,7 @@ func unavailable() string {
 // It stops once the node agents have (or when its stop timeout nears),
 // removing every sandbox, the bridge and its tables.
 func (u *cluster) network() component.Component {
-	const stopTimeout = 15 * time.Second
+	const stopTimeout = 40 * time.Second
 	n := u.net
 	return component.Component{Name: "pod network", StopTimeout: stopTimeout, Start: func(ctx context.Context, _ component.Progress) (string, func() error, error) {
 		if u.cfg.Runtime == node.RuntimeSim {

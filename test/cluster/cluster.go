@@ -268,10 +268,10 @@ func (c *Cluster) Stop() (time.Duration, error) {
 	select {
 	case <-c.exited:
 		return time.Since(start), nil
-	case <-time.After(15 * time.Second):
+	case <-time.After(45 * time.Second):
 		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
 		<-c.exited
-		return time.Since(start), fmt.Errorf("quartet up did not exit within 15s of SIGTERM")
+		return time.Since(start), fmt.Errorf("quartet up did not exit within 45s of SIGTERM")
 	}
 }
 

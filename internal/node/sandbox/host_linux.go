@@ -108,6 +108,24 @@ func deleteHostBridge(n *Network) error {
 	return netlink.LinkDel(br)
 }
 
+// deleteBridgePorts deletes every link on the bridge: the pods' host-side
+// veths, each taking its peer in the pod's namespace with it.
+func deleteBridgePorts(n *Network) {
+	br, err := netlinksafe.LinkByName(n.Bridge)
+	if err != nil {
+		return
+	}
+	links, err := netlinksafe.LinkList()
+	if err != nil {
+		return
+	}
+	for _, l := range links {
+		if l.Attrs().MasterIndex == br.Attrs().Index {
+			_ = netlink.LinkDel(l)
+		}
+	}
+}
+
 // removeGateway drops the gateway address of a node's subnet from the bridge.
 func removeGateway(n *Network, podCIDR string) error {
 	_, ipn, err := net.ParseCIDR(podCIDR)

@@ -444,7 +444,12 @@ func (m *Manager) Sweep(ctx context.Context) {
 		ids[filepath.Base(p)] = true
 	}
 	// Sandboxes are torn down several at once: a stop with a thousand
-	// pods must fit in the component's stop timeout.
+	// pods must fit in the component's stop timeout. With quartet's own
+	// plugins nothing of a pod outlives what is removed whole below (its
+	// veth, the bridge, the tables, the address and cache files), so the
+	// plugins' DEL, a few milliseconds each, is skipped; another conflist's
+	// plugins get their DEL.
+	builtin := filepath.Base(m.ConfFile()) == DefaultConflist
 	work := make(chan string)
 	var wg sync.WaitGroup
 	for range sweepWorkers {
@@ -452,7 +457,9 @@ func (m *Manager) Sweep(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			for id := range work {
-				if err := m.Teardown(ctx, id); err != nil {
+				if builtin {
+					m.releaseHostPorts(id)
+				} else if err := m.Teardown(ctx, id); err != nil {
 					logger.V(2).Info("Tearing down a leftover sandbox", "id", id, "err", err)
 				}
 				_ = removeNetNS(m.netnsPath(id))
@@ -468,6 +475,9 @@ func (m *Manager) Sweep(ctx context.Context) {
 		logger.Info("Removed pod sandboxes left by an earlier run", "count", len(ids))
 	}
 	releaseNetNSDir(n.NetNSDir())
+	if builtin {
+		deleteBridgePorts(n)
+	}
 	if err := deleteHostBridge(n); err != nil {
 		logger.Error(err, "Deleting the pod bridge", "bridge", n.Bridge)
 	}
