@@ -146,6 +146,9 @@ func (s *Store) addImage(ref string, img ggcrv1.Image) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	if im, err := s.addKnown(ref, digest.String()); im != nil || err != nil {
+		return im, err
+	}
 	cfgName, err := img.ConfigName()
 	if err != nil {
 		return nil, err
@@ -181,6 +184,34 @@ func (s *Store) addImage(ref string, img ggcrv1.Image) (*Image, error) {
 		return nil, err
 	}
 	return &im, nil
+}
+
+// addKnown records ref for an image (by manifest digest) the store holds
+// already under another reference or from an earlier pull, fetching none
+// of its blobs again; nil when the store does not hold it.
+func (s *Store) addKnown(ref, digest string) (*Image, error) {
+	list, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, known := range list {
+		if known.Digest != digest {
+			continue
+		}
+		for _, l := range known.Layers {
+			if _, err := os.Stat(s.LayerDir(l)); err != nil {
+				return nil, nil // a layer went missing: fetch it again
+			}
+		}
+		im := known
+		im.Ref, im.Pulled = ref, time.Now().UTC()
+		im.Layers = append([]string(nil), known.Layers...)
+		if err := s.add(im); err != nil {
+			return nil, err
+		}
+		return &im, nil
+	}
+	return nil, nil
 }
 
 // ensureLayer unpacks a layer unless it is in the store already: into a

@@ -61,6 +61,17 @@ func (p *Puller) now() time.Time {
 // the fetch took. An error for which IsUnreachable holds is an
 // *UnreachableError.
 func (p *Puller) Pull(ctx context.Context, ref string, creds *Credentials) (*Image, time.Duration, error) {
+	return p.pull(ctx, ref, creds, false)
+}
+
+// PullIfMissing is Pull for a pull policy of IfNotPresent: a caller that
+// saw the image missing from the store may ask after another pull of it
+// has ended; it then gets the store's image without a fetch.
+func (p *Puller) PullIfMissing(ctx context.Context, ref string, creds *Credentials) (*Image, time.Duration, error) {
+	return p.pull(ctx, ref, creds, true)
+}
+
+func (p *Puller) pull(ctx context.Context, ref string, creds *Credentials, ifMissing bool) (*Image, time.Duration, error) {
 	r, err := ParseReference(ref)
 	if err != nil {
 		return nil, 0, err
@@ -70,6 +81,14 @@ func (p *Puller) Pull(ctx context.Context, ref string, creds *Credentials) (*Ima
 	p.mu.Lock()
 	if p.inflight == nil {
 		p.inflight, p.down = map[string]*pullCall{}, map[string]downEntry{}
+	}
+	// Checked with p.mu held: a pull leaves inflight only once its image
+	// is in the store, so there is no moment at which it is in neither.
+	if ifMissing {
+		if im, ok, err := p.Store.Get(ref); err == nil && ok {
+			p.mu.Unlock()
+			return im, 0, nil
+		}
 	}
 	if d, ok := p.down[host]; ok && p.now().Before(d.until) {
 		p.mu.Unlock()

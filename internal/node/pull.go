@@ -97,7 +97,11 @@ func (h *Host) ensureImage(ctx context.Context, rec *podRecord, pod *v1.Pod, c *
 	asked := time.Now()
 	name, ref := c.Name, c.Image
 	go func() {
-		im, took, err := h.puller.Pull(ctx, ref, creds)
+		pull := h.puller.PullIfMissing
+		if policy == v1.PullAlways {
+			pull = h.puller.Pull
+		}
+		im, took, err := pull(ctx, ref, creds)
 		rec.mu.Lock()
 		if rec.pulled == nil {
 			rec.pulled = map[string]*pullResult{}
