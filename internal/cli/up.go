@@ -67,8 +67,17 @@ func newUp() *cobra.Command {
 
 // signalContext is cancelled by the first SIGINT or SIGTERM; a second one
 // exits at once.
+//
+// It also takes SIGPIPE: otherwise a progress line written to a standard
+// output whose reader is gone (a closed pipe) kills the process on the spot,
+// skipping the clean-up of the pod network, as a kill -9 would. With it
+// taken, such a write just fails and the lines are lost. (signal.Ignore
+// would do the same, but an ignored signal stays ignored in every program
+// quartet starts.)
 func signalContext() (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
@@ -78,5 +87,5 @@ func signalContext() (context.Context, func()) {
 		fmt.Fprintln(os.Stderr, "quartet: second signal, exiting now")
 		os.Exit(130)
 	}()
-	return ctx, func() { signal.Stop(ch); cancel() }
+	return ctx, func() { signal.Stop(ch); signal.Stop(pipe); cancel() }
 }
