@@ -60,7 +60,7 @@ func TestStopWithoutReader(t *testing.T) {
 		// Killed, or it died before cleaning up: a start on the same data
 		// dir removes what it left, and a stop what that start made.
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = <-exited // it was killed
+		t.Logf("quartet up killed: %v", <-exited)
 		if c, err := cluster.Start(cluster.Options{DataDir: dataDir, APIPort: port, Bin: bin, Args: noNodes()}); err != nil {
 			t.Errorf("a start to sweep what quartet up left: %v", err)
 		} else if err := c.Cleanup(); err != nil {
