@@ -153,7 +153,7 @@ func (s *Store) Usage() (used, capacity uint64, err error) {
 }
 
 // GCPolicy is the kubelet's image garbage collection: when the store's
-// filesystem is more than HighPercent full, images no container uses are
+// filesystem is HighPercent full or more, images no container uses are
 // removed, least recently used first, until it is LowPercent full.
 type GCPolicy struct {
 	HighPercent, LowPercent int
@@ -164,6 +164,13 @@ type GCPolicy struct {
 	LastUsed func(digest string) time.Time
 	// InUse reports whether a container uses the image (besides leases).
 	InUse func(digest string) bool
+	// MinAge is how long after its pull an image is kept whatever the
+	// usage (the kubelet's ImageMinimumGCAge, 2 minutes by default), so
+	// that an image is not removed between its pull and its container's
+	// start.
+	MinAge time.Duration
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
 }
 
 // GC collects images by policy and returns those it removed.
@@ -176,8 +183,14 @@ func (s *Store) GC(pol GCPolicy) ([]Image, error) {
 	if err != nil || capacity == 0 {
 		return nil, err
 	}
-	if used*100 <= uint64(pol.HighPercent)*capacity {
+	// As the kubelet counts: the percentage available rounded down, so
+	// 84.5% used is 85%.
+	if 100-(capacity-min(used, capacity))*100/capacity < uint64(pol.HighPercent) {
 		return nil, nil
+	}
+	now := time.Now()
+	if pol.Now != nil {
+		now = pol.Now()
 	}
 	release, err := s.lock()
 	if err != nil {
@@ -195,7 +208,7 @@ func (s *Store) GC(pol GCPolicy) ([]Image, error) {
 	}
 	var cands []cand
 	for _, im := range list {
-		if leased[im.Digest] || (pol.InUse != nil && pol.InUse(im.Digest)) {
+		if leased[im.Digest] || (pol.InUse != nil && pol.InUse(im.Digest)) || now.Sub(im.Pulled) < pol.MinAge {
 			continue
 		}
 		last := im.Pulled

@@ -409,12 +409,14 @@ func (h *Host) Run(ctx context.Context) error {
 }
 
 // Image garbage collection, as the kubelet's defaults: every 5 minutes,
-// when the image store's filesystem is over 85% full, images no container
-// uses go, least recently used first, until it is 80% full.
+// when the image store's filesystem is 85% full or more, images no
+// container uses (pulled over 2 minutes ago) go, least recently used
+// first, until it is 80% full.
 const (
 	imageGCPeriod = 5 * time.Minute
 	imageGCHigh   = 85
 	imageGCLow    = 80
+	imageGCMinAge = 2 * time.Minute
 )
 
 func (h *Host) collectImages(ctx context.Context) {
@@ -427,7 +429,8 @@ func (h *Host) collectImages(ctx context.Context) {
 			return
 		case <-t.C():
 		}
-		removed, err := h.images.GC(images.GCPolicy{HighPercent: imageGCHigh, LowPercent: imageGCLow, LastUsed: h.oci.LastUsed, InUse: h.oci.InUse})
+		removed, err := h.images.GC(images.GCPolicy{HighPercent: imageGCHigh, LowPercent: imageGCLow, MinAge: imageGCMinAge,
+			LastUsed: h.oci.LastUsed, InUse: h.oci.InUse, Now: h.clock.Now})
 		for _, im := range removed {
 			logger.Info("Image garbage collection removed an image", "image", im.Ref, "digest", im.Digest)
 		}
