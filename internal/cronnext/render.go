@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"quartet.dev/quartet/internal/controllers/cronjob/schedule"
+	"quartet.dev/quartet/internal/prose"
 )
 
 // wrapAt is the width warnings are wrapped to.
@@ -56,12 +57,12 @@ func (r Report) Render(w io.Writer) error {
 		return err
 	}
 	if r.Period > 0 {
-		fmt.Fprintf(&b, "\nShortest gap between runs: %s\n", human(r.Period))
+		fmt.Fprintf(&b, "\nShortest gap between runs: %s\n", prose.Duration(r.Period))
 	}
 	if len(r.Warnings) > 0 {
 		fmt.Fprintf(&b, "\nWarnings:\n")
 		for _, warning := range r.Warnings {
-			b.WriteString(wrap(warning, "  ! ", "    ", wrapAt))
+			b.WriteString(prose.Wrap(warning, "  ! ", "    ", wrapAt))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
@@ -80,27 +81,6 @@ func (r Report) zoneSource() string {
 	}
 }
 
-// wrap breaks text into lines of at most width columns, the first starting
-// with first and the others with rest.
-func wrap(text, first, rest string, width int) string {
-	var b strings.Builder
-	line := first
-	empty := true
-	for _, word := range strings.Fields(text) {
-		if !empty && len(line)+1+len(word) > width {
-			b.WriteString(line + "\n")
-			line, empty = rest, true
-		}
-		if !empty {
-			line += " "
-		}
-		line += word
-		empty = false
-	}
-	b.WriteString(line + "\n")
-	return b.String()
-}
-
 func plural(n int, one, many string) string {
 	if n == 1 {
 		return one
@@ -114,16 +94,4 @@ func zoneName(loc *time.Location) string {
 		return "UTC"
 	}
 	return loc.String()
-}
-
-// human prints a duration without trailing zero units: 1h, 1h30m, 90s.
-func human(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }

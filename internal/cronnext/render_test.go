@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"quartet.dev/quartet/internal/manifest"
+	"quartet.dev/quartet/internal/prose"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/ with the current output")
@@ -84,12 +85,12 @@ func TestRenderGolden(t *testing.T) {
 }
 
 func TestWrap(t *testing.T) {
-	got := wrap("one two three four five", "  ! ", "    ", 14)
+	got := prose.Wrap("one two three four five", "  ! ", "    ", 14)
 	want := "  ! one two\n    three four\n    five\n"
 	if got != want {
 		t.Errorf("wrap = %q, want %q", got, want)
 	}
-	if long := wrap(strings.Repeat("x", 30), "> ", "  ", 10); long != "> "+strings.Repeat("x", 30)+"\n" {
+	if long := prose.Wrap(strings.Repeat("x", 30), "> ", "  ", 10); long != "> "+strings.Repeat("x", 30)+"\n" {
 		t.Errorf("a word longer than the width = %q", long)
 	}
 }

@@ -9,6 +9,8 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/utils/ptr"
+
+	"quartet.dev/quartet/internal/prose"
 )
 
 // SuggestedDeadline is the startingDeadlineSeconds tried for a CronJob that
@@ -90,11 +92,11 @@ func (c *Comparison) Render(w io.Writer, timeline bool) error {
 	} else {
 		fmt.Fprintf(&b, " in %s (no timeZone: the controller's zone, this machine's)", zone)
 	}
-	fmt.Fprintf(&b, "\nEach Job works %s", human(cfg.JobDuration))
+	fmt.Fprintf(&b, "\nEach Job works %s", prose.Duration(cfg.JobDuration))
 	if d := cj.Spec.JobTemplate.Spec.ActiveDeadlineSeconds; d != nil {
-		fmt.Fprintf(&b, " (activeDeadlineSeconds %d stops it at %s)", *d, human(time.Duration(*d)*time.Second))
+		fmt.Fprintf(&b, " (activeDeadlineSeconds %d stops it at %s)", *d, prose.Duration(time.Duration(*d)*time.Second))
 	}
-	fmt.Fprintf(&b, ".\nSimulated from %s for %s", cfg.From.In(zone).Format(layout), human(cfg.For))
+	fmt.Fprintf(&b, ".\nSimulated from %s for %s", cfg.From.In(zone).Format(layout), prose.Duration(cfg.For))
 	if o := cfg.Outage; o != nil {
 		fmt.Fprintf(&b, "; the control plane is down from %s to %s", o.Start.In(zone).Format("15:04"), o.End.In(zone).Format("15:04"))
 	}
@@ -108,7 +110,7 @@ func (c *Comparison) Render(w io.Writer, timeline bool) error {
 			if e.Kind == Created {
 				what = "created for " + e.Scheduled.In(zone).Format("15:04")
 				if late := e.At.Sub(e.Scheduled); late > time.Second {
-					what += fmt.Sprintf(" (%s late)", human(late.Round(time.Second)))
+					what += fmt.Sprintf(" (%s late)", prose.Duration(late.Round(time.Second)))
 				}
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d running\n", e.At.In(zone).Format("15:04:05"), e.Job, what, e.Running)
@@ -186,22 +188,10 @@ func (r *Result) outageSummary(zone *time.Location) string {
 	for _, s := range e.Started {
 		what := fmt.Sprintf("started the %s run", s.Scheduled.In(zone).Format("15:04"))
 		if late := s.Started.Sub(s.Scheduled); late > time.Second {
-			what += " " + human(late.Round(time.Second)) + " late"
+			what += " " + prose.Duration(late.Round(time.Second)) + " late"
 		}
 		parts = append(parts, what)
 	}
 	parts = append(parts, e.Warnings...)
 	return strings.Join(parts, ", ")
-}
-
-// human prints a duration without trailing zero units: 1h, 1h30m, 90s.
-func human(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }

@@ -11,6 +11,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 
 	"quartet.dev/quartet/internal/controllers/cronjob/schedule"
+	"quartet.dev/quartet/internal/prose"
 )
 
 // periodSample is how many runs are looked at for the shortest gap.
@@ -105,7 +106,7 @@ func scheduleOf(w *world, cj *batchv1.CronJob) (string, cronInfo) {
 		clock = true
 	}
 	if every, ok := c.sched.Every(); ok {
-		return fmt.Sprintf("every %s, counted from the CronJob's creation and then from each run", human(every)), c
+		return fmt.Sprintf("every %s, counted from the CronJob's creation and then from each run", prose.Duration(every)), c
 	}
 	if c.zone == nil {
 		if schedule.HasTZPrefix(cj.Spec.Schedule) {
@@ -288,7 +289,7 @@ func clockChangeMessage(c schedule.ClockChange, zone *time.Location) string {
 		msg += fmt.Sprintf(" the %s run%s not happen that day;", wallList(c.Skipped), map[bool]string{true: "s do", false: " does"}[len(c.Skipped) > 1])
 	}
 	if len(c.Repeated) > 0 {
-		msg += fmt.Sprintf(" the %s run%s twice, %s apart;", wallList(c.Repeated), map[bool]string{true: "s happen", false: " happens"}[len(c.Repeated) > 1], human(shift))
+		msg += fmt.Sprintf(" the %s run%s twice, %s apart;", wallList(c.Repeated), map[bool]string{true: "s happen", false: " happens"}[len(c.Repeated) > 1], prose.Duration(shift))
 	}
 	return strings.TrimSuffix(msg, ";")
 }

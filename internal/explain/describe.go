@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"quartet.dev/quartet/internal/prose"
 )
 
 // The chapter's decision tree, as the readings explain prints: "Can the Pods
@@ -313,10 +315,10 @@ func describeJob(spec *batchv1.JobSpec, annotations map[string]string) string {
 	}
 	parts = append(parts, retriesOf(spec, annotations))
 	if d := spec.ActiveDeadlineSeconds; d != nil {
-		parts = append(parts, "stopped after "+human(time.Duration(*d)*time.Second))
+		parts = append(parts, "stopped after "+prose.Duration(time.Duration(*d)*time.Second))
 	}
 	if ttl := spec.TTLSecondsAfterFinished; ttl != nil {
-		parts = append(parts, "deleted "+human(time.Duration(*ttl)*time.Second)+" after it finishes")
+		parts = append(parts, "deleted "+prose.Duration(time.Duration(*ttl)*time.Second)+" after it finishes")
 	}
 	return strings.Join(parts, ", ")
 }
@@ -365,7 +367,7 @@ func describeCronJob(w *world, cj *batchv1.CronJob) string {
 		parts = append(parts, "Allow: runs may overlap")
 	}
 	if d := cj.Spec.StartingDeadlineSeconds; d != nil {
-		parts = append(parts, "a run not started within "+human(time.Duration(*d)*time.Second)+" is skipped")
+		parts = append(parts, "a run not started within "+prose.Duration(time.Duration(*d)*time.Second)+" is skipped")
 	}
 	parts = append(parts, "each run a Job "+cj.Name+"-<minutes since 1970>: "+describeJob(&cj.Spec.JobTemplate.Spec, cj.Spec.JobTemplate.Annotations))
 	succeeded, failed := int32(3), int32(1)
@@ -489,16 +491,4 @@ func pluralS(many bool) string {
 		return "s"
 	}
 	return ""
-}
-
-// human prints a duration without trailing zero units: 1h, 1h30m, 90s.
-func human(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }

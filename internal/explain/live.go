@@ -18,6 +18,7 @@ import (
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 
 	"quartet.dev/quartet/internal/controllers/job"
+	"quartet.dev/quartet/internal/prose"
 )
 
 // logger is given to the Kubernetes helpers that want one; they log nothing
@@ -257,7 +258,7 @@ func stuckJob(w *world, j *batchv1.Job) string {
 		return ""
 	}
 	return fmt.Sprintf("in back-off after %d failed pod%s: the next pod starts at %s (in %s); %d of %d retries left",
-		failures, pluralS(failures != 1), until.In(w.local).Format("15:04:05 MST"), human(until.Sub(w.now).Round(time.Second)), max(limit-failures+1, 0), limit)
+		failures, pluralS(failures != 1), until.In(w.local).Format("15:04:05 MST"), prose.Duration(until.Sub(w.now).Round(time.Second)), max(limit-failures+1, 0), limit)
 }
 
 func stuckCronJob(w *world, cj *batchv1.CronJob) string {
@@ -284,7 +285,7 @@ func stuckCronJob(w *world, cj *batchv1.CronJob) string {
 		}
 		since := ""
 		if j.Status.StartTime != nil {
-			since = fmt.Sprintf(", running for %s,", human(w.now.Sub(j.Status.StartTime.Time).Round(time.Second)))
+			since = fmt.Sprintf(", running for %s,", prose.Duration(w.now.Sub(j.Status.StartTime.Time).Round(time.Second)))
 		}
 		return fmt.Sprintf("Forbid: the run at %s is skipped unless Job %s%s finishes first", next.In(c.sched.Location).Format("15:04 MST"), active, since)
 	}
@@ -486,7 +487,7 @@ func podState(w *world, p *corev1.Pod) string {
 	if p.Status.Phase == corev1.PodRunning {
 		s := "Running but not Ready"
 		if c := podCondition(p, corev1.PodReady); c != nil && !c.LastTransitionTime.IsZero() {
-			s += " for " + human(w.now.Sub(c.LastTransitionTime.Time).Round(time.Second))
+			s += " for " + prose.Duration(w.now.Sub(c.LastTransitionTime.Time).Round(time.Second))
 		}
 		return s
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"quartet.dev/quartet/internal/prose"
 )
 
 // wrapAt is the width findings are wrapped to.
@@ -18,11 +20,11 @@ func (r Report) Text(w io.Writer) error {
 		b.WriteString(e.line())
 		b.WriteByte('\n')
 		if e.Stuck != "" {
-			b.WriteString(wrap("stuck: "+e.Stuck, "  ", "    ", wrapAt))
+			b.WriteString(prose.Wrap("stuck: "+e.Stuck, "  ", "    ", wrapAt))
 		}
 		for _, f := range e.Findings {
-			b.WriteString(wrap(fmt.Sprintf("%s %s: %s", f.Severity, f.Rule, f.Message), "  ", "    ", wrapAt))
-			b.WriteString(wrap("fix: "+f.Fix, "    ", "      ", wrapAt))
+			b.WriteString(prose.Wrap(fmt.Sprintf("%s %s: %s", f.Severity, f.Rule, f.Message), "  ", "    ", wrapAt))
+			b.WriteString(prose.Wrap("fix: "+f.Fix, "    ", "      ", wrapAt))
 		}
 	}
 	for _, p := range r.Problems {
@@ -30,7 +32,7 @@ func (r Report) Text(w io.Writer) error {
 		if where != "" {
 			where += ": "
 		}
-		b.WriteString(wrap(fmt.Sprintf("%scannot read: %s", where, p.Error), "", "  ", wrapAt))
+		b.WriteString(prose.Wrap(fmt.Sprintf("%scannot read: %s", where, p.Error), "", "  ", wrapAt))
 	}
 	b.WriteString(r.Counts.summary())
 	b.WriteByte('\n')
@@ -82,25 +84,4 @@ func (c Counts) summary() string {
 
 func count(n int, what string) string {
 	return fmt.Sprintf("%d %s%s", n, what, pluralS(n != 1))
-}
-
-// wrap breaks text into lines of at most width columns, the first starting
-// with first and the others with rest.
-func wrap(text, first, rest string, width int) string {
-	var b strings.Builder
-	line := first
-	empty := true
-	for _, word := range strings.Fields(text) {
-		if !empty && len(line)+1+len(word) > width {
-			b.WriteString(line + "\n")
-			line, empty = rest, true
-		}
-		if !empty {
-			line += " "
-		}
-		line += word
-		empty = false
-	}
-	b.WriteString(line + "\n")
-	return b.String()
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"quartet.dev/quartet/internal/controllers/cronjob/schedule"
+	"quartet.dev/quartet/internal/prose"
 )
 
 // Rule is one check. Every rule has an entry in docs/explain.md under its
@@ -451,9 +452,9 @@ func checkAllowOverlap(w *world, o *object) []hit {
 	ads := cj.Spec.JobTemplate.Spec.ActiveDeadlineSeconds
 	switch {
 	case ads == nil:
-		return []hit{{fmt.Sprintf("%s and the Job template sets no activeDeadlineSeconds: a run that is slow or hangs is still going when the next one starts (runs can be %s apart), and they pile up.", policy, human(c.period)), fix}}
+		return []hit{{fmt.Sprintf("%s and the Job template sets no activeDeadlineSeconds: a run that is slow or hangs is still going when the next one starts (runs can be %s apart), and they pile up.", policy, prose.Duration(c.period)), fix}}
 	case time.Duration(*ads)*time.Second > c.period:
-		return []hit{{fmt.Sprintf("%s and activeDeadlineSeconds (%s) is longer than the shortest gap between runs (%s): runs can overlap.", policy, human(time.Duration(*ads)*time.Second), human(c.period)), fix}}
+		return []hit{{fmt.Sprintf("%s and activeDeadlineSeconds (%s) is longer than the shortest gap between runs (%s): runs can overlap.", policy, prose.Duration(time.Duration(*ads)*time.Second), prose.Duration(c.period)), fix}}
 	case backupLike.MatchString(cj.Name):
 		return []hit{{fmt.Sprintf("%s on %q, which looks like work that two runs must not do at once (a backup, a dump, a migration): if one run is late, the next starts beside it.", policy, cj.Name),
 			"use Forbid: the chapter's answer for a DB backup."}}
