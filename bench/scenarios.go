@@ -178,27 +178,10 @@ func parallelScenario(s Size) *Scenario {
 			}}
 		},
 		Run: func(ctx context.Context, e *Env) (map[string]float64, error) {
-			tr, err := trackPods(ctx, e, e.NS, map[string]func(*corev1.Pod) bool{"ready": isReady})
-			if err != nil {
-				return nil, err
-			}
-			defer tr.Stop()
-			start := time.Now()
-			if _, err := e.Client.AppsV1().StatefulSets(e.NS).Create(ctx, statefulSet("web", n, appsv1.ParallelPodManagement), metav1.CreateOptions{}); err != nil {
-				return nil, err
-			}
-			created, err := tr.Wait(ctx, "all created", func(v View[*corev1.Pod]) bool { return v.Ever(Exists) >= n })
-			if err != nil {
-				return nil, err
-			}
-			e.Logf("pods created by %s", Quartiles(tr.Firsts(Exists), start))
-			out := map[string]float64{"created": created.Sub(start).Seconds()}
-			ready, err := tr.Wait(ctx, "all Ready", func(v View[*corev1.Pod]) bool { return v.Count("ready") >= n })
-			if err != nil {
-				return out, err
-			}
-			out["ready"] = ready.Sub(start).Seconds()
-			return out, nil
+			return createdAndReady(ctx, e, n, func() error {
+				_, err := e.Client.AppsV1().StatefulSets(e.NS).Create(ctx, statefulSet("web", n, appsv1.ParallelPodManagement), metav1.CreateOptions{})
+				return err
+			})
 		},
 	}
 }
@@ -285,27 +268,10 @@ func daemonSetScenario(s Size) *Scenario {
 				return nil, err
 			}
 			n := len(nodes)
-			tr, err := trackPods(ctx, e, e.NS, map[string]func(*corev1.Pod) bool{"ready": isReady})
-			if err != nil {
-				return nil, err
-			}
-			defer tr.Stop()
-			start := time.Now()
-			if _, err := e.Client.AppsV1().DaemonSets(e.NS).Create(ctx, daemonSet("daemon"), metav1.CreateOptions{}); err != nil {
-				return nil, err
-			}
-			created, err := tr.Wait(ctx, "all created", func(v View[*corev1.Pod]) bool { return v.Ever(Exists) >= n })
-			if err != nil {
-				return nil, err
-			}
-			e.Logf("pods created by %s", Quartiles(tr.Firsts(Exists), start))
-			out := map[string]float64{"created": created.Sub(start).Seconds()}
-			ready, err := tr.Wait(ctx, "all Ready", func(v View[*corev1.Pod]) bool { return v.Count("ready") >= n })
-			if err != nil {
-				return out, err
-			}
-			out["ready"] = ready.Sub(start).Seconds()
-			return out, nil
+			return createdAndReady(ctx, e, n, func() error {
+				_, err := e.Client.AppsV1().DaemonSets(e.NS).Create(ctx, daemonSet("daemon"), metav1.CreateOptions{})
+				return err
+			})
 		},
 	}
 }
@@ -609,4 +575,30 @@ func scaleScenario(s Size) *Scenario {
 			return out, nil
 		},
 	}
+}
+
+// createdAndReady runs create and measures from its start until n pods of
+// the namespace have existed ("created") and are Ready ("ready").
+func createdAndReady(ctx context.Context, e *Env, n int, create func() error) (map[string]float64, error) {
+	tr, err := trackPods(ctx, e, e.NS, map[string]func(*corev1.Pod) bool{"ready": isReady})
+	if err != nil {
+		return nil, err
+	}
+	defer tr.Stop()
+	start := time.Now()
+	if err := create(); err != nil {
+		return nil, err
+	}
+	created, err := tr.Wait(ctx, "all created", func(v View[*corev1.Pod]) bool { return v.Ever(Exists) >= n })
+	if err != nil {
+		return nil, err
+	}
+	e.Logf("pods created by %s", Quartiles(tr.Firsts(Exists), start))
+	out := map[string]float64{"created": created.Sub(start).Seconds()}
+	ready, err := tr.Wait(ctx, "all Ready", func(v View[*corev1.Pod]) bool { return v.Count("ready") >= n })
+	if err != nil {
+		return out, err
+	}
+	out["ready"] = ready.Sub(start).Seconds()
+	return out, nil
 }

@@ -119,29 +119,47 @@ func containerImage(pod *v1.Pod, name string) string {
 // serveExec serves /exec/{namespace}/{pod}[/{uid}]/{container}: what
 // `kubectl exec` reaches through the apiserver's pods/exec.
 func (a *agent) serveExec(w http.ResponseWriter, r *http.Request) {
-	opts, err := remotecommand.NewOptions(r)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
 	cmd := r.URL.Query()["command"]
 	if len(cmd) == 0 {
 		http.Error(w, "you must specify a command", http.StatusBadRequest)
 		return
 	}
+	t, ok := a.streamTarget(w, r)
+	if !ok {
+		return
+	}
+	remotecommand.ServeExec(w, r, t.exec, t.pod.Name, string(t.pod.UID), t.container, cmd, t.opts,
+		streamIdleTimeout, streamCreationTimeout, remotecommand.SupportedStreamingProtocols)
+}
+
+// streamTarget is what exec and attach read from a request: the stream
+// options, the pod, the container and its running instance. It answers the
+// request with the error and returns false when one of them is missing.
+func (a *agent) streamTarget(w http.ResponseWriter, r *http.Request) (target streamTarget, ok bool) {
+	opts, err := remotecommand.NewOptions(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return target, false
+	}
 	pod, rec, err := a.streamPod(r)
 	if err != nil {
 		writeRequestError(w, err)
-		return
+		return target, false
 	}
 	container := r.PathValue("container")
 	inst, rt, err := a.runningInstance(pod, rec, container)
 	if err != nil {
 		writeRequestError(w, err)
-		return
+		return target, false
 	}
-	remotecommand.ServeExec(w, r, containerExec{rt: rt, inst: inst}, pod.Name, string(pod.UID), container, cmd, opts,
-		streamIdleTimeout, streamCreationTimeout, remotecommand.SupportedStreamingProtocols)
+	return streamTarget{opts: opts, pod: pod, container: container, exec: containerExec{rt: rt, inst: inst}}, true
+}
+
+type streamTarget struct {
+	opts      *remotecommand.Options
+	pod       *v1.Pod
+	container string
+	exec      containerExec
 }
 
 // containerExec runs a command in one instance through its runtime's
@@ -234,23 +252,11 @@ func translateResize(ctx context.Context, in <-chan remotecommand.TerminalSize) 
 // serveAttach serves /attach/{namespace}/{pod}[/{uid}]/{container}: what
 // `kubectl attach` and `kubectl run -it` reach through pods/attach.
 func (a *agent) serveAttach(w http.ResponseWriter, r *http.Request) {
-	opts, err := remotecommand.NewOptions(r)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	t, ok := a.streamTarget(w, r)
+	if !ok {
 		return
 	}
-	pod, rec, err := a.streamPod(r)
-	if err != nil {
-		writeRequestError(w, err)
-		return
-	}
-	container := r.PathValue("container")
-	inst, rt, err := a.runningInstance(pod, rec, container)
-	if err != nil {
-		writeRequestError(w, err)
-		return
-	}
-	remotecommand.ServeAttach(w, r, containerExec{rt: rt, inst: inst}, pod.Name, string(pod.UID), container, opts,
+	remotecommand.ServeAttach(w, r, t.exec, t.pod.Name, string(t.pod.UID), t.container, t.opts,
 		streamIdleTimeout, streamCreationTimeout, remotecommand.SupportedStreamingProtocols)
 }
 

@@ -249,3 +249,29 @@ func Argv(command, args []string, img ImageConfig) []string {
 	}
 	return append(argv, img.Cmd...)
 }
+
+// Stoppable is an instance Stop can end: it takes signals and says when it
+// has ended.
+type Stoppable interface {
+	Signal(sig syscall.Signal) error
+	Done() <-chan struct{}
+}
+
+// Stop sends SIGTERM to every instance, waits up to grace for them to end,
+// and sends SIGKILL to what is left: a runtime's Shutdown.
+func Stop[I Stoppable](insts []I, grace time.Duration) {
+	for _, i := range insts {
+		_ = i.Signal(syscall.SIGTERM)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	for _, i := range insts {
+		select {
+		case <-i.Done():
+		case <-ctx.Done():
+		}
+	}
+	for _, i := range insts {
+		_ = i.Signal(syscall.SIGKILL)
+	}
+}

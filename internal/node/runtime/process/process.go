@@ -532,20 +532,7 @@ func (r *Runtime) Shutdown(grace time.Duration) {
 		insts = append(insts, i)
 	}
 	r.mu.Unlock()
-	for _, i := range insts {
-		_ = i.Signal(syscall.SIGTERM)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	for _, i := range insts {
-		select {
-		case <-i.done:
-		case <-ctx.Done():
-		}
-	}
-	for _, i := range insts {
-		_ = i.Signal(syscall.SIGKILL)
-	}
+	runtime.Stop(insts, grace)
 	r.wg.Wait()
 	if r.containers != nil {
 		r.containers.Shutdown(grace)

@@ -905,20 +905,7 @@ func (m *Manager) Shutdown(grace time.Duration) {
 		insts = append(insts, i)
 	}
 	m.mu.Unlock()
-	for _, i := range insts {
-		_ = i.Signal(syscall.SIGTERM)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	for _, i := range insts {
-		select {
-		case <-i.done:
-		case <-ctx.Done():
-		}
-	}
-	for _, i := range insts {
-		_ = i.Signal(syscall.SIGKILL)
-	}
+	runtime.Stop(insts, grace)
 	m.wg.Wait()
 	m.removeParentCgroup()
 }
