@@ -48,9 +48,12 @@ spec:
   - name: data
     persistentVolumeClaim: {claimName: data}
 `, "apply", "-f", "-")
+	// Stdout only: the race binary's kubectl logs "Data race detection
+	// enabled" on stderr.
+	k := kubectls(t, c)[0]
 	waitFor(t, ctx, "writer Running", func() (bool, string) {
-		out, err := c.Kubectl(ctx, "", "get", "pod", "writer", "-o", "jsonpath={.status.phase}")
-		return err == nil && out == "Running", out
+		out, errOut, code := k.run(ctx, "", "get", "pod", "writer", "-o", "jsonpath={.status.phase}")
+		return code == 0 && out == "Running", out + errOut
 	})
 	if _, err := c.Stop(); err != nil {
 		t.Fatal(err)
