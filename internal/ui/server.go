@@ -218,13 +218,15 @@ func (s *Server) getView(w http.ResponseWriter, r *http.Request) {
 
 // Stream pacing: a burst of watch events is drawn once, at most every
 // minPush; a view that depends on the clock (the CronJob timeline) is
-// redrawn every tick; a comment every keepAlive keeps proxies from
-// closing an idle stream.
+// redrawn every tick; a comment every keepAlive keeps an idle stream from
+// being closed: by proxies, and by Firefox, which after a change in the
+// machine's network (a pod's interface coming or going) closes every
+// connection that sees no traffic for 5 s.
 const (
 	coalesce  = 15 * time.Millisecond
 	minPush   = 100 * time.Millisecond
 	tick      = 5 * time.Second
-	keepAlive = 20 * time.Second
+	keepAlive = 2 * time.Second
 )
 
 // stream sends the view's model as a server-sent event at once and again

@@ -1,12 +1,11 @@
-// Package browser tests `quartet ui` in headless Chromium: a cluster started
-// through the binary, the chapter's manifests applied, each view checked
-// against what the cluster holds, screenshots kept, and the issue's targets
-// measured and printed.
+// Package browser tests `quartet ui` in headless Chromium and Firefox: a
+// cluster started through the binary, the chapter's manifests applied, each
+// view checked against what the cluster holds, screenshots kept, and the
+// issue's targets measured and printed.
 package browser
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -20,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
-
 	"quartet.dev/quartet/test/cluster"
 )
 
@@ -30,46 +27,42 @@ var (
 	updateDocs = flag.Bool("update-docs", false, "also copy the screenshots into docs/images/ui for docs/ui.md")
 )
 
-// chromium is the browser the test drives: $CHROMIUM, else Debian's.
-func chromium(t *testing.T) string {
-	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if p == "" {
-			continue
-		}
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("no chromium: .ci/run installs Debian's chromium")
-	}
-	t.Skip("no chromium (apt-get install chromium)")
-	return ""
-}
-
 var loginURL = regexp.MustCompile(`web UI\s+(http://127\.0\.0\.1:\d+)/login\?token=(\S+)`)
+
+// driver is one browser under test: Chromium through chromedp
+// (chromium_test.go) or Firefox through Marionette (firefox_test.go).
+type driver interface {
+	// navigate opens url and waits for its load.
+	navigate(url string) error
+	// eval runs a JavaScript expression in the page, awaits its promise,
+	// and decodes the result as JSON into out.
+	eval(js string, out any) error
+	// screenshot returns a PNG of the whole page.
+	screenshot() ([]byte, error)
+	// click clicks the first element matching a CSS selector.
+	click(css string) error
+	// typeInto focuses the first element matching a CSS selector and
+	// types text as key presses; "\r" is Enter.
+	typeInto(css, text string) error
+	// pressEscape presses Esc in whatever element has the focus.
+	pressEscape() error
+}
 
 type ui struct {
 	t       *testing.T
 	c       *cluster.Cluster
 	base    string
-	ctx     context.Context
+	drv     driver
+	browser string // "Chromium" or "Firefox"
 	shotDir string
+	prefix  string // of the screenshots' names
 }
 
 // eval runs JavaScript in the page and awaits its promise.
 func (u *ui) eval(js string, out any) {
 	u.t.Helper()
-	v, err := chromedp.Run(u.ctx, chromedp.Evaluate[any](js, chromedp.EvalAwaitPromise))
-	if err != nil {
-		u.t.Fatalf("evaluating %s: %v", js, err)
-	}
-	b, err := json.Marshal(v)
-	if err == nil {
-		err = json.Unmarshal(b, out)
-	}
-	if err != nil {
-		u.t.Fatalf("evaluating %s: %v", js, err)
+	if err := u.drv.eval(js, out); err != nil {
+		u.t.Fatalf("%s: evaluating %s: %v", u.browser, js, err)
 	}
 }
 
@@ -87,7 +80,7 @@ func (u *ui) waitJS(what, cond string, d time.Duration) {
 			var text string
 			u.eval("document.querySelector('main').innerText.slice(0, 3000)", &text)
 			u.shot("failed-" + strings.ReplaceAll(what, " ", "-"))
-			u.t.Fatalf("timed out after %s waiting for %s (%s); the page shows:\n%s", d, what, cond, text)
+			u.t.Fatalf("%s: timed out after %s waiting for %s (%s); the page shows:\n%s", u.browser, d, what, cond, text)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -100,24 +93,52 @@ func (u *ui) texts(selector string) []string {
 	return out
 }
 
-func (u *ui) open(hash string) {
+func (u *ui) navigate(url string) {
 	u.t.Helper()
-	if err := chromedp.Do(u.ctx, chromedp.Navigate(u.base+"/"+hash)); err != nil {
-		u.t.Fatal(err)
+	if err := u.drv.navigate(url); err != nil {
+		u.t.Fatalf("%s: opening %s: %v", u.browser, url, err)
+	}
+}
+
+func (u *ui) open(hash string) { u.t.Helper(); u.navigate(u.base + "/" + hash) }
+
+func (u *ui) click(css string) {
+	u.t.Helper()
+	if err := u.drv.click(css); err != nil {
+		u.t.Fatalf("%s: clicking %s: %v", u.browser, css, err)
+	}
+}
+
+func (u *ui) typeInto(css, text string) {
+	u.t.Helper()
+	if err := u.drv.typeInto(css, text); err != nil {
+		u.t.Fatalf("%s: typing %q into %s: %v", u.browser, text, css, err)
+	}
+}
+
+func (u *ui) pressEscape() {
+	u.t.Helper()
+	if err := u.drv.pressEscape(); err != nil {
+		u.t.Fatalf("%s: pressing Esc: %v", u.browser, err)
 	}
 }
 
 func (u *ui) shot(name string) {
-	png, err := chromedp.Run(u.ctx, chromedp.FullScreenshot(100))
+	png, err := u.drv.screenshot()
 	if err != nil {
-		u.t.Errorf("screenshot %s: %v", name, err)
+		u.t.Errorf("%s: screenshot %s: %v", u.browser, name, err)
 		return
 	}
-	p := filepath.Join(u.shotDir, name+".png")
+	p := filepath.Join(u.shotDir, u.prefix+name+".png")
 	if err := os.WriteFile(p, png, 0o644); err != nil {
 		u.t.Error(err)
 	}
 	u.t.Logf("screenshot %s", p)
+}
+
+// report prints a measured figure of this browser beside its target.
+func (u *ui) report(what string, v float64, unit string, target float64) {
+	report(u.browser+": "+what, v, unit, target)
 }
 
 func (u *ui) kubectl(stdin string, args ...string) string {
@@ -143,8 +164,11 @@ func example(t *testing.T, name string) string {
 	return string(b)
 }
 
-func TestUI(t *testing.T) {
-	exe := chromium(t)
+// startUI starts a cluster through the binary, checks that the UI refuses
+// requests without its session, applies the chapter's manifests at once
+// (the views fill in as the controllers work), and returns the UI, still
+// without a browser, and its one-time login token.
+func startUI(t *testing.T, browser, prefix string) (*ui, string) {
 	root, err := cluster.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -180,70 +204,72 @@ func TestUI(t *testing.T) {
 	refused(t, base+"/api/stream/statefulsets", http.StatusUnauthorized)
 	refused(t, base+"/login?token=not-the-token", http.StatusForbidden)
 
-	// Apply the chapter's manifests at once; the views fill in as the
-	// controllers work.
-	u := &ui{t: t, c: c, base: base, shotDir: shotDir}
+	u := &ui{t: t, c: c, base: base, browser: browser, shotDir: shotDir, prefix: prefix}
 	u.kubectl(example(t, "web-headless.yaml")+"\n---\n"+example(t, "web-statefulset.yaml"), "apply", "-f", "-")
 	u.kubectl("", "create", "namespace", "monitoring")
 	u.kubectl(example(t, "node-exporter-daemonset.yaml"), "apply", "-f", "-")
 	u.kubectl(example(t, "db-migration-job-failing.yaml"), "apply", "-f", "-")
 	u.kubectl(example(t, "db-backup-cronjob.yaml"), "apply", "-f", "-")
+	return u, token
+}
 
-	userDir := t.TempDir()
-	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
-		chromedp.ExecPath(exe), chromedp.UserDataDir(userDir), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-sync", true),
-		chromedp.WindowSize(1400, 900))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(bctx, 15*time.Minute)
-	defer cancel()
-	u.ctx = ctx
-
-	// First view: from opening the login URL to the cluster view drawn
-	// with the cluster's nodes.
-	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/login?token="+token+"#/cluster")); err != nil {
-		t.Fatal(err)
-	}
-	var firstView float64
-	u.eval(firstViewJS, &firstView)
-	t.Logf("first view drawn %.0f ms after opening the login URL (target < 1000 ms)", firstView)
-	report("first view (login URL to cluster view drawn, cold browser)", firstView, "ms", 1000)
-	// And a page opened again with the session: median of three.
+// firstView logs in with the token and measures the first view: from
+// opening the login URL to the cluster view drawn with the cluster's
+// nodes, then the same for a page opened again with the session.
+func firstView(u *ui, token string) {
+	t := u.t
+	u.navigate(u.base + "/login?token=" + token + "#/cluster")
+	var first float64
+	u.eval(firstViewJS, &first)
+	t.Logf("%s: first view drawn %.0f ms after opening the login URL (target < 1000 ms)", u.browser, first)
+	u.report("first view (login URL to cluster view drawn, cold browser)", first, "ms", 1000)
 	var again []float64
 	for range 3 {
-		if err := chromedp.Do(ctx, chromedp.Navigate(base+"/?reload#/cluster")); err != nil {
-			t.Fatal(err)
-		}
+		u.navigate(u.base + "/?reload#/cluster")
 		var ms float64
 		u.eval(firstViewJS, &ms)
 		again = append(again, ms)
-		if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-			t.Fatal(err)
-		}
+		u.navigate("about:blank")
 	}
-	t.Logf("first view of a page opened again: %v ms", again)
-	report("first view (page opened again with the session, median of 3)", median(again), "ms", 1000)
+	t.Logf("%s: first view of a page opened again: %v ms", u.browser, again)
+	u.report("first view (page opened again with the session, median of 3)", median(again), "ms", 1000)
 	// The token works once.
-	refused(t, base+"/login?token="+token, http.StatusForbidden)
+	refused(t, u.base+"/login?token="+token, http.StatusForbidden)
+}
 
+// chapterViews checks each view against what the cluster holds after the
+// chapter's manifests: the checks shared by every browser.
+func chapterViews(t *testing.T, u *ui) {
 	t.Run("StatefulSet", func(t *testing.T) { u.t = t; statefulSetView(u) })
 	t.Run("DaemonSet", func(t *testing.T) { u.t = t; daemonSetView(u) })
 	t.Run("Job", func(t *testing.T) { u.t = t; jobView(u) })
 	t.Run("CronJob", func(t *testing.T) { u.t = t; cronJobView(u) })
 	t.Run("Cluster", func(t *testing.T) { u.t = t; clusterView(u) })
+	u.t = t
+}
+
+func TestUI(t *testing.T) {
+	exe := chromium(t)
+	u, token := startUI(t, "Chromium", "")
+	d, stop := startChromium(t, exe)
+	defer stop()
+	u.drv = d
+
+	firstView(u, token)
+	chapterViews(t, u)
 	t.Run("ThousandPods", func(t *testing.T) { u.t = t; thousandPods(u) })
 
 	if *updateDocs && !t.Failed() {
+		root, err := cluster.RepoRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
 		dst := filepath.Join(root, "docs", "images", "ui")
 		if err := os.MkdirAll(dst, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		for _, n := range []string{"statefulset", "daemonset", "job", "cronjob", "yaml-explain", "cluster", "thousand-pods"} {
-			b, err := os.ReadFile(filepath.Join(shotDir, n+".png"))
+			b, err := os.ReadFile(filepath.Join(u.shotDir, n+".png"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chromedp/chromedp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -89,8 +88,8 @@ func statefulSetView(u *ui) {
 			func() { u.kubectl("", "scale", "statefulset", "web", fmt.Sprintf("--replicas=%d", n)) })
 		lat = append(lat, l)
 	}
-	u.t.Logf("StatefulSet scale visible after the watch event: %v ms", lat)
-	report("change visible after the watch event (StatefulSet scale, max of 5)", slices.Max(lat), "ms", 300)
+	u.t.Logf("%s: StatefulSet scale visible after the watch event: %v ms", u.browser, lat)
+	u.report("change visible after the watch event (StatefulSet scale, max of 5)", slices.Max(lat), "ms", 300)
 
 	// Scale down to one: the claims of ordinals 1.. are kept and shown.
 	u.kubectl("", "scale", "statefulset", "web", "--replicas=1")
@@ -117,10 +116,6 @@ func replicasOf(o runtime.Object) int32 {
 		return *s.Spec.Replicas
 	}
 	return -1
-}
-
-func chromedpSendKeys(u *ui, sel, text string) error {
-	return chromedp.Do(u.ctx, chromedp.Focus(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), text))
 }
 
 func daemonSetView(u *ui) {
@@ -181,24 +176,28 @@ func cronJobView(u *ui) {
 	u.shot("cronjob")
 
 	// The CronJob's name opens its YAML and quartet explain's reading.
-	if err := chromedp.Do(u.ctx, chromedp.Click(chromedp.CSS("[data-testid=selected-name]"))); err != nil {
-		u.t.Fatal(err)
-	}
-	u.waitJS("the YAML and explain panel", `document.querySelector('[data-testid=yaml]')?.textContent.includes('kind: CronJob') &&
-	  document.querySelector('[data-testid=explain]')?.textContent.includes('CronJob')`, 30*time.Second)
+	u.click("[data-testid=selected-name]")
+	const panel = `document.querySelector('[data-testid=yaml]')?.textContent.includes('kind: CronJob') &&
+	  document.querySelector('[data-testid=explain]')?.textContent.includes('CronJob')`
+	u.waitJS("the YAML and explain panel", panel, 30*time.Second)
 	u.shot("yaml-explain")
-	if err := chromedp.Do(u.ctx, chromedp.KeyEvent("\x1b")); err != nil { // Esc closes it
-		u.t.Fatal(err)
-	}
+	u.pressEscape() // Esc closes it
 	u.waitJS("the panel closed", `!document.querySelector('[data-testid=yaml]')`, 10*time.Second)
+
+	// The same with the keyboard: Enter on the name opens the panel with
+	// the focus on its Close button; Esc gives the focus back to the name.
+	u.typeInto("[data-testid=selected-name]", "\r")
+	u.waitJS("the panel opened with Enter", panel, 30*time.Second)
+	u.waitJS("the focus on the panel's Close button", `document.activeElement?.textContent === 'Close (Esc)'`, 10*time.Second)
+	u.pressEscape()
+	u.waitJS("the panel closed, the focus back on the name", `!document.querySelector('[data-testid=yaml]') &&
+	  document.activeElement?.dataset.testid === 'selected-name'`, 10*time.Second)
 }
 
 func clusterView(u *ui) {
 	u.open("#/cluster")
 	u.waitJS("nodes and pods", `document.querySelectorAll('[data-testid=node-chip]').length === 5 && document.querySelectorAll('[data-testid=cluster-pod]').length > 0`, time.Minute)
-	if err := chromedpSendKeys(u, "[data-testid=event-filter]", "BackoffLimitExceeded"); err != nil {
-		u.t.Fatal(err)
-	}
+	u.typeInto("[data-testid=event-filter]", "BackoffLimitExceeded")
 	u.waitJS("filtered events", `(() => { const ev = [...document.querySelectorAll('[data-testid=event]')];
 	  return ev.length > 0 && ev.every(e => e.textContent.includes('BackoffLimitExceeded')); })()`, 30*time.Second)
 	u.shot("cluster")
@@ -277,7 +276,7 @@ func thousandPods(u *ui) {
 		return fmt.Sprint(l)
 	}())
 	u.t.Logf("main-thread tasks over 50 ms while 1,000 pods arrived: %d, longest %.0f ms", count, longest)
-	report("longest main-thread task while 1,000 pods arrive", longest, "ms", 200)
+	u.report("longest main-thread task while 1,000 pods arrive", longest, "ms", 200)
 
 	// Scroll the whole pod list, one step a frame, and time the frames.
 	var frames []float64
@@ -288,7 +287,7 @@ func thousandPods(u *ui) {
 	slices.Sort(frames)
 	p95 := frames[len(frames)*95/100]
 	u.t.Logf("scrolled %d frames through the pod list: median %.1f ms, p95 %.1f ms, max %.1f ms", len(frames), median(frames), p95, frames[len(frames)-1])
-	report("frame time scrolling 1,000 pods, p95", p95, "ms", 50)
+	u.report("frame time scrolling 1,000 pods, p95", p95, "ms", 50)
 	u.eval(`(() => { document.querySelector('[data-testid=cluster-pods]').scrollTop = 0; return true; })()`, &ok)
 	u.shot("thousand-pods")
 
@@ -312,5 +311,5 @@ func thousandPods(u *ui) {
 		lat = append(lat, l)
 	}
 	u.t.Logf("pod count change visible after the watch event with 1,000 pods: %v ms", lat)
-	report("change visible after the watch event (1,000 pods on the page, max of 4)", slices.Max(lat), "ms", 300)
+	u.report("change visible after the watch event (1,000 pods on the page, max of 4)", slices.Max(lat), "ms", 300)
 }
