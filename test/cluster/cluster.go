@@ -94,6 +94,9 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// Bin is the quartet binary to run; empty means Binary().
 	Bin string
+	// Credential, when set, runs `quartet up` as that user (the binary and
+	// the data dir must be reachable by it).
+	Credential *syscall.Credential
 }
 
 // Cluster is one running `quartet up`.
@@ -161,7 +164,7 @@ func (c *Cluster) launch() error {
 	bin := c.Bin
 	args := append([]string{"up", "--data-dir", c.DataDir, "--api-port", strconv.Itoa(c.APIPort)}, opts.Args...)
 	c.cmd = exec.Command(bin, args...)
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: opts.Credential}
 	c.cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig)
 	pr, pw := io.Pipe()
 	c.cmd.Stdout, c.cmd.Stderr = pw, pw
