@@ -9,20 +9,27 @@ COMPONENT := k8s.io/component-base/version
 LDFLAGS   := -X $(COMPONENT).gitVersion=$(K8S) -X $(COMPONENT).gitMajor=1 -X $(COMPONENT).gitMinor=37 \
              -X $(COMPONENT).gitTreeState=clean -X $(COMPONENT).buildDate=2026-11-01T00:00:00Z
 
-.PHONY: help build run test race chaos conformance bench bench-quick verify lint print-ldflags web web-check
+.PHONY: help build image run test race chaos conformance bench bench-quick verify lint print-ldflags web web-check
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 build: ## build bin/quartet
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/quartet
 
+# The container image of quartet, for `quartet controllers` in a cluster
+# (deploy/, deploy/chart): built from bin/quartet without a container daemon.
+IMAGE ?= quartet:v0.1.0-dev
+
+image: build ## the container image of quartet: bin/quartet-image.tar (docker save format; IMAGE=name:tag, default quartet:v0.1.0-dev)
+	$(GO) run ./deploy/image -binary $(BIN) -tag $(IMAGE) -o bin/quartet-image.tar
+
 run: build ## build and run `quartet up` on its defaults (~/.quartet, port 6443, 3 nodes)
 	./$(BIN) up
 
 # -p 1: one package at a time, so the end-to-end tests' clusters do not load
 # the machine while the scenario suite's timing-sensitive runs are going.
-test: build ## unit, integration, end-to-end and scenario tests (builds bin/quartet first)
-	QUARTET_BIN=$(abspath $(BIN)) $(GO) test -p 1 -timeout 40m -parallel 64 ./...
+test: build bin/helm ## unit, integration, end-to-end and scenario tests (builds bin/quartet first)
+	QUARTET_BIN=$(abspath $(BIN)) HELM=$(abspath bin/helm) $(GO) test -p 1 -timeout 40m -parallel 64 ./...
 
 # The race detector watches a whole start of `quartet up` (storage, DNS, nodes,
 # a claim, a restart, a stop): any data race in quartet or in the libraries it
@@ -63,6 +70,11 @@ lint: bin/golangci-lint ## golangci-lint, pinned in tools/go.mod
 
 bin/golangci-lint: tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o ../bin/golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
+# helm, for the chart's test (test/e2e TestChart): a module of its own so
+# that its dependencies do not move golangci-lint's.
+bin/helm: tools/helm/go.mod tools/helm/go.sum
+	cd tools/helm && $(GO) build -o ../../bin/helm helm.sh/helm/v4/cmd/helm
 
 # The web UI's front end (web/) is built into internal/ui/dist, which is
 # committed and embedded in the binary: building quartet needs only Go.

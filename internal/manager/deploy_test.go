@@ -62,3 +62,42 @@ func TestDeployRules(t *testing.T) {
 }
 
 func bufioReader(b []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(b)) }
+
+// chartFiles are the Helm chart's copies of the same rules (deploy/chart/files),
+// which its templates turn into roles.
+func chartFiles() map[string]any {
+	rules := map[string][]rbacv1.PolicyRule{}
+	for _, n := range Names() {
+		rules[n] = ControllerRules(n)
+	}
+	return map[string]any{
+		"files/rules.yaml":           rules,
+		"files/namespace-rules.yaml": map[string][]rbacv1.PolicyRule{"election": ElectionRules(), "probe": ProbeRules()},
+	}
+}
+
+// TestChartRulesFiles checks the chart's rule files against the same rules;
+// UPDATE_DEPLOY=1 rewrites them. (test/e2e TestChart renders the chart and
+// checks its roles against deploy/'s.)
+func TestChartRulesFiles(t *testing.T) {
+	for name, content := range chartFiles() {
+		want, err := yaml.Marshal(content)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append([]byte("# Generated from internal/manager/access.go: UPDATE_DEPLOY=1 go test ./internal/manager -run TestChartRulesFiles\n"), want...)
+		path := filepath.Join(deployDir, "chart", name)
+		if os.Getenv("UPDATE_DEPLOY") != "" {
+			if err := os.WriteFile(path, want, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(string(want), string(got)); diff != "" {
+			t.Errorf("%s differs from internal/manager's rules (UPDATE_DEPLOY=1 rewrites it) (-want +got):\n%s", path, diff)
+		}
+	}
+}

@@ -54,6 +54,9 @@ func Start(ctx context.Context, cfg Config) (*Running, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s controller: %w", spec.Name, err)
 		}
+		if register := controllerMetrics[spec.Name]; register != nil {
+			register()
+		}
 		runs = append(runs, func() { ctrl.Run(ctx, spec.Workers) })
 		r.Names = append(r.Names, spec.Name)
 	}

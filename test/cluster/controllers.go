@@ -71,15 +71,22 @@ func (c *Cluster) InstallControllerAccess(ctx context.Context, files ...string) 
 	if out, err := c.Kubectl(ctx, strings.Join(docs, "\n---\n"), "apply", "-f", "-"); err != nil {
 		return "", fmt.Errorf("applying deploy/: %w\n%s", err, out)
 	}
+	return c.ServiceAccountKubeconfig(ctx, ControllersNamespace, ControllersAccount)
+}
+
+// ServiceAccountKubeconfig writes a kubeconfig (in the data dir) that
+// reaches the cluster with a token of the service account namespace/name,
+// as a pod of that account would.
+func (c *Cluster) ServiceAccountKubeconfig(ctx context.Context, namespace, name string) (kubeconfig string, err error) {
 	client, err := c.Client()
 	if err != nil {
 		return "", err
 	}
-	tr, err := client.CoreV1().ServiceAccounts(ControllersNamespace).CreateToken(ctx, ControllersAccount, &authenticationv1.TokenRequest{
+	tr, err := client.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](24 * 3600)},
 	}, metav1.CreateOptions{})
 	if err != nil {
-		return "", fmt.Errorf("token for %s: %w", ControllersAccount, err)
+		return "", fmt.Errorf("token for %s/%s: %w", namespace, name, err)
 	}
 	admin, err := clientcmd.LoadFromFile(c.Kubeconfig)
 	if err != nil {
@@ -93,7 +100,7 @@ func (c *Cluster) InstallControllerAccess(ctx context.Context, files ...string) 
 		cfg.CurrentContext = "controllers"
 		break
 	}
-	kubeconfig = filepath.Join(c.DataDir, "controllers.kubeconfig")
+	kubeconfig = filepath.Join(c.DataDir, namespace+"-"+name+".kubeconfig")
 	return kubeconfig, clientcmd.WriteToFile(*cfg, kubeconfig)
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -279,53 +280,16 @@ func checkHealthAndMetrics(t *testing.T, ctx context.Context, c *cluster.Cluster
 			})
 		}
 	}
-	token := func(account string) string {
-		_, _ = client.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: account}}, metav1.CreateOptions{})
-		tr, err := client.CoreV1().ServiceAccounts("default").CreateToken(ctx, account, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tr.Status.Token
-	}
-	if _, err := client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "scraper"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "quartet-controllers:metrics-reader"},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "scraper", Namespace: "default"}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	httpc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // self-signed
-	get := func(tok string) (*http.Response, error) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+lead.MetricsAddr+"/metrics", nil)
-		if tok != "" {
-			req.Header.Set("Authorization", "Bearer "+tok)
-		}
-		return httpc.Do(req)
-	}
-	for tok, want := range map[string]int{"": http.StatusUnauthorized, token("nobody"): http.StatusForbidden} {
-		resp, err := get(tok)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("/metrics answered %s, want %d", resp.Status, want)
+	for tok, want := range map[string]int{"": http.StatusUnauthorized, accountToken(t, ctx, client, "nobody"): http.StatusForbidden} {
+		if _, err := metricFamilies(ctx, lead.MetricsAddr, tok); err == nil || !strings.Contains(err.Error(), itoa(want)) {
+			t.Errorf("/metrics answered %v, want %d", err, want)
 		}
 	}
-	scraper := token("scraper")
+	scraper := bindScraper(t, ctx, client)
 	waitFor(t, ctx, "/metrics with the job queue's metrics", func() (bool, string) {
-		resp, err := get(scraper)
+		families, err := metricFamilies(ctx, lead.MetricsAddr, scraper)
 		if err != nil {
 			return false, err.Error()
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return false, resp.Status
-		}
-		parser := expfmt.NewTextParser(model.UTF8Validation)
-		families, err := parser.TextToMetricFamilies(resp.Body)
-		if err != nil {
-			return false, "parsing: " + err.Error()
 		}
 		var missing []string
 		for _, name := range []string{"workqueue_depth", "workqueue_adds_total", "workqueue_queue_duration_seconds",
@@ -468,4 +432,58 @@ current-context: c
 			}
 		})
 	}
+}
+
+// accountToken is a token of a service account of namespace default
+// (created if need be).
+func accountToken(t *testing.T, ctx context.Context, client kubernetes.Interface, account string) string {
+	t.Helper()
+	_, _ = client.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: account}}, metav1.CreateOptions{})
+	tr, err := client.CoreV1().ServiceAccounts("default").CreateToken(ctx, account, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr.Status.Token
+}
+
+// bindScraper binds quartet-controllers:metrics-reader (deploy/'s and the
+// chart's) to a service account "scraper" and returns its token.
+func bindScraper(t *testing.T, ctx context.Context, client kubernetes.Interface) string {
+	t.Helper()
+	if _, err := client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "scraper"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "quartet-controllers:metrics-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "scraper", Namespace: "default"}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return accountToken(t, ctx, client, "scraper")
+}
+
+// metricFamilies scrapes `quartet controllers`' /metrics at addr with a
+// bearer token and parses it with Prometheus's expfmt; an answer other than
+// 200 is an error naming its status.
+func metricFamilies(ctx context.Context, addr, token string) (map[string]*dto.MetricFamily, error) {
+	httpc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // self-signed
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := httpc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/metrics: %s", resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("parsing /metrics: %w", err)
+	}
+	return families, nil
 }

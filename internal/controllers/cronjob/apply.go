@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -56,7 +57,7 @@ func (a *applier) apply(ctx context.Context, cj *batchv1.CronJob, d Decision) er
 		status.Active = withoutUID(status.Active, ref.UID)
 	}
 	if create != nil {
-		ref, err := a.createJob(ctx, cj, create)
+		ref, err := a.createJob(ctx, cj, create, d.ScheduledTime)
 		if err != nil {
 			errs = append(errs, err)
 		} else if ref != nil && !hasUID(status.Active, ref.UID) {
@@ -106,11 +107,12 @@ func (a *applier) deleteJob(ctx context.Context, cj *batchv1.CronJob, namespace,
 
 // createJob creates job for cj and returns the reference status.active
 // should hold, or nil when status should not change.
-func (a *applier) createJob(ctx context.Context, cj *batchv1.CronJob, job *batchv1.Job) (*corev1.ObjectReference, error) {
+func (a *applier) createJob(ctx context.Context, cj *batchv1.CronJob, job *batchv1.Job, scheduled time.Time) (*corev1.ObjectReference, error) {
 	logger := klog.FromContext(ctx)
 	created, err := a.client.BatchV1().Jobs(job.Namespace).Create(ctx, job, metav1.CreateOptions{})
 	switch {
 	case err == nil:
+		creationSkew.Observe(created.CreationTimestamp.Sub(scheduled).Seconds())
 		logger.V(4).Info("Created job", "cronjob", klog.KObj(cj), "job", klog.KObj(created))
 		a.recorder.Eventf(cj, corev1.EventTypeNormal, reasonSuccessfulCreate, "Created job %v", created.Name)
 		ref := jobRef(created)

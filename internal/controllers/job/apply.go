@@ -219,6 +219,7 @@ func (a *applier) writeStatus(ctx context.Context, job *batch.Job, status batch.
 		return nil, err
 	}
 	a.writes.Wrote(job.UID, "jobs", written)
+	recordStatus(job, &job.Status, &written.Status)
 	return written, nil
 }
 

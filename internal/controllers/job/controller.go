@@ -224,8 +224,10 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 
 // reconcile is one sync of a Job that is this controller's to run: claim
 // its pods, decide, write pods, status and finalizers in that order.
-func (c *Controller) reconcile(ctx context.Context, job *batch.Job) (time.Duration, error) {
+func (c *Controller) reconcile(ctx context.Context, job *batch.Job) (_ time.Duration, err error) {
 	now := c.Clock.Now()
+	action := actionReconciling
+	defer func() { recordSync(job, now, c.Clock.Now(), action, err) }()
 	pods, err := c.claimPods(ctx, job)
 	if err != nil {
 		return 0, err
@@ -243,6 +245,7 @@ func (c *Controller) reconcile(ctx context.Context, job *batch.Job) (time.Durati
 		backoff:       c.memory.syncing(job.UID),
 		retry:         retry,
 	})
+	action = syncAction(d)
 	for _, e := range d.events {
 		c.Recorder.Event(job, e.kind, e.reason, e.message)
 	}
@@ -371,6 +374,7 @@ func (c *Controller) enqueueSelectorSweep(job *batch.Job) {
 // otherwise after the batch period, which gathers a Job's pod events into
 // one sync. A finished Job is not synced for its pods going away.
 func (c *Controller) podChanged(job *batch.Job, ev kit.ChildEvent[*v1.Pod]) {
+	recordTrackingFinalizer(ev.Old, ev.Cur, ev.Op == kit.Deleted)
 	going := ev.Op == kit.Deleted || (ev.Cur.DeletionTimestamp != nil && !ev.Released)
 	switch {
 	case going && IsFinished(job):

@@ -2,6 +2,7 @@ package ttlafterfinished
 
 import (
 	"context"
+	"time"
 
 	batch "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -14,6 +15,7 @@ import (
 // role allows get and delete on Jobs.
 type applier struct {
 	client kubernetes.Interface
+	now    func() time.Time
 }
 
 // fresh reads the Job from the apiserver, not the cache.
@@ -37,6 +39,11 @@ func (a *applier) apply(ctx context.Context, job *batch.Job, d decision) error {
 	})
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		return nil
+	}
+	if err == nil {
+		if ttl := job.Spec.TTLSecondsAfterFinished; ttl != nil {
+			deletionDuration.Observe(a.now().Sub(d.finishedAt.Add(time.Duration(*ttl) * time.Second)).Seconds())
+		}
 	}
 	return err
 }

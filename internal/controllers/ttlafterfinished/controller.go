@@ -29,7 +29,7 @@ func New(cfg kit.Config) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Controller{Base: base, apply: &applier{client: cfg.Client}}
+	c := &Controller{Base: base, apply: &applier{client: cfg.Client, now: base.Clock.Now}}
 	c.queue = kit.NewQueue(base, "ttl_jobs_to_delete", nil, c.sync)
 	informer := cfg.Informers.Batch().V1().Jobs()
 	if _, err := informer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{

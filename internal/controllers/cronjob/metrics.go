@@ -1,0 +1,29 @@
+package cronjob
+
+import (
+	"sync"
+
+	"k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/legacyregistry"
+)
+
+// creationSkew has the name and buckets of upstream's CronJob controller's
+// metric of the same meaning (cronjob_controller_job_creation_skew_duration_seconds),
+// so that dashboards made for upstream's keep working. It goes into the
+// process's registry once RegisterMetrics is called, which the process does
+// when it starts this controller (never beside upstream's, whose metric has
+// the same name).
+var (
+	creationSkew = metrics.NewHistogram(&metrics.HistogramOpts{
+		Subsystem: "cronjob_controller", Name: "job_creation_skew_duration_seconds",
+		Help:    "Time between when a cronjob is scheduled to be run, and when the corresponding job is created",
+		Buckets: metrics.ExponentialBuckets(1, 2, 10), StabilityLevel: metrics.STABLE,
+	})
+	registerMetrics sync.Once
+)
+
+// RegisterMetrics adds the CronJob controller's metrics to the process's
+// registry (once).
+func RegisterMetrics() {
+	registerMetrics.Do(func() { legacyregistry.MustRegister(creationSkew) })
+}

@@ -1,0 +1,149 @@
+package job
+
+import (
+	"sync"
+	"time"
+
+	batch "k8s.io/api/batch/v1"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/legacyregistry"
+)
+
+// The Job controller's metrics carry the names, labels and buckets of
+// upstream's (kube-controller-manager's job_controller_* family), so that
+// dashboards made for upstream's keep working. They go into the process's
+// registry (Kubernetes' legacy registry) once RegisterMetrics is called,
+// which the process does when it starts this controller: never in a
+// process that also runs upstream's Job controller, whose metrics have the
+// same names.
+const metricsSubsystem = "job_controller"
+
+// Label values, as upstream's.
+const (
+	actionReconciling = "reconciling"
+	actionTracking    = "tracking"
+	actionPodsCreated = "pods_created"
+	actionPodsDeleted = "pods_deleted"
+)
+
+var (
+	syncDuration = metrics.NewHistogramVec(&metrics.HistogramOpts{
+		Subsystem: metricsSubsystem, Name: "job_sync_duration_seconds",
+		Help:    "The time it took to sync a job",
+		Buckets: metrics.ExponentialBuckets(0.004, 2, 15), StabilityLevel: metrics.STABLE,
+	}, []string{"completion_mode", "result", "action"})
+	syncs = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem: metricsSubsystem, Name: "job_syncs_total",
+		Help: "The number of job syncs", StabilityLevel: metrics.STABLE,
+	}, []string{"completion_mode", "result", "action"})
+	jobsFinished = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem: metricsSubsystem, Name: "jobs_finished_total",
+		Help: "The number of finished jobs", StabilityLevel: metrics.STABLE,
+	}, []string{"completion_mode", "result", "reason"})
+	podsFinished = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem: metricsSubsystem, Name: "job_pods_finished_total",
+		Help: "The number of finished Pods that are fully tracked", StabilityLevel: metrics.STABLE,
+	}, []string{"completion_mode", "result"})
+	trackingFinalizers = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem: metricsSubsystem, Name: "terminated_pods_tracking_finalizer_total",
+		Help: "The number of terminated pods (phase=Failed|Succeeded) that have the finalizer batch.kubernetes.io/job-tracking; " +
+			`the event label is "add" (a pod became one) or "delete" (it no longer is: finalizer removed, or pod gone)`,
+		StabilityLevel: metrics.BETA,
+	}, []string{"event"})
+
+	registerMetrics sync.Once
+)
+
+// RegisterMetrics adds the Job controller's metrics to the process's
+// registry (once).
+func RegisterMetrics() {
+	registerMetrics.Do(func() {
+		legacyregistry.MustRegister(syncDuration, syncs, jobsFinished, podsFinished, trackingFinalizers)
+	})
+}
+
+// completionModeLabel is the completion_mode label of a Job.
+func completionModeLabel(job *batch.Job) string {
+	if isIndexed(job) {
+		return string(batch.IndexedCompletion)
+	}
+	return string(batch.NonIndexedCompletion)
+}
+
+// recordSync counts one sync of a Job that ran (past the checks that skip
+// it), with what it did.
+func recordSync(job *batch.Job, started time.Time, now time.Time, action string, err error) {
+	result := "success"
+	if err != nil {
+		result = "error"
+	}
+	mode := completionModeLabel(job)
+	syncDuration.WithLabelValues(mode, result, action).Observe(now.Sub(started).Seconds())
+	syncs.WithLabelValues(mode, result, action).Inc()
+}
+
+// syncAction is the action label of a sync's decision: pods created, pods
+// deleted, only finished pods counted, or the Job ended.
+func syncAction(d *decision) string {
+	switch {
+	case len(d.creates) > 0:
+		return actionPodsCreated
+	case len(d.deletes) > 0:
+		return actionPodsDeleted
+	case d.finishing != nil:
+		return actionReconciling
+	}
+	return actionTracking
+}
+
+// recordStatus counts what a status write moved: pods newly counted as
+// succeeded (for an Indexed Job, completed indexes) or failed, and the Job
+// finishing.
+func recordStatus(job *batch.Job, before, after *batch.JobStatus) {
+	mode := completionModeLabel(job)
+	succeeded := int(after.Succeeded) - int(before.Succeeded)
+	if isIndexed(job) {
+		n := completionsOf(job)
+		now, _ := parseIndexSet(after.CompletedIndexes, n)
+		was, _ := parseIndexSet(before.CompletedIndexes, n)
+		succeeded = now.count() - was.count()
+	}
+	if succeeded > 0 {
+		podsFinished.WithLabelValues(mode, "succeeded").Add(float64(succeeded))
+	}
+	if failed := int(after.Failed) - int(before.Failed); failed > 0 {
+		podsFinished.WithLabelValues(mode, "failed").Add(float64(failed))
+	}
+	for _, t := range []batch.JobConditionType{batch.JobComplete, batch.JobFailed} {
+		if trueCondition(before, t) == nil {
+			if c := trueCondition(after, t); c != nil {
+				result := "succeeded"
+				if t == batch.JobFailed {
+					result = "failed"
+				}
+				jobsFinished.WithLabelValues(mode, result, c.Reason).Inc()
+			}
+		}
+	}
+}
+
+// recordTrackingFinalizer counts a pod event that makes a terminated pod
+// with the tracking finalizer appear or disappear.
+func recordTrackingFinalizer(old, cur *v1.Pod, gone bool) {
+	was := old != nil && finishedWithFinalizer(old)
+	is := !gone && cur != nil && finishedWithFinalizer(cur)
+	if gone {
+		was = cur != nil && finishedWithFinalizer(cur)
+	}
+	switch {
+	case is && !was:
+		trackingFinalizers.WithLabelValues("add").Inc()
+	case was && !is:
+		trackingFinalizers.WithLabelValues("delete").Inc()
+	}
+}
+
+func finishedWithFinalizer(p *v1.Pod) bool {
+	return isTerminalPhase(p.Status.Phase) && hasTrackingFinalizer(p)
+}
