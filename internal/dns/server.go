@@ -118,6 +118,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		upstreams: upstreams,
 		done:      make(chan struct{}),
 	}
+	if err := s.serve(ctx, pc, ln, factory.Shutdown); err != nil {
+		return nil, fmt.Errorf("dns: serve: %w", err)
+	}
+	logger.Info("Cluster DNS listening", "address", s.addr, "zone", strings.TrimSuffix(zone, "."), "upstreams", upstreams)
+	return s, nil
+}
+
+// serve answers on pc (UDP) and ln (TCP) until ctx ends or the server
+// fails, then calls stopped. It returns once both are serving, or with why
+// one could not.
+func (s *Server) serve(ctx context.Context, pc net.PacketConn, ln net.Listener, stopped func()) error {
 	s.udp = &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(s.serveDNS), UDPSize: maxUDPSize}
 	s.tcp = &dns.Server{Listener: ln, Handler: dns.HandlerFunc(s.serveDNS)}
 	var wg sync.WaitGroup
@@ -144,17 +155,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		_ = s.udp.Shutdown()
 		_ = s.tcp.Shutdown()
 		wg.Wait()
-		factory.Shutdown()
+		stopped()
 		s.fail(nil)
 	}()
 	for _, started := range up {
 		<-started
 	}
-	if err := s.failed(); err != nil {
-		return nil, fmt.Errorf("dns: serve: %w", err)
-	}
-	logger.Info("Cluster DNS listening", "address", s.addr, "zone", strings.TrimSuffix(zone, "."), "upstreams", upstreams)
-	return s, nil
+	return s.failed()
 }
 
 // Addr is the bound address, "127.0.0.1:PORT", for UDP and TCP alike.

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -103,42 +104,14 @@ func Start(ctx context.Context, cfg Config) (*Proxy, error) {
 		return nil, fmt.Errorf("kube-proxy: %w", err)
 	}
 
-	// The watches of kube-proxy's server: Services that name no other
-	// proxy and are not headless, their EndpointSlices.
-	noProxyName, _ := labels.NewRequirement(apis.LabelServiceProxyName, selection.DoesNotExist, nil)
-	noHeadless, _ := labels.NewRequirement(v1.IsHeadlessService, selection.DoesNotExist, nil)
-	period := config.ConfigSyncPeriod.Duration
-	serviceFactory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, period,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.LabelSelector = labels.NewSelector().Add(*noProxyName).String()
-			o.FieldSelector = fields.OneTermNotEqualSelector("spec.clusterIP", v1.ClusterIPNone).String()
-		}))
-	sliceFactory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, period,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.LabelSelector = labels.NewSelector().Add(*noHeadless).String()
-		}))
-	cidrFactory := informers.NewSharedInformerFactory(cfg.Client, period)
-	serviceConfig := proxyconfig.NewServiceConfig(runCtx, serviceFactory.Core().V1().Services(), period)
-	serviceConfig.RegisterEventHandler(proxier)
-	sliceConfig := proxyconfig.NewEndpointSliceConfig(runCtx, sliceFactory.Discovery().V1().EndpointSlices(), period)
-	sliceConfig.RegisterEventHandler(proxier)
-	cidrConfig := proxyconfig.NewServiceCIDRConfig(runCtx, cidrFactory.Networking().V1().ServiceCIDRs(), period)
-	cidrConfig.RegisterEventHandler(proxier)
-	go serviceConfig.Run(runCtx.Done())
-	go sliceConfig.Run(runCtx.Done())
-	go cidrConfig.Run(runCtx.Done())
-	serviceFactory.Start(runCtx.Done())
-	sliceFactory.Start(runCtx.Done())
-	cidrFactory.Start(runCtx.Done())
+	shutdown, synced := watch(runCtx, cfg.Client, config.ConfigSyncPeriod.Duration, proxier)
 	go proxier.SyncLoop()
 
 	p := &Proxy{done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
 		<-runCtx.Done()
-		serviceFactory.Shutdown()
-		sliceFactory.Shutdown()
-		cidrFactory.Shutdown()
+		shutdown()
 		broadcaster.Shutdown()
 		// The proxier has no way to stop (its loop runs forever): with its
 		// watches gone nothing asks it to sync again, but a sync already
@@ -148,16 +121,53 @@ func Start(ctx context.Context, cfg Config) (*Proxy, error) {
 		nftables.CleanupLeftovers(context.WithoutCancel(ctx))
 		unlock()
 	}()
-	if err := waitFirstSync(ctx, []cache.InformerSynced{
-		serviceFactory.Core().V1().Services().Informer().HasSynced,
-		sliceFactory.Discovery().V1().EndpointSlices().Informer().HasSynced,
-	}); err != nil {
+	if err := waitFirstSync(ctx, synced); err != nil {
 		cancel()
 		<-p.done
 		return nil, err
 	}
 	context.AfterFunc(ctx, cancel)
 	return p, nil
+}
+
+// watch starts the watches of kube-proxy's server, feeding proxier until
+// ctx ends: Services that name no other proxy and are not headless, their
+// EndpointSlices, ServiceCIDRs. It returns what stops the informers and
+// what tells that the Services and EndpointSlices have synced.
+func watch(ctx context.Context, client kubernetes.Interface, period time.Duration, proxier *nftables.Proxier) (func(), []cache.InformerSynced) {
+	noProxyName, _ := labels.NewRequirement(apis.LabelServiceProxyName, selection.DoesNotExist, nil)
+	noHeadless, _ := labels.NewRequirement(v1.IsHeadlessService, selection.DoesNotExist, nil)
+	serviceFactory := informers.NewSharedInformerFactoryWithOptions(client, period,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.LabelSelector = labels.NewSelector().Add(*noProxyName).String()
+			o.FieldSelector = fields.OneTermNotEqualSelector("spec.clusterIP", v1.ClusterIPNone).String()
+		}))
+	sliceFactory := informers.NewSharedInformerFactoryWithOptions(client, period,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.LabelSelector = labels.NewSelector().Add(*noHeadless).String()
+		}))
+	cidrFactory := informers.NewSharedInformerFactory(client, period)
+	serviceConfig := proxyconfig.NewServiceConfig(ctx, serviceFactory.Core().V1().Services(), period)
+	serviceConfig.RegisterEventHandler(proxier)
+	sliceConfig := proxyconfig.NewEndpointSliceConfig(ctx, sliceFactory.Discovery().V1().EndpointSlices(), period)
+	sliceConfig.RegisterEventHandler(proxier)
+	cidrConfig := proxyconfig.NewServiceCIDRConfig(ctx, cidrFactory.Networking().V1().ServiceCIDRs(), period)
+	cidrConfig.RegisterEventHandler(proxier)
+	go serviceConfig.Run(ctx.Done())
+	go sliceConfig.Run(ctx.Done())
+	go cidrConfig.Run(ctx.Done())
+	serviceFactory.Start(ctx.Done())
+	sliceFactory.Start(ctx.Done())
+	cidrFactory.Start(ctx.Done())
+	shutdown := func() {
+		serviceFactory.Shutdown()
+		sliceFactory.Shutdown()
+		cidrFactory.Shutdown()
+	}
+	return shutdown, []cache.InformerSynced{
+		serviceFactory.Core().V1().Services().Informer().HasSynced,
+		sliceFactory.Discovery().V1().EndpointSlices().Informer().HasSynced,
+	}
 }
 
 // waitFirstSync waits until the watches have synced and the proxier has

@@ -176,20 +176,7 @@ func TestPodNetwork(t *testing.T) {
 		}
 		// A NodePort answers from the host.
 		np := kubectl(t, c, "", "get", "svc", "web-np", "-o", "jsonpath={.spec.ports[0].nodePort}")
-		// kube-proxy programs it in a sync of its own, after the ClusterIP
-		// may already answer: wait for the state, not a moment.
-		waitFor(t, ctx, "the NodePort "+np+" answering from the host", func() (bool, string) {
-			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			req, _ := http.NewRequestWithContext(rctx, http.MethodGet, "http://"+net.JoinHostPort(nodeIP, np)+"/", nil)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return false, err.Error()
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
-			return strings.HasPrefix(string(body), "hello from web-"), string(body)
-		})
+		waitGet(t, ctx, "http://"+net.JoinHostPort(nodeIP, np)+"/", "hello from web-")
 	}
 
 	badInput(t, ctx, c, services)
@@ -260,19 +247,42 @@ func waitPodsReady(t *testing.T, ctx context.Context, c *cluster.Cluster, names 
 // with want.
 func checkGet(t *testing.T, ctx context.Context, url, want string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
+	if body, err := hostGet(ctx, url, 15*time.Second); err != nil {
 		t.Errorf("GET %s from the host: %v", url, err)
-		return
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if !strings.HasPrefix(string(body), want) {
+	} else if !strings.HasPrefix(body, want) {
 		t.Errorf("GET %s from the host = %q, want %q", url, body, want)
 	}
+}
+
+// waitGet fetches url from the host until the body starts with want (a
+// NodePort answers once kube-proxy has programmed it, in a sync of its own
+// that may come after the ClusterIP's: wait for the state, not a moment).
+func waitGet(t *testing.T, ctx context.Context, url, want string) {
+	t.Helper()
+	waitFor(t, ctx, url+" answering "+want+" from the host", func() (bool, string) {
+		body, err := hostGet(ctx, url, 5*time.Second)
+		if err != nil {
+			return false, err.Error()
+		}
+		return strings.HasPrefix(body, want), body
+	})
+}
+
+// hostGet is one GET of url from the test, within timeout.
+func hostGet(ctx context.Context, url string, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return string(body), err
 }
 
 // networkOf lists the host-side interfaces of the bridge (pods' veths).
@@ -396,20 +406,7 @@ spec:
 	if services {
 		np := kubectl(t, c, "", "get", "svc", "web-lb", "-o", "jsonpath={.spec.ports[0].nodePort}")
 		nodeIP := kubectl(t, c, "", "get", "node", "node-1", "-o", `jsonpath={.status.addresses[?(@.type=="InternalIP")].address}`)
-		// kube-proxy programs it in a sync of its own, after the ClusterIP
-		// may already answer: wait for the state, not a moment.
-		waitFor(t, ctx, "the NodePort "+np+" answering from the host", func() (bool, string) {
-			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			req, _ := http.NewRequestWithContext(rctx, http.MethodGet, "http://"+net.JoinHostPort(nodeIP, np)+"/", nil)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return false, err.Error()
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
-			return strings.HasPrefix(string(body), "hello from web-"), string(body)
-		})
+		waitGet(t, ctx, "http://"+net.JoinHostPort(nodeIP, np)+"/", "hello from web-")
 	}
 	if out, err := c.Kubectl(ctx, "", "exec", "client", "--", "wget", "-qO-", "-T", "10", "http://web-0.web/"); err != nil || out != "hello from web-0 on 80\n" {
 		t.Errorf("with a deny-all NetworkPolicy (stored, not enforced), web-0.web from client: %q (%v)", out, err)
