@@ -132,3 +132,30 @@ func median(d []time.Duration) time.Duration {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
+
+// BenchmarkStop1000 measures the pod network's stop with 1,000 sandboxes
+// (ten nodes' worth) set up: what `quartet up`'s pod network component
+// does once the node agents have stopped. As root:
+//
+//	go test -run '^$' -bench Stop1000 -benchtime 1x ./internal/node/sandbox
+func BenchmarkStop1000(b *testing.B) {
+	needRoot(b)
+	ctx := context.Background()
+	const pods = 1000
+	for b.Loop() {
+		b.StopTimer()
+		m := startManager(b, b.TempDir())
+		n := m.Network()
+		for p := range pods {
+			uid := fmt.Sprintf("stop-%d", p)
+			if _, err := m.Setup(ctx, Pod{UID: uid, Namespace: "default", Name: uid, PodCIDR: subnet(n, 1+p/100)}); err != nil {
+				b.Fatalf("setup %d: %v", p, err)
+			}
+		}
+		b.StartTimer()
+		start := time.Now()
+		m.Stop(ctx)
+		b.ReportMetric(time.Since(start).Seconds(), "s/stop-1000")
+	}
+	b.ReportMetric(0, "ns/op")
+}

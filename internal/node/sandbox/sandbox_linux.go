@@ -445,11 +445,17 @@ func (m *Manager) Sweep(ctx context.Context) {
 	}
 	// Sandboxes are torn down several at once: a stop with a thousand
 	// pods must fit in the component's stop timeout. With quartet's own
-	// plugins nothing of a pod outlives what is removed whole below (its
-	// veth, the bridge, the tables, the address and cache files), so the
+	// plugins nothing of a pod outlives what is removed whole (its veth,
+	// the bridge, the tables, the address and cache files), so the
 	// plugins' DEL, a few milliseconds each, is skipped; another conflist's
-	// plugins get their DEL.
+	// plugins get their DEL. The veths go first, in one batch, while their
+	// namespaces live: once a namespace's file is removed the kernel
+	// destroys it in the background, holding the lock every link change
+	// takes, which made deleting the veths after it three times slower.
 	builtin := filepath.Base(m.ConfFile()) == DefaultConflist
+	if builtin {
+		deleteBridgePorts(n)
+	}
 	work := make(chan string)
 	var wg sync.WaitGroup
 	for range sweepWorkers {
@@ -475,9 +481,6 @@ func (m *Manager) Sweep(ctx context.Context) {
 		logger.Info("Removed pod sandboxes left by an earlier run", "count", len(ids))
 	}
 	releaseNetNSDir(n.NetNSDir())
-	if builtin {
-		deleteBridgePorts(n)
-	}
 	if err := deleteHostBridge(n); err != nil {
 		logger.Error(err, "Deleting the pod bridge", "bridge", n.Bridge)
 	}
