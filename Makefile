@@ -8,13 +8,17 @@ COMPONENT := k8s.io/component-base/version
 # `kubectl version` reports the server as $(K8S).
 LDFLAGS   := -X $(COMPONENT).gitVersion=$(K8S) -X $(COMPONENT).gitMajor=1 -X $(COMPONENT).gitMinor=37 \
              -X $(COMPONENT).gitTreeState=clean -X $(COMPONENT).buildDate=2026-11-01T00:00:00Z
+# Containers' seccomp profiles (seccompProfile: RuntimeDefault) need
+# libseccomp, linked in when its headers are installed (libseccomp-dev);
+# without them quartet builds, and refuses RuntimeDefault pods clearly.
+TAGS      := $(shell pkg-config --exists libseccomp 2>/dev/null && echo seccomp)
 
-.PHONY: help build image run test race chaos conformance bench bench-quick verify lint print-ldflags web web-check
+.PHONY: help build image run test race chaos conformance bench bench-quick verify lint print-ldflags print-tags web web-check
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 build: ## build bin/quartet
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/quartet
+	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/quartet
 
 # The container image of quartet, for `quartet controllers` in a cluster
 # (deploy/, deploy/chart): built from bin/quartet without a container daemon.
@@ -37,7 +41,7 @@ test: build bin/helm ## unit, integration, end-to-end and scenario tests (builds
 RACE_BIN := bin/quartet-race
 
 race: ## build bin/quartet-race with -race and run the start-up test under it (TestStartUnderRace)
-	$(GO) build -race -ldflags '$(LDFLAGS)' -o $(RACE_BIN) ./cmd/quartet
+	$(GO) build -race -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(RACE_BIN) ./cmd/quartet
 	QUARTET_RACE_BIN=$(abspath $(RACE_BIN)) $(GO) test -count=1 -timeout 20m -run '^TestStartUnderRace$$' ./test/e2e
 
 chaos: build ## the crash suite at full size: 20 kill -9 restarts during a Job of 300, an Indexed Job, a StatefulSet rollout and a Forbid CronJob (as root; `make test` runs 3 rounds)
@@ -54,11 +58,11 @@ conformance: build ## every scenario against quartet's and upstream's controller
 BENCH_BIN := bin/quartet-bench
 
 bench: ## quartet's controllers against upstream's, every scenario, 3 rounds (long); writes bench/results/latest.{json,md,png}
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BENCH_BIN) ./cmd/quartet
+	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BENCH_BIN) ./cmd/quartet
 	BENCH_TARGET=bench QUARTET_BIN=$(abspath $(BENCH_BIN)) $(GO) run ./bench/cmd/bench -out bench/results/latest $(BENCH_FLAGS)
 
 bench-quick: ## a small version of every benchmark scenario, one round (under 3 minutes); writes bin/bench-quick.{json,md,png}
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BENCH_BIN) ./cmd/quartet
+	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BENCH_BIN) ./cmd/quartet
 	BENCH_TARGET=bench-quick QUARTET_BIN=$(abspath $(BENCH_BIN)) $(GO) run ./bench/cmd/bench -quick -out bin/bench-quick $(BENCH_FLAGS)
 
 verify: lint ## gofmt, go vet and golangci-lint
@@ -87,3 +91,6 @@ web-check: web ## check that the committed internal/ui/dist is exactly what `mak
 
 print-ldflags: # used by the test harness to build the binary the same way
 	@echo "$(LDFLAGS)"
+
+print-tags: # used by the test harness to build the binary the same way
+	@echo "$(TAGS)"

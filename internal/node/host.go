@@ -362,6 +362,21 @@ func (h *Host) Isolation() (bool, string) {
 	return h.isolated, h.isolationWhy
 }
 
+// seccompWhyNot says why containers of a runtime cannot get a seccomp
+// profile ("": they can; sim containers run nothing to confine).
+func (h *Host) seccompWhyNot(kind runtime.Kind) string {
+	switch {
+	case kind == runtime.KindSim:
+		return ""
+	case kind == runtime.KindProcess && !h.isolated:
+		return "containers run as plain host processes here (" + h.isolationWhy + ")"
+	}
+	if ok, why := runc.SeccompAvailable(); !ok {
+		return why
+	}
+	return ""
+}
+
 // Run starts the informers and pod workers and runs until ctx is done. On
 // return every process the host started has ended.
 func (h *Host) Run(ctx context.Context) error {

@@ -430,7 +430,7 @@ func (h *Host) startContainer(ctx context.Context, rec *podRecord, pod *v1.Pod, 
 	}
 	if err == nil {
 		var warnings []string
-		warnings, err = applySecurity(pod, c, spec, h.imageUser(kind, img), kind != runtime.KindProcess || h.isolated)
+		warnings, err = applySecurity(pod, c, spec, h.imageUser(kind, img), kind != runtime.KindProcess || h.isolated, h.seccompWhyNot(kind))
 		for _, w := range warnings {
 			h.podEvent(rec, pod, plannedEvent{Key: "security/" + act.Name + "/" + w, Container: act.Name, Type: v1.EventTypeWarning, Reason: reasonSecurityNotApplied, Message: w})
 		}

@@ -20,9 +20,10 @@ const reasonSecurityNotApplied = "SecurityContextNotApplied"
 // refuses what cannot be honoured with a *configError (the container waits
 // with CreateContainerConfigError). imageUser is the user the image runs as
 // when nothing says otherwise ("uid[:gid]" or a name; "" is root); isolated says whether the runtime can apply
-// namespaces, capabilities, a read-only root and cgroup limits. warnings are
-// fields that are not applied but do not stop the container.
-func applySecurity(pod *v1.Pod, c *v1.Container, spec *runtime.ContainerSpec, imageUser string, isolated bool) (warnings []string, err error) {
+// namespaces, capabilities, a read-only root and cgroup limits;
+// seccompWhyNot says why it cannot apply a seccomp profile ("": it can).
+// warnings are fields that are not applied but do not stop the container.
+func applySecurity(pod *v1.Pod, c *v1.Container, spec *runtime.ContainerSpec, imageUser string, isolated bool, seccompWhyNot string) (warnings []string, err error) {
 	psc := pod.Spec.SecurityContext
 	if psc == nil {
 		psc = &v1.PodSecurityContext{}
@@ -86,12 +87,15 @@ func applySecurity(pod *v1.Pod, c *v1.Container, spec *runtime.ContainerSpec, im
 	if csc.SeccompProfile != nil {
 		seccomp = csc.SeccompProfile
 	}
-	if seccomp != nil {
+	if seccomp != nil && !sec.Privileged { // privileged containers run unconfined, as under containerd
 		switch seccomp.Type {
 		case v1.SeccompProfileTypeLocalhost:
 			return nil, configErrorf("seccomp profile type Localhost is not supported by quartet's node agent")
 		case v1.SeccompProfileTypeRuntimeDefault:
-			warnings = append(warnings, "seccompProfile RuntimeDefault is not applied: quartet is built without seccomp filtering")
+			if seccompWhyNot != "" {
+				return nil, configErrorf("seccompProfile RuntimeDefault cannot be applied: %s", seccompWhyNot)
+			}
+			spec.Security.Seccomp = runtime.SeccompRuntimeDefault
 		}
 	}
 	if isolated {

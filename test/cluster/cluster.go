@@ -62,7 +62,12 @@ func Binary() (string, error) {
 			return
 		}
 		binPath = filepath.Join(dir, "quartet")
-		cmd := exec.Command("go", "build", "-ldflags", strings.TrimSpace(string(out)), "-o", binPath, "./cmd/quartet")
+		tags, err := exec.Command("make", "-s", "-C", root, "print-tags").Output()
+		if err != nil {
+			buildErr = fmt.Errorf("make print-tags: %w", err)
+			return
+		}
+		cmd := exec.Command("go", "build", "-tags", strings.TrimSpace(string(tags)), "-ldflags", strings.TrimSpace(string(out)), "-o", binPath, "./cmd/quartet")
 		cmd.Dir = root
 		if b, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, b)

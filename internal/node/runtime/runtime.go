@@ -113,7 +113,13 @@ type Security struct {
 	NoNewPrivileges        bool
 	ReadOnlyRootFilesystem bool
 	SupplementalGroups     []int64
+	// Seccomp is the container's seccomp profile: "" is unconfined,
+	// SeccompRuntimeDefault the runtime's default profile.
+	Seccomp string
 }
+
+// SeccompRuntimeDefault is seccompProfile type RuntimeDefault.
+const SeccompRuntimeDefault = "RuntimeDefault"
 
 // Resources are a container's limits (0: none).
 type Resources struct {

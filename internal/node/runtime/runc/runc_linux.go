@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	seccompprofiles "github.com/moby/profiles/seccomp"
 	"github.com/moby/sys/capability"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/specconv"
@@ -452,6 +453,17 @@ func (m *Manager) ociSpec(spec *runtime.ContainerSpec, root Root) (*specs.Spec, 
 			CgroupsPath: "/" + m.cfg.CgroupParent + "/" + spec.ID,
 			Resources:   &specs.LinuxResources{},
 		},
+	}
+	if sec.Seccomp == runtime.SeccompRuntimeDefault && !sec.Privileged {
+		if ok, why := SeccompAvailable(); !ok {
+			return nil, &runtime.StartError{Message: "seccompProfile RuntimeDefault cannot be applied: " + why}
+		}
+		// Docker's default profile, which containerd's RuntimeDefault is
+		// derived from; syscalls the container's capabilities allow are
+		// added by them, as there.
+		if s.Linux.Seccomp, err = seccompprofiles.GetDefaultProfile(s); err != nil {
+			return nil, &runtime.StartError{Message: "seccomp: " + err.Error()}
+		}
 	}
 	ns := []specs.LinuxNamespace{{Type: specs.MountNamespace}, {Type: specs.PIDNamespace, Path: spec.PIDNamespacePath}, {Type: specs.IPCNamespace}}
 	if spec.Hostname != "" {
