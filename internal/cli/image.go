@@ -23,21 +23,28 @@ func newImage() *cobra.Command {
 		Short: "Pull, load, list and remove images in the data dir's image store",
 	}
 	c.PersistentFlags().StringVar(&dataDir, "data-dir", datadir.Running(), "data dir whose image store to use (default: $QUARTET_DATA_DIR, the directory of $KUBECONFIG when quartet runs there, or ~/.quartet)")
-	open := func() (*images.Store, error) {
-		return images.Open(datadir.Dir(dataDir).ImageStore())
-	}
-	pull := &cobra.Command{
+	c.AddCommand(newImagePull(&dataDir), newImageLoad(&dataDir), newImageList(&dataDir), newImageRemove(&dataDir))
+	return c
+}
+
+// openStore opens the image store of the data dir a flag names.
+func openStore(dataDir *string) (*images.Store, error) {
+	return images.Open(datadir.Dir(*dataDir).ImageStore())
+}
+
+func newImagePull(dataDir *string) *cobra.Command {
+	return &cobra.Command{
 		Use:   "pull REF",
 		Short: "Pull an image (HTTPS; plain HTTP for localhost and 127.0.0.0/8 registries; mirrors and credentials from <data-dir>/registries.yaml)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := open()
+			s, err := openStore(dataDir)
 			if err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			regs, err := images.LoadRegistries(datadir.Dir(dataDir).Registries())
+			regs, err := images.LoadRegistries(datadir.Dir(*dataDir).Registries())
 			if err != nil {
 				return err
 			}
@@ -50,12 +57,15 @@ func newImage() *cobra.Command {
 			return nil
 		},
 	}
-	load := &cobra.Command{
+}
+
+func newImageLoad(dataDir *string) *cobra.Command {
+	return &cobra.Command{
 		Use:   "load FILE",
 		Short: "Load the images of a `docker save` archive",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := open()
+			s, err := openStore(dataDir)
 			if err != nil {
 				return err
 			}
@@ -69,12 +79,15 @@ func newImage() *cobra.Command {
 			return nil
 		},
 	}
-	ls := &cobra.Command{
+}
+
+func newImageList(dataDir *string) *cobra.Command {
+	return &cobra.Command{
 		Use:   "ls",
 		Short: "List the images in the store",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := open()
+			s, err := openStore(dataDir)
 			if err != nil {
 				return err
 			}
@@ -90,12 +103,15 @@ func newImage() *cobra.Command {
 			return w.Flush()
 		},
 	}
-	rm := &cobra.Command{
+}
+
+func newImageRemove(dataDir *string) *cobra.Command {
+	return &cobra.Command{
 		Use:   "rm REF",
 		Short: "Remove an image, and the layers no other image uses",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := open()
+			s, err := openStore(dataDir)
 			if err != nil {
 				return err
 			}
@@ -106,6 +122,4 @@ func newImage() *cobra.Command {
 			return nil
 		},
 	}
-	c.AddCommand(pull, load, ls, rm)
-	return c
 }
