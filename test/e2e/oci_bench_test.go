@@ -76,6 +76,12 @@ func BenchmarkOCIPods(b *testing.B) {
 			Containers: []corev1.Container{{Name: "c", Image: image, Args: args}}}}
 	}
 
+	// Pods are refused until the namespace's default service account
+	// exists (kube-controller-manager creates it after the start).
+	waitFor(b, ctx, "the default service account", func() (bool, string) {
+		_, err := client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, fmt.Sprint(err)
+	})
 	// 50 pods at once, the image not yet pulled.
 	var wg sync.WaitGroup
 	for i := 0; i < 50; i++ {
