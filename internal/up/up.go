@@ -15,6 +15,7 @@ import (
 
 	"quartet.dev/quartet/internal/component"
 	"quartet.dev/quartet/internal/controlplane"
+	"quartet.dev/quartet/internal/datadir"
 	"quartet.dev/quartet/internal/node"
 	"quartet.dev/quartet/internal/node/sandbox"
 	"quartet.dev/quartet/internal/storage"
@@ -60,26 +61,11 @@ func Run(ctx context.Context, cfg Config) error {
 		out = io.Discard
 	}
 	dir := cfg.Dir
-	fixed, err := dir.Prepare()
-	if err != nil {
-		return err
-	}
-	release, err := dir.Lock()
+	release, err := prepareDataDir(dir, out)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if err := setupLogging(dir); err != nil {
-		return err
-	}
-
-	fmt.Fprintf(out, "%s, data dir %s, logs in %s\n", version.String(), dir, dir.LogFile())
-	for _, f := range fixed {
-		fmt.Fprintf(out, "warning: %s\n", f)
-	}
-	if err := version.Check(); err != nil {
-		fmt.Fprintf(out, "warning: %v\n", err)
-	}
 
 	// The pod range is the data dir's (chosen once, so that clusters side
 	// by side do not overlap), whether or not pods get a network this run.
@@ -109,6 +95,37 @@ func Run(ctx context.Context, cfg Config) error {
 		fmt.Fprintf(out, "quartet is ready in %.1fs: export KUBECONFIG=%s (or run `quartet kubectl ...`); Ctrl-C stops it\n",
 			took.Seconds(), dir.Kubeconfig())
 	}}
+	return r.Run(ctx, u.components())
+}
+
+// prepareDataDir makes the data dir private, locks it and sends the logs
+// there, then prints the first line (with what it changed in the dir). The
+// returned func releases the lock.
+func prepareDataDir(dir datadir.Dir, out io.Writer) (release func(), err error) {
+	fixed, err := dir.Prepare()
+	if err != nil {
+		return nil, err
+	}
+	if release, err = dir.Lock(); err != nil {
+		return nil, err
+	}
+	if err := setupLogging(dir); err != nil {
+		release()
+		return nil, err
+	}
+	fmt.Fprintf(out, "%s, data dir %s, logs in %s\n", version.String(), dir, dir.LogFile())
+	for _, f := range fixed {
+		fmt.Fprintf(out, "warning: %s\n", f)
+	}
+	if err := version.Check(); err != nil {
+		fmt.Fprintf(out, "warning: %v\n", err)
+	}
+	return release, nil
+}
+
+// components are the components of `quartet up`, in the order they start.
+func (u *cluster) components() []component.Component {
+	cp := u.cp
 	comps := []component.Component{
 		cp.Etcd(),
 		cp.APIServer(),
@@ -120,13 +137,12 @@ func Run(ctx context.Context, cfg Config) error {
 		u.nodes(),
 		u.controlSocket(),
 	}
-	if cfg.UI {
+	if u.cfg.UI {
 		comps = append(comps, u.webUI())
 	}
 	// Last: they start once every post-start hook of the apiserver has
 	// finished, which the components above do not need.
-	comps = append(comps, cp.ControllerManager(), cp.Scheduler())
-	return r.Run(ctx, comps)
+	return append(comps, cp.ControllerManager(), cp.Scheduler())
 }
 
 // cluster is the state the components of `quartet up` share beyond the
