@@ -14,6 +14,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -107,6 +109,12 @@ func Serve(ctx context.Context, socket string, nodes Nodes, prof Profiler) (stop
 		}
 		writeJSON(w, http.StatusOK, out)
 	})
+	mux.HandleFunc("GET /debug/heap", func(w http.ResponseWriter, r *http.Request) {
+		// What is live, not what was allocated since the last cycle.
+		runtime.GC()
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_ = pprof.Lookup("heap").WriteTo(w, 0) // the client went away: nothing to do
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() {
@@ -190,6 +198,28 @@ func (c *Client) StartCPUProfile(ctx context.Context) error {
 // StopCPUProfile stops it and decodes the CPU seconds by component into out.
 func (c *Client) StopCPUProfile(ctx context.Context, out any) error {
 	return c.do(ctx, http.MethodPost, "/debug/cpu/stop", "", out)
+}
+
+// HeapProfile returns a heap profile of the quartet process (pprof's
+// protocol buffer format), taken right after a garbage collection.
+func (c *Client) HeapProfile(ctx context.Context) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://quartet/debug/heap", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("heap profile: %s: %s", resp.Status, b)
+	}
+	return b, nil
 }
 
 // Nodes lists the nodes quartet's agents run.
