@@ -1,7 +1,8 @@
 // Package control is the local control channel of a running `quartet up`:
 // an HTTP API on a unix socket in the data dir (mode 0600, so only the
 // user who started quartet can use it), through which `quartet node add`
-// and `quartet node remove` change the set of nodes while workloads run.
+// and `quartet node remove` change the set of nodes while workloads run, and
+// benchmarks take CPU and heap profiles of the process.
 package control
 
 import (
