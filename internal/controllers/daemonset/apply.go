@@ -18,27 +18,11 @@ import (
 	"quartet.dev/quartet/internal/controllers/kit"
 )
 
-// revisionControl writes the set's ControllerRevisions.
-type revisionControl interface {
-	createRevision(ctx context.Context, rev *appsv1.ControllerRevision) (*appsv1.ControllerRevision, error)
-	getRevision(ctx context.Context, namespace, name string) (*appsv1.ControllerRevision, error)
-	updateRevision(ctx context.Context, rev *appsv1.ControllerRevision) (*appsv1.ControllerRevision, error)
-	// patchRevision applies a strategic merge patch to rev.
-	patchRevision(ctx context.Context, rev *appsv1.ControllerRevision, patch []byte) (*appsv1.ControllerRevision, error)
-	deleteRevision(ctx context.Context, namespace, name string) error
-}
-
-// setControl reads the set past the informer cache and writes its status.
-type setControl interface {
-	getSet(ctx context.Context, namespace, name string) (*appsv1.DaemonSet, error)
-	updateStatus(ctx context.Context, set *appsv1.DaemonSet) (*appsv1.DaemonSet, error)
-}
-
 // applier makes a sync's writes.
 type applier struct {
-	pods      kit.PodWriter
-	revisions revisionControl
-	sets      setControl
+	// client makes the revision and status writes; pods, the pod writes.
+	client kubernetes.Interface
+	pods   kit.PodWriter
 	// writes remembers, for each set, the pod and status writes the
 	// informer caches may not show yet.
 	writes *kit.OwnWrites
@@ -52,12 +36,17 @@ func (a *applier) patchPod(ctx context.Context, pod *corev1.Pod, patch []byte) (
 	return a.pods.PatchPod(ctx, pod.Namespace, pod.Name, types.StrategicMergePatchType, patch)
 }
 
+// patchRevision patches a revision, for adoption and release.
+func (a *applier) patchRevision(ctx context.Context, rev *appsv1.ControllerRevision, patch []byte) (*appsv1.ControllerRevision, error) {
+	return a.client.AppsV1().ControllerRevisions(rev.Namespace).Patch(ctx, rev.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+}
+
 // applyRevisions writes a revision plan and returns the current hash. pods
 // carrying a duplicate revision's hash are relabelled in the API and in the
 // pods slice, so that the rest of this sync sees them as current.
 func (a *applier) applyRevisions(ctx context.Context, set *appsv1.DaemonSet, rp *revisionPlan, pods []*corev1.Pod) (string, error) {
 	for _, rev := range rp.labelled {
-		updated, err := a.revisions.updateRevision(ctx, rev)
+		updated, err := a.client.AppsV1().ControllerRevisions(rev.Namespace).Update(ctx, rev, metav1.UpdateOptions{})
 		if err != nil {
 			return "", err
 		}
@@ -91,13 +80,13 @@ func (a *applier) applyRevisions(ctx context.Context, set *appsv1.DaemonSet, rp 
 			pods[i] = relabelled
 		}
 		for _, d := range rp.duplicates {
-			if err := a.revisions.deleteRevision(ctx, d.Namespace, d.Name); err != nil && !apierrors.IsNotFound(err) {
+			if err := a.client.AppsV1().ControllerRevisions(d.Namespace).Delete(ctx, d.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 				return "", err
 			}
 		}
 	}
 	if rp.renumber != nil {
-		if _, err := a.revisions.updateRevision(ctx, rp.renumber); err != nil {
+		if _, err := a.client.AppsV1().ControllerRevisions(rp.renumber.Namespace).Update(ctx, rp.renumber, metav1.UpdateOptions{}); err != nil {
 			return "", err
 		}
 	}
@@ -108,18 +97,18 @@ func (a *applier) applyRevisions(ctx context.Context, set *appsv1.DaemonSet, rp 
 // of that name holding another template is a hash collision: the set's
 // collisionCount is raised, which changes the name the next sync tries.
 func (a *applier) createRevision(ctx context.Context, set *appsv1.DaemonSet, rev *appsv1.ControllerRevision) (*appsv1.ControllerRevision, error) {
-	created, err := a.revisions.createRevision(ctx, rev)
+	created, err := a.client.AppsV1().ControllerRevisions(rev.Namespace).Create(ctx, rev, metav1.CreateOptions{})
 	if !apierrors.IsAlreadyExists(err) {
 		return created, err
 	}
-	existing, getErr := a.revisions.getRevision(ctx, rev.Namespace, rev.Name)
+	existing, getErr := a.client.AppsV1().ControllerRevisions(rev.Namespace).Get(ctx, rev.Name, metav1.GetOptions{})
 	if getErr != nil {
 		return nil, getErr
 	}
 	if string(existing.Data.Raw) == string(rev.Data.Raw) {
 		return existing, nil
 	}
-	fresh, getErr := a.sets.getSet(ctx, set.Namespace, set.Name)
+	fresh, getErr := a.client.AppsV1().DaemonSets(set.Namespace).Get(ctx, set.Name, metav1.GetOptions{})
 	if getErr != nil {
 		return nil, getErr
 	}
@@ -129,7 +118,7 @@ func (a *applier) createRevision(ctx context.Context, set *appsv1.DaemonSet, rev
 	}
 	next := derefInt32(fresh.Status.CollisionCount) + 1
 	fresh.Status.CollisionCount = &next
-	if _, err := a.sets.updateStatus(ctx, fresh); err != nil {
+	if _, err := a.client.AppsV1().DaemonSets(fresh.Namespace).UpdateStatus(ctx, fresh, metav1.UpdateOptions{}); err != nil {
 		return nil, err
 	}
 	klog.FromContext(ctx).V(2).Info("Hash collision among revisions, raising collisionCount", "collisionCount", next)
@@ -146,7 +135,7 @@ func derefInt32(p *int32) int32 {
 // cleanupRevisions deletes the old revisions beyond the history limit.
 func (a *applier) cleanupRevisions(ctx context.Context, set *appsv1.DaemonSet, old []*appsv1.ControllerRevision, liveHashes map[string]bool) error {
 	for _, rev := range expiredRevisions(set, old, liveHashes) {
-		if err := a.revisions.deleteRevision(ctx, rev.Namespace, rev.Name); err != nil && !apierrors.IsNotFound(err) {
+		if err := a.client.AppsV1().ControllerRevisions(rev.Namespace).Delete(ctx, rev.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("deleting old ControllerRevision %s: %w", rev.Name, err)
 		}
 	}
@@ -230,58 +219,17 @@ func (a *applier) writeStatus(ctx context.Context, set *appsv1.DaemonSet, n coun
 	}
 	toUpdate := set.DeepCopy()
 	toUpdate.Status = want
-	written, err := a.sets.updateStatus(ctx, toUpdate)
+	written, err := a.client.AppsV1().DaemonSets(toUpdate.Namespace).UpdateStatus(ctx, toUpdate, metav1.UpdateOptions{})
 	if err != nil {
-		fresh, getErr := a.sets.getSet(ctx, set.Namespace, set.Name)
+		fresh, getErr := a.client.AppsV1().DaemonSets(set.Namespace).Get(ctx, set.Name, metav1.GetOptions{})
 		if getErr != nil {
 			return fmt.Errorf("updating status of DaemonSet %s/%s: %w", set.Namespace, set.Name, getErr)
 		}
 		apply(&fresh.Status)
-		if written, err = a.sets.updateStatus(ctx, fresh); err != nil {
+		if written, err = a.client.AppsV1().DaemonSets(fresh.Namespace).UpdateStatus(ctx, fresh, metav1.UpdateOptions{}); err != nil {
 			return fmt.Errorf("updating status of DaemonSet %s/%s: %w", set.Namespace, set.Name, err)
 		}
 	}
 	a.writes.Wrote(set.UID, "daemonsets", written)
 	return nil
-}
-
-var (
-	_ revisionControl = (*realRevisionControl)(nil)
-	_ setControl      = (*realSetControl)(nil)
-)
-
-type realRevisionControl struct {
-	client kubernetes.Interface
-}
-
-func (r *realRevisionControl) createRevision(ctx context.Context, rev *appsv1.ControllerRevision) (*appsv1.ControllerRevision, error) {
-	return r.client.AppsV1().ControllerRevisions(rev.Namespace).Create(ctx, rev, metav1.CreateOptions{})
-}
-
-func (r *realRevisionControl) getRevision(ctx context.Context, namespace, name string) (*appsv1.ControllerRevision, error) {
-	return r.client.AppsV1().ControllerRevisions(namespace).Get(ctx, name, metav1.GetOptions{})
-}
-
-func (r *realRevisionControl) updateRevision(ctx context.Context, rev *appsv1.ControllerRevision) (*appsv1.ControllerRevision, error) {
-	return r.client.AppsV1().ControllerRevisions(rev.Namespace).Update(ctx, rev, metav1.UpdateOptions{})
-}
-
-func (r *realRevisionControl) patchRevision(ctx context.Context, rev *appsv1.ControllerRevision, patch []byte) (*appsv1.ControllerRevision, error) {
-	return r.client.AppsV1().ControllerRevisions(rev.Namespace).Patch(ctx, rev.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
-}
-
-func (r *realRevisionControl) deleteRevision(ctx context.Context, namespace, name string) error {
-	return r.client.AppsV1().ControllerRevisions(namespace).Delete(ctx, name, metav1.DeleteOptions{})
-}
-
-type realSetControl struct {
-	client kubernetes.Interface
-}
-
-func (r *realSetControl) getSet(ctx context.Context, namespace, name string) (*appsv1.DaemonSet, error) {
-	return r.client.AppsV1().DaemonSets(namespace).Get(ctx, name, metav1.GetOptions{})
-}
-
-func (r *realSetControl) updateStatus(ctx context.Context, set *appsv1.DaemonSet) (*appsv1.DaemonSet, error) {
-	return r.client.AppsV1().DaemonSets(set.Namespace).UpdateStatus(ctx, set, metav1.UpdateOptions{})
 }

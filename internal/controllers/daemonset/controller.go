@@ -88,9 +88,8 @@ func New(cfg kit.Config) (*Controller, error) {
 	c := &Controller{
 		Base: base,
 		apply: &applier{
-			pods:      &kit.ClientPodWriter{Client: cfg.Client, Recorder: base.Recorder},
-			revisions: &realRevisionControl{client: cfg.Client},
-			sets:      &realSetControl{client: cfg.Client},
+			client: cfg.Client,
+			pods:   &kit.ClientPodWriter{Client: cfg.Client, Recorder: base.Recorder},
 			writes: kit.NewOwnWrites(base.Clock, map[string]kit.Store{
 				"pods":       podInformer.Informer().GetStore(),
 				"daemonsets": setInformer.Informer().GetStore(),
@@ -382,7 +381,7 @@ func (c *Controller) observe(ctx context.Context, set *appsv1.DaemonSet, now tim
 // releasing those it owns that no longer match.
 func (c *Controller) claim(ctx context.Context, set *appsv1.DaemonSet, selector labels.Selector) ([]*corev1.Pod, []*appsv1.ControllerRevision, error) {
 	canAdopt := kit.CanAdopt(ctx, set, func(ctx context.Context) (metav1.Object, error) {
-		return c.apply.sets.getSet(ctx, set.Namespace, set.Name)
+		return c.Client.AppsV1().DaemonSets(set.Namespace).Get(ctx, set.Name, metav1.GetOptions{})
 	})
 	var candidates []*corev1.Pod
 	for _, key := range []string{string(set.UID), "orphan/" + set.Namespace} {
@@ -404,7 +403,7 @@ func (c *Controller) claim(ctx context.Context, set *appsv1.DaemonSet, selector 
 		return nil, nil, err
 	}
 	revClaims := kit.SortClaims(set, revisions, func(r *appsv1.ControllerRevision) bool { return selector.Matches(labels.Set(r.Labels)) })
-	revs, err := kit.Claim(ctx, revClaims, set, controllerKind, canAdopt, c.apply.revisions.patchRevision)
+	revs, err := kit.Claim(ctx, revClaims, set, controllerKind, canAdopt, c.apply.patchRevision)
 	return pods, revs, err
 }
 

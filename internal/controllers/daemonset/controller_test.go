@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
@@ -396,7 +397,7 @@ func TestSyncStatusOnlyWhenChanged(t *testing.T) {
 		ObservedGeneration: 1, DesiredNumberScheduled: 1, CurrentNumberScheduled: 1, NumberReady: 1,
 		UpdatedNumberScheduled: 1, NumberAvailable: 1,
 	}
-	data, _ := revisionData(&set.Spec.Template)
+	data, _ := kit.TemplatePatch(&set.Spec.Template, utiljson.Unmarshal)
 	rev := &appsv1.ControllerRevision{
 		ObjectMeta: metav1.ObjectMeta{Name: "agent-" + hash, Namespace: "default", Labels: map[string]string{"app": "agent", appsv1.ControllerRevisionHashLabelKey: hash},
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(set, controllerKind)}},
@@ -686,49 +687,58 @@ func TestStatusWritesFromAStaleCache(t *testing.T) {
 	set := testSet()
 	set.ResourceVersion = "5"
 	hash := templateHash(&set.Spec.Template, nil)
-	data, _ := revisionData(&set.Spec.Template)
+	data, _ := kit.TemplatePatch(&set.Spec.Template, utiljson.Unmarshal)
 	rev := &appsv1.ControllerRevision{
 		ObjectMeta: metav1.ObjectMeta{Name: "agent-" + hash, Namespace: "default", Labels: map[string]string{"app": "agent", appsv1.ControllerRevisionHashLabelKey: hash},
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(set, controllerKind)}},
 		Data: runtime.RawExtension{Raw: data}, Revision: 1,
 	}
 	f := newFixture(t, set, rev, testNode("node-1"), testNode("node-2"), testPod("p1", "node-1", hash, ready()))
-	sets := &recordingSetControl{stored: set.DeepCopy()}
-	f.c.apply.sets = sets
 	f.c.apply.pods = &recordingPodControl{}
+	stored := func() *appsv1.DaemonSet {
+		obj, err := f.client.Tracker().Get(dsResource, "default", "agent")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return obj.(*appsv1.DaemonSet)
+	}
 
-	f.sync("default/agent") // creates on node-2, writes desired 2 current 1 (RV 6)
+	f.sync("default/agent") // creates on node-2, writes desired 2 current 1
 	p2 := testPod("p2", "node-2", hash)
 	f.see(p2)
 	f.c.podEvents.OnAdd(p2, false)
-	if d := f.sync("default/agent"); d != cacheLagRetry || len(sets.writes) != 1 {
-		t.Fatalf("a sync from the cache at RV 5: requeue %v, %d status writes", d, len(sets.writes))
+	if d := f.sync("default/agent"); d != cacheLagRetry || len(kittest.Calls(f.client, "daemonsets")) != 1 {
+		t.Fatalf("a sync from the cache at RV 5: requeue %v, calls %v", d, kittest.Calls(f.client, "daemonsets"))
 	}
-	f.see(sets.stored.DeepCopy())
-	f.sync("default/agent") // current 2 on top of RV 6
-	f.see(sets.stored.DeepCopy())
+	f.see(stored())
+	f.sync("default/agent") // current 2 on top of the written set
+	f.see(stored())
 	f.sync("default/agent") // nothing changed: no write
 
-	if sets.rejects != 0 || sets.gets != 0 {
-		t.Errorf("%d conflicts and %d fresh reads", sets.rejects, sets.gets)
+	// Two writes, no conflict, no fresh read.
+	if diff := cmp.Diff([]string{"update/status agent", "update/status agent"}, kittest.Calls(f.client, "daemonsets")); diff != "" {
+		t.Fatalf("calls (-want +got):\n%s", diff)
 	}
-	if len(sets.writes) != 2 {
-		t.Fatalf("%d status writes, want 2", len(sets.writes))
-	}
-	if st := sets.stored.Status; st.CurrentNumberScheduled != 2 || st.DesiredNumberScheduled != 2 || st.ObservedGeneration != 1 {
+	if st := stored().Status; st.CurrentNumberScheduled != 2 || st.DesiredNumberScheduled != 2 || st.ObservedGeneration != 1 {
 		t.Errorf("stored status %+v", st)
 	}
 
 	// Someone else's write in between: one conflict, one fresh read, done.
-	other := sets.stored.DeepCopy()
+	other := stored()
 	other.ResourceVersion = "42"
 	other.Annotations["touched"] = "yes"
-	sets.stored = other
+	if err := f.client.Tracker().Update(dsResource, other, "default"); err != nil {
+		t.Fatal(err)
+	}
+	f.client.ClearActions()
 	p3 := testPod("p3", "node-3", hash)
 	f.see(testNode("node-3"))
 	f.see(p3)
 	f.sync("default/agent")
-	if sets.rejects != 1 || sets.gets != 1 || sets.stored.Status.DesiredNumberScheduled != 3 || sets.stored.Annotations["touched"] != "yes" {
-		t.Errorf("conflict retry: rejects %d gets %d stored %+v", sets.rejects, sets.gets, sets.stored.Status)
+	if diff := cmp.Diff([]string{"update/status agent", "get agent", "update/status agent"}, kittest.Calls(f.client, "daemonsets")); diff != "" {
+		t.Errorf("conflict retry: calls (-want +got):\n%s", diff)
+	}
+	if st := stored(); st.Status.DesiredNumberScheduled != 3 || st.Annotations["touched"] != "yes" {
+		t.Errorf("conflict retry: stored %+v %v", st.Status, st.Annotations)
 	}
 }

@@ -3,12 +3,9 @@ package daemonset
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"sync"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -59,40 +56,5 @@ func (r *recordingPodControl) PatchPod(_ context.Context, namespace, name string
 	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}, nil
 }
 
-// recordingSetControl plays the apiserver for one set: it keeps the stored
-// copy, bumps its resourceVersion on each status write and rejects writes
-// from a stale resourceVersion with a conflict, as the apiserver does.
-type recordingSetControl struct {
-	mu      sync.Mutex
-	stored  *appsv1.DaemonSet
-	writes  []*appsv1.DaemonSet
-	gets    int
-	rejects int
-}
-
-var _ setControl = (*recordingSetControl)(nil)
-
-func (r *recordingSetControl) getSet(_ context.Context, _, _ string) (*appsv1.DaemonSet, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.gets++
-	return r.stored.DeepCopy(), nil
-}
-
-func (r *recordingSetControl) updateStatus(_ context.Context, set *appsv1.DaemonSet) (*appsv1.DaemonSet, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if set.ResourceVersion != r.stored.ResourceVersion {
-		r.rejects++
-		return nil, apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "daemonsets"}, set.Name, fmt.Errorf("the object has been modified"))
-	}
-	rv, err := strconv.Atoi(r.stored.ResourceVersion)
-	if err != nil {
-		return nil, err
-	}
-	next := set.DeepCopy()
-	next.ResourceVersion = fmt.Sprint(rv + 1)
-	r.stored = next
-	r.writes = append(r.writes, next.DeepCopy())
-	return next.DeepCopy(), nil
-}
+// dsResource is where the fake apiserver keeps DaemonSets.
+var dsResource = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "daemonsets"}

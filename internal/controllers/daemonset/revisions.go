@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"strings"
 
@@ -16,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/dump"
+
+	"quartet.dev/quartet/internal/controllers/kit"
 )
 
 // defaultRevisionHistoryLimit applies when a set has no
@@ -36,27 +39,6 @@ func templateHash(template *corev1.PodTemplateSpec, collisionCount *int32) strin
 		h.Write(salt)
 	}
 	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
-}
-
-// revisionData is what a ControllerRevision of a DaemonSet stores: a
-// strategic merge patch that puts the template back,
-// {"spec":{"template":{...,"$patch":"replace"}}}, with object keys sorted.
-// `kubectl rollout undo` applies it as is, and both the controller and kubectl
-// find a set's current revision by comparing these bytes, so they must be
-// exactly what Kubernetes writes.
-func revisionData(template *corev1.PodTemplateSpec) ([]byte, error) {
-	raw, err := json.Marshal(template)
-	if err != nil {
-		return nil, err
-	}
-	var fields map[string]interface{}
-	if err := json.Unmarshal(raw, &fields); err != nil {
-		return nil, err
-	}
-	fields["$patch"] = "replace"
-	return json.Marshal(map[string]interface{}{
-		"spec": map[string]interface{}{"template": fields},
-	})
 }
 
 // revisionPlan is what sync must write so that the set has exactly one
@@ -81,7 +63,7 @@ type revisionPlan struct {
 
 // planRevisions compares the set's claimed revisions with its template.
 func planRevisions(set *appsv1.DaemonSet, revisions []*appsv1.ControllerRevision) (*revisionPlan, error) {
-	data, err := revisionData(&set.Spec.Template)
+	data, err := kit.TemplatePatch(&set.Spec.Template, json.Unmarshal)
 	if err != nil {
 		return nil, fmt.Errorf("encoding the template of DaemonSet %s/%s: %w", set.Namespace, set.Name, err)
 	}
@@ -118,7 +100,7 @@ func planRevisions(set *appsv1.DaemonSet, revisions []*appsv1.ControllerRevision
 				Name:            set.Name + "-" + hash,
 				Namespace:       set.Namespace,
 				Labels:          labels,
-				Annotations:     copyMap(set.Annotations),
+				Annotations:     maps.Clone(set.Annotations),
 				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(set, controllerKind)},
 			},
 			Data:     runtime.RawExtension{Raw: data},
@@ -178,15 +160,4 @@ func expiredRevisions(set *appsv1.DaemonSet, old []*appsv1.ControllerRevision, l
 		expired = append(expired, r)
 	}
 	return expired
-}
-
-func copyMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }

@@ -9,9 +9,12 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
+
+	"quartet.dev/quartet/internal/controllers/kit"
 )
 
-// TestRevisionIdentityMatchesKubernetes checks templateHash and revisionData
+// TestRevisionIdentityMatchesKubernetes checks templateHash and kit.TemplatePatch
 // against testdata/revisions.golden.json, which was produced from the sets in
 // testdata/sets.json by Kubernetes v1.37.2's own functions
 // (controller.ComputeHash, and daemon.Match accepting the data). Equal bytes
@@ -40,7 +43,7 @@ func TestRevisionIdentityMatchesKubernetes(t *testing.T) {
 			if got := templateHash(&set.Spec.Template, in.CollisionCount); got != golden[i].Hash {
 				t.Errorf("templateHash = %q, Kubernetes computes %q", got, golden[i].Hash)
 			}
-			data, err := revisionData(&set.Spec.Template)
+			data, err := kit.TemplatePatch(&set.Spec.Template, utiljson.Unmarshal)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,7 +78,7 @@ func TestTemplateHashChangesWithTemplateAndCollisions(t *testing.T) {
 }
 
 func revision(name, hash string, number int64, set *appsv1.DaemonSet) *appsv1.ControllerRevision {
-	data, err := revisionData(&set.Spec.Template)
+	data, err := kit.TemplatePatch(&set.Spec.Template, utiljson.Unmarshal)
 	if err != nil {
 		panic(err)
 	}

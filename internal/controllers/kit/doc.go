@@ -17,6 +17,8 @@
 //     success, so that a failing apiserver or a full quota costs few calls.
 //   - Once: an event recorded once per object and topic, not at every sync.
 //   - IsReady, AvailableIn: pod readiness and availability (minReadySeconds).
+//   - TemplatePatch: the data of a StatefulSet's or DaemonSet's
+//     ControllerRevision, as Kubernetes writes it.
 //
 // The package kittest beside it is the fake apiserver and the polling helper
 // the controllers' tests share.

@@ -142,6 +142,23 @@ func Fail(client *fake.Clientset, verb, resource string, err error, names ...str
 	})
 }
 
+// FailNext makes the fake apiserver refuse the next len(errs) requests verb
+// on resource for the object named name ("" for any), with errs in order;
+// later ones go through.
+func FailNext(client *fake.Clientset, verb, resource, name string, errs ...error) {
+	var mu sync.Mutex
+	client.PrependReactor(verb, resource, func(a k8stesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(errs) == 0 || (name != "" && actionName(a) != name) {
+			return false, nil, nil
+		}
+		err := errs[0]
+		errs = errs[1:]
+		return true, nil, err
+	})
+}
+
 // Calls lists the requests made to the fake apiserver for resource, in
 // order, as "verb name" ("create web-0", "delete web-1"), or "verb/subresource
 // name" ("update/status web"); lists and watches are left out. A created

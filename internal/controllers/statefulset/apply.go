@@ -16,7 +16,6 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
-	"k8s.io/kubernetes/pkg/controller/history"
 
 	"quartet.dev/quartet/internal/controllers/kit"
 )
@@ -25,113 +24,9 @@ import (
 // set sends at once.
 const maxInFlight = 500
 
-// podWriter is every write the controller makes to pods.
-type podWriter interface {
-	CreatePod(ctx context.Context, pod *v1.Pod) (*v1.Pod, error)
-	UpdatePod(ctx context.Context, pod *v1.Pod) (*v1.Pod, error)
-	DeletePod(ctx context.Context, namespace, name string) error
-	PatchPod(ctx context.Context, namespace, name string, patch []byte) (*v1.Pod, error)
-}
-
-// claimWriter is every write the controller makes to PersistentVolumeClaims.
-type claimWriter interface {
-	CreateClaim(ctx context.Context, claim *v1.PersistentVolumeClaim) (*v1.PersistentVolumeClaim, error)
-	UpdateClaim(ctx context.Context, claim *v1.PersistentVolumeClaim) (*v1.PersistentVolumeClaim, error)
-	// GetClaim reads a claim past the cache, after a conflict.
-	GetClaim(ctx context.Context, namespace, name string) (*v1.PersistentVolumeClaim, error)
-}
-
-// setWriter reads a set past the cache, before adopting, and writes status.
-type setWriter interface {
-	GetSet(ctx context.Context, namespace, name string) (*appsv1.StatefulSet, error)
-	UpdateSetStatus(ctx context.Context, set *appsv1.StatefulSet) (*appsv1.StatefulSet, error)
-}
-
-// revisionWriter is every write the controller makes to ControllerRevisions.
-type revisionWriter interface {
-	// CreateRevision creates rev, renaming it with a higher collisionCount
-	// while its name is taken by a revision with other data.
-	CreateRevision(ctx context.Context, set *appsv1.StatefulSet, rev *appsv1.ControllerRevision, collisionCount *int32) (*appsv1.ControllerRevision, error)
-	RenumberRevision(ctx context.Context, rev *appsv1.ControllerRevision, number int64) (*appsv1.ControllerRevision, error)
-	DeleteRevision(ctx context.Context, rev *appsv1.ControllerRevision) error
-	AdoptRevision(ctx context.Context, set *appsv1.StatefulSet, rev *appsv1.ControllerRevision) (*appsv1.ControllerRevision, error)
-}
-
-var (
-	_ podWriter      = (*clientWriter)(nil)
-	_ claimWriter    = (*clientWriter)(nil)
-	_ setWriter      = (*clientWriter)(nil)
-	_ revisionWriter = (*historyWriter)(nil)
-)
-
-// clientWriter writes through the controller's client.
-type clientWriter struct {
-	client kubernetes.Interface
-}
-
-func (w *clientWriter) CreatePod(ctx context.Context, pod *v1.Pod) (*v1.Pod, error) {
-	return w.client.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{})
-}
-
-func (w *clientWriter) UpdatePod(ctx context.Context, pod *v1.Pod) (*v1.Pod, error) {
-	return w.client.CoreV1().Pods(pod.Namespace).Update(ctx, pod, metav1.UpdateOptions{})
-}
-
-func (w *clientWriter) DeletePod(ctx context.Context, namespace, name string) error {
-	return w.client.CoreV1().Pods(namespace).Delete(ctx, name, metav1.DeleteOptions{})
-}
-
-func (w *clientWriter) PatchPod(ctx context.Context, namespace, name string, patch []byte) (*v1.Pod, error) {
-	return w.client.CoreV1().Pods(namespace).Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
-}
-
-func (w *clientWriter) CreateClaim(ctx context.Context, claim *v1.PersistentVolumeClaim) (*v1.PersistentVolumeClaim, error) {
-	return w.client.CoreV1().PersistentVolumeClaims(claim.Namespace).Create(ctx, claim, metav1.CreateOptions{})
-}
-
-func (w *clientWriter) UpdateClaim(ctx context.Context, claim *v1.PersistentVolumeClaim) (*v1.PersistentVolumeClaim, error) {
-	return w.client.CoreV1().PersistentVolumeClaims(claim.Namespace).Update(ctx, claim, metav1.UpdateOptions{})
-}
-
-func (w *clientWriter) GetClaim(ctx context.Context, namespace, name string) (*v1.PersistentVolumeClaim, error) {
-	return w.client.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, name, metav1.GetOptions{})
-}
-
-func (w *clientWriter) GetSet(ctx context.Context, namespace, name string) (*appsv1.StatefulSet, error) {
-	return w.client.AppsV1().StatefulSets(namespace).Get(ctx, name, metav1.GetOptions{})
-}
-
-func (w *clientWriter) UpdateSetStatus(ctx context.Context, set *appsv1.StatefulSet) (*appsv1.StatefulSet, error) {
-	return w.client.AppsV1().StatefulSets(set.Namespace).UpdateStatus(ctx, set, metav1.UpdateOptions{})
-}
-
-// historyWriter writes revisions through upstream's generic
-// controller-history library, which handles name collisions.
-type historyWriter struct {
-	history history.Interface
-}
-
-func (w *historyWriter) CreateRevision(_ context.Context, set *appsv1.StatefulSet, rev *appsv1.ControllerRevision, collisionCount *int32) (*appsv1.ControllerRevision, error) {
-	return w.history.CreateControllerRevision(set, rev, collisionCount)
-}
-
-func (w *historyWriter) RenumberRevision(_ context.Context, rev *appsv1.ControllerRevision, number int64) (*appsv1.ControllerRevision, error) {
-	return w.history.UpdateControllerRevision(rev, number)
-}
-
-func (w *historyWriter) DeleteRevision(_ context.Context, rev *appsv1.ControllerRevision) error {
-	return w.history.DeleteControllerRevision(rev)
-}
-
-func (w *historyWriter) AdoptRevision(_ context.Context, set *appsv1.StatefulSet, rev *appsv1.ControllerRevision) (*appsv1.ControllerRevision, error) {
-	return w.history.AdoptControllerRevision(set, setKind, rev)
-}
-
 // applier carries out decisions.
 type applier struct {
-	pods     podWriter
-	claims   claimWriter
-	sets     setWriter
+	client   kubernetes.Interface
 	recorder record.EventRecorder
 	// cachedPod reads the informer's copy of a pod, to retry a write that
 	// lost a conflict.
@@ -204,7 +99,7 @@ func (a *applier) runTask(ctx context.Context, set *appsv1.StatefulSet, t *podTa
 	case taskOwners:
 		return a.writeOwners(ctx, set, t.pod, t.owners)
 	case taskDelete:
-		err := a.pods.DeletePod(ctx, t.pod.Namespace, t.pod.Name)
+		err := a.client.CoreV1().Pods(t.pod.Namespace).Delete(ctx, t.pod.Name, metav1.DeleteOptions{})
 		if apierrors.IsNotFound(err) {
 			err = nil
 		}
@@ -221,7 +116,7 @@ func (a *applier) create(ctx context.Context, set *appsv1.StatefulSet, t *podTas
 		podEvent(a.recorder, set, verbCreate, t.pod.Name, err)
 		return err
 	}
-	created, err := a.pods.CreatePod(ctx, t.pod)
+	created, err := a.client.CoreV1().Pods(t.pod.Namespace).Create(ctx, t.pod, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		// The cache is behind; the next sync sees the pod.
 		return err
@@ -242,7 +137,7 @@ func (a *applier) create(ctx context.Context, set *appsv1.StatefulSet, t *podTas
 func (a *applier) createClaims(ctx context.Context, set *appsv1.StatefulSet, t *podTask) error {
 	var errs []error
 	for _, claim := range t.newClaims {
-		created, err := a.claims.CreateClaim(ctx, claim)
+		created, err := a.client.CoreV1().PersistentVolumeClaims(claim.Namespace).Create(ctx, claim, metav1.CreateOptions{})
 		if err == nil {
 			a.writes.Wrote(set.UID, "persistentvolumeclaims", created)
 		} else {
@@ -273,7 +168,7 @@ func (a *applier) writeOwners(ctx context.Context, set *appsv1.StatefulSet, pod 
 		}
 		claim := c.update
 		err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-			updated, err := a.claims.UpdateClaim(ctx, claim)
+			updated, err := a.client.CoreV1().PersistentVolumeClaims(claim.Namespace).Update(ctx, claim, metav1.UpdateOptions{})
 			if err == nil {
 				a.writes.Wrote(set.UID, "persistentvolumeclaims", updated)
 				return nil
@@ -281,7 +176,7 @@ func (a *applier) writeOwners(ctx context.Context, set *appsv1.StatefulSet, pod 
 			if !apierrors.IsConflict(err) {
 				return err
 			}
-			fresh, getErr := a.claims.GetClaim(ctx, claim.Namespace, claim.Name)
+			fresh, getErr := a.client.CoreV1().PersistentVolumeClaims(claim.Namespace).Get(ctx, claim.Name, metav1.GetOptions{})
 			switch {
 			case apierrors.IsNotFound(getErr):
 				return nil // gone: nothing left to own
@@ -323,7 +218,7 @@ func (a *applier) conform(ctx context.Context, set *appsv1.StatefulSet, t *podTa
 	}
 	pod := t.pod
 	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		updated, err := a.pods.UpdatePod(ctx, pod)
+		updated, err := a.client.CoreV1().Pods(pod.Namespace).Update(ctx, pod, metav1.UpdateOptions{})
 		if err == nil {
 			a.writes.Wrote(set.UID, "pods", updated)
 			return nil
@@ -352,7 +247,7 @@ func (a *applier) writeStatus(ctx context.Context, set *appsv1.StatefulSet, stat
 	target := set.DeepCopy()
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		target.Status = *status
-		updated, err := a.sets.UpdateSetStatus(ctx, target)
+		updated, err := a.client.AppsV1().StatefulSets(target.Namespace).UpdateStatus(ctx, target, metav1.UpdateOptions{})
 		if err == nil {
 			a.writes.Wrote(set.UID, "statefulsets", updated)
 			return nil
@@ -367,7 +262,7 @@ func (a *applier) writeStatus(ctx context.Context, set *appsv1.StatefulSet, stat
 // patchPod patches a pod for set, for adoption and release.
 func (a *applier) patchPod(set *appsv1.StatefulSet) func(ctx context.Context, pod *v1.Pod, patch []byte) (*v1.Pod, error) {
 	return func(ctx context.Context, pod *v1.Pod, patch []byte) (*v1.Pod, error) {
-		patched, err := a.pods.PatchPod(ctx, pod.Namespace, pod.Name, patch)
+		patched, err := a.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
 		if err == nil {
 			a.writes.Wrote(set.UID, "pods", patched)
 		}

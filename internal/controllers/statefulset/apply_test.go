@@ -3,6 +3,7 @@ package statefulset
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	testingclock "k8s.io/utils/clock/testing"
@@ -11,11 +12,16 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 
 	"quartet.dev/quartet/internal/controllers/kit"
+	"quartet.dev/quartet/internal/controllers/kittest"
 )
 
 var (
@@ -23,14 +29,17 @@ var (
 	claimsResource = schema.GroupResource{Resource: "persistentvolumeclaims"}
 )
 
-func newTestApplier(w *fakeWriter, cached ...*v1.Pod) (*applier, *record.FakeRecorder) {
+// newTestApplier is an applier on kittest's fake apiserver holding objs,
+// whose cache holds cached.
+func newTestApplier(objs []runtime.Object, cached ...*v1.Pod) (*applier, *record.FakeRecorder, *fake.Clientset) {
+	client := kittest.NewAPI(objs...)
 	rec := record.NewFakeRecorder(1000)
 	byName := map[string]*v1.Pod{}
 	for _, p := range cached {
 		byName[p.Name] = p
 	}
 	return &applier{
-		pods: w, claims: w, sets: w, recorder: rec,
+		client: client, recorder: rec,
 		cachedPod: func(_, name string) (*v1.Pod, error) {
 			if p, ok := byName[name]; ok {
 				return p, nil
@@ -41,7 +50,48 @@ func newTestApplier(w *fakeWriter, cached ...*v1.Pod) (*applier, *record.FakeRec
 			return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "statefulsets"}, name)
 		},
 		writes: kit.NewOwnWrites(testingclock.NewFakeClock(now), nil),
-	}, rec
+	}, rec, client
+}
+
+// failNext makes the next requests named call ("create pod web-0", "update
+// status web") fail with errs, in order.
+func failNext(client *fake.Clientset, call string, errs ...error) {
+	f := strings.Fields(call)
+	verb, resource, name := f[0], map[string]string{"pod": "pods", "claim": "persistentvolumeclaims", "status": "statefulsets"}[f[1]], f[2]
+	if verb == "adopt" || verb == "release" {
+		verb = "patch"
+	}
+	kittest.FailNext(client, verb, resource, name, errs...)
+}
+
+// writes lists the requests made to pods, claims and sets, in order, as
+// "verb kind name": "create claim data-web-0", "update status web", and for
+// pod patches "adopt pod web-0" or "release pod web-3".
+func writes(client *fake.Clientset) []string {
+	var out []string
+	for _, a := range client.Actions() {
+		verb, kind := a.GetVerb(), map[string]string{"pods": "pod", "persistentvolumeclaims": "claim", "statefulsets": "set"}[a.GetResource().Resource]
+		if verb == "list" || verb == "watch" || kind == "" {
+			continue
+		}
+		var name string
+		switch a := a.(type) {
+		case k8stesting.CreateAction:
+			name = a.GetObject().(metav1.Object).GetName()
+		case k8stesting.PatchAction:
+			name, verb = a.GetName(), "adopt"
+			if strings.Contains(string(a.GetPatch()), `"$patch":"delete"`) {
+				verb = "release"
+			}
+		case interface{ GetName() string }:
+			name = a.GetName()
+		}
+		if a.GetSubresource() == "status" {
+			kind = "status"
+		}
+		out = append(out, verb+" "+kind+" "+name)
+	}
+	return out
 }
 
 func TestApplyTasks(t *testing.T) {
@@ -242,6 +292,7 @@ func TestApplyTasks(t *testing.T) {
 				c := f.claim(0, f.setRef())
 				return podTask{kind: taskOwners, pod: f.pod(0, f.r1, ready), owners: []ownerChange{{claim: c.Name, update: c}}}
 			},
+			apiClaims: func(*fixture) []*v1.PersistentVolumeClaim { return nil },
 			fail:      map[string][]error{"update claim data-web-0": {apierrors.NewConflict(claimsResource, "data-web-0", boom)}},
 			wantCalls: []string{"update claim data-web-0", "get claim data-web-0"},
 		},
@@ -257,26 +308,37 @@ func TestApplyTasks(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t, 3, tc.opts...)
-			w := newFakeWriter()
-			for call, errs := range tc.fail {
-				w.failNext(call, errs...)
+			task := tc.task(f)
+			// The API holds the pod (unless created) and the claims whose
+			// owners change, or apiClaims.
+			var objs []runtime.Object
+			if task.kind != taskCreate {
+				objs = append(objs, task.pod)
 			}
 			if tc.apiClaims != nil {
 				for _, c := range tc.apiClaims(f) {
-					w.claims[c.Name] = c
+					objs = append(objs, c)
+				}
+			} else {
+				for _, o := range task.owners {
+					if o.update != nil {
+						objs = append(objs, o.update)
+					}
 				}
 			}
-			task := tc.task(f)
-			a, rec := newTestApplier(w, task.pod)
+			a, rec, client := newTestApplier(objs, task.pod)
+			for call, errs := range tc.fail {
+				failNext(client, call, errs...)
+			}
 			p := &decision{stages: []stage{{name: "test", units: [][]podTask{{task}}}}}
 			_, err := a.apply(context.Background(), f.set, p)
 			if (err != nil) != tc.wantErr {
 				t.Errorf("err %v, want error: %v", err, tc.wantErr)
 			}
-			if diff := cmp.Diff(tc.wantCalls, w.recorded()); diff != "" {
+			if diff := cmp.Diff(tc.wantCalls, writes(client)); diff != "" {
 				t.Errorf("calls (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tc.wantEvents, events(rec)); diff != "" {
+			if diff := cmp.Diff(tc.wantEvents, kittest.Events(rec)); diff != "" {
 				t.Errorf("events (-want +got):\n%s", diff)
 			}
 		})
@@ -305,11 +367,10 @@ func TestSlowStart(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			w := newFakeWriter()
+			a, _, client := newTestApplier(nil)
 			if tc.failOn != "" {
-				w.failNext(tc.failOn, errors.New("quota"))
+				failNext(client, tc.failOn, errors.New("quota"))
 			}
-			a, _ := newTestApplier(w)
 			p := &decision{stages: []stage{
 				{name: "burst", batched: true, units: units(tc.units)},
 				{name: "after", units: [][]podTask{{{kind: taskDelete, pod: f.pod(99, f.r1, ready)}}}},
@@ -319,7 +380,7 @@ func TestSlowStart(t *testing.T) {
 				t.Fatalf("err %v", err)
 			}
 			creates, ranAfter := 0, false
-			for _, c := range w.recorded() {
+			for _, c := range writes(client) {
 				if c == "delete pod web-99" {
 					ranAfter = true
 				} else {
@@ -344,9 +405,8 @@ func TestSlowStart(t *testing.T) {
 
 func TestExecuteSequentialStopsAtFirstError(t *testing.T) {
 	f := newFixture(t, 3)
-	w := newFakeWriter()
-	w.failNext("delete pod web-2", errors.New("nope"))
-	a, _ := newTestApplier(w)
+	a, _, client := newTestApplier(nil)
+	failNext(client, "delete pod web-2", errors.New("nope"))
 	p := &decision{stages: []stage{{name: "rolling-update", units: [][]podTask{
 		{{kind: taskDelete, pod: f.pod(2, f.r1, ready), rollout: true}},
 		{{kind: taskDelete, pod: f.pod(1, f.r1, ready), rollout: true}},
@@ -355,12 +415,11 @@ func TestExecuteSequentialStopsAtFirstError(t *testing.T) {
 	if err == nil || rolled != 0 {
 		t.Errorf("rolled out %d, err %v", rolled, err)
 	}
-	if diff := cmp.Diff([]string{"delete pod web-2"}, w.recorded()); diff != "" {
+	if diff := cmp.Diff([]string{"delete pod web-2"}, writes(client)); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
 
-	w = newFakeWriter()
-	a, _ = newTestApplier(w)
+	a, _, _ = newTestApplier([]runtime.Object{f.pod(2, f.r1, ready), f.pod(1, f.r1, ready)})
 	if rolled, err = a.apply(context.Background(), f.set, p); err != nil || rolled != 2 {
 		t.Errorf("rolled out %d, err %v", rolled, err)
 	}
@@ -389,14 +448,13 @@ func TestWriteStatus(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			w := newFakeWriter()
-			w.failNext("update status web", tc.fail...)
-			a, _ := newTestApplier(w)
+			a, _, client := newTestApplier([]runtime.Object{f.set})
+			failNext(client, "update status web", tc.fail...)
 			err := a.writeStatus(context.Background(), f.set, &tc.status)
 			if (err != nil) != tc.wantErr {
 				t.Errorf("err %v", err)
 			}
-			if n := len(w.recorded()); n != tc.wantCalls {
+			if n := len(writes(client)); n != tc.wantCalls {
 				t.Errorf("%d status writes, want %d", n, tc.wantCalls)
 			}
 		})
@@ -433,9 +491,8 @@ func TestClaimPods(t *testing.T) {
 		t.Errorf("owned, adopt, release (-want +got):\n%s", diff)
 	}
 
-	w := newFakeWriter()
-	w.failNext("adopt pod web-1", apierrors.NewNotFound(podsResource, "web-1"))
-	a, _ := newTestApplier(w)
+	a, _, client := newTestApplier([]runtime.Object{orphan, strayed})
+	failNext(client, "adopt pod web-1", apierrors.NewNotFound(podsResource, "web-1"))
 	pods, err := kit.Claim(context.Background(), claims, f.set, setKind, func() error { return nil }, a.patchPod(f.set))
 	if err != nil {
 		t.Fatal(err)
@@ -443,7 +500,7 @@ func TestClaimPods(t *testing.T) {
 	if diff := cmp.Diff([]string{"web-2", "web-0"}, names(pods)); diff != "" {
 		t.Errorf("pods after adoption (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"adopt pod web-0", "adopt pod web-1", "release pod web-3"}, w.recorded()); diff != "" {
+	if diff := cmp.Diff([]string{"adopt pod web-0", "adopt pod web-1", "release pod web-3"}, writes(client)); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
 }

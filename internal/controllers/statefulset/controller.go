@@ -47,9 +47,8 @@ type Controller struct {
 	// podEvents routes the pod informer's events to the sets.
 	podEvents *kit.Router[*appsv1.StatefulSet, *v1.Pod]
 
-	apply     *applier
-	revisions revisionWriter
-	memo      *lru.Cache
+	apply *applier
+	memo  *lru.Cache
 	// once reports lasting conditions (an invalid annotation, a replacement
 	// held back) once per set.
 	once kit.Once
@@ -87,16 +86,14 @@ func New(cfg kit.Config) (*Controller, error) {
 		revLister:         revInformer.Lister(),
 		history:           hist,
 		owners:            kit.NewOwners(setKind.Kind, setInformer.Informer().GetIndexer(), func(s *appsv1.StatefulSet) *metav1.LabelSelector { return s.Spec.Selector }),
-		revisions:         &historyWriter{history: hist},
 		memo:              lru.New(1024),
 		maxUnavailable:    utilfeature.DefaultFeatureGate.Enabled(features.MaxUnavailableStatefulSet),
 		semanticRevisions: utilfeature.DefaultFeatureGate.Enabled(features.StatefulSetSemanticRevisionComparison),
 		recreate:          utilfeature.DefaultFeatureGate.Enabled(features.StatefulSetRecreateStrategy),
 	}
 	c.queue = kit.NewQueue(base, "statefulset", nil, c.sync)
-	writer := &clientWriter{client: cfg.Client}
 	c.apply = &applier{
-		pods: writer, claims: writer, sets: writer, recorder: base.Recorder,
+		client: cfg.Client, recorder: base.Recorder,
 		cachedPod: func(ns, name string) (*v1.Pod, error) { return c.pods.Pods(ns).Get(name) },
 		cachedSet: func(ns, name string) (*appsv1.StatefulSet, error) { return c.sets.StatefulSets(ns).Get(name) },
 		writes: kit.NewOwnWrites(base.Clock, map[string]kit.Store{
@@ -201,7 +198,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 // writes, the status and the revision history.
 func (c *Controller) reconcile(ctx context.Context, set *appsv1.StatefulSet, selector labels.Selector) (time.Duration, error) {
 	canAdopt := kit.CanAdopt(ctx, set, func(ctx context.Context) (metav1.Object, error) {
-		return c.apply.sets.GetSet(ctx, set.Namespace, set.Name)
+		return c.Client.AppsV1().StatefulSets(set.Namespace).Get(ctx, set.Name, metav1.GetOptions{})
 	})
 	if err := c.adoptRevisions(ctx, set, selector, canAdopt); err != nil {
 		return 0, err
@@ -271,7 +268,7 @@ func (c *Controller) adoptRevisions(ctx context.Context, set *appsv1.StatefulSet
 		return fmt.Errorf("can't adopt ControllerRevisions: %w", err)
 	}
 	for _, rev := range orphans {
-		if _, err := c.revisions.AdoptRevision(ctx, set, rev); err != nil {
+		if _, err := c.history.AdoptControllerRevision(set, setKind, rev); err != nil {
 			return err
 		}
 	}
@@ -291,9 +288,9 @@ func (c *Controller) settleRevisions(ctx context.Context, set *appsv1.StatefulSe
 	case choice.update != nil:
 		update = choice.update
 	case choice.renumber != nil:
-		update, err = c.revisions.RenumberRevision(ctx, choice.renumber, choice.renumberTo)
+		update, err = c.history.UpdateControllerRevision(choice.renumber, choice.renumberTo)
 	default:
-		update, err = c.revisions.CreateRevision(ctx, set, choice.create, &collisionCount)
+		update, err = c.history.CreateControllerRevision(set, choice.create, &collisionCount)
 	}
 	if err != nil {
 		return nil, nil, collisionCount, err
@@ -314,7 +311,7 @@ func (c *Controller) prune(ctx context.Context, set *appsv1.StatefulSet, pods []
 		}
 	}
 	for _, rev := range revisionsToPrune(set, pods, revisions, live...) {
-		if err := c.revisions.DeleteRevision(ctx, rev); err != nil {
+		if err := c.history.DeleteControllerRevision(rev); err != nil {
 			return err
 		}
 	}

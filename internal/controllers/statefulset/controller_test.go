@@ -221,7 +221,7 @@ func TestChapterWalkthrough(t *testing.T) {
 	if diff := cmp.Diff([]string{
 		"Normal SuccessfulCreate Create Claim data-web-0 Pod web-0 in StatefulSet web success",
 		"Normal SuccessfulCreate Create Pod web-0 in StatefulSet web successful",
-	}, events(h.rec)); diff != "" {
+	}, kittest.Events(h.rec)); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
 
@@ -250,7 +250,7 @@ func TestChapterWalkthrough(t *testing.T) {
 	if err := h.client.CoreV1().Pods("default").Delete(h.ctx, "web-1", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	events(h.rec)
+	kittest.Events(h.rec)
 	h.sync()
 	web1 := h.pod("web-1")
 	if web1.UID == uid {
@@ -259,7 +259,7 @@ func TestChapterWalkthrough(t *testing.T) {
 	if web1.Spec.Volumes[0].PersistentVolumeClaim.ClaimName != "data-web-1" {
 		t.Errorf("web-1 mounts %+v", web1.Spec.Volumes)
 	}
-	if diff := cmp.Diff([]string{"Normal SuccessfulCreate Create Pod web-1 in StatefulSet web successful"}, events(h.rec)); diff != "" {
+	if diff := cmp.Diff([]string{"Normal SuccessfulCreate Create Pod web-1 in StatefulSet web successful"}, kittest.Events(h.rec)); diff != "" {
 		t.Errorf("events: the claim must be reused, not created (-want +got):\n%s", diff)
 	}
 	h.markReady("web-1")
@@ -416,7 +416,7 @@ func TestAdoptionAndRelease(t *testing.T) {
 	if h.pod("web-0").Labels[appsv1.StatefulSetPodNameLabel] != "web-0" {
 		t.Errorf("web-0 labels %v", h.pod("web-0").Labels)
 	}
-	if diff := cmp.Diff([]string{"Normal SuccessfulUpdate Update Pod web-0 in StatefulSet web successful"}, events(h.rec)); diff != "" {
+	if diff := cmp.Diff([]string{"Normal SuccessfulUpdate Update Pod web-0 in StatefulSet web successful"}, kittest.Events(h.rec)); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
 }
@@ -451,7 +451,7 @@ func TestInvalidAnnotationWarnsOnce(t *testing.T) {
 	h.sync()
 	h.sync()
 	var warnings []string
-	for _, e := range events(h.rec) {
+	for _, e := range kittest.Events(h.rec) {
 		if strings.Contains(e, reasonInvalidReplaceUnreadyAfter) {
 			warnings = append(warnings, e)
 		}

@@ -14,36 +14,16 @@ import (
 	appsdefaults "k8s.io/kubernetes/pkg/apis/apps/v1"
 	"k8s.io/kubernetes/pkg/controller/history"
 	"k8s.io/utils/lru"
-)
 
-// templatePatch is the data of a StatefulSet ControllerRevision: a strategic
-// merge patch that puts set's pod template back, {"spec":{"template":{
-// "$patch":"replace", ...}}}. The bytes must equal what every Kubernetes
-// release since 1.34 writes, because the controller-revision-hash label and
-// the revision's name are a hash of them and `kubectl rollout undo` applies
-// them. Going through a generic map sorts every object's keys, which is the
-// form upstream's revisions have.
-func templatePatch(set *appsv1.StatefulSet) ([]byte, error) {
-	encoded, err := json.Marshal(&set.Spec.Template)
-	if err != nil {
-		return nil, err
-	}
-	var template map[string]interface{}
-	if err := json.Unmarshal(encoded, &template); err != nil {
-		return nil, err
-	}
-	template["$patch"] = "replace"
-	return json.Marshal(map[string]interface{}{
-		"spec": map[string]interface{}{"template": template},
-	})
-}
+	"quartet.dev/quartet/internal/controllers/kit"
+)
 
 // buildRevision is the ControllerRevision that records set's template as
 // revision number number. Its name and hash label come from the data and
 // collisionCount; it carries the template's labels and the set's annotations
 // (kubectl rollout history shows kubernetes.io/change-cause from there).
 func buildRevision(set *appsv1.StatefulSet, number int64, collisionCount *int32) (*appsv1.ControllerRevision, error) {
-	data, err := templatePatch(set)
+	data, err := kit.TemplatePatch(&set.Spec.Template, json.Unmarshal)
 	if err != nil {
 		return nil, err
 	}

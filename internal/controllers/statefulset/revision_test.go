@@ -16,6 +16,8 @@ import (
 	"k8s.io/kubernetes/pkg/controller/history"
 	"k8s.io/utils/lru"
 	"k8s.io/utils/ptr"
+
+	"quartet.dev/quartet/internal/controllers/kit"
 )
 
 // testdata/upstream holds the revision-compatibility data of upstream's
@@ -42,7 +44,7 @@ func TestTemplatePatchMatchesUpstreamRevision(t *testing.T) {
 	loadUpstream(t, "compatibility_set_1.34.0.json", set)
 	loadUpstream(t, "compatibility_revision_1.34.0.json", rev)
 
-	data, err := templatePatch(set)
+	data, err := kit.TemplatePatch(&set.Spec.Template, json.Unmarshal)
 	if err != nil {
 		t.Fatal(err)
 	}
