@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"quartet.dev/quartet/internal/controllers/kit"
 	"quartet.dev/quartet/internal/controllers/kittest"
 )
 
@@ -59,7 +60,7 @@ func BenchmarkSync500Nodes(b *testing.B) {
 		b.Fatal(err)
 	}
 	f.see(stored)
-	if d, err := f.c.sync(f.ctx, "default/agent"); err != nil || d == cacheLagRetry || len(kittest.Calls(f.client, "daemonsets")) != 1 {
+	if d, err := f.c.sync(f.ctx, "default/agent"); err != nil || d == kit.OwnWritesTimeout || len(kittest.Calls(f.client, "daemonsets")) != 1 {
 		b.Fatalf("a set at rest: requeue %v, %v, calls %v", d, err, kittest.Calls(f.client, "daemonsets"))
 	}
 	b.ReportAllocs()

@@ -28,10 +28,6 @@ var controllerKind = appsv1.SchemeGroupVersion.WithKind("DaemonSet")
 // same as Kubernetes' DaemonSet controller's.
 const eventComponent = "daemonset-controller"
 
-// cacheLagRetry is when a sync that found the cache behind its own status
-// write looks again; the write's own event normally brings it back sooner.
-const cacheLagRetry = 100 * time.Millisecond
-
 // AnnotationRolloutNodeSelector opts a DaemonSet into quartet's canary by
 // node: its value is a label selector, and a RollingUpdate replaces pods only
 // on nodes that match it until the annotation is removed.
@@ -312,8 +308,9 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, nil
 	}
 	if !c.apply.writes.Seen(set.UID, "daemonsets") {
-		logger.V(4).Info("The cache does not show this controller's status write yet, waiting")
-		return cacheLagRetry, nil
+		// The write's update event syncs the set again.
+		logger.V(4).Info("The cache does not show this controller's status write yet, waiting for its event")
+		return kit.OwnWritesTimeout, nil
 	}
 	in, revs, err := c.observe(ctx, set, now)
 	if err != nil {

@@ -244,13 +244,30 @@ func TestSyncWaitsForItsWritesToBeObserved(t *testing.T) {
 	f.client.ClearActions()
 
 	// The cache shows neither the status write nor the pods: the next sync
-	// does nothing, and looks again soon.
-	if d := f.sync("default/agent"); d != cacheLagRetry || len(f.writes()) != 0 {
+	// does nothing and waits for the write's event, with no timed retry
+	// sooner than kit.OwnWritesTimeout.
+	if d := f.sync("default/agent"); d != kit.OwnWritesTimeout || len(f.writes()) != 0 {
 		t.Fatalf("a sync before its status write was observed: requeue %v, writes %v", d, f.writes())
 	}
-	// The status write is seen, the pods are not: no second burst, and the
-	// status it wrote stands.
+	// The status write is seen, the pods are not: its update event syncs
+	// the set, which makes no second burst, and the status it wrote stands.
+	cached, err := f.c.setLister.DaemonSets("default").Get("agent")
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.observe()
+	written, err := f.c.setLister.DaemonSets("default").Get("agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f.c.queue.Len() > 0 {
+		k, _ := f.c.queue.Get()
+		f.c.queue.Done(k)
+	}
+	f.c.updateSet(cached, written)
+	if f.c.queue.Len() != 1 {
+		t.Fatalf("the status write's event: queue length %d", f.c.queue.Len())
+	}
 	f.client.ClearActions()
 	f.sync("default/agent")
 	if w := f.writes(); len(w) != 0 {
@@ -707,7 +724,7 @@ func TestStatusWritesFromAStaleCache(t *testing.T) {
 	p2 := testPod("p2", "node-2", hash)
 	f.see(p2)
 	f.c.podEvents.OnAdd(p2, false)
-	if d := f.sync("default/agent"); d != cacheLagRetry || len(kittest.Calls(f.client, "daemonsets")) != 1 {
+	if d := f.sync("default/agent"); d != kit.OwnWritesTimeout || len(kittest.Calls(f.client, "daemonsets")) != 1 {
 		t.Fatalf("a sync from the cache at RV 5: requeue %v, calls %v", d, kittest.Calls(f.client, "daemonsets"))
 	}
 	f.see(stored())

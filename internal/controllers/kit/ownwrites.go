@@ -10,9 +10,11 @@ import (
 	"k8s.io/utils/clock"
 )
 
-// ownWritesTimeout is how long a write may go unseen before it no longer
+// OwnWritesTimeout is how long a write may go unseen before it no longer
 // holds its owner back, so that a lost watch event cannot stall it forever.
-const ownWritesTimeout = 5 * time.Minute
+// A sync that finds its writes unseen waits for their informer events, and
+// asks for another look after OwnWritesTimeout in case none comes.
+const OwnWritesTimeout = 5 * time.Minute
 
 // Store is an informer's store, as OwnWrites reads it (a cache.Store).
 type Store interface {
@@ -122,7 +124,7 @@ func (w *OwnWrites) Seen(owner types.UID, names ...string) bool {
 	if p == nil {
 		return true
 	}
-	if w.unseen(p, names) && w.clock.Since(p.last) <= ownWritesTimeout {
+	if w.unseen(p, names) && w.clock.Since(p.last) <= OwnWritesTimeout {
 		p.waiting = true
 		return false
 	}

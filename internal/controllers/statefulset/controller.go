@@ -28,10 +28,6 @@ import (
 // componentName is the event source, the same as upstream's controller.
 const componentName = "statefulset-controller"
 
-// cacheLagRetry is when a sync that found the caches behind its own writes
-// looks again. The informer event for the write normally triggers it sooner.
-const cacheLagRetry = 100 * time.Millisecond
-
 // Controller reconciles StatefulSets.
 type Controller struct {
 	*kit.Base
@@ -122,7 +118,11 @@ func (c *Controller) watch(sets, pods, claims cache.SharedIndexInformer) error {
 	if _, err := pods.AddEventHandler(c.podEvents); err != nil {
 		return err
 	}
-	_, err := claims.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: c.claimDeleted})
+	_, err := claims.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.claimWritten,
+		UpdateFunc: func(_, cur any) { c.claimWritten(cur) },
+		DeleteFunc: c.claimDeleted,
+	})
 	return err
 }
 
@@ -130,6 +130,18 @@ func (c *Controller) claimDeleted(obj any) {
 	if claim, ok := kit.Unwrap[*v1.PersistentVolumeClaim](obj); ok {
 		for _, set := range c.owners.Selecting(claim.Namespace, claim.Labels) {
 			c.enqueue(set)
+		}
+	}
+}
+
+// claimWritten syncs a set whose sync waits for its own writes when this
+// claim's event was the last of them to reach the caches.
+func (c *Controller) claimWritten(obj any) {
+	if claim, ok := obj.(*v1.PersistentVolumeClaim); ok {
+		for _, set := range c.owners.Selecting(claim.Namespace, claim.Labels) {
+			if c.apply.writes.CaughtUp(set.UID) {
+				c.enqueue(set)
+			}
 		}
 	}
 }
@@ -182,8 +194,10 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, err
 	}
 	if !c.apply.writes.Seen(cached.UID) {
-		logger.V(4).Info("Caches are behind this controller's writes, waiting", "statefulSet", klog.KObj(cached))
-		return cacheLagRetry, nil
+		// The event of the write brings the set back: a pod's or the set's
+		// own event syncs it, a claim's once every write is seen.
+		logger.V(4).Info("Caches are behind this controller's writes, waiting for their events", "statefulSet", klog.KObj(cached))
+		return kit.OwnWritesTimeout, nil
 	}
 	selector, err := metav1.LabelSelectorAsSelector(cached.Spec.Selector)
 	if err != nil {

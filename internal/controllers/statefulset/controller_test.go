@@ -66,7 +66,7 @@ func (h *harness) sync() time.Duration {
 	if err != nil {
 		h.t.Fatalf("sync: %v", err)
 	}
-	if d == cacheLagRetry {
+	if d == kit.OwnWritesTimeout {
 		h.t.Fatalf("sync found the caches behind")
 	}
 	h.caughtUp()
@@ -562,6 +562,28 @@ func TestEventHandlersEnqueue(t *testing.T) {
 				h.c.claimDeleted(c)
 			},
 		},
+		"a claim is written while no sync waits": {
+			event: func() {
+				waitForClaim(h, set, nil)
+				h.c.claimWritten(f.claim(1))
+			},
+		},
+		"a claim event while a sync still waits for its claim write": {
+			event: func() {
+				shown := "1"
+				waitForClaim(h, set, &shown)
+				h.c.claimWritten(f.claim(1))
+			},
+		},
+		"the event of the last write a sync waits for": {
+			event: func() {
+				shown := "1"
+				waitForClaim(h, set, &shown)
+				shown = "5"
+				h.c.claimWritten(f.claim(1))
+			},
+			want: []string{"default/web"},
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -584,6 +606,61 @@ func TestEventHandlersEnqueue(t *testing.T) {
 	}
 	h.clock.Step(10 * time.Second)
 	h.eventually("the minReadySeconds requeue", func() bool { return h.c.queue.Len() == 1 })
+}
+
+// versionStore is an informer store that has applied the resource version
+// *shown, and holds nothing.
+type versionStore struct{ shown *string }
+
+func (s versionStore) LastStoreSyncResourceVersion() string { return *s.shown }
+func (versionStore) GetByKey(string) (any, bool, error)     { return nil, false, nil }
+
+// waitForClaim gives h's controller a claim write for set at resource
+// version 5 and, when shown is set, a sync that found it unseen in a claim
+// store that has applied *shown.
+func waitForClaim(h *harness, set *appsv1.StatefulSet, shown *string) {
+	if shown == nil {
+		h.c.apply.writes = kit.NewOwnWrites(h.clock, nil)
+		return
+	}
+	h.c.apply.writes = kit.NewOwnWrites(h.clock, map[string]kit.Store{"persistentvolumeclaims": versionStore{shown}})
+	written := &v1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data-web-1", UID: "uid-data-web-1", ResourceVersion: "5"}}
+	h.c.apply.writes.Wrote(set.UID, "persistentvolumeclaims", written)
+	if h.c.apply.writes.Seen(set.UID) {
+		h.t.Fatal("a write ahead of the store counts as seen")
+	}
+}
+
+// TestSyncWaitsForItsOwnWrites: a sync that finds one of its controller's
+// writes unseen writes nothing and asks for no timed retry sooner than
+// kit.OwnWritesTimeout (the write's event brings the set back); once the
+// store shows the write, the next sync acts.
+func TestSyncWaitsForItsOwnWrites(t *testing.T) {
+	for _, name := range []string{"statefulsets", "pods", "persistentvolumeclaims"} {
+		t.Run(name, func(t *testing.T) {
+			set := chapterSet()
+			h := newHarness(t, set)
+			h.caughtUp()
+			shown := "1"
+			h.c.apply.writes = kit.NewOwnWrites(h.clock, map[string]kit.Store{name: versionStore{&shown}})
+			written := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", UID: "uid-web-0", ResourceVersion: "999999"}}
+			h.c.apply.writes.Wrote(set.UID, name, written)
+			d, err := h.c.sync(h.ctx, "default/web")
+			if err != nil || d != kit.OwnWritesTimeout {
+				t.Fatalf("sync with an unseen write: requeue %v, err %v", d, err)
+			}
+			if calls := append(kittest.Calls(h.client, "pods"), kittest.Calls(h.client, "persistentvolumeclaims")...); len(calls) != 0 {
+				t.Fatalf("a sync waiting for its writes wrote %v", calls)
+			}
+			shown = "999999"
+			if _, err := h.c.sync(h.ctx, "default/web"); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]string{"create web-0"}, kittest.Calls(h.client, "pods")); diff != "" {
+				t.Errorf("once the write is seen (-want +got):\n%s", diff)
+			}
+		})
+	}
 }
 
 func TestSyncAdoptsOrphanRevisionsAndPrunes(t *testing.T) {
