@@ -146,12 +146,13 @@ func (a *applier) cleanupRevisions(ctx context.Context, set *appsv1.DaemonSet, o
 // writes so that no sync acts again before the cache shows them. Creates go
 // through kit.SlowStart: when one fails the rest are not sent, so a set that
 // cannot create pods (a quota, an admission webhook) costs a few failed
-// requests, not hundreds.
-func (a *applier) writePods(ctx context.Context, set *appsv1.DaemonSet, d *decision, hash string, pods []*corev1.Pod) error {
+// requests, not hundreds. It returns the nodes that got their pod.
+func (a *applier) writePods(ctx context.Context, set *appsv1.DaemonSet, d *decision, hash string, pods []*corev1.Pod) ([]string, error) {
 	logger := klog.FromContext(ctx)
 	generation := templateGeneration(set)
 	var mu sync.Mutex
 	var errs []error
+	var createdOn []string
 	fail := func(err error) {
 		mu.Lock()
 		errs = append(errs, err)
@@ -162,6 +163,9 @@ func (a *applier) writePods(ctx context.Context, set *appsv1.DaemonSet, d *decis
 		switch {
 		case err == nil:
 			a.writes.Wrote(set.UID, "pods", created)
+			mu.Lock()
+			createdOn = append(createdOn, d.createOn[i])
+			mu.Unlock()
 		case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
 		default:
 			logger.V(2).Info("Failed to create daemon pod", "node", d.createOn[i], "err", err)
@@ -191,19 +195,16 @@ func (a *applier) writePods(ctx context.Context, set *appsv1.DaemonSet, d *decis
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	return createdOn, errors.Join(errs...)
 }
 
-// writeStatus writes the status once, when it changed. observed raises
-// observedGeneration: only a sync that acted has processed the generation.
-// The sync waits until the cache shows this controller's previous status
-// write, so the cached set is the base; a conflict with someone else's
-// write is retried once on a fresh copy.
-func (a *applier) writeStatus(ctx context.Context, set *appsv1.DaemonSet, n counts, observed bool) error {
+// writeStatus writes the status, with observedGeneration raised, once, when
+// it changed. The sync waits until the cache shows this controller's
+// previous status write, so the cached set is the base; a conflict with
+// someone else's write is retried once on a fresh copy.
+func (a *applier) writeStatus(ctx context.Context, set *appsv1.DaemonSet, n counts) error {
 	apply := func(s *appsv1.DaemonSetStatus) {
-		if observed {
-			s.ObservedGeneration = set.Generation
-		}
+		s.ObservedGeneration = set.Generation
 		s.DesiredNumberScheduled = n.desired
 		s.CurrentNumberScheduled = n.current
 		s.NumberMisscheduled = n.misscheduled

@@ -321,11 +321,19 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		// The status is still worth writing; the error requeues the set.
 		planErr = fmt.Errorf("planning DaemonSet %s: %w", key, planErr)
 	}
-	var writeErr error
-	if in.act && planErr == nil {
-		writeErr = c.act(ctx, in, d, revs)
+	if !in.act {
+		// The pod cache misses this controller's last creates or deletes, so
+		// its counts are behind what the status already says: the event
+		// that shows them syncs the set again.
+		return d.requeueAfter, planErr
 	}
-	statusErr := c.apply.writeStatus(ctx, set, d.status, in.act)
+	var writeErr error
+	if planErr == nil {
+		var createdOn []string
+		createdOn, writeErr = c.act(ctx, in, d, revs)
+		d.status.addCreated(in, createdOn)
+	}
+	statusErr := c.apply.writeStatus(ctx, set, d.status)
 	if err := errors.Join(planErr, writeErr, statusErr); err != nil {
 		return 0, err
 	}
@@ -405,8 +413,9 @@ func (c *Controller) claim(ctx context.Context, set *appsv1.DaemonSet, selector 
 }
 
 // act makes the decision's writes: its events, the failed-pod back-off, the
-// pods, and the revisions beyond the history limit.
-func (c *Controller) act(ctx context.Context, in *observed, d *decision, rp *revisionPlan) error {
+// pods, and the revisions beyond the history limit. It returns the nodes
+// that got a pod.
+func (c *Controller) act(ctx context.Context, in *observed, d *decision, rp *revisionPlan) ([]string, error) {
 	set := in.set
 	for _, e := range d.events {
 		c.Recorder.Event(set, e.eventType, e.reason, e.message)
@@ -419,8 +428,9 @@ func (c *Controller) act(ctx context.Context, in *observed, d *decision, rp *rev
 			"Rolling update to revision %s is limited to nodes matching %q: %d pod(s) on other nodes keep the old revision until annotation %s is removed",
 			in.hash, set.Annotations[AnnotationRolloutNodeSelector], d.heldByCanary, AnnotationRolloutNodeSelector)
 	}
-	if err := c.apply.writePods(ctx, set, d, in.hash, in.pods); err != nil {
-		return err
+	createdOn, err := c.apply.writePods(ctx, set, d, in.hash, in.pods)
+	if err != nil {
+		return createdOn, err
 	}
 	liveHashes := map[string]bool{}
 	for _, pod := range in.pods {
@@ -428,7 +438,7 @@ func (c *Controller) act(ctx context.Context, in *observed, d *decision, rp *rev
 			liveHashes[h] = true
 		}
 	}
-	return c.apply.cleanupRevisions(ctx, set, rp.old, liveHashes)
+	return createdOn, c.apply.cleanupRevisions(ctx, set, rp.old, liveHashes)
 }
 
 // canarySelector parses the set's rollout node selector annotation: nil

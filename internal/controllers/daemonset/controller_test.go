@@ -229,12 +229,22 @@ func TestSyncCreatesPodsAndWritesStatusOnce(t *testing.T) {
 		t.Errorf("pods per node (-want +got):\n%s", diff)
 	}
 	st := f.statusWrites()[0].Status
-	if st.DesiredNumberScheduled != 3 || st.CurrentNumberScheduled != 0 || st.NumberUnavailable != 3 || st.ObservedGeneration != 1 {
+	// The status counts the pods this sync created (one status write, not
+	// one from before the creates and one after).
+	if st.DesiredNumberScheduled != 3 || st.CurrentNumberScheduled != 3 || st.UpdatedNumberScheduled != 3 || st.NumberUnavailable != 3 || st.ObservedGeneration != 1 {
 		t.Errorf("status = %+v", st)
 	}
 	ev := f.events()
 	if len(ev) != 3 || !strings.HasPrefix(ev[0], "Normal SuccessfulCreate Created pod: agent-") {
 		t.Errorf("events = %v", ev)
+	}
+	// Once the caches show the pods and the status, the sync they bring
+	// writes nothing.
+	f.observe()
+	f.client.ClearActions()
+	f.sync("default/agent")
+	if w := f.writes(); len(w) != 0 {
+		t.Errorf("the sync after the creates were seen wrote %v", w)
 	}
 }
 
@@ -720,15 +730,15 @@ func TestStatusWritesFromAStaleCache(t *testing.T) {
 		return obj.(*appsv1.DaemonSet)
 	}
 
-	f.sync("default/agent") // creates on node-2, writes desired 2 current 1
-	p2 := testPod("p2", "node-2", hash)
+	f.sync("default/agent") // creates on node-2, writes desired 2 current 2 ready 1
+	p2 := testPod("p2", "node-2", hash, ready())
 	f.see(p2)
 	f.c.podEvents.OnAdd(p2, false)
 	if d := f.sync("default/agent"); d != kit.OwnWritesTimeout || len(kittest.Calls(f.client, "daemonsets")) != 1 {
 		t.Fatalf("a sync from the cache at RV 5: requeue %v, calls %v", d, kittest.Calls(f.client, "daemonsets"))
 	}
 	f.see(stored())
-	f.sync("default/agent") // current 2 on top of the written set
+	f.sync("default/agent") // ready 2 on top of the written set
 	f.see(stored())
 	f.sync("default/agent") // nothing changed: no write
 
@@ -736,7 +746,7 @@ func TestStatusWritesFromAStaleCache(t *testing.T) {
 	if diff := cmp.Diff([]string{"update/status agent", "update/status agent"}, kittest.Calls(f.client, "daemonsets")); diff != "" {
 		t.Fatalf("calls (-want +got):\n%s", diff)
 	}
-	if st := stored().Status; st.CurrentNumberScheduled != 2 || st.DesiredNumberScheduled != 2 || st.ObservedGeneration != 1 {
+	if st := stored().Status; st.CurrentNumberScheduled != 2 || st.DesiredNumberScheduled != 2 || st.NumberReady != 2 || st.ObservedGeneration != 1 {
 		t.Errorf("stored status %+v", st)
 	}
 

@@ -58,7 +58,8 @@ type observed struct {
 	hash string
 	now  time.Time
 	// act is false while earlier creates or deletes are still unobserved:
-	// the plan then only reports status.
+	// the plan then decides no pod writes (and the sync writes no status,
+	// whose counts would be behind).
 	act     bool
 	backoff backoffReader
 	// canary restricts a rolling update to matching nodes; nil when the set
@@ -498,6 +499,20 @@ func (p *decision) computeStatus(in *observed, nodeNames []string, fits map[stri
 	}
 	c.unavailable = c.desired - c.available
 	return c
+}
+
+// addCreated counts the pods this sync created on nodes that had none: each
+// is its node's pod from now on, scheduled and of the current revision, as
+// the status computed once the cache shows it will say. Writing that status
+// now saves writing the older counts first (upstream, which counts from
+// the cache after its creates, usually finds them there too).
+func (c *counts) addCreated(in *observed, nodes []string) {
+	for _, node := range nodes {
+		if len(in.podsByNode[node]) == 0 {
+			c.current++
+			c.updated++
+		}
+	}
 }
 
 // allowsSurge reports whether the set may run two pods on a node during an
