@@ -61,6 +61,27 @@ func Serve(ctx context.Context, socket string, nodes Nodes, prof Profiler) (stop
 		l.Close()
 		return nil, err
 	}
+	srv := &http.Server{Handler: routes(nodes, prof), ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() {
+		err := srv.Serve(l)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		done <- err
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		os.Remove(socket)
+	}()
+	return done, nil
+}
+
+// routes is the channel's API.
+func routes(nodes Nodes, prof Profiler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /nodes", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, nodes.Nodes())
@@ -116,23 +137,7 @@ func Serve(ctx context.Context, socket string, nodes Nodes, prof Profiler) (stop
 		w.Header().Set("Content-Type", "application/octet-stream")
 		_ = pprof.Lookup("heap").WriteTo(w, 0) // the client went away: nothing to do
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan error, 1)
-	go func() {
-		err := srv.Serve(l)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		done <- err
-	}()
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-		os.Remove(socket)
-	}()
-	return done, nil
+	return mux
 }
 
 // InvalidError marks a request the caller got wrong.
