@@ -135,13 +135,23 @@ func (c *Controller) claimDeleted(obj any) {
 }
 
 // claimWritten syncs a set whose sync waits for its own writes when this
-// claim's event was the last of them to reach the caches.
+// claim's event was the last of them to reach the caches. Every set of the
+// namespace is asked, not only those whose selector matches the claim's
+// labels: a claim carries only the selector's matchLabels, none for a set
+// selecting by matchExpressions alone.
 func (c *Controller) claimWritten(obj any) {
-	if claim, ok := obj.(*v1.PersistentVolumeClaim); ok {
-		for _, set := range c.owners.Selecting(claim.Namespace, claim.Labels) {
-			if c.apply.writes.CaughtUp(set.UID) {
-				c.enqueue(set)
-			}
+	claim, ok := obj.(*v1.PersistentVolumeClaim)
+	if !ok {
+		return
+	}
+	sets, err := c.sets.StatefulSets(claim.Namespace).List(labels.Everything())
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	for _, set := range sets {
+		if c.apply.writes.CaughtUp(set.UID) {
+			c.enqueue(set)
 		}
 	}
 }

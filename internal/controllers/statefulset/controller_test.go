@@ -584,6 +584,19 @@ func TestEventHandlersEnqueue(t *testing.T) {
 			},
 			want: []string{"default/web"},
 		},
+		"the last write's event, of a claim without the set's labels": {
+			// A set selecting by matchExpressions alone gives its claims no
+			// labels.
+			event: func() {
+				shown := "1"
+				waitForClaim(h, set, &shown)
+				shown = "5"
+				c := f.claim(1)
+				c.Labels = nil
+				h.c.claimWritten(c)
+			},
+			want: []string{"default/web"},
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
