@@ -95,12 +95,19 @@ func TestControllersImage(t *testing.T) {
 		}
 		return d.Status.UpdatedReplicas == 1 && d.Status.ReadyReplicas == 1 && d.Status.Replicas == 1, strings.Join(seen, "\n")
 	})
-	logs := kubectl(t, c, "", "-n", cluster.ControllersNamespace, "logs", "deployment/quartet-controllers")
-	for _, want := range []string{"permissions: every one the controllers need", "leading (Lease quartet-system/quartet-controllers"} {
-		if !strings.Contains(logs, want) {
-			t.Errorf("the pod's log lacks %q:\n%s", want, logs)
+	// Ready comes with health, which may come before the Lease is won.
+	waitFor(t, ctx, "the pod's log saying it checked its permissions and leads", func() (bool, string) {
+		logs, err := c.Kubectl(ctx, "", "-n", cluster.ControllersNamespace, "logs", "deployment/quartet-controllers")
+		if err != nil {
+			return false, err.Error()
 		}
-	}
+		for _, want := range []string{"permissions: every one the controllers need", "leading (Lease quartet-system/quartet-controllers"} {
+			if !strings.Contains(logs, want) {
+				return false, fmt.Sprintf("lacks %q:\n%s", want, logs)
+			}
+		}
+		return true, ""
+	})
 
 	quartetJob := "quartet.dev/job-controller"
 	if _, err := client.BatchV1().Jobs("default").Create(ctx, managedJob("from-image", 2, 2, "0", &quartetJob), metav1.CreateOptions{}); err != nil {
