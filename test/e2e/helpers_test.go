@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"quartet.dev/quartet/test/cluster"
+	"quartet.dev/quartet/test/imagetest"
 )
 
 // start runs `quartet up` for the test and stops it (checking that nothing
@@ -90,4 +91,19 @@ func runBinary(bin string, args ...string) (string, error) {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
 	return string(out), err
+}
+
+// pushApp pushes the tests' app image to reg as repoTag and returns its
+// reference.
+func pushApp(t testing.TB, reg *imagetest.Registry, repoTag string) string {
+	t.Helper()
+	app, err := imagetest.AppImage(imagetest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	image, err := reg.Push(repoTag, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return image
 }

@@ -51,14 +51,7 @@ func BenchmarkOCIPods(b *testing.B) {
 		})
 	})
 	defer reg.Close()
-	app, err := imagetest.AppImage(imagetest.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	image, err := reg.Push("app:1", app)
-	if err != nil {
-		b.Fatal(err)
-	}
+	image := pushApp(b, reg, "app:1")
 	mu.Lock()
 	clear(fetches)
 	mu.Unlock()

@@ -78,14 +78,7 @@ func TestWalkthroughRealServer(t *testing.T) {
 	defer cancel()
 	reg := imagetest.NewRegistry(nil)
 	defer reg.Close()
-	app, err := imagetest.AppImage(imagetest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	image, err := reg.Push("web:1", app)
-	if err != nil {
-		t.Fatal(err)
-	}
+	image := pushApp(t, reg, "web:1")
 	c := start(t, cluster.Options{Args: []string{"--nodes=2"}})
 	if m := noNetLine.FindString(c.Output.String()); m != "" {
 		t.Skipf("no pod network on this machine:%s", strings.TrimPrefix(m, "  pod network"))
