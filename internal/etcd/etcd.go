@@ -17,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+	"k8s.io/klog/v2"
 )
 
 // Member is the embedded etcd member.
@@ -32,15 +33,24 @@ type Member struct {
 	// Reclaimed is what the last Start gave back to the disk by
 	// defragmenting the member's database, in bytes (0: it did not).
 	Reclaimed int64
+	// DefragEvery is how often the running member checks whether its
+	// database is worth defragmenting (default DefragEvery).
+	DefragEvery time.Duration
 }
 
-// A start defragments the database when at least defragMinFree bytes and
-// half of the file are free pages. The apiserver compacts etcd's history
-// every five minutes, which frees pages inside the file but never shrinks
-// it: after a burst of objects (a Job of 100,000 pods, say) the file keeps
-// its largest size. Defragmenting blocks the member, so it is done before
-// anything uses it, as k3s does at start.
-const defragMinFree = 64 << 20
+// The database is defragmented when at least defragMinFree bytes and half
+// of the file are free pages: at start, before anything uses it (as k3s
+// does), and while it runs, checked every DefragEvery. The apiserver
+// compacts etcd's history every five minutes, which frees pages inside the
+// file but never shrinks it: after a burst of objects (a Job of 100,000
+// pods, say) the file would keep its largest size. Defragmenting blocks
+// every read and write of the member while it rewrites the file (about a
+// second per few hundred MB in use), so a running member does it only when
+// the file is at least twice what it holds, and logs how long it took.
+const (
+	defragMinFree = 64 << 20
+	DefragEvery   = 10 * time.Minute
+)
 
 // ClientURL is the URL clients dial.
 func (m *Member) ClientURL() string { return "unix://" + m.Socket }
@@ -94,12 +104,25 @@ func (m *Member) Start(ctx context.Context, progress func(format string, args ..
 			return nil, ctx.Err()
 		}
 	}
-	if err := m.defragment(e, progress); err != nil {
+	d, err := m.defragment(e, func(size, inUse int64) {
+		progress("defragmenting its database (%d MB, %d MB in use)", size>>20, inUse>>20)
+	})
+	if err != nil {
 		e.Close()
 		return nil, err
 	}
+	m.Reclaimed = 0
+	if d != nil {
+		m.Reclaimed = d.Before - d.After
+	}
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		m.defragWhileRunning(ctx, e, stop)
+	}()
 	return func() error {
 		defer e.Close()
+		defer func() { close(stop); <-stopped }() // a defragmentation under way ends first
 		select {
 		case <-ctx.Done():
 			return nil
@@ -111,21 +134,61 @@ func (m *Member) Start(ctx context.Context, progress func(format string, args ..
 	}, nil
 }
 
+// Defrag is one defragmentation: the database file's size before and
+// after, and how long the member was blocked.
+type Defrag struct {
+	Before, After int64
+	Took          time.Duration
+}
+
 // defragment rewrites the member's database without its free pages when
-// they are many (see defragMinFree).
-func (m *Member) defragment(e *embed.Etcd, progress func(format string, args ...any)) error {
-	m.Reclaimed = 0
+// they are many (see defragMinFree), calling starting first; it returns
+// nil when they are not.
+func (m *Member) defragment(e *embed.Etcd, starting func(size, inUse int64)) (*Defrag, error) {
 	b := e.Server.Backend()
 	size, inUse := b.Size(), b.SizeInUse()
 	if free := size - inUse; free < defragMinFree || free*2 < size {
-		return nil
+		return nil, nil
 	}
-	progress("defragmenting its database (%d MB, %d MB in use)", size>>20, inUse>>20)
+	starting(size, inUse)
+	t0 := time.Now()
 	if err := e.Server.Defragment(); err != nil {
-		return fmt.Errorf("defragmenting etcd in %s: %w", m.Dir, err)
+		return nil, fmt.Errorf("defragmenting etcd in %s: %w", m.Dir, err)
 	}
-	m.Reclaimed = size - b.Size()
-	return nil
+	return &Defrag{Before: size, After: b.Size(), Took: time.Since(t0)}, nil
+}
+
+// defragWhileRunning checks every DefragEvery whether the database is worth
+// defragmenting and does it, logging each one with how long etcd was
+// blocked, until stop is closed or ctx is done.
+func (m *Member) defragWhileRunning(ctx context.Context, e *embed.Etcd, stop <-chan struct{}) {
+	every := m.DefragEvery
+	if every <= 0 {
+		every = DefragEvery
+	}
+	logger := klog.FromContext(ctx).WithName("etcd")
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-e.Server.StopNotify():
+			return
+		case <-tick.C:
+		}
+		d, err := m.defragment(e, func(size, inUse int64) {
+			logger.Info("Defragmenting the database: reads and writes wait until it is done", "sizeMB", size>>20, "inUseMB", inUse>>20)
+		})
+		switch {
+		case err != nil:
+			logger.Error(err, "Defragmentation failed")
+		case d != nil:
+			logger.Info("Defragmented the database", "beforeMB", d.Before>>20, "afterMB", d.After>>20, "took", d.Took.Round(time.Millisecond))
+		}
+	}
 }
 
 // Datastore is an external etcd cluster.

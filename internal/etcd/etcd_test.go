@@ -3,13 +3,17 @@ package etcd
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"k8s.io/klog/v2"
 )
 
 func TestMemberServesOnSocketAndRestarts(t *testing.T) {
@@ -125,5 +129,93 @@ func TestStartDefragments(t *testing.T) {
 	}
 	if after.DbSize >= status.DbSize/2 {
 		t.Errorf("database %d bytes after the restart, was %d", after.DbSize, status.DbSize)
+	}
+}
+
+// TestRunningMemberDefragments churns 100 MB through a running member
+// (written, deleted, compacted, as the apiserver compacts) and waits for
+// the member to shrink its database file by itself, without a restart, and
+// to log the defragmentation with how long it took.
+func TestRunningMemberDefragments(t *testing.T) {
+	dir := t.TempDir()
+	m := &Member{Dir: filepath.Join(dir, "etcd"), Socket: filepath.Join(dir, "etcd.sock"), LogFile: filepath.Join(dir, "etcd.log"),
+		DefragEvery: 100 * time.Millisecond}
+	var mu sync.Mutex
+	var logged []string
+	logger := funcr.New(func(prefix, args string) {
+		mu.Lock()
+		defer mu.Unlock()
+		logged = append(logged, prefix+" "+args)
+	}, funcr.Options{})
+	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logger))
+	wait, err := m.Start(ctx, func(string, ...any) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		if err := wait(); err != nil {
+			t.Errorf("a stop on purpose returned %v", err)
+		}
+	}()
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{m.ClientURL()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	file := filepath.Join(m.Dir, "member", "snap", "db")
+	value := strings.Repeat("x", 1<<20)
+	for i := range 100 {
+		if _, err := c.Put(ctx, fmt.Sprintf("/k/%d", i), value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full.Size() < 100<<20 {
+		t.Fatalf("database file %d bytes after writing 100 MB", full.Size())
+	}
+	res, err := c.Delete(ctx, "/k/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Compact(ctx, res.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		fi, err := os.Stat(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() < full.Size()/2 {
+			t.Logf("database file %d MB after the churn, %d MB after defragmentation", full.Size()>>20, fi.Size()>>20)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("database file still %d bytes a minute after the churn (was %d)", fi.Size(), full.Size())
+		}
+		time.Sleep(100 * time.Millisecond) // polling a file's size: nothing to watch
+	}
+	// The line is logged right after the file is swapped.
+	for {
+		mu.Lock()
+		text := strings.Join(logged, "\n")
+		mu.Unlock()
+		if strings.Contains(text, `"msg"="Defragmented the database"`) && strings.Contains(text, `"took"=`) {
+			if !strings.Contains(text, "Defragmenting the database") {
+				t.Errorf("no line before the defragmentation:\n%s", text)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no defragmentation logged:\n%s", text)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := c.Put(ctx, "/after", "v"); err != nil {
+		t.Errorf("a write after the defragmentation: %v", err)
 	}
 }
