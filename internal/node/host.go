@@ -148,7 +148,10 @@ type Host struct {
 	// or --runtime process|sim); images and puller are its image store.
 	oci    *oci.Runtime
 	images *images.Store
-	puller *images.Puller
+	// containers runs the isolated containers of the oci and process
+	// runtimes and the pods' pause containers (nil when not isolated).
+	containers *runc.Manager
+	puller     *images.Puller
 	// nodeImages caches the store's images for Node status.images.
 	nodeImages imageList
 
@@ -249,6 +252,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 			if err != nil {
 				return nil, fmt.Errorf("node host: %w", err)
 			}
+			h.containers = containers
 		}
 		if cfg.Runtime != RuntimeOCI {
 			h.runtimes[runtime.KindProcess] = process.New(process.Config{

@@ -38,9 +38,10 @@ func (h *Host) setupSandbox(ctx context.Context, rec *podRecord, pod *v1.Pod, no
 	st.NetworkDelay, st.NetworkRetryAt = 0, time.Time{}
 }
 
-// teardownSandbox removes a pod's network namespace, once nothing of it
-// runs any more (or it is being killed).
+// teardownSandbox removes a pod's pause container and network namespace,
+// once nothing of it runs any more (or it is being killed).
 func (h *Host) teardownSandbox(ctx context.Context, rec *podRecord) {
+	rec.removePause()
 	rec.mu.Lock()
 	sb := rec.sandbox
 	rec.sandbox = nil

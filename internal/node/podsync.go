@@ -22,6 +22,7 @@ import (
 
 	"quartet.dev/quartet/internal/images"
 	"quartet.dev/quartet/internal/node/runtime"
+	"quartet.dev/quartet/internal/node/runtime/runc"
 	"quartet.dev/quartet/internal/node/runtime/sim"
 	"quartet.dev/quartet/internal/node/sandbox"
 )
@@ -56,6 +57,9 @@ type podRecord struct {
 	sandbox *sandbox.Sandbox
 	// pulled are image pulls that ended, by container (under mu).
 	pulled map[string]*pullResult
+	// pause holds the namespaces the pod's isolated containers share
+	// (under mu; see joinPod).
+	pause *runc.Pause
 }
 
 func newPodRecord(a *agent, pod *v1.Pod) *podRecord {
@@ -425,8 +429,18 @@ func (h *Host) startContainer(ctx context.Context, rec *podRecord, pod *v1.Pod, 
 	var held []func()
 	defer func() { runAll(held) }()
 	spec, err := h.containerSpec(ctx, rec, pod, c, kind, img, &held)
+	if err == nil && h.containers != nil {
+		if err := h.joinPod(ctx, rec, pod, spec); err != nil {
+			h.podEvent(rec, pod, plannedEvent{Type: v1.EventTypeWarning, Reason: reasonFailedSandbox, Message: "Failed to create pod sandbox: " + err.Error()})
+			cs.RetryDelay = nextDelay(cs.RetryDelay, initialBackoff, maxBackoff)
+			cs.RetryAt = now.Add(cs.RetryDelay)
+			return
+		}
+	}
 	if err == nil {
-		spec.PIDNamespacePath = targetPIDNamespace(rec, pod, act.Name)
+		if target := targetPIDNamespace(rec, pod, act.Name); target != "" {
+			spec.PIDNamespacePath = target
+		}
 	}
 	if err == nil {
 		var warnings []string

@@ -74,8 +74,15 @@ type ContainerSpec struct {
 	// when the runtime isolates containers.
 	Hostname string
 	// PIDNamespacePath, when set, is the PID namespace (an nsfs file) the
-	// container joins instead of its own: an ephemeral container's target's.
+	// container joins instead of its own: the pod's with
+	// shareProcessNamespace, else an ephemeral container's target's.
 	PIDNamespacePath string
+	// IPCNamespacePath and UTSNamespacePath, when set, are the pod's IPC
+	// and UTS namespaces (which has the pod's hostname), joined instead of
+	// the container's own; ShmPath is the pod's /dev/shm on the host.
+	IPCNamespacePath string
+	UTSNamespacePath string
+	ShmPath          string
 	// NetNSPath is the pod's network namespace (a bind-mounted nsfs file)
 	// that the container joins; "" is the host's network.
 	NetNSPath string

@@ -10,6 +10,9 @@
 //	write PATH       write PATH; exit 1 (printing why) when it cannot
 //	env              print the environment, the user and the working dir
 //	sleep            sleep until SIGTERM
+//	cat PATH         print PATH; exit 1 when it cannot be read
+//	ns               print the hostname, this process's IPC, UTS and PID namespaces
+//	                 (ipc:[N] …) and the names of the processes it can see, sorted
 package main
 
 import (
@@ -22,13 +25,14 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: app serve|get|exit|hog|write|env|sleep ...")
+		fmt.Fprintln(os.Stderr, "usage: app serve|get|exit|hog|write|env|sleep|cat|ns ...")
 		os.Exit(2)
 	}
 	arg := func(i int) string {
@@ -102,10 +106,41 @@ func main() {
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
 		<-ch
+	case "cat":
+		b, err := os.ReadFile(arg(2))
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		_, _ = os.Stdout.Write(b)
+	case "ns":
+		host, _ := os.Hostname()
+		fmt.Println("hostname=" + host)
+		for _, ns := range []string{"ipc", "uts", "pid"} {
+			l, _ := os.Readlink("/proc/self/ns/" + ns)
+			fmt.Println(ns + "=" + l)
+		}
+		fmt.Println("processes=" + strings.Join(processes(), ","))
 	default:
 		fmt.Fprintf(os.Stderr, "unknown command %q\n", os.Args[1])
 		os.Exit(2)
 	}
+}
+
+// processes are the names (comm) of the processes in /proc, sorted.
+func processes() []string {
+	entries, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		if b, err := os.ReadFile("/proc/" + e.Name() + "/comm"); err == nil {
+			out = append(out, strings.TrimSpace(string(b)))
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func groups() []int {

@@ -68,7 +68,9 @@ type Manager struct {
 
 	mu        sync.Mutex
 	instances map[*Instance]struct{}
-	wg        sync.WaitGroup
+	// pauses are the pods' pause containers, stopped after the others.
+	pauses map[*Instance]struct{}
+	wg     sync.WaitGroup
 }
 
 // New returns a Manager.
@@ -83,7 +85,7 @@ func New(cfg Config) (*Manager, error) {
 	if c == nil {
 		c = clock.RealClock{}
 	}
-	return &Manager{cfg: cfg, clock: c, instances: map[*Instance]struct{}{}}, nil
+	return &Manager{cfg: cfg, clock: c, instances: map[*Instance]struct{}{}, pauses: map[*Instance]struct{}{}}, nil
 }
 
 // Available reports whether this process can run containers, and why not.
@@ -174,6 +176,12 @@ func (i *Instance) Signal(sig syscall.Signal) error {
 
 // Start creates and starts a container for spec; kind prefixes its ID.
 func (m *Manager) Start(spec *runtime.ContainerSpec, kind runtime.Kind, root Root, onExit func()) (*Instance, error) {
+	return m.start(spec, kind, root, onExit, m.instances)
+}
+
+// start starts a container and keeps it in set (instances or pauses)
+// while it runs.
+func (m *Manager) start(spec *runtime.ContainerSpec, kind runtime.Kind, root Root, onExit func(), set map[*Instance]struct{}) (*Instance, error) {
 	if len(spec.Argv) == 0 {
 		return nil, &runtime.StartError{Message: "no command specified"}
 	}
@@ -207,7 +215,7 @@ func (m *Manager) Start(spec *runtime.ContainerSpec, kind runtime.Kind, root Roo
 		inst.started = m.clock.Now()
 		oom, _ := inst.container.NotifyOOM()
 		m.mu.Lock()
-		m.instances[inst] = struct{}{}
+		set[inst] = struct{}{}
 		m.mu.Unlock()
 		var copiers sync.WaitGroup
 		copiers.Add(1)
@@ -248,7 +256,7 @@ func (m *Manager) Start(spec *runtime.ContainerSpec, kind runtime.Kind, root Roo
 		inst.exit = runtime.ExitStatus{ExitCode: code, Reason: reason, FinishedAt: m.clock.Now()}
 		inst.mu.Unlock()
 		m.mu.Lock()
-		delete(m.instances, inst)
+		delete(set, inst)
 		m.mu.Unlock()
 		close(inst.done)
 		if onExit != nil {
@@ -465,8 +473,14 @@ func (m *Manager) ociSpec(spec *runtime.ContainerSpec, root Root) (*specs.Spec, 
 			return nil, &runtime.StartError{Message: "seccomp: " + err.Error()}
 		}
 	}
-	ns := []specs.LinuxNamespace{{Type: specs.MountNamespace}, {Type: specs.PIDNamespace, Path: spec.PIDNamespacePath}, {Type: specs.IPCNamespace}}
-	if spec.Hostname != "" {
+	ns := []specs.LinuxNamespace{{Type: specs.MountNamespace}, {Type: specs.PIDNamespace, Path: spec.PIDNamespacePath},
+		{Type: specs.IPCNamespace, Path: spec.IPCNamespacePath}}
+	switch {
+	case spec.UTSNamespacePath != "":
+		// The pod's UTS namespace already has the pod's hostname.
+		ns = append(ns, specs.LinuxNamespace{Type: specs.UTSNamespace, Path: spec.UTSNamespacePath})
+		s.Hostname = ""
+	case spec.Hostname != "":
 		ns = append(ns, specs.LinuxNamespace{Type: specs.UTSNamespace})
 	}
 	if spec.NetNSPath != "" {
@@ -479,7 +493,7 @@ func (m *Manager) ociSpec(spec *runtime.ContainerSpec, root Root) (*specs.Spec, 
 		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", noexec, "nodev"}},
 		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
 		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", noexec, "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
-		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", noexec, "nodev", "mode=1777", "size=65536k"}},
+		shmMount(spec.ShmPath),
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", noexec, "nodev"}},
 		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", noexec, "nodev", "ro"}},
 	}
@@ -523,6 +537,15 @@ func (m *Manager) ociSpec(spec *runtime.ContainerSpec, root Root) (*specs.Spec, 
 		}
 	}
 	return s, nil
+}
+
+// shmMount is the container's /dev/shm: the pod's (a tmpfs the pause
+// container's owner mounted on the host) when it has one, else its own.
+func shmMount(pod string) specs.Mount {
+	if pod != "" {
+		return specs.Mount{Destination: "/dev/shm", Type: "bind", Source: pod, Options: []string{"rbind", "nosuid", "noexec", "nodev", "rw"}}
+	}
+	return specs.Mount{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}}
 }
 
 // capabilitySet is the container default set (all capabilities when
@@ -909,17 +932,26 @@ func (m *Manager) KillLeftovers() (int, error) {
 }
 
 // Shutdown sends SIGTERM to every container, SIGKILL to what is left after
-// grace, waits for them all, and removes the parent cgroup.
+// grace, then ends the pods' pause containers (a pause that ended first
+// would kill the containers of its PID namespace without their grace),
+// waits for them all, and removes the parent cgroup.
 func (m *Manager) Shutdown(grace time.Duration) {
-	m.mu.Lock()
-	insts := make([]*Instance, 0, len(m.instances))
-	for i := range m.instances {
-		insts = append(insts, i)
+	runtime.Stop(m.running(m.instances), grace)
+	for _, p := range m.running(m.pauses) {
+		_ = p.Signal(unix.SIGKILL)
 	}
-	m.mu.Unlock()
-	runtime.Stop(insts, grace)
 	m.wg.Wait()
 	m.removeParentCgroup()
+}
+
+func (m *Manager) running(set map[*Instance]struct{}) []*Instance {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	insts := make([]*Instance, 0, len(set))
+	for i := range set {
+		insts = append(insts, i)
+	}
+	return insts
 }
 
 // removeParentCgroup removes the (empty) parent cgroup in every hierarchy.

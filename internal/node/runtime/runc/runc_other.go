@@ -64,3 +64,18 @@ func MountOverlay([]string, string, string, string) error { return errLinux }
 
 // Unmount does nothing off Linux.
 func Unmount(string) error { return nil }
+
+// Pause is never created off Linux.
+type Pause struct{ *Instance }
+
+// StartPause fails off Linux.
+func (m *Manager) StartPause(string, string, string) (*Pause, error) { return nil, errLinux }
+
+// Namespace is never called off Linux.
+func (p *Pause) Namespace(string) string { return "" }
+
+// Shm is never called off Linux.
+func (p *Pause) Shm() string { return "" }
+
+// Remove does nothing off Linux.
+func (p *Pause) Remove() {}
