@@ -90,3 +90,44 @@ func componentOf(s *profile.Sample) string {
 	}
 	return ComponentOther
 }
+
+// Parts of the workload controllers' CPU time, told apart by stack (see
+// workloadPart): the same client-go machinery runs in both modes, so a
+// difference between the modes outside "syncs" is the number of objects
+// and events, not the controllers' own code.
+const (
+	PartHandlers  = "event handlers"
+	PartRequests  = "API requests (encode, send, decode)"
+	PartInformers = "informers (watch decoding, cache)"
+	PartSyncs     = "syncs (the controllers' own code)"
+	PartOther     = "other"
+)
+
+// workloadParts maps a function name's prefix to a part; the first entry
+// that any function of the stack matches wins, so that a sync's request is
+// a request, a sync's lister read is the sync's, and a handler is a
+// handler whatever it calls.
+var workloadParts = []struct{ prefix, part string }{
+	{"k8s.io/client-go/tools/cache.(*processorListener).run", PartHandlers},
+	{"k8s.io/apimachinery/pkg/watch.(*StreamWatcher)", PartInformers},
+	{"k8s.io/client-go/rest.", PartRequests},
+	{"net/http.", PartRequests},
+	{"golang.org/x/net/http2.", PartRequests},
+	{"quartet.dev/quartet/internal/controllers/", PartSyncs},
+	{"k8s.io/kubernetes/pkg/controller/", PartSyncs},
+	{"k8s.io/client-go/tools/cache.", PartInformers},
+}
+
+// workloadPart attributes one of the workload controllers' samples to a part.
+func workloadPart(s *profile.Sample) string {
+	for _, wp := range workloadParts {
+		for _, loc := range s.Location {
+			for _, l := range loc.Line {
+				if l.Function != nil && strings.HasPrefix(l.Function.Name, wp.prefix) {
+					return wp.part
+				}
+			}
+		}
+	}
+	return PartOther
+}

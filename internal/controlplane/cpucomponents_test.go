@@ -48,7 +48,30 @@ func TestAttributeSumsToTotal(t *testing.T) {
 		prof.Sample = append(prof.Sample, s)
 	}
 	got := attribute(prof, 1)
-	if got.Total != 0.08 || got.WorkloadControllers != 0.02 || got.Components[ComponentAPIServer] != 0.04 || got.Components[ComponentOther] != 0.02 {
+	if got.Total != 0.08 || got.WorkloadControllers != 0.02 || got.Components[ComponentAPIServer] != 0.04 || got.Components[ComponentOther] != 0.02 ||
+		got.WorkloadParts[PartOther] != 0.02 || len(got.WorkloadParts) != 1 {
 		t.Errorf("attribute = %+v", got)
+	}
+}
+
+func TestWorkloadPart(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		sample *profile.Sample
+		want   string
+	}{
+		{"a handler, whatever it calls", stack(nil, "quartet.dev/quartet/internal/controllers/job.(*Controller).podChanged",
+			"k8s.io/client-go/tools/cache.(*processorListener).run"), PartHandlers},
+		{"watch decoding", stack(nil, "k8s.io/api/core/v1.(*Pod).Unmarshal", "k8s.io/apimachinery/pkg/watch.(*StreamWatcher).receive"), PartInformers},
+		{"a sync's request", stack(nil, "k8s.io/api/core/v1.(*Pod).Marshal", "k8s.io/client-go/rest.(*Request).Do",
+			"quartet.dev/quartet/internal/controllers/job.(*Controller).sync"), PartRequests},
+		{"a sync's lister read", stack(nil, "k8s.io/client-go/tools/cache.(*cache).List",
+			"k8s.io/kubernetes/pkg/controller/job.(*Controller).syncJob"), PartSyncs},
+		{"the informer's cache", stack(nil, "k8s.io/client-go/tools/cache.(*DeltaFIFO).Pop"), PartInformers},
+		{"unknown", stack(nil, "runtime.mallocgc"), PartOther},
+	} {
+		if got := workloadPart(tc.sample); got != tc.want {
+			t.Errorf("%s: workloadPart = %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }

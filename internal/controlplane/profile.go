@@ -42,6 +42,8 @@ type CPUSeconds struct {
 	// Components is the whole process's CPU time by component (see
 	// componentOf); it sums to Total.
 	Components map[string]float64 `json:"components"`
+	// WorkloadParts is WorkloadControllers by part (see workloadPart).
+	WorkloadParts map[string]float64 `json:"workloadParts"`
 }
 
 // Start begins profiling; only one profile runs at a time.
@@ -90,12 +92,13 @@ func (p *CPUProfiler) stop() (CPUSeconds, error) {
 // attribute sums the samples' CPU seconds (value idx) in all and by
 // component.
 func attribute(prof *profile.Profile, idx int) CPUSeconds {
-	out := CPUSeconds{Components: map[string]float64{}}
+	out := CPUSeconds{Components: map[string]float64{}, WorkloadParts: map[string]float64{}}
 	for _, s := range prof.Sample {
 		sec := float64(s.Value[idx]) / 1e9
 		out.Total += sec
 		if v := s.Label[componentLabel]; len(v) > 0 && v[0] == workloadsLabel {
 			out.WorkloadControllers += sec
+			out.WorkloadParts[workloadPart(s)] += sec
 		}
 		out.Components[componentOf(s)] += sec
 	}
