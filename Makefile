@@ -13,7 +13,7 @@ LDFLAGS   := -X $(COMPONENT).gitVersion=$(K8S) -X $(COMPONENT).gitMajor=1 -X $(C
 # without them quartet builds, and refuses RuntimeDefault pods clearly.
 TAGS      := $(shell pkg-config --exists libseccomp 2>/dev/null && echo seccomp)
 
-.PHONY: help build image run test race chaos conformance bench bench-quick verify lint print-ldflags print-tags web web-check
+.PHONY: help build image run test race chaos conformance bench bench-quick bench-readme verify lint print-ldflags print-tags web web-check
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
@@ -57,9 +57,12 @@ conformance: build ## every scenario against quartet's and upstream's controller
 # during a long run does not change what is measured.
 BENCH_BIN := bin/quartet-bench
 
-bench: ## quartet's controllers against upstream's, every scenario, 3 rounds (long); writes bench/results/latest.{json,md,png}
+bench: ## quartet's controllers against upstream's, every scenario, 3 rounds (long); writes bench/results/latest.{json,md,png} and README.md's table
 	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BENCH_BIN) ./cmd/quartet
-	BENCH_TARGET=bench QUARTET_BIN=$(abspath $(BENCH_BIN)) $(GO) run ./bench/cmd/bench -out bench/results/latest $(BENCH_FLAGS)
+	BENCH_TARGET=bench QUARTET_BIN=$(abspath $(BENCH_BIN)) $(GO) run ./bench/cmd/bench -out bench/results/latest -readme README.md $(BENCH_FLAGS)
+
+bench-readme: ## write bench/results/latest.{md,png} and README.md's performance table again from bench/results/latest.json (runs nothing)
+	$(GO) run ./bench/cmd/bench -render bench/results/latest.json -out bench/results/latest -readme README.md
 
 bench-quick: ## a small version of every benchmark scenario, one round (under 3 minutes); writes bin/bench-quick.{json,md,png}
 	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BENCH_BIN) ./cmd/quartet

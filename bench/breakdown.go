@@ -23,11 +23,15 @@ type Breakdown struct {
 	// update, patch, delete) in the scenario's namespace or cluster-scoped,
 	// divided by Pods.
 	WritesPerPod map[Mode]map[string]float64 `json:"writes_per_pod"`
+	// WorkloadCPU is, per mode, the workload controllers' median CPU
+	// seconds by part (informers, event handlers, API requests, syncs).
+	WorkloadCPU map[Mode]map[string]float64 `json:"workload_cpu,omitempty"`
 }
 
 // MakeBreakdown takes the medians of runs; nil when no run measured any.
 func MakeBreakdown(pods int, runs map[Mode][]Run) *Breakdown {
-	b := &Breakdown{Pods: pods, CPUSeconds: map[Mode]map[string]float64{}, WritesPerPod: map[Mode]map[string]float64{}}
+	b := &Breakdown{Pods: pods, CPUSeconds: map[Mode]map[string]float64{}, WritesPerPod: map[Mode]map[string]float64{},
+		WorkloadCPU: map[Mode]map[string]float64{}}
 	measured := false
 	for mode, rs := range runs {
 		cpu := medians(rs, func(r Run) map[string]float64 { return r.CPUByComponent })
@@ -40,6 +44,9 @@ func MakeBreakdown(pods int, runs map[Mode][]Run) *Breakdown {
 		}
 		if len(writes) > 0 {
 			b.WritesPerPod[mode], measured = writes, true
+		}
+		if parts := medians(rs, func(r Run) map[string]float64 { return r.CPUWorkloadParts }); len(parts) > 0 {
+			b.WorkloadCPU[mode] = parts
 		}
 	}
 	if !measured {
@@ -74,9 +81,9 @@ func medians(rs []Run, get func(Run) map[string]float64) map[string]float64 {
 	return out
 }
 
-// breakdownLines are a breakdown's two tables as rows of cells: a title
-// row, then one row per component or identity, largest first.
-func breakdownLines(b *Breakdown) (cpu, writes [][]string) {
+// breakdownLines are a breakdown's three tables as rows of cells: one row
+// per component, identity or part, largest first, then their sum.
+func breakdownLines(b *Breakdown) (cpu, writes, parts [][]string) {
 	table := func(by map[Mode]map[string]float64, format string) [][]string {
 		total := map[string]float64{}
 		for _, m := range by {
@@ -110,7 +117,7 @@ func breakdownLines(b *Breakdown) (cpu, writes [][]string) {
 		}
 		return append(rows, row)
 	}
-	return table(b.CPUSeconds, "%.2f"), table(b.WritesPerPod, "%.2f")
+	return table(b.CPUSeconds, "%.2f"), table(b.WritesPerPod, "%.2f"), table(b.WorkloadCPU, "%.2f")
 }
 
 func cell(m map[string]float64, k, format string) string {
@@ -126,9 +133,13 @@ func RenderBreakdowns(w io.Writer, rows []Row) {
 		if r.Breakdown == nil {
 			continue
 		}
-		cpu, writes := breakdownLines(r.Breakdown)
+		cpu, writes, parts := breakdownLines(r.Breakdown)
 		fmt.Fprintf(w, "\n%s: where the process's CPU went (seconds, by component)\n", r.Scenario)
 		renderAligned(w, append([][]string{{"component", "quartet", "upstream"}}, cpu...))
+		if len(r.Breakdown.WorkloadCPU) > 0 {
+			fmt.Fprintf(w, "%s: the workload controllers' CPU by part (seconds)\n", r.Scenario)
+			renderAligned(w, append([][]string{{"part", "quartet", "upstream"}}, parts...))
+		}
 		fmt.Fprintf(w, "%s: API writes per pod (of %d), by identity\n", r.Scenario, r.Breakdown.Pods)
 		renderAligned(w, append([][]string{{"identity", "quartet", "upstream"}}, writes...))
 	}
@@ -162,11 +173,17 @@ func RenderBreakdownsMarkdown(w io.Writer, rows []Row) {
 		if r.Breakdown == nil {
 			continue
 		}
-		cpu, writes := breakdownLines(r.Breakdown)
+		cpu, writes, parts := breakdownLines(r.Breakdown)
 		fmt.Fprintf(w, "\n**%s**: CPU seconds by component, and API writes per pod (of %d) by identity\n\n", r.Scenario, r.Breakdown.Pods)
 		fmt.Fprintln(w, "| component | quartet | upstream |\n|---|---:|---:|")
 		for _, row := range cpu {
 			fmt.Fprintln(w, "| "+strings.Join(row, " | ")+" |")
+		}
+		if len(r.Breakdown.WorkloadCPU) > 0 {
+			fmt.Fprintln(w, "\n| workload controllers' CPU by part | quartet | upstream |\n|---|---:|---:|")
+			for _, row := range parts {
+				fmt.Fprintln(w, "| "+strings.Join(row, " | ")+" |")
+			}
 		}
 		fmt.Fprintln(w, "\n| identity | writes per pod, quartet | upstream |\n|---|---:|---:|")
 		for _, row := range writes {

@@ -218,7 +218,8 @@ func (sc *Scenario) allMetrics(s Size) []Metric {
 	ms := sc.Metrics
 	if sc.PerPod != nil {
 		ms = append(ms[:len(ms):len(ms)], Metric{Key: "cpu-per-pod", Name: ms[0].Name + ", controller CPU per pod",
-			Unit: "ms", Targets: []Target{RatioAtMost(1, "no more CPU per pod than upstream")}})
+			Unit: "ms", Targets: []Target{RatioAtMost(1, "no more CPU per pod than upstream"),
+				RatioAtMost(0.6, "<= 0.6× upstream's (issue 18)")}})
 	}
 	return ms
 }
@@ -546,11 +547,13 @@ func (w *Window) Close(ctx context.Context, e *Env, run *Run) {
 			Total               float64            `json:"total"`
 			WorkloadControllers float64            `json:"workloadControllers"`
 			Components          map[string]float64 `json:"components"`
+			WorkloadParts       map[string]float64 `json:"workloadParts"`
 		}
 		if err := e.Control.StopCPUProfile(ctx, &cpu); err != nil {
 			e.Logf("CPU profile: %v", err)
 		} else {
 			run.CPUSeconds, run.CPUTotal, run.CPUByComponent = cpu.WorkloadControllers, cpu.Total, cpu.Components
+			run.CPUWorkloadParts = cpu.WorkloadParts
 		}
 	}
 	if err != nil {

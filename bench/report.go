@@ -219,7 +219,31 @@ func renderErrors(w io.Writer, rows []Row, prefix string) {
 	}
 }
 
-// RenderTargets lists every target with met, missed or not measured.
+// TargetCounts counts the rows' targets that were met, missed and not
+// measured.
+func TargetCounts(rows []Row) (met, missed, unmeasured int) {
+	for _, r := range rows {
+		for _, t := range r.Targets {
+			switch {
+			case t.Met == nil:
+				unmeasured++
+			case *t.Met:
+				met++
+			default:
+				missed++
+			}
+		}
+	}
+	return met, missed, unmeasured
+}
+
+func targetSummary(rows []Row) string {
+	met, missed, unmeasured := TargetCounts(rows)
+	return fmt.Sprintf("%d targets: %d met, %d missed, %d not measured", met+missed+unmeasured, met, missed, unmeasured)
+}
+
+// RenderTargets lists every target with met, missed or not measured, then
+// how many of each.
 func RenderTargets(w io.Writer, rows []Row) {
 	first := true
 	for _, r := range rows {
@@ -238,6 +262,9 @@ func RenderTargets(w io.Writer, rows []Row) {
 			}
 			fmt.Fprintf(w, "  %s  %s: %s\n", mark, r.Scenario, t.Text)
 		}
+	}
+	if !first {
+		fmt.Fprintf(w, "  %s\n", targetSummary(rows))
 	}
 }
 
@@ -274,6 +301,9 @@ func RenderTargetsMarkdown(w io.Writer, rows []Row) {
 			}
 			fmt.Fprintf(w, "- %s: %s: %s\n", mark, r.Scenario, t.Text)
 		}
+	}
+	if met, missed, unmeasured := TargetCounts(rows); met+missed+unmeasured > 0 {
+		fmt.Fprintf(w, "\n%s.\n", targetSummary(rows))
 	}
 	renderErrors(w, rows, "- ")
 }

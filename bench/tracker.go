@@ -189,6 +189,14 @@ func (t *Tracker[T]) Firsts(pred string) []Seen[T] {
 	return out
 }
 
+// First is when the object uid first satisfied pred.
+func (t *Tracker[T]) First(pred string, uid types.UID) (Seen[T], bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s, ok := t.first[pred][uid]
+	return s, ok
+}
+
 // Count is how many objects satisfy pred now.
 func (t *Tracker[T]) Count(pred string) int {
 	t.mu.Lock()

@@ -1,9 +1,13 @@
 // Command bench times quartet's workload controllers side by side with
 // upstream's: every scenario in a quartet-mode and a reference-mode
 // cluster, alternately, and prints the table of medians and ratios; it
-// writes the rows as JSON, a Markdown table and a PNG chart of the ratios.
+// writes the rows as JSON, a Markdown table and a PNG chart of the ratios,
+// and (-readme) the README's performance table between its markers.
+// -render FILE.json writes the Markdown, the chart and the README's table
+// again from a run's JSON, without running anything.
 //
-//	QUARTET_BIN=bin/quartet go run ./bench/cmd/bench [-quick] [-rounds 3] [-only REGEXP] [-out bench/results/latest]
+//	QUARTET_BIN=bin/quartet go run ./bench/cmd/bench [-quick] [-rounds 3] [-only REGEXP] [-out bench/results/latest] [-readme README.md]
+//	go run ./bench/cmd/bench -render bench/results/latest.json -out bench/results/latest -readme README.md
 package main
 
 import (
@@ -27,15 +31,23 @@ func main() {
 	out := flag.String("out", "bench/results/latest", "write OUT.json, OUT.md and OUT.png")
 	verbose := flag.Bool("v", false, "copy every cluster's output to stderr")
 	debugRequests := flag.Bool("debug-requests", false, "after each scenario, print the API requests of every user")
-	ceilingWorkers := flag.Int("ceiling-workers", 0, "concurrent requests of the bare client that sets the ceiling (default 32)")
+	ceilingWorkers := flag.Int("ceiling-workers", 0, "concurrent requests of the bare client that sets the ceiling (default 256)")
+	readme := flag.String("readme", "", "also rewrite this README's performance table (between its bench results markers)")
+	render := flag.String("render", "", "run nothing: read this JSON of a run and write OUT.md, OUT.png and -readme from it")
 	flag.Parse()
-	if err := run(*quick, *rounds, *only, *out, *verbose, *debugRequests, *ceilingWorkers); err != nil {
+	var err error
+	if *render != "" {
+		err = rerender(*render, *out, *readme)
+	} else {
+		err = run(*quick, *rounds, *only, *out, *readme, *verbose, *debugRequests, *ceilingWorkers)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(quick bool, rounds int, only, out string, verbose, debugRequests bool, ceilingWorkers int) error {
+func run(quick bool, rounds int, only, out, readme string, verbose, debugRequests bool, ceilingWorkers int) error {
 	opts := bench.Options{Quick: quick, Rounds: rounds, Progress: os.Stderr, DebugRequests: debugRequests,
 		CeilingWorkers: ceilingWorkers, Command: commandLine()}
 	if only != "" {
@@ -59,17 +71,33 @@ func run(quick bool, rounds int, only, out string, verbose, debugRequests bool, 
 	if len(rows) > 0 {
 		fmt.Printf("\nquartet benchmark, %s\nmachine: %s\ncommand: %s\n\n", machine.Date, machine, machine.Command)
 		bench.RenderTable(os.Stdout, rows)
-		if werr := write(out, rows, machine); werr != nil && err == nil {
+		werr := bench.WriteJSON(out+".json", rows)
+		if werr == nil {
+			fmt.Printf("\nwrote %s.json\n", out)
+			werr = write(out, readme, rows, machine)
+		}
+		if werr != nil && err == nil {
 			err = werr
 		}
 	}
 	return err
 }
 
-func write(out string, rows []bench.Row, m bench.Machine) error {
-	if err := bench.WriteJSON(out+".json", rows); err != nil {
+// rerender writes the Markdown, the chart and the README's table again
+// from a run's JSON.
+func rerender(from, out, readme string) error {
+	rows, err := bench.ReadJSON(from)
+	if err != nil {
 		return err
 	}
+	if len(rows) == 0 {
+		return fmt.Errorf("%s holds no rows", from)
+	}
+	return write(out, readme, rows, rows[0].Machine)
+}
+
+// write writes OUT.md, OUT.png and the README's table.
+func write(out, readme string, rows []bench.Row, m bench.Machine) error {
 	var md strings.Builder
 	fmt.Fprintf(&md, "Measured %s on %s.\n\nCommand: `%s`\n\n", m.Date, m, m.Command)
 	bench.RenderMarkdown(&md, rows)
@@ -79,11 +107,21 @@ func write(out string, rows []bench.Row, m bench.Machine) error {
 	if err := os.WriteFile(out+".md", []byte(md.String()), 0o644); err != nil {
 		return err
 	}
-	if err := bench.WriteChart(out+".png", rows, "quartet / upstream, "+m.Date[:10]); err != nil {
-		fmt.Printf("\nwrote %s.json and %s.md; no chart: %v\n", out, out, err)
+	if readme != "" {
+		if err := bench.UpdateReadme(readme, rows); err != nil {
+			return err
+		}
+		fmt.Printf("wrote the performance table in %s\n", readme)
+	}
+	date := m.Date
+	if len(date) >= 10 {
+		date = date[:10]
+	}
+	if err := bench.WriteChart(out+".png", rows, "quartet / upstream, "+date); err != nil {
+		fmt.Printf("wrote %s.md; no chart: %v\n", out, err)
 		return nil
 	}
-	fmt.Printf("\nwrote %s.json, %s.md, %s.png\n", out, out, out)
+	fmt.Printf("wrote %s.md, %s.png\n", out, out)
 	return nil
 }
 
