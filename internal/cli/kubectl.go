@@ -14,6 +14,9 @@ import (
 	"k8s.io/kubectl/pkg/cmd/apply"
 	"k8s.io/kubectl/pkg/cmd/util"
 
+	// Loads kubectl's message catalogs only for the languages they
+	// translate (before kubectl's packages are initialised).
+	_ "quartet.dev/quartet/internal/cli/translations"
 	"quartet.dev/quartet/internal/datadir"
 )
 
