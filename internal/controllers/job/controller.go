@@ -434,12 +434,10 @@ func (c *Controller) syncOrphans(ctx context.Context, key orphanKey) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, p := range pods {
-		if err := c.releaseOrphan(ctx, p); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	// In parallel: a deleted Job of thousands of pods loses their finalizers
+	// at the apiserver's pace, not one round trip at a time.
+	errs := make([]error, len(pods))
+	inParallel(len(pods), func(i int) { errs[i] = c.releaseOrphan(ctx, pods[i]) })
 	return errors.Join(errs...)
 }
 

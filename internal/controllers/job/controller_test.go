@@ -478,6 +478,39 @@ func TestControllerSweepsFinishedJobs(t *testing.T) {
 	}
 }
 
+// TestControllerSweepsADeletedJobsPods: deleting a Job sweeps its pods by
+// selector; each pod loses its finalizer on its own, so one refused patch
+// leaves only that pod for the retry.
+func TestControllerSweepsADeletedJobsPods(t *testing.T) {
+	h := newHarness(t, clocktesting.NewFakeClock(testNow))
+	job := newTestJob(30, 30) // never created: the Job is gone
+	for i := range 30 {
+		h.createPod(newTestPod(job, fmt.Sprintf("pod-%02d", i), v1.PodPending))
+	}
+	h.waitCached()
+	kittest.FailNext(h.client, "patch", "pods", "pod-07", fmt.Errorf("refused"))
+	selector, _ := metav1.LabelSelectorAsSelector(job.Spec.Selector)
+	key := orphanKey{namespace: "default", selector: selector.String()}
+	if err := h.c.syncOrphans(h.ctx, key); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("sweep: err = %v, want the refused patch", err)
+	}
+	for _, p := range h.pods() {
+		if want := p.Name == "pod-07"; hasTrackingFinalizer(p) != want {
+			t.Errorf("pod %s: finalizer present %v, want %v", p.Name, !want, want)
+		}
+	}
+	h.waitCached()
+	if err := h.c.syncOrphans(h.ctx, key); err != nil {
+		t.Fatalf("retried sweep: %v", err)
+	}
+	if n := len(h.actions("patch", "pods")); n != 31 {
+		t.Errorf("%d pod patches, want 31 (each pod once, pod-07 twice)", n)
+	}
+	if hasTrackingFinalizer(h.pods()[7]) {
+		t.Errorf("pod-07 kept its finalizer after the retry")
+	}
+}
+
 func TestControllerWaitsForItsOwnStatusWrite(t *testing.T) {
 	h := newHarness(t, clocktesting.NewFakeClock(testNow))
 	job := newTestJob(1, 1)
