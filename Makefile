@@ -48,9 +48,9 @@ chaos: build ## the crash suite at full size: 20 kill -9 restarts during a Job o
 	QUARTET_BIN=$(abspath $(BIN)) CHAOS_ROUNDS=$(or $(ROUNDS),20) CHAOS_COMPLETIONS=$(or $(COMPLETIONS),300) \
 	  $(GO) test -count=1 -timeout 90m -v -run TestKillNineRestarts ./test/chaos
 
-conformance: build ## every scenario against quartet's and upstream's controllers; prints the table (RUN=chapter/ for a subset)
+conformance: build ## every scenario against quartet's controllers (in quartet up and in quartet controllers) and upstream's; prints the table (RUN=chapter/ for a subset)
 	@rm -f bin/conformance.txt
-	QUARTET_BIN=$(abspath $(BIN)) SCENARIO_REPORT=$(abspath bin/conformance.txt) $(GO) test -count=1 -timeout 30m -parallel 64 \
+	QUARTET_BIN=$(abspath $(BIN)) SCENARIO_REPORT=$(abspath bin/conformance.txt) $(GO) test -count=1 -timeout 40m -parallel 64 \
 	  ./test/scenarios $(if $(RUN),-run 'TestScenarios/$(RUN)'); status=$$?; cat bin/conformance.txt 2>/dev/null; exit $$status
 
 # The benchmarks run a binary of their own, so that a rebuild of bin/quartet

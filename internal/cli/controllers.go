@@ -42,7 +42,9 @@ whose spec.managedBy is ` + "`" + manager.JobManagedBy + "`" + ` (the cluster's 
 controller leaves those alone). StatefulSets, DaemonSets and CronJobs have no
 such field: the cluster's own controllers of those kinds must be off, and a
 probe refuses to start while another one acts, unless
---upstream-controllers-disabled says they are off.
+--upstream-controllers-disabled says they are off. With --take-over-jobs
+(the cluster's own Job controller off), the Job controller takes the Jobs
+without spec.managedBy instead, as the cluster's Job controller would.
 
 Guide: docs/controllers-anywhere.md.`,
 		Args: cobra.NoArgs,
@@ -107,6 +109,8 @@ Guide: docs/controllers-anywhere.md.`,
 	f.StringVar(&o.HealthAddress, "health-address", ":8081", "address of the plain-HTTP /healthz and /readyz endpoints; empty turns it off")
 	f.BoolVar(&o.UpstreamDisabled, "upstream-controllers-disabled", false,
 		"confirm that the cluster's own StatefulSet, DaemonSet and CronJob controllers are off, and skip the probe that refuses to start beside them")
+	f.BoolVar(&o.TakeOverJobs, "take-over-jobs", false,
+		"the cluster's own Job controller is off (kube-controller-manager --controllers=*,-job): take the Jobs without spec.managedBy, instead of only those naming "+manager.JobManagedBy)
 	f.DurationVar(&o.ProbeTimeout, "upstream-probe-timeout", 10*time.Second, "how long the probe waits for another controller to act on its objects")
 	f.Float32Var(&qps, "api-qps", 50, "client QPS limit toward the apiserver")
 	f.IntVar(&burst, "api-burst", 100, "client burst limit toward the apiserver")

@@ -62,6 +62,11 @@ type Options struct {
 	UpstreamDisabled bool
 	// ProbeTimeout is how long the probe waits for another controller.
 	ProbeTimeout time.Duration
+	// TakeOverJobs makes the Job controller the cluster's own: it takes the
+	// Jobs without spec.managedBy (or naming kubernetes.io/job-controller),
+	// as upstream's would, instead of only those naming JobManagedBy. The
+	// user says the cluster's own Job controller is off.
+	TakeOverJobs bool
 	// Out receives the progress lines.
 	Out io.Writer
 }
@@ -108,17 +113,10 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	if probed := probedAmong(o.Controllers); len(probed) > 0 {
-		if o.UpstreamDisabled {
-			fmt.Fprintf(o.Out, "  other controllers: not probed (--upstream-controllers-disabled) for %s\n", strings.Join(probed, ", "))
-		} else {
-			if err := ProbeUpstream(ctx, client, o.Namespace, FieldManager, probed, o.ProbeTimeout); err != nil {
-				return fmt.Errorf("%w\nturn the cluster's own controllers of these kinds off (kube-controller-manager --controllers=*,-statefulset,-daemonset,-cronjob), "+
-					"or leave them out of --controllers; if they are off, pass --upstream-controllers-disabled", err)
-			}
-			fmt.Fprintf(o.Out, "  other controllers: none acting on %s (probed for %s)\n", strings.Join(probed, ", "), o.ProbeTimeout)
-		}
+	if err := probeOthers(ctx, client, o); err != nil {
+		return err
 	}
+	managedBy := jobsManagedBy(o)
 	h.ready.Store(true)
 
 	start := func(ctx context.Context) (*Running, error) {
@@ -128,7 +126,7 @@ func Run(ctx context.Context, o Options) error {
 			ClientFor: func(Spec) (kubernetes.Interface, error) {
 				return client, nil
 			},
-			ManagedBy: JobManagedBy,
+			ManagedBy: managedBy,
 		})
 	}
 	var runErr error
@@ -357,6 +355,44 @@ func containsAccess(list []Access, a Access) bool {
 		}
 	}
 	return false
+}
+
+// probeOthers refuses to start beside another controller of a kind
+// without spec.managedBy, unless the user says the cluster's own are off.
+func probeOthers(ctx context.Context, client kubernetes.Interface, o Options) error {
+	probed := probedAmong(o.Controllers)
+	switch {
+	case len(probed) == 0:
+		return nil
+	case o.UpstreamDisabled:
+		fmt.Fprintf(o.Out, "  other controllers: not probed (--upstream-controllers-disabled) for %s\n", strings.Join(probed, ", "))
+		return nil
+	}
+	if err := ProbeUpstream(ctx, client, o.Namespace, FieldManager, probed, o.ProbeTimeout); err != nil {
+		return fmt.Errorf("%w\nturn the cluster's own controllers of these kinds off (kube-controller-manager --controllers=*,-statefulset,-daemonset,-cronjob), "+
+			"or leave them out of --controllers; if they are off, pass --upstream-controllers-disabled", err)
+	}
+	fmt.Fprintf(o.Out, "  other controllers: none acting on %s (probed for %s)\n", strings.Join(probed, ", "), o.ProbeTimeout)
+	return nil
+}
+
+// jobsManagedBy returns the Job controller's kit.Config.ManagedBy and says
+// which Jobs it takes.
+func jobsManagedBy(o Options) string {
+	for _, s := range o.Controllers {
+		if s.Name != "job" {
+			continue
+		}
+		if o.TakeOverJobs {
+			fmt.Fprintln(o.Out, "  jobs: every Job without spec.managedBy, as the cluster's Job controller (--take-over-jobs)")
+		} else {
+			fmt.Fprintf(o.Out, "  jobs: those whose spec.managedBy is %s\n", JobManagedBy)
+		}
+	}
+	if o.TakeOverJobs {
+		return ""
+	}
+	return JobManagedBy
 }
 
 func probedAmong(specs []Spec) []string {

@@ -351,7 +351,7 @@ spec:
 			s.Apply(strings.Replace(agent("", ""), "  name: agent\n", "  name: agent\n  annotations:\n    quartet.dev/rollout-node-selector: canary=true\n", 1))
 			s.WaitFor("3 pods at :1", 2*time.Minute, agentImages(s, "example.com/agent:1", 3))
 			s.Kubectl("", "set", "image", "ds/agent", "agent=example.com/agent:2")
-			if s.Mode == h.Quartet {
+			if s.Mode.QuartetControllers() {
 				s.WaitFor("the canary node updated", 2*time.Minute, func() (bool, string) {
 					pods := podsOn(s, "node-3")
 					ds := s.DaemonSet("agent")
@@ -390,7 +390,7 @@ spec:
 			s.WaitFor("3 pods at :1", 2*time.Minute, agentImages(s, "example.com/agent:1", 3))
 			s.Kubectl("", "set", "image", "ds/agent", "agent=example.com/agent:2")
 			s.WaitFor("rolled out everywhere", 2*time.Minute, agentImages(s, "example.com/agent:2", 3))
-			if s.Mode == h.Quartet {
+			if s.Mode.QuartetControllers() {
 				s.Eventually("InvalidRolloutNodeSelector", time.Minute, s.HasEvent("DaemonSet", "agent", "InvalidRolloutNodeSelector"))
 			}
 		},

@@ -612,7 +612,7 @@ spec:
 			j := s.Job("quick-retry")
 			s.Expect(failedReason(j) == batchv1.JobReasonBackoffLimitExceeded && j.Status.Failed == 4, "reason %q failed %d", failedReason(j), j.Status.Failed)
 			s.Expect(len(s.Pods("job-name=quick-retry")) == 4, "pods %s", h.PodSummary(s.Pods("job-name=quick-retry")))
-			if s.Mode == h.Quartet {
+			if s.Mode.QuartetControllers() {
 				s.Expect(took < 40*time.Second, "quartet took %v; 1s delays should fail it well before upstream's 70s", took)
 			} else {
 				s.Expect(took >= 60*time.Second, "upstream took %v; its delays are 10s, 20s, 40s", took)
@@ -645,7 +645,7 @@ spec:
 `)
 			s.WaitFor("Complete", time.Minute, s.JobHasCondition("bad-backoff", batchv1.JobComplete))
 			jobEvent(s, "bad-backoff", "Completed")
-			if s.Mode == h.Quartet {
+			if s.Mode.QuartetControllers() {
 				s.Eventually("the warning", time.Minute, s.HasEvent("Job", "bad-backoff", "InvalidBackoffAnnotation"))
 			}
 		},

@@ -1,6 +1,8 @@
-// Package scenarios checks every workload behaviour twice, against quartet's
-// controllers and against upstream's, and compares what happened. `make
-// conformance` runs it and prints the table; see docs/scenarios.md.
+// Package scenarios checks every workload behaviour against quartet's
+// controllers (in `quartet up`, and in `quartet controllers` processes beside
+// a cluster without workload controllers) and against upstream's, and
+// compares what happened. `make conformance` runs it and prints the table;
+// see docs/scenarios.md.
 package scenarios
 
 import (
@@ -12,7 +14,7 @@ import (
 	"quartet.dev/quartet/test/scenarios/harness"
 )
 
-// clusterArgs are the `quartet up` flags of the shared cluster pair: three
+// clusterArgs are the `quartet up` flags of the shared clusters: three
 // nodes, and the auto runtime, so containers with a command run as real
 // processes and the rest are simulated.
 var clusterArgs = []string{"--nodes=3", "--runtime=auto"}

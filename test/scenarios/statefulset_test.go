@@ -376,7 +376,7 @@ spec:
 			// The fix: a new image, without the broken annotation.
 			s.Kubectl("", "patch", "sts/web", "--type=json", "-p",
 				`[{"op":"remove","path":"/spec/template/metadata/annotations"},{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"nginx:1.28"}]`)
-			if s.Mode == h.Quartet {
+			if s.Mode.QuartetControllers() {
 				s.WaitFor("every pod at the fixed template", 3*time.Minute, podImages(s, "nginx:1.28", 3))
 				s.Eventually("ReplacingUnreadyPod", time.Minute, s.HasEvent("StatefulSet", "web", "ReplacingUnreadyPod"))
 				s.WaitFor("rollout complete", time.Minute, settled(s, 3))
@@ -406,7 +406,7 @@ spec:
 			// The fix: a new image, without the broken annotation.
 			s.Kubectl("", "patch", "sts/web", "--type=json", "-p",
 				`[{"op":"remove","path":"/spec/template/metadata/annotations"},{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"nginx:1.28"}]`)
-			if s.Mode == h.Quartet {
+			if s.Mode.QuartetControllers() {
 				s.WaitFor("both pods at the fixed template", 3*time.Minute, podImages(s, "nginx:1.28", 2))
 				s.Eventually("ReplacingUnreadyPod", time.Minute, s.HasEvent("StatefulSet", "web", "ReplacingUnreadyPod"))
 				s.WaitFor("rollout complete", time.Minute, settled(s, 2))
@@ -424,7 +424,7 @@ spec:
 		Run: func(s *h.S) {
 			s.Apply(webHeadless, webSet(1, "", "  annotations:\n    quartet.dev/replace-unready-after: soon\n"))
 			s.WaitFor("web-0 Ready", 2*time.Minute, s.PodsReady("app=web", 1))
-			if s.Mode == h.Quartet {
+			if s.Mode.QuartetControllers() {
 				s.Eventually("InvalidReplaceUnreadyAfter", time.Minute, s.HasEvent("StatefulSet", "web", "InvalidReplaceUnreadyAfter"))
 			}
 		},

@@ -9,8 +9,9 @@ import (
 	"strings"
 )
 
-// Difference is one way the two runs' traces differ.
+// Difference is one way a quartet mode's trace differs from upstream's.
 type Difference struct {
+	Mode    Mode   // the quartet mode (quartet or standalone)
 	Section string // order, objects, checkpoint <name>, events, notes
 	Line    string // "quartet only: ..." / "upstream only: ..."
 	Allowed string // the allowlist's reason, when allowlisted
@@ -18,6 +19,9 @@ type Difference struct {
 
 func (d Difference) String() string {
 	s := d.Section + ": " + d.Line
+	if d.Mode != "" {
+		s = string(d.Mode) + " vs upstream, " + s
+	}
 	if d.Allowed != "" {
 		s += "   [allowed: " + d.Allowed + "]"
 	}

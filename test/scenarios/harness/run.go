@@ -20,15 +20,17 @@ import (
 	"quartet.dev/quartet/test/cluster"
 )
 
-// Env is the pair of clusters scenarios share, and the results so far.
+// Env is the clusters scenarios share (one per mode), and the results so
+// far.
 type Env struct {
 	// Args are the `quartet up` flags of every cluster, e.g. --nodes 3
 	// --runtime sim; the mode flag is added per cluster.
 	Args []string
 
-	shared    map[Mode]*cluster.Cluster
+	modes     []Mode
+	shared    *clusterSet
 	exclusive map[Mode]*sync.RWMutex
-	has       map[Controller]bool
+	has       map[Mode]map[Controller]bool
 	allow     *Allowlist
 
 	mu      sync.Mutex
@@ -37,23 +39,40 @@ type Env struct {
 
 // Result is one scenario's outcome.
 type Result struct {
-	Name        string
-	Quartet     string // passed, failed, skipped (<reason>)
-	Upstream    string // passed, failed
+	Name string
+	// Status is each mode's: passed, failed, skipped (<reason>).
+	Status      map[Mode]string
 	Differences []Difference
 	Failures    []string
 	Duration    time.Duration
 	Retried     int // differences of a first run that was run again
 }
 
-// Passed says the scenario passed in both modes with no difference outside
+// Passed says the scenario passed in every mode with no difference outside
 // the allowlist.
 func (r Result) Passed() bool {
-	return r.Quartet == "passed" && r.Upstream == "passed" && r.disallowed() == 0
+	for _, st := range r.Status {
+		if st != "passed" {
+			return false
+		}
+	}
+	return r.disallowed() == 0
 }
 
-// Skipped says quartet's run was skipped (a controller it lacks).
-func (r Result) Skipped() bool { return strings.HasPrefix(r.Quartet, "skipped") }
+// Skipped says a quartet mode's run was skipped (a controller it lacks)
+// and the others passed.
+func (r Result) Skipped() bool {
+	skipped := false
+	for _, st := range r.Status {
+		switch {
+		case strings.HasPrefix(st, "skipped"):
+			skipped = true
+		case st != "passed":
+			return false
+		}
+	}
+	return skipped
+}
 
 func (r Result) disallowed() int {
 	n := 0
@@ -65,55 +84,101 @@ func (r Result) disallowed() int {
 	return n
 }
 
-// NewEnv starts the shared quartet-mode and upstream-mode clusters side by
-// side and loads the allowlist.
+// NewEnv starts the shared clusters of every mode ($SCENARIO_MODES, else
+// all) side by side and loads the allowlist.
 func NewEnv(args []string, allowlistFile string) (*Env, error) {
 	al, err := LoadAllowlist(allowlistFile)
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{Args: args, allow: al, shared: map[Mode]*cluster.Cluster{}, exclusive: map[Mode]*sync.RWMutex{}}
-	pair, err := e.startPair(args)
+	modes, err := modesFromEnv()
 	if err != nil {
 		return nil, err
 	}
-	e.shared = pair
-	for _, m := range []Mode{Quartet, Upstream} {
+	e := &Env{Args: args, modes: modes, allow: al, exclusive: map[Mode]*sync.RWMutex{}, has: map[Mode]map[Controller]bool{}}
+	set, err := e.startSet(args)
+	if err != nil {
+		return nil, err
+	}
+	e.shared = set
+	for _, m := range modes {
 		e.exclusive[m] = &sync.RWMutex{}
 	}
-	e.has = quartetControllers(pair[Quartet].Output.String())
+	if c := set.byMode[Quartet]; c != nil {
+		e.has[Quartet] = quartetControllers(c.Output.String())
+	}
+	if set.replicas != nil {
+		e.has[Standalone] = set.replicas.controllers()
+	}
 	return e, nil
 }
 
-// startPair starts a quartet-mode and an upstream-mode cluster at once.
-func (e *Env) startPair(args []string) (map[Mode]*cluster.Cluster, error) {
-	pair := map[Mode]*cluster.Cluster{}
+// clusterSet is one cluster per mode, and standalone mode's `quartet
+// controllers` replicas beside its cluster.
+type clusterSet struct {
+	byMode   map[Mode]*cluster.Cluster
+	replicas *replicaSet
+}
+
+// startSet starts a cluster of each mode at once (standalone's: `quartet up
+// --workload-controllers none`, then its replicas).
+func (e *Env) startSet(args []string) (*clusterSet, error) {
+	set := &clusterSet{byMode: map[Mode]*cluster.Cluster{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var firstErr error
-	for _, m := range []Mode{Quartet, Upstream} {
+	for _, m := range e.modes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := cluster.Start(cluster.Options{Args: append([]string{"--workload-controllers=" + string(m)}, args...)})
+			flag := "--workload-controllers=" + string(m)
+			if m == Standalone {
+				flag = "--workload-controllers=none"
+			}
+			c, err := cluster.Start(cluster.Options{Args: append([]string{flag}, args...)})
+			var rs *replicaSet
+			if err == nil && m == Standalone {
+				rs, err = startReplicas(c)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil && firstErr == nil {
 				firstErr = fmt.Errorf("%s cluster: %w", m, err)
 			}
 			if c != nil {
-				pair[m] = c
+				set.byMode[m] = c
+			}
+			if rs != nil {
+				set.replicas = rs
 			}
 		}()
 	}
 	wg.Wait()
 	if firstErr != nil {
-		for _, c := range pair {
-			_ = c.Cleanup() // the start failed; its error is the one to report
-		}
+		_ = set.cleanup() // the start failed; its error is the one to report
 		return nil, firstErr
 	}
-	return pair, nil
+	return set, nil
+}
+
+// cleanup stops the replicas, then the clusters, and reports what was left
+// behind or went wrong.
+func (set *clusterSet) cleanup() error {
+	var errs []string
+	if set.replicas != nil {
+		if err := set.replicas.stop(); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	for _, c := range set.byMode {
+		if err := c.Cleanup(); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
 }
 
 var controllersLine = regexp.MustCompile(`(?m)^\s*quartet controllers\s+(.*?)\s+\d+\.\ds$`)
@@ -132,21 +197,11 @@ func quartetControllers(output string) map[Controller]bool {
 	return has
 }
 
-// Close stops the shared clusters and reports processes left behind.
-func (e *Env) Close() error {
-	var errs []string
-	for _, c := range e.shared {
-		if err := c.Cleanup(); err != nil {
-			errs = append(errs, err.Error())
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%s", strings.Join(errs, "; "))
-	}
-	return nil
-}
+// Close stops the shared clusters and replicas and reports processes left
+// behind.
+func (e *Env) Close() error { return e.shared.cleanup() }
 
-// Run runs sc in both modes at once, compares the traces and records the
+// Run runs sc in every mode at once, compares the traces and records the
 // result; t fails when the scenario does not pass.
 func (e *Env) Run(t *testing.T, sc Scenario) {
 	start := time.Now()
@@ -157,17 +212,19 @@ func (e *Env) Run(t *testing.T, sc Scenario) {
 		e.results = append(e.results, res)
 		e.mu.Unlock()
 	}()
-	var missing []string
-	for _, c := range sc.Controllers {
-		if c != None && !e.has[c] {
-			missing = append(missing, string(c))
+	missing := map[Mode][]string{}
+	for _, m := range e.modes {
+		for _, c := range sc.Controllers {
+			if m.QuartetControllers() && c != None && !e.has[m][c] {
+				missing[m] = append(missing[m], string(c))
+			}
 		}
 	}
 
 	clusters, release := e.clustersFor(t, sc, &res)
 	defer release()
 
-	// Both modes run the scenario at once, on clusters that run many
+	// Every mode runs the scenario at once, on clusters that run many
 	// scenarios at once: a wall-clock race (a checkpoint read a moment late,
 	// a minute boundary) can make one run differ. A scenario whose runs
 	// differ is run once more, and only differences seen again count; the
@@ -195,35 +252,38 @@ func (e *Env) Run(t *testing.T, sc Scenario) {
 			t.Logf("allowed difference: %s", d)
 		}
 	}
-	if res.Skipped() && res.Upstream == "passed" {
-		t.Logf("quartet run %s", res.Quartet)
+	for _, m := range e.modes {
+		if strings.HasPrefix(res.Status[m], "skipped") {
+			t.Logf("%s run %s", m, res.Status[m])
+		}
 	}
 }
 
-// clustersFor returns the clusters sc runs on, held as sc needs them: a
-// pair of its own, or the shared pair alone (Exclusive) or with other
-// scenarios; release gives them back.
-func (e *Env) clustersFor(t *testing.T, sc Scenario, res *Result) (clusters map[Mode]*cluster.Cluster, release func()) {
+// clustersFor returns the clusters sc runs on, held as sc needs them: a set
+// of its own, or the shared set alone (Exclusive) or with other scenarios;
+// release gives them back.
+func (e *Env) clustersFor(t *testing.T, sc Scenario, res *Result) (clusters *clusterSet, release func()) {
 	if sc.OwnCluster {
 		args := append([]string(nil), e.Args...)
 		if sc.Nodes > 0 {
 			args = append(args, fmt.Sprintf("--nodes=%d", sc.Nodes))
 		}
-		pair, err := e.startPair(args)
+		set, err := e.startSet(args)
 		if err != nil {
-			res.Quartet, res.Upstream = "failed", "failed"
+			res.Status = map[Mode]string{}
+			for _, m := range e.modes {
+				res.Status[m] = "failed"
+			}
 			res.Failures = append(res.Failures, err.Error())
 			t.Fatal(err)
 		}
-		return pair, func() {
-			for _, c := range pair {
-				if err := c.Cleanup(); err != nil {
-					t.Error(err)
-				}
+		return set, func() {
+			if err := set.cleanup(); err != nil {
+				t.Error(err)
 			}
 		}
 	}
-	modes := []Mode{Quartet, Upstream}
+	modes := e.modes
 	for _, m := range modes {
 		if sc.Exclusive {
 			e.exclusive[m].Lock()
@@ -243,13 +303,14 @@ func (e *Env) clustersFor(t *testing.T, sc Scenario, res *Result) (clusters map[
 }
 
 // judge records in res what one attempt's runs of sc came to: each mode's
-// status, the failures (with the failing runs' logs) and, when both passed,
-// the differences between their traces.
-func (e *Env) judge(t *testing.T, sc Scenario, res *Result, runs map[Mode]*S, missing []string) {
-	status := func(s *S) string {
+// status, the failures (with the failing runs' logs) and, for each quartet
+// mode that passed beside a passed upstream run, the differences between
+// its trace and upstream's.
+func (e *Env) judge(t *testing.T, sc Scenario, res *Result, runs map[Mode]*S, missing map[Mode][]string) {
+	status := func(m Mode, s *S) string {
 		switch {
 		case s == nil:
-			return "skipped (quartet lacks " + strings.Join(missing, ", ") + ")"
+			return "skipped (quartet lacks " + strings.Join(missing[m], ", ") + ")"
 		case s.skipped != "":
 			return "skipped (" + s.skipped + ")"
 		case len(s.failures) > 0:
@@ -257,9 +318,9 @@ func (e *Env) judge(t *testing.T, sc Scenario, res *Result, runs map[Mode]*S, mi
 		}
 		return "passed"
 	}
-	res.Quartet, res.Upstream = status(runs[Quartet]), status(runs[Upstream])
-	res.Failures, res.Differences = nil, nil
-	for _, m := range []Mode{Upstream, Quartet} {
+	res.Status, res.Failures, res.Differences = map[Mode]string{}, nil, nil
+	for _, m := range e.modes {
+		res.Status[m] = status(m, runs[m])
 		if s := runs[m]; s != nil {
 			res.Failures = append(res.Failures, s.failures...)
 			if len(s.failures) > 0 {
@@ -269,29 +330,46 @@ func (e *Env) judge(t *testing.T, sc Scenario, res *Result, runs map[Mode]*S, mi
 			}
 		}
 	}
-	if runs[Quartet] != nil && runs[Upstream] != nil && res.Quartet == "passed" && res.Upstream == "passed" {
-		qt, ut := runs[Quartet].rec.trace(sc.Unordered), runs[Upstream].rec.trace(sc.Unordered)
-		res.Differences = Compare(qt, ut)
-		e.allow.Apply(sc.Name, res.Differences)
-		if os.Getenv("SCENARIO_TRACE") != "" {
-			t.Logf("quartet trace:\n%s", formatTrace(qt))
-			t.Logf("upstream trace:\n%s", formatTrace(ut))
+	if res.Status[Upstream] != "passed" {
+		return
+	}
+	ut := runs[Upstream].rec.trace(sc.Unordered)
+	for _, m := range e.modes {
+		if !m.QuartetControllers() || res.Status[m] != "passed" {
+			continue
 		}
+		qt := runs[m].rec.trace(sc.Unordered)
+		diffs := Compare(qt, ut)
+		for i := range diffs {
+			diffs[i].Mode = m
+		}
+		e.allow.Apply(sc.Name, diffs)
+		res.Differences = append(res.Differences, diffs...)
+		if os.Getenv("SCENARIO_TRACE") != "" {
+			t.Logf("%s trace:\n%s", m, formatTrace(qt))
+		}
+	}
+	if os.Getenv("SCENARIO_TRACE") != "" {
+		t.Logf("upstream trace:\n%s", formatTrace(ut))
 	}
 }
 
-// runModes runs the scenario in both modes at once (quartet's run left out
-// when quartet lacks a controller it needs) and returns the runs.
-func (e *Env) runModes(t *testing.T, sc Scenario, missing []string, clusters map[Mode]*cluster.Cluster) map[Mode]*S {
+// runModes runs the scenario in every mode at once (a quartet mode's run
+// left out when it lacks a controller the scenario needs) and returns the
+// runs.
+func (e *Env) runModes(t *testing.T, sc Scenario, missing map[Mode][]string, clusters *clusterSet) map[Mode]*S {
 	runs := map[Mode]*S{}
 	var wg sync.WaitGroup
-	for _, m := range []Mode{Quartet, Upstream} {
-		if m == Quartet && len(missing) > 0 {
+	for _, m := range e.modes {
+		if len(missing[m]) > 0 {
 			continue
 		}
-		s, err := e.newS(sc, m, clusters[m])
+		s, err := e.newS(sc, m, clusters.byMode[m])
 		if err != nil {
 			t.Fatalf("%s: %v", m, err)
+		}
+		if m == Standalone {
+			s.replicas = clusters.replicas
 		}
 		runs[m] = s
 		wg.Add(1)
@@ -361,12 +439,20 @@ func (e *Env) Report(w io.Writer) {
 	for _, r := range rs {
 		width = max(width, len(r.Name))
 	}
-	fmt.Fprintf(w, "\n%-*s  %-10s  %-10s  %s\n", width, "scenario", "quartet", "upstream", "difference")
+	fmt.Fprintf(w, "\n%-*s", width, "scenario")
+	for _, m := range e.modes {
+		fmt.Fprintf(w, "  %-10s", m)
+	}
+	fmt.Fprintf(w, "  %s\n", "difference")
 	passed, failed, skipped := 0, 0, 0
 	for _, r := range rs {
 		diff := "equal"
+		allRan := true
+		for _, m := range e.modes {
+			allRan = allRan && r.Status[m] == "passed"
+		}
 		switch {
-		case r.Quartet != "passed" || r.Upstream != "passed":
+		case !allRan:
 			diff = "-"
 		case r.disallowed() > 0:
 			diff = fmt.Sprintf("%d differ", r.disallowed())
@@ -376,13 +462,14 @@ func (e *Env) Report(w io.Writer) {
 		if r.Retried > 0 {
 			diff += fmt.Sprintf(", run twice: first run %d differ", r.Retried)
 		}
-		q := r.Quartet
-		if r.Skipped() {
-			q = "skipped"
+		fmt.Fprintf(w, "%-*s", width, r.Name)
+		for _, m := range e.modes {
+			st, _, _ := strings.Cut(r.Status[m], " (")
+			fmt.Fprintf(w, "  %-10s", st)
 		}
-		fmt.Fprintf(w, "%-*s  %-10s  %-10s  %s\n", width, r.Name, q, r.Upstream, diff)
+		fmt.Fprintf(w, "  %s\n", diff)
 		switch {
-		case r.Skipped() && r.Upstream == "passed":
+		case r.Skipped():
 			skipped++
 		case r.Passed():
 			passed++
@@ -391,7 +478,7 @@ func (e *Env) Report(w io.Writer) {
 		}
 	}
 	if skipped > 0 {
-		fmt.Fprintf(w, "%d passed, %d failed, %d skipped for quartet mode\n", passed, failed, skipped)
+		fmt.Fprintf(w, "%d passed, %d failed, %d skipped for a quartet mode\n", passed, failed, skipped)
 		return
 	}
 	fmt.Fprintf(w, "%d passed, %d failed\n", passed, failed)

@@ -41,6 +41,7 @@ type S struct {
 	Client kubernetes.Interface
 
 	cluster  *cluster.Cluster
+	replicas *replicaSet // standalone mode's `quartet controllers`
 	rec      *recorder
 	mu       sync.Mutex
 	failures []string
@@ -76,6 +77,11 @@ func (s *S) deleteNamespace() {
 // downtime, and starts it again on the same data dir and port. Only
 // OwnCluster scenarios may call it.
 func (s *S) Restart(downtime time.Duration) {
+	if s.replicas != nil {
+		// The leader cannot renew its Lease while the apiserver is down, so
+		// it exits; the replica set starts it again, as a Deployment would.
+		s.replicas.clusterRestarting()
+	}
 	if _, err := s.cluster.Stop(); err != nil {
 		s.Fatalf("stopping the cluster: %v", err)
 	}
@@ -117,7 +123,7 @@ func (s *S) Expect(ok bool, format string, args ...any) {
 	}
 }
 
-// Note records a value in the trace under key, so both modes must agree on
+// Note records a value in the trace under key, so every mode must agree on
 // it (e.g. "pods created before Failed").
 func (s *S) Note(key string, value any) {
 	s.rec.note(key, fmt.Sprint(value))

@@ -21,7 +21,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-// Trace is what one run recorded, normalized so that runs in the two modes
+// Trace is what one run recorded, normalized so that runs in different modes
 // compare equal when the controllers behaved alike.
 type Trace struct {
 	// Order is "Kind name" per object, in the order the objects were
