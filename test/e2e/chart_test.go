@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	dto "github.com/prometheus/client_model/go"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -250,28 +249,6 @@ func checkChartRoles(t *testing.T, chart map[string]object, chosen []string) {
 // are there, with what those Jobs did.
 func checkControllerMetrics(t *testing.T, ctx context.Context, r *cluster.Controllers, token string) {
 	t.Helper()
-	value := func(families map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
-		total := 0.0
-		f := families[name]
-		if f == nil {
-			return -1
-		}
-	metric:
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if want, ok := labels[l.GetName()]; ok && want != l.GetValue() {
-					continue metric
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				total += m.GetCounter().GetValue()
-			case m.GetHistogram() != nil:
-				total += float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-		return total
-	}
 	waitFor(t, ctx, "upstream's controller metrics on /metrics", func() (bool, string) {
 		families, err := metricFamilies(ctx, r.MetricsAddr, token)
 		if err != nil {
@@ -293,7 +270,7 @@ func checkControllerMetrics(t *testing.T, ctx context.Context, r *cluster.Contro
 		}
 		var wrong []string
 		for _, c := range checks {
-			if v := value(families, c.name, c.labels); v < c.min {
+			if v := metricValue(families, c.name, c.labels); v < c.min {
 				wrong = append(wrong, fmt.Sprintf("%s%v = %v, want >= %v", c.name, c.labels, v, c.min))
 			}
 		}

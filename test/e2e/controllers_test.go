@@ -460,6 +460,32 @@ func bindScraper(t *testing.T, ctx context.Context, client kubernetes.Interface)
 	return accountToken(t, ctx, client, "scraper")
 }
 
+// metricValue sums the samples of the metric family name (counters'
+// values, histograms' counts) whose labels include labels; -1 when the
+// family is absent.
+func metricValue(families map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
+	f := families[name]
+	if f == nil {
+		return -1
+	}
+	total := 0.0
+metric:
+	for _, m := range f.GetMetric() {
+		for _, l := range m.GetLabel() {
+			if want, ok := labels[l.GetName()]; ok && want != l.GetValue() {
+				continue metric
+			}
+		}
+		switch {
+		case m.GetCounter() != nil:
+			total += m.GetCounter().GetValue()
+		case m.GetHistogram() != nil:
+			total += float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return total
+}
+
 // metricFamilies scrapes `quartet controllers`' /metrics at addr with a
 // bearer token and parses it with Prometheus's expfmt; an answer other than
 // 200 is an error naming its status.

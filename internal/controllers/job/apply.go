@@ -104,6 +104,8 @@ type createResult struct {
 	// notCreated counts failed creations and those not attempted after a
 	// failure.
 	notCreated int32
+	// attempted counts the create calls made (succeeded or refused).
+	attempted int32
 	// nextBatch is where the next sync's slow start may begin: the window
 	// the creations ended with, or 1 after a failure.
 	nextBatch int
@@ -135,6 +137,7 @@ func createPods(ctx context.Context, w kit.PodWriter, job *batch.Job, pods []*v1
 		return err
 	})
 	res.notCreated += int32(len(pods) - started)
+	res.attempted = int32(started)
 	res.nextBatch = window
 	res.err = errors.Join(errs...)
 	return res
@@ -199,6 +202,7 @@ func (a *applier) writePods(ctx context.Context, job *batch.Job, d *decision, fi
 			errs = append(errs, errors.New("unable to create pods, no labels"))
 		} else {
 			res := createPods(ctx, a.pods, job, d.creates, firstBatch)
+			recordCreations(job, d, int32(len(res.created)), res.attempted-int32(len(res.created)))
 			out.createsFailed = res.notCreated
 			for _, p := range res.created {
 				a.writes.Wrote(job.UID, "pods", p)
@@ -235,5 +239,6 @@ func (a *applier) dropFinalizers(ctx context.Context, job *batch.Job, pods []*v1
 		uids[p.UID] = true
 		a.writes.Wrote(job.UID, "pod finalizers", p)
 	}
+	recordFailurePolicy(job, pods, uids)
 	return uids, err
 }

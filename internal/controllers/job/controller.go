@@ -110,7 +110,10 @@ func New(cfg kit.Config) (*Controller, error) {
 		func(ctx context.Context, key orphanKey) (time.Duration, error) { return 0, c.syncOrphans(ctx, key) })
 	c.podEvents = &kit.Router[*batch.Job, *v1.Pod]{Owners: c.owners, Route: c.podChanged}
 	if _, err := jobInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { c.enqueueNow(obj.(*batch.Job)) },
+		AddFunc: func(obj any) {
+			recordExternal(obj.(*batch.Job), c.managedBy)
+			c.enqueueNow(obj.(*batch.Job))
+		},
 		UpdateFunc: c.updateJob,
 		DeleteFunc: c.deleteJob,
 	}); err != nil {

@@ -6,8 +6,10 @@ import (
 
 	batch "k8s.io/api/batch/v1"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/component-base/metrics"
 	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/utils/ptr"
 )
 
 // The Job controller's metrics carry the names, labels and buckets of
@@ -52,6 +54,29 @@ var (
 		StabilityLevel: metrics.BETA,
 	}, []string{"event"})
 
+	failurePolicyActions = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem: metricsSubsystem, Name: "pod_failures_handled_by_failure_policy_total",
+		Help: "Failed pods whose tracking ended under a podFailurePolicy rule, by the rule's action: " +
+			"FailJob, Ignore, Count or FailIndex (pods no rule matched are not counted)",
+		StabilityLevel: metrics.BETA,
+	}, []string{"action"})
+	finishedIndexes = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem: metricsSubsystem, Name: "job_finished_indexes_total",
+		Help: `Indexes of Indexed Jobs newly counted as finished; status "succeeded" or "failed", ` +
+			`backoffLimit "perIndex" (the Job sets backoffLimitPerIndex) or "global"`,
+	}, []string{"status", "backoffLimit"})
+	podCreations = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem: metricsSubsystem, Name: "job_pods_creation_total",
+		Help: `Pod creations the Job controller attempted; reason "new", "recreate_terminating_or_failed" ` +
+			`(the Job has failed or terminating pods) or "recreate_failed" (podReplacementPolicy Failed, ` +
+			`and failed pods), status "succeeded" or "failed" (the create call was refused)`,
+	}, []string{"reason", "status"})
+	externalJobs = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem: metricsSubsystem, Name: "jobs_by_external_controller_total",
+		Help:           "Jobs seen whose spec.managedBy names another controller, by that name",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"controller_name"})
+
 	registerMetrics sync.Once
 )
 
@@ -59,7 +84,8 @@ var (
 // registry (once).
 func RegisterMetrics() {
 	registerMetrics.Do(func() {
-		legacyregistry.MustRegister(syncDuration, syncs, jobsFinished, podsFinished, trackingFinalizers)
+		legacyregistry.MustRegister(syncDuration, syncs, jobsFinished, podsFinished, trackingFinalizers,
+			failurePolicyActions, finishedIndexes, podCreations, externalJobs)
 	})
 }
 
@@ -108,6 +134,20 @@ func recordStatus(job *batch.Job, before, after *batch.JobStatus) {
 		now, _ := parseIndexSet(after.CompletedIndexes, n)
 		was, _ := parseIndexSet(before.CompletedIndexes, n)
 		succeeded = now.count() - was.count()
+		limit := "global"
+		if job.Spec.BackoffLimitPerIndex != nil {
+			limit = "perIndex"
+		}
+		if succeeded > 0 {
+			finishedIndexes.WithLabelValues("succeeded", limit).Add(float64(succeeded))
+		}
+		if after.FailedIndexes != nil {
+			nowFailed, _ := parseIndexSet(*after.FailedIndexes, n)
+			wasFailed, _ := parseIndexSet(ptr.Deref(before.FailedIndexes, ""), n)
+			if failed := nowFailed.count() - wasFailed.count(); failed > 0 {
+				finishedIndexes.WithLabelValues("failed", limit).Add(float64(failed))
+			}
+		}
 	}
 	if succeeded > 0 {
 		podsFinished.WithLabelValues(mode, "succeeded").Add(float64(succeeded))
@@ -125,6 +165,54 @@ func recordStatus(job *batch.Job, before, after *batch.JobStatus) {
 				jobsFinished.WithLabelValues(mode, result, c.Reason).Inc()
 			}
 		}
+	}
+}
+
+// recordCreations counts a sync's pod create calls, created or refused, by
+// why the pods were made: new, or replacing failed (and, unless
+// podReplacementPolicy is Failed, terminating) pods.
+func recordCreations(job *batch.Job, d *decision, created, refused int32) {
+	if created+refused == 0 {
+		return
+	}
+	hasFailed := job.Status.Failed > 0 || len(d.uncountedFailed) > 0
+	reason := "new"
+	switch {
+	case hasFailed && ptr.Deref(job.Spec.PodReplacementPolicy, batch.TerminatingOrFailed) == batch.Failed:
+		reason = "recreate_failed"
+	case hasFailed || ptr.Deref(job.Status.Terminating, 0) > 0:
+		reason = "recreate_terminating_or_failed"
+	}
+	if created > 0 {
+		podCreations.WithLabelValues(reason, "succeeded").Add(float64(created))
+	}
+	if refused > 0 {
+		podCreations.WithLabelValues(reason, "failed").Add(float64(refused))
+	}
+}
+
+// recordFailurePolicy counts the failed pods whose tracking finalizer was
+// removed (each once) by the podFailurePolicy rule that matched them.
+func recordFailurePolicy(job *batch.Job, pods []*v1.Pod, dropped map[types.UID]bool) {
+	if job.Spec.PodFailurePolicy == nil {
+		return
+	}
+	for _, p := range pods {
+		if !dropped[p.UID] || !isFailed(job, p) {
+			continue
+		}
+		if v := judgeFailure(job.Spec.PodFailurePolicy, p); v.action != "" {
+			failurePolicyActions.WithLabelValues(string(v.action)).Inc()
+		}
+	}
+}
+
+// recordExternal counts a Job the controller sees (added to its cache)
+// whose spec.managedBy names another controller, as the cluster's own Job
+// controller does; beside the cluster's (managedBy set), that one counts.
+func recordExternal(job *batch.Job, managedBy string) {
+	if managedBy == "" && managedElsewhere(job, "") {
+		externalJobs.WithLabelValues(*job.Spec.ManagedBy).Inc()
 	}
 }
 
