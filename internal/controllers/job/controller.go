@@ -212,6 +212,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	case !c.apply.writes.Seen(job.UID, "jobs"):
 		// The update event that shows it syncs the Job at once (updateJob).
 		logger.V(4).Info("Waiting for the cache to show the Job's latest status", "job", klog.KObj(job))
+		recordStaleSkip()
 		return 0, nil
 	}
 	if mode := job.Spec.CompletionMode; mode != nil && *mode != batch.NonIndexedCompletion && *mode != batch.IndexedCompletion {

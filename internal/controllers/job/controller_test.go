@@ -3,7 +3,10 @@ package job
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
@@ -521,11 +525,15 @@ func TestControllerWaitsForItsOwnStatusWrite(t *testing.T) {
 	written := cached.DeepCopy()
 	written.ResourceVersion = "999999"
 	h.c.apply.writes.Wrote(cached.UID, "jobs", written)
+	skipsBefore := staleSkipsScraped(t)
 	if _, err := h.c.sync(h.ctx, "default/pi"); err != nil {
 		t.Fatal(err)
 	}
 	if len(h.pods()) != 0 {
 		t.Fatalf("a sync from a cache older than the controller's write created pods")
+	}
+	if skips := staleSkipsScraped(t) - skipsBefore; skips != 1 {
+		t.Errorf("job_controller_stale_sync_skips_total{group=batch,resource=jobs} grew by %v, want 1", skips)
 	}
 	if h.c.apply.writes.CaughtUp(cached.UID, "jobs") {
 		t.Errorf("caught up while the cache is behind")
@@ -756,4 +764,24 @@ func TestControllerEventHandlers(t *testing.T) {
 	if remembered {
 		t.Errorf("memory of a deleted Job kept")
 	}
+}
+
+// staleSkipsScraped reads job_controller_stale_sync_skips_total{group=
+// "batch",resource="jobs"} from the process's registry in the Prometheus
+// text format, as /metrics serves it (0 before the first skip).
+func staleSkipsScraped(t *testing.T) float64 {
+	t.Helper()
+	RegisterMetrics()
+	rec := httptest.NewRecorder()
+	legacyregistry.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, `job_controller_stale_sync_skips_total{group="batch",resource="jobs"} `); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("parsing %q: %v", line, err)
+			}
+			return f
+		}
+	}
+	return 0
 }

@@ -76,6 +76,11 @@ var (
 		Help:           "Jobs seen whose spec.managedBy names another controller, by that name",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"controller_name"})
+	staleSkips = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem: metricsSubsystem, Name: "stale_sync_skips_total",
+		Help:           "Job syncs skipped because the informer cache did not yet show the controller's own last status write of the Job",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"group", "resource"})
 
 	registerMetrics sync.Once
 )
@@ -85,7 +90,7 @@ var (
 func RegisterMetrics() {
 	registerMetrics.Do(func() {
 		legacyregistry.MustRegister(syncDuration, syncs, jobsFinished, podsFinished, trackingFinalizers,
-			failurePolicyActions, finishedIndexes, podCreations, externalJobs)
+			failurePolicyActions, finishedIndexes, podCreations, externalJobs, staleSkips)
 	})
 }
 
@@ -214,6 +219,13 @@ func recordExternal(job *batch.Job, managedBy string) {
 	if managedBy == "" && managedElsewhere(job, "") {
 		externalJobs.WithLabelValues(*job.Spec.ManagedBy).Inc()
 	}
+}
+
+// recordStaleSkip counts a sync skipped because the cache does not show
+// the controller's last status write of the Job yet (upstream also skips
+// for its pod writes; quartet waits for those per pod instead).
+func recordStaleSkip() {
+	staleSkips.WithLabelValues("batch", "jobs").Inc()
 }
 
 // recordTrackingFinalizer counts a pod event that makes a terminated pod
