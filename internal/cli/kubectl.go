@@ -14,16 +14,19 @@ import (
 	"k8s.io/kubectl/pkg/cmd/apply"
 	"k8s.io/kubectl/pkg/cmd/util"
 
+	"quartet.dev/quartet/internal/cli/startgc"
+	"quartet.dev/quartet/internal/datadir"
+
 	// Loads kubectl's message catalogs only for the languages they
 	// translate (before kubectl's packages are initialised).
 	_ "quartet.dev/quartet/internal/cli/translations"
-	"quartet.dev/quartet/internal/datadir"
 )
 
 // Kubectl runs the embedded kubectl with args and returns its exit code.
 // When KUBECONFIG is unset it uses the data dir's kubeconfig
 // ($QUARTET_DATA_DIR or ~/.quartet), so nothing else needs configuring.
 func Kubectl(args []string) int {
+	startgc.Resume()
 	if os.Getenv("KUBECONFIG") == "" {
 		kc := datadir.Dir(datadir.Default()).Kubeconfig()
 		if _, err := os.Stat(kc); err == nil {
