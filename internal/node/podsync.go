@@ -429,19 +429,6 @@ func (h *Host) startContainer(ctx context.Context, rec *podRecord, pod *v1.Pod, 
 	var held []func()
 	defer func() { runAll(held) }()
 	spec, err := h.containerSpec(ctx, rec, pod, c, kind, img, &held)
-	if err == nil && h.containers != nil {
-		if err := h.joinPod(ctx, rec, pod, spec); err != nil {
-			h.podEvent(rec, pod, plannedEvent{Type: v1.EventTypeWarning, Reason: reasonFailedSandbox, Message: "Failed to create pod sandbox: " + err.Error()})
-			cs.RetryDelay = nextDelay(cs.RetryDelay, initialBackoff, maxBackoff)
-			cs.RetryAt = now.Add(cs.RetryDelay)
-			return
-		}
-	}
-	if err == nil {
-		if target := targetPIDNamespace(rec, pod, act.Name); target != "" {
-			spec.PIDNamespacePath = target
-		}
-	}
 	if err == nil {
 		var warnings []string
 		warnings, err = applySecurity(pod, c, spec, h.imageUser(kind, img), kind != runtime.KindProcess || h.isolated, h.seccompWhyNot(kind))
@@ -457,6 +444,19 @@ func (h *Host) startContainer(ctx context.Context, rec *podRecord, pod *v1.Pod, 
 			waitConfig(reasonCreateConfigErr, err.Error())
 		}
 		return
+	}
+	// The pod's namespaces (its pause container) only for a container
+	// that is about to start.
+	if h.containers != nil {
+		if err := h.joinPod(ctx, rec, pod, spec); err != nil {
+			h.podEvent(rec, pod, plannedEvent{Type: v1.EventTypeWarning, Reason: reasonFailedSandbox, Message: "Failed to create pod sandbox: " + err.Error()})
+			cs.RetryDelay = nextDelay(cs.RetryDelay, initialBackoff, maxBackoff)
+			cs.RetryAt = now.Add(cs.RetryDelay)
+			return
+		}
+	}
+	if target := targetPIDNamespace(rec, pod, act.Name); target != "" {
+		spec.PIDNamespacePath = target
 	}
 	inst, err := rt.Start(ctx, spec, onExit)
 	if err != nil {

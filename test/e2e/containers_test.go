@@ -182,7 +182,13 @@ spec:
 		return cs.State.Running != nil && cs.ContainerID != firstID && cs.RestartCount == 1, fmt.Sprintf("%+v", cs)
 	})
 	waitFor(t, ctx, "one container's processes after the restart", func() (bool, string) {
-		now := cgroupProcs(c.DataDir)
+		var now []int
+		for _, p := range cgroupProcs(c.DataDir) {
+			// Not the pods' pause containers.
+			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p)); string(b) != "pause\n" {
+				now = append(now, p)
+			}
+		}
 		for _, p := range now {
 			for _, q := range pids {
 				if p == q {
