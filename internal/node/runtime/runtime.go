@@ -17,6 +17,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -273,9 +274,7 @@ type Stoppable interface {
 // Stop sends SIGTERM to every instance, waits up to grace for them to end,
 // and sends SIGKILL to what is left: a runtime's Shutdown.
 func Stop[I Stoppable](insts []I, grace time.Duration) {
-	for _, i := range insts {
-		_ = i.Signal(syscall.SIGTERM)
-	}
+	SignalAll(insts, syscall.SIGTERM)
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	for _, i := range insts {
@@ -284,7 +283,28 @@ func Stop[I Stoppable](insts []I, grace time.Duration) {
 		case <-ctx.Done():
 		}
 	}
-	for _, i := range insts {
-		_ = i.Signal(syscall.SIGKILL)
+	SignalAll(insts, syscall.SIGKILL)
+}
+
+// SignalAll sends sig to every instance, several at once: signalling a
+// container can wait on kernel locks that the tear-down of others holds
+// (cgroups), and one at a time a thousand took seconds.
+func SignalAll[I Stoppable](insts []I, sig syscall.Signal) {
+	const workers = 16
+	next := make(chan I)
+	var wg sync.WaitGroup
+	for w := 0; w < min(workers, len(insts)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				_ = i.Signal(sig)
+			}
+		}()
 	}
+	for _, i := range insts {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 }

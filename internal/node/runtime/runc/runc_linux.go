@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -162,13 +163,24 @@ func (i *Instance) Exited() (runtime.ExitStatus, bool) {
 
 // Signal implements runtime.Instance: the signal goes to the container's
 // init; SIGKILL ends every process of the container (its PID namespace).
+// The init of a container with a PID namespace of its own is signalled
+// through its pidfd alone: libcontainer's Signal also reads the cgroup's
+// freezer state, which waits on the kernel's cgroup locks while other
+// containers are being removed (seconds for a thousand at shutdown). In a
+// shared PID namespace libcontainer kills the cgroup's every process.
 func (i *Instance) Signal(sig syscall.Signal) error {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.exited {
 		return nil
 	}
-	if err := i.container.Signal(sig); err != nil && !errors.Is(err, libcontainer.ErrNotRunning) && !errors.Is(err, os.ErrProcessDone) {
+	var err error
+	if i.spec.PIDNamespacePath == "" {
+		err = i.init.Signal(sig)
+	} else {
+		err = i.container.Signal(sig)
+	}
+	if err != nil && !errors.Is(err, libcontainer.ErrNotRunning) && !errors.Is(err, os.ErrProcessDone) {
 		return err
 	}
 	return nil
@@ -228,8 +240,8 @@ func (m *Manager) start(spec *runtime.ContainerSpec, kind runtime.Kind, root Roo
 
 		ps, _ := inst.init.Wait()
 		// The init has ended: whatever else ran in its PID namespace is
-		// gone too; the cgroup and the state go now.
-		_ = inst.container.Signal(unix.SIGKILL)
+		// gone too (in a shared one, Destroy kills what is left in the
+		// cgroup); the cgroup and the state go now.
 		_ = inst.container.Destroy()
 		copied := make(chan struct{})
 		go func() { copiers.Wait(); close(copied) }()
@@ -932,16 +944,51 @@ func (m *Manager) KillLeftovers() (int, error) {
 }
 
 // Shutdown sends SIGTERM to every container, SIGKILL to what is left after
-// grace, then ends the pods' pause containers (a pause that ended first
-// would kill the containers of its PID namespace without their grace),
-// waits for them all, and removes the parent cgroup.
+// grace (at once to a container whose init cannot receive SIGTERM), then
+// ends the pods' pause containers (a pause that ended first would kill the
+// containers of its PID namespace without their grace), waits for them all
+// to be removed, and removes the parent cgroup. Signals go to many
+// containers at once and each container is removed by its own goroutine.
 func (m *Manager) Shutdown(grace time.Duration) {
-	runtime.Stop(m.running(m.instances), grace)
-	for _, p := range m.running(m.pauses) {
-		_ = p.Signal(unix.SIGKILL)
+	var deaf, rest []*Instance
+	for _, i := range m.running(m.instances) {
+		if i.deafToTERM() {
+			deaf = append(deaf, i)
+		} else {
+			rest = append(rest, i)
+		}
 	}
+	runtime.SignalAll(deaf, unix.SIGKILL)
+	runtime.Stop(rest, grace)
+	runtime.SignalAll(m.running(m.pauses), unix.SIGKILL)
 	m.wg.Wait()
 	m.removeParentCgroup()
+}
+
+// deafToTERM reports whether SIGTERM cannot reach the container's init:
+// PID 1 of its own namespace with neither a handler for it nor it blocked,
+// so the kernel drops it (a `sleep` as the container's command). Waiting
+// the grace for it to end would be waiting for nothing.
+func (i *Instance) deafToTERM() bool {
+	if i.spec.PIDNamespacePath != "" {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", i.Pid()))
+	if err != nil {
+		return false
+	}
+	term := uint64(1) << (unix.SIGTERM - 1)
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok || (k != "SigCgt" && k != "SigBlk") {
+			continue
+		}
+		mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		if err != nil || mask&term != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (m *Manager) running(set map[*Instance]struct{}) []*Instance {
