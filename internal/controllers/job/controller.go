@@ -132,44 +132,20 @@ func New(cfg kit.Config) (*Controller, error) {
 			return nil, fmt.Errorf("job controller: adding Pod handler: %w", err)
 		}
 	}
-	if _, exists := podInformer.Informer().GetIndexer().GetIndexers()[podIndexName]; !exists {
-		if err := podInformer.Informer().AddIndexers(cache.Indexers{podIndexName: indexPodByJob}); err != nil {
-			return nil, fmt.Errorf("job controller: adding Pod index: %w", err)
-		}
+	if err := kit.IndexChildren(podInformer.Informer(), podIndexName, isJob); err != nil {
+		return nil, fmt.Errorf("job controller: adding Pod index: %w", err)
 	}
 	base.WaitFor(jobInformer.Informer().HasSynced, podInformer.Informer().HasSynced)
 	return c, nil
 }
 
-// jobRef returns the pod's controller reference when it is a batch Job.
-func jobRef(p *v1.Pod) *metav1.OwnerReference {
-	ref := metav1.GetControllerOfNoCopy(p)
-	if ref == nil || ref.Kind != "Job" {
-		return nil
+// isJob reports whether a controller reference names a batch Job.
+func isJob(ref *metav1.OwnerReference) bool {
+	if ref.Kind != "Job" {
+		return false
 	}
-	if gv, err := schema.ParseGroupVersion(ref.APIVersion); err != nil || gv.Group != batch.GroupName {
-		return nil
-	}
-	return ref
-}
-
-func jobIndexKey(uid string) string          { return "job/" + uid }
-func orphanIndexKey(namespace string) string { return "orphan/" + namespace }
-
-// indexPodByJob files a pod under the Job that controls it, or under its
-// namespace when no controller owns it (a candidate for adoption).
-func indexPodByJob(obj any) ([]string, error) {
-	p, ok := obj.(*v1.Pod)
-	if !ok {
-		return nil, nil
-	}
-	if ref := metav1.GetControllerOfNoCopy(p); ref != nil {
-		if jobRef(p) == nil {
-			return nil, nil
-		}
-		return []string{jobIndexKey(string(ref.UID))}, nil
-	}
-	return []string{orphanIndexKey(p.Namespace)}, nil
+	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	return err == nil && gv.Group == batch.GroupName
 }
 
 // managedElsewhere reports whether spec.managedBy hands the Job to another
@@ -293,15 +269,9 @@ func (c *Controller) claimPods(ctx context.Context, job *batch.Job) ([]*v1.Pod, 
 	if err != nil {
 		return nil, fmt.Errorf("job %s has an invalid selector: %w", klog.KObj(job), err)
 	}
-	var candidates []*v1.Pod
-	for _, key := range []string{jobIndexKey(string(job.UID)), orphanIndexKey(job.Namespace)} {
-		objs, err := c.podIndexer.ByIndex(podIndexName, key)
-		if err != nil {
-			return nil, err
-		}
-		for _, obj := range objs {
-			candidates = append(candidates, obj.(*v1.Pod))
-		}
+	candidates, err := kit.Candidates[*v1.Pod](c.podIndexer, podIndexName, job)
+	if err != nil {
+		return nil, err
 	}
 	claims := kit.SortClaims(job, candidates, func(p *v1.Pod) bool { return selector.Matches(labels.Set(p.Labels)) })
 	canAdopt := kit.CanAdopt(ctx, job, func(ctx context.Context) (metav1.Object, error) {
@@ -450,7 +420,7 @@ func (c *Controller) releaseOrphan(ctx context.Context, p *v1.Pod) error {
 		return nil
 	}
 	if ref := metav1.GetControllerOfNoCopy(p); ref != nil {
-		if jobRef(p) == nil || ref.APIVersion != batch.SchemeGroupVersion.String() {
+		if !isJob(ref) || ref.APIVersion != batch.SchemeGroupVersion.String() {
 			// Some other kind of owner: not ours to touch.
 			return nil
 		}
