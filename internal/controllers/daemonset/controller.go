@@ -36,8 +36,7 @@ const AnnotationRolloutNodeSelector = "quartet.dev/rollout-node-selector"
 // Pod informer indexes this controller adds. Only pods controlled by a
 // DaemonSet, and orphans, are indexed.
 const (
-	// ownerIndex maps a DaemonSet's UID to its pods, and "orphan/<namespace>"
-	// to the pods of that namespace that have no controller.
+	// ownerIndex holds a DaemonSet's pods and orphans (kit.IndexChildren).
 	ownerIndex = "quartet.dev/daemonset-owner"
 	// nodeIndex maps a node name to the DaemonSet pods that target it.
 	nodeIndex = "quartet.dev/daemonset-node"
@@ -78,7 +77,11 @@ func New(cfg kit.Config) (*Controller, error) {
 	revisionInformer := cfg.Informers.Apps().V1().ControllerRevisions()
 	podInformer := cfg.Informers.Core().V1().Pods()
 	nodeInformer := cfg.Informers.Core().V1().Nodes()
-	if err := podInformer.Informer().AddIndexers(cache.Indexers{ownerIndex: indexByOwner, nodeIndex: indexByNode}); err != nil {
+	err = kit.IndexChildren(podInformer.Informer(), ownerIndex, func(ref *metav1.OwnerReference) bool { return ref.Kind == controllerKind.Kind })
+	if err == nil {
+		err = podInformer.Informer().AddIndexers(cache.Indexers{nodeIndex: indexByNode})
+	}
+	if err != nil {
 		return nil, fmt.Errorf("daemonset controller: adding pod indexes: %w", err)
 	}
 	c := &Controller{
@@ -118,23 +121,6 @@ func New(cfg kit.Config) (*Controller, error) {
 		base.WaitFor(reg.HasSynced)
 	}
 	return c, nil
-}
-
-// indexByOwner indexes a pod under its DaemonSet's UID, or as an orphan of
-// its namespace.
-func indexByOwner(obj any) ([]string, error) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return nil, nil
-	}
-	ref := metav1.GetControllerOfNoCopy(pod)
-	switch {
-	case ref == nil:
-		return []string{"orphan/" + pod.Namespace}, nil
-	case ref.Kind == controllerKind.Kind:
-		return []string{string(ref.UID)}, nil
-	}
-	return nil, nil
 }
 
 // indexByNode indexes a DaemonSet pod under the node it targets.
@@ -388,15 +374,9 @@ func (c *Controller) claim(ctx context.Context, set *appsv1.DaemonSet, selector 
 	canAdopt := kit.CanAdopt(ctx, set, func(ctx context.Context) (metav1.Object, error) {
 		return c.Client.AppsV1().DaemonSets(set.Namespace).Get(ctx, set.Name, metav1.GetOptions{})
 	})
-	var candidates []*corev1.Pod
-	for _, key := range []string{string(set.UID), "orphan/" + set.Namespace} {
-		objs, err := c.podIndexer.ByIndex(ownerIndex, key)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, o := range objs {
-			candidates = append(candidates, o.(*corev1.Pod))
-		}
+	candidates, err := kit.Candidates[*corev1.Pod](c.podIndexer, ownerIndex, set)
+	if err != nil {
+		return nil, nil, err
 	}
 	podClaims := kit.SortClaims(set, candidates, func(p *corev1.Pod) bool { return selector.Matches(labels.Set(p.Labels)) })
 	pods, err := kit.Claim(ctx, podClaims, set, controllerKind, canAdopt, c.apply.patchPod)
