@@ -420,7 +420,7 @@ func (c *Controller) releaseOrphan(ctx context.Context, p *v1.Pod) error {
 		return nil
 	}
 	if ref := metav1.GetControllerOfNoCopy(p); ref != nil {
-		if !isJob(ref) || ref.APIVersion != batch.SchemeGroupVersion.String() {
+		if ref.Kind != "Job" || ref.APIVersion != batch.SchemeGroupVersion.String() {
 			// Some other kind of owner: not ours to touch.
 			return nil
 		}
