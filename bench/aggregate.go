@@ -63,6 +63,10 @@ type Metric struct {
 type Target struct {
 	Text  string
 	Check func(Row) *bool
+	// Got is the measured figure the check compares, unrounded enough to
+	// show why a value printed as the bound itself (0.90 against <= 0.9)
+	// missed; "" when not measured.
+	Got func(Row) string
 }
 
 func check(ok bool) *bool { return &ok }
@@ -74,7 +78,7 @@ func RatioAtMost(x float64, text string) Target {
 			return nil
 		}
 		return check(*r.Ratio <= x)
-	}}
+	}, Got: func(r Row) string { return gotf("ratio %.3f", r.Ratio) }}
 }
 
 // APIRatioAtMost: quartet's controllers make at most x times upstream's
@@ -85,7 +89,20 @@ func APIRatioAtMost(x float64) Target {
 			return nil
 		}
 		return check(*r.APIRequestsQuartet <= x**r.APIRequestsUpstream)
+	}, Got: func(r Row) string {
+		if r.APIRequestsQuartet == nil || r.APIRequestsUpstream == nil {
+			return ""
+		}
+		return fmt.Sprintf("%.0f against %.0f", *r.APIRequestsQuartet, *r.APIRequestsUpstream)
 	}}
+}
+
+// gotf formats *p with format, or "" when p is nil.
+func gotf(format string, p *float64) string {
+	if p == nil {
+		return ""
+	}
+	return fmt.Sprintf(format, *p)
 }
 
 // Labeled is t with another text, e.g. naming the issue it comes from.
@@ -101,7 +118,7 @@ func QuartetAtMost(x float64, text string) Target {
 			return nil
 		}
 		return check(*r.Quartet <= x)
-	}}
+	}, Got: func(r Row) string { return gotf("%.4g "+r.Unit, r.Quartet) }}
 }
 
 // CeilingAtLeast: quartet reaches at least fraction f of the bare client's rate.
@@ -111,6 +128,11 @@ func CeilingAtLeast(f float64) Target {
 			return nil
 		}
 		return check(*r.CeilingFraction >= f)
+	}, Got: func(r Row) string {
+		if r.CeilingFraction == nil {
+			return ""
+		}
+		return fmt.Sprintf("%.1f%%", *r.CeilingFraction*100)
 	}}
 }
 
@@ -185,7 +207,11 @@ func Aggregate(id string, metrics []Metric, runs map[Mode][]Run, m Machine) []Ro
 			row.CeilingFractionUpstream = num(Ratio(c, mu))
 		}
 		for _, t := range mt.Targets {
-			row.Targets = append(row.Targets, TargetResult{Text: t.Text, Met: t.Check(row)})
+			tr := TargetResult{Text: t.Text, Met: t.Check(row)}
+			if t.Got != nil {
+				tr.Got = t.Got(row)
+			}
+			row.Targets = append(row.Targets, tr)
 		}
 		rows = append(rows, row)
 	}

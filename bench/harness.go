@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -43,6 +45,10 @@ type Options struct {
 	// user that made any, so the attribution to the workload controllers
 	// can be checked.
 	DebugRequests bool
+	// HeapProfiles, when set, is a directory where the memory scenarios
+	// save the process's heap profile (pprof, after a GC) beside the
+	// resident memory they read: <scenario>-<mode>-<time>.pb.gz.
+	HeapProfiles string
 	// Command is how the run was started, for the report.
 	Command string
 }
@@ -117,7 +123,30 @@ type Env struct {
 	data     any
 	boundary time.Time
 	debug    bool
+	heapDir  string
 	progress io.Writer
+}
+
+// SaveHeapProfile writes the process's heap profile into the directory of
+// Options.HeapProfiles (nothing when unset); a failure is logged, never
+// fatal: the profile is for finding what holds memory, not a measurement.
+func (e *Env) SaveHeapProfile(ctx context.Context, scenario string) {
+	if e.heapDir == "" {
+		return
+	}
+	b, err := e.Control.HeapProfile(ctx)
+	if err == nil {
+		name := fmt.Sprintf("%s-%s-%s.pb.gz", scenario, e.Mode, time.Now().UTC().Format("150405"))
+		path := filepath.Join(e.heapDir, name)
+		if err = os.MkdirAll(e.heapDir, 0o755); err == nil {
+			if err = os.WriteFile(path, b, 0o644); err == nil {
+				e.Logf("heap profile: %s", path)
+			}
+		}
+	}
+	if err != nil {
+		e.Logf("heap profile: %v", err)
+	}
 }
 
 // SetData and Data carry state from Setup to Run and Teardown.
@@ -304,7 +333,7 @@ func (h *harness) env(ctx context.Context, c *cluster.Cluster, mode Mode, cold t
 		return nil, err
 	}
 	e := &Env{Mode: mode, Size: h.size, Quick: h.opts.Quick, Cluster: c, Client: client, CeilingClient: ceiling, Control: ctl,
-		Shared: map[string]any{"cold-start": cold}, debug: h.opts.DebugRequests, progress: h.opts.Progress}
+		Shared: map[string]any{"cold-start": cold}, debug: h.opts.DebugRequests, heapDir: h.opts.HeapProfiles, progress: h.opts.Progress}
 	e.Logf = func(format string, args ...any) { h.logf("    "+format, args...) }
 	return e, nil
 }

@@ -48,7 +48,7 @@ func RenderReadme(w io.Writer, rows []Row) {
 	for _, r := range rows {
 		for _, t := range r.Targets {
 			if t.Met != nil && !*t.Met {
-				missed = append(missed, fmt.Sprintf("- %s: %s", markdownText(r.Scenario), markdownText(t.Text)))
+				missed = append(missed, fmt.Sprintf("- %s: %s", markdownText(r.Scenario), markdownText(t.verdictText())))
 			}
 		}
 	}

@@ -27,7 +27,7 @@ func TestUpdateReadme(t *testing.T) {
 		"| StatefulSet Parallel 0→1000: all created | s | 5.00 | 9.00 | 0.56 | 1050 / 2050 | 80% |",
 		"| 1000 sim nodes + 10000 sim pods: resident memory | MB | 1536 | - | - | 0 / - | - |",
 		"7 targets: 5 met, 2 missed, 0 not measured",
-		"- node added: its pod Running: < 300 ms\n",
+		"- node added: its pod Running: < 300 ms — 350 ms\n",
 		"\n" + ReadmeEnd + "\n\nafter\n",
 	} {
 		if !strings.Contains(got, want) {

@@ -40,6 +40,16 @@ func (m Machine) String() string {
 type TargetResult struct {
 	Text string `json:"target"`
 	Met  *bool  `json:"met"`
+	// Got is the measured figure checked (see Target.Got).
+	Got string `json:"got,omitempty"`
+}
+
+// verdictText is the target's text and, when known, the figure checked.
+func (t TargetResult) verdictText() string {
+	if t.Got == "" {
+		return t.Text
+	}
+	return t.Text + " — " + t.Got
 }
 
 // Row is one measured quantity of one scenario, both modes side by side.
@@ -260,7 +270,7 @@ func RenderTargets(w io.Writer, rows []Row) {
 					mark = "MISSED"
 				}
 			}
-			fmt.Fprintf(w, "  %s  %s: %s\n", mark, r.Scenario, t.Text)
+			fmt.Fprintf(w, "  %s  %s: %s\n", mark, r.Scenario, t.verdictText())
 		}
 	}
 	if !first {
@@ -299,7 +309,7 @@ func RenderTargetsMarkdown(w io.Writer, rows []Row) {
 					mark = "**missed**"
 				}
 			}
-			fmt.Fprintf(w, "- %s: %s: %s\n", mark, r.Scenario, t.Text)
+			fmt.Fprintf(w, "- %s: %s: %s\n", mark, r.Scenario, t.verdictText())
 		}
 	}
 	if met, missed, unmeasured := TargetCounts(rows); met+missed+unmeasured > 0 {

@@ -84,7 +84,9 @@ func TestAggregate(t *testing.T) {
 		// The ceiling pools both modes' runs: median of 3.8 3.9 4 4 4.1 4.2.
 		Ceiling: p(4), CeilingFraction: p(0.8), CeilingFractionUpstream: p(4.0 / 9),
 		Rounds: 3, SamplesQuartet: []float64{5, 4, 6}, SamplesUpstream: []float64{8, 10, 9},
-		Targets: []TargetResult{{"ratio <= 1", p2b(true)}, {">= 80% of the bare-client ceiling", p2b(true)}, {"API requests ratio <= 1", p2b(true)}},
+		Targets: []TargetResult{{Text: "ratio <= 1", Met: p2b(true), Got: "ratio 0.556"},
+			{Text: ">= 80% of the bare-client ceiling", Met: p2b(true), Got: "80.0%"},
+			{Text: "API requests ratio <= 1", Met: p2b(true), Got: "1050 against 2050"}},
 		Machine: testMachine,
 	}
 	if diff := cmp.Diff(want, created, cmp.Comparer(func(a, b float64) bool { return math.Abs(a-b) < 1e-9 })); diff != "" {
@@ -120,6 +122,22 @@ func TestAggregate(t *testing.T) {
 }
 
 func p2b(b bool) *bool { return &b }
+
+// A ratio printed as the bound (0.90) can still miss it: the verdict
+// says the figure it checked.
+func TestTargetSaysWhatItChecked(t *testing.T) {
+	r := Row{Ratio: func() *float64 { x := 0.9008; return &x }()}
+	tg := RatioAtMost(0.9, "ratio <= 0.9")
+	if m := tg.Check(r); m == nil || *m {
+		t.Fatalf("0.9008 met ratio <= 0.9")
+	}
+	if got := tg.Got(r); got != "ratio 0.901" {
+		t.Errorf("Got = %q, want ratio 0.901", got)
+	}
+	if got := (TargetResult{Text: "ratio <= 0.9", Got: "ratio 0.901"}).verdictText(); got != "ratio <= 0.9 — ratio 0.901" {
+		t.Errorf("verdict %q", got)
+	}
+}
 
 func TestTargetsWithoutData(t *testing.T) {
 	var r Row

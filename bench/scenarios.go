@@ -90,6 +90,7 @@ func startupScenario(s Size) *Scenario {
 				return out, err
 			}
 			out["rss"] = rss
+			e.SaveHeapProfile(ctx, "idle")
 			return out, nil
 		},
 	}
@@ -657,6 +658,7 @@ func scaleScenario(s Size) *Scenario {
 				return out, err
 			}
 			out["rss"], out["peak"] = rss, peak
+			e.SaveHeapProfile(ctx, "node-scale")
 			return out, nil
 		},
 	}

@@ -33,13 +33,14 @@ func main() {
 	debugRequests := flag.Bool("debug-requests", false, "after each scenario, print the API requests of every user")
 	ceilingWorkers := flag.Int("ceiling-workers", 0, "concurrent requests of the bare client that sets the ceiling (default 256)")
 	readme := flag.String("readme", "", "also rewrite this README's performance table (between its bench results markers)")
+	heapProfiles := flag.String("heap-profiles", "", "save the process's heap profile into this directory where a scenario reads resident memory (idle, node-scale)")
 	render := flag.String("render", "", "run nothing: read this JSON of a run and write OUT.md, OUT.png and -readme from it")
 	flag.Parse()
 	var err error
 	if *render != "" {
 		err = rerender(*render, *out, *readme)
 	} else {
-		err = run(*quick, *rounds, *only, *out, *readme, *verbose, *debugRequests, *ceilingWorkers)
+		err = run(*quick, *rounds, *only, *out, *readme, *verbose, *debugRequests, *ceilingWorkers, *heapProfiles)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -47,9 +48,9 @@ func main() {
 	}
 }
 
-func run(quick bool, rounds int, only, out, readme string, verbose, debugRequests bool, ceilingWorkers int) error {
+func run(quick bool, rounds int, only, out, readme string, verbose, debugRequests bool, ceilingWorkers int, heapProfiles string) error {
 	opts := bench.Options{Quick: quick, Rounds: rounds, Progress: os.Stderr, DebugRequests: debugRequests,
-		CeilingWorkers: ceilingWorkers, Command: commandLine()}
+		CeilingWorkers: ceilingWorkers, HeapProfiles: heapProfiles, Command: commandLine()}
 	if only != "" {
 		re, err := regexp.Compile(only)
 		if err != nil {
