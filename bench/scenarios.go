@@ -349,14 +349,18 @@ func nodeAddScenario(s Size) *Scenario {
 		ID: "ds-node-add", Namespace: daemonSetNamespace, Follows: "ds", Estimate: 4 * time.Second,
 		Metrics: append([]Metric{{Key: "running", Name: fmt.Sprintf("DaemonSet on %d nodes, node added: its pod Running, median of %d", s.DaemonNodes, s.NodeAdds),
 			Unit: "ms", Targets: []Target{noSlower, fasterChain, QuartetAtMost(300, "< 300 ms median (issue 7)"), noMoreAPI}}},
-			stepMetrics("DaemonSet, node added: ", "Node seen", "Running")...),
+			append([]Metric{
+				{Key: stepNodeReady, Name: "DaemonSet, node added: Node seen → Node Ready (node agent)", Unit: "ms", Note: nodeStepNote},
+				{Key: stepNodeUntainted, Name: "DaemonSet, node added: Node Ready → not-ready taint gone (kube-controller-manager)", Unit: "ms", Note: nodeStepNote},
+			}, stepMetrics("DaemonSet, node added: ", "taint gone", "Running")...)...),
 		Setup: func(ctx context.Context, e *Env) error {
 			bg := context.WithoutCancel(ctx)
 			pods, err := trackPods(bg, e, e.NS, map[string]func(*corev1.Pod) bool{"running": isRunning, "scheduled": isScheduled})
 			if err != nil {
 				return err
 			}
-			nodes, err := Track[*corev1.Node](bg, e.Client.CoreV1().RESTClient(), "nodes", "", nil)
+			nodes, err := Track[*corev1.Node](bg, e.Client.CoreV1().RESTClient(), "nodes", "",
+				map[string]func(*corev1.Node) bool{"ready": isNodeReady, "untainted": isUntainted})
 			if err != nil {
 				pods.Stop()
 				return err
@@ -397,7 +401,7 @@ func nodeAddScenario(s Size) *Scenario {
 					return nil, fmt.Errorf("adding %s: %w", name, err)
 				}
 				lat = append(lat, ms(t1.Sub(t0)))
-				nodeAddSteps(st.pods, name, t0, steps)
+				nodeAddSteps(st, name, t0, steps)
 			}
 			out := map[string]float64{"running": Median(lat)}
 			for k, xs := range steps {
@@ -408,19 +412,60 @@ func nodeAddScenario(s Size) *Scenario {
 	}
 }
 
+// Steps of a node's arrival before its daemon pod can be created: a new
+// Node carries the not-ready:NoSchedule taint (the apiserver's
+// TaintNodesByCondition admission), which a daemon pod does not tolerate,
+// until its agent reports Ready and kube-controller-manager's node
+// lifecycle controller removes the taint.
+const (
+	stepNodeReady     = "step-node-ready"
+	stepNodeUntainted = "step-node-untainted"
+	nodeStepNote      = "a step of the chain before the DaemonSet controller may act, median over the nodes (the same components in both modes)"
+)
+
+func isNodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// isUntainted: no taint keeps a daemon pod off the node (the bench's nodes
+// have none of their own).
+func isUntainted(n *corev1.Node) bool { return len(n.Spec.Taints) == 0 }
+
 // nodeAddSteps splits the chain from the Node's arrival (t0) to its daemon
 // pod Running into steps, appending each step's time to steps.
-func nodeAddSteps(pods *Tracker[*corev1.Pod], node string, t0 time.Time, steps map[string][]float64) {
-	for _, r := range pods.Firsts("running") {
-		if r.Obj.Spec.NodeName != node {
+func nodeAddSteps(st *nodeAddState, node string, t0 time.Time, steps map[string][]float64) {
+	var ready, untainted time.Time
+	for _, n := range st.nodes.Firsts(Exists) {
+		if n.Obj.Name != node {
 			continue
 		}
-		c, ok1 := pods.First(Exists, r.Obj.UID)
-		b, ok2 := pods.First("scheduled", r.Obj.UID)
+		r, ok1 := st.nodes.First("ready", n.Obj.UID)
+		u, ok2 := st.nodes.First("untainted", n.Obj.UID)
 		if !ok1 || !ok2 {
 			return
 		}
-		steps[stepController] = append(steps[stepController], ms(c.At.Sub(t0)))
+		ready, untainted = r.At, u.At
+	}
+	if ready.IsZero() {
+		return
+	}
+	for _, r := range st.pods.Firsts("running") {
+		if r.Obj.Spec.NodeName != node {
+			continue
+		}
+		c, ok1 := st.pods.First(Exists, r.Obj.UID)
+		b, ok2 := st.pods.First("scheduled", r.Obj.UID)
+		if !ok1 || !ok2 {
+			return
+		}
+		steps[stepNodeReady] = append(steps[stepNodeReady], ms(ready.Sub(t0)))
+		steps[stepNodeUntainted] = append(steps[stepNodeUntainted], ms(max(0, untainted.Sub(ready))))
+		steps[stepController] = append(steps[stepController], ms(c.At.Sub(untainted)))
 		steps[stepScheduler] = append(steps[stepScheduler], ms(b.At.Sub(c.At)))
 		steps[stepNode] = append(steps[stepNode], ms(r.At.Sub(b.At)))
 		return
