@@ -52,9 +52,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	switch cfg.Runtime {
-	case node.RuntimeAuto, node.RuntimeProcess, node.RuntimeSim:
+	case node.RuntimeAuto, node.RuntimeOCI, node.RuntimeProcess, node.RuntimeSim:
 	default:
-		return fmt.Errorf("--runtime %q: want auto, process or sim", cfg.Runtime)
+		return fmt.Errorf("--runtime %q: want auto, oci, process or sim", cfg.Runtime)
 	}
 	out := cfg.Progress
 	if out == nil {
