@@ -24,7 +24,7 @@ build: ## build bin/quartet
 # (deploy/, deploy/chart): built from bin/quartet without a container daemon.
 IMAGE ?= quartet:v0.1.0-dev
 
-image: build ## the container image of quartet: bin/quartet-image.tar (docker save format; IMAGE=name:tag, default quartet:v0.1.0-dev)
+image: build ## the container image of quartet: bin/quartet-image.tar (OCI image layout tar, also docker-loadable; IMAGE=name:tag, default quartet:v0.1.0-dev)
 	$(GO) run ./deploy/image -binary $(BIN) -tag $(IMAGE) -o bin/quartet-image.tar
 
 run: build ## build and run `quartet up` on its defaults (~/.quartet, port 6443, 3 nodes)

@@ -1,9 +1,12 @@
 // Command image writes the container image of quartet (`make image`): the
 // quartet binary on a base of nothing but what it needs (its ELF
 // interpreter and shared libraries when it is dynamically linked, a
-// non-root user, /tmp), as an image archive in `docker save` format that
-// `quartet image load`, `docker load` and `crane push` accept. No container
-// daemon is involved: go-containerregistry assembles the layers.
+// non-root user, /tmp), as an OCI image layout in a tar (oci-layout,
+// index.json, blobs/sha256/...) that also carries `docker save`'s
+// manifest.json, as `docker save` itself writes since Docker 25: `quartet
+// image load`, `docker load`, `skopeo copy oci-archive:` and `crane push`
+// accept it. No container daemon is involved: go-containerregistry
+// assembles the image.
 //
 //	go run ./deploy/image -binary bin/quartet -tag quartet:v0.1.0-dev -o bin/quartet-image.tar
 package main
@@ -12,6 +15,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"debug/elf"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,6 +31,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // Where the binary sits in the image, and the user it runs as (the
@@ -62,7 +67,8 @@ func run(binary, tag, out string) error {
 		return err
 	}
 	tmp := out + ".tmp"
-	if err := tarball.WriteToFile(tmp, ref, img); err != nil {
+	if err := writeArchive(tmp, ref, img); err != nil {
+		os.Remove(tmp)
 		return err
 	}
 	if err := os.Rename(tmp, out); err != nil {
@@ -119,7 +125,8 @@ func build(binary string) (ggcrv1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
+	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	img, err := mutate.AppendLayers(base, layer)
 	if err != nil {
 		return nil, err
 	}
@@ -277,5 +284,111 @@ func layerOf(files map[string]file) (ggcrv1.Layer, error) {
 	if len(b) == 0 {
 		return nil, errors.New("empty layer")
 	}
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil },
+		tarball.WithMediaType(types.OCILayer))
+}
+
+// writeArchive writes img as an OCI image layout in a tar at out: the
+// oci-layout marker, index.json naming the image's manifest (annotated with
+// ref, as `docker save` does), and every blob under blobs/sha256/. A
+// manifest.json lists the same config and layer blobs in `docker save`'s
+// format, so that tools that read only that format load it too.
+func writeArchive(out string, ref name.Tag, img ggcrv1.Image) (err error) {
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	tw := tar.NewWriter(f)
+	entry := func(name string, size int64, body io.Reader) error {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: size, Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
+			return err
+		}
+		_, err := io.Copy(tw, body)
+		return err
+	}
+	small := func(name string, b []byte) error { return entry(name, int64(len(b)), bytes.NewReader(b)) }
+	blob := func(h ggcrv1.Hash) string { return "blobs/" + h.Algorithm + "/" + h.Hex }
+
+	if err := small("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+		return err
+	}
+	config, err := img.RawConfigFile()
+	if err != nil {
+		return err
+	}
+	configName, err := img.ConfigName()
+	if err != nil {
+		return err
+	}
+	if err := small(blob(configName), config); err != nil {
+		return err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	var layerNames []string
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return err
+		}
+		size, err := l.Size()
+		if err != nil {
+			return err
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			return err
+		}
+		err = entry(blob(d), size, rc)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+		layerNames = append(layerNames, blob(d))
+	}
+	manifest, err := img.RawManifest()
+	if err != nil {
+		return err
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	if err := small(blob(digest), manifest); err != nil {
+		return err
+	}
+	index, err := json.Marshal(ggcrv1.IndexManifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIImageIndex,
+		Manifests: []ggcrv1.Descriptor{{
+			MediaType: types.OCIManifestSchema1, Size: int64(len(manifest)), Digest: digest,
+			Annotations: map[string]string{
+				"org.opencontainers.image.ref.name": ref.TagStr(),
+				"io.containerd.image.name":          ref.Name(),
+			},
+		}},
+	})
+	if err != nil {
+		return err
+	}
+	if err := small("index.json", index); err != nil {
+		return err
+	}
+	dockerManifest, err := json.Marshal([]map[string]any{{
+		"Config": blob(configName), "RepoTags": []string{ref.String()}, "Layers": layerNames,
+	}})
+	if err != nil {
+		return err
+	}
+	if err := small("manifest.json", dockerManifest); err != nil {
+		return err
+	}
+	return tw.Close()
 }

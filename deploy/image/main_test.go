@@ -2,6 +2,9 @@ package main
 
 import (
 	"debug/elf"
+	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,7 +12,13 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"quartet.dev/quartet/internal/images"
 )
@@ -38,6 +47,7 @@ func TestImage(t *testing.T) {
 	if err != nil || len(ims) != 1 || ims[0].Ref != "example.com/quartet:test" {
 		t.Fatalf("quartet image load: %+v, %v", ims, err)
 	}
+	checkLayout(t, archive, ims[0].Config)
 
 	img, err := build(binary)
 	if err != nil {
@@ -75,5 +85,56 @@ func TestImage(t *testing.T) {
 	}
 	if err := run(binary, "Not A Tag!", archive); err == nil || !strings.Contains(err.Error(), "-tag") {
 		t.Errorf("a bad tag: %v", err)
+	}
+}
+
+// checkLayout reads archive as an OCI image layout (unpacked with tar):
+// index.json names one OCI manifest tagged "test", whose image is whole
+// (every digest and size checked) and is the image `quartet image load`
+// stored (its config digest is the store's image ID); and a registry
+// accepts it: pushed to one and pulled back, it keeps its digest.
+func checkLayout(t *testing.T, archive, storedID string) {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("tar", "-x", "-f", archive, "-C", dir).CombinedOutput(); err != nil {
+		t.Fatalf("unpacking the archive: %v\n%s", err, out)
+	}
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatalf("not an OCI image layout: %v", err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil || len(im.Manifests) != 1 {
+		t.Fatalf("index.json: %+v, %v", im, err)
+	}
+	desc := im.Manifests[0]
+	if desc.MediaType != types.OCIManifestSchema1 || desc.Annotations["org.opencontainers.image.ref.name"] != "test" {
+		t.Errorf("index.json's manifest: media type %s, annotations %v; want an OCI manifest named test", desc.MediaType, desc.Annotations)
+	}
+	img, err := idx.Image(desc.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(img); err != nil {
+		t.Errorf("the layout's image is not whole: %v", err)
+	}
+	if cfg, err := img.ConfigName(); err != nil || !strings.Contains(storedID, cfg.Hex) {
+		t.Errorf("the layout's image config %v (%v) is not the one quartet image load stored (%s)", cfg, err, storedID)
+	}
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	ref, err := name.ParseReference(strings.TrimPrefix(srv.URL, "http://")+"/quartet:test", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatalf("a registry refused the image: %v", err)
+	}
+	pulled, err := remote.Image(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := pulled.Digest(); got != desc.Digest {
+		t.Errorf("pulled back from the registry: digest %s, want %s", got, desc.Digest)
 	}
 }
