@@ -125,7 +125,7 @@ func TestControllersBesideCluster(t *testing.T) {
 	lead := leader(t, ctx, a, b)
 	other := map[*cluster.Controllers]*cluster.Controllers{a: b, b: a}
 
-	checkHealthAndMetrics(t, ctx, c, client, lead, other[lead])
+	scraper := checkHealthAndMetrics(t, ctx, c, client, lead, other[lead])
 
 	// A Job of 8 completions, 2 at a time, 2 s each; a plain Job beside it,
 	// which belongs to the cluster's own Job controller (none here).
@@ -210,6 +210,13 @@ func TestControllersBesideCluster(t *testing.T) {
 	}
 	next := leader(t, ctx, other[lead])
 	t.Logf("hand-over on SIGTERM: %s leads %.1fs after %s stopped", next.Name, time.Since(stopped).Seconds(), lead.Name)
+
+	// The StatefulSet, DaemonSet and extension metrics, on the leader's
+	// /metrics (a fresh process since its restart: its counts are the
+	// extension objects' alone).
+	checkExtensionMetrics(t, ctx, c, client, 2, &quartetJob, func() (map[string]*dto.MetricFamily, error) {
+		return metricFamilies(ctx, next.MetricsAddr, scraper)
+	})
 }
 
 // statefulSet is a 3-pod OrderedReady StatefulSet whose pod template
@@ -266,7 +273,7 @@ func waitSet(t *testing.T, ctx context.Context, client kubernetes.Interface, n i
 // /metrics, served to one bound to deploy/'s metrics-reader role, in the
 // Prometheus text format with the work queue metrics under upstream's
 // names.
-func checkHealthAndMetrics(t *testing.T, ctx context.Context, c *cluster.Cluster, client kubernetes.Interface, lead, standby *cluster.Controllers) {
+func checkHealthAndMetrics(t *testing.T, ctx context.Context, c *cluster.Cluster, client kubernetes.Interface, lead, standby *cluster.Controllers) (scraper string) {
 	t.Helper()
 	for _, r := range []*cluster.Controllers{lead, standby} {
 		for _, path := range []string{"/healthz", "/readyz"} {
@@ -285,7 +292,7 @@ func checkHealthAndMetrics(t *testing.T, ctx context.Context, c *cluster.Cluster
 			t.Errorf("/metrics answered %v, want %d", err, want)
 		}
 	}
-	scraper := bindScraper(t, ctx, client)
+	scraper = bindScraper(t, ctx, client)
 	waitFor(t, ctx, "/metrics with the job queue's metrics", func() (bool, string) {
 		families, err := metricFamilies(ctx, lead.MetricsAddr, scraper)
 		if err != nil {
@@ -315,6 +322,7 @@ func checkHealthAndMetrics(t *testing.T, ctx context.Context, c *cluster.Cluster
 		}
 		return len(missing) == 0, fmt.Sprintf("missing %v", missing)
 	})
+	return scraper
 }
 
 // TestControllersBesideUpstream runs `quartet controllers` in a cluster
@@ -349,7 +357,6 @@ func TestControllersBesideUpstream(t *testing.T) {
 	if probes != nil && len(probes.Items) != 0 {
 		t.Errorf("the probe left %d StatefulSets behind", len(probes.Items))
 	}
-
 	replica(t, "jobs", kubeconfig, append([]string{"--controllers=job"}, leaseFlags...)...)
 	jobs := client.BatchV1().Jobs("default")
 	quartetJob := "quartet.dev/job-controller"
@@ -479,6 +486,8 @@ metric:
 		switch {
 		case m.GetCounter() != nil:
 			total += m.GetCounter().GetValue()
+		case m.GetGauge() != nil:
+			total += m.GetGauge().GetValue()
 		case m.GetHistogram() != nil:
 			total += float64(m.GetHistogram().GetSampleCount())
 		}

@@ -279,6 +279,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	set, err := c.setLister.DaemonSets(namespace).Get(name)
 	if apierrors.IsNotFound(err) {
 		logger.V(3).Info("DaemonSet has been deleted")
+		forgetSet(namespace, name)
 		return 0, nil
 	}
 	if err != nil {
@@ -294,6 +295,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, nil
 	}
 	if !c.apply.writes.Seen(set.UID, "daemonsets") {
+		recordStaleSkip()
 		// The write's update event syncs the set again.
 		logger.V(4).Info("The cache does not show this controller's status write yet, waiting for its event")
 		return kit.OwnWritesTimeout, nil
@@ -403,6 +405,7 @@ func (c *Controller) act(ctx context.Context, in *observed, d *decision, rp *rev
 	for _, k := range d.backoffSteps {
 		c.backoff.Next(k, in.now)
 	}
+	recordCanary(in, d)
 	if d.rollout && d.heldByCanary > 0 && c.once.First(set.UID, "held", in.hash) {
 		c.Recorder.Eventf(set, corev1.EventTypeNormal, reasonRolloutPausedOutsideCanary,
 			"Rolling update to revision %s is limited to nodes matching %q: %d pod(s) on other nodes keep the old revision until annotation %s is removed",

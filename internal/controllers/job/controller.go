@@ -215,6 +215,7 @@ func (c *Controller) reconcile(ctx context.Context, job *batch.Job) (_ time.Dura
 	retry, problems := retryPolicyFor(job)
 	if text := strings.Join(problems, "; "); text != "" && c.once.First(job.UID, "backoff", text) {
 		c.Recorder.Eventf(job, v1.EventTypeWarning, ReasonInvalidBackoff, "%s; using the default retry delay", text)
+		invalidBackoff.Inc()
 	}
 	d := decide(&observed{
 		job:           job,
@@ -226,6 +227,7 @@ func (c *Controller) reconcile(ctx context.Context, job *batch.Job) (_ time.Dura
 		retry:         retry,
 	})
 	action = syncAction(d)
+	recordRetryDelay(d)
 	for _, e := range d.events {
 		c.Recorder.Event(job, e.kind, e.reason, e.message)
 	}

@@ -82,6 +82,21 @@ var (
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"group", "resource"})
 
+	// quartet's back-off annotations (quartet.dev/backoff-base, -max).
+	retryDelays = metrics.NewHistogramVec(&metrics.HistogramOpts{
+		Namespace: "quartet", Subsystem: metricsSubsystem, Name: "retry_delay_seconds",
+		Help: "The delay the Job controller sets before replacing failed pods, observed each time a sync finds " +
+			"new consecutive failures; policy \"annotations\" when the Job's quartet.dev/backoff-base or " +
+			"-max annotation set it, \"default\" otherwise",
+		Buckets: metrics.ExponentialBuckets(0.1, 2, 14), StabilityLevel: metrics.ALPHA,
+	}, []string{"policy"})
+	invalidBackoff = metrics.NewCounter(&metrics.CounterOpts{
+		Namespace: "quartet", Subsystem: metricsSubsystem, Name: "invalid_backoff_annotations_total",
+		Help: "Jobs whose quartet.dev/backoff-* annotations are unusable (the default delay is used), " +
+			"counted once per Job and value, when the warning event is recorded",
+		StabilityLevel: metrics.ALPHA,
+	})
+
 	registerMetrics sync.Once
 )
 
@@ -90,7 +105,7 @@ var (
 func RegisterMetrics() {
 	registerMetrics.Do(func() {
 		legacyregistry.MustRegister(syncDuration, syncs, jobsFinished, podsFinished, trackingFinalizers,
-			failurePolicyActions, finishedIndexes, podCreations, externalJobs, staleSkips)
+			failurePolicyActions, finishedIndexes, podCreations, externalJobs, staleSkips, retryDelays, invalidBackoff)
 	})
 }
 
@@ -246,4 +261,17 @@ func recordTrackingFinalizer(old, cur *v1.Pod, gone bool) {
 
 func finishedWithFinalizer(p *v1.Pod) bool {
 	return isTerminalPhase(p.Status.Phase) && hasTrackingFinalizer(p)
+}
+
+// recordRetryDelay observes the retry delay a sync sets when it finds new
+// consecutive failures (d.backoff has more than the sync started with).
+func recordRetryDelay(d *decision) {
+	if d.backoff.failures <= d.in.backoff.failures {
+		return
+	}
+	policy := "default"
+	if d.in.retry != defaultRetry {
+		policy = "annotations"
+	}
+	retryDelays.WithLabelValues(policy).Observe(d.in.retry.delay(d.backoff.failures).Seconds())
 }

@@ -103,6 +103,9 @@ func (a *applier) runTask(ctx context.Context, set *appsv1.StatefulSet, t *podTa
 		if apierrors.IsNotFound(err) {
 			err = nil
 		}
+		if err == nil {
+			recordReplacement(set, t)
+		}
 		podEvent(a.recorder, set, verbDelete, t.pod.Name, err)
 		return err
 	}

@@ -198,12 +198,14 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	cached, err := c.sets.StatefulSets(namespace).Get(name)
 	if apierrors.IsNotFound(err) {
 		logger.V(2).Info("StatefulSet has been deleted", "key", key)
+		forgetSet(namespace, name)
 		return 0, nil
 	}
 	if err != nil {
 		return 0, err
 	}
 	if !c.apply.writes.Seen(cached.UID) {
+		recordStaleSkip(c.apply.writes, cached.UID)
 		// The event of the write brings the set back: a pod's or the set's
 		// own event syncs it, a claim's once every write is seen.
 		logger.V(4).Info("Caches are behind this controller's writes, waiting for their events", "statefulSet", klog.KObj(cached))
@@ -252,6 +254,7 @@ func (c *Controller) reconcile(ctx context.Context, set *appsv1.StatefulSet, sel
 	if d.status != nil {
 		final := finishStatus(set, *d.status, rolledOut)
 		statusErr = c.apply.writeStatus(ctx, set, &final)
+		recordStatus(set, &final, c.maxUnavailable)
 		klog.FromContext(ctx).V(4).Info("StatefulSet status", "statefulSet", klog.KObj(set),
 			"replicas", final.Replicas, "readyReplicas", final.ReadyReplicas,
 			"currentReplicas", final.CurrentReplicas, "updatedReplicas", final.UpdatedReplicas,

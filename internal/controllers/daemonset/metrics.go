@@ -1,0 +1,62 @@
+package daemonset
+
+import (
+	"sync"
+
+	"k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/legacyregistry"
+)
+
+// The DaemonSet controller's metrics. upstream's
+// (daemonset_controller_stale_sync_skips_total) keeps its name and labels,
+// so that dashboards made for kube-controller-manager keep working; the
+// canary extension has its own (quartet_daemonset_controller_*). They go
+// into the process's registry once RegisterMetrics is called, which the
+// process does when it starts this controller: never beside upstream's,
+// whose names are the same.
+var (
+	staleSkips = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem: "daemonset_controller", Name: "stale_sync_skips_total",
+		Help:           "Total number of DaemonSet syncs skipped due to a stale watch cache.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"group", "resource"})
+	canaryHeld = metrics.NewGaugeVec(&metrics.GaugeOpts{
+		Namespace: "quartet", Subsystem: "daemonset_controller", Name: "rollout_held_pods",
+		Help: "Pods of an old revision that a rolling update leaves alone because their node does not match " +
+			"the DaemonSet's quartet.dev/rollout-node-selector annotation (DaemonSets with a valid annotation only)",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"daemonset_namespace", "daemonset_name"})
+	registerMetrics sync.Once
+)
+
+// RegisterMetrics adds the DaemonSet controller's metrics to the process's
+// registry (once).
+func RegisterMetrics() {
+	registerMetrics.Do(func() { legacyregistry.MustRegister(staleSkips, canaryHeld) })
+}
+
+// recordStaleSkip counts a sync skipped because the cache does not show the
+// controller's last status write of the set yet (upstream also skips for
+// its pod writes; quartet's then writes the status and waits to act).
+func recordStaleSkip() {
+	staleSkips.WithLabelValues("apps", "daemonsets").Inc()
+}
+
+// recordCanary sets how many old pods the canary holds back in set, or
+// drops the series when the set has no (valid) rollout node selector.
+func recordCanary(in *observed, d *decision) {
+	if in.canary == nil {
+		forgetSet(in.set.Namespace, in.set.Name)
+		return
+	}
+	held := 0
+	if d.rollout {
+		held = d.heldByCanary
+	}
+	canaryHeld.WithLabelValues(in.set.Namespace, in.set.Name).Set(float64(held))
+}
+
+// forgetSet drops a set's series.
+func forgetSet(namespace, name string) {
+	canaryHeld.DeleteLabelValues(namespace, name)
+}
