@@ -44,7 +44,8 @@ such field: the cluster's own controllers of those kinds must be off, and a
 probe refuses to start while another one acts, unless
 --upstream-controllers-disabled says they are off. With --take-over-jobs
 (the cluster's own Job controller off), the Job controller takes the Jobs
-without spec.managedBy instead, as the cluster's Job controller would.
+without spec.managedBy instead, as the cluster's Job controller would, and
+the probe checks for another Job controller too.
 
 Guide: docs/controllers-anywhere.md.`,
 		Args: cobra.NoArgs,
@@ -108,7 +109,7 @@ Guide: docs/controllers-anywhere.md.`,
 	f.StringVar(&o.MetricsKeyFile, "metrics-key-file", "", "key of --metrics-cert-file")
 	f.StringVar(&o.HealthAddress, "health-address", ":8081", "address of the plain-HTTP /healthz and /readyz endpoints; empty turns it off")
 	f.BoolVar(&o.UpstreamDisabled, "upstream-controllers-disabled", false,
-		"confirm that the cluster's own StatefulSet, DaemonSet and CronJob controllers are off, and skip the probe that refuses to start beside them")
+		"confirm that the cluster's own StatefulSet, DaemonSet and CronJob controllers (and Job controller, with --take-over-jobs) are off, and skip the probe that refuses to start beside them")
 	f.BoolVar(&o.TakeOverJobs, "take-over-jobs", false,
 		"the cluster's own Job controller is off (kube-controller-manager --controllers=*,-job): take the Jobs without spec.managedBy, instead of only those naming "+manager.JobManagedBy)
 	f.DurationVar(&o.ProbeTimeout, "upstream-probe-timeout", 10*time.Second, "how long the probe waits for another controller to act on its objects")

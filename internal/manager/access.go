@@ -90,7 +90,7 @@ func ElectionRules() []rbacv1.PolicyRule {
 func ProbeRules() []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
 		rule("apps", res("statefulsets", "daemonsets"), "get", "create", "delete"),
-		rule("batch", res("cronjobs"), "get", "create", "delete"),
+		rule("batch", res("cronjobs", "jobs"), "get", "create", "delete"),
 		rule("batch", res("cronjobs/status"), "update"),
 	}
 }

@@ -24,7 +24,9 @@ const ProbeLabel = "quartet.dev/upstream-probe"
 
 // Probed lists the controllers whose objects have no spec.managedBy, so
 // that two controllers of their kind in one cluster would both act on every
-// object: the probe refuses to start them beside the cluster's own.
+// object: the probe refuses to start them beside the cluster's own. The Job
+// controller is probed too when it takes over the Jobs without
+// spec.managedBy (--take-over-jobs), for the same reason.
 var Probed = []string{"statefulset", "daemonset", "cronjob"}
 
 // UpstreamError says that another controller acts on the objects of a kind
@@ -41,11 +43,12 @@ func (e *UpstreamError) Error() string {
 }
 
 // ProbeUpstream checks whether another controller of each named kind
-// (statefulset, daemonset, cronjob; others are ignored) acts in the cluster:
-// it creates in namespace an object that any such controller writes the
-// status of at once and that makes nothing (a StatefulSet of 0 replicas, a
-// DaemonSet for no node, a suspended CronJob whose status names a Job that
-// does not exist), and waits up to timeout for a status write by a field
+// (statefulset, daemonset, cronjob, job; others are ignored) acts in the
+// cluster: it creates in namespace an object that any such controller writes
+// the status of at once and that makes nothing (a StatefulSet of 0 replicas,
+// a DaemonSet for no node, a suspended CronJob whose status names a Job that
+// does not exist, a suspended Job without spec.managedBy, which a Job
+// controller marks Suspended), and waits up to timeout for a status write by a field
 // manager other than self (quartet's own replicas write as self). It deletes
 // what it created. The answer is one UpstreamError per kind that another
 // controller serves, joined.
@@ -115,6 +118,22 @@ func ProbeUpstream(ctx context.Context, client kubernetes.Interface, namespace, 
 			remove: func(ctx context.Context, name string) error {
 				return client.BatchV1().CronJobs(namespace).Delete(ctx, name, metav1.DeleteOptions{})
 			},
+		},
+	}
+	probes["job"] = probe{
+		create: func(ctx context.Context, name string) error {
+			_, err := client.BatchV1().Jobs(namespace).Create(ctx, probeJob(name), metav1.CreateOptions{})
+			return err
+		},
+		wrote: func(ctx context.Context, name string) (string, error) {
+			j, err := client.BatchV1().Jobs(namespace).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return "", err
+			}
+			return statusWriter(j.ManagedFields, self), nil
+		},
+		remove: func(ctx context.Context, name string) error {
+			return client.BatchV1().Jobs(namespace).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
 		},
 	}
 	results := make(chan error, len(names))
@@ -241,5 +260,14 @@ func probeCronJob(name string) *batchv1.CronJob {
 				Spec: batchv1.JobSpec{Template: pod},
 			},
 		},
+	}
+}
+
+func probeJob(name string) *batchv1.Job {
+	pod := probePod(name)
+	pod.Spec.RestartPolicy = corev1.RestartPolicyNever
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: probeLabels(name)},
+		Spec:       batchv1.JobSpec{Suspend: ptr.To(true), Template: pod},
 	}
 }

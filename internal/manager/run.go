@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -320,7 +321,7 @@ func checkAccess(ctx context.Context, client kubernetes.Interface, o Options) er
 	if o.LeaderElect {
 		want = append(want, Accesses(ElectionRules(), o.Namespace)...)
 	}
-	if len(probedAmong(o.Controllers)) > 0 && !o.UpstreamDisabled {
+	if len(probedAmong(o)) > 0 && !o.UpstreamDisabled {
 		want = append(want, Accesses(ProbeRules(), o.Namespace)...)
 	}
 	if o.MetricsAddress != "" {
@@ -360,7 +361,7 @@ func containsAccess(list []Access, a Access) bool {
 // probeOthers refuses to start beside another controller of a kind
 // without spec.managedBy, unless the user says the cluster's own are off.
 func probeOthers(ctx context.Context, client kubernetes.Interface, o Options) error {
-	probed := probedAmong(o.Controllers)
+	probed := probedAmong(o)
 	switch {
 	case len(probed) == 0:
 		return nil
@@ -369,8 +370,8 @@ func probeOthers(ctx context.Context, client kubernetes.Interface, o Options) er
 		return nil
 	}
 	if err := ProbeUpstream(ctx, client, o.Namespace, FieldManager, probed, o.ProbeTimeout); err != nil {
-		return fmt.Errorf("%w\nturn the cluster's own controllers of these kinds off (kube-controller-manager --controllers=*,-statefulset,-daemonset,-cronjob), "+
-			"or leave them out of --controllers; if they are off, pass --upstream-controllers-disabled", err)
+		return fmt.Errorf("%w\nturn the cluster's own controllers of these kinds off (kube-controller-manager --controllers=*,-%s), "+
+			"or leave them out of --controllers%s; if they are off, pass --upstream-controllers-disabled", err, strings.Join(probed, ",-"), jobsHint(o))
 	}
 	fmt.Fprintf(o.Out, "  other controllers: none acting on %s (probed for %s)\n", strings.Join(probed, ", "), o.ProbeTimeout)
 	return nil
@@ -395,16 +396,25 @@ func jobsManagedBy(o Options) string {
 	return JobManagedBy
 }
 
-func probedAmong(specs []Spec) []string {
+// probedAmong lists the chosen controllers the probe checks for: those of
+// Probed, and the Job controller when it takes over the Jobs without
+// spec.managedBy.
+func probedAmong(o Options) []string {
 	var out []string
-	for _, s := range specs {
-		for _, p := range Probed {
-			if s.Name == p {
-				out = append(out, p)
-			}
+	for _, s := range o.Controllers {
+		if slices.Contains(Probed, s.Name) || (s.Name == "job" && o.TakeOverJobs) {
+			out = append(out, s.Name)
 		}
 	}
 	return out
+}
+
+// jobsHint is the other way out for a Job controller taking over Jobs.
+func jobsHint(o Options) string {
+	if o.TakeOverJobs {
+		return " (for Jobs: drop --take-over-jobs and run only the Jobs whose spec.managedBy is " + JobManagedBy + ")"
+	}
+	return ""
 }
 
 func metav1ObjectMeta(namespace, name string) metav1.ObjectMeta {

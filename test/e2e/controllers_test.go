@@ -357,6 +357,18 @@ func TestControllersBesideUpstream(t *testing.T) {
 	if probes != nil && len(probes.Items) != 0 {
 		t.Errorf("the probe left %d StatefulSets behind", len(probes.Items))
 	}
+	// Taking over the Jobs without spec.managedBy beside the cluster's own
+	// Job controller is refused the same way.
+	_, err = cluster.StartControllers("refused-jobs", kubeconfig, "--controllers=job", "--take-over-jobs", "--upstream-probe-timeout=30s")
+	for _, want := range []string{"another job controller is running", `field manager "quartet")`, "--controllers=*,-job", "drop --take-over-jobs"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("--take-over-jobs beside upstream's Job controller: %v; want it refused with %q", err, want)
+		}
+	}
+	if probeJobs, _ := client.BatchV1().Jobs(cluster.ControllersNamespace).List(ctx, metav1.ListOptions{}); probeJobs != nil && len(probeJobs.Items) != 0 {
+		t.Errorf("the probe left %d Jobs behind", len(probeJobs.Items))
+	}
+
 	replica(t, "jobs", kubeconfig, append([]string{"--controllers=job"}, leaseFlags...)...)
 	jobs := client.BatchV1().Jobs("default")
 	quartetJob := "quartet.dev/job-controller"
