@@ -74,7 +74,7 @@ func Sessions(quick bool, s Size) []Session {
 				daemonSetScenario(s), nodeAddScenario(s),
 				bigJobScenario(s), manyJobsScenario(s), scaleScenario(s),
 			},
-		}}
+		}, imageSession(quick)}
 	}
 	return []Session{
 		{Name: "startup (quartet up defaults)", Args: nil, Scenarios: []*Scenario{startupScenario(s)}},
@@ -89,5 +89,6 @@ func Sessions(quick bool, s Size) []Session {
 		{Name: "node agent latency", Args: general, Scenarios: []*Scenario{latencyScenario(s)}},
 		{Name: "node agent scale", Args: []string{"--runtime=sim", fmt.Sprintf("--nodes=%d", s.ScaleNodes)},
 			Scenarios: []*Scenario{scaleScenario(s)}, Rounds: 1},
+		imageSession(quick),
 	}
 }

@@ -27,7 +27,7 @@ import (
 func main() {
 	quick := flag.Bool("quick", false, "small version of every scenario, one round, one cluster per mode (under 3 minutes)")
 	rounds := flag.Int("rounds", 0, "rounds per scenario and mode (default 3, or 1 with -quick)")
-	only := flag.String("only", "", "run only the scenarios whose id matches this regular expression (startup, node-latency, sts-ordered, sts-parallel, sts-rolling, ds, ds-node-add, job, jobs, cronjob, node-scale)")
+	only := flag.String("only", "", "run only the scenarios whose id matches this regular expression (startup, node-latency, sts-ordered, sts-parallel, sts-rolling, ds, ds-node-add, job, jobs, cronjob, node-scale, image-pull, image-cached, image-memory)")
 	out := flag.String("out", "bench/results/latest", "write OUT.json, OUT.md and OUT.png")
 	verbose := flag.Bool("v", false, "copy every cluster's output to stderr")
 	debugRequests := flag.Bool("debug-requests", false, "after each scenario, print the API requests of every user")
