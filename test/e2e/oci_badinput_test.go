@@ -207,6 +207,9 @@ spec:
 	cs, _ := state("corrupt")
 	t.Logf("corrupt layer: %s", cs.State.Waiting.Message)
 	storeClean("after the corrupt layer", corruptLayer)
+	// Gone, so that none of its retries is under way when the store is
+	// checked again.
+	kubectl(t, c, "", "delete", "pod", "corrupt", "--wait=true")
 	waitFor(t, ctx, "noentry terminated with StartError", func() (bool, string) {
 		cs, seen := state("noentry")
 		term := cs.State.Terminated
