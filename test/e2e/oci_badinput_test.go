@@ -27,6 +27,7 @@ import (
 // one-node cluster whose image store lies on a small filesystem of its own
 // (a 64 MiB tmpfs mounted on <data-dir>/images), while a pod of a good image
 // keeps running:
+//   - a reference that does not parse: InvalidImageName;
 //   - a registry serving a layer whose content does not match its digest:
 //     ErrImagePull → ImagePullBackOff naming the mismatch, the layer never
 //     in the store;
@@ -198,7 +199,13 @@ spec:
 	// A corrupt layer and an entrypoint that does not exist.
 	kubectl(t, c, pod("corrupt", corruptRef, "Never", "cat", "/corrupt")+
 		pod("noentry", noEntryRef, "Never")+
-		pod("noentry-always", noEntryRef, "Always"), "apply", "-f", "-")
+		pod("noentry-always", noEntryRef, "Always")+
+		pod("badref", reg.Host+"/App::1", "Never"), "apply", "-f", "-")
+	waitFor(t, ctx, "badref in InvalidImageName", func() (bool, string) {
+		cs, seen := state("badref")
+		w := cs.State.Waiting
+		return w != nil && w.Reason == "InvalidImageName" && strings.Contains(w.Message, "invalid reference format"), seen
+	})
 	waitPulling("corrupt", "checksum")
 	waitFor(t, ctx, "corrupt in ImagePullBackOff", func() (bool, string) {
 		cs, seen := state("corrupt")
