@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/component-base/metrics/testutil"
 	testingclock "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
@@ -646,11 +647,23 @@ func waitForClaim(h *harness, set *appsv1.StatefulSet, shown *string) {
 
 // TestSyncWaitsForItsOwnWrites: a sync that finds one of its controller's
 // writes unseen writes nothing and asks for no timed retry sooner than
-// kit.OwnWritesTimeout (the write's event brings the set back); once the
-// store shows the write, the next sync acts.
+// kit.OwnWritesTimeout (the write's event brings the set back), and counts
+// the skip in statefulset_controller_stale_sync_skips_total under the
+// resource whose write is unseen; once the store shows the write, the next
+// sync acts.
 func TestSyncWaitsForItsOwnWrites(t *testing.T) {
+	RegisterMetrics()
+	groups := map[string]string{"statefulsets": "apps", "pods": "", "persistentvolumeclaims": ""}
 	for _, name := range []string{"statefulsets", "pods", "persistentvolumeclaims"} {
 		t.Run(name, func(t *testing.T) {
+			skips := func() float64 {
+				v, err := testutil.GetCounterMetricValue(staleSkips.WithLabelValues(groups[name], name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return v
+			}
+			before := skips()
 			set := chapterSet()
 			h := newHarness(t, set)
 			h.caughtUp()
@@ -664,6 +677,9 @@ func TestSyncWaitsForItsOwnWrites(t *testing.T) {
 			}
 			if calls := append(kittest.Calls(h.client, "pods"), kittest.Calls(h.client, "persistentvolumeclaims")...); len(calls) != 0 {
 				t.Fatalf("a sync waiting for its writes wrote %v", calls)
+			}
+			if got := skips() - before; got != 1 {
+				t.Errorf("stale_sync_skips_total{group=%q,resource=%q} grew by %v, want 1", groups[name], name, got)
 			}
 			shown = "999999"
 			if _, err := h.c.sync(h.ctx, "default/web"); err != nil {
