@@ -22,6 +22,7 @@ import (
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/component-base/metrics/testutil"
 	"k8s.io/klog/v2/ktesting"
 	clocktesting "k8s.io/utils/clock/testing"
 
@@ -255,9 +256,22 @@ func TestSyncWaitsForItsWritesToBeObserved(t *testing.T) {
 
 	// The cache shows neither the status write nor the pods: the next sync
 	// does nothing and waits for the write's event, with no timed retry
-	// sooner than kit.OwnWritesTimeout.
+	// sooner than kit.OwnWritesTimeout, and counts the skip as upstream's
+	// daemonset_controller_stale_sync_skips_total does.
+	RegisterMetrics()
+	skips := func() float64 {
+		v, err := testutil.GetCounterMetricValue(staleSkips.WithLabelValues("apps", "daemonsets"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	before := skips()
 	if d := f.sync("default/agent"); d != kit.OwnWritesTimeout || len(f.writes()) != 0 {
 		t.Fatalf("a sync before its status write was observed: requeue %v, writes %v", d, f.writes())
+	}
+	if got := skips() - before; got != 1 {
+		t.Errorf("daemonset_controller_stale_sync_skips_total{group=apps,resource=daemonsets} grew by %v, want 1", got)
 	}
 	// The status write is seen, the pods are not: its update event syncs
 	// the set, which makes no second burst, and the status it wrote stands.
