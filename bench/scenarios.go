@@ -322,6 +322,7 @@ func daemonSetScenario(s Size) *Scenario {
 				return pinnedPod(ns, fmt.Sprintf("daemon-%d", i), nodes[i%len(nodes)], map[string]string{"app": "daemon"})
 			}}
 		},
+		Setup: nodesSettled,
 		Run: func(ctx context.Context, e *Env) (map[string]float64, error) {
 			nodes, err := nodeNames(ctx, e)
 			if err != nil {
@@ -334,6 +335,40 @@ func daemonSetScenario(s Size) *Scenario {
 			})
 		},
 	}
+}
+
+// ttlAnnotation is what kube-controller-manager's TTL controller writes on
+// every Node once.
+const ttlAnnotation = "node.alpha.kubernetes.io/ttl"
+
+// nodesSettled waits until kube-controller-manager has done its start-up
+// writes on every Node (the not-ready taint removed, the TTL annotation
+// written), as it has when the ceiling is measured after the run: a
+// cluster's start with 500 nodes ends at every node Ready, and its node
+// lifecycle and TTL controllers wrote about 3 times per node for a few
+// seconds after that, inside the DaemonSet's window (and a daemon pod can
+// be created only once its node's taint is gone). It gives up after a
+// minute, saying so: the scenario then measures a cluster still starting.
+func nodesSettled(ctx context.Context, e *Env) error {
+	settled := func(n *corev1.Node) bool { return isUntainted(n) && n.Annotations[ttlAnnotation] != "" }
+	tr, err := Track[*corev1.Node](ctx, e.Client.CoreV1().RESTClient(), "nodes", "", map[string]func(*corev1.Node) bool{"settled": settled})
+	if err != nil {
+		return err
+	}
+	defer tr.Stop()
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	_, err = tr.Wait(wctx, "every node settled", func(v View[*corev1.Node]) bool { return v.Count("settled") >= v.Count(Exists) })
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		e.Logf("nodes not settled after a minute (%v): measuring anyway", err)
+		return nil
+	}
+	e.Logf("nodes settled in %s", time.Since(t0).Round(time.Millisecond))
+	return nil
 }
 
 type nodeAddState struct {
