@@ -6,6 +6,8 @@
 package datadir
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -107,8 +109,29 @@ func (d Dir) ImageStore() string { return d.join("images") }
 
 // Containers is libcontainer's state directory for the containers of the
 // process (and image) runtimes: a crashed run's containers are found there
-// and destroyed at the next start.
-func (d Dir) Containers() string { return d.join("run", "containers") }
+// and destroyed at the next start. It lies outside the data dir, in
+// /run/quartet-<ID>/containers (root only; /run is emptied at boot, as the
+// containers are): libcontainer mounts the quartet binary's directory
+// through overlayfs for every container start and exec, with the
+// container's state dir as second lower dir, and the kernel refuses
+// overlapping lower dirs. A data dir inside the binary's directory (`./quartet
+// up` from the home directory holding ~/.quartet) then made libcontainer copy
+// the whole binary into memory each time instead. Without a /run directory
+// it is <data-dir>/run/containers.
+func (d Dir) Containers() string {
+	if fi, err := os.Stat("/run"); err == nil && fi.IsDir() {
+		return filepath.Join("/run", "quartet-"+d.ID(), "containers")
+	}
+	return d.join("run", "containers")
+}
+
+// ID is a short name of the data dir for what a cluster creates outside it
+// (the first 12 hex digits of the SHA-256 of its path), so that two data
+// dirs never share one.
+func (d Dir) ID() string {
+	sum := sha256.Sum256([]byte(d))
+	return hex.EncodeToString(sum[:])[:12]
+}
 
 // Default is the data dir when --data-dir is not given: $QUARTET_DATA_DIR,
 // or ~/.quartet.

@@ -244,7 +244,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 				return nil, err
 			}
 			containers, err = runc.New(runc.Config{
-				StateRoot:    datadir.Dir(cfg.DataDir).Containers(),
+				StateRoot:    datadir.Dir(abs).Containers(),
 				CgroupParent: runc.CgroupParentFor(cfg.DataDir),
 				Masked:       []string{abs},
 				Clock:        cfg.Clock,

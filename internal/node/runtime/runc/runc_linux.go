@@ -22,6 +22,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
 	"quartet.dev/quartet/internal/node/logs"
@@ -40,7 +41,10 @@ var DefaultCapabilities = []string{
 // Config configures a Manager.
 type Config struct {
 	// StateRoot is libcontainer's state directory: one per data dir, so
-	// that the next start finds what a crashed run left.
+	// that the next start finds what a crashed run left. It must not lie
+	// inside the quartet binary's directory (see datadir.Dir.Containers);
+	// New logs a warning when it does. A root named quartet-* in its
+	// parent is removed with its parent at Shutdown.
 	StateRoot string
 	// CgroupParent is the cgroup every container's cgroup is created under
 	// (see CgroupParentFor).
@@ -81,6 +85,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if err := os.MkdirAll(cfg.StateRoot, 0o700); err != nil {
 		return nil, err
+	}
+	if bin := binaryDirHolding(cfg.StateRoot); bin != "" {
+		klog.Warningf("runc: the containers' state dir %s is inside quartet's binary's directory %s: every container start and exec copies the binary into memory (move the binary or the data dir)", cfg.StateRoot, bin)
 	}
 	c := cfg.Clock
 	if c == nil {
@@ -963,6 +970,37 @@ func (m *Manager) Shutdown(grace time.Duration) {
 	runtime.SignalAll(m.running(m.pauses), unix.SIGKILL)
 	m.wg.Wait()
 	m.removeParentCgroup()
+	m.removeStateRoot()
+}
+
+// removeStateRoot removes the state root once every container is gone, and
+// its parent when it is quartet's own directory under /run
+// (/run/quartet-<id>); what is left in it stays for the next start.
+func (m *Manager) removeStateRoot() {
+	if os.Remove(m.cfg.StateRoot) != nil {
+		return
+	}
+	if parent := filepath.Dir(m.cfg.StateRoot); strings.HasPrefix(filepath.Base(parent), "quartet-") {
+		_ = os.Remove(parent)
+	}
+}
+
+// binaryDirHolding returns the directory of the running binary when dir
+// lies inside it (libcontainer's overlayfs seal of the binary then fails),
+// or "".
+func binaryDirHolding(dir string) string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
+	bin := filepath.Dir(exe)
+	if rel, err := filepath.Rel(bin, dir); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		return bin
+	}
+	return ""
 }
 
 // deafToTERM reports whether SIGTERM cannot reach the container's init:
