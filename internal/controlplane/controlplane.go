@@ -43,6 +43,12 @@ type Config struct {
 	// ClusterCIDR is the pod range node-ipam carves each node's podCIDR
 	// from (the data dir's pod network); "" is the ClusterCIDR constant.
 	ClusterCIDR string
+	// ServingIPs are more addresses the apiserver's serving certificate
+	// names, besides 127.0.0.1 and the kubernetes Service's ClusterIP: the
+	// pod network's host address, where pods reach the apiserver through a
+	// relay when Services do not route. A certificate already issued in
+	// the data dir without them is issued again.
+	ServingIPs []net.IP
 }
 
 // Validate checks the settings, naming the flags they came from.
@@ -117,7 +123,7 @@ func New(cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	certs, err := issueControlPlaneCerts(ca)
+	certs, err := issueControlPlaneCerts(ca, cfg.ServingIPs)
 	if err != nil {
 		return nil, err
 	}
@@ -186,13 +192,13 @@ type controlPlaneCerts struct {
 	kcmKubeconfig, schedulerKubeconfig, workloadsKubeconfig  string
 }
 
-func issueControlPlaneCerts(ca *pki.Authority) (*controlPlaneCerts, error) {
+func issueControlPlaneCerts(ca *pki.Authority, servingIPs []net.IP) (*controlPlaneCerts, error) {
 	var c controlPlaneCerts
 	var err error
 	if c.serving, err = ca.Issue(pki.Leaf{
 		Name: "apiserver", CommonName: "kube-apiserver", Server: true,
 		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc." + ClusterDomain},
-		IPs:      []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(KubernetesServiceIP)},
+		IPs:      append([]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(KubernetesServiceIP)}, servingIPs...),
 	}); err != nil {
 		return nil, err
 	}

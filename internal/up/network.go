@@ -36,6 +36,9 @@ type podNetwork struct {
 	why string           // why they do ("" when nothing runs: --runtime sim)
 	// routed: this cluster's kube-proxy routes Services.
 	routed bool
+	// relay is where pods reach the apiserver directly (the bridge
+	// address and the API port), "" without a pod network.
+	relay string
 	// nodes counts the node hosts running; the network stops after them.
 	nodes sync.WaitGroup
 }
@@ -139,23 +142,18 @@ func (n *podNetwork) publishDNS(ctx context.Context, cp *controlplane.Cluster, b
 // services runs kube-proxy for this cluster (one per machine), and
 // publishes the apiserver on the bridge address as the kubernetes
 // Service's endpoint. Without it ClusterIPs and NodePorts do not route,
-// which the start-up line says, and everything else works.
+// which the start-up line says, and everything else works: with a pod
+// network, pods then reach the apiserver at the bridge address directly
+// (their KUBERNETES_SERVICE_HOST and _PORT), which its certificate names.
 func (u *cluster) services() component.Component {
 	n := u.net
 	return component.Component{Name: "Services", Start: func(ctx context.Context, progress component.Progress) (string, func() error, error) {
-		why := ""
-		switch {
-		case n.mgr == nil && n.why != "":
-			why = "pods share the host's network"
-		case n.mgr == nil:
-			why = "no pod network"
-		default:
-			if err := kubeproxy.Available(); err != nil {
-				why = err.Error()
-			}
-		}
 		admin := u.cp.Admin()
-		if why != "" {
+		if n.mgr == nil {
+			why := "no pod network"
+			if n.why != "" {
+				why = "pods share the host's network"
+			}
 			_ = kubeproxy.UnpublishEndpoints(ctx, admin, "default", "kubernetes")
 			return "ClusterIPs and NodePorts do not route: " + why, nil, nil
 		}
@@ -164,16 +162,32 @@ func (u *cluster) services() component.Component {
 		ctx, cancel := context.WithCancel(ctx)
 		// The apiserver listens on 127.0.0.1: a relay puts it on the
 		// bridge address, the kubernetes Service's endpoint.
-		api := strconv.Itoa(u.cfg.APIPort)
-		_, relayed, err := kubeproxy.Forward(ctx, net.JoinHostPort(n.hostIP(), api), net.JoinHostPort("127.0.0.1", api))
+		relay := net.JoinHostPort(n.hostIP(), strconv.Itoa(u.cfg.APIPort))
+		_, relayed, err := kubeproxy.Forward(ctx, relay, net.JoinHostPort("127.0.0.1", strconv.Itoa(u.cfg.APIPort)))
 		if err != nil {
 			cancel()
 			return "", nil, fmt.Errorf("relaying the apiserver to the pod network: %w", err)
 		}
-		fail := func(err error) (string, func() error, error) {
+		n.relay = relay
+		stop := func() error {
 			cancel()
 			<-relayed
+			return nil
+		}
+		fail := func(err error) (string, func() error, error) {
+			_ = stop()
 			return "", nil, err
+		}
+		// Without kube-proxy the relay stays, for pods to reach the
+		// apiserver at its address.
+		unrouted := func(why string) (string, func() error, error) {
+			klog.FromContext(ctx).Info("Services do not route", "reason", why)
+			_ = kubeproxy.UnpublishEndpoints(context.WithoutCancel(ctx), admin, "default", "kubernetes")
+			return "ClusterIPs and NodePorts do not route: " + why + "; pods reach the apiserver at " + relay,
+				func() error { <-ctx.Done(); return stop() }, nil
+		}
+		if err := kubeproxy.Available(); err != nil {
+			return unrouted(err.Error())
 		}
 		err = controlplane.RetryAPI(ctx, progress, "the kubernetes Service's endpoint", func() error {
 			return kubeproxy.PublishEndpoints(ctx, admin, "default", "kubernetes", n.plan.HostIP,
@@ -190,11 +204,7 @@ func (u *cluster) services() component.Component {
 			NodeIP: n.plan.HostIP, Owner: u.cfg.Dir.Path()})
 		var busy *kubeproxy.BusyError
 		if errors.As(err, &busy) {
-			klog.FromContext(ctx).Info("Services do not route", "reason", busy.Error())
-			cancel()
-			<-relayed
-			_ = kubeproxy.UnpublishEndpoints(context.WithoutCancel(ctx), admin, "default", "kubernetes")
-			return "ClusterIPs and NodePorts do not route: " + busy.Error(), nil, nil
+			return unrouted(busy.Error())
 		}
 		if err != nil {
 			return fail(err)
@@ -202,9 +212,7 @@ func (u *cluster) services() component.Component {
 		n.routed = true
 		wait := func() error {
 			<-p.Done()
-			cancel()
-			<-relayed
-			return nil
+			return stop()
 		}
 		return "kube-proxy (nftables): ClusterIPs, NodePorts on every address but 127.0.0.1", wait, nil
 	}}
@@ -225,8 +233,11 @@ func (n *podNetwork) nodeConfig(cfg *node.HostConfig) {
 			cfg.PodDNS = controlplane.DNSServiceIP
 		}
 	}
-	if n.routed {
+	switch {
+	case n.routed:
 		cfg.KubernetesService = net.JoinHostPort(controlplane.KubernetesServiceIP, "443")
+	case n.relay != "":
+		cfg.KubernetesService = n.relay
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"quartet.dev/quartet/internal/component"
@@ -74,6 +75,8 @@ func Run(ctx context.Context, cfg Config) error {
 	pn := &podNetwork{}
 	if pn.plan, pn.planErr = sandbox.Plan(dir.Path()); pn.planErr == nil {
 		cfg.ClusterCIDR = pn.plan.ClusterCIDR.String()
+		// Pods reach the apiserver there when Services do not route.
+		cfg.ServingIPs = []net.IP{pn.plan.HostIP}
 	}
 	cp, err := controlplane.New(cfg.Config)
 	if err != nil {

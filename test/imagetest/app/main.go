@@ -13,9 +13,17 @@
 //	cat PATH         print PATH; exit 1 when it cannot be read
 //	ns               print the hostname, this process's IPC, UTS and PID namespaces
 //	                 (ipc:[N] …) and the names of the processes it can see, sorted
+//	whoami           as an in-cluster client does (client-go's rest.InClusterConfig): reach
+//	                 https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT with the service
+//	                 account's token, verifying the server with its ca.crt; print the address
+//	                 and the user a SelfSubjectReview names; exit 1 on any failure
 package main
 
 import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -32,7 +40,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: app serve|get|exit|hog|write|env|sleep|cat|ns ...")
+		fmt.Fprintln(os.Stderr, "usage: app serve|get|exit|hog|write|env|sleep|cat|ns|whoami ...")
 		os.Exit(2)
 	}
 	arg := func(i int) string {
@@ -121,6 +129,11 @@ func main() {
 			fmt.Println(ns + "=" + l)
 		}
 		fmt.Println("processes=" + strings.Join(processes(), ","))
+	case "whoami":
+		if err := whoami(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 	default:
 		fmt.Fprintf(os.Stderr, "unknown command %q\n", os.Args[1])
 		os.Exit(2)
@@ -146,4 +159,56 @@ func processes() []string {
 func groups() []int {
 	g, _ := os.Getgroups()
 	return g
+}
+
+// whoami asks the apiserver who the pod's service account is, as an
+// in-cluster client would reach it.
+func whoami() error {
+	const sa = "/var/run/secrets/kubernetes.io/serviceaccount/"
+	host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
+	if host == "" || port == "" {
+		return fmt.Errorf("KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set")
+	}
+	token, err := os.ReadFile(sa + "token")
+	if err != nil {
+		return err
+	}
+	ca, err := os.ReadFile(sa + "ca.crt")
+	if err != nil {
+		return err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(ca) {
+		return fmt.Errorf("no certificate in %sca.crt", sa)
+	}
+	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	addr := net.JoinHostPort(host, port)
+	body := []byte(`{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}`)
+	req, err := http.NewRequest(http.MethodPost, "https://"+addr+"/apis/authentication.k8s.io/v1/selfsubjectreviews", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	var review struct {
+		Status struct {
+			UserInfo struct {
+				Username string `json:"username"`
+			} `json:"userInfo"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal(b, &review); err != nil {
+		return err
+	}
+	fmt.Printf("%s %s\n", addr, review.Status.UserInfo.Username)
+	return nil
 }
