@@ -314,3 +314,20 @@ func TestGist(t *testing.T) {
 		t.Errorf("gist = %q, want %q", got, want)
 	}
 }
+
+// The node agents' identities are one row of the writes table.
+func TestBreakdownNodeAgentsTogether(t *testing.T) {
+	b := &Breakdown{Pods: 10, WritesPerPod: map[Mode]map[string]float64{
+		ModeQuartet:  {"system:node:node-1": 0.25, "system:node:node-2": 0.5, "system:kube-scheduler": 2},
+		ModeUpstream: {"system:node:node-1": 0.5, "system:kube-scheduler": 2},
+	}}
+	_, writes, _ := breakdownLines(b)
+	want := [][]string{
+		{"system:kube-scheduler", "2.00", "2.00"},
+		{"system:node:* (the node agents, 2 identities)", "0.75", "0.50"},
+		{"all", "2.75", "2.50"},
+	}
+	if diff := cmp.Diff(want, writes); diff != "" {
+		t.Errorf("writes table (-want +got):\n%s", diff)
+	}
+}
