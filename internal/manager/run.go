@@ -16,6 +16,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -118,14 +119,18 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	managedBy := jobsManagedBy(o)
+	workClient, err := protobufClient(rc)
+	if err != nil {
+		return err
+	}
 	h.ready.Store(true)
 
 	start := func(ctx context.Context) (*Running, error) {
 		return Start(ctx, Config{
 			Controllers:    o.Controllers,
-			InformerClient: client,
+			InformerClient: workClient,
 			ClientFor: func(Spec) (kubernetes.Interface, error) {
-				return client, nil
+				return workClient, nil
 			},
 			ManagedBy: managedBy,
 		})
@@ -394,6 +399,16 @@ func jobsManagedBy(o Options) string {
 		return ""
 	}
 	return JobManagedBy
+}
+
+// protobufClient is the client the controllers and their informers use:
+// protobuf, as kube-controller-manager's by default
+// (--kube-api-content-type); the start-up checks keep JSON.
+func protobufClient(rc *rest.Config) (kubernetes.Interface, error) {
+	pc := rest.CopyConfig(rc)
+	pc.ContentType = runtime.ContentTypeProtobuf
+	pc.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	return kubernetes.NewForConfig(pc)
 }
 
 // probedAmong lists the chosen controllers the probe checks for: those of
