@@ -3,6 +3,7 @@ package kit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -68,6 +69,19 @@ func NewBase(cfg Config, name, eventSource string) (*Base, error) {
 		b.Recorder = b.broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: eventSource})
 	}
 	return b, nil
+}
+
+// Watch registers handlers on informer; Run works the queues only once each
+// handler has been handed the informer's initial list.
+func (b *Base) Watch(informer cache.SharedIndexInformer, handlers ...cache.ResourceEventHandler) error {
+	for _, h := range handlers {
+		reg, err := informer.AddEventHandler(h)
+		if err != nil {
+			return fmt.Errorf("%s controller: adding an event handler: %w", b.Name, err)
+		}
+		b.synced = append(b.synced, reg.HasSynced)
+	}
+	return nil
 }
 
 // WaitFor adds caches that must have synced before the queues are worked.
