@@ -105,20 +105,13 @@ func New(cfg kit.Config) (*Controller, error) {
 	owners := kit.NewOwners(controllerKind.Kind, setInformer.Informer().GetIndexer(), func(s *appsv1.DaemonSet) *metav1.LabelSelector { return s.Spec.Selector })
 	c.podEvents = &kit.Router[*appsv1.DaemonSet, *corev1.Pod]{Owners: owners, Route: func(set *appsv1.DaemonSet, _ kit.ChildEvent[*corev1.Pod]) { c.enqueue(set) }}
 	c.revisionEvents = &kit.Router[*appsv1.DaemonSet, *appsv1.ControllerRevision]{Owners: owners, Route: c.revisionChanged}
-	for _, h := range []struct {
-		informer cache.SharedIndexInformer
-		handler  cache.ResourceEventHandler
-	}{
-		{setInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.enqueue, UpdateFunc: c.updateSet, DeleteFunc: c.deleteSet}},
-		{revisionInformer.Informer(), c.revisionEvents},
-		{podInformer.Informer(), c.podEvents},
-		{nodeInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addNode, UpdateFunc: c.updateNode, DeleteFunc: c.deleteNode}},
-	} {
-		reg, err := h.informer.AddEventHandler(h.handler)
-		if err != nil {
-			return nil, fmt.Errorf("daemonset controller: adding event handler: %w", err)
-		}
-		base.WaitFor(reg.HasSynced)
+	err = errors.Join(
+		base.Watch(setInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.enqueue, UpdateFunc: c.updateSet, DeleteFunc: c.deleteSet}),
+		base.Watch(revisionInformer.Informer(), c.revisionEvents),
+		base.Watch(podInformer.Informer(), c.podEvents),
+		base.Watch(nodeInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addNode, UpdateFunc: c.updateNode, DeleteFunc: c.deleteNode}))
+	if err != nil {
+		return nil, err
 	}
 	return c, nil
 }
