@@ -109,33 +109,30 @@ func New(cfg kit.Config) (*Controller, error) {
 	c.orphans = kit.NewQueue(base, "job_orphan_pod", workqueue.NewTypedItemExponentialFailureRateLimiter[orphanKey](apiRetryBase, apiRetryMax),
 		func(ctx context.Context, key orphanKey) (time.Duration, error) { return 0, c.syncOrphans(ctx, key) })
 	c.podEvents = &kit.Router[*batch.Job, *v1.Pod]{Owners: c.owners, Route: c.podChanged}
-	if _, err := jobInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) {
-			recordExternal(obj.(*batch.Job), c.managedBy)
-			c.enqueueNow(obj.(*batch.Job))
-		},
-		UpdateFunc: c.updateJob,
-		DeleteFunc: c.deleteJob,
-	}); err != nil {
-		return nil, fmt.Errorf("job controller: adding Job handler: %w", err)
-	}
-	for _, h := range []cache.ResourceEventHandler{c.podEvents, cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) { c.sweepOrphan(obj, false) },
-		UpdateFunc: func(old, cur any) {
-			if o, ok := old.(*v1.Pod); ok && o.ResourceVersion != cur.(*v1.Pod).ResourceVersion {
-				c.sweepOrphan(cur, false)
-			}
-		},
-		DeleteFunc: func(obj any) { c.sweepOrphan(obj, true) },
-	}} {
-		if _, err := podInformer.Informer().AddEventHandler(h); err != nil {
-			return nil, fmt.Errorf("job controller: adding Pod handler: %w", err)
-		}
-	}
 	if err := kit.IndexChildren(podInformer.Informer(), podIndexName, isJob); err != nil {
 		return nil, fmt.Errorf("job controller: adding Pod index: %w", err)
 	}
-	base.WaitFor(jobInformer.Informer().HasSynced, podInformer.Informer().HasSynced)
+	err = errors.Join(
+		base.Watch(jobInformer.Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc: func(obj any) {
+				recordExternal(obj.(*batch.Job), c.managedBy)
+				c.enqueueNow(obj.(*batch.Job))
+			},
+			UpdateFunc: c.updateJob,
+			DeleteFunc: c.deleteJob,
+		}),
+		base.Watch(podInformer.Informer(), c.podEvents, cache.ResourceEventHandlerFuncs{
+			AddFunc: func(obj any) { c.sweepOrphan(obj, false) },
+			UpdateFunc: func(old, cur any) {
+				if o, ok := old.(*v1.Pod); ok && o.ResourceVersion != cur.(*v1.Pod).ResourceVersion {
+					c.sweepOrphan(cur, false)
+				}
+			},
+			DeleteFunc: func(obj any) { c.sweepOrphan(obj, true) },
+		}))
+	if err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
