@@ -99,31 +99,26 @@ func New(cfg kit.Config) (*Controller, error) {
 		}),
 	}
 	c.podEvents = &kit.Router[*appsv1.StatefulSet, *v1.Pod]{Owners: c.owners, Route: c.podChanged}
-	base.WaitFor(setInformer.Informer().HasSynced, podInformer.Informer().HasSynced,
-		claimInformer.Informer().HasSynced, revInformer.Informer().HasSynced)
-	return c, c.watch(setInformer.Informer(), podInformer.Informer(), claimInformer.Informer())
-}
-
-// watch registers the event handlers: a set's own events, its pods' through
-// the router, and the deletion of a claim, which may free a pod that waited
-// for it (a claim still owned by an earlier pod, or being deleted).
-func (c *Controller) watch(sets, pods, claims cache.SharedIndexInformer) error {
-	if _, err := sets.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueue,
-		UpdateFunc: func(_, cur any) { c.enqueue(cur) },
-		DeleteFunc: c.setDeleted,
-	}); err != nil {
-		return err
+	// Besides a set's own events and its pods' (through the router), a
+	// claim's: its deletion may free a pod that waited for it (a claim still
+	// owned by an earlier pod, or being deleted).
+	base.WaitFor(revInformer.Informer().HasSynced)
+	err = errors.Join(
+		base.Watch(setInformer.Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.enqueue,
+			UpdateFunc: func(_, cur any) { c.enqueue(cur) },
+			DeleteFunc: c.setDeleted,
+		}),
+		base.Watch(podInformer.Informer(), c.podEvents),
+		base.Watch(claimInformer.Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.claimWritten,
+			UpdateFunc: func(_, cur any) { c.claimWritten(cur) },
+			DeleteFunc: c.claimDeleted,
+		}))
+	if err != nil {
+		return nil, err
 	}
-	if _, err := pods.AddEventHandler(c.podEvents); err != nil {
-		return err
-	}
-	_, err := claims.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.claimWritten,
-		UpdateFunc: func(_, cur any) { c.claimWritten(cur) },
-		DeleteFunc: c.claimDeleted,
-	})
-	return err
+	return c, nil
 }
 
 func (c *Controller) claimDeleted(obj any) {
