@@ -2,6 +2,7 @@ package cronjob
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -62,24 +63,22 @@ func New(cfg kit.Config) (*Controller, error) {
 		},
 	}
 	c.queue = kit.NewQueue(base, "cronjob", nil, c.sync)
-	base.WaitFor(cronJobInformer.Informer().HasSynced, jobInformer.Informer().HasSynced)
-
 	if err := jobInformer.Informer().AddIndexers(cache.Indexers{jobsByControllerUID: indexByControllerUID}); err != nil {
 		return nil, fmt.Errorf("cronjob controller: indexing jobs: %w", err)
-	}
-	if _, err := cronJobInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueue,
-		UpdateFunc: c.updateCronJob,
-		DeleteFunc: c.deleteCronJob,
-	}); err != nil {
-		return nil, fmt.Errorf("cronjob controller: watching cronjobs: %w", err)
 	}
 	c.jobEvents = &kit.Router[*batchv1.CronJob, *batchv1.Job]{
 		Owners: kit.NewOwners[*batchv1.CronJob](controllerKind.Kind, cronJobInformer.Informer().GetIndexer(), nil),
 		Route:  func(cj *batchv1.CronJob, _ kit.ChildEvent[*batchv1.Job]) { c.enqueue(cj) },
 	}
-	if _, err := jobInformer.Informer().AddEventHandler(c.jobEvents); err != nil {
-		return nil, fmt.Errorf("cronjob controller: watching jobs: %w", err)
+	err = errors.Join(
+		base.Watch(cronJobInformer.Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.enqueue,
+			UpdateFunc: c.updateCronJob,
+			DeleteFunc: c.deleteCronJob,
+		}),
+		base.Watch(jobInformer.Informer(), c.jobEvents))
+	if err != nil {
+		return nil, err
 	}
 	return c, nil
 }
