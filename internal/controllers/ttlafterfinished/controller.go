@@ -31,16 +31,12 @@ func New(cfg kit.Config) (*Controller, error) {
 	}
 	c := &Controller{Base: base, apply: &applier{client: cfg.Client, now: base.Clock.Now}}
 	c.queue = kit.NewQueue(base, "ttl_jobs_to_delete", nil, c.sync)
-	informer := cfg.Informers.Batch().V1().Jobs()
-	if _, err := informer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	informer := cfg.Informers.Batch().V1().Jobs().Informer()
+	c.jobs = informer.GetStore()
+	return c, base.Watch(informer, cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.jobChanged,
 		UpdateFunc: func(_, cur any) { c.jobChanged(cur) },
-	}); err != nil {
-		return nil, err
-	}
-	c.jobs = informer.Informer().GetStore()
-	base.WaitFor(informer.Informer().HasSynced)
-	return c, nil
+	})
 }
 
 func (c *Controller) jobChanged(obj any) {
