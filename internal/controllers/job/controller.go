@@ -225,9 +225,7 @@ func (c *Controller) reconcile(ctx context.Context, job *batch.Job) (_ time.Dura
 	})
 	action = syncAction(d)
 	recordRetryDelay(d)
-	for _, e := range d.events {
-		c.Recorder.Event(job, e.kind, e.reason, e.message)
-	}
+	kit.Record(c.Recorder, job, d.events...)
 	out, nextBatch, podErr := c.apply.writePods(ctx, job, d, c.memory.createBatch(job.UID))
 	if nextBatch > 0 {
 		c.memory.setCreateBatch(job.UID, nextBatch)
@@ -253,9 +251,7 @@ func (c *Controller) reconcile(ctx context.Context, job *batch.Job) (_ time.Dura
 		}
 	}
 	if s.finished {
-		for _, e := range s.events {
-			c.Recorder.Event(job, e.kind, e.reason, e.message)
-		}
+		kit.Record(c.Recorder, job, s.events...)
 	}
 	return d.requeue, errors.Join(podErr, dropErr)
 }

@@ -299,7 +299,7 @@ func runPlan(in *observed) (planView, *decision) {
 	v.Finished = s.finished
 	var events []string
 	for _, e := range append(d.events, s.events...) {
-		events = append(events, e.reason)
+		events = append(events, e.Reason)
 	}
 	v.Events = strings.Join(events, ",")
 	v.Requeue = d.requeue

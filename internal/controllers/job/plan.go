@@ -61,11 +61,6 @@ type observed struct {
 	retry   retryPolicy
 }
 
-// event is an event to record on the Job.
-type event struct {
-	kind, reason, message string
-}
-
 // podDelete is a pod to delete.
 type podDelete struct {
 	pod *v1.Pod
@@ -93,7 +88,7 @@ type decision struct {
 	// requeue, when positive, is when the Job must be looked at again even
 	// if nothing changes: a retry delay or the active deadline.
 	requeue time.Duration
-	events  []event
+	events  []kit.Event
 	// backoff is the failure memory including the pods finished since the
 	// last sync, to keep once their counts are written.
 	backoff backoffRecord
@@ -146,7 +141,7 @@ type tracking struct {
 type settlement struct {
 	status   batch.JobStatus
 	finished bool
-	events   []event
+	events   []kit.Event
 }
 
 func isIndexed(job *batch.Job) bool {
@@ -410,13 +405,13 @@ func (d *decision) act(c podCounts, succeeded int32) {
 			d.finishing = newCondition(batch.JobSuccessCriteriaMet, v1.ConditionTrue, batch.JobReasonCompletionsReached, msgCompletions, d.in.now)
 		case managed && isSuspended(job):
 			if setCondition(st, batch.JobSuspended, v1.ConditionTrue, reasonJobSuspended, msgJobSuspended, d.in.now) {
-				d.events = append(d.events, event{v1.EventTypeNormal, ReasonSuspended, msgJobSuspended})
+				d.events = append(d.events, kit.Event{Type: v1.EventTypeNormal, Reason: ReasonSuspended, Message: msgJobSuspended})
 				// The deadline counts continuous activity: it starts over on resume.
 				st.StartTime = nil
 			}
 		case managed:
 			if setCondition(st, batch.JobSuspended, v1.ConditionFalse, reasonJobResumed, msgJobResumed, d.in.now) {
-				d.events = append(d.events, event{v1.EventTypeNormal, ReasonResumed, msgJobResumed})
+				d.events = append(d.events, kit.Event{Type: v1.EventTypeNormal, Reason: ReasonResumed, Message: msgJobResumed})
 				st.StartTime = ptr.To(metav1.NewTime(d.in.now))
 			}
 		}
@@ -1002,11 +997,12 @@ func (t *tracking) settle(dropped map[types.UID]bool) *settlement {
 	if f.Type == batch.JobComplete {
 		st.CompletionTime = ptr.To(f.LastTransitionTime)
 		if job.Spec.Completions != nil && st.Succeeded > *job.Spec.Completions {
-			s.events = append(s.events, event{v1.EventTypeWarning, ReasonTooManySucceededPods, "Too many succeeded pods running after completion count reached"})
+			s.events = append(s.events, kit.Event{Type: v1.EventTypeWarning, Reason: ReasonTooManySucceededPods,
+				Message: "Too many succeeded pods running after completion count reached"})
 		}
-		s.events = append(s.events, event{v1.EventTypeNormal, ReasonCompleted, "Job completed"})
+		s.events = append(s.events, kit.Event{Type: v1.EventTypeNormal, Reason: ReasonCompleted, Message: "Job completed"})
 	} else {
-		s.events = append(s.events, event{v1.EventTypeWarning, f.Reason, f.Message})
+		s.events = append(s.events, kit.Event{Type: v1.EventTypeWarning, Reason: f.Reason, Message: f.Message})
 	}
 	return s
 }
