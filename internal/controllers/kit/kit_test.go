@@ -538,3 +538,32 @@ func TestIndexChildren(t *testing.T) {
 		t.Errorf("candidates = %v, want %v", names, want)
 	}
 }
+
+func TestPodFromTemplate(t *testing.T) {
+	owner := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: "ns", UID: "u1"}}
+	tmpl := &v1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "a"}, Finalizers: []string{"f"}},
+		Spec:       v1.PodSpec{Containers: []v1.Container{{Name: "c"}}},
+	}
+	pod := kit.PodFromTemplate(tmpl, owner, appsv1.SchemeGroupVersion.WithKind("DaemonSet"))
+	pod.Labels["extra"] = "x"
+	pod.Annotations["extra"] = "x"
+	pod.Spec.Containers[0].Name = "changed"
+	if len(tmpl.Labels) != 1 || tmpl.Spec.Containers[0].Name != "c" {
+		t.Errorf("the template was modified: %+v", tmpl)
+	}
+	ref := metav1.GetControllerOf(pod)
+	if pod.Namespace != "ns" || pod.GenerateName != "agent-" || ref == nil || ref.UID != "u1" || ref.Kind != "DaemonSet" ||
+		!slices.Equal(pod.Finalizers, []string{"f"}) {
+		t.Errorf("pod = %+v", pod.ObjectMeta)
+	}
+}
+
+func TestGenerateNamePrefix(t *testing.T) {
+	if got := kit.GenerateNamePrefix("agent"); got != "agent-" {
+		t.Errorf("GenerateNamePrefix(agent) = %q", got)
+	}
+	if got := kit.GenerateNamePrefix("Bad_Name"); got != "Bad_Name" {
+		t.Errorf("GenerateNamePrefix(Bad_Name) = %q, want no dash", got)
+	}
+}

@@ -1,10 +1,53 @@
 package kit
 
 import (
+	"maps"
+	"slices"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
+
+// PodFromTemplate is the pod an owner creates from template, as upstream's
+// controllers build it: copies of the template's labels, annotations (both
+// never nil, for the caller to add to), finalizers and spec, in the owner's
+// namespace, with GenerateNamePrefix of the owner's name and a controller
+// reference to the owner of kind kind.
+func PodFromTemplate(template *v1.PodTemplateSpec, owner metav1.Object, kind schema.GroupVersionKind) *v1.Pod {
+	pod := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace:       owner.GetNamespace(),
+			GenerateName:    GenerateNamePrefix(owner.GetName()),
+			Labels:          maps.Clone(template.Labels),
+			Annotations:     maps.Clone(template.Annotations),
+			Finalizers:      slices.Clone(template.Finalizers),
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(owner, kind)},
+		},
+		Spec: *template.Spec.DeepCopy(),
+	}
+	if pod.Labels == nil {
+		pod.Labels = map[string]string{}
+	}
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	return pod
+}
+
+// GenerateNamePrefix is the generateName of an owner's pods: the owner's
+// name and a dash, unless the pair fails upstream's pod-name check for
+// prefixes (then the bare name), as upstream's controllers name them. The
+// apiserver keeps at most 58 characters of it.
+func GenerateNamePrefix(name string) string {
+	prefix := name + "-"
+	if len(validation.NameIsDNSSubdomain(prefix, true)) != 0 {
+		return name
+	}
+	return prefix
+}
 
 // ReadyCondition returns the pod's Ready condition, or nil.
 func ReadyCondition(pod *v1.Pod) *v1.PodCondition {
