@@ -7,8 +7,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/validation"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"quartet.dev/quartet/internal/controllers/kit"
@@ -192,41 +190,11 @@ func claimsFor(set *appsv1.StatefulSet, pod *v1.Pod) []*v1.PersistentVolumeClaim
 	return claims
 }
 
-// generateNamePrefix is the generateName a controller gives its pods: the
-// set's name and a dash, or just the name when the dash would make it invalid.
-func generateNamePrefix(name string) string {
-	prefix := name + "-"
-	if len(validation.NameIsDNSSubdomain(prefix, true)) != 0 {
-		return name
-	}
-	return prefix
-}
-
 // newPod builds the pod for ordinal from source's template (the set as of the
 // revision the pod is created at) and labels it with revision.
 func newPod(source *appsv1.StatefulSet, ordinal int, revision string) *v1.Pod {
-	tmpl := &source.Spec.Template
-	pod := &v1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            podNameFor(source, ordinal),
-			GenerateName:    generateNamePrefix(source.Name),
-			Labels:          make(map[string]string, len(tmpl.Labels)+3),
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(source, setKind)},
-		},
-		Spec: *tmpl.Spec.DeepCopy(),
-	}
-	for k, v := range tmpl.Labels {
-		pod.Labels[k] = v
-	}
-	if tmpl.Annotations != nil {
-		pod.Annotations = make(map[string]string, len(tmpl.Annotations))
-		for k, v := range tmpl.Annotations {
-			pod.Annotations[k] = v
-		}
-	}
-	if len(tmpl.Finalizers) > 0 {
-		pod.Finalizers = append([]string(nil), tmpl.Finalizers...)
-	}
+	pod := kit.PodFromTemplate(&source.Spec.Template, source, setKind)
+	pod.Name = podNameFor(source, ordinal)
 	setIdentity(source, pod)
 	pod.Spec.Hostname = pod.Name
 	pod.Spec.Subdomain = source.Spec.ServiceName
