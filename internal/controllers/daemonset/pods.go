@@ -8,7 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/validation"
+	"quartet.dev/quartet/internal/controllers/kit"
 )
 
 // podTemplateGenerationLabel carries the set's deprecated template generation
@@ -139,47 +139,18 @@ func isUpdated(pod *corev1.Pod, hash string, generation *int64) bool {
 	return generation != nil && pod.Labels[podTemplateGenerationLabel] == strconv.FormatInt(*generation, 10)
 }
 
-// podNamePrefix is the generateName of the set's pods: "<set>-" unless that
-// would be too long to be a pod name prefix.
-func podNamePrefix(setName string) string {
-	prefix := setName + "-"
-	if len(validation.IsDNS1123Subdomain(setName+"a")) != 0 {
-		return setName
-	}
-	return prefix
-}
-
 // newDaemonPod builds the pod the set runs on nodeName: the template with the
 // revision labels, the daemon tolerations, the node pin and a controller
 // reference to the set.
 func newDaemonPod(set *appsv1.DaemonSet, nodeName, hash string, generation *int64) *corev1.Pod {
-	tmpl := set.Spec.Template.DeepCopy()
-	labels := make(map[string]string, len(tmpl.Labels)+2)
-	for k, v := range tmpl.Labels {
-		labels[k] = v
-	}
+	pod := kit.PodFromTemplate(&set.Spec.Template, set, controllerKind)
 	if generation != nil {
-		labels[podTemplateGenerationLabel] = strconv.FormatInt(*generation, 10)
+		pod.Labels[podTemplateGenerationLabel] = strconv.FormatInt(*generation, 10)
 	}
 	if hash != "" {
-		labels[appsv1.ControllerRevisionHashLabelKey] = hash
+		pod.Labels[appsv1.ControllerRevisionHashLabelKey] = hash
 	}
-	annotations := make(map[string]string, len(tmpl.Annotations))
-	for k, v := range tmpl.Annotations {
-		annotations[k] = v
-	}
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace:       set.Namespace,
-			GenerateName:    podNamePrefix(set.Name),
-			Labels:          labels,
-			Annotations:     annotations,
-			Finalizers:      append([]string{}, tmpl.Finalizers...),
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(set, controllerKind)},
-		},
-		Spec: tmpl.Spec,
-	}
-	pod.Spec.Tolerations = daemonPodTolerations(&tmpl.Spec)
+	pod.Spec.Tolerations = daemonPodTolerations(&pod.Spec)
 	pod.Spec.Affinity = pinToNode(pod.Spec.Affinity, nodeName)
 	return pod
 }

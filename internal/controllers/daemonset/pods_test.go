@@ -1,7 +1,6 @@
 package daemonset
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -180,16 +179,6 @@ func TestNewDaemonPod(t *testing.T) {
 	noGen := newDaemonPod(set, "node-2", "abc123", nil)
 	if _, ok := noGen.Labels["pod-template-generation"]; ok {
 		t.Errorf("pod-template-generation set without a template generation")
-	}
-}
-
-func TestPodNamePrefix(t *testing.T) {
-	if got := podNamePrefix("agent"); got != "agent-" {
-		t.Errorf("podNamePrefix(agent) = %q", got)
-	}
-	long := strings.Repeat("a", 253)
-	if got := podNamePrefix(long); got != long {
-		t.Errorf("a 253-character name gets no dash, got %d characters", len(got))
 	}
 }
 
