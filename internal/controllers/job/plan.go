@@ -710,31 +710,7 @@ func (d *decision) indexesPastBackoff(indexes []int) ([]int, time.Duration) {
 // for an Indexed Job.
 func (d *decision) newPod(ix int) *v1.Pod {
 	job := d.in.job
-	tmpl := &job.Spec.Template
-	p := &v1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace:    job.Namespace,
-			GenerateName: job.Name + "-",
-			Labels:       make(map[string]string, len(tmpl.Labels)+1),
-			Annotations:  make(map[string]string, len(tmpl.Annotations)+3),
-			Finalizers:   slices.Clone(tmpl.Finalizers),
-			OwnerReferences: []metav1.OwnerReference{{
-				APIVersion:         batch.SchemeGroupVersion.String(),
-				Kind:               "Job",
-				Name:               job.Name,
-				UID:                job.UID,
-				Controller:         ptr.To(true),
-				BlockOwnerDeletion: ptr.To(true),
-			}},
-		},
-		Spec: *tmpl.Spec.DeepCopy(),
-	}
-	for k, v := range tmpl.Labels {
-		p.Labels[k] = v
-	}
-	for k, v := range tmpl.Annotations {
-		p.Annotations[k] = v
-	}
+	p := kit.PodFromTemplate(&job.Spec.Template, job, batch.SchemeGroupVersion.WithKind("Job"))
 	if !slices.Contains(p.Finalizers, batch.JobTrackingFinalizer) {
 		p.Finalizers = append(p.Finalizers, batch.JobTrackingFinalizer)
 	}
