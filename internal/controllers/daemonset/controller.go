@@ -392,9 +392,7 @@ func (c *Controller) claim(ctx context.Context, set *appsv1.DaemonSet, selector 
 // that got a pod.
 func (c *Controller) act(ctx context.Context, in *observed, d *decision, rp *revisionPlan) ([]string, error) {
 	set := in.set
-	for _, e := range d.events {
-		c.Recorder.Event(set, e.eventType, e.reason, e.message)
-	}
+	kit.Record(c.Recorder, set, d.events...)
 	for _, k := range d.backoffSteps {
 		c.backoff.Next(k, in.now)
 	}

@@ -67,11 +67,6 @@ type observed struct {
 	canary labels.Selector
 }
 
-// event is one Event the sync records on the set.
-type event struct {
-	eventType, reason, message string
-}
-
 // counts are the status fields the plan computes.
 type counts struct {
 	desired, current, misscheduled, ready, updated, available, unavailable int32
@@ -85,7 +80,7 @@ type decision struct {
 	remove []string
 	// backoffSteps are back-off keys of nodes whose failed pod is deleted.
 	backoffSteps []string
-	events       []event
+	events       []kit.Event
 	// rollout is true when createOn and remove come from the rolling update
 	// rather than from placement.
 	rollout bool
@@ -215,12 +210,12 @@ func (p *decision) tidyNode(in *observed, node string, pods []*corev1.Pod, shoul
 				continue
 			}
 			p.backoffSteps = append(p.backoffSteps, key)
-			p.events = append(p.events, event{corev1.EventTypeWarning, reasonFailedDaemonPod,
-				fmt.Sprintf("Found failed daemon pod %s/%s on node %s, will try to kill it", pod.Namespace, pod.Name, node)})
+			p.events = append(p.events, kit.Event{Type: corev1.EventTypeWarning, Reason: reasonFailedDaemonPod,
+				Message: fmt.Sprintf("Found failed daemon pod %s/%s on node %s, will try to kill it", pod.Namespace, pod.Name, node)})
 			p.remove = append(p.remove, pod.Name)
 		case corev1.PodSucceeded:
-			p.events = append(p.events, event{corev1.EventTypeNormal, reasonSucceededDaemonPod,
-				fmt.Sprintf("Found succeeded daemon pod %s/%s on node %s, will try to delete it", pod.Namespace, pod.Name, node)})
+			p.events = append(p.events, kit.Event{Type: corev1.EventTypeNormal, Reason: reasonSucceededDaemonPod,
+				Message: fmt.Sprintf("Found succeeded daemon pod %s/%s on node %s, will try to delete it", pod.Namespace, pod.Name, node)})
 			p.remove = append(p.remove, pod.Name)
 		default:
 			running = append(running, pod)

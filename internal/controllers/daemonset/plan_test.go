@@ -37,7 +37,7 @@ func viewOf(p *decision) planResult {
 		Status: statusView{p.status.desired, p.status.current, p.status.misscheduled, p.status.ready, p.status.updated, p.status.available, p.status.unavailable},
 	}
 	for _, e := range p.events {
-		r.Reasons = append(r.Reasons, e.reason)
+		r.Reasons = append(r.Reasons, e.Reason)
 	}
 	return r
 }
