@@ -44,9 +44,7 @@ type applier struct {
 // task failed, or, when a stage runs one unit at a time, at the failure.
 // A batched stage runs its units with kit.SlowStart.
 func (a *applier) apply(ctx context.Context, set *appsv1.StatefulSet, d *decision) (int, error) {
-	for _, e := range d.events {
-		a.recorder.Event(set, e.eventType, e.reason, e.message)
-	}
+	kit.Record(a.recorder, set, d.events...)
 	var rolledOut atomic.Int32
 	run := func(unit []podTask) error {
 		for i := range unit {
@@ -80,7 +78,7 @@ func (a *applier) apply(ctx context.Context, set *appsv1.StatefulSet, d *decisio
 
 func (a *applier) runTask(ctx context.Context, set *appsv1.StatefulSet, t *podTask) error {
 	if t.note != nil {
-		a.recorder.Event(set, t.note.eventType, t.note.reason, t.note.message)
+		kit.Record(a.recorder, set, *t.note)
 	}
 	switch t.kind {
 	case taskCreate:

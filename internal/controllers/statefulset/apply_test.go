@@ -209,7 +209,7 @@ func TestApplyTasks(t *testing.T) {
 		},
 		"delete with a note": {
 			task: func(f *fixture) podTask {
-				return podTask{kind: taskDelete, pod: f.pod(1, f.r1, ready), note: &planEvent{v1.EventTypeNormal, reasonReplacingUnreadyPod, "why"}}
+				return podTask{kind: taskDelete, pod: f.pod(1, f.r1, ready), note: &kit.Event{Type: v1.EventTypeNormal, Reason: reasonReplacingUnreadyPod, Message: "why"}}
 			},
 			wantCalls: []string{"delete pod web-1"},
 			wantEvents: []string{

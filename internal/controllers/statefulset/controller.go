@@ -383,7 +383,7 @@ func (c *Controller) announce(set *appsv1.StatefulSet, d *decision) {
 	}
 	for _, n := range d.notices {
 		if c.once.First(set.UID, n.key, "") {
-			c.Recorder.Event(set, n.eventType, n.reason, n.message)
+			kit.Record(c.Recorder, set, n.Event)
 		}
 	}
 }

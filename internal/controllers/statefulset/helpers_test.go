@@ -199,7 +199,7 @@ func describe(p *decision) []string {
 					line += " rollout"
 				}
 				if t.note != nil {
-					line += " note:" + t.note.reason
+					line += " note:" + t.note.Reason
 				}
 				lines = append(lines, line)
 			}

@@ -93,7 +93,7 @@ func recordStaleSkip(writes *kit.OwnWrites, set types.UID) {
 // recordReplacement counts a pod the replace-unready-after extension
 // deleted.
 func recordReplacement(set *appsv1.StatefulSet, t *podTask) {
-	if t.note != nil && t.note.reason == reasonReplacingUnreadyPod {
+	if t.note != nil && t.note.Reason == reasonReplacingUnreadyPod {
 		unreadyReplacements.WithLabelValues(set.Namespace).Inc()
 	}
 }

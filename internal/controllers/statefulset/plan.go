@@ -62,14 +62,7 @@ type podTask struct {
 	// status.currentReplicas once it succeeds.
 	rollout bool
 	// note is an event recorded just before the task runs.
-	note *planEvent
-}
-
-// planEvent is an event the plan records on the set.
-type planEvent struct {
-	eventType string
-	reason    string
-	message   string
+	note *kit.Event
 }
 
 // stage is a group of pod tasks. Each unit holds one pod's tasks, which run in
@@ -85,7 +78,7 @@ type stage struct {
 // decision is everything one sync of a StatefulSet does.
 type decision struct {
 	// events are recorded before any task runs.
-	events []planEvent
+	events []kit.Event
 	stages []stage
 	// status is the status to write, before the rolling-update deletions
 	// that succeed are subtracted from currentReplicas; nil writes none.
@@ -212,7 +205,7 @@ func decide(in observed) (*decision, error) {
 		if in.recreate {
 			msg = fmt.Sprintf("statefulset %s/%s uses Recreate strategy, which quartet does not implement", set.Namespace, set.Name)
 		}
-		d.events = append(d.events, planEvent{v1.EventTypeWarning, reasonUnknownStrategy, msg})
+		d.events = append(d.events, kit.Event{Type: v1.EventTypeWarning, Reason: reasonUnknownStrategy, Message: msg})
 		d.err = fmt.Errorf("%s", msg)
 		return d, nil
 	}

@@ -37,7 +37,7 @@ type replacement struct {
 // than at every sync while the situation lasts.
 type notice struct {
 	key string
-	planEvent
+	kit.Event
 }
 
 // unreadySince is when pod last stopped being Ready: the Ready condition's
@@ -127,7 +127,7 @@ func planReplaceUnready(set *appsv1.StatefulSet, replicas []*v1.Pod, in observed
 			kind:    taskDelete,
 			pod:     pod,
 			rollout: countedCurrent(pod, in.current.Name),
-			note: &planEvent{v1.EventTypeNormal, reasonReplacingUnreadyPod, fmt.Sprintf(
+			note: &kit.Event{Type: v1.EventTypeNormal, Reason: reasonReplacingUnreadyPod, Message: fmt.Sprintf(
 				"Pod %s of outdated revision %s has not been Ready for %s (%s is %s); deleting it so that it is recreated at revision %s",
 				pod.Name, revisionOf(pod), unready, ReplaceUnreadyAfterAnnotation, raw, in.update.Name)},
 		}})
@@ -140,7 +140,7 @@ func planReplaceUnready(set *appsv1.StatefulSet, replicas []*v1.Pod, in observed
 func deferredNotice(pod *v1.Pod, raw string, in observed, otherUnavailable, budget int) *notice {
 	return &notice{
 		key: "deferred/" + pod.Name + "/" + in.update.Name,
-		planEvent: planEvent{v1.EventTypeNormal, reasonUnreadyPodNotReplaced, fmt.Sprintf(
+		Event: kit.Event{Type: v1.EventTypeNormal, Reason: reasonUnreadyPodNotReplaced, Message: fmt.Sprintf(
 			"Pod %s of outdated revision %s has not been Ready for %s (%s is %s) but is not replaced yet: %d other pod(s) are unavailable and maxUnavailable is %d",
 			pod.Name, revisionOf(pod), in.now.Sub(unreadySince(pod)).Round(time.Second), ReplaceUnreadyAfterAnnotation, raw, otherUnavailable, budget)},
 	}
