@@ -88,12 +88,16 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image,
 	return nil, errors.Join(errs...)
 }
 
-// Load adds the images of a `docker save` tar (or a single-image OCI
-// archive as `docker save` and `crane` write it) to the store.
+// Load adds the images of a `docker save` tar, or of an OCI image layout
+// tar (`docker buildx --output type=oci`, `skopeo copy oci-archive:`), to
+// the store under the names the archive gives them.
 func (s *Store) Load(file string) ([]*Image, error) {
 	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(file) })
 	if err != nil {
-		return nil, fmt.Errorf("%s: not an image archive (docker save format): %w", file, err)
+		if ims, ok, lerr := s.loadLayout(file); ok {
+			return ims, lerr
+		}
+		return nil, fmt.Errorf("%s: not an image archive (a docker save tar or an OCI layout tar): %w", file, err)
 	}
 	var out []*Image
 	for _, desc := range m {
