@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -313,14 +314,46 @@ func (c *Cluster) Cleanup() error {
 	return stopErr
 }
 
-// FreePort returns an unused loopback TCP port.
+// FreePort returns an unused loopback TCP port below the kernel's ephemeral
+// range (net.ipv4.ip_local_port_range), chosen at random. A port from that
+// range can be taken by any outgoing connection's local end while a test
+// has its cluster stopped, and the restart on the same port then fails with
+// "address already in use"; below it, only another listener can take it.
 func FreePort() (int, error) {
+	low := ephemeralLow()
+	for range 100 {
+		port := freePortFloor + rand.IntN(low-freePortFloor)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// freePortFloor keeps FreePort's ports clear of the well-known and
+// registered ports services on the machine use most.
+const freePortFloor = 10000
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768 when
+// it cannot be read, Linux's default).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > freePortFloor+1000 {
+				return n
+			}
+		}
+	}
+	return 32768
 }
 
 var subreaperOnce sync.Once
