@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"quartet.dev/quartet/internal/datadir"
 	"quartet.dev/quartet/internal/node/runtime/runc"
 	"quartet.dev/quartet/test/cluster"
 	"quartet.dev/quartet/test/imagetest"
@@ -189,7 +190,8 @@ spec:
 
 	kubectl(t, c, "", "delete", "pod", "shared", "separate", "hostprograms", "--wait")
 	waitFor(t, ctx, "no pause container or /dev/shm left", func() (bool, string) {
-		entries, err := os.ReadDir(filepath.Join(c.DataDir, "run", "containers"))
+		// libcontainer's state lives outside the data dir (datadir.Containers).
+		entries, err := os.ReadDir(datadir.Dir(c.DataDir).Containers())
 		m := mountsUnder(filepath.Join(c.DataDir, "nodes"))
 		return err == nil && len(entries) == 0 && len(m) == 0, fmt.Sprintf("containers %v, mounts %v, %v", entries, m, err)
 	})
