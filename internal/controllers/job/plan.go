@@ -13,6 +13,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/kubernetes/pkg/controller"
 	"k8s.io/utils/ptr"
 
 	"quartet.dev/quartet/internal/controllers/kit"
@@ -280,12 +281,12 @@ func (d *decision) classify() podCounts {
 	completions := completionsOf(job)
 	var c podCounts
 	for _, p := range d.in.pods {
-		if isActive(p) {
+		if controller.IsPodActive(p) {
 			c.active = append(c.active, p)
 			if kit.IsReady(p) {
 				c.ready++
 			}
-		} else if isTerminating(p) {
+		} else if controller.IsPodTerminating(p) {
 			c.terminating++
 		}
 		failed := isFailed(job, p)
@@ -670,7 +671,7 @@ func (d *decision) pendingIndexes(active []*v1.Pod, n int) []int {
 	}
 	if replacesOnlyFailed(job) {
 		for _, p := range d.in.pods {
-			if ix := d.indexOf(p); ix != noIndex && isTerminating(p) {
+			if ix := d.indexOf(p); ix != noIndex && controller.IsPodTerminating(p) {
 				taken = append(taken, ix)
 			}
 		}

@@ -8,7 +8,7 @@ import (
 
 	batch "k8s.io/api/batch/v1"
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/kubernetes/pkg/controller"
 
 	"quartet.dev/quartet/internal/controllers/kit"
 )
@@ -26,17 +26,6 @@ func hasTrackingFinalizer(p *v1.Pod) bool {
 
 func isTerminalPhase(phase v1.PodPhase) bool {
 	return phase == v1.PodSucceeded || phase == v1.PodFailed
-}
-
-// isActive is a pod that is neither finished nor being deleted: it still
-// counts toward parallelism.
-func isActive(p *v1.Pod) bool {
-	return !isTerminalPhase(p.Status.Phase) && p.DeletionTimestamp == nil
-}
-
-// isTerminating is a pod being deleted that has not reached a terminal phase.
-func isTerminating(p *v1.Pod) bool {
-	return !isTerminalPhase(p.Status.Phase) && p.DeletionTimestamp != nil
 }
 
 // completionIndexOf reads the batch.kubernetes.io/job-completion-index
@@ -159,85 +148,17 @@ func restarts(p *v1.Pod) int32 {
 	return n
 }
 
-// phaseRank orders phases from least to most advanced for choosing which
-// pod to delete first.
-func phaseRank(phase v1.PodPhase) int {
-	switch phase {
-	case v1.PodUnknown:
-		return 1
-	case v1.PodRunning:
-		return 2
-	default:
-		return 0
-	}
-}
-
-// highestRestarts returns the largest restart count of the regular
-// containers and of the sidecars.
-func highestRestarts(p *v1.Pod) (regular, sidecar int32) {
-	for _, s := range p.Status.ContainerStatuses {
-		regular = max(regular, s.RestartCount)
-	}
-	sidecars := sidecarNames(p)
-	for _, s := range p.Status.InitContainerStatuses {
-		if _, ok := sidecars[s.Name]; ok {
-			sidecar = max(sidecar, s.RestartCount)
-		}
-	}
-	return regular, sidecar
-}
-
-// laterOrUnset reports whether a is later than b, an unset time counting as
-// the latest of all.
-func laterOrUnset(a, b metav1.Time) bool {
-	if a.IsZero() || b.IsZero() {
-		return a.IsZero()
-	}
-	return a.After(b.Time)
-}
-
-// deleteFirst reports whether pod a is a better candidate for deletion than
-// pod b: the least progress is lost by deleting pods that are unscheduled,
-// pending, not ready, ready for less time, crash-looping or young, in that
-// order of precedence.
-func deleteFirst(a, b *v1.Pod) bool {
-	if (a.Spec.NodeName == "") != (b.Spec.NodeName == "") {
-		return a.Spec.NodeName == ""
-	}
-	if ra, rb := phaseRank(a.Status.Phase), phaseRank(b.Status.Phase); ra != rb {
-		return ra < rb
-	}
-	readyA, readyB := kit.ReadyCondition(a), kit.ReadyCondition(b)
-	okA := readyA != nil && readyA.Status == v1.ConditionTrue
-	okB := readyB != nil && readyB.Status == v1.ConditionTrue
-	if okA != okB {
-		return !okA
-	}
-	if okA && !readyA.LastTransitionTime.Equal(&readyB.LastTransitionTime) {
-		return laterOrUnset(readyA.LastTransitionTime, readyB.LastTransitionTime)
-	}
-	regA, sideA := highestRestarts(a)
-	regB, sideB := highestRestarts(b)
-	if regA != regB {
-		return regA > regB
-	}
-	if sideA != sideB {
-		return sideA > sideB
-	}
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return laterOrUnset(a.CreationTimestamp, b.CreationTimestamp)
-	}
-	return false
-}
-
-// sortForDeletion orders pods best deletion candidate first, stably so that
-// equal pods keep the informer's order.
+// sortForDeletion orders pods best deletion candidate first, by upstream's
+// rule for active pods (controller.ActivePods: unscheduled, pending, not
+// ready, ready for less time, crash-looping, young), stably so that equal
+// pods keep the informer's order.
 func sortForDeletion(pods []*v1.Pod) {
 	slices.SortStableFunc(pods, func(a, b *v1.Pod) int {
+		pair := controller.ActivePods([]*v1.Pod{a, b})
 		switch {
-		case deleteFirst(a, b):
+		case pair.Less(0, 1):
 			return -1
-		case deleteFirst(b, a):
+		case pair.Less(1, 0):
 			return 1
 		}
 		return 0
