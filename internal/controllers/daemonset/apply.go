@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 
 	"quartet.dev/quartet/internal/controllers/kit"
 )
@@ -114,22 +115,15 @@ func (a *applier) createRevision(ctx context.Context, set *appsv1.DaemonSet, rev
 	}
 	if !reflect.DeepEqual(fresh.Status.CollisionCount, set.Status.CollisionCount) {
 		return nil, fmt.Errorf("found a stale collision count (%v, expected %v) of DaemonSet %q while processing; will retry until it is updated",
-			derefInt32(set.Status.CollisionCount), derefInt32(fresh.Status.CollisionCount), set.Name)
+			ptr.Deref(set.Status.CollisionCount, 0), ptr.Deref(fresh.Status.CollisionCount, 0), set.Name)
 	}
-	next := derefInt32(fresh.Status.CollisionCount) + 1
+	next := ptr.Deref(fresh.Status.CollisionCount, 0) + 1
 	fresh.Status.CollisionCount = &next
 	if _, err := a.client.AppsV1().DaemonSets(fresh.Namespace).UpdateStatus(ctx, fresh, metav1.UpdateOptions{}); err != nil {
 		return nil, err
 	}
 	klog.FromContext(ctx).V(2).Info("Hash collision among revisions, raising collisionCount", "collisionCount", next)
 	return nil, err
-}
-
-func derefInt32(p *int32) int32 {
-	if p == nil {
-		return 0
-	}
-	return *p
 }
 
 // cleanupRevisions deletes the old revisions beyond the history limit.

@@ -3,20 +3,16 @@ package daemonset
 import (
 	"bytes"
 	"cmp"
-	"encoding/binary"
 	"fmt"
-	"hash/fnv"
 	"maps"
 	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/json"
-	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/utils/dump"
+	"k8s.io/kubernetes/pkg/controller"
 
 	"quartet.dev/quartet/internal/controllers/kit"
 )
@@ -25,21 +21,10 @@ import (
 // revisionHistoryLimit, which the apiserver's defaulting never allows.
 const defaultRevisionHistoryLimit = 10
 
-// templateHash names a revision: the FNV-32a hash of the pod template's
-// hash dump, salted with the collision count when there is one, encoded in
-// the alphabet Kubernetes uses for generated names. It is byte for byte the
-// value Kubernetes' own DaemonSet controller computes, so revisions and pods
-// keep their names when a cluster switches between the two controllers.
-func templateHash(template *corev1.PodTemplateSpec, collisionCount *int32) string {
-	h := fnv.New32a()
-	fmt.Fprintf(h, "%v", dump.ForHash(*template))
-	if collisionCount != nil {
-		salt := make([]byte, 8)
-		binary.LittleEndian.PutUint32(salt, uint32(*collisionCount))
-		h.Write(salt)
-	}
-	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
-}
+// templateHash names a revision: upstream's hash of the pod template,
+// salted with the collision count, so revisions and pods keep their names
+// when a cluster switches between the two controllers.
+var templateHash = controller.ComputeHash
 
 // revisionPlan is what sync must write so that the set has exactly one
 // ControllerRevision for its current template, with the highest revision
