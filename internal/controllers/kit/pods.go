@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
 )
 
 // PodFromTemplate is the pod an owner creates from template, as upstream's
@@ -50,20 +51,10 @@ func GenerateNamePrefix(name string) string {
 }
 
 // ReadyCondition returns the pod's Ready condition, or nil.
-func ReadyCondition(pod *v1.Pod) *v1.PodCondition {
-	for i := range pod.Status.Conditions {
-		if pod.Status.Conditions[i].Type == v1.PodReady {
-			return &pod.Status.Conditions[i]
-		}
-	}
-	return nil
-}
+func ReadyCondition(pod *v1.Pod) *v1.PodCondition { return podutil.GetPodReadyCondition(pod.Status) }
 
 // IsReady reports the pod's Ready condition is True.
-func IsReady(pod *v1.Pod) bool {
-	c := ReadyCondition(pod)
-	return c != nil && c.Status == v1.ConditionTrue
-}
+var IsReady = podutil.IsPodReady
 
 // AvailableIn says how long until the pod is available, that is, Ready for
 // minReadySeconds: 0 means available now; a negative value means it is not
