@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -232,7 +233,7 @@ func (c *Controller) reconcile(ctx context.Context, set *appsv1.StatefulSet, sel
 	if err != nil {
 		return 0, err
 	}
-	sortRevisions(revisions)
+	history.SortControllerRevisions(revisions)
 	in := observed{set: set, pods: pods, now: c.Clock.Now(), maxUnavailable: c.maxUnavailable, recreate: c.recreate}
 	in.current, in.update, in.collisionCount, err = c.settleRevisions(ctx, set, revisions)
 	var d *decision
@@ -317,9 +318,9 @@ func (c *Controller) settleRevisions(ctx context.Context, set *appsv1.StatefulSe
 	if err != nil {
 		return nil, nil, collisionCount, err
 	}
-	current = findRevision(revisions, set.Status.CurrentRevision)
-	if current == nil {
-		current = update
+	current = update
+	if i := slices.IndexFunc(revisions, func(r *appsv1.ControllerRevision) bool { return r.Name == set.Status.CurrentRevision }); i >= 0 {
+		current = revisions[i]
 	}
 	return current, update, collisionCount, nil
 }

@@ -214,12 +214,6 @@ func podExists(pod *v1.Pod) bool { return pod.Status.Phase != "" }
 
 func isTerminating(pod *v1.Pod) bool { return pod.DeletionTimestamp != nil }
 
-// hasFinished reports a terminal phase. A StatefulSet pod never should finish,
-// so either phase means the pod must be replaced.
-func hasFinished(pod *v1.Pod) bool {
-	return pod.Status.Phase == v1.PodFailed || pod.Status.Phase == v1.PodSucceeded
-}
-
 // isRunningAndReady is the OrderedReady gate: phase Running and condition
 // Ready.
 func isRunningAndReady(pod *v1.Pod) bool {

@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
 
 	"quartet.dev/quartet/internal/controllers/kit"
 )
@@ -422,7 +423,7 @@ func partitionOf(ru *appsv1.RollingUpdateStatefulSetStrategy) int32 {
 func replicaTasks(set *appsv1.StatefulSet, pod *v1.Pod, view *claimView, ordered bool, now time.Time) (tasks []podTask, blocks bool) {
 	// A pod that ran to completion or failed is deleted; the next sync,
 	// after it is gone, creates it again with the same name and claims.
-	if hasFinished(pod) {
+	if podutil.IsPodTerminal(pod) {
 		if !isTerminating(pod) {
 			tasks = append(tasks, podTask{kind: taskDelete, pod: pod})
 		}

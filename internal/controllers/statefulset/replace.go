@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
+	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
 
 	"quartet.dev/quartet/internal/controllers/kit"
 )
@@ -88,7 +89,7 @@ func planReplaceUnready(set *appsv1.StatefulSet, replicas []*v1.Pod, in observed
 	// count against it.
 	heldBack := false
 	for i, pod := range replicas {
-		outdatedUnready := i >= partition && podExists(pod) && !isTerminating(pod) && !hasFinished(pod) &&
+		outdatedUnready := i >= partition && podExists(pod) && !isTerminating(pod) && !podutil.IsPodTerminal(pod) &&
 			revisionOf(pod) != in.update.Name && !kit.IsReady(pod)
 		if outdatedUnready {
 			heldBack = ordered

@@ -67,16 +67,6 @@ func restoreRevision(set *appsv1.StatefulSet, rev *appsv1.ControllerRevision) (*
 	return out, nil
 }
 
-// sortRevisions orders revisions by revision number, then creation time, then
-// name: the order history and truncation use.
-func sortRevisions(revisions []*appsv1.ControllerRevision) {
-	history.SortControllerRevisions(revisions)
-}
-
-func sameData(a, b *appsv1.ControllerRevision) bool {
-	return history.EqualRevision(a, b)
-}
-
 // revisionMemo remembers that a set's generation restores to an existing
 // revision, so the comparison, which patches and defaults a whole set, runs
 // once per generation rather than once per sync.
@@ -152,12 +142,12 @@ func chooseRevisions(set *appsv1.StatefulSet, revisions []*appsv1.ControllerRevi
 	}
 	var lastEqual *appsv1.ControllerRevision
 	for _, rev := range revisions {
-		if sameData(rev, proposed) {
+		if history.EqualRevision(rev, proposed) {
 			lastEqual = rev
 		}
 	}
 	switch {
-	case lastEqual != nil && sameData(revisions[len(revisions)-1], lastEqual):
+	case lastEqual != nil && history.EqualRevision(revisions[len(revisions)-1], lastEqual):
 		choice.update = revisions[len(revisions)-1]
 	case lastEqual != nil:
 		choice.renumber, choice.renumberTo = lastEqual, next
@@ -167,16 +157,6 @@ func chooseRevisions(set *appsv1.StatefulSet, revisions []*appsv1.ControllerRevi
 		choice.create = proposed
 	}
 	return choice, nil
-}
-
-// findRevision returns the revision named name, or nil.
-func findRevision(revisions []*appsv1.ControllerRevision, name string) *appsv1.ControllerRevision {
-	for _, rev := range revisions {
-		if rev.Name == name {
-			return rev
-		}
-	}
-	return nil
 }
 
 // revisionsToPrune returns the revisions beyond set's revisionHistoryLimit,
