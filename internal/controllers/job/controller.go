@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
+	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
 	"k8s.io/utils/ptr"
 
 	"quartet.dev/quartet/internal/controllers/kit"
@@ -348,7 +349,7 @@ func (c *Controller) podChanged(job *batch.Job, ev kit.ChildEvent[*v1.Pod]) {
 	switch {
 	case going && IsFinished(job):
 	case ev.Op == kit.Updated && !going && !ev.Released && !ev.Orphan &&
-		!isTerminalPhase(ev.Old.Status.Phase) && isTerminalPhase(ev.Cur.Status.Phase) &&
+		!podutil.IsPodPhaseTerminal(ev.Old.Status.Phase) && podutil.IsPodPhaseTerminal(ev.Cur.Status.Phase) &&
 		c.memory.podFinished(job.UID, syncThreshold(job)):
 		c.enqueueNow(job)
 	default:

@@ -2,6 +2,7 @@ package job
 
 import (
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -130,19 +131,8 @@ func (set indexSet) count() int {
 
 // has reports whether ix is in the set, by binary search over the spans.
 func (set indexSet) has(ix int) bool {
-	lo, hi := 0, len(set)
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		switch {
-		case set[mid].hi < ix:
-			lo = mid + 1
-		case set[mid].lo > ix:
-			hi = mid
-		default:
-			return true
-		}
-	}
-	return false
+	i := sort.Search(len(set), func(i int) bool { return set[i].hi >= ix })
+	return i < len(set) && set[i].lo <= ix
 }
 
 // overlap is the number of indexes the two sets have in common.

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/component-base/metrics"
 	"k8s.io/component-base/metrics/legacyregistry"
+	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
 	"k8s.io/utils/ptr"
 )
 
@@ -260,7 +261,7 @@ func recordTrackingFinalizer(old, cur *v1.Pod, gone bool) {
 }
 
 func finishedWithFinalizer(p *v1.Pod) bool {
-	return isTerminalPhase(p.Status.Phase) && hasTrackingFinalizer(p)
+	return podutil.IsPodPhaseTerminal(p.Status.Phase) && hasTrackingFinalizer(p)
 }
 
 // recordRetryDelay observes the retry delay a sync sets when it finds new

@@ -24,10 +24,6 @@ func hasTrackingFinalizer(p *v1.Pod) bool {
 	return slices.Contains(p.Finalizers, batch.JobTrackingFinalizer)
 }
 
-func isTerminalPhase(phase v1.PodPhase) bool {
-	return phase == v1.PodSucceeded || phase == v1.PodFailed
-}
-
 // completionIndexOf reads the batch.kubernetes.io/job-completion-index
 // annotation; anything but a non-negative integer is noIndex.
 func completionIndexOf(p *v1.Pod) int {
