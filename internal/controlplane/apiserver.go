@@ -42,6 +42,9 @@ type apiserverConfig struct {
 	// WrapHandler, when set, wraps the API handler inside authentication, so
 	// it sees the requesting user (quartet counts requests per identity).
 	WrapHandler func(http.Handler) http.Handler
+	// NodeTokens authenticates the node agents' in-memory tokens before
+	// the apiserver's own authenticators (nil: none).
+	NodeTokens *nodeTokens
 }
 
 // apiserverFlags are kube-apiserver's own flags, so the embedded server is
@@ -113,6 +116,7 @@ func (c *Cluster) startAPIServer(ctx context.Context, progress component.Progres
 		ServiceCIDR:       ServiceCIDR,
 		SkipReadyChecks:   skipReady,
 		WrapHandler:       newRequestCounter().wrap,
+		NodeTokens:        c.nodeTokens,
 	}, adminConfig, progress)
 	if err != nil {
 		return "", nil, err
@@ -190,6 +194,12 @@ func runAPIServer(ctx context.Context, c apiserverConfig, readyClient *rest.Conf
 		generic.BuildHandlerChainFunc = func(h http.Handler, gc *genericapiserver.Config) http.Handler {
 			return build(c.WrapHandler(h), gc)
 		}
+	}
+	if c.NodeTokens != nil {
+		addNodeTokens(c.NodeTokens,
+			&config.Aggregator.GenericConfig.Authentication,
+			&config.KubeAPIs.ControlPlane.Generic.Authentication,
+			&config.ApiExtensions.GenericConfig.Authentication)
 	}
 	cc, err := config.Complete()
 	if err != nil {

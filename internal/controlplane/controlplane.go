@@ -106,6 +106,8 @@ type Cluster struct {
 	etcdServers []string
 	// warm is a restart on a data dir that has been started before.
 	warm bool
+	// nodeTokens are the node agents' credentials (NodeClients).
+	nodeTokens *nodeTokens
 
 	mu    sync.Mutex
 	admin kubernetes.Interface
@@ -141,6 +143,7 @@ func New(cfg Config) (*Cluster, error) {
 		certs:       certs,
 		apiListener: l,
 		etcdServers: cfg.Datastore.Endpoints,
+		nodeTokens:  newNodeTokens(),
 	}
 	// The admin kubeconfig is written once the apiserver has served.
 	if _, err := os.Stat(cfg.Dir.Kubeconfig()); err == nil {

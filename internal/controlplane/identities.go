@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/flowcontrol"
 
 	"quartet.dev/quartet/internal/pki"
@@ -53,27 +54,47 @@ func issueClient(ca *pki.Authority, file, user string, groups ...string) (*pki.I
 	return ca.Issue(pki.Leaf{Name: file, CommonName: user, Organization: groups, Client: true})
 }
 
-// NodeClients returns what makes each node agent's client: a certificate
-// of its own for nodeUser(name) in nodeGroup, issued in memory on every start
-// (nothing to leave behind in pki/ when a node is removed). All nodes share
-// one rate limiter, the control plane's budget for a client.
-func (c *Cluster) NodeClients() func(name string) (kubernetes.Interface, error) {
-	qps, burst := c.cfg.APIQPS, c.cfg.APIBurst
-	var limiter flowcontrol.RateLimiter
-	if qps > 0 {
-		limiter = flowcontrol.NewTokenBucketRateLimiter(qps, burst)
-	}
-	return func(name string) (kubernetes.Interface, error) {
-		cert, err := c.CA.Issue(pki.Leaf{CommonName: nodeUser(name), Organization: []string{nodeGroup}, Client: true})
-		if err != nil {
-			return nil, err
-		}
-		rc := restConfig(c.Server, c.CA, cert)
-		rc.QPS, rc.Burst, rc.RateLimiter = qps, burst, limiter
-		rc.UserAgent = nodeUser(name)
-		return kubernetes.NewForConfig(rc)
-	}
+// NodeClients makes each node agent's client: nodeUser(name) in nodeGroup,
+// authenticated by a token of its own (nodetokens.go) over the transport
+// all node clients share, so a thousand nodes hold one connection to the
+// apiserver, not a thousand. All nodes share one rate limiter, the control
+// plane's budget for a client.
+type NodeClients struct {
+	c       *Cluster
+	limiter flowcontrol.RateLimiter
 }
+
+// NodeClients returns the node agents' client maker.
+func (c *Cluster) NodeClients() *NodeClients {
+	n := &NodeClients{c: c}
+	if c.cfg.APIQPS > 0 {
+		n.limiter = flowcontrol.NewTokenBucketRateLimiter(c.cfg.APIQPS, c.cfg.APIBurst)
+	}
+	return n
+}
+
+// Client returns the client node name acts with, with a fresh token (the
+// node's earlier one, if any, stops working).
+func (n *NodeClients) Client(name string) (kubernetes.Interface, error) {
+	token, err := n.c.nodeTokens.issue(name)
+	if err != nil {
+		return nil, err
+	}
+	rc := &rest.Config{
+		Host:            n.c.Server,
+		TLSClientConfig: rest.TLSClientConfig{CAData: n.c.CA.CertPEM()},
+		BearerToken:     token,
+		QPS:             n.c.cfg.APIQPS,
+		Burst:           n.c.cfg.APIBurst,
+		RateLimiter:     n.limiter,
+		UserAgent:       nodeUser(name),
+	}
+	return kubernetes.NewForConfig(rc)
+}
+
+// Revoke makes node name's token unknown to the apiserver (the node has
+// been removed).
+func (n *NodeClients) Revoke(name string) { n.c.nodeTokens.revoke(name) }
 
 // clusterRoles are the roles quartet's own components need beyond upstream's
 // bootstrap policy. They are applied on every start, so an upgrade that

@@ -31,9 +31,10 @@ func (u *cluster) nodes() component.Component {
 		if err != nil {
 			return "", nil, err
 		}
+		nodeClients := cp.NodeClients()
 		hostCfg := node.HostConfig{
 			Client:      client,
-			NodeClient:  cp.NodeClients(),
+			NodeClient:  nodeClients.Client,
 			AdminClient: cp.Admin(),
 			DataDir:     u.cfg.Dir.Path(),
 			Runtime:     u.cfg.Runtime,
@@ -70,7 +71,7 @@ func (u *cluster) nodes() component.Component {
 		if err := addNodes(ctx, host, all); err != nil {
 			return "", nil, err
 		}
-		u.control.set(host, saved)
+		u.control.set(host, saved, nodeClients)
 		rt := u.cfg.Runtime
 		if rt == node.RuntimeAuto {
 			rt += " (" + strings.Join(host.Order(), " → ") + ")"
@@ -118,16 +119,17 @@ func addNodes(ctx context.Context, host *node.Host, specs []node.NodeSpec) error
 // nodeControl adapts the node host to the control socket and remembers the
 // nodes added at run time, so a restart brings them back.
 type nodeControl struct {
-	mu    sync.Mutex
-	host  *node.Host
-	saved *savedNodes
+	mu      sync.Mutex
+	host    *node.Host
+	saved   *savedNodes
+	clients *controlplane.NodeClients
 }
 
 // set points the control socket at a (re)started node host.
-func (n *nodeControl) set(host *node.Host, saved *savedNodes) {
+func (n *nodeControl) set(host *node.Host, saved *savedNodes, clients *controlplane.NodeClients) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.host, n.saved = host, saved
+	n.host, n.saved, n.clients = host, saved, clients
 }
 
 func (n *nodeControl) Nodes() []string {
@@ -158,7 +160,11 @@ func (n *nodeControl) RemoveNode(ctx context.Context, name string) error {
 	if !slices.Contains(n.host.Nodes(), name) {
 		return fmt.Errorf("node %s: %w", name, control.ErrNotFound)
 	}
-	if err := n.host.RemoveNode(ctx, name); err != nil {
+	err := n.host.RemoveNode(ctx, name)
+	// The agent has stopped, whatever became of its Node: its credential
+	// goes with it.
+	n.clients.Revoke(name)
+	if err != nil {
 		return err
 	}
 	return n.saved.update(func(m map[string]node.NodeSpec) { delete(m, name) })
