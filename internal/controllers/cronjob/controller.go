@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -176,7 +177,7 @@ func hasUnlistedRunningJob(cj *batchv1.CronJob, jobs []*batchv1.Job) bool {
 func (c *Controller) goneActiveJobs(ctx context.Context, cj *batchv1.CronJob, jobs []*batchv1.Job) (map[types.UID]bool, error) {
 	var gone map[types.UID]bool
 	for _, ref := range cj.Status.Active {
-		if containsJob(jobs, ref.UID) {
+		if slices.ContainsFunc(jobs, func(j *batchv1.Job) bool { return j.UID == ref.UID }) {
 			continue
 		}
 		job, err := c.Client.BatchV1().Jobs(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
@@ -192,15 +193,6 @@ func (c *Controller) goneActiveJobs(ctx context.Context, cj *batchv1.CronJob, jo
 		}
 	}
 	return gone, nil
-}
-
-func containsJob(jobs []*batchv1.Job, uid types.UID) bool {
-	for _, j := range jobs {
-		if j.UID == uid {
-			return true
-		}
-	}
-	return false
 }
 
 func (c *Controller) enqueue(obj any) {
