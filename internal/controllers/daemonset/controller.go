@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/pkg/controller"
 
 	"quartet.dev/quartet/internal/controllers/kit"
 )
@@ -33,14 +34,9 @@ const eventComponent = "daemonset-controller"
 // on nodes that match it until the annotation is removed.
 const AnnotationRolloutNodeSelector = "quartet.dev/rollout-node-selector"
 
-// Pod informer indexes this controller adds. Only pods controlled by a
-// DaemonSet, and orphans, are indexed.
-const (
-	// ownerIndex holds a DaemonSet's pods and orphans (kit.IndexChildren).
-	ownerIndex = "quartet.dev/daemonset-owner"
-	// nodeIndex maps a node name to the DaemonSet pods that target it.
-	nodeIndex = "quartet.dev/daemonset-node"
-)
+// nodeIndex is the pod informer index that maps a node name to the
+// DaemonSet pods that target it.
+const nodeIndex = "quartet.dev/daemonset-node"
 
 var _ kit.Controller = (*Controller)(nil)
 
@@ -77,7 +73,7 @@ func New(cfg kit.Config) (*Controller, error) {
 	revisionInformer := cfg.Informers.Apps().V1().ControllerRevisions()
 	podInformer := cfg.Informers.Core().V1().Pods()
 	nodeInformer := cfg.Informers.Core().V1().Nodes()
-	err = kit.IndexChildren(podInformer.Informer(), ownerIndex, func(ref *metav1.OwnerReference) bool { return ref.Kind == controllerKind.Kind })
+	err = controller.AddPodControllerIndexer(podInformer.Informer())
 	if err == nil {
 		err = podInformer.Informer().AddIndexers(cache.Indexers{nodeIndex: indexByNode})
 	}
@@ -369,7 +365,7 @@ func (c *Controller) claim(ctx context.Context, set *appsv1.DaemonSet, selector 
 	canAdopt := kit.CanAdopt(ctx, set, func(ctx context.Context) (metav1.Object, error) {
 		return c.Client.AppsV1().DaemonSets(set.Namespace).Get(ctx, set.Name, metav1.GetOptions{})
 	})
-	candidates, err := kit.Candidates[*corev1.Pod](c.podIndexer, ownerIndex, set)
+	candidates, err := controller.FilterPodsByOwner(c.podIndexer, &set.ObjectMeta, controllerKind.Kind, true)
 	if err != nil {
 		return nil, nil, err
 	}
