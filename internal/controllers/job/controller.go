@@ -12,13 +12,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
+	"k8s.io/kubernetes/pkg/controller"
 	"k8s.io/utils/ptr"
 
 	"quartet.dev/quartet/internal/controllers/kit"
@@ -37,10 +37,6 @@ const (
 	// apiRetryBase and apiRetryMax bound the back-off after a failed sync.
 	apiRetryBase = time.Second
 	apiRetryMax  = time.Minute
-
-	// podIndexName indexes pods by the Job that controls them, and orphans
-	// by namespace.
-	podIndexName = "quartet.dev/job-controller"
 )
 
 // Controller runs Jobs: it creates their pods, counts them as they finish
@@ -110,7 +106,7 @@ func New(cfg kit.Config) (*Controller, error) {
 	c.orphans = kit.NewQueue(base, "job_orphan_pod", workqueue.NewTypedItemExponentialFailureRateLimiter[orphanKey](apiRetryBase, apiRetryMax),
 		func(ctx context.Context, key orphanKey) (time.Duration, error) { return 0, c.syncOrphans(ctx, key) })
 	c.podEvents = &kit.Router[*batch.Job, *v1.Pod]{Owners: c.owners, Route: c.podChanged}
-	if err := kit.IndexChildren(podInformer.Informer(), podIndexName, isJob); err != nil {
+	if err := controller.AddPodControllerIndexer(podInformer.Informer()); err != nil {
 		return nil, fmt.Errorf("job controller: adding Pod index: %w", err)
 	}
 	err = errors.Join(
@@ -135,15 +131,6 @@ func New(cfg kit.Config) (*Controller, error) {
 		return nil, err
 	}
 	return c, nil
-}
-
-// isJob reports whether a controller reference names a batch Job.
-func isJob(ref *metav1.OwnerReference) bool {
-	if ref.Kind != "Job" {
-		return false
-	}
-	gv, err := schema.ParseGroupVersion(ref.APIVersion)
-	return err == nil && gv.Group == batch.GroupName
 }
 
 // managedElsewhere reports whether spec.managedBy hands the Job to another
@@ -265,7 +252,7 @@ func (c *Controller) claimPods(ctx context.Context, job *batch.Job) ([]*v1.Pod, 
 	if err != nil {
 		return nil, fmt.Errorf("job %s has an invalid selector: %w", klog.KObj(job), err)
 	}
-	candidates, err := kit.Candidates[*v1.Pod](c.podIndexer, podIndexName, job)
+	candidates, err := controller.FilterPodsByOwner(c.podIndexer, &job.ObjectMeta, "Job", true)
 	if err != nil {
 		return nil, err
 	}
