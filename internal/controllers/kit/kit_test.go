@@ -498,47 +498,6 @@ func TestRun(t *testing.T) {
 	kittest.Eventually(t, "web synced again after a minute", func() bool { return count("ns/web") == 2 })
 }
 
-func TestIndexChildren(t *testing.T) {
-	informer := informers.NewSharedInformerFactory(kittest.NewAPI(), 0).Core().V1().Pods().Informer()
-	isSet := func(ref *metav1.OwnerReference) bool { return ref.Kind == setKind.Kind }
-	for range 2 { // a second controller on the same informer reuses the index
-		if err := kit.IndexChildren(informer, "children", isSet); err != nil {
-			t.Fatal(err)
-		}
-	}
-	web := set("web", "web-uid")
-	isController := true
-	pod := func(ns, name string, owner *metav1.OwnerReference) *v1.Pod {
-		p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-		if owner != nil {
-			p.OwnerReferences = []metav1.OwnerReference{*owner}
-		}
-		return p
-	}
-	for _, p := range []*v1.Pod{
-		pod("ns", "owned", metav1.NewControllerRef(web, setKind)),
-		pod("ns", "orphan", nil),
-		pod("other", "orphan-elsewhere", nil),
-		pod("ns", "another-sets", metav1.NewControllerRef(set("db", "db-uid"), setKind)),
-		pod("ns", "a-jobs", &metav1.OwnerReference{APIVersion: "batch/v1", Kind: "Job", Name: "j", UID: "web-uid", Controller: &isController}),
-	} {
-		if err := informer.GetIndexer().Add(p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := kit.Candidates[*v1.Pod](informer.GetIndexer(), "children", web)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, p := range got {
-		names = append(names, p.Name)
-	}
-	if want := []string{"owned", "orphan"}; !slices.Equal(names, want) {
-		t.Errorf("candidates = %v, want %v", names, want)
-	}
-}
-
 func TestPodFromTemplate(t *testing.T) {
 	owner := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: "ns", UID: "u1"}}
 	tmpl := &v1.PodTemplateSpec{
