@@ -518,11 +518,12 @@ func TestPodFromTemplate(t *testing.T) {
 	}
 }
 
-func TestGenerateNamePrefix(t *testing.T) {
-	if got := kit.GenerateNamePrefix("agent"); got != "agent-" {
-		t.Errorf("GenerateNamePrefix(agent) = %q", got)
-	}
-	if got := kit.GenerateNamePrefix("Bad_Name"); got != "Bad_Name" {
-		t.Errorf("GenerateNamePrefix(Bad_Name) = %q, want no dash", got)
+func TestPodFromTemplateNamePrefix(t *testing.T) {
+	for name, want := range map[string]string{"agent": "agent-", "Bad_Name": "Bad_Name"} {
+		owner := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", UID: "u1"}}
+		pod := kit.PodFromTemplate(&v1.PodTemplateSpec{}, owner, appsv1.SchemeGroupVersion.WithKind("DaemonSet"))
+		if pod.GenerateName != want {
+			t.Errorf("owner %q: generateName %q, want %q", name, pod.GenerateName, want)
+		}
 	}
 }

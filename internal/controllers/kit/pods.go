@@ -1,53 +1,25 @@
 package kit
 
 import (
-	"maps"
-	"slices"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
+	"k8s.io/kubernetes/pkg/controller"
 )
 
-// PodFromTemplate is the pod an owner creates from template, as upstream's
-// controllers build it: copies of the template's labels, annotations (both
-// never nil, for the caller to add to), finalizers and spec, in the owner's
-// namespace, with GenerateNamePrefix of the owner's name and a controller
-// reference to the owner of kind kind.
-func PodFromTemplate(template *v1.PodTemplateSpec, owner metav1.Object, kind schema.GroupVersionKind) *v1.Pod {
-	pod := &v1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace:       owner.GetNamespace(),
-			GenerateName:    GenerateNamePrefix(owner.GetName()),
-			Labels:          maps.Clone(template.Labels),
-			Annotations:     maps.Clone(template.Annotations),
-			Finalizers:      slices.Clone(template.Finalizers),
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(owner, kind)},
-		},
-		Spec: *template.Spec.DeepCopy(),
-	}
-	if pod.Labels == nil {
-		pod.Labels = map[string]string{}
-	}
-	if pod.Annotations == nil {
-		pod.Annotations = map[string]string{}
-	}
+// PodFromTemplate is the pod an owner of kind kind creates from template:
+// pkg/controller's GetPodFromTemplate (copies of the template's labels and
+// annotations, never nil, for the caller to add to, its finalizers and spec,
+// upstream's generateName, a controller reference to the owner) in the
+// owner's namespace.
+func PodFromTemplate(template *v1.PodTemplateSpec, owner Owner, kind schema.GroupVersionKind) *v1.Pod {
+	// It fails only for an owner without ObjectMeta, which an Owner has.
+	pod, _ := controller.GetPodFromTemplate(template, owner, metav1.NewControllerRef(owner, kind))
+	pod.Namespace = owner.GetNamespace()
 	return pod
-}
-
-// GenerateNamePrefix is the generateName of an owner's pods: the owner's
-// name and a dash, unless the pair fails upstream's pod-name check for
-// prefixes (then the bare name), as upstream's controllers name them. The
-// apiserver keeps at most 58 characters of it.
-func GenerateNamePrefix(name string) string {
-	prefix := name + "-"
-	if len(validation.NameIsDNSSubdomain(prefix, true)) != 0 {
-		return name
-	}
-	return prefix
 }
 
 // ReadyCondition returns the pod's Ready condition, or nil.
