@@ -6,6 +6,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -130,6 +132,26 @@ func routes(nodes Nodes, prof Profiler) *http.ServeMux {
 			return
 		}
 		writeJSON(w, http.StatusOK, out)
+	})
+	mux.HandleFunc("GET /debug/cpu", func(w http.ResponseWriter, r *http.Request) {
+		// A whole CPU profile (pprof's format) of the next ?seconds=N.
+		secs, err := strconv.Atoi(r.URL.Query().Get("seconds"))
+		if err != nil || secs < 1 || secs > 600 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("seconds=%q: want a number of seconds from 1 to 600", r.URL.Query().Get("seconds")))
+			return
+		}
+		var buf bytes.Buffer
+		if err := pprof.StartCPUProfile(&buf); err != nil {
+			writeError(w, http.StatusConflict, err)
+			return
+		}
+		select {
+		case <-time.After(time.Duration(secs) * time.Second):
+		case <-r.Context().Done():
+		}
+		pprof.StopCPUProfile()
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_, _ = w.Write(buf.Bytes()) // the client went away: nothing to do
 	})
 	mux.HandleFunc("GET /debug/heap", func(w http.ResponseWriter, r *http.Request) {
 		// What is live, not what was allocated since the last cycle.
