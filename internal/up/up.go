@@ -61,6 +61,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if out == nil {
 		out = io.Discard
 	}
+	limitMemory(ctx)
 	dir := cfg.Dir
 	release, err := prepareDataDir(dir, out)
 	if err != nil {
