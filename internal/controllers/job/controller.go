@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	batch "k8s.io/api/batch/v1"
@@ -12,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -47,7 +49,11 @@ type Controller struct {
 	// orphans are pods, or a namespace's pods matching a selector, whose
 	// tracking finalizer may need removing.
 	orphans *kit.Queue[orphanKey]
-	apply   *applier
+	// going hands the pods being deleted to the selector sweeps under way.
+	going goingPods
+	// sweepWorkers bounds a selector sweep's finalizer removals in flight.
+	sweepWorkers int
+	apply        *applier
 
 	jobLister  batchlisters.JobLister
 	podLister  corelisters.PodLister
@@ -95,12 +101,13 @@ func New(cfg kit.Config) (*Controller, error) {
 				"jobs":           jobInformer.Informer().GetStore(),
 			}),
 		},
-		jobLister:  jobInformer.Lister(),
-		podLister:  podInformer.Lister(),
-		podIndexer: podInformer.Informer().GetIndexer(),
-		owners:     kit.NewOwners(batch.SchemeGroupVersion.WithKind("Job").Kind, jobInformer.Informer().GetIndexer(), func(j *batch.Job) *metav1.LabelSelector { return j.Spec.Selector }),
-		memory:     newMemory(),
-		managedBy:  cfg.ManagedBy,
+		jobLister:    jobInformer.Lister(),
+		podLister:    podInformer.Lister(),
+		podIndexer:   podInformer.Informer().GetIndexer(),
+		owners:       kit.NewOwners(batch.SchemeGroupVersion.WithKind("Job").Kind, jobInformer.Informer().GetIndexer(), func(j *batch.Job) *metav1.LabelSelector { return j.Spec.Selector }),
+		memory:       newMemory(),
+		managedBy:    cfg.ManagedBy,
+		sweepWorkers: writeConcurrency,
 	}
 	c.queue = kit.NewQueue(base, "job", workqueue.NewTypedItemExponentialFailureRateLimiter[string](apiRetryBase, apiRetryMax), c.sync)
 	c.orphans = kit.NewQueue(base, "job_orphan_pod", workqueue.NewTypedItemExponentialFailureRateLimiter[orphanKey](apiRetryBase, apiRetryMax),
@@ -360,7 +367,10 @@ func (c *Controller) sweepOrphan(obj any, gone bool) {
 			return
 		}
 	}
-	c.orphans.Add(orphanKey{namespace: p.Namespace, pod: p.Name})
+	key := orphanKey{namespace: p.Namespace, pod: p.Name}
+	if !c.going.offer(key) {
+		c.orphans.Add(key)
+	}
 }
 
 // syncThreshold is how many of a Job's pods must finish to sync at once
@@ -391,11 +401,138 @@ func (c *Controller) syncOrphans(ctx context.Context, key orphanKey) error {
 	if err != nil {
 		return err
 	}
-	// In parallel: a deleted Job of thousands of pods loses their finalizers
-	// at the apiserver's pace, not one round trip at a time.
-	errs := make([]error, len(pods))
-	inParallel(len(pods), func(i int) { errs[i] = c.releaseOrphan(ctx, pods[i]) })
+	return c.sweep(ctx, pods)
+}
+
+// sweep removes the tracking finalizer of pods in parallel, so a deleted
+// Job of thousands of pods loses them at the apiserver's pace, not one
+// round trip at a time. The pods being deleted meanwhile (the garbage
+// collector deletes a deleted Job's pods in an order of its own) go first:
+// such a pod is gone as soon as its finalizer is, while one not yet deleted
+// stays until the garbage collector reaches it. Sweeping in the list's
+// order alone, a 100,000-pod Job's pods went at 27 a second at first and
+// 385 at the end, with the same CPU (docs/getting-started.md, Memory).
+func (c *Controller) sweep(ctx context.Context, pods []*v1.Pod) error {
+	c.going.begin()
+	defer func() {
+		for _, key := range c.going.end() {
+			c.orphans.Add(key)
+		}
+	}()
+	var (
+		mu       sync.Mutex
+		errs     []error
+		next     int
+		released = map[types.UID]bool{}
+	)
+	// take returns the next pod to release: one being deleted if any
+	// (going), otherwise the next of the list.
+	take := func() (key orphanKey, going, ok bool) {
+		if key, ok := c.going.take(); ok {
+			return key, true, true
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if next == len(pods) {
+			return orphanKey{}, false, false
+		}
+		next++
+		return orphanKey{namespace: pods[next-1].Namespace, pod: pods[next-1].Name}, false, true
+	}
+	// release releases the pod key names, as the cache shows it, unless
+	// this sweep has already.
+	release := func(key orphanKey) error {
+		p, err := c.podLister.Pods(key.namespace).Get(key.pod)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		done := released[p.UID]
+		released[p.UID] = true
+		mu.Unlock()
+		if done {
+			return nil
+		}
+		if err := c.releaseOrphan(ctx, p); err != nil {
+			mu.Lock()
+			delete(released, p.UID)
+			mu.Unlock()
+			return err
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	for range min(len(pods), c.sweepWorkers) {
+		wg.Go(func() {
+			for key, going, ok := take(); ok; key, going, ok = take() {
+				err := release(key)
+				if err != nil && going {
+					// Perhaps another Job's pod: retried on its own.
+					c.orphans.AddRateLimited(key)
+					continue
+				}
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// goingPods holds the pod keys the informer's events queue while a
+// selector sweep is under way, for the sweep to take ahead of its list.
+type goingPods struct {
+	mu     sync.Mutex
+	sweeps int
+	keys   []orphanKey
+}
+
+// offer hands key to the sweeps under way; false when there is none.
+func (g *goingPods) offer(key orphanKey) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.sweeps == 0 {
+		return false
+	}
+	g.keys = append(g.keys, key)
+	return true
+}
+
+func (g *goingPods) take() (orphanKey, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.keys) == 0 {
+		return orphanKey{}, false
+	}
+	key := g.keys[0]
+	g.keys = g.keys[1:]
+	return key, true
+}
+
+func (g *goingPods) begin() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.sweeps++
+}
+
+// end returns, when the last sweep ends, the keys no sweep took.
+func (g *goingPods) end() []orphanKey {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.sweeps--
+	if g.sweeps > 0 {
+		return nil
+	}
+	left := g.keys
+	g.keys = nil
+	return left
 }
 
 func (c *Controller) releaseOrphan(ctx context.Context, p *v1.Pod) error {

@@ -8,12 +8,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	batch "k8s.io/api/batch/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
@@ -512,6 +514,59 @@ func TestControllerSweepsADeletedJobsPods(t *testing.T) {
 	}
 	if hasTrackingFinalizer(h.pods()[7]) {
 		t.Errorf("pod-07 kept its finalizer after the retry")
+	}
+}
+
+// TestControllerSweepTakesGoingPodsFirst: a pod that starts being deleted
+// while a deleted Job's pods are swept loses its finalizer next, ahead of
+// the sweep's list (it is gone once it has), and only once.
+func TestControllerSweepTakesGoingPodsFirst(t *testing.T) {
+	h := newHarness(t, clocktesting.NewFakeClock(testNow))
+	h.c.sweepWorkers = 1
+	job := newTestJob(30, 30) // never created: the Job is gone
+	for i := range 30 {
+		h.createPod(newTestPod(job, fmt.Sprintf("pod-%02d", i), v1.PodPending))
+	}
+	h.waitCached()
+	var once sync.Once
+	var going string
+	h.client.PrependReactor("patch", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		once.Do(func() {
+			// The garbage collector deletes a pod the sweep has not reached
+			// (one worker: only the first has been): the informer's event.
+			// (The cache, not the client: a reactor holds the fake's lock.)
+			pods, _ := h.c.podLister.List(labels.Everything())
+			for _, p := range pods {
+				if p.Name != a.(k8stesting.PatchAction).GetName() {
+					going = p.Name
+					p = p.DeepCopy()
+					p.DeletionTimestamp = &metav1.Time{Time: testNow}
+					h.c.sweepOrphan(p, false)
+					break
+				}
+			}
+		})
+		return false, nil, nil
+	})
+	selector, _ := metav1.LabelSelectorAsSelector(job.Spec.Selector)
+	if err := h.c.syncOrphans(h.ctx, orphanKey{namespace: "default", selector: selector.String()}); err != nil {
+		t.Fatal(err)
+	}
+	patches := kittest.Calls(h.client, "pods")
+	patches = slices.DeleteFunc(patches, func(c string) bool { return !strings.HasPrefix(c, "patch ") })
+	if len(patches) != 30 {
+		t.Fatalf("%d pod patches, want 30 (each pod once): %v", len(patches), patches)
+	}
+	if patches[1] != "patch "+going {
+		t.Errorf("second patch %q, want the pod being deleted (%s): %v", patches[1], going, patches)
+	}
+	if h.c.orphans.Len() != 0 {
+		t.Errorf("%d keys queued apart, want none: the sweep took the pod being deleted", h.c.orphans.Len())
+	}
+	for _, p := range h.pods() {
+		if hasTrackingFinalizer(p) {
+			t.Errorf("pod %s kept its finalizer", p.Name)
+		}
 	}
 }
 
