@@ -72,8 +72,36 @@ func (c *Cluster) ControllerManager() component.Component {
 		configz.Delete(kcm.ConfigzName)
 		errc := make(chan error, 1)
 		go func() { errc <- runControllerManager(ctx, c.kcmConfig()) }()
+		if err := c.waitPodsAccepted(ctx, errc, progress); err != nil {
+			return "", nil, err
+		}
 		return "every default controller but the five workload controllers", func() error { return <-errc }, nil
 	}}
+}
+
+// waitPodsAccepted waits until namespace default has its ServiceAccount
+// (made by kube-controller-manager's ServiceAccount controller) and its
+// kube-root-ca.crt (the root CA publisher's), or kube-controller-manager
+// has stopped. Until then a pod applied there is refused (`serviceaccount
+// "default" not found`) or cannot mount its API access volume, so the
+// cluster is not ready for the user's first `kubectl apply`.
+func (c *Cluster) waitPodsAccepted(ctx context.Context, exited <-chan error, progress component.Progress) error {
+	core := c.Admin().CoreV1()
+	for {
+		_, saErr := core.ServiceAccounts(metav1.NamespaceDefault).Get(ctx, "default", metav1.GetOptions{})
+		_, caErr := core.ConfigMaps(metav1.NamespaceDefault).Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+		if saErr == nil && caErr == nil {
+			return nil
+		}
+		progress("waiting for namespace default's ServiceAccount and kube-root-ca.crt")
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-exited:
+			return fmt.Errorf("stopped before namespace default had its ServiceAccount: %w", cmp.Or(err, errors.New("no error given")))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Scheduler is kube-scheduler.

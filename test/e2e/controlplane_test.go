@@ -33,6 +33,12 @@ func TestUpRestartAndShutdown(t *testing.T) {
 		t.Errorf("kubeconfig does not pin the CA:\n%s", kc)
 	}
 
+	// Ready means a pod can be created in namespace default at once: its
+	// ServiceAccount and kube-root-ca.crt are there (kubectl apply right
+	// after the ready line was refused with 'serviceaccount "default" not
+	// found' before).
+	kubectl(t, c, "", "get", "serviceaccount/default", "configmap/kube-root-ca.crt")
+
 	out := kubectl(t, c, "", "version")
 	if !strings.Contains(out, "Server Version: v1.37.2") || !strings.Contains(out, "Client Version: v1.37.2") {
 		t.Errorf("kubectl version:\n%s", out)
