@@ -327,7 +327,12 @@ func httpGet(ctx context.Context, url string) (string, error) {
 func testPortForward(t *testing.T, ctx context.Context, k kubectlBin) {
 	p1, _ := cluster.FreePort()
 	p2, _ := cluster.FreePort()
-	startPortForward(t, ctx, k, "pod/web", fmt.Sprintf("%d:%d", p1, ports[0]), fmt.Sprintf("%d:%d", p2, ports[1]))
+	fwd := startPortForward(t, ctx, k, "pod/web", fmt.Sprintf("%d:%d", p1, ports[0]), fmt.Sprintf("%d:%d", p2, ports[1]))
+	defer func() {
+		if t.Failed() {
+			t.Logf("kubectl port-forward said:\n%s", fwd.output())
+		}
+	}()
 	var wg sync.WaitGroup
 	errs := make(chan error, 25)
 	for i := 0; i < 20; i++ {
