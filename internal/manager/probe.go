@@ -53,98 +53,19 @@ func (e *UpstreamError) Error() string {
 // what it created. The answer is one UpstreamError per kind that another
 // controller serves, joined.
 func ProbeUpstream(ctx context.Context, client kubernetes.Interface, namespace, self string, names []string, timeout time.Duration) error {
-	type probe struct {
-		create func(ctx context.Context, name string) error
-		wrote  func(ctx context.Context, name string) (string, error)
-		remove func(ctx context.Context, name string) error
-	}
-	probes := map[string]probe{
-		"statefulset": {
-			create: func(ctx context.Context, name string) error {
-				_, err := client.AppsV1().StatefulSets(namespace).Create(ctx, probeStatefulSet(name), metav1.CreateOptions{})
-				return err
-			},
-			wrote: func(ctx context.Context, name string) (string, error) {
-				s, err := client.AppsV1().StatefulSets(namespace).Get(ctx, name, metav1.GetOptions{})
-				if err != nil {
-					return "", err
-				}
-				return statusWriter(s.ManagedFields, self), nil
-			},
-			remove: func(ctx context.Context, name string) error {
-				return client.AppsV1().StatefulSets(namespace).Delete(ctx, name, metav1.DeleteOptions{})
-			},
-		},
-		"daemonset": {
-			create: func(ctx context.Context, name string) error {
-				_, err := client.AppsV1().DaemonSets(namespace).Create(ctx, probeDaemonSet(name), metav1.CreateOptions{})
-				return err
-			},
-			wrote: func(ctx context.Context, name string) (string, error) {
-				s, err := client.AppsV1().DaemonSets(namespace).Get(ctx, name, metav1.GetOptions{})
-				if err != nil {
-					return "", err
-				}
-				return statusWriter(s.ManagedFields, self), nil
-			},
-			remove: func(ctx context.Context, name string) error {
-				return client.AppsV1().DaemonSets(namespace).Delete(ctx, name, metav1.DeleteOptions{})
-			},
-		},
-		"cronjob": {
-			create: func(ctx context.Context, name string) error {
-				cj, err := client.BatchV1().CronJobs(namespace).Create(ctx, probeCronJob(name), metav1.CreateOptions{})
-				if err != nil {
-					return err
-				}
-				// A CronJob controller drops from status.active a Job that
-				// does not exist, suspended or not.
-				cj.Status.Active = []corev1.ObjectReference{{
-					APIVersion: "batch/v1", Kind: "Job", Namespace: namespace, Name: name + "-missing", UID: types.UID(utilrand.String(16)),
-				}}
-				_, err = client.BatchV1().CronJobs(namespace).UpdateStatus(ctx, cj, metav1.UpdateOptions{})
-				return err
-			},
-			wrote: func(ctx context.Context, name string) (string, error) {
-				cj, err := client.BatchV1().CronJobs(namespace).Get(ctx, name, metav1.GetOptions{})
-				if err != nil {
-					return "", err
-				}
-				if len(cj.Status.Active) > 0 {
-					return "", nil
-				}
-				return statusWriter(cj.ManagedFields, self), nil
-			},
-			remove: func(ctx context.Context, name string) error {
-				return client.BatchV1().CronJobs(namespace).Delete(ctx, name, metav1.DeleteOptions{})
-			},
-		},
-	}
-	probes["job"] = probe{
-		create: func(ctx context.Context, name string) error {
-			_, err := client.BatchV1().Jobs(namespace).Create(ctx, probeJob(name), metav1.CreateOptions{})
-			return err
-		},
-		wrote: func(ctx context.Context, name string) (string, error) {
-			j, err := client.BatchV1().Jobs(namespace).Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return "", err
-			}
-			return statusWriter(j.ManagedFields, self), nil
-		},
-		remove: func(ctx context.Context, name string) error {
-			return client.BatchV1().Jobs(namespace).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
-		},
+	probes := map[string]func(kubernetes.Interface, string, string) probe{
+		"statefulset": statefulSetProbe, "daemonset": daemonSetProbe, "cronjob": cronJobProbe, "job": jobProbe,
 	}
 	results := make(chan error, len(names))
 	n := 0
 	for _, kind := range names {
-		p, ok := probes[kind]
+		newProbe, ok := probes[kind]
 		if !ok {
 			continue
 		}
 		n++
-		go func() { results <- probeOne(ctx, kind, namespace, timeout, p.create, p.wrote, p.remove) }()
+		p := newProbe(client, namespace, self)
+		go func() { results <- p.run(ctx, kind, namespace, timeout) }()
 	}
 	var errs []error
 	for range n {
@@ -155,12 +76,111 @@ func ProbeUpstream(ctx context.Context, client kubernetes.Interface, namespace, 
 	return errors.Join(errs...)
 }
 
-// probeOne creates one probe object, waits for another controller to write
-// its status, and deletes it.
-func probeOne(ctx context.Context, kind, namespace string, timeout time.Duration,
-	create func(context.Context, string) error, wrote func(context.Context, string) (string, error), remove func(context.Context, string) error) error {
+// probe is the probe for one kind: create its object, tell who else wrote
+// its status ("": nobody yet), delete it.
+type probe struct {
+	create func(ctx context.Context, name string) error
+	wrote  func(ctx context.Context, name string) (string, error)
+	remove func(ctx context.Context, name string) error
+}
+
+func statefulSetProbe(client kubernetes.Interface, namespace, self string) probe {
+	sets := client.AppsV1().StatefulSets(namespace)
+	return probe{
+		create: func(ctx context.Context, name string) error {
+			_, err := sets.Create(ctx, probeStatefulSet(name), metav1.CreateOptions{})
+			return err
+		},
+		wrote: func(ctx context.Context, name string) (string, error) {
+			s, err := sets.Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return "", err
+			}
+			return statusWriter(s.ManagedFields, self), nil
+		},
+		remove: func(ctx context.Context, name string) error {
+			return sets.Delete(ctx, name, metav1.DeleteOptions{})
+		},
+	}
+}
+
+func daemonSetProbe(client kubernetes.Interface, namespace, self string) probe {
+	sets := client.AppsV1().DaemonSets(namespace)
+	return probe{
+		create: func(ctx context.Context, name string) error {
+			_, err := sets.Create(ctx, probeDaemonSet(name), metav1.CreateOptions{})
+			return err
+		},
+		wrote: func(ctx context.Context, name string) (string, error) {
+			s, err := sets.Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return "", err
+			}
+			return statusWriter(s.ManagedFields, self), nil
+		},
+		remove: func(ctx context.Context, name string) error {
+			return sets.Delete(ctx, name, metav1.DeleteOptions{})
+		},
+	}
+}
+
+func cronJobProbe(client kubernetes.Interface, namespace, self string) probe {
+	cronJobs := client.BatchV1().CronJobs(namespace)
+	return probe{
+		create: func(ctx context.Context, name string) error {
+			cj, err := cronJobs.Create(ctx, probeCronJob(name), metav1.CreateOptions{})
+			if err != nil {
+				return err
+			}
+			// A CronJob controller drops from status.active a Job that
+			// does not exist, suspended or not.
+			cj.Status.Active = []corev1.ObjectReference{{
+				APIVersion: "batch/v1", Kind: "Job", Namespace: namespace, Name: name + "-missing", UID: types.UID(utilrand.String(16)),
+			}}
+			_, err = cronJobs.UpdateStatus(ctx, cj, metav1.UpdateOptions{})
+			return err
+		},
+		wrote: func(ctx context.Context, name string) (string, error) {
+			cj, err := cronJobs.Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return "", err
+			}
+			if len(cj.Status.Active) > 0 {
+				return "", nil
+			}
+			return statusWriter(cj.ManagedFields, self), nil
+		},
+		remove: func(ctx context.Context, name string) error {
+			return cronJobs.Delete(ctx, name, metav1.DeleteOptions{})
+		},
+	}
+}
+
+func jobProbe(client kubernetes.Interface, namespace, self string) probe {
+	jobs := client.BatchV1().Jobs(namespace)
+	return probe{
+		create: func(ctx context.Context, name string) error {
+			_, err := jobs.Create(ctx, probeJob(name), metav1.CreateOptions{})
+			return err
+		},
+		wrote: func(ctx context.Context, name string) (string, error) {
+			j, err := jobs.Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return "", err
+			}
+			return statusWriter(j.ManagedFields, self), nil
+		},
+		remove: func(ctx context.Context, name string) error {
+			return jobs.Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
+		},
+	}
+}
+
+// run creates one probe object, waits for another controller to write its
+// status, and deletes it.
+func (p probe) run(ctx context.Context, kind, namespace string, timeout time.Duration) error {
 	name := "quartet-probe-" + kind + "-" + utilrand.String(5)
-	if err := create(ctx, name); err != nil {
+	if err := p.create(ctx, name); err != nil {
 		return fmt.Errorf("probing for another %s controller: creating %s/%s: %w", kind, namespace, name, err)
 	}
 	var manager string
@@ -168,7 +188,7 @@ func probeOne(ctx context.Context, kind, namespace string, timeout time.Duration
 	// refuses a wait that would pass the poll's deadline, which is the
 	// probe's expected end, not an error.
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
-		m, err := wrote(ctx, name)
+		m, err := p.wrote(ctx, name)
 		manager = m
 		return m != "", err
 	})
@@ -184,7 +204,7 @@ func probeOne(ctx context.Context, kind, namespace string, timeout time.Duration
 	// Deleted on a context of its own: the probe's may be done.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := remove(dctx, name); err != nil && !apierrors.IsNotFound(err) {
+	if err := p.remove(dctx, name); err != nil && !apierrors.IsNotFound(err) {
 		answer = errors.Join(answer, fmt.Errorf("deleting the probe %s/%s: %w", namespace, name, err))
 	}
 	return answer

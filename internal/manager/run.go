@@ -164,24 +164,17 @@ func lead(ctx context.Context, client kubernetes.Interface, o Options, h *health
 		host, _ := os.Hostname()
 		identity = host + "_" + string(uuid.NewUUID())
 	}
-	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metav1ObjectMeta(o.Namespace, o.LeaseName),
-		Client:     client.CoordinationV1(),
-		LockConfig: resourcelock.ResourceLockConfig{Identity: identity},
-	}
 	// The elector gets a context of its own, cancelled only once the
 	// controllers have stopped: cancelling it releases the Lease.
 	electorCtx, stopElector := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopElector()
-	var (
-		mu       sync.Mutex
-		running  *Running
-		stopping bool
-		led      bool
-		failed   error
-	)
+	l := &leader{ctx: ctx, o: o, h: h, identity: identity, start: start, stopElector: stopElector}
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:            lock,
+		Lock: &resourcelock.LeaseLock{
+			LeaseMeta:  metav1ObjectMeta(o.Namespace, o.LeaseName),
+			Client:     client.CoordinationV1(),
+			LockConfig: resourcelock.ResourceLockConfig{Identity: identity},
+		},
 		LeaseDuration:   o.LeaseDuration,
 		RenewDeadline:   o.RenewDeadline,
 		RetryPeriod:     o.RetryPeriod,
@@ -189,39 +182,7 @@ func lead(ctx context.Context, client kubernetes.Interface, o Options, h *health
 		Name:            o.LeaseName,
 		WatchDog:        h.watchdog,
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(leading context.Context) {
-				runCtx, cancel := context.WithCancel(leading)
-				defer cancel()
-				go func() {
-					select {
-					case <-ctx.Done():
-					case <-runCtx.Done():
-					}
-					cancel()
-				}()
-				mu.Lock()
-				if stopping {
-					mu.Unlock()
-					return
-				}
-				led = true
-				fmt.Fprintf(o.Out, "  leading (Lease %s/%s, identity %s): controllers started\n", o.Namespace, o.LeaseName, identity)
-				r, err := start(runCtx)
-				if err != nil {
-					failed = err
-					mu.Unlock()
-					stopElector()
-					return
-				}
-				running = r
-				h.synced.Store(ptrTo(r.Synced))
-				mu.Unlock()
-				<-r.Done()
-				h.synced.Store(nil)
-				if ctx.Err() != nil {
-					stopElector() // hand over: release the Lease now that nothing runs
-				}
-			},
+			OnStartedLeading: l.run,
 			OnStoppedLeading: func() {},
 			OnNewLeader: func(id string) {
 				if id != identity {
@@ -237,34 +198,96 @@ func lead(ctx context.Context, client kubernetes.Interface, o Options, h *health
 		h.watchdog.SetLeaderElection(le)
 	}
 	fmt.Fprintf(o.Out, "  waiting for the Lease %s/%s as %s\n", o.Namespace, o.LeaseName, identity)
-	go func() {
-		<-ctx.Done()
-		mu.Lock()
-		stopping = true
-		r := running
-		mu.Unlock()
-		if r != nil {
-			select {
-			case <-r.Done():
-			case <-time.After(o.RenewDeadline):
-			}
-		}
-		stopElector()
-	}()
+	go l.standDown()
 	le.Run(electorCtx)
-	mu.Lock()
-	defer mu.Unlock()
+	return l.result()
+}
+
+// leader is one replica's turns at leading: the controllers it runs while
+// it holds the Lease, and how its run ended.
+type leader struct {
+	ctx         context.Context // the run's: done means stop and hand over
+	o           Options
+	h           *health
+	identity    string
+	start       func(context.Context) (*Running, error)
+	stopElector context.CancelFunc // releases the Lease
+
+	mu       sync.Mutex
+	running  *Running
+	stopping bool
+	led      bool
+	failed   error
+}
+
+// run is the elector's OnStartedLeading: it runs the controllers until
+// leading ends or the run is done.
+func (l *leader) run(leading context.Context) {
+	runCtx, cancel := context.WithCancel(leading)
+	defer cancel()
+	go func() {
+		select {
+		case <-l.ctx.Done():
+		case <-runCtx.Done():
+		}
+		cancel()
+	}()
+	l.mu.Lock()
+	if l.stopping {
+		l.mu.Unlock()
+		return
+	}
+	l.led = true
+	fmt.Fprintf(l.o.Out, "  leading (Lease %s/%s, identity %s): controllers started\n", l.o.Namespace, l.o.LeaseName, l.identity)
+	r, err := l.start(runCtx)
+	if err != nil {
+		l.failed = err
+		l.mu.Unlock()
+		l.stopElector()
+		return
+	}
+	l.running = r
+	l.h.synced.Store(ptrTo(r.Synced))
+	l.mu.Unlock()
+	<-r.Done()
+	l.h.synced.Store(nil)
+	if l.ctx.Err() != nil {
+		l.stopElector() // hand over: release the Lease now that nothing runs
+	}
+}
+
+// standDown waits for the run to be done, then for the controllers to stop
+// (at most the renew deadline), and stops the elector.
+func (l *leader) standDown() {
+	<-l.ctx.Done()
+	l.mu.Lock()
+	l.stopping = true
+	r := l.running
+	l.mu.Unlock()
+	if r != nil {
+		select {
+		case <-r.Done():
+		case <-time.After(l.o.RenewDeadline):
+		}
+	}
+	l.stopElector()
+}
+
+// result is how leading ended, once the elector has returned.
+func (l *leader) result() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	switch {
-	case failed != nil:
-		return failed
-	case led && ctx.Err() == nil:
+	case l.failed != nil:
+		return l.failed
+	case l.led && l.ctx.Err() == nil:
 		// The Lease was lost (the apiserver unreachable past the renew
 		// deadline, or another replica took it): stop, as
 		// kube-controller-manager does, and let the process be restarted.
 		return errors.New("leader election lost: stopped the controllers")
 	}
-	if led {
-		fmt.Fprintln(o.Out, "  stopped the controllers and released the Lease")
+	if l.led {
+		fmt.Fprintln(l.o.Out, "  stopped the controllers and released the Lease")
 	}
 	return nil
 }
