@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/workqueue"
 
 	"quartet.dev/quartet/internal/controllers/kit"
 )
@@ -34,22 +35,10 @@ func patchPod(ctx context.Context, w kit.PodWriter, pod *v1.Pod, patch []byte) (
 // writeConcurrency bounds the pod writes in flight for one Job.
 const writeConcurrency = 100
 
-// inParallel runs fn for 0..n-1 with at most writeConcurrency at a time.
+// inParallel runs fn for 0..n-1 with at most writeConcurrency at a time,
+// each of them even when the sync's context is done (its write then fails).
 func inParallel(n int, fn func(i int)) {
-	if n == 1 {
-		fn(0)
-		return
-	}
-	sem := make(chan struct{}, min(n, writeConcurrency))
-	var wg sync.WaitGroup
-	for i := range n {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			fn(i)
-		})
-	}
-	wg.Wait()
+	workqueue.ParallelizeUntil(context.Background(), writeConcurrency, n, fn)
 }
 
 // deleteResult is what happened to a batch of deletions.

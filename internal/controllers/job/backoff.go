@@ -80,11 +80,7 @@ func (r retryPolicy) remaining(failures int32, last time.Time, now time.Time) ti
 	if d == 0 {
 		return 0
 	}
-	left := d - now.Sub(last)
-	if left < 0 {
-		return 0
-	}
-	return left
+	return max(0, d-now.Sub(last))
 }
 
 // backoffRecord is the controller's memory of a Job's failures since its

@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	batchlisters "k8s.io/client-go/listers/batch/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -55,7 +54,7 @@ type Controller struct {
 	sweepWorkers int
 	apply        *applier
 
-	jobLister  batchlisters.JobLister
+	jobs       cache.Store
 	podLister  corelisters.PodLister
 	podIndexer cache.Indexer
 	owners     *kit.Owners[*batch.Job]
@@ -101,7 +100,7 @@ func New(cfg kit.Config) (*Controller, error) {
 				"jobs":           jobInformer.Informer().GetStore(),
 			}),
 		},
-		jobLister:    jobInformer.Lister(),
+		jobs:         jobInformer.Informer().GetStore(),
 		podLister:    podInformer.Lister(),
 		podIndexer:   podInformer.Informer().GetIndexer(),
 		owners:       kit.NewOwners(batch.SchemeGroupVersion.WithKind("Job").Kind, jobInformer.Informer().GetIndexer(), func(j *batch.Job) *metav1.LabelSelector { return j.Spec.Selector }),
@@ -159,15 +158,8 @@ func keyOf(job *batch.Job) string {
 // returns when the Job must be looked at again regardless of events.
 func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
 	logger := klog.FromContext(ctx)
-	namespace, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		return 0, err
-	}
-	job, err := c.jobLister.Jobs(namespace).Get(name)
-	if apierrors.IsNotFound(err) {
-		return 0, nil
-	}
-	if err != nil {
+	job, ok, err := kit.Cached[*batch.Job](c.jobs, key)
+	if !ok {
 		return 0, err
 	}
 	switch {

@@ -69,9 +69,18 @@ func (h *harness) createJob(job *batch.Job) {
 		h.t.Fatal(err)
 	}
 	h.eventually("the Job in the cache", func() bool {
-		_, err := h.c.jobLister.Jobs(job.Namespace).Get(job.Name)
+		_, err := h.cachedJob(job.Namespace, job.Name)
 		return err == nil
 	})
+}
+
+// cachedJob is the Job the controller's cache holds.
+func (h *harness) cachedJob(namespace, name string) (*batch.Job, error) {
+	job, ok, err := kit.Cached[*batch.Job](h.c.jobs, namespace+"/"+name)
+	if err == nil && !ok {
+		err = fmt.Errorf("job %s/%s is not in the cache", namespace, name)
+	}
+	return job, err
 }
 
 func (h *harness) createPod(p *v1.Pod) {
@@ -122,7 +131,7 @@ func (h *harness) waitCached() {
 		}
 		list, _ := h.client.BatchV1().Jobs("default").List(h.ctx, metav1.ListOptions{})
 		for _, j := range list.Items {
-			cached, err := h.c.jobLister.Jobs(j.Namespace).Get(j.Name)
+			cached, err := h.cachedJob(j.Namespace, j.Name)
 			if err != nil || !ptr.Equal(cached.Status.Ready, j.Status.Ready) || cached.Status.Active != j.Status.Active ||
 				len(cached.Status.Conditions) != len(j.Status.Conditions) || cached.Status.Succeeded != j.Status.Succeeded {
 				return false
@@ -575,7 +584,7 @@ func TestControllerWaitsForItsOwnStatusWrite(t *testing.T) {
 	job := newTestJob(1, 1)
 	h.createJob(job)
 	h.waitCached()
-	cached, _ := h.c.jobLister.Jobs("default").Get("pi")
+	cached, _ := h.cachedJob("default", "pi")
 	// A status write the cache does not show yet.
 	written := cached.DeepCopy()
 	written.ResourceVersion = "999999"
@@ -644,7 +653,7 @@ func TestControllerSuspendAndResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.eventually("the suspended Job in the cache", func() bool {
-		j, _ := h.c.jobLister.Jobs("default").Get("pi")
+		j, _ := h.cachedJob("default", "pi")
 		return ptr.Deref(j.Spec.Suspend, false)
 	})
 	clk.Step(time.Minute)
@@ -662,7 +671,7 @@ func TestControllerSuspendAndResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.eventually("the resumed Job in the cache", func() bool {
-		j, _ := h.c.jobLister.Jobs("default").Get("pi")
+		j, _ := h.cachedJob("default", "pi")
 		return !ptr.Deref(j.Spec.Suspend, false)
 	})
 	clk.Step(time.Minute)

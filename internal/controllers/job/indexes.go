@@ -25,7 +25,7 @@ func parseIndexSet(text string, limit int) (indexSet, bool) {
 	}
 	var set indexSet
 	skipped := false
-	for _, piece := range strings.Split(text, ",") {
+	for piece := range strings.SplitSeq(text, ",") {
 		lo, hi, ok := parseSpan(piece)
 		if !ok {
 			skipped = true

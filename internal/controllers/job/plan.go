@@ -925,9 +925,8 @@ func (d *decision) canDropFinalizer(p *v1.Pod, failed bool, finishing *batch.Job
 }
 
 // countRemovedFinalizers moves the uncounted pods that no longer carry a
-// finalizer into the succeeded and failed counters, and reports whether it
-// moved any.
-func countRemovedFinalizers(st *batch.JobStatus, withFinalizer map[types.UID]struct{}) bool {
+// finalizer into the succeeded and failed counters.
+func countRemovedFinalizers(st *batch.JobStatus, withFinalizer map[types.UID]struct{}) {
 	unc := st.UncountedTerminatedPods
 	keep := func(uids []types.UID) ([]types.UID, int32) {
 		var kept []types.UID
@@ -943,7 +942,6 @@ func countRemovedFinalizers(st *batch.JobStatus, withFinalizer map[types.UID]str
 	unc.Failed, f = keep(unc.Failed)
 	st.Succeeded += s
 	st.Failed += f
-	return s+f > 0
 }
 
 // settle is the third, pure stage: with the finalizers of dropped pods gone,
