@@ -222,7 +222,7 @@ func (c *Controller) reconcile(ctx context.Context, set *appsv1.StatefulSet, sel
 	canAdopt := kit.CanAdopt(ctx, set, func(ctx context.Context) (metav1.Object, error) {
 		return c.Client.AppsV1().StatefulSets(set.Namespace).Get(ctx, set.Name, metav1.GetOptions{})
 	})
-	if err := c.adoptRevisions(ctx, set, selector, canAdopt); err != nil {
+	if err := c.adoptRevisions(set, selector, canAdopt); err != nil {
 		return 0, err
 	}
 	pods, err := c.claimPods(ctx, set, selector, canAdopt)
@@ -235,14 +235,14 @@ func (c *Controller) reconcile(ctx context.Context, set *appsv1.StatefulSet, sel
 	}
 	history.SortControllerRevisions(revisions)
 	in := observed{set: set, pods: pods, now: c.Clock.Now(), maxUnavailable: c.maxUnavailable, recreate: c.recreate}
-	in.current, in.update, in.collisionCount, err = c.settleRevisions(ctx, set, revisions)
+	in.current, in.update, in.collisionCount, err = c.settleRevisions(set, revisions)
 	var d *decision
 	if err == nil {
 		in.claims = c.claimsOf(set, pods)
 		d, err = decide(in)
 	}
 	if err != nil {
-		return 0, errors.Join(err, c.prune(ctx, set, pods, revisions, in.current, in.update))
+		return 0, errors.Join(err, c.prune(set, pods, revisions, in.current, in.update))
 	}
 	c.announce(set, d)
 	rolledOut, applyErr := c.apply.apply(ctx, set, d)
@@ -256,7 +256,7 @@ func (c *Controller) reconcile(ctx context.Context, set *appsv1.StatefulSet, sel
 			"currentReplicas", final.CurrentReplicas, "updatedReplicas", final.UpdatedReplicas,
 			"currentRevision", final.CurrentRevision, "updateRevision", final.UpdateRevision)
 	}
-	pruneErr := c.prune(ctx, set, pods, revisions, in.current, in.update)
+	pruneErr := c.prune(set, pods, revisions, in.current, in.update)
 	if err := errors.Join(applyErr, statusErr, d.err, pruneErr); err != nil {
 		return 0, err
 	}
@@ -278,7 +278,7 @@ func (c *Controller) claimPods(ctx context.Context, set *appsv1.StatefulSet, sel
 
 // adoptRevisions takes ownership of orphaned revisions that set's selector
 // matches.
-func (c *Controller) adoptRevisions(ctx context.Context, set *appsv1.StatefulSet, selector labels.Selector, canAdopt func() error) error {
+func (c *Controller) adoptRevisions(set *appsv1.StatefulSet, selector labels.Selector, canAdopt func() error) error {
 	revisions, err := c.history.ListControllerRevisions(set, setKind, selector)
 	if err != nil {
 		return err
@@ -301,7 +301,7 @@ func (c *Controller) adoptRevisions(ctx context.Context, set *appsv1.StatefulSet
 // settleRevisions makes sure the set's update revision exists, creating it or
 // renumbering an older equal one, and returns the current and update
 // revisions and the collision count.
-func (c *Controller) settleRevisions(ctx context.Context, set *appsv1.StatefulSet, revisions []*appsv1.ControllerRevision) (current, update *appsv1.ControllerRevision, collisionCount int32, err error) {
+func (c *Controller) settleRevisions(set *appsv1.StatefulSet, revisions []*appsv1.ControllerRevision) (current, update *appsv1.ControllerRevision, collisionCount int32, err error) {
 	choice, err := chooseRevisions(set, revisions, c.semanticRevisions, c.memo)
 	if err != nil {
 		return nil, nil, 0, err
@@ -326,7 +326,7 @@ func (c *Controller) settleRevisions(ctx context.Context, set *appsv1.StatefulSe
 }
 
 // prune deletes the revisions beyond the set's revisionHistoryLimit.
-func (c *Controller) prune(ctx context.Context, set *appsv1.StatefulSet, pods []*v1.Pod, revisions []*appsv1.ControllerRevision, current, update *appsv1.ControllerRevision) error {
+func (c *Controller) prune(set *appsv1.StatefulSet, pods []*v1.Pod, revisions []*appsv1.ControllerRevision, current, update *appsv1.ControllerRevision) error {
 	var live []string
 	for _, rev := range []*appsv1.ControllerRevision{current, update} {
 		if rev != nil {

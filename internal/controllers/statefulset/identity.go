@@ -1,6 +1,7 @@
 package statefulset
 
 import (
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -181,9 +182,7 @@ func claimsFor(set *appsv1.StatefulSet, pod *v1.Pod) []*v1.PersistentVolumeClaim
 			if claim.Labels == nil {
 				claim.Labels = make(map[string]string, len(set.Spec.Selector.MatchLabels))
 			}
-			for k, v := range set.Spec.Selector.MatchLabels {
-				claim.Labels[k] = v
-			}
+			maps.Copy(claim.Labels, set.Spec.Selector.MatchLabels)
 		}
 		claims = append(claims, claim)
 	}

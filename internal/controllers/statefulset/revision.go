@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
@@ -36,9 +37,7 @@ func buildRevision(set *appsv1.StatefulSet, number int64, collisionCount *int32)
 	if rev.Annotations == nil {
 		rev.Annotations = make(map[string]string, len(set.Annotations))
 	}
-	for k, v := range set.Annotations {
-		rev.Annotations[k] = v
-	}
+	maps.Copy(rev.Annotations, set.Annotations)
 	return rev, nil
 }
 
@@ -71,8 +70,8 @@ func restoreRevision(set *appsv1.StatefulSet, rev *appsv1.ControllerRevision) (*
 // revision, so the comparison, which patches and defaults a whole set, runs
 // once per generation rather than once per sync.
 type revisionMemo interface {
-	Get(key lru.Key) (interface{}, bool)
-	Add(key lru.Key, value interface{})
+	Get(key lru.Key) (any, bool)
+	Add(key lru.Key, value any)
 }
 
 type memoKey struct {
