@@ -1,6 +1,8 @@
 package daemonset
 
 import (
+	"slices"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	schedulinghelper "k8s.io/component-helpers/scheduling/corev1"
@@ -71,12 +73,7 @@ func (f *fitChecker) untolerated(taints []corev1.Taint, effects ...corev1.TaintE
 		return false
 	}
 	_, found := schedulinghelper.FindMatchingUntoleratedTaint(f.logger, taints, f.tolerations, func(t *corev1.Taint) bool {
-		for _, e := range effects {
-			if t.Effect == e {
-				return true
-			}
-		}
-		return false
+		return slices.Contains(effects, t.Effect)
 	}, comparisonTolerations)
 	return found
 }

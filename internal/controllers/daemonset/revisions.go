@@ -76,9 +76,7 @@ func planRevisions(set *appsv1.DaemonSet, revisions []*appsv1.ControllerRevision
 	if len(matching) == 0 {
 		hash := templateHash(&set.Spec.Template, set.Status.CollisionCount)
 		labels := make(map[string]string, len(set.Spec.Template.Labels)+1)
-		for k, v := range set.Spec.Template.Labels {
-			labels[k] = v
-		}
+		maps.Copy(labels, set.Spec.Template.Labels)
 		labels[appsv1.ControllerRevisionHashLabelKey] = hash
 		p.create = &appsv1.ControllerRevision{
 			ObjectMeta: metav1.ObjectMeta{
