@@ -164,12 +164,10 @@ func (c *Controller) jobsOf(cj *batchv1.CronJob) ([]*batchv1.Job, error) {
 }
 
 func hasUnlistedRunningJob(cj *batchv1.CronJob, jobs []*batchv1.Job) bool {
-	for _, j := range jobs {
-		if finished, _ := finishedCondition(j); !finished && !hasUID(cj.Status.Active, j.UID) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(jobs, func(j *batchv1.Job) bool {
+		finished, _ := finishedCondition(j)
+		return !finished && !hasUID(cj.Status.Active, j.UID)
+	})
 }
 
 // goneActiveJobs asks the API server about the status.active entries the
