@@ -170,12 +170,19 @@ func TestRunningMemberDefragments(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	full, err := os.Stat(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if full.Size() < 100<<20 {
-		t.Fatalf("database file %d bytes after writing 100 MB", full.Size())
+	// etcd commits its backend in batches (every 100 ms): the file holds
+	// the last writes a moment after they are acknowledged.
+	var full os.FileInfo
+	for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+		if full, err = os.Stat(file); err != nil {
+			t.Fatal(err)
+		}
+		if full.Size() >= 100<<20 {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("database file %d bytes 10 s after writing 100 MB", full.Size())
+		}
 	}
 	res, err := c.Delete(ctx, "/k/", clientv3.WithPrefix())
 	if err != nil {
