@@ -84,44 +84,40 @@ type probe struct {
 	remove func(ctx context.Context, name string) error
 }
 
-func statefulSetProbe(client kubernetes.Interface, namespace, self string) probe {
-	sets := client.AppsV1().StatefulSets(namespace)
+// objects is what a probe needs of a kind's typed client.
+type objects[T metav1.Object] interface {
+	Create(ctx context.Context, obj T, opts metav1.CreateOptions) (T, error)
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (T, error)
+	Delete(ctx context.Context, name string, opts metav1.DeleteOptions) error
+}
+
+// objectProbe creates object(name) through c and tells whether another
+// field manager than self wrote its status.
+func objectProbe[T metav1.Object](c objects[T], object func(name string) T, self string, del metav1.DeleteOptions) probe {
 	return probe{
 		create: func(ctx context.Context, name string) error {
-			_, err := sets.Create(ctx, probeStatefulSet(name), metav1.CreateOptions{})
+			_, err := c.Create(ctx, object(name), metav1.CreateOptions{})
 			return err
 		},
 		wrote: func(ctx context.Context, name string) (string, error) {
-			s, err := sets.Get(ctx, name, metav1.GetOptions{})
+			o, err := c.Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
 				return "", err
 			}
-			return statusWriter(s.ManagedFields, self), nil
+			return statusWriter(o.GetManagedFields(), self), nil
 		},
 		remove: func(ctx context.Context, name string) error {
-			return sets.Delete(ctx, name, metav1.DeleteOptions{})
+			return c.Delete(ctx, name, del)
 		},
 	}
 }
 
+func statefulSetProbe(client kubernetes.Interface, namespace, self string) probe {
+	return objectProbe(client.AppsV1().StatefulSets(namespace), probeStatefulSet, self, metav1.DeleteOptions{})
+}
+
 func daemonSetProbe(client kubernetes.Interface, namespace, self string) probe {
-	sets := client.AppsV1().DaemonSets(namespace)
-	return probe{
-		create: func(ctx context.Context, name string) error {
-			_, err := sets.Create(ctx, probeDaemonSet(name), metav1.CreateOptions{})
-			return err
-		},
-		wrote: func(ctx context.Context, name string) (string, error) {
-			s, err := sets.Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return "", err
-			}
-			return statusWriter(s.ManagedFields, self), nil
-		},
-		remove: func(ctx context.Context, name string) error {
-			return sets.Delete(ctx, name, metav1.DeleteOptions{})
-		},
-	}
+	return objectProbe(client.AppsV1().DaemonSets(namespace), probeDaemonSet, self, metav1.DeleteOptions{})
 }
 
 func cronJobProbe(client kubernetes.Interface, namespace, self string) probe {
@@ -157,23 +153,8 @@ func cronJobProbe(client kubernetes.Interface, namespace, self string) probe {
 }
 
 func jobProbe(client kubernetes.Interface, namespace, self string) probe {
-	jobs := client.BatchV1().Jobs(namespace)
-	return probe{
-		create: func(ctx context.Context, name string) error {
-			_, err := jobs.Create(ctx, probeJob(name), metav1.CreateOptions{})
-			return err
-		},
-		wrote: func(ctx context.Context, name string) (string, error) {
-			j, err := jobs.Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return "", err
-			}
-			return statusWriter(j.ManagedFields, self), nil
-		},
-		remove: func(ctx context.Context, name string) error {
-			return jobs.Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
-		},
-	}
+	return objectProbe(client.BatchV1().Jobs(namespace), probeJob, self,
+		metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
 }
 
 // run creates one probe object, waits for another controller to write its
