@@ -328,30 +328,9 @@ func writeArchive(out string, ref name.Tag, img ggcrv1.Image) (err error) {
 	if err := small(blob(configName), config); err != nil {
 		return err
 	}
-	layers, err := img.Layers()
+	layerNames, err := writeLayers(img, entry, blob)
 	if err != nil {
 		return err
-	}
-	var layerNames []string
-	for _, l := range layers {
-		d, err := l.Digest()
-		if err != nil {
-			return err
-		}
-		size, err := l.Size()
-		if err != nil {
-			return err
-		}
-		rc, err := l.Compressed()
-		if err != nil {
-			return err
-		}
-		err = entry(blob(d), size, rc)
-		rc.Close()
-		if err != nil {
-			return err
-		}
-		layerNames = append(layerNames, blob(d))
 	}
 	manifest, err := img.RawManifest()
 	if err != nil {
@@ -391,4 +370,35 @@ func writeArchive(out string, ref name.Tag, img ggcrv1.Image) (err error) {
 		return err
 	}
 	return tw.Close()
+}
+
+// writeLayers writes img's compressed layers as blobs through entry and
+// returns their names in the archive, in order.
+func writeLayers(img ggcrv1.Image, entry func(string, int64, io.Reader) error, blob func(ggcrv1.Hash) string) ([]string, error) {
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return nil, err
+		}
+		size, err := l.Size()
+		if err != nil {
+			return nil, err
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			return nil, err
+		}
+		err = entry(blob(d), size, rc)
+		rc.Close()
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, blob(d))
+	}
+	return names, nil
 }
