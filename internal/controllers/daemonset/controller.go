@@ -1,6 +1,7 @@
 package daemonset
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -34,8 +36,8 @@ const eventComponent = "daemonset-controller"
 // on nodes that match it until the annotation is removed.
 const AnnotationRolloutNodeSelector = "quartet.dev/rollout-node-selector"
 
-// nodeIndex is the pod informer index that maps a node name to the
-// DaemonSet pods that target it.
+// nodeIndex is the pod informer index that maps a node name and a set's
+// UID (nodeKey) to the set's pods that target the node.
 const nodeIndex = "quartet.dev/daemonset-node"
 
 var _ kit.Controller = (*Controller)(nil)
@@ -50,10 +52,8 @@ type Controller struct {
 	revisionLister appslisters.ControllerRevisionLister
 	nodeLister     corelisters.NodeLister
 	podIndexer     cache.Indexer
-	// podEvents and revisionEvents route their informers' events to the
-	// sets.
-	podEvents      *kit.Router[*appsv1.DaemonSet, *corev1.Pod]
-	revisionEvents *kit.Router[*appsv1.DaemonSet, *appsv1.ControllerRevision]
+	// podEvents routes the pod informer's events to the sets.
+	podEvents *kit.Router[*appsv1.DaemonSet, *corev1.Pod]
 
 	// backoff spaces out the deletion of failed pods, per node.
 	backoff *flowcontrol.Backoff
@@ -100,10 +100,9 @@ func New(cfg kit.Config) (*Controller, error) {
 	base.Every(time.Minute, func(context.Context) { c.backoff.GC() })
 	owners := kit.NewOwners(controllerKind.Kind, setInformer.Informer().GetIndexer(), func(s *appsv1.DaemonSet) *metav1.LabelSelector { return s.Spec.Selector })
 	c.podEvents = &kit.Router[*appsv1.DaemonSet, *corev1.Pod]{Owners: owners, Route: func(set *appsv1.DaemonSet, _ kit.ChildEvent[*corev1.Pod]) { c.enqueue(set) }}
-	c.revisionEvents = &kit.Router[*appsv1.DaemonSet, *appsv1.ControllerRevision]{Owners: owners, Route: c.revisionChanged}
 	err = errors.Join(
 		base.Watch(setInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.enqueue, UpdateFunc: c.updateSet, DeleteFunc: c.deleteSet}),
-		base.Watch(revisionInformer.Informer(), c.revisionEvents),
+		base.Watch(revisionInformer.Informer(), &kit.Router[*appsv1.DaemonSet, *appsv1.ControllerRevision]{Owners: owners, Route: c.revisionChanged}),
 		base.Watch(podInformer.Informer(), c.podEvents),
 		base.Watch(nodeInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addNode, UpdateFunc: c.updateNode, DeleteFunc: c.deleteNode}))
 	if err != nil {
@@ -112,7 +111,8 @@ func New(cfg kit.Config) (*Controller, error) {
 	return c, nil
 }
 
-// indexByNode indexes a DaemonSet pod under the node it targets.
+// indexByNode indexes a DaemonSet pod under the node it targets and its
+// set.
 func indexByNode(obj any) ([]string, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -126,8 +126,11 @@ func indexByNode(obj any) ([]string, error) {
 	if err != nil {
 		return nil, nil
 	}
-	return []string{node}, nil
+	return []string{nodeKey(node, ref.UID)}, nil
 }
+
+// nodeKey is nodeIndex's key for the pods of set on node.
+func nodeKey(node string, set types.UID) string { return node + "/" + string(set) }
 
 func (c *Controller) enqueue(obj any) {
 	if set, ok := kit.Unwrap[*appsv1.DaemonSet](obj); ok {
@@ -169,21 +172,6 @@ func (c *Controller) revisionChanged(set *appsv1.DaemonSet, ev kit.ChildEvent[*a
 	c.enqueue(set)
 }
 
-// daemonPodsOn returns, by set UID, how many DaemonSet pods target node.
-func (c *Controller) daemonPodsOn(node string) map[string]int {
-	objs, err := c.podIndexer.ByIndex(nodeIndex, node)
-	if err != nil || len(objs) == 0 {
-		return nil
-	}
-	out := make(map[string]int, len(objs))
-	for _, o := range objs {
-		if ref := metav1.GetControllerOfNoCopy(o.(*corev1.Pod)); ref != nil {
-			out[string(ref.UID)]++
-		}
-	}
-	return out
-}
-
 // addNode enqueues, straight from the event, every set that wants a pod on
 // the new node: the time from a node joining to its daemon pods existing is
 // this controller's part of node start-up.
@@ -221,27 +209,15 @@ func (c *Controller) deleteNode(obj any) {
 // exists).
 func (c *Controller) enqueueForNode(old, cur *corev1.Node) {
 	sets, err := c.setLister.List(labels.Everything())
-	if err != nil || len(sets) == 0 {
+	if err != nil {
 		return
 	}
-	name := ""
-	if cur != nil {
-		name = cur.Name
-	} else {
-		name = old.Name
-	}
-	podsOn := c.daemonPodsOn(name)
-	logger := klog.Background()
+	name := cmp.Or(cur, old).Name
 	for _, set := range sets {
-		checker := newFitChecker(logger, set)
-		var before, after nodeFit
-		if old != nil {
-			before = checker.fit(old)
-		}
-		if cur != nil {
-			after = checker.fit(cur)
-		}
-		has := podsOn[string(set.UID)] > 0
+		fit := fitFor(klog.Background(), set)
+		before, after := fit(old), fit(cur)
+		pods, _ := c.podIndexer.ByIndex(nodeIndex, nodeKey(name, set.UID))
+		has := len(pods) > 0
 		switch {
 		case before != after,
 			after.shouldRun && !has,
@@ -268,7 +244,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	set, err := c.setLister.DaemonSets(namespace).Get(name)
 	if apierrors.IsNotFound(err) {
 		logger.V(3).Info("DaemonSet has been deleted")
-		forgetSet(namespace, name)
+		canaryHeld.DeleteLabelValues(namespace, name)
 		return 0, nil
 	}
 	if err != nil {
@@ -284,8 +260,10 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, nil
 	}
 	if !c.apply.writes.Seen(set.UID, "daemonsets") {
-		recordStaleSkip()
-		// The write's update event syncs the set again.
+		// Upstream also skips for its pod writes; quartet's then writes the
+		// status and waits to act. The write's update event syncs the set
+		// again.
+		staleSkips.WithLabelValues("apps", "daemonsets").Inc()
 		logger.V(4).Info("The cache does not show this controller's status write yet, waiting for its event")
 		return kit.OwnWritesTimeout, nil
 	}

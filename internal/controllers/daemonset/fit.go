@@ -25,55 +25,38 @@ type nodeFit struct {
 	shouldContinueRunning bool
 }
 
-// fitChecker evaluates nodes against one DaemonSet. The tolerations and the
-// parsed node affinity depend only on the set, so they are built once per sync
-// rather than once per node.
-type fitChecker struct {
-	logger      klog.Logger
-	nodeName    string
-	tolerations []corev1.Toleration
-	affinity    nodeaffinity.RequiredNodeAffinity
-}
-
-func newFitChecker(logger klog.Logger, set *appsv1.DaemonSet) *fitChecker {
-	spec := &set.Spec.Template.Spec
-	return &fitChecker{
-		logger:      logger,
-		nodeName:    spec.NodeName,
-		tolerations: daemonPodTolerations(spec),
-		affinity:    nodeaffinity.NewRequiredNodeAffinity(spec.NodeSelector, spec.Affinity),
-	}
-}
-
-// fit checks the template's nodeName, its nodeSelector and required node
+// fitFor returns the fit of a node for one DaemonSet (none for a nil node).
+// The tolerations and the parsed node affinity depend only on the set, so
+// they are built once per sync rather than once per node.
+//
+// The fit checks the template's nodeName, its nodeSelector and required node
 // affinity, then the node's taints against the pod's tolerations (the
 // template's plus the ones every daemon pod gets). The node's
 // spec.unschedulable is not consulted: cordon works through the
 // node.kubernetes.io/unschedulable taint, which daemon pods tolerate.
-func (f *fitChecker) fit(node *corev1.Node) nodeFit {
-	if f.nodeName != "" && f.nodeName != node.Name {
-		return nodeFit{}
+func fitFor(logger klog.Logger, set *appsv1.DaemonSet) func(*corev1.Node) nodeFit {
+	spec := &set.Spec.Template.Spec
+	tolerations := daemonPodTolerations(spec)
+	affinity := nodeaffinity.NewRequiredNodeAffinity(spec.NodeSelector, spec.Affinity)
+	untolerated := func(taints []corev1.Taint, effects ...corev1.TaintEffect) bool {
+		_, found := schedulinghelper.FindMatchingUntoleratedTaint(logger, taints, tolerations, func(t *corev1.Taint) bool {
+			return slices.Contains(effects, t.Effect)
+		}, comparisonTolerations)
+		return found
 	}
-	// A template whose affinity does not parse matches nothing it cannot
-	// parse; the error itself is ignored, as upstream does.
-	if matches, _ := f.affinity.Match(node); !matches {
-		return nodeFit{}
+	return func(node *corev1.Node) nodeFit {
+		if node == nil || spec.NodeName != "" && spec.NodeName != node.Name {
+			return nodeFit{}
+		}
+		// A template whose affinity does not parse matches nothing it cannot
+		// parse; the error itself is ignored, as upstream does.
+		if matches, _ := affinity.Match(node); !matches {
+			return nodeFit{}
+		}
+		taints := node.Spec.Taints
+		if len(taints) == 0 || !untolerated(taints, corev1.TaintEffectNoSchedule, corev1.TaintEffectNoExecute) {
+			return nodeFit{shouldRun: true, shouldContinueRunning: true}
+		}
+		return nodeFit{shouldContinueRunning: !untolerated(taints, corev1.TaintEffectNoExecute)}
 	}
-	taints := node.Spec.Taints
-	if !f.untolerated(taints, corev1.TaintEffectNoSchedule, corev1.TaintEffectNoExecute) {
-		return nodeFit{shouldRun: true, shouldContinueRunning: true}
-	}
-	return nodeFit{shouldContinueRunning: !f.untolerated(taints, corev1.TaintEffectNoExecute)}
-}
-
-// untolerated reports whether some taint with one of the effects is not
-// tolerated by the daemon pod.
-func (f *fitChecker) untolerated(taints []corev1.Taint, effects ...corev1.TaintEffect) bool {
-	if len(taints) == 0 {
-		return false
-	}
-	_, found := schedulinghelper.FindMatchingUntoleratedTaint(f.logger, taints, f.tolerations, func(t *corev1.Taint) bool {
-		return slices.Contains(effects, t.Effect)
-	}, comparisonTolerations)
-	return found
 }

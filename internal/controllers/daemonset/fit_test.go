@@ -119,7 +119,7 @@ func TestFit(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			logger, _ := ktesting.NewTestContext(t)
-			got := newFitChecker(logger, testSet(tc.set...)).fit(tc.node)
+			got := fitFor(logger, testSet(tc.set...))(tc.node)
 			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(nodeFit{})); diff != "" {
 				t.Errorf("fit (-want +got):\n%s", diff)
 			}

@@ -35,18 +35,11 @@ func RegisterMetrics() {
 	registerMetrics.Do(func() { legacyregistry.MustRegister(staleSkips, canaryHeld) })
 }
 
-// recordStaleSkip counts a sync skipped because the cache does not show the
-// controller's last status write of the set yet (upstream also skips for
-// its pod writes; quartet's then writes the status and waits to act).
-func recordStaleSkip() {
-	staleSkips.WithLabelValues("apps", "daemonsets").Inc()
-}
-
 // recordCanary sets how many old pods the canary holds back in set, or
 // drops the series when the set has no (valid) rollout node selector.
 func recordCanary(in *observed, d *decision) {
 	if in.canary == nil {
-		forgetSet(in.set.Namespace, in.set.Name)
+		canaryHeld.DeleteLabelValues(in.set.Namespace, in.set.Name)
 		return
 	}
 	held := 0
@@ -54,9 +47,4 @@ func recordCanary(in *observed, d *decision) {
 		held = d.heldByCanary
 	}
 	canaryHeld.WithLabelValues(in.set.Namespace, in.set.Name).Set(float64(held))
-}
-
-// forgetSet drops a set's series.
-func forgetSet(namespace, name string) {
-	canaryHeld.DeleteLabelValues(namespace, name)
 }

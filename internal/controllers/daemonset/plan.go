@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/klog/v2"
 
 	"quartet.dev/quartet/internal/controllers/kit"
@@ -37,13 +38,6 @@ const (
 	failedPodBackoffMax     = 15 * time.Minute
 )
 
-// backoffReader is the read side of the per-node back-off for failed pods
-// (a *flowcontrol.Backoff); plan reads it, sync advances it.
-type backoffReader interface {
-	IsInBackOffSinceUpdate(id string, eventTime time.Time) bool
-	Get(id string) time.Duration
-}
-
 // observed is everything one sync decides from.
 type observed struct {
 	logger klog.Logger
@@ -60,8 +54,10 @@ type observed struct {
 	// act is false while earlier creates or deletes are still unobserved:
 	// the plan then decides no pod writes (and the sync writes no status,
 	// whose counts would be behind).
-	act     bool
-	backoff backoffReader
+	act bool
+	// backoff spaces out the deletion of failed pods, per node: the plan
+	// reads it, the sync advances it.
+	backoff *flowcontrol.Backoff
 	// canary restricts a rolling update to matching nodes; nil when the set
 	// does not opt in.
 	canary labels.Selector
@@ -108,36 +104,41 @@ func (p *decision) requeue(after time.Duration) {
 // always the status. On error the decision still carries the status.
 func decide(in *observed) (*decision, error) {
 	p := &decision{}
-	checker := newFitChecker(in.logger, in.set)
-	fits := make(map[string]nodeFit, len(in.nodes))
-	byName := make(map[string]*corev1.Node, len(in.nodes))
+	v := &view{observed: in, names: nodeNamesInPlay(in.nodes, in.podsByNode), generation: templateGeneration(in.set),
+		fits: make(map[string]nodeFit, len(in.nodes)), byName: make(map[string]*corev1.Node, len(in.nodes))}
+	fit := fitFor(in.logger, in.set)
 	for _, n := range in.nodes {
-		fits[n.Name] = checker.fit(n)
-		byName[n.Name] = n
+		v.fits[n.Name] = fit(n)
+		v.byName[n.Name] = n
 	}
-	nodeNames := nodeNamesInPlay(in.nodes, in.podsByNode)
-	generation := templateGeneration(in.set)
-
-	p.status = p.computeStatus(in, nodeNames, fits, generation)
+	p.status = p.computeStatus(v)
 	if !in.act {
 		return p, nil
 	}
-	p.place(in, nodeNames, fits, byName)
+	p.place(v)
 	if len(p.createOn) == 0 && len(p.remove) == 0 && in.set.Spec.UpdateStrategy.Type == appsv1.RollingUpdateDaemonSetStrategyType {
-		if err := p.roll(in, nodeNames, fits, byName, generation); err != nil {
+		if err := p.roll(v); err != nil {
 			// The status is still right; nothing is written for this step.
 			p.createOn, p.remove = nil, nil
 			return p, err
 		}
 		p.rollout = true
 	}
-	if len(p.createOn) > burstReplicas {
-		p.createOn = p.createOn[:burstReplicas]
-	}
-	if len(p.remove) > burstReplicas {
-		p.remove = p.remove[:burstReplicas]
-	}
+	p.createOn = p.createOn[:min(len(p.createOn), burstReplicas)]
+	p.remove = p.remove[:min(len(p.remove), burstReplicas)]
 	return p, nil
+}
+
+// view is what every stage of decide reads: the observed, and what decide
+// works out from it once.
+type view struct {
+	*observed
+	// names are every node that exists or has a pod of the set, sorted.
+	names []string
+	// fits and byName hold the nodes that exist.
+	fits       map[string]nodeFit
+	byName     map[string]*corev1.Node
+	generation *int64
 }
 
 // nodeNamesInPlay lists, sorted, every node that exists or has a pod of the
@@ -155,11 +156,11 @@ func nodeNamesInPlay(nodes []*corev1.Node, podsByNode map[string][]*corev1.Pod) 
 }
 
 // place is the placement half of the plan.
-func (p *decision) place(in *observed, nodeNames []string, fits map[string]nodeFit, byName map[string]*corev1.Node) {
-	surge := allowsSurge(in.set)
-	for _, name := range nodeNames {
-		pods := in.podsByNode[name]
-		if byName[name] == nil {
+func (p *decision) place(v *view) {
+	surge := allowsSurge(v.set)
+	for _, name := range v.names {
+		pods := v.podsByNode[name]
+		if v.byName[name] == nil {
 			// The node is gone. Pods the scheduler never bound there can
 			// never run and the pod garbage collector does not see them.
 			for _, pod := range pods {
@@ -169,12 +170,12 @@ func (p *decision) place(in *observed, nodeNames []string, fits map[string]nodeF
 			}
 			continue
 		}
-		f := fits[name]
+		f := v.fits[name]
 		switch {
 		case f.shouldRun && len(pods) == 0:
 			p.createOn = append(p.createOn, name)
 		case f.shouldContinueRunning:
-			p.tidyNode(in, name, pods, f.shouldRun, surge)
+			p.tidyNode(v.observed, name, pods, f.shouldRun, surge)
 		default:
 			for _, pod := range pods {
 				if pod.DeletionTimestamp == nil {
@@ -279,95 +280,77 @@ func backoffKey(set *appsv1.DaemonSet, node string) string {
 // old one, on at most maxSurge nodes at a time, and placement removes the old
 // pod once the new one is available. Old pods that are not available are
 // replaced at once in both modes: they serve nothing.
-func (p *decision) roll(in *observed, nodeNames []string, fits map[string]nodeFit, byName map[string]*corev1.Node, generation *int64) error {
-	r := rollout{in: in, fits: fits, byName: byName, generation: generation}
-	for _, f := range fits {
-		if f.shouldRun {
-			r.desired++
-		}
-	}
-	maxSurge, err := surgeCount(in.set, r.desired)
+func (p *decision) roll(v *view) error {
+	// The status's desired number: the nodes that should run the set.
+	desired := int(p.status.desired)
+	maxSurge, maxUnavailable, err := rollingLimits(v.set, desired)
 	if err != nil {
-		return fmt.Errorf("invalid maxSurge: %w", err)
+		return err
 	}
-	maxUnavailable, err := unavailableCount(in.set, r.desired)
-	if err != nil {
-		return fmt.Errorf("invalid maxUnavailable: %w", err)
-	}
-	if r.desired > 0 && maxSurge == 0 && maxUnavailable == 0 {
+	if desired > 0 && maxSurge == 0 && maxUnavailable == 0 {
 		// The apiserver rejects this; if it ever gets through, fall back to
 		// the default rather than never progressing.
 		maxUnavailable = 1
 	}
 	// The nodes a rolling update looks at: those with pods, and those that
 	// should have one.
-	for _, name := range nodeNames {
-		if len(in.podsByNode[name]) > 0 || fits[name].shouldRun {
-			r.names = append(r.names, name)
+	var names []string
+	for _, name := range v.names {
+		if len(v.podsByNode[name]) > 0 || v.fits[name].shouldRun {
+			names = append(names, name)
 		}
 	}
 	if maxSurge == 0 {
-		p.replaceInPlace(in, r.names, maxUnavailable, r.inCanary, generation)
+		p.replaceInPlace(v, names, maxUnavailable)
 		return nil
 	}
-	p.surge(&r, maxSurge)
+	p.surge(v, names, maxSurge, desired)
 	return nil
-}
-
-// rollout is what both kinds of rolling update look at.
-type rollout struct {
-	in         *observed
-	fits       map[string]nodeFit
-	byName     map[string]*corev1.Node
-	generation *int64
-	desired    int
-	// names are the nodes with pods or that should have one, sorted.
-	names []string
 }
 
 // inCanary reports whether the rolling update may replace the pod on node
 // name: every node, unless the set names canary nodes.
-func (r *rollout) inCanary(name string) bool {
-	if r.in.canary == nil {
+func (v *view) inCanary(name string) bool {
+	if v.canary == nil {
 		return true
 	}
 	var nodeLabels labels.Set
-	if n := r.byName[name]; n != nil {
+	if n := v.byName[name]; n != nil {
 		nodeLabels = n.Labels
 	}
-	return r.in.canary.Matches(nodeLabels)
+	return v.canary.Matches(nodeLabels)
 }
 
 // surge is the rolling update with maxSurge.
-func (p *decision) surge(r *rollout, maxSurge int) {
-	in, minReady := r.in, r.in.set.Spec.MinReadySeconds
+func (p *decision) surge(v *view, names []string, maxSurge, desired int) {
+	minReady := v.set.Spec.MinReadySeconds
 	surged, available := 0, 0
 	var replaceNow, surgeCandidates, leaving []string
-	for _, name := range r.names {
-		newPod, oldPod, ok := splitByRevision(in.podsByNode[name], in.hash, r.generation)
+	for _, name := range names {
+		newPod, oldPod, ok := splitByRevision(v.podsByNode[name], v.hash, v.generation)
 		if !ok {
 			// Placement prunes the extra pods first; count the node as surged.
 			surged++
 			continue
 		}
-		if current := cmp.Or(oldPod, newPod); current != nil && kit.IsAvailable(current, minReady, in.now) {
+		if current := cmp.Or(oldPod, newPod); current != nil && kit.IsAvailable(current, minReady, v.now) {
 			available++
 		}
 		switch {
 		case oldPod == nil:
 			// Up to date, or empty: placement's business.
 		case newPod == nil:
-			if r.byName[name] == nil {
-				in.logger.V(4).Info("Old daemon pod is on a node that no longer exists; leaving it to the pod garbage collector", "pod", klog.KObj(oldPod), "node", name)
+			if v.byName[name] == nil {
+				v.logger.V(4).Info("Old daemon pod is on a node that no longer exists; leaving it to the pod garbage collector", "pod", klog.KObj(oldPod), "node", name)
 				continue
 			}
-			oldAvailable := kit.IsAvailable(oldPod, minReady, in.now)
+			oldAvailable := kit.IsAvailable(oldPod, minReady, v.now)
 			switch {
-			case !r.fits[name].shouldRun && !oldAvailable:
+			case !v.fits[name].shouldRun && !oldAvailable:
 				p.remove = append(p.remove, oldPod.Name)
-			case !r.fits[name].shouldRun:
+			case !v.fits[name].shouldRun:
 				leaving = append(leaving, oldPod.Name)
-			case !r.inCanary(name):
+			case !v.inCanary(name):
 				p.heldByCanary++
 			case !oldAvailable:
 				replaceNow = append(replaceNow, name)
@@ -375,7 +358,7 @@ func (p *decision) surge(r *rollout, maxSurge int) {
 				surgeCandidates = append(surgeCandidates, name)
 			}
 		default:
-			if wait := kit.AvailableIn(newPod, minReady, in.now); wait != 0 {
+			if wait := kit.AvailableIn(newPod, minReady, v.now); wait != 0 {
 				surged++
 				p.requeue(wait)
 				continue
@@ -386,7 +369,7 @@ func (p *decision) surge(r *rollout, maxSurge int) {
 	// Pods on nodes the set no longer wants go only once as many pods are
 	// available elsewhere as the set wants: with surge, the owner asked for
 	// no loss of availability.
-	if extra := available - r.desired; extra > 0 {
+	if extra := available - desired; extra > 0 {
 		p.remove = append(p.remove, leaving[:min(extra, len(leaving))]...)
 	}
 	room := max(0, min(maxSurge-surged, len(surgeCandidates)))
@@ -395,25 +378,25 @@ func (p *decision) surge(r *rollout, maxSurge int) {
 }
 
 // replaceInPlace is the rolling update without surge.
-func (p *decision) replaceInPlace(in *observed, names []string, maxUnavailable int, inCanary func(string) bool, generation *int64) {
-	minReady := in.set.Spec.MinReadySeconds
+func (p *decision) replaceInPlace(v *view, names []string, maxUnavailable int) {
+	minReady := v.set.Spec.MinReadySeconds
 	unavailable := 0
 	var replaceNow, candidates []string
 	for _, name := range names {
-		newPod, oldPod, ok := splitByRevision(in.podsByNode[name], in.hash, generation)
+		newPod, oldPod, ok := splitByRevision(v.podsByNode[name], v.hash, v.generation)
 		switch {
 		case !ok, newPod == nil && oldPod == nil, newPod != nil && oldPod != nil:
 			// Placement has work here first; the node counts as unavailable.
 			unavailable++
 		case newPod != nil:
-			if wait := kit.AvailableIn(newPod, minReady, in.now); wait != 0 {
+			if wait := kit.AvailableIn(newPod, minReady, v.now); wait != 0 {
 				unavailable++
 				p.requeue(wait)
 			}
 		default:
-			oldAvailable := kit.IsAvailable(oldPod, minReady, in.now)
+			oldAvailable := kit.IsAvailable(oldPod, minReady, v.now)
 			switch {
-			case !inCanary(name):
+			case !v.inCanary(name):
 				p.heldByCanary++
 				if !oldAvailable {
 					unavailable++
@@ -458,15 +441,15 @@ func splitByRevision(pods []*corev1.Pod, hash string, generation *int64) (newPod
 
 // computeStatus counts, over the nodes, what the status reports. A node's
 // state is its oldest pod's.
-func (p *decision) computeStatus(in *observed, nodeNames []string, fits map[string]nodeFit, generation *int64) counts {
+func (p *decision) computeStatus(v *view) counts {
 	var c counts
-	minReady := in.set.Spec.MinReadySeconds
-	for _, name := range nodeNames {
-		f, exists := fits[name]
+	minReady := v.set.Spec.MinReadySeconds
+	for _, name := range v.names {
+		f, exists := v.fits[name]
 		if !exists {
 			continue
 		}
-		pods := in.podsByNode[name]
+		pods := v.podsByNode[name]
 		if !f.shouldRun {
 			if len(pods) > 0 {
 				c.misscheduled++
@@ -482,13 +465,13 @@ func (p *decision) computeStatus(in *observed, nodeNames []string, fits map[stri
 		pod := pods[0]
 		if kit.IsReady(pod) {
 			c.ready++
-			if wait := kit.AvailableIn(pod, minReady, in.now); wait == 0 {
+			if wait := kit.AvailableIn(pod, minReady, v.now); wait == 0 {
 				c.available++
 			} else {
 				p.requeue(wait)
 			}
 		}
-		if isUpdated(pod, in.hash, generation) {
+		if isUpdated(pod, v.hash, v.generation) {
 			c.updated++
 		}
 	}
@@ -513,25 +496,25 @@ func (c *counts) addCreated(in *observed, nodes []string) {
 // allowsSurge reports whether the set may run two pods on a node during an
 // update.
 func allowsSurge(set *appsv1.DaemonSet) bool {
-	n, err := surgeCount(set, 1)
-	return err == nil && n > 0
+	n, _, _ := rollingLimits(set, 1)
+	return n > 0
 }
 
-// surgeCount is maxSurge resolved against the number of nodes that should
-// run the set (percentages round up); 0 unless the set rolls with maxSurge.
-func surgeCount(set *appsv1.DaemonSet, desired int) (int, error) {
-	ru := set.Spec.UpdateStrategy.RollingUpdate
-	if set.Spec.UpdateStrategy.Type != appsv1.RollingUpdateDaemonSetStrategyType || ru == nil || ru.MaxSurge == nil {
-		return 0, nil
-	}
-	return intstr.GetScaledValueFromIntOrPercent(ru.MaxSurge, desired, true)
-}
-
-// unavailableCount is maxUnavailable resolved the same way.
-func unavailableCount(set *appsv1.DaemonSet, desired int) (int, error) {
+// rollingLimits resolves maxSurge and maxUnavailable against the number of
+// nodes that should run the set (percentages round up); both are 0 unless
+// the set rolls, maxSurge also unless it is set.
+func rollingLimits(set *appsv1.DaemonSet, desired int) (maxSurge, maxUnavailable int, err error) {
 	ru := set.Spec.UpdateStrategy.RollingUpdate
 	if set.Spec.UpdateStrategy.Type != appsv1.RollingUpdateDaemonSetStrategyType || ru == nil {
-		return 0, nil
+		return 0, 0, nil
 	}
-	return intstr.GetScaledValueFromIntOrPercent(ru.MaxUnavailable, desired, true)
+	if ru.MaxSurge != nil {
+		if maxSurge, err = intstr.GetScaledValueFromIntOrPercent(ru.MaxSurge, desired, true); err != nil {
+			return 0, 0, fmt.Errorf("invalid maxSurge: %w", err)
+		}
+	}
+	if maxUnavailable, err = intstr.GetScaledValueFromIntOrPercent(ru.MaxUnavailable, desired, true); err != nil {
+		return maxSurge, 0, fmt.Errorf("invalid maxUnavailable: %w", err)
+	}
+	return maxSurge, maxUnavailable, nil
 }

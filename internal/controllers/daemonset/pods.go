@@ -8,6 +8,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	v1helper "k8s.io/kubernetes/pkg/apis/core/v1/helper"
+
 	"quartet.dev/quartet/internal/controllers/kit"
 )
 
@@ -35,32 +37,18 @@ var hostNetworkToleration = corev1.Toleration{
 }
 
 // daemonPodTolerations returns the tolerations a daemon pod built from spec
-// carries. A template toleration with the same key, operator, value and effect
-// as a default one is replaced by the default in place (losing any
-// tolerationSeconds); the others keep their order and the missing defaults
-// follow. spec is not modified.
+// carries: the template's, each default one added, or put in place of a
+// template toleration with the same key, operator, value and effect, as
+// upstream does it (pkg/apis/core/v1/helper). spec is not modified.
 func daemonPodTolerations(spec *corev1.PodSpec) []corev1.Toleration {
-	wanted := defaultDaemonTolerations
+	out := &corev1.PodSpec{Tolerations: spec.Tolerations}
+	for _, t := range defaultDaemonTolerations {
+		v1helper.AddOrUpdateTolerationInPodSpec(out, &t)
+	}
 	if spec.HostNetwork {
-		wanted = append(append([]corev1.Toleration(nil), defaultDaemonTolerations...), hostNetworkToleration)
+		v1helper.AddOrUpdateTolerationInPodSpec(out, &hostNetworkToleration)
 	}
-	out := make([]corev1.Toleration, 0, len(spec.Tolerations)+len(wanted))
-	for _, t := range spec.Tolerations {
-		out = append(out, *t.DeepCopy())
-	}
-	for _, d := range wanted {
-		replaced := false
-		for i := range out {
-			if out[i].Key == d.Key && out[i].Operator == d.Operator && out[i].Value == d.Value && out[i].Effect == d.Effect {
-				out[i] = d
-				replaced = true
-			}
-		}
-		if !replaced {
-			out = append(out, d)
-		}
-	}
-	return out
+	return out.Tolerations
 }
 
 // pinToNode makes affinity require the node named nodeName through a
@@ -69,24 +57,19 @@ func daemonPodTolerations(spec *corev1.PodSpec) []corev1.Toleration {
 // had are replaced by that single term (the DaemonSet already checked them
 // when it chose the node); preferred terms and pod (anti-)affinity are kept.
 func pinToNode(affinity *corev1.Affinity, nodeName string) *corev1.Affinity {
-	required := &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
-		MatchFields: []corev1.NodeSelectorRequirement{{
-			Key:      metav1.ObjectNameField,
-			Operator: corev1.NodeSelectorOpIn,
-			Values:   []string{nodeName},
-		}},
-	}}}
 	if affinity == nil {
 		affinity = &corev1.Affinity{}
 	}
 	if affinity.NodeAffinity == nil {
 		affinity.NodeAffinity = &corev1.NodeAffinity{}
 	}
-	if affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
-		affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution = required
-	} else {
-		affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms = required.NodeSelectorTerms
-	}
+	affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution = &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+		MatchFields: []corev1.NodeSelectorRequirement{{
+			Key:      metav1.ObjectNameField,
+			Operator: corev1.NodeSelectorOpIn,
+			Values:   []string{nodeName},
+		}},
+	}}}
 	return affinity
 }
 
@@ -118,11 +101,7 @@ func targetNodeName(pod *corev1.Pod) (string, error) {
 // templateGeneration parses the set's deprecated template generation
 // annotation; nil when it is absent or not a number.
 func templateGeneration(set *appsv1.DaemonSet) *int64 {
-	v, ok := set.Annotations[appsv1.DeprecatedTemplateGeneration]
-	if !ok {
-		return nil
-	}
-	g, err := strconv.ParseInt(v, 10, 64)
+	g, err := strconv.ParseInt(set.Annotations[appsv1.DeprecatedTemplateGeneration], 10, 64)
 	if err != nil {
 		return nil
 	}
@@ -160,15 +139,11 @@ func newDaemonPod(set *appsv1.DaemonSet, nodeName, hash string, generation *int6
 // break. The first pod in this order is the one kept when a node has too many,
 // and the one whose state the status reports.
 func comparePodAge(a, b *corev1.Pod) int {
-	aBound, bBound := a.Spec.NodeName != "", b.Spec.NodeName != ""
-	if aBound != bBound {
+	if aBound, bBound := a.Spec.NodeName != "", b.Spec.NodeName != ""; aBound != bBound {
 		if aBound {
 			return -1
 		}
 		return 1
 	}
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Compare(b.CreationTimestamp.Time)
-	}
-	return cmp.Compare(a.Name, b.Name)
+	return cmp.Or(a.CreationTimestamp.Compare(b.CreationTimestamp.Time), cmp.Compare(a.Name, b.Name))
 }
