@@ -29,9 +29,6 @@ type applier struct {
 	writes *kit.OwnWrites
 }
 
-// maxInFlight caps the pod creations of one sync in flight at once.
-const maxInFlight = burstReplicas
-
 // patchPod patches a pod, for adoption and release.
 func (a *applier) patchPod(ctx context.Context, pod *corev1.Pod, patch []byte) (*corev1.Pod, error) {
 	return a.pods.PatchPod(ctx, pod.Namespace, pod.Name, types.StrategicMergePatchType, patch)
@@ -47,12 +44,8 @@ func (a *applier) patchRevision(ctx context.Context, rev *appsv1.ControllerRevis
 // pods slice, so that the rest of this sync sees them as current.
 func (a *applier) applyRevisions(ctx context.Context, set *appsv1.DaemonSet, rp *revisionPlan, pods []*corev1.Pod) (string, error) {
 	for _, rev := range rp.labelled {
-		updated, err := a.client.AppsV1().ControllerRevisions(rev.Namespace).Update(ctx, rev, metav1.UpdateOptions{})
-		if err != nil {
+		if _, err := a.client.AppsV1().ControllerRevisions(rev.Namespace).Update(ctx, rev, metav1.UpdateOptions{}); err != nil {
 			return "", err
-		}
-		if rp.current != nil && rp.current.Name == updated.Name {
-			rp.current = updated
 		}
 	}
 	if rp.create != nil {
@@ -126,8 +119,15 @@ func (a *applier) createRevision(ctx context.Context, set *appsv1.DaemonSet, rev
 	return nil, err
 }
 
-// cleanupRevisions deletes the old revisions beyond the history limit.
-func (a *applier) cleanupRevisions(ctx context.Context, set *appsv1.DaemonSet, old []*appsv1.ControllerRevision, liveHashes map[string]bool) error {
+// cleanupRevisions deletes the old revisions beyond the history limit that
+// none of the set's pods carries.
+func (a *applier) cleanupRevisions(ctx context.Context, set *appsv1.DaemonSet, old []*appsv1.ControllerRevision, pods []*corev1.Pod) error {
+	liveHashes := map[string]bool{}
+	for _, pod := range pods {
+		if h := pod.Labels[appsv1.ControllerRevisionHashLabelKey]; h != "" {
+			liveHashes[h] = true
+		}
+	}
 	for _, rev := range expiredRevisions(set, old, liveHashes) {
 		if err := a.client.AppsV1().ControllerRevisions(rev.Namespace).Delete(ctx, rev.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("deleting old ControllerRevision %s: %w", rev.Name, err)
@@ -152,7 +152,7 @@ func (a *applier) writePods(ctx context.Context, set *appsv1.DaemonSet, d *decis
 		errs = append(errs, err)
 		mu.Unlock()
 	}
-	sent, _, _ := kit.SlowStart(len(d.createOn), 1, maxInFlight, func(i int) error {
+	sent, _, _ := kit.SlowStart(len(d.createOn), 1, burstReplicas, func(i int) error {
 		created, err := a.pods.CreatePod(ctx, set, newDaemonPod(set, d.createOn[i], hash, generation))
 		switch {
 		case err == nil:

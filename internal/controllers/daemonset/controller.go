@@ -10,7 +10,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -48,6 +47,7 @@ type Controller struct {
 	queue *kit.Queue[string]
 	apply *applier
 
+	sets           cache.Store
 	setLister      appslisters.DaemonSetLister
 	revisionLister appslisters.ControllerRevisionLister
 	nodeLister     corelisters.NodeLister
@@ -90,6 +90,7 @@ func New(cfg kit.Config) (*Controller, error) {
 				"daemonsets": setInformer.Informer().GetStore(),
 			}),
 		},
+		sets:           setInformer.Informer().GetStore(),
 		setLister:      setInformer.Lister(),
 		revisionLister: revisionInformer.Lister(),
 		nodeLister:     nodeInformer.Lister(),
@@ -237,18 +238,15 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	defer func() {
 		logger.V(4).Info("Finished syncing DaemonSet", "duration", c.Clock.Since(now))
 	}()
-	namespace, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		return 0, err
-	}
-	set, err := c.setLister.DaemonSets(namespace).Get(name)
-	if apierrors.IsNotFound(err) {
-		logger.V(3).Info("DaemonSet has been deleted")
-		canaryHeld.DeleteLabelValues(namespace, name)
-		return 0, nil
-	}
+	set, ok, err := kit.Cached[*appsv1.DaemonSet](c.sets, key)
 	if err != nil {
 		return 0, fmt.Errorf("getting DaemonSet %s from the cache: %w", key, err)
+	}
+	if !ok {
+		logger.V(3).Info("DaemonSet has been deleted")
+		namespace, name, _ := cache.SplitMetaNamespaceKey(key)
+		canaryHeld.DeleteLabelValues(namespace, name)
+		return 0, nil
 	}
 	if set.Spec.Selector != nil && len(set.Spec.Selector.MatchLabels) == 0 && len(set.Spec.Selector.MatchExpressions) == 0 {
 		c.Recorder.Eventf(set, corev1.EventTypeWarning, reasonSelectingAll, "This daemon set is selecting all pods. A non-empty selector is required.")
@@ -371,7 +369,7 @@ func (c *Controller) act(ctx context.Context, in *observed, d *decision, rp *rev
 		c.backoff.Next(k, in.now)
 	}
 	recordCanary(in, d)
-	if d.rollout && d.heldByCanary > 0 && c.once.First(set.UID, "held", in.hash) {
+	if d.heldByCanary > 0 && c.once.First(set.UID, "held", in.hash) {
 		c.Recorder.Eventf(set, corev1.EventTypeNormal, reasonRolloutPausedOutsideCanary,
 			"Rolling update to revision %s is limited to nodes matching %q: %d pod(s) on other nodes keep the old revision until annotation %s is removed",
 			in.hash, set.Annotations[AnnotationRolloutNodeSelector], d.heldByCanary, AnnotationRolloutNodeSelector)
@@ -380,13 +378,7 @@ func (c *Controller) act(ctx context.Context, in *observed, d *decision, rp *rev
 	if err != nil {
 		return createdOn, err
 	}
-	liveHashes := map[string]bool{}
-	for _, pod := range in.pods {
-		if h := pod.Labels[appsv1.ControllerRevisionHashLabelKey]; h != "" {
-			liveHashes[h] = true
-		}
-	}
-	return createdOn, c.apply.cleanupRevisions(ctx, set, rp.old, liveHashes)
+	return createdOn, c.apply.cleanupRevisions(ctx, set, rp.old, in.pods)
 }
 
 // canarySelector parses the set's rollout node selector annotation: nil

@@ -42,9 +42,5 @@ func recordCanary(in *observed, d *decision) {
 		canaryHeld.DeleteLabelValues(in.set.Namespace, in.set.Name)
 		return
 	}
-	held := 0
-	if d.rollout {
-		held = d.heldByCanary
-	}
-	canaryHeld.WithLabelValues(in.set.Namespace, in.set.Name).Set(float64(held))
+	canaryHeld.WithLabelValues(in.set.Namespace, in.set.Name).Set(float64(d.heldByCanary))
 }

@@ -90,10 +90,7 @@ type decision struct {
 }
 
 func (p *decision) requeue(after time.Duration) {
-	if after <= 0 {
-		return
-	}
-	if p.requeueAfter == 0 || after < p.requeueAfter {
+	if after > 0 && (p.requeueAfter == 0 || after < p.requeueAfter) {
 		p.requeueAfter = after
 	}
 }
@@ -417,24 +414,18 @@ func (p *decision) replaceInPlace(v *view, names []string, maxUnavailable int) {
 // splitByRevision returns a node's live new and old pod; ok is false when
 // the node has more than one of either.
 func splitByRevision(pods []*corev1.Pod, hash string, generation *int64) (newPod, oldPod *corev1.Pod, ok bool) {
-	var current, previous []*corev1.Pod
 	for _, pod := range pods {
-		switch {
-		case pod.DeletionTimestamp != nil:
-		case isUpdated(pod, hash, generation):
-			current = append(current, pod)
-		default:
-			previous = append(previous, pod)
+		if pod.DeletionTimestamp != nil {
+			continue
 		}
-	}
-	if len(current) > 1 || len(previous) > 1 {
-		return nil, nil, false
-	}
-	if len(current) == 1 {
-		newPod = current[0]
-	}
-	if len(previous) == 1 {
-		oldPod = previous[0]
+		slot := &oldPod
+		if isUpdated(pod, hash, generation) {
+			slot = &newPod
+		}
+		if *slot != nil {
+			return nil, nil, false
+		}
+		*slot = pod
 	}
 	return newPod, oldPod, true
 }

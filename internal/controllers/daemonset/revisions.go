@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/kubernetes/pkg/controller"
+	"k8s.io/utils/ptr"
 
 	"quartet.dev/quartet/internal/controllers/kit"
 )
@@ -94,10 +95,7 @@ func planRevisions(set *appsv1.DaemonSet, revisions []*appsv1.ControllerRevision
 	// Keep the highest-numbered copy of the current template (the name breaks
 	// ties so that every sync keeps the same one).
 	slices.SortFunc(matching, func(a, b *appsv1.ControllerRevision) int {
-		if c := cmp.Compare(b.Revision, a.Revision); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Name, b.Name)
+		return cmp.Or(cmp.Compare(b.Revision, a.Revision), strings.Compare(a.Name, b.Name))
 	})
 	p.current, p.duplicates = matching[0], matching[1:]
 	if p.current.Revision < next {
@@ -120,11 +118,7 @@ func (p *revisionPlan) currentHash() string {
 // revisionHistoryLimit, oldest first, skipping any revision a pod still
 // carries (liveHashes): those are kept however many there are.
 func expiredRevisions(set *appsv1.DaemonSet, old []*appsv1.ControllerRevision, liveHashes map[string]bool) []*appsv1.ControllerRevision {
-	limit := int32(defaultRevisionHistoryLimit)
-	if set.Spec.RevisionHistoryLimit != nil {
-		limit = *set.Spec.RevisionHistoryLimit
-	}
-	excess := len(old) - int(limit)
+	excess := len(old) - int(ptr.Deref(set.Spec.RevisionHistoryLimit, defaultRevisionHistoryLimit))
 	if excess <= 0 {
 		return nil
 	}
