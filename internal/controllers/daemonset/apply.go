@@ -141,7 +141,7 @@ func (a *applier) cleanupRevisions(ctx context.Context, set *appsv1.DaemonSet, o
 // through kit.SlowStart: when one fails the rest are not sent, so a set that
 // cannot create pods (a quota, an admission webhook) costs a few failed
 // requests, not hundreds. It returns the nodes that got their pod.
-func (a *applier) writePods(ctx context.Context, set *appsv1.DaemonSet, d *decision, hash string, pods []*corev1.Pod) ([]string, error) {
+func (a *applier) writePods(ctx context.Context, set *appsv1.DaemonSet, d *decision, hash string) ([]string, error) {
 	logger := klog.FromContext(ctx)
 	generation := templateGeneration(set)
 	var mu sync.Mutex
@@ -170,20 +170,16 @@ func (a *applier) writePods(ctx context.Context, set *appsv1.DaemonSet, d *decis
 	if skipped := len(d.createOn) - sent; skipped > 0 {
 		logger.V(2).Info("Slow-start failure, skipping the remaining creates", "skipped", skipped)
 	}
-	uids := make(map[string]types.UID, len(pods))
-	for _, pod := range pods {
-		uids[pod.Name] = pod.UID
-	}
 	var wg sync.WaitGroup
-	for _, name := range d.remove {
+	for _, pod := range d.remove {
 		wg.Go(func() {
-			err := a.pods.DeletePod(ctx, set, set.Namespace, name, "")
+			err := a.pods.DeletePod(ctx, set, set.Namespace, pod.Name, "")
 			if err == nil {
-				a.writes.Deleted(set.UID, "pods", set.Namespace, name, uids[name])
+				a.writes.Deleted(set.UID, "pods", set.Namespace, pod.Name, pod.UID)
 				return
 			}
 			if !apierrors.IsNotFound(err) {
-				logger.V(2).Info("Failed to delete daemon pod", "pod", klog.KRef(set.Namespace, name), "err", err)
+				logger.V(2).Info("Failed to delete daemon pod", "pod", klog.KObj(pod), "err", err)
 				fail(err)
 			}
 		})
@@ -207,13 +203,11 @@ func (a *applier) writeStatus(ctx context.Context, set *appsv1.DaemonSet, n coun
 		s.NumberAvailable = n.available
 		s.NumberUnavailable = n.unavailable
 	}
-	want := *set.Status.DeepCopy()
-	apply(&want)
-	if reflect.DeepEqual(want, set.Status) {
+	toUpdate := set.DeepCopy()
+	apply(&toUpdate.Status)
+	if reflect.DeepEqual(toUpdate.Status, set.Status) {
 		return nil
 	}
-	toUpdate := set.DeepCopy()
-	toUpdate.Status = want
 	written, err := a.client.AppsV1().DaemonSets(toUpdate.Namespace).UpdateStatus(ctx, toUpdate, metav1.UpdateOptions{})
 	if err != nil {
 		fresh, getErr := a.client.AppsV1().DaemonSets(set.Namespace).Get(ctx, set.Name, metav1.GetOptions{})

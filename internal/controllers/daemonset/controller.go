@@ -48,7 +48,6 @@ type Controller struct {
 	apply *applier
 
 	sets           cache.Store
-	setLister      appslisters.DaemonSetLister
 	revisionLister appslisters.ControllerRevisionLister
 	nodeLister     corelisters.NodeLister
 	podIndexer     cache.Indexer
@@ -91,7 +90,6 @@ func New(cfg kit.Config) (*Controller, error) {
 			}),
 		},
 		sets:           setInformer.Informer().GetStore(),
-		setLister:      setInformer.Lister(),
 		revisionLister: revisionInformer.Lister(),
 		nodeLister:     nodeInformer.Lister(),
 		podIndexer:     podInformer.Informer().GetIndexer(),
@@ -209,12 +207,9 @@ func (c *Controller) deleteNode(obj any) {
 // changes between old and cur (nil: the node did not exist / no longer
 // exists).
 func (c *Controller) enqueueForNode(old, cur *corev1.Node) {
-	sets, err := c.setLister.List(labels.Everything())
-	if err != nil {
-		return
-	}
 	name := cmp.Or(cur, old).Name
-	for _, set := range sets {
+	for _, obj := range c.sets.List() {
+		set := obj.(*appsv1.DaemonSet)
 		fit := fitFor(klog.Background(), set)
 		before, after := fit(old), fit(cur)
 		pods, _ := c.podIndexer.ByIndex(nodeIndex, nodeKey(name, set.UID))
@@ -282,9 +277,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	}
 	var writeErr error
 	if planErr == nil {
-		var createdOn []string
-		createdOn, writeErr = c.act(ctx, in, d, revs)
-		d.status.addCreated(in, createdOn)
+		writeErr = c.act(ctx, in, d, revs)
 	}
 	statusErr := c.apply.writeStatus(ctx, set, d.status)
 	if err := errors.Join(planErr, writeErr, statusErr); err != nil {
@@ -360,9 +353,9 @@ func (c *Controller) claim(ctx context.Context, set *appsv1.DaemonSet, selector 
 }
 
 // act makes the decision's writes: its events, the failed-pod back-off, the
-// pods, and the revisions beyond the history limit. It returns the nodes
-// that got a pod.
-func (c *Controller) act(ctx context.Context, in *observed, d *decision, rp *revisionPlan) ([]string, error) {
+// pods (counting those created in the status), and the revisions beyond the
+// history limit.
+func (c *Controller) act(ctx context.Context, in *observed, d *decision, rp *revisionPlan) error {
 	set := in.set
 	kit.Record(c.Recorder, set, d.events...)
 	for _, k := range d.backoffSteps {
@@ -374,11 +367,12 @@ func (c *Controller) act(ctx context.Context, in *observed, d *decision, rp *rev
 			"Rolling update to revision %s is limited to nodes matching %q: %d pod(s) on other nodes keep the old revision until annotation %s is removed",
 			in.hash, set.Annotations[AnnotationRolloutNodeSelector], d.heldByCanary, AnnotationRolloutNodeSelector)
 	}
-	createdOn, err := c.apply.writePods(ctx, set, d, in.hash, in.pods)
+	createdOn, err := c.apply.writePods(ctx, set, d, in.hash)
+	d.status.addCreated(in, createdOn)
 	if err != nil {
-		return createdOn, err
+		return err
 	}
-	return createdOn, c.apply.cleanupRevisions(ctx, set, rp.old, in.pods)
+	return c.apply.cleanupRevisions(ctx, set, rp.old, in.pods)
 }
 
 // canarySelector parses the set's rollout node selector annotation: nil

@@ -275,12 +275,12 @@ func TestSyncWaitsForItsWritesToBeObserved(t *testing.T) {
 	}
 	// The status write is seen, the pods are not: its update event syncs
 	// the set, which makes no second burst, and the status it wrote stands.
-	cached, err := f.c.setLister.DaemonSets("default").Get("agent")
+	cached, _, err := kit.Cached[*appsv1.DaemonSet](f.c.sets, "default/agent")
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.observe()
-	written, err := f.c.setLister.DaemonSets("default").Get("agent")
+	written, _, err := kit.Cached[*appsv1.DaemonSet](f.c.sets, "default/agent")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -176,3 +176,12 @@ func byNode(pods ...*corev1.Pod) map[string][]*corev1.Pod {
 	}
 	return out
 }
+
+// podNames lists the pods' names, in order.
+func podNames(pods []*corev1.Pod) []string {
+	var out []string
+	for _, p := range pods {
+		out = append(out, p.Name)
+	}
+	return out
+}

@@ -3,6 +3,7 @@ package daemonset
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -72,8 +73,8 @@ type counts struct {
 type decision struct {
 	// createOn names the nodes that get a new pod, at most burstReplicas.
 	createOn []string
-	// remove names the pods to delete, at most burstReplicas.
-	remove []string
+	// remove are the pods to delete, at most burstReplicas.
+	remove []*corev1.Pod
 	// backoffSteps are back-off keys of nodes whose failed pod is deleted.
 	backoffSteps []string
 	events       []kit.Event
@@ -141,12 +142,9 @@ type view struct {
 // nodeNamesInPlay lists, sorted, every node that exists or has a pod of the
 // set, so that each decision is made in the same order on every sync.
 func nodeNamesInPlay(nodes []*corev1.Node, podsByNode map[string][]*corev1.Pod) []string {
-	names := make([]string, 0, len(nodes)+len(podsByNode))
+	names := slices.AppendSeq(make([]string, 0, len(nodes)+len(podsByNode)), maps.Keys(podsByNode))
 	for _, n := range nodes {
 		names = append(names, n.Name)
-	}
-	for name := range podsByNode {
-		names = append(names, name)
 	}
 	slices.Sort(names)
 	return slices.Compact(names)
@@ -162,7 +160,7 @@ func (p *decision) place(v *view) {
 			// never run and the pod garbage collector does not see them.
 			for _, pod := range pods {
 				if pod.Spec.NodeName == "" {
-					p.remove = append(p.remove, pod.Name)
+					p.remove = append(p.remove, pod)
 				}
 			}
 			continue
@@ -176,7 +174,7 @@ func (p *decision) place(v *view) {
 		default:
 			for _, pod := range pods {
 				if pod.DeletionTimestamp == nil {
-					p.remove = append(p.remove, pod.Name)
+					p.remove = append(p.remove, pod)
 				}
 			}
 		}
@@ -210,11 +208,11 @@ func (p *decision) tidyNode(in *observed, node string, pods []*corev1.Pod, shoul
 			p.backoffSteps = append(p.backoffSteps, key)
 			p.events = append(p.events, kit.Event{Type: corev1.EventTypeWarning, Reason: reasonFailedDaemonPod,
 				Message: fmt.Sprintf("Found failed daemon pod %s/%s on node %s, will try to kill it", pod.Namespace, pod.Name, node)})
-			p.remove = append(p.remove, pod.Name)
+			p.remove = append(p.remove, pod)
 		case corev1.PodSucceeded:
 			p.events = append(p.events, kit.Event{Type: corev1.EventTypeNormal, Reason: reasonSucceededDaemonPod,
 				Message: fmt.Sprintf("Found succeeded daemon pod %s/%s on node %s, will try to delete it", pod.Namespace, pod.Name, node)})
-			p.remove = append(p.remove, pod.Name)
+			p.remove = append(p.remove, pod)
 		default:
 			running = append(running, pod)
 		}
@@ -227,14 +225,9 @@ func (p *decision) tidyNode(in *observed, node string, pods []*corev1.Pod, shoul
 		}
 		return
 	}
-	if len(running) == 1 {
-		return
-	}
 	slices.SortFunc(running, comparePodAge)
 	if !surge {
-		for _, pod := range running[1:] {
-			p.remove = append(p.remove, pod.Name)
-		}
+		p.remove = append(p.remove, running[1:]...)
 		return
 	}
 	// Here, as in Kubernetes, only the hash label tells new from old.
@@ -247,7 +240,7 @@ func (p *decision) tidyNode(in *observed, node string, pods []*corev1.Pod, shoul
 		case !current && oldPod == nil:
 			oldPod = pod
 		default:
-			p.remove = append(p.remove, pod.Name)
+			p.remove = append(p.remove, pod)
 		}
 	}
 	if newPod == nil || oldPod == nil {
@@ -256,10 +249,10 @@ func (p *decision) tidyNode(in *observed, node string, pods []*corev1.Pod, shoul
 	switch wait := kit.AvailableIn(newPod, in.set.Spec.MinReadySeconds, in.now); {
 	case !kit.IsReady(oldPod):
 		in.logger.V(5).Info("Old daemon pod is not ready, removing it for its replacement", "oldPod", klog.KObj(oldPod), "newPod", klog.KObj(newPod))
-		p.remove = append(p.remove, oldPod.Name)
+		p.remove = append(p.remove, oldPod)
 	case wait == 0:
 		in.logger.V(5).Info("New daemon pod is available, removing the old one", "oldPod", klog.KObj(oldPod), "newPod", klog.KObj(newPod))
-		p.remove = append(p.remove, oldPod.Name)
+		p.remove = append(p.remove, oldPod)
 	default:
 		p.requeue(wait)
 	}
@@ -322,7 +315,8 @@ func (v *view) inCanary(name string) bool {
 func (p *decision) surge(v *view, names []string, maxSurge, desired int) {
 	minReady := v.set.Spec.MinReadySeconds
 	surged, available := 0, 0
-	var replaceNow, surgeCandidates, leaving []string
+	var replaceNow, surgeCandidates []string
+	var leaving []*corev1.Pod
 	for _, name := range names {
 		newPod, oldPod, ok := splitByRevision(v.podsByNode[name], v.hash, v.generation)
 		if !ok {
@@ -344,9 +338,9 @@ func (p *decision) surge(v *view, names []string, maxSurge, desired int) {
 			oldAvailable := kit.IsAvailable(oldPod, minReady, v.now)
 			switch {
 			case !v.fits[name].shouldRun && !oldAvailable:
-				p.remove = append(p.remove, oldPod.Name)
+				p.remove = append(p.remove, oldPod)
 			case !v.fits[name].shouldRun:
-				leaving = append(leaving, oldPod.Name)
+				leaving = append(leaving, oldPod)
 			case !v.inCanary(name):
 				p.heldByCanary++
 			case !oldAvailable:
@@ -360,7 +354,7 @@ func (p *decision) surge(v *view, names []string, maxSurge, desired int) {
 				p.requeue(wait)
 				continue
 			}
-			p.remove = append(p.remove, oldPod.Name)
+			p.remove = append(p.remove, oldPod)
 		}
 	}
 	// Pods on nodes the set no longer wants go only once as many pods are
@@ -378,7 +372,7 @@ func (p *decision) surge(v *view, names []string, maxSurge, desired int) {
 func (p *decision) replaceInPlace(v *view, names []string, maxUnavailable int) {
 	minReady := v.set.Spec.MinReadySeconds
 	unavailable := 0
-	var replaceNow, candidates []string
+	var replaceNow, candidates []*corev1.Pod
 	for _, name := range names {
 		newPod, oldPod, ok := splitByRevision(v.podsByNode[name], v.hash, v.generation)
 		switch {
@@ -399,10 +393,10 @@ func (p *decision) replaceInPlace(v *view, names []string, maxUnavailable int) {
 					unavailable++
 				}
 			case !oldAvailable:
-				replaceNow = append(replaceNow, oldPod.Name)
+				replaceNow = append(replaceNow, oldPod)
 				unavailable++
 			case unavailable < maxUnavailable:
-				candidates = append(candidates, oldPod.Name)
+				candidates = append(candidates, oldPod)
 			}
 		}
 	}

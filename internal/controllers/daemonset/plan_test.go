@@ -32,7 +32,7 @@ type statusView struct {
 
 func viewOf(p *decision) planResult {
 	r := planResult{
-		CreateOn: p.createOn, Remove: p.remove, BackoffSteps: len(p.backoffSteps), Rollout: p.rollout,
+		CreateOn: p.createOn, Remove: podNames(p.remove), BackoffSteps: len(p.backoffSteps), Rollout: p.rollout,
 		Held: p.heldByCanary, Requeue: p.requeueAfter,
 		Status: statusView{p.status.desired, p.status.current, p.status.misscheduled, p.status.ready, p.status.updated, p.status.available, p.status.unavailable},
 	}
@@ -480,7 +480,7 @@ func TestRollingUpdateConverges(t *testing.T) {
 				// one second later.
 				removed := map[string]bool{}
 				for _, r := range p.remove {
-					removed[r] = true
+					removed[r.Name] = true
 				}
 				var next []*corev1.Pod
 				for _, pod := range pods {

@@ -108,10 +108,7 @@ func planRevisions(set *appsv1.DaemonSet, revisions []*appsv1.ControllerRevision
 // currentHash is the controller-revision-hash of the revision this plan
 // makes current.
 func (p *revisionPlan) currentHash() string {
-	if p.current != nil {
-		return p.current.Labels[appsv1.ControllerRevisionHashLabelKey]
-	}
-	return p.create.Labels[appsv1.ControllerRevisionHashLabelKey]
+	return cmp.Or(p.current, p.create).Labels[appsv1.ControllerRevisionHashLabelKey]
 }
 
 // expiredRevisions returns the old revisions beyond the set's
