@@ -144,14 +144,10 @@ func (a *applier) cleanupRevisions(ctx context.Context, set *appsv1.DaemonSet, o
 func (a *applier) writePods(ctx context.Context, set *appsv1.DaemonSet, d *decision, hash string) ([]string, error) {
 	logger := klog.FromContext(ctx)
 	generation := templateGeneration(set)
+	// errs holds each write's failure: the creates', then the deletes'.
+	errs := make([]error, len(d.createOn)+len(d.remove))
 	var mu sync.Mutex
-	var errs []error
 	var createdOn []string
-	fail := func(err error) {
-		mu.Lock()
-		errs = append(errs, err)
-		mu.Unlock()
-	}
 	sent, _, _ := kit.SlowStart(len(d.createOn), 1, burstReplicas, func(i int) error {
 		created, err := a.pods.CreatePod(ctx, set, newDaemonPod(set, d.createOn[i], hash, generation))
 		switch {
@@ -163,7 +159,7 @@ func (a *applier) writePods(ctx context.Context, set *appsv1.DaemonSet, d *decis
 		case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
 		default:
 			logger.V(2).Info("Failed to create daemon pod", "node", d.createOn[i], "err", err)
-			fail(err)
+			errs[i] = err
 		}
 		return err
 	})
@@ -171,7 +167,7 @@ func (a *applier) writePods(ctx context.Context, set *appsv1.DaemonSet, d *decis
 		logger.V(2).Info("Slow-start failure, skipping the remaining creates", "skipped", skipped)
 	}
 	var wg sync.WaitGroup
-	for _, pod := range d.remove {
+	for i, pod := range d.remove {
 		wg.Go(func() {
 			err := a.pods.DeletePod(ctx, set, set.Namespace, pod.Name, "")
 			if err == nil {
@@ -180,7 +176,7 @@ func (a *applier) writePods(ctx context.Context, set *appsv1.DaemonSet, d *decis
 			}
 			if !apierrors.IsNotFound(err) {
 				logger.V(2).Info("Failed to delete daemon pod", "pod", klog.KObj(pod), "err", err)
-				fail(err)
+				errs[len(d.createOn)+i] = err
 			}
 		})
 	}

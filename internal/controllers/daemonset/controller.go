@@ -35,8 +35,7 @@ const eventComponent = "daemonset-controller"
 // on nodes that match it until the annotation is removed.
 const AnnotationRolloutNodeSelector = "quartet.dev/rollout-node-selector"
 
-// nodeIndex is the pod informer index that maps a node name and a set's
-// UID (nodeKey) to the set's pods that target the node.
+// nodeIndex indexes DaemonSet pods by target node and set (nodeKey).
 const nodeIndex = "quartet.dev/daemonset-node"
 
 var _ kit.Controller = (*Controller)(nil)
@@ -72,11 +71,8 @@ func New(cfg kit.Config) (*Controller, error) {
 	revisionInformer := cfg.Informers.Apps().V1().ControllerRevisions()
 	podInformer := cfg.Informers.Core().V1().Pods()
 	nodeInformer := cfg.Informers.Core().V1().Nodes()
-	err = controller.AddPodControllerIndexer(podInformer.Informer())
-	if err == nil {
-		err = podInformer.Informer().AddIndexers(cache.Indexers{nodeIndex: indexByNode})
-	}
-	if err != nil {
+	if err := errors.Join(controller.AddPodControllerIndexer(podInformer.Informer()),
+		podInformer.Informer().AddIndexers(cache.Indexers{nodeIndex: indexByNode})); err != nil {
 		return nil, fmt.Errorf("daemonset controller: adding pod indexes: %w", err)
 	}
 	c := &Controller{
@@ -110,8 +106,7 @@ func New(cfg kit.Config) (*Controller, error) {
 	return c, nil
 }
 
-// indexByNode indexes a DaemonSet pod under the node it targets and its
-// set.
+// indexByNode is nodeIndex's function.
 func indexByNode(obj any) ([]string, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {

@@ -25,13 +25,10 @@ type nodeFit struct {
 	shouldContinueRunning bool
 }
 
-// fitFor returns the fit of a node for one DaemonSet (none for a nil node).
-// The tolerations and the parsed node affinity depend only on the set, so
-// they are built once per sync rather than once per node.
-//
-// The fit checks the template's nodeName, its nodeSelector and required node
-// affinity, then the node's taints against the pod's tolerations (the
-// template's plus the ones every daemon pod gets). The node's
+// fitFor returns the fit of a node (none for nil) for one DaemonSet, whose
+// tolerations and parsed node affinity it builds once. The fit checks the
+// template's nodeName, its nodeSelector and required node affinity, then the
+// node's taints against the daemon pod's tolerations. The node's
 // spec.unschedulable is not consulted: cordon works through the
 // node.kubernetes.io/unschedulable taint, which daemon pods tolerate.
 func fitFor(logger klog.Logger, set *appsv1.DaemonSet) func(*corev1.Node) nodeFit {

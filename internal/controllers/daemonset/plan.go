@@ -152,7 +152,8 @@ func nodeNamesInPlay(nodes []*corev1.Node, podsByNode map[string][]*corev1.Pod) 
 
 // place is the placement half of the plan.
 func (p *decision) place(v *view) {
-	surge := allowsSurge(v.set)
+	// With maxSurge a node may run two pods during an update.
+	maxSurge, _, _ := rollingLimits(v.set, 1)
 	for _, name := range v.names {
 		pods := v.podsByNode[name]
 		if v.byName[name] == nil {
@@ -170,7 +171,7 @@ func (p *decision) place(v *view) {
 		case f.shouldRun && len(pods) == 0:
 			p.createOn = append(p.createOn, name)
 		case f.shouldContinueRunning:
-			p.tidyNode(v.observed, name, pods, f.shouldRun, surge)
+			p.tidyNode(v.observed, name, pods, f.shouldRun, maxSurge > 0)
 		default:
 			for _, pod := range pods {
 				if pod.DeletionTimestamp == nil {
@@ -476,13 +477,6 @@ func (c *counts) addCreated(in *observed, nodes []string) {
 			c.updated++
 		}
 	}
-}
-
-// allowsSurge reports whether the set may run two pods on a node during an
-// update.
-func allowsSurge(set *appsv1.DaemonSet) bool {
-	n, _, _ := rollingLimits(set, 1)
-	return n > 0
 }
 
 // rollingLimits resolves maxSurge and maxUnavailable against the number of

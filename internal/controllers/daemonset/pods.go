@@ -98,8 +98,8 @@ func targetNodeName(pod *corev1.Pod) (string, error) {
 	return "", fmt.Errorf("pod %s/%s has no %s node affinity requirement", pod.Namespace, pod.Name, metav1.ObjectNameField)
 }
 
-// templateGeneration parses the set's deprecated template generation
-// annotation; nil when it is absent or not a number.
+// templateGeneration is the set's deprecated template generation annotation;
+// nil when it is absent or not a number.
 func templateGeneration(set *appsv1.DaemonSet) *int64 {
 	g, err := strconv.ParseInt(set.Annotations[appsv1.DeprecatedTemplateGeneration], 10, 64)
 	if err != nil {
@@ -108,9 +108,8 @@ func templateGeneration(set *appsv1.DaemonSet) *int64 {
 	return &g
 }
 
-// isUpdated reports whether a pod belongs to the set's current revision: its
-// controller-revision-hash equals hash, or its pod-template-generation equals
-// the set's template generation.
+// isUpdated reports whether a pod belongs to the set's current revision, by
+// its hash or its template generation.
 func isUpdated(pod *corev1.Pod, hash string, generation *int64) bool {
 	if hash != "" && pod.Labels[appsv1.ControllerRevisionHashLabelKey] == hash {
 		return true
@@ -118,9 +117,7 @@ func isUpdated(pod *corev1.Pod, hash string, generation *int64) bool {
 	return generation != nil && pod.Labels[podTemplateGenerationLabel] == strconv.FormatInt(*generation, 10)
 }
 
-// newDaemonPod builds the pod the set runs on nodeName: the template with the
-// revision labels, the daemon tolerations, the node pin and a controller
-// reference to the set.
+// newDaemonPod builds the pod the set runs on nodeName.
 func newDaemonPod(set *appsv1.DaemonSet, nodeName, hash string, generation *int64) *corev1.Pod {
 	pod := kit.PodFromTemplate(&set.Spec.Template, set, controllerKind)
 	if generation != nil {
