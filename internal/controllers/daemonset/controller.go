@@ -270,12 +270,11 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		// that shows them syncs the set again.
 		return d.requeueAfter, planErr
 	}
-	var writeErr error
-	if planErr == nil {
-		writeErr = c.act(ctx, in, d, revs)
+	err = planErr
+	if err == nil {
+		err = c.act(ctx, in, d, revs)
 	}
-	statusErr := c.apply.writeStatus(ctx, set, d.status)
-	if err := errors.Join(planErr, writeErr, statusErr); err != nil {
+	if err := errors.Join(err, c.apply.writeStatus(ctx, set, d.status)); err != nil {
 		return 0, err
 	}
 	return d.requeueAfter, nil

@@ -316,7 +316,7 @@ func (v *view) inCanary(name string) bool {
 func (p *decision) surge(v *view, names []string, maxSurge, desired int) {
 	minReady := v.set.Spec.MinReadySeconds
 	surged, available := 0, 0
-	var replaceNow, surgeCandidates []string
+	var surgeCandidates []string
 	var leaving []*corev1.Pod
 	for _, name := range names {
 		newPod, oldPod, ok := splitByRevision(v.podsByNode[name], v.hash, v.generation)
@@ -345,7 +345,7 @@ func (p *decision) surge(v *view, names []string, maxSurge, desired int) {
 			case !v.inCanary(name):
 				p.heldByCanary++
 			case !oldAvailable:
-				replaceNow = append(replaceNow, name)
+				p.createOn = append(p.createOn, name)
 			case surged < maxSurge:
 				surgeCandidates = append(surgeCandidates, name)
 			}
@@ -365,7 +365,6 @@ func (p *decision) surge(v *view, names []string, maxSurge, desired int) {
 		p.remove = append(p.remove, leaving[:min(extra, len(leaving))]...)
 	}
 	room := max(0, min(maxSurge-surged, len(surgeCandidates)))
-	p.createOn = append(p.createOn, replaceNow...)
 	p.createOn = append(p.createOn, surgeCandidates[:room]...)
 }
 
@@ -373,7 +372,7 @@ func (p *decision) surge(v *view, names []string, maxSurge, desired int) {
 func (p *decision) replaceInPlace(v *view, names []string, maxUnavailable int) {
 	minReady := v.set.Spec.MinReadySeconds
 	unavailable := 0
-	var replaceNow, candidates []*corev1.Pod
+	var candidates []*corev1.Pod
 	for _, name := range names {
 		newPod, oldPod, ok := splitByRevision(v.podsByNode[name], v.hash, v.generation)
 		switch {
@@ -394,7 +393,7 @@ func (p *decision) replaceInPlace(v *view, names []string, maxUnavailable int) {
 					unavailable++
 				}
 			case !oldAvailable:
-				replaceNow = append(replaceNow, oldPod)
+				p.remove = append(p.remove, oldPod)
 				unavailable++
 			case unavailable < maxUnavailable:
 				candidates = append(candidates, oldPod)
@@ -402,7 +401,6 @@ func (p *decision) replaceInPlace(v *view, names []string, maxUnavailable int) {
 		}
 	}
 	room := max(0, min(maxUnavailable-unavailable, len(candidates)))
-	p.remove = append(p.remove, replaceNow...)
 	p.remove = append(p.remove, candidates[:room]...)
 }
 
