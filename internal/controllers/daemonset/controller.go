@@ -133,16 +133,12 @@ func (c *Controller) enqueue(obj any) {
 }
 
 func (c *Controller) updateSet(oldObj, newObj any) {
-	old, ok1 := oldObj.(*appsv1.DaemonSet)
-	cur, ok2 := newObj.(*appsv1.DaemonSet)
-	if !ok1 || !ok2 {
-		return
-	}
-	if old.UID != cur.UID {
+	old, _ := oldObj.(*appsv1.DaemonSet)
+	if cur, ok := newObj.(*appsv1.DaemonSet); ok && old != nil && old.UID != cur.UID {
 		// Deleted and re-created between two events.
 		c.forgetSet(old)
 	}
-	c.enqueue(cur)
+	c.enqueue(newObj)
 }
 
 func (c *Controller) deleteSet(obj any) {

@@ -80,22 +80,20 @@ func targetNodeName(pod *corev1.Pod) (string, error) {
 	if pod.Spec.NodeName != "" {
 		return pod.Spec.NodeName, nil
 	}
-	a := pod.Spec.Affinity
-	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
-		return "", fmt.Errorf("pod %s/%s has neither spec.nodeName nor a required node affinity", pod.Namespace, pod.Name)
-	}
-	for _, term := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
-		for _, req := range term.MatchFields {
-			if req.Key != metav1.ObjectNameField || req.Operator != corev1.NodeSelectorOpIn {
-				continue
+	if a := pod.Spec.Affinity; a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+		for _, term := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+			for _, req := range term.MatchFields {
+				if req.Key != metav1.ObjectNameField || req.Operator != corev1.NodeSelectorOpIn {
+					continue
+				}
+				if len(req.Values) != 1 {
+					return "", fmt.Errorf("pod %s/%s names %d nodes in its %s requirement, want 1", pod.Namespace, pod.Name, len(req.Values), metav1.ObjectNameField)
+				}
+				return req.Values[0], nil
 			}
-			if len(req.Values) != 1 {
-				return "", fmt.Errorf("pod %s/%s names %d nodes in its %s requirement, want 1", pod.Namespace, pod.Name, len(req.Values), metav1.ObjectNameField)
-			}
-			return req.Values[0], nil
 		}
 	}
-	return "", fmt.Errorf("pod %s/%s has no %s node affinity requirement", pod.Namespace, pod.Name, metav1.ObjectNameField)
+	return "", fmt.Errorf("pod %s/%s has neither spec.nodeName nor a required %s node affinity", pod.Namespace, pod.Name, metav1.ObjectNameField)
 }
 
 // templateGeneration is the set's deprecated template generation annotation;
