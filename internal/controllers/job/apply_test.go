@@ -11,12 +11,20 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
+
+	"quartet.dev/quartet/internal/controllers/kit"
 )
 
-func podsToCreate(n int) []*v1.Pod {
+func podsToCreate(n int) *decision {
 	job := newTestJob(int32(n), int32(n))
-	d := decide(&observed{job: job, now: testNow, settled: true, retry: defaultRetry})
-	return d.creates
+	return decide(&observed{job: job, now: testNow, settled: true, retry: defaultRetry})
+}
+
+// testApplier writes through w and remembers its pod writes against store.
+func testApplier(w kit.PodWriter, store cache.Store) *applier {
+	return &applier{pods: w, writes: kit.NewOwnWrites(clock.RealClock{}, map[string]kit.Store{"pods": store})}
 }
 
 func TestCreatePodsSlowStart(t *testing.T) {
@@ -43,10 +51,11 @@ func TestCreatePodsSlowStart(t *testing.T) {
 				}
 				return nil
 			}}
-			res := createPods(context.Background(), w, newTestJob(1, 1), podsToCreate(tc.pods), tc.first)
-			created := len(res.created)
-			if int(res.notCreated) != tc.pods-created || res.nextBatch != tc.wantNext {
-				t.Errorf("created %d, notCreated %d, nextBatch %d; want nextBatch %d", created, res.notCreated, res.nextBatch, tc.wantNext)
+			var out outcome
+			nextBatch, err := testApplier(w, cache.NewStore(cache.MetaNamespaceKeyFunc)).createPods(context.Background(), newTestJob(1, 1), podsToCreate(tc.pods), tc.first, &out)
+			created := len(w.created)
+			if int(out.createsFailed) != tc.pods-created || nextBatch != tc.wantNext {
+				t.Errorf("created %d, createsFailed %d, nextBatch %d; want nextBatch %d", created, out.createsFailed, nextBatch, tc.wantNext)
 			}
 			switch {
 			case tc.failAt == 0 && (calls != tc.pods || created != tc.pods):
@@ -57,8 +66,8 @@ func TestCreatePodsSlowStart(t *testing.T) {
 				// successes, are all.
 				t.Errorf("calls %d created %d after a failure at %d", calls, created, tc.failAt)
 			}
-			if (tc.failAt > 0) != (res.err != nil) {
-				t.Errorf("err = %v", res.err)
+			if (tc.failAt > 0) != (err != nil) {
+				t.Errorf("err = %v", err)
 			}
 		})
 	}
@@ -68,9 +77,10 @@ func TestCreatePodsNamespaceTerminating(t *testing.T) {
 	terminating := apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "", errors.New("namespace is being terminated"))
 	terminating.ErrStatus.Details = &metav1StatusDetails
 	w := &fakePodWriter{createErr: func(*v1.Pod) error { return terminating }}
-	res := createPods(context.Background(), w, newTestJob(1, 1), podsToCreate(4), 1)
-	if res.err != nil || res.notCreated != 4 {
-		t.Errorf("err %v notCreated %d, want no error and 4 not created", res.err, res.notCreated)
+	var out outcome
+	_, err := testApplier(w, cache.NewStore(cache.MetaNamespaceKeyFunc)).createPods(context.Background(), newTestJob(1, 1), podsToCreate(4), 1, &out)
+	if err != nil || out.createsFailed != 4 {
+		t.Errorf("err %v createsFailed %d, want no error and 4 not created", err, out.createsFailed)
 	}
 }
 
@@ -90,17 +100,20 @@ func TestDeletePods(t *testing.T) {
 			return nil
 		},
 	}
-	res := deletePods(context.Background(), w, job, []podDelete{{pod: a, dropFinalizer: true}, {pod: b, dropFinalizer: true}, {pod: c}})
-	if res.failed != 1 || res.failedReady != 1 || res.err == nil {
-		t.Errorf("failed %d ready %d err %v", res.failed, res.failedReady, res.err)
+	// The cache still holds c: the Job waits for its deletion to show.
+	store := cache.NewStore(cache.MetaNamespaceKeyFunc)
+	if err := store.Add(c); err != nil {
+		t.Fatal(err)
 	}
-	got := make([]string, len(res.deleted))
-	for i, p := range res.deleted {
-		got[i] = string(p.UID)
+	ap := testApplier(w, store)
+	var out outcome
+	d := &decision{deletes: []podDelete{{pod: a, dropFinalizer: true}, {pod: b, dropFinalizer: true}, {pod: c}}}
+	err := ap.deletePods(context.Background(), job, d, &out)
+	if out.deletesFailed != 1 || out.readyDeletesFailed != 1 || err == nil {
+		t.Errorf("failed %d ready %d err %v", out.deletesFailed, out.readyDeletesFailed, err)
 	}
-	slices.Sort(got)
-	if !slices.Equal(got, []string{"b", "c"}) {
-		t.Errorf("deleted %v, want b and c (already gone)", got)
+	if !slices.Equal(w.deleted, []string{"b"}) || ap.writes.Seen(job.UID, "pods") {
+		t.Errorf("deleted %v, seen %v; want b deleted and c (already gone) remembered as deleted", w.deleted, ap.writes.Seen(job.UID, "pods"))
 	}
 	slices.Sort(w.patched)
 	if !slices.Equal(w.patched, []string{"a", "b"}) {
@@ -123,12 +136,13 @@ func TestDropFinalizers(t *testing.T) {
 		}
 		return nil
 	}}
-	dropped, err := dropFinalizers(context.Background(), w, pods)
+	dropped, err := testApplier(w, cache.NewStore(cache.MetaNamespaceKeyFunc)).dropFinalizers(context.Background(), job, pods)
 	var names []string
-	for _, p := range dropped {
-		names = append(names, p.Name)
+	for _, p := range pods {
+		if dropped.Has(p.UID) {
+			names = append(names, p.Name)
+		}
 	}
-	slices.Sort(names)
 	if err == nil || !slices.Equal(names, []string{"p0", "p2", "p3", "p4"}) {
 		t.Errorf("dropped %v err %v, want all but p1 (p2 is gone, which counts)", names, err)
 	}

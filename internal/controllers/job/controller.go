@@ -261,7 +261,7 @@ func (c *Controller) claimPods(ctx context.Context, job *batch.Job) ([]*v1.Pod, 
 	})
 	return kit.Claim(ctx, claims, job, batch.SchemeGroupVersion.WithKind("Job"), canAdopt,
 		func(ctx context.Context, p *v1.Pod, patch []byte) (*v1.Pod, error) {
-			return patchPod(ctx, c.apply.pods, p, patch)
+			return c.apply.pods.PatchPod(ctx, p.Namespace, p.Name, types.StrategicMergePatchType, patch)
 		},
 		batch.JobTrackingFinalizer)
 }
@@ -546,7 +546,7 @@ func (c *Controller) releaseOrphan(ctx context.Context, p *v1.Pod) error {
 			return nil
 		}
 	}
-	_, err := patchPod(ctx, c.apply.pods, p, dropFinalizerPatch())
+	_, err := c.apply.dropFinalizer(ctx, p)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/utils/ptr"
 )
 
@@ -264,9 +265,9 @@ type planView struct {
 func runPlan(in *observed) (planView, *decision) {
 	d := decide(in)
 	t := d.track(outcome{})
-	dropped := map[types.UID]bool{}
+	dropped := sets.New[types.UID]()
 	for _, p := range t.dropFinalizers {
-		dropped[p.UID] = true
+		dropped.Insert(p.UID)
 	}
 	s := t.settle(dropped)
 	var v planView

@@ -7,6 +7,7 @@ import (
 	batch "k8s.io/api/batch/v1"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/component-base/metrics"
 	"k8s.io/component-base/metrics/legacyregistry"
 	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
@@ -214,12 +215,12 @@ func recordCreations(job *batch.Job, d *decision, created, refused int32) {
 
 // recordFailurePolicy counts the failed pods whose tracking finalizer was
 // removed (each once) by the podFailurePolicy rule that matched them.
-func recordFailurePolicy(job *batch.Job, pods []*v1.Pod, dropped map[types.UID]bool) {
+func recordFailurePolicy(job *batch.Job, pods []*v1.Pod, dropped sets.Set[types.UID]) {
 	if job.Spec.PodFailurePolicy == nil {
 		return
 	}
 	for _, p := range pods {
-		if !dropped[p.UID] || !isFailed(job, p) {
+		if !dropped.Has(p.UID) || !isFailed(job, p) {
 			continue
 		}
 		if v := judgeFailure(job.Spec.PodFailurePolicy, p); v.action != "" {

@@ -13,6 +13,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/kubernetes/pkg/controller"
 	"k8s.io/utils/ptr"
 
@@ -95,7 +96,7 @@ type decision struct {
 	backoff backoffRecord
 
 	// What track needs from the classification of the pods.
-	uncountedSucceeded, uncountedFailed map[types.UID]struct{}
+	uncountedSucceeded, uncountedFailed sets.Set[types.UID]
 	prevSucceeded                       indexSet
 	succeeded                           indexSet
 	failedIndexes                       *indexSet
@@ -130,7 +131,7 @@ type tracking struct {
 	status         batch.JobStatus
 	dropFinalizers []*v1.Pod
 	// withFinalizer are the pods still tracked by a finalizer.
-	withFinalizer map[types.UID]struct{}
+	withFinalizer sets.Set[types.UID]
 	// final is the Complete or Failed condition to add once every finished
 	// pod is counted and no pod is terminating.
 	final *batch.JobCondition
@@ -224,14 +225,6 @@ func setCondition(st *batch.JobStatus, t batch.JobConditionType, status v1.Condi
 	return true
 }
 
-func uidSet(uids []types.UID) map[types.UID]struct{} {
-	set := make(map[types.UID]struct{}, len(uids))
-	for _, u := range uids {
-		set[u] = struct{}{}
-	}
-	return set
-}
-
 // decide is the first, pure stage of a sync: which pods to create and
 // delete, and the status the Job has if those writes succeed.
 func decide(in *observed) *decision {
@@ -241,8 +234,8 @@ func decide(in *observed) *decision {
 	if st.UncountedTerminatedPods == nil {
 		st.UncountedTerminatedPods = &batch.UncountedTerminatedPods{}
 	}
-	d.uncountedSucceeded = uidSet(st.UncountedTerminatedPods.Succeeded)
-	d.uncountedFailed = uidSet(st.UncountedTerminatedPods.Failed)
+	d.uncountedSucceeded = sets.New(st.UncountedTerminatedPods.Succeeded...)
+	d.uncountedFailed = sets.New(st.UncountedTerminatedPods.Failed...)
 	if isIndexed(job) {
 		d.indexes = make(map[*v1.Pod]int, len(in.pods))
 		for _, p := range in.pods {
@@ -296,10 +289,10 @@ func (d *decision) classify() podCounts {
 		if !d.tracked(p) || (isIndexed(job) && (d.indexOf(p) == noIndex || d.indexOf(p) >= completions)) {
 			continue
 		}
-		if _, ok := d.uncountedSucceeded[p.UID]; !ok && p.Status.Phase == v1.PodSucceeded {
+		if !d.uncountedSucceeded.Has(p.UID) && p.Status.Phase == v1.PodSucceeded {
 			c.newSucceeded = append(c.newSucceeded, p)
 		}
-		if _, ok := d.uncountedFailed[p.UID]; !ok && failed {
+		if !d.uncountedFailed.Has(p.UID) && failed {
 			c.newFailed = append(c.newFailed, p)
 			if judgeFailure(job.Spec.PodFailurePolicy, p).counts {
 				c.newCountedFailures++
@@ -314,24 +307,19 @@ func (d *decision) classify() podCounts {
 // rule a pod matched. The order of the checks is the order in which
 // upstream lets one ending win over another.
 func (d *decision) judgeEnding(failed int32, failJobMessage string) {
-	job, st := d.in.job, &d.status
-	if scm := trueCondition(st, batch.JobSuccessCriteriaMet); scm != nil {
+	left, deadline := d.deadlineLeft()
+	switch scm, ft := trueCondition(&d.status, batch.JobSuccessCriteriaMet), trueCondition(&d.status, batch.JobFailureTarget); {
+	case scm != nil:
 		d.finishing = scm.DeepCopy()
-	} else if ft := trueCondition(st, batch.JobFailureTarget); ft != nil {
+	case ft != nil:
 		d.finishing = newCondition(batch.JobFailed, v1.ConditionTrue, ft.Reason, ft.Message, d.in.now)
-	} else if failJobMessage != "" {
-		d.finishing = newCondition(batch.JobFailureTarget, v1.ConditionTrue, batch.JobReasonPodFailurePolicy, failJobMessage, d.in.now)
-	}
-	if d.finishing != nil {
-		return
-	}
-	switch {
-	case failed > ptr.Deref(job.Spec.BackoffLimit, 6) || d.restartsExceedLimit():
+	case failJobMessage != "":
+		d.finishing = d.failureTarget(batch.JobReasonPodFailurePolicy, failJobMessage)
+	case failed > ptr.Deref(d.in.job.Spec.BackoffLimit, 6) || d.restartsExceedLimit():
 		d.finishing = d.failureTarget(batch.JobReasonBackoffLimitExceeded, msgBackoffLimit)
-	case d.pastDeadline():
+	case deadline && left <= 0:
 		d.finishing = d.failureTarget(batch.JobReasonDeadlineExceeded, msgDeadline)
-	case job.Spec.ActiveDeadlineSeconds != nil && !isSuspended(job) && st.StartTime != nil:
-		left := time.Duration(*job.Spec.ActiveDeadlineSeconds)*time.Second - d.in.now.Sub(st.StartTime.Time)
+	case deadline:
 		d.requeueIn(left)
 	}
 }
@@ -376,50 +364,45 @@ func (d *decision) judgeIndexes(active []*v1.Pod) int32 {
 // active, ready and terminating counts the Job has once the writes succeed.
 func (d *decision) act(c podCounts, succeeded int32) {
 	job, st := d.in.job, &d.status
-	nActive, terminating, ready := int32(len(c.active)), c.terminating, c.ready
-	if d.finishing != nil {
+	managed := d.in.settled && job.DeletionTimestamp == nil
+	stopping := d.finishing != nil
+	switch {
+	case stopping:
 		// Stop everything still running; the pods keep their finalizer until
 		// they are counted.
 		for _, p := range c.active {
-			d.deleteNow(p, false)
+			d.deletes = append(d.deletes, podDelete{pod: p})
 		}
-		nActive, terminating, ready = 0, terminating+int32(len(c.active)), 0
 		if !d.in.settled {
 			// A pod this controller created may not be visible yet: it cannot
 			// have been stopped, so the Job cannot end in this sync.
 			d.finishing = nil
 		}
-	} else {
-		managed := d.in.settled && job.DeletionTimestamp == nil
-		if managed {
-			nActive, terminating, ready = d.manage(c.active, succeeded, terminating, ready)
-		}
-		var complete bool
-		if job.Spec.Completions == nil {
-			// A work queue: done once any pod succeeded and none runs.
-			complete = succeeded > 0 && nActive == 0
-		} else {
-			complete = succeeded >= *job.Spec.Completions && nActive == 0
-		}
-		switch {
-		case complete:
-			d.finishing = newCondition(batch.JobSuccessCriteriaMet, v1.ConditionTrue, batch.JobReasonCompletionsReached, msgCompletions, d.in.now)
-		case managed && isSuspended(job):
-			if setCondition(st, batch.JobSuspended, v1.ConditionTrue, reasonJobSuspended, msgJobSuspended, d.in.now) {
-				d.events = append(d.events, kit.Event{Type: v1.EventTypeNormal, Reason: ReasonSuspended, Message: msgJobSuspended})
-				// The deadline counts continuous activity: it starts over on resume.
-				st.StartTime = nil
-			}
-		case managed:
-			if setCondition(st, batch.JobSuspended, v1.ConditionFalse, reasonJobResumed, msgJobResumed, d.in.now) {
-				d.events = append(d.events, kit.Event{Type: v1.EventTypeNormal, Reason: ReasonResumed, Message: msgJobResumed})
-				st.StartTime = ptr.To(metav1.NewTime(d.in.now))
-			}
+	case managed:
+		d.manage(c.active, succeeded, c.terminating)
+	}
+	ready := c.ready
+	for _, del := range d.deletes {
+		if kit.IsReady(del.pod) {
+			ready--
 		}
 	}
-	st.Active = nActive
+	st.Active = int32(len(c.active) - len(d.deletes) + len(d.creates))
 	st.Ready = ptr.To(ready)
-	st.Terminating = ptr.To(terminating)
+	st.Terminating = ptr.To(c.terminating + int32(len(d.deletes)))
+	switch {
+	case stopping:
+	// A work queue (no completions) is done once any pod succeeded and none runs.
+	case st.Active == 0 && succeeded >= ptr.Deref(job.Spec.Completions, 1):
+		d.finishing = newCondition(batch.JobSuccessCriteriaMet, v1.ConditionTrue, batch.JobReasonCompletionsReached, msgCompletions, d.in.now)
+	case managed && isSuspended(job) && setCondition(st, batch.JobSuspended, v1.ConditionTrue, reasonJobSuspended, msgJobSuspended, d.in.now):
+		d.events = append(d.events, kit.Event{Type: v1.EventTypeNormal, Reason: ReasonSuspended, Message: msgJobSuspended})
+		// The deadline counts continuous activity: it starts over on resume.
+		st.StartTime = nil
+	case managed && !isSuspended(job) && setCondition(st, batch.JobSuspended, v1.ConditionFalse, reasonJobResumed, msgJobResumed, d.in.now):
+		d.events = append(d.events, kit.Event{Type: v1.EventTypeNormal, Reason: ReasonResumed, Message: msgJobResumed})
+		st.StartTime = ptr.To(metav1.NewTime(d.in.now))
+	}
 }
 
 // tracked is a pod whose finalizer still stands for a finish not yet
@@ -464,13 +447,13 @@ func (d *decision) restartsExceedLimit() bool {
 	return total >= limit
 }
 
-func (d *decision) pastDeadline() bool {
-	job := d.in.job
-	start := d.status.StartTime
+// deadlineLeft is the time left before activeDeadlineSeconds, when it runs.
+func (d *decision) deadlineLeft() (time.Duration, bool) {
+	job, start := d.in.job, d.status.StartTime
 	if job.Spec.ActiveDeadlineSeconds == nil || start == nil || isSuspended(job) {
-		return false
+		return 0, false
 	}
-	return d.in.now.Sub(start.Time) >= time.Duration(*job.Spec.ActiveDeadlineSeconds)*time.Second
+	return time.Duration(*job.Spec.ActiveDeadlineSeconds)*time.Second - d.in.now.Sub(start.Time), true
 }
 
 // collectFailedIndexes adds to status.failedIndexes the indexes whose pod
@@ -529,93 +512,64 @@ func (d *decision) failedPodsAwaitingReplacement(active []*v1.Pod, completions i
 	return held
 }
 
-// deleteNow schedules a deletion of an active pod.
-func (d *decision) deleteNow(p *v1.Pod, dropFinalizer bool) {
-	d.deletes = append(d.deletes, podDelete{pod: p, dropFinalizer: dropFinalizer})
-}
-
 // manage sizes the running pods to what parallelism and the remaining
-// completions ask for, and returns the active, terminating and ready counts
-// the Job has once its writes succeed.
-func (d *decision) manage(active []*v1.Pod, succeeded, terminating, ready int32) (int32, int32, int32) {
+// completions ask for.
+func (d *decision) manage(active []*v1.Pod, succeeded, terminating int32) {
 	job := d.in.job
-	nActive := int32(len(active))
 	remove := func(pods []*v1.Pod) {
 		for _, p := range pods {
-			d.deleteNow(p, true)
-			nActive--
-			terminating++
-			if kit.IsReady(p) {
-				ready--
-			}
+			d.deletes = append(d.deletes, podDelete{pod: p, dropFinalizer: true})
 		}
 	}
-
 	if isSuspended(job) {
 		remove(d.surplus(active, len(active)))
-		return nActive, terminating, ready
+		return
 	}
-
-	parallelism := ptr.Deref(job.Spec.Parallelism, 1)
-	var want int32
-	if job.Spec.Completions == nil {
+	nActive := int32(len(active))
+	want := ptr.Deref(job.Spec.Parallelism, 1)
+	switch {
+	case job.Spec.Completions != nil:
+		want = max(0, min(*job.Spec.Completions-succeeded, want))
+	case succeeded > 0:
 		// A work queue: once a pod has succeeded, the rest finish on their own.
-		if succeeded > 0 {
-			want = nActive
-		} else {
-			want = parallelism
-		}
-	} else {
-		want = max(0, min(*job.Spec.Completions-succeeded, parallelism))
+		want = nActive
 	}
-
 	if excess := d.surplus(active, int(max(0, nActive-want))); len(excess) > 0 {
 		// One kind of pod write per sync: deletions first.
-		if len(excess) > maxPodWritesPerSync {
-			excess = excess[:maxPodWritesPerSync]
-		}
-		remove(excess)
-		return nActive, terminating, ready
+		remove(excess[:min(len(excess), maxPodWritesPerSync)])
+		return
 	}
-
 	occupied := nActive
 	if replacesOnlyFailed(job) {
 		occupied += terminating
 	}
 	missing := want - occupied
 	if missing <= 0 {
-		return nActive, terminating, ready
+		return
 	}
 	if !hasPerIndexLimit(job) {
 		if wait := d.in.retry.remaining(d.backoff.failures, d.backoff.lastFailure, d.in.now); wait > 0 {
 			d.requeueIn(wait)
-			return nActive, terminating, ready
+			return
 		}
 	}
 	missing = min(missing, maxPodWritesPerSync)
-
 	if !isIndexed(job) {
 		for range missing {
 			d.creates = append(d.creates, d.newPod(noIndex))
 		}
-		return nActive + missing, terminating, ready
+		return
 	}
-
 	indexes := d.pendingIndexes(active, int(missing))
 	if hasPerIndexLimit(job) {
 		var wait time.Duration
-		indexes, wait = d.indexesPastBackoff(indexes)
-		if len(indexes) == 0 {
-			if wait > 0 {
-				d.requeueIn(wait)
-			}
-			return nActive, terminating, ready
+		if indexes, wait = d.indexesPastBackoff(indexes); len(indexes) == 0 && wait > 0 {
+			d.requeueIn(wait)
 		}
 	}
 	for _, ix := range indexes {
 		d.creates = append(d.creates, d.newPod(ix))
 	}
-	return nActive + int32(len(indexes)), terminating, ready
 }
 
 // surplus picks at least n active pods to delete. For an Indexed Job it
@@ -820,10 +774,10 @@ func (d *decision) track(out outcome) *tracking {
 		slices.SortStableFunc(pods, func(a, b *v1.Pod) int { return d.indexOf(a) - d.indexOf(b) })
 	}
 
-	t.withFinalizer = make(map[types.UID]struct{}, len(pods))
+	t.withFinalizer = sets.New[types.UID]()
 	for _, p := range pods {
 		if d.tracked(p) {
-			t.withFinalizer[p.UID] = struct{}{}
+			t.withFinalizer.Insert(p.UID)
 		}
 	}
 	countRemovedFinalizers(st, t.withFinalizer)
@@ -862,14 +816,14 @@ func (d *decision) pickFinalizers(t *tracking, pods []*v1.Pod, finishing *batch.
 			continue
 		}
 		t.dropFinalizers = append(t.dropFinalizers, p)
-		_, wasFailed := d.uncountedFailed[p.UID]
+		wasFailed := d.uncountedFailed.Has(p.UID)
 		switch {
 		case p.Status.Phase == v1.PodSucceeded && !wasFailed:
 			if indexed {
 				if ix := d.indexOf(p); ix != noIndex && ix < completions && !d.prevSucceeded.has(ix) {
 					newIndexes = append(newIndexes, ix)
 				}
-			} else if _, ok := d.uncountedSucceeded[p.UID]; !ok {
+			} else if !d.uncountedSucceeded.Has(p.UID) {
 				unc.Succeeded = append(unc.Succeeded, p.UID)
 			}
 		case failed || failing:
@@ -926,37 +880,28 @@ func (d *decision) canDropFinalizer(p *v1.Pod, failed bool, finishing *batch.Job
 
 // countRemovedFinalizers moves the uncounted pods that no longer carry a
 // finalizer into the succeeded and failed counters.
-func countRemovedFinalizers(st *batch.JobStatus, withFinalizer map[types.UID]struct{}) {
+func countRemovedFinalizers(st *batch.JobStatus, withFinalizer sets.Set[types.UID]) {
 	unc := st.UncountedTerminatedPods
-	keep := func(uids []types.UID) ([]types.UID, int32) {
-		var kept []types.UID
+	keep := func(uids []types.UID, counter *int32) (kept []types.UID) {
 		for _, u := range uids {
-			if _, ok := withFinalizer[u]; ok {
+			if withFinalizer.Has(u) {
 				kept = append(kept, u)
 			}
 		}
-		return kept, int32(len(uids) - len(kept))
+		*counter += int32(len(uids) - len(kept))
+		return kept
 	}
-	var s, f int32
-	unc.Succeeded, s = keep(unc.Succeeded)
-	unc.Failed, f = keep(unc.Failed)
-	st.Succeeded += s
-	st.Failed += f
+	unc.Succeeded = keep(unc.Succeeded, &st.Succeeded)
+	unc.Failed = keep(unc.Failed, &st.Failed)
 }
 
 // settle is the third, pure stage: with the finalizers of dropped pods gone,
 // their pods are counted, and the Job ends when nothing is left uncounted or
 // terminating.
-func (t *tracking) settle(dropped map[types.UID]bool) *settlement {
+func (t *tracking) settle(dropped sets.Set[types.UID]) *settlement {
 	s := &settlement{status: *t.status.DeepCopy()}
 	st := &s.status
-	still := make(map[types.UID]struct{}, len(t.withFinalizer))
-	for u := range t.withFinalizer {
-		if !dropped[u] {
-			still[u] = struct{}{}
-		}
-	}
-	countRemovedFinalizers(st, still)
+	countRemovedFinalizers(st, t.withFinalizer.Difference(dropped))
 
 	if t.final == nil || t.capped {
 		return s

@@ -7,6 +7,7 @@ import (
 	batch "k8s.io/api/batch/v1"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 )
 
 // benchState is a Job of 5,000 completions at parallelism 200 midway: 4,700
@@ -49,9 +50,9 @@ func benchmarkPlan(b *testing.B, indexedJob bool) {
 	for b.Loop() {
 		d := decide(in)
 		t := d.track(outcome{})
-		dropped := make(map[types.UID]bool, len(t.dropFinalizers))
+		dropped := sets.New[types.UID]()
 		for _, p := range t.dropFinalizers {
-			dropped[p.UID] = true
+			dropped.Insert(p.UID)
 		}
 		s := t.settle(dropped)
 		if len(t.dropFinalizers) != 100 || s.status.Succeeded != 4800 {

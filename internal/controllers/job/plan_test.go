@@ -10,6 +10,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/utils/ptr"
 )
 
@@ -1095,7 +1096,7 @@ func TestPlanOutcomes(t *testing.T) {
 		job := newTestJob(2, 2)
 		pods := []*v1.Pod{newTestPod(job, "s1", v1.PodSucceeded), newTestPod(job, "s2", v1.PodSucceeded)}
 		d := decide(&observed{job: job, pods: pods, now: testNow, settled: true, retry: defaultRetry})
-		s := d.track(outcome{}).settle(map[types.UID]bool{"s1": true})
+		s := d.track(outcome{}).settle(sets.New[types.UID]("s1"))
 		got := viewStatus(s.status)
 		want := statusView{Succeeded: 1, UncountedSucceeded: "s2", FailedIndexes: "<nil>", Started: true,
 			Conditions: "SuccessCriteriaMet=True/CompletionsReached"}
@@ -1122,9 +1123,9 @@ func TestPlanCapsUncountedPods(t *testing.T) {
 	if len(tr.dropFinalizers) != maxUncounted || !tr.capped {
 		t.Errorf("drops = %d capped = %v, want %d and capped", len(tr.dropFinalizers), tr.capped, maxUncounted)
 	}
-	dropped := map[types.UID]bool{}
+	dropped := sets.New[types.UID]()
 	for _, p := range tr.dropFinalizers {
-		dropped[p.UID] = true
+		dropped.Insert(p.UID)
 	}
 	s := tr.settle(dropped)
 	if s.finished || s.status.Succeeded != maxUncounted {
@@ -1139,7 +1140,7 @@ func TestPlanCapsUncountedPods(t *testing.T) {
 	}
 	var rest []*v1.Pod
 	for _, p := range pods {
-		if dropped[p.UID] {
+		if dropped.Has(p.UID) {
 			q := p.DeepCopy()
 			q.Finalizers = nil
 			rest = append(rest, q)
@@ -1157,7 +1158,7 @@ func TestPlanConditionTimes(t *testing.T) {
 	job := newTestJob(1, 1, startedAt(ago(time.Minute)))
 	pods := []*v1.Pod{newTestPod(job, "s1", v1.PodSucceeded)}
 	d := decide(&observed{job: job, pods: pods, now: testNow, settled: true, retry: defaultRetry})
-	s := d.track(outcome{}).settle(map[types.UID]bool{"s1": true})
+	s := d.track(outcome{}).settle(sets.New[types.UID]("s1"))
 	want := []batch.JobCondition{
 		{Type: batch.JobSuccessCriteriaMet, Status: v1.ConditionTrue, Reason: "CompletionsReached", Message: msgCompletions,
 			LastProbeTime: metav1.NewTime(testNow), LastTransitionTime: metav1.NewTime(testNow)},
