@@ -2,7 +2,6 @@ package job
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	batch "k8s.io/api/batch/v1"
@@ -99,28 +98,22 @@ func (b backoffRecord) advance(succeeded, failed []*v1.Pod) backoffRecord {
 	if len(succeeded) == 0 && len(failed) == 0 {
 		return b
 	}
-	failTimes := make([]time.Time, len(failed))
-	for i, p := range failed {
-		failTimes[i] = finishTime(p)
-	}
-	slices.SortFunc(failTimes, func(a, b time.Time) int { return a.Compare(b) })
-	if len(succeeded) == 0 {
-		return backoffRecord{
-			failures:    b.failures + int32(len(failed)),
-			lastFailure: failTimes[len(failTimes)-1],
-		}
-	}
-	lastSuccess := finishTime(succeeded[0])
-	for _, p := range succeeded[1:] {
+	var lastSuccess time.Time
+	for _, p := range succeeded {
 		if t := finishTime(p); t.After(lastSuccess) {
 			lastSuccess = t
 		}
 	}
 	next := backoffRecord{}
-	for _, t := range failTimes {
-		if t.After(lastSuccess) {
+	if len(succeeded) == 0 {
+		next.failures = b.failures
+	}
+	for _, p := range failed {
+		if t := finishTime(p); len(succeeded) == 0 || t.After(lastSuccess) {
 			next.failures++
-			next.lastFailure = t
+			if t.After(next.lastFailure) {
+				next.lastFailure = t
+			}
 		}
 	}
 	return next

@@ -118,8 +118,13 @@ func New(cfg kit.Config) (*Controller, error) {
 	err = errors.Join(
 		base.Watch(jobInformer.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc: func(obj any) {
-				recordExternal(obj.(*batch.Job), c.managedBy)
-				c.enqueueNow(obj.(*batch.Job))
+				job := obj.(*batch.Job)
+				// Counted as the cluster's own Job controller does; beside
+				// it (managedBy set), that one counts.
+				if c.managedBy == "" && managedElsewhere(job, "") {
+					externalJobs.WithLabelValues(*job.Spec.ManagedBy).Inc()
+				}
+				c.queue.Add(keyOf(job))
 			},
 			UpdateFunc: c.updateJob,
 			DeleteFunc: c.deleteJob,
@@ -172,7 +177,9 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	case !c.apply.writes.Seen(job.UID, "jobs"):
 		// The update event that shows it syncs the Job at once (updateJob).
 		logger.V(4).Info("Waiting for the cache to show the Job's latest status", "job", klog.KObj(job))
-		recordStaleSkip()
+		// Upstream also skips for its pod writes; quartet waits for those per
+		// pod instead.
+		staleSkips.WithLabelValues("batch", "jobs").Inc()
 		return 0, nil
 	}
 	if mode := job.Spec.CompletionMode; mode != nil && *mode != batch.NonIndexedCompletion && *mode != batch.IndexedCompletion {
@@ -330,7 +337,7 @@ func (c *Controller) enqueueSelectorSweep(job *batch.Job) {
 // otherwise after the batch period, which gathers a Job's pod events into
 // one sync. A finished Job is not synced for its pods going away.
 func (c *Controller) podChanged(job *batch.Job, ev kit.ChildEvent[*v1.Pod]) {
-	recordTrackingFinalizer(ev.Old, ev.Cur, ev.Op == kit.Deleted)
+	recordTrackingFinalizer(ev)
 	going := ev.Op == kit.Deleted || (ev.Cur.DeletionTimestamp != nil && !ev.Released)
 	switch {
 	case going && IsFinished(job):

@@ -50,7 +50,7 @@ func TestIndexSetParseAndString(t *testing.T) {
 }
 
 func TestIndexSetOperations(t *testing.T) {
-	set := indexSetOf([]int{9, 1, 2, 3, 5, 2})
+	set := indexSet(nil).withIndexes([]int{9, 1, 2, 3, 5, 2})
 	if got := set.String(); got != "1-3,5,9" {
 		t.Fatalf("indexSetOf = %q", got)
 	}
@@ -92,7 +92,7 @@ func TestIndexSetLarge(t *testing.T) {
 	for i := 0; i < 5000; i += 2 {
 		all = append(all, i)
 	}
-	set := indexSetOf(all)
+	set := indexSet(nil).withIndexes(all)
 	if set.count() != 2500 || len(set) != 2500 {
 		t.Fatalf("count %d spans %d", set.count(), len(set))
 	}

@@ -103,21 +103,11 @@ func (set indexSet) union(other indexSet) indexSet {
 // withIndexes returns a new set holding the set's indexes and the given ones,
 // which need not be sorted or distinct.
 func (set indexSet) withIndexes(indexes []int) indexSet {
-	if len(indexes) == 0 {
-		return set.union(nil)
+	var added indexSet
+	for _, ix := range slices.Sorted(slices.Values(indexes)) {
+		added = added.addSpan(span{ix, ix})
 	}
-	return set.union(indexSetOf(indexes))
-}
-
-// indexSetOf builds a set from indexes in any order.
-func indexSetOf(indexes []int) indexSet {
-	sorted := append([]int(nil), indexes...)
-	slices.Sort(sorted)
-	var out indexSet
-	for _, ix := range sorted {
-		out = out.addSpan(span{ix, ix})
-	}
-	return out
+	return set.union(added)
 }
 
 // count is the number of indexes in the set.
@@ -137,21 +127,7 @@ func (set indexSet) has(ix int) bool {
 
 // overlap is the number of indexes the two sets have in common.
 func (set indexSet) overlap(other indexSet) int {
-	common := 0
-	i, j := 0, 0
-	for i < len(set) && j < len(other) {
-		lo := max(set[i].lo, other[j].lo)
-		hi := min(set[i].hi, other[j].hi)
-		if hi >= lo {
-			common += hi - lo + 1
-		}
-		if set[i].hi < other[j].hi {
-			i++
-		} else {
-			j++
-		}
-	}
-	return common
+	return set.count() + other.count() - set.union(other).count()
 }
 
 // String writes the set the way the Job API stores it: spans of three or more
@@ -178,22 +154,17 @@ func (set indexSet) String() string {
 // firstMissing returns up to n indexes below limit that are not in the set,
 // lowest first.
 func (set indexSet) firstMissing(n, limit int) []int {
-	if n <= 0 {
-		return nil
-	}
-	out := make([]int, 0, min(n, limit))
-	next := 0
-	for _, s := range set {
-		for ; next < s.lo && next < limit && len(out) < n; next++ {
+	var out []int
+	i := 0
+	for next := 0; len(out) < n && next < limit; next++ {
+		for i < len(set) && set[i].hi < next {
+			i++
+		}
+		if i < len(set) && set[i].lo <= next {
+			next = set[i].hi // the rest of the span is in the set too
+		} else {
 			out = append(out, next)
 		}
-		if len(out) == n || next >= limit {
-			return out
-		}
-		next = max(next, s.hi+1)
-	}
-	for ; next < limit && len(out) < n; next++ {
-		out = append(out, next)
 	}
 	return out
 }

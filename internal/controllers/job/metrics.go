@@ -12,6 +12,8 @@ import (
 	"k8s.io/component-base/metrics/legacyregistry"
 	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
 	"k8s.io/utils/ptr"
+
+	"quartet.dev/quartet/internal/controllers/kit"
 )
 
 // The Job controller's metrics carry the names, labels and buckets of
@@ -111,12 +113,10 @@ func RegisterMetrics() {
 	})
 }
 
-// completionModeLabel is the completion_mode label of a Job.
+// completionModeLabel is the completion_mode label of a Job (a sync skips
+// a Job of another mode before any metric is recorded).
 func completionModeLabel(job *batch.Job) string {
-	if isIndexed(job) {
-		return string(batch.IndexedCompletion)
-	}
-	return string(batch.NonIndexedCompletion)
+	return string(ptr.Deref(job.Spec.CompletionMode, batch.NonIndexedCompletion))
 }
 
 // recordSync counts one sync of a Job that ran (past the checks that skip
@@ -152,23 +152,20 @@ func recordStatus(job *batch.Job, before, after *batch.JobStatus) {
 	mode := completionModeLabel(job)
 	succeeded := int(after.Succeeded) - int(before.Succeeded)
 	if isIndexed(job) {
-		n := completionsOf(job)
-		now, _ := parseIndexSet(after.CompletedIndexes, n)
-		was, _ := parseIndexSet(before.CompletedIndexes, n)
-		succeeded = now.count() - was.count()
+		count := func(text string) int {
+			set, _ := parseIndexSet(text, completionsOf(job))
+			return set.count()
+		}
+		succeeded = count(after.CompletedIndexes) - count(before.CompletedIndexes)
 		limit := "global"
-		if job.Spec.BackoffLimitPerIndex != nil {
+		if hasPerIndexLimit(job) {
 			limit = "perIndex"
 		}
 		if succeeded > 0 {
 			finishedIndexes.WithLabelValues("succeeded", limit).Add(float64(succeeded))
 		}
-		if after.FailedIndexes != nil {
-			nowFailed, _ := parseIndexSet(*after.FailedIndexes, n)
-			wasFailed, _ := parseIndexSet(ptr.Deref(before.FailedIndexes, ""), n)
-			if failed := nowFailed.count() - wasFailed.count(); failed > 0 {
-				finishedIndexes.WithLabelValues("failed", limit).Add(float64(failed))
-			}
+		if failed := count(ptr.Deref(after.FailedIndexes, "")) - count(ptr.Deref(before.FailedIndexes, "")); failed > 0 {
+			finishedIndexes.WithLabelValues("failed", limit).Add(float64(failed))
 		}
 	}
 	if succeeded > 0 {
@@ -177,15 +174,9 @@ func recordStatus(job *batch.Job, before, after *batch.JobStatus) {
 	if failed := int(after.Failed) - int(before.Failed); failed > 0 {
 		podsFinished.WithLabelValues(mode, "failed").Add(float64(failed))
 	}
-	for _, t := range []batch.JobConditionType{batch.JobComplete, batch.JobFailed} {
-		if trueCondition(before, t) == nil {
-			if c := trueCondition(after, t); c != nil {
-				result := "succeeded"
-				if t == batch.JobFailed {
-					result = "failed"
-				}
-				jobsFinished.WithLabelValues(mode, result, c.Reason).Inc()
-			}
+	for t, result := range map[batch.JobConditionType]string{batch.JobComplete: "succeeded", batch.JobFailed: "failed"} {
+		if c := trueCondition(after, t); c != nil && trueCondition(before, t) == nil {
+			jobsFinished.WithLabelValues(mode, result, c.Reason).Inc()
 		}
 	}
 }
@@ -200,7 +191,7 @@ func recordCreations(job *batch.Job, d *decision, created, refused int32) {
 	hasFailed := job.Status.Failed > 0 || len(d.uncountedFailed) > 0
 	reason := "new"
 	switch {
-	case hasFailed && ptr.Deref(job.Spec.PodReplacementPolicy, batch.TerminatingOrFailed) == batch.Failed:
+	case hasFailed && replacesOnlyFailed(job):
 		reason = "recreate_failed"
 	case hasFailed || ptr.Deref(job.Status.Terminating, 0) > 0:
 		reason = "recreate_terminating_or_failed"
@@ -229,29 +220,13 @@ func recordFailurePolicy(job *batch.Job, pods []*v1.Pod, dropped sets.Set[types.
 	}
 }
 
-// recordExternal counts a Job the controller sees (added to its cache)
-// whose spec.managedBy names another controller, as the cluster's own Job
-// controller does; beside the cluster's (managedBy set), that one counts.
-func recordExternal(job *batch.Job, managedBy string) {
-	if managedBy == "" && managedElsewhere(job, "") {
-		externalJobs.WithLabelValues(*job.Spec.ManagedBy).Inc()
-	}
-}
-
-// recordStaleSkip counts a sync skipped because the cache does not show
-// the controller's last status write of the Job yet (upstream also skips
-// for its pod writes; quartet waits for those per pod instead).
-func recordStaleSkip() {
-	staleSkips.WithLabelValues("batch", "jobs").Inc()
-}
-
 // recordTrackingFinalizer counts a pod event that makes a terminated pod
 // with the tracking finalizer appear or disappear.
-func recordTrackingFinalizer(old, cur *v1.Pod, gone bool) {
-	was := old != nil && finishedWithFinalizer(old)
-	is := !gone && cur != nil && finishedWithFinalizer(cur)
-	if gone {
-		was = cur != nil && finishedWithFinalizer(cur)
+func recordTrackingFinalizer(ev kit.ChildEvent[*v1.Pod]) {
+	was := ev.Old != nil && finishedWithFinalizer(ev.Old)
+	is := ev.Cur != nil && finishedWithFinalizer(ev.Cur)
+	if ev.Op == kit.Deleted {
+		was, is = is, false
 	}
 	switch {
 	case is && !was:

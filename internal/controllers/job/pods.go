@@ -8,7 +8,9 @@ import (
 
 	batch "k8s.io/api/batch/v1"
 	v1 "k8s.io/api/core/v1"
+	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
 	"k8s.io/kubernetes/pkg/controller"
+	"k8s.io/utils/ptr"
 
 	"quartet.dev/quartet/internal/controllers/kit"
 )
@@ -75,11 +77,7 @@ func finishTime(p *v1.Pod) time.Time {
 		return c.LastTransitionTime.Time
 	}
 	if p.DeletionTimestamp != nil {
-		grace := time.Duration(0)
-		if p.DeletionGracePeriodSeconds != nil {
-			grace = time.Duration(*p.DeletionGracePeriodSeconds) * time.Second
-		}
-		return p.DeletionTimestamp.Add(-grace)
+		return p.DeletionTimestamp.Add(-time.Duration(ptr.Deref(p.DeletionGracePeriodSeconds, 0)) * time.Second)
 	}
 	return p.CreationTimestamp.Time
 }
@@ -88,44 +86,24 @@ func finishTime(p *v1.Pod) time.Time {
 // the sidecars (restartable init containers); it is unknown while any of them
 // has no exit time.
 func containersFinishedAt(p *v1.Pod) (time.Time, bool) {
+	statuses := slices.Clone(p.Status.ContainerStatuses)
+	for i := range p.Spec.InitContainers {
+		c := &p.Spec.InitContainers[i]
+		if s, ok := podutil.GetContainerStatus(p.Status.InitContainerStatuses, c.Name); ok && podutil.IsRestartableInitContainer(c) {
+			statuses = append(statuses, s)
+		}
+	}
 	var latest time.Time
-	found := false
-	consider := func(s v1.ContainerStatus) bool {
+	for _, s := range statuses {
 		t := s.State.Terminated
 		if t == nil || t.FinishedAt.IsZero() {
-			return false
+			return time.Time{}, false
 		}
-		if !found || t.FinishedAt.After(latest) {
+		if t.FinishedAt.After(latest) {
 			latest = t.FinishedAt.Time
 		}
-		found = true
-		return true
 	}
-	for _, s := range p.Status.ContainerStatuses {
-		if !consider(s) {
-			return time.Time{}, false
-		}
-	}
-	sidecars := sidecarNames(p)
-	for _, s := range p.Status.InitContainerStatuses {
-		if _, ok := sidecars[s.Name]; ok && !consider(s) {
-			return time.Time{}, false
-		}
-	}
-	return latest, found
-}
-
-func sidecarNames(p *v1.Pod) map[string]struct{} {
-	var names map[string]struct{}
-	for _, c := range p.Spec.InitContainers {
-		if c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways {
-			if names == nil {
-				names = map[string]struct{}{}
-			}
-			names[c.Name] = struct{}{}
-		}
-	}
-	return names
+	return latest, len(statuses) > 0
 }
 
 // restarts is the total container restart count of a pod that is still
