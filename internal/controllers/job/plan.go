@@ -2,8 +2,8 @@ package job
 
 import (
 	"fmt"
+	"maps"
 	"math"
-	"reflect"
 	"slices"
 	"strconv"
 	"time"
@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
+	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
 	"k8s.io/kubernetes/pkg/controller"
 	"k8s.io/utils/ptr"
 
@@ -408,11 +409,7 @@ func (d *decision) act(c podCounts, succeeded int32) {
 // tracked is a pod whose finalizer still stands for a finish not yet
 // counted.
 func (d *decision) tracked(p *v1.Pod) bool {
-	if !hasTrackingFinalizer(p) {
-		return false
-	}
-	_, gone := d.in.finalizerGone[p.UID]
-	return !gone
+	return hasTrackingFinalizer(p) && !d.in.finalizerGone[p.UID]
 }
 
 func (d *decision) failureTarget(reason, message string) *batch.JobCondition {
@@ -420,9 +417,7 @@ func (d *decision) failureTarget(reason, message string) *batch.JobCondition {
 }
 
 func (d *decision) requeueIn(after time.Duration) {
-	if after < 0 {
-		after = 0
-	}
+	after = max(after, 0)
 	if d.requeue == 0 || after < d.requeue {
 		// A zero "after" still asks for a prompt look.
 		d.requeue = max(after, time.Nanosecond)
@@ -440,11 +435,8 @@ func (d *decision) restartsExceedLimit() bool {
 	for _, p := range d.in.pods {
 		total += restarts(p)
 	}
-	limit := ptr.Deref(job.Spec.BackoffLimit, 6)
-	if limit == 0 {
-		return total > 0
-	}
-	return total >= limit
+	// A limit of 0 allows no restart at all.
+	return total >= max(ptr.Deref(job.Spec.BackoffLimit, 6), 1)
 }
 
 // deadlineLeft is the time left before activeDeadlineSeconds, when it runs.
@@ -461,10 +453,7 @@ func (d *decision) deadlineLeft() (time.Duration, bool) {
 // counted failures.
 func (d *decision) collectFailedIndexes(completions int) *indexSet {
 	job := d.in.job
-	var prev indexSet
-	if job.Status.FailedIndexes != nil {
-		prev, _ = parseIndexSet(*job.Status.FailedIndexes, completions)
-	}
+	prev, _ := parseIndexSet(ptr.Deref(job.Status.FailedIndexes, ""), completions)
 	var fresh []int
 	for _, p := range d.in.pods {
 		ix := d.indexOf(p)
@@ -486,11 +475,9 @@ func (d *decision) collectFailedIndexes(completions int) *indexSet {
 // replacement exists.
 func (d *decision) failedPodsAwaitingReplacement(active []*v1.Pod, completions int) map[int]*v1.Pod {
 	job := d.in.job
-	busy := map[int]struct{}{}
+	busy := sets.New[int]()
 	for _, p := range active {
-		if ix := d.indexOf(p); ix != noIndex {
-			busy[ix] = struct{}{}
-		}
+		busy.Insert(d.indexOf(p))
 	}
 	held := map[int]*v1.Pod{}
 	for _, p := range d.in.pods {
@@ -498,10 +485,7 @@ func (d *decision) failedPodsAwaitingReplacement(active []*v1.Pod, completions i
 			continue
 		}
 		ix := d.indexOf(p)
-		if ix == noIndex || ix >= completions || d.succeeded.has(ix) || d.failedIndexes.has(ix) {
-			continue
-		}
-		if _, ok := busy[ix]; ok {
+		if ix == noIndex || ix >= completions || d.succeeded.has(ix) || d.failedIndexes.has(ix) || busy.Has(ix) {
 			continue
 		}
 		prev, ok := held[ix]
@@ -580,20 +564,14 @@ func (d *decision) surplus(active []*v1.Pod, n int) []*v1.Pod {
 	if isIndexed(d.in.job) {
 		completions := completionsOf(d.in.job)
 		byIndex := map[int][]*v1.Pod{}
-		var order []int
 		for _, p := range active {
-			ix := d.indexOf(p)
-			if ix == noIndex || ix >= completions {
+			if ix := d.indexOf(p); ix == noIndex || ix >= completions {
 				picked = append(picked, p)
-				continue
+			} else {
+				byIndex[ix] = append(byIndex[ix], p)
 			}
-			if _, seen := byIndex[ix]; !seen {
-				order = append(order, ix)
-			}
-			byIndex[ix] = append(byIndex[ix], p)
 		}
-		slices.Sort(order)
-		for _, ix := range order {
+		for _, ix := range slices.Sorted(maps.Keys(byIndex)) {
 			group := byIndex[ix]
 			if len(group) > 1 {
 				group = slices.Clone(group)
@@ -637,28 +615,21 @@ func (d *decision) pendingIndexes(active []*v1.Pod, n int) []int {
 	return busy.firstMissing(n, completionsOf(job))
 }
 
-// indexesPastBackoff keeps the indexes whose own retry delay has passed;
-// when none has, it returns the shortest wait.
-func (d *decision) indexesPastBackoff(indexes []int) ([]int, time.Duration) {
-	var ready []int
-	var wait time.Duration
+// indexesPastBackoff keeps the indexes whose own retry delay has passed,
+// and returns the shortest wait among the others.
+func (d *decision) indexesPastBackoff(indexes []int) (ready []int, wait time.Duration) {
 	for _, ix := range indexes {
-		prev := d.holdForReplacement[ix]
-		if prev == nil {
-			ready = append(ready, ix)
-			continue
+		var left time.Duration
+		if prev := d.holdForReplacement[ix]; prev != nil {
+			left = d.in.retry.remaining(indexAllFailures(prev)+1, finishTime(prev), d.in.now)
 		}
-		left := d.in.retry.remaining(indexAllFailures(prev)+1, finishTime(prev), d.in.now)
 		if left == 0 {
 			ready = append(ready, ix)
 		} else if wait == 0 || left < wait {
 			wait = left
 		}
 	}
-	if len(ready) > 0 {
-		return ready, 0
-	}
-	return nil, wait
+	return ready, wait
 }
 
 // newPod builds the pod for one more run of the Job, at completion index ix
@@ -677,11 +648,8 @@ func (d *decision) newPod(ix int) *v1.Pod {
 	p.Labels[batch.JobCompletionIndexAnnotation] = text
 	p.Annotations[batch.JobCompletionIndexAnnotation] = text
 	p.Spec.Hostname = fmt.Sprintf("%s-%d", job.Name, ix)
-	for i := range p.Spec.InitContainers {
-		addIndexEnv(&p.Spec.InitContainers[i])
-	}
-	for i := range p.Spec.Containers {
-		addIndexEnv(&p.Spec.Containers[i])
+	for c := range podutil.ContainerIter(&p.Spec, podutil.InitContainers|podutil.Containers) {
+		addIndexEnv(c)
 	}
 	if hasPerIndexLimit(job) {
 		counted, ignored := d.inheritedFailures(ix)
@@ -702,19 +670,13 @@ func (d *decision) inheritedFailures(ix int) (counted, ignored int32) {
 	}
 	counted = indexFailures(prev)
 	ignored = annotationCount(prev, batch.JobIndexIgnoredFailureCountAnnotation)
+	// Saturating: the annotations are user-writable, up to MaxInt32.
 	if judgeFailure(d.in.job.Spec.PodFailurePolicy, prev).counts {
-		counted = saturatingInc(counted)
+		counted = min(counted, math.MaxInt32-1) + 1
 	} else {
-		ignored = saturatingInc(ignored)
+		ignored = min(ignored, math.MaxInt32-1) + 1
 	}
 	return counted, ignored
-}
-
-func saturatingInc(n int32) int32 {
-	if n == math.MaxInt32 {
-		return n
-	}
-	return n + 1
 }
 
 // maxGenerateNameLength leaves room for the five random characters the
@@ -734,10 +696,8 @@ func indexedNamePrefix(jobName string, ix int) string {
 // addIndexEnv exposes the completion index label as JOB_COMPLETION_INDEX,
 // unless the container already defines that variable.
 func addIndexEnv(c *v1.Container) {
-	for _, e := range c.Env {
-		if e.Name == completionIndexEnv {
-			return
-		}
+	if slices.ContainsFunc(c.Env, func(e v1.EnvVar) bool { return e.Name == completionIndexEnv }) {
+		return
 	}
 	c.Env = append(c.Env, v1.EnvVar{
 		Name: completionIndexEnv,
@@ -756,9 +716,7 @@ func (d *decision) track(out outcome) *tracking {
 	t := &tracking{in: in, status: *d.status.DeepCopy()}
 	st := &t.status
 	finishing := d.finishing
-	if out.createsFailed > 0 {
-		st.Active -= out.createsFailed
-	}
+	st.Active -= out.createsFailed
 	if out.deletesFailed > 0 {
 		st.Active += out.deletesFailed
 		*st.Terminating -= out.deletesFailed
@@ -867,15 +825,8 @@ func (d *decision) canDropFinalizer(p *v1.Pod, failed bool, finishing *batch.Job
 	if d.in.job.DeletionTimestamp != nil || finishing != nil || p.Status.Phase == v1.PodSucceeded {
 		return true
 	}
-	if !failed {
-		return false
-	}
-	if ix := d.indexOf(p); ix != noIndex && hasPerIndexLimit(d.in.job) {
-		if held := d.holdForReplacement[ix]; held != nil && held.UID == p.UID {
-			return false
-		}
-	}
-	return true
+	held := d.holdForReplacement[d.indexOf(p)]
+	return failed && (held == nil || held.UID != p.UID)
 }
 
 // countRemovedFinalizers moves the uncounted pods that no longer carry a
@@ -930,13 +881,7 @@ func (t *tracking) settle(dropped sets.Set[types.UID]) *settlement {
 // statusChanged reports whether a status write is needed. Like upstream, a
 // Job's start time alone is not worth a write; it goes with the next one.
 func statusChanged(old, updated *batch.JobStatus) bool {
-	if apiequality.Semantic.DeepEqual(old, updated) {
-		return false
-	}
-	if !reflect.DeepEqual(old.StartTime, updated.StartTime) {
-		withOldStart := *updated
-		withOldStart.StartTime = old.StartTime
-		return !apiequality.Semantic.DeepEqual(old, &withOldStart)
-	}
-	return true
+	withOldStart := *updated
+	withOldStart.StartTime = old.StartTime
+	return !apiequality.Semantic.DeepEqual(old, &withOldStart)
 }
