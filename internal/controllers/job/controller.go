@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	batch "k8s.io/api/batch/v1"
@@ -208,19 +209,20 @@ func (c *Controller) reconcile(ctx context.Context, job *batch.Job) (_ time.Dura
 		c.Recorder.Eventf(job, v1.EventTypeWarning, ReasonInvalidBackoff, "%s; using the default retry delay", text)
 		invalidBackoff.Inc()
 	}
+	mem := c.memory.syncing(job.UID)
 	d := decide(&observed{
 		job:           job,
 		pods:          pods,
 		now:           now,
 		settled:       c.apply.writes.Seen(job.UID, "pods"),
 		finalizerGone: c.apply.writes.Unseen(job.UID, "pod finalizers"),
-		backoff:       c.memory.syncing(job.UID),
+		backoff:       mem.backoff,
 		retry:         retry,
 	})
 	action = syncAction(d)
 	recordRetryDelay(d)
 	kit.Record(c.Recorder, job, d.events...)
-	out, nextBatch, podErr := c.apply.writePods(ctx, job, d, c.memory.createBatch(job.UID))
+	out, nextBatch, podErr := c.apply.writePods(ctx, job, d, mem.createBatch)
 	if nextBatch > 0 {
 		c.memory.setCreateBatch(job.UID, nextBatch)
 	}
@@ -280,14 +282,6 @@ func (c *Controller) forget(job *batch.Job) {
 	c.once.Forget(job.UID)
 }
 
-func (c *Controller) enqueueNow(job *batch.Job) {
-	c.queue.Add(keyOf(job))
-}
-
-func (c *Controller) enqueueBatched(job *batch.Job) {
-	c.queue.AddAfter(keyOf(job), batchPeriod)
-}
-
 func (c *Controller) updateJob(oldObj, newObj any) {
 	old, okOld := oldObj.(*batch.Job)
 	cur, okCur := newObj.(*batch.Job)
@@ -302,9 +296,9 @@ func (c *Controller) updateJob(oldObj, newObj any) {
 	}
 	switch {
 	case c.apply.writes.CaughtUp(cur.UID, "jobs"), cur.Generation != old.Generation:
-		c.enqueueNow(cur)
+		c.queue.Add(keyOf(cur))
 	default:
-		c.enqueueBatched(cur)
+		c.queue.AddAfter(keyOf(cur), batchPeriod)
 	}
 	// A changed deadline needs its own wake-up.
 	if cur.Status.StartTime != nil && cur.Spec.ActiveDeadlineSeconds != nil &&
@@ -320,7 +314,7 @@ func (c *Controller) deleteJob(obj any) {
 		return
 	}
 	c.forget(job)
-	c.enqueueNow(job)
+	c.queue.Add(keyOf(job))
 	c.enqueueSelectorSweep(job)
 }
 
@@ -344,9 +338,9 @@ func (c *Controller) podChanged(job *batch.Job, ev kit.ChildEvent[*v1.Pod]) {
 	case ev.Op == kit.Updated && !going && !ev.Released && !ev.Orphan &&
 		!podutil.IsPodPhaseTerminal(ev.Old.Status.Phase) && podutil.IsPodPhaseTerminal(ev.Cur.Status.Phase) &&
 		c.memory.podFinished(job.UID, syncThreshold(job)):
-		c.enqueueNow(job)
+		c.queue.Add(keyOf(job))
 	default:
-		c.enqueueBatched(job)
+		c.queue.AddAfter(keyOf(job), batchPeriod)
 	}
 }
 
@@ -421,8 +415,8 @@ func (c *Controller) sweep(ctx context.Context, pods []*v1.Pod) error {
 	var (
 		mu       sync.Mutex
 		errs     []error
-		next     int
-		released = map[types.UID]bool{}
+		next     atomic.Int64
+		released sync.Map // the UIDs of the pods this sweep released
 	)
 	// take returns the next pod to release: one being deleted if any
 	// (going), otherwise the next of the list.
@@ -430,13 +424,10 @@ func (c *Controller) sweep(ctx context.Context, pods []*v1.Pod) error {
 		if key, ok := c.going.take(); ok {
 			return key, true, true
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		if next == len(pods) {
-			return orphanKey{}, false, false
+		if i := int(next.Add(1)) - 1; i < len(pods) {
+			return orphanKey{namespace: pods[i].Namespace, pod: pods[i].Name}, false, true
 		}
-		next++
-		return orphanKey{namespace: pods[next-1].Namespace, pod: pods[next-1].Name}, false, true
+		return orphanKey{}, false, false
 	}
 	// release releases the pod key names, as the cache shows it, unless
 	// this sweep has already.
@@ -448,17 +439,11 @@ func (c *Controller) sweep(ctx context.Context, pods []*v1.Pod) error {
 		if err != nil {
 			return err
 		}
-		mu.Lock()
-		done := released[p.UID]
-		released[p.UID] = true
-		mu.Unlock()
-		if done {
+		if _, done := released.LoadOrStore(p.UID, true); done {
 			return nil
 		}
 		if err := c.releaseOrphan(ctx, p); err != nil {
-			mu.Lock()
-			delete(released, p.UID)
-			mu.Unlock()
+			released.Delete(p.UID)
 			return err
 		}
 		return nil
@@ -467,13 +452,11 @@ func (c *Controller) sweep(ctx context.Context, pods []*v1.Pod) error {
 	for range min(len(pods), c.sweepWorkers) {
 		wg.Go(func() {
 			for key, going, ok := take(); ok; key, going, ok = take() {
-				err := release(key)
-				if err != nil && going {
+				switch err := release(key); {
+				case err != nil && going:
 					// Perhaps another Job's pod: retried on its own.
 					c.orphans.AddRateLimited(key)
-					continue
-				}
-				if err != nil {
+				case err != nil:
 					mu.Lock()
 					errs = append(errs, err)
 					mu.Unlock()

@@ -33,7 +33,7 @@ func newMemory() *memory {
 func (m *memory) entry(uid types.UID) *jobMemory {
 	e := m.jobs[uid]
 	if e == nil {
-		e = &jobMemory{}
+		e = &jobMemory{createBatch: slowStartInitialBatch}
 		m.jobs[uid] = e
 	}
 	return e
@@ -46,13 +46,13 @@ func (m *memory) forget(uid types.UID) {
 }
 
 // syncing starts a sync of the Job: it resets the count of pods finished
-// since the last one and returns the failure memory.
-func (m *memory) syncing(uid types.UID) backoffRecord {
+// since the last one and returns what the last syncs left.
+func (m *memory) syncing(uid types.UID) jobMemory {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := m.entry(uid)
 	e.finishedSinceSync = 0
-	return e.backoff
+	return *e
 }
 
 func (m *memory) setBackoff(uid types.UID, b backoffRecord) {
@@ -69,13 +69,6 @@ func (m *memory) podFinished(uid types.UID, enough int32) bool {
 	e := m.entry(uid)
 	e.finishedSinceSync++
 	return e.finishedSinceSync == enough
-}
-
-// createBatch is where the Job's next slow start begins.
-func (m *memory) createBatch(uid types.UID) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return max(m.entry(uid).createBatch, slowStartInitialBatch)
 }
 
 func (m *memory) setCreateBatch(uid types.UID, n int) {

@@ -28,18 +28,18 @@ func TestMemoryOfARecreatedJob(t *testing.T) {
 	m := newMemory()
 	m.setBackoff(job.UID, backoffRecord{failures: 3, lastFailure: testNow})
 	m.setCreateBatch(job.UID, 64)
-	if got := m.syncing(job.UID); got.failures != 3 || m.createBatch(job.UID) != 64 {
-		t.Errorf("memory = %+v, batch %d", got, m.createBatch(job.UID))
+	if got := m.syncing(job.UID); got.backoff.failures != 3 || got.createBatch != 64 {
+		t.Errorf("memory = %+v", got)
 	}
 	m.setCreateBatch(job.UID, 10*maxPodWritesPerSync)
-	if got := m.createBatch(job.UID); got != maxPodWritesPerSync {
+	if got := m.syncing(job.UID).createBatch; got != maxPodWritesPerSync {
 		t.Errorf("createBatch = %d, want at most %d", got, maxPodWritesPerSync)
 	}
-	if got := m.syncing("new-uid"); got.failures != 0 || m.createBatch("new-uid") != 1 {
+	if got := m.syncing("new-uid"); got.backoff.failures != 0 || got.createBatch != 1 {
 		t.Errorf("a new Job of the same name inherits %+v", got)
 	}
 	m.forget(job.UID)
-	if got := m.syncing(job.UID); got.failures != 0 {
+	if got := m.syncing(job.UID); got.backoff.failures != 0 {
 		t.Errorf("forgotten memory kept %+v", got)
 	}
 }
