@@ -377,14 +377,7 @@ func syncThreshold(job *batch.Job) int32 {
 // counts: orphans, and pods of Jobs that are gone or finished.
 func (c *Controller) syncOrphans(ctx context.Context, key orphanKey) error {
 	if key.pod != "" {
-		p, err := c.podLister.Pods(key.namespace).Get(key.pod)
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return c.releaseOrphan(ctx, p)
+		return c.releaseOrphan(ctx, key, &sync.Map{})
 	}
 	selector, err := labels.Parse(key.selector)
 	if err != nil {
@@ -429,30 +422,11 @@ func (c *Controller) sweep(ctx context.Context, pods []*v1.Pod) error {
 		}
 		return orphanKey{}, false, false
 	}
-	// release releases the pod key names, as the cache shows it, unless
-	// this sweep has already.
-	release := func(key orphanKey) error {
-		p, err := c.podLister.Pods(key.namespace).Get(key.pod)
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if _, done := released.LoadOrStore(p.UID, true); done {
-			return nil
-		}
-		if err := c.releaseOrphan(ctx, p); err != nil {
-			released.Delete(p.UID)
-			return err
-		}
-		return nil
-	}
 	var wg sync.WaitGroup
 	for range min(len(pods), c.sweepWorkers) {
 		wg.Go(func() {
 			for key, going, ok := take(); ok; key, going, ok = take() {
-				switch err := release(key); {
+				switch err := c.releaseOrphan(ctx, key, &released); {
 				case err != nil && going:
 					// Perhaps another Job's pod: retried on its own.
 					c.orphans.AddRateLimited(key)
@@ -517,9 +491,16 @@ func (g *goingPods) end() []orphanKey {
 	return left
 }
 
-func (c *Controller) releaseOrphan(ctx context.Context, p *v1.Pod) error {
-	if !hasTrackingFinalizer(p) {
+// releaseOrphan removes the tracking finalizer of the pod key names, as the
+// cache shows it, if no running Job counts the pod, and unless released (the
+// UIDs a sweep has released) holds it.
+func (c *Controller) releaseOrphan(ctx context.Context, key orphanKey, released *sync.Map) error {
+	p, err := c.podLister.Pods(key.namespace).Get(key.pod)
+	if apierrors.IsNotFound(err) {
 		return nil
+	}
+	if err != nil || !hasTrackingFinalizer(p) {
+		return err
 	}
 	if ref := metav1.GetControllerOfNoCopy(p); ref != nil {
 		if ref.Kind != "Job" || ref.APIVersion != batch.SchemeGroupVersion.String() {
@@ -536,9 +517,12 @@ func (c *Controller) releaseOrphan(ctx context.Context, p *v1.Pod) error {
 			return nil
 		}
 	}
-	_, err := c.apply.dropFinalizer(ctx, p)
-	if apierrors.IsNotFound(err) {
+	if _, done := released.LoadOrStore(p.UID, true); done {
 		return nil
 	}
-	return err
+	if _, err := c.apply.dropFinalizer(ctx, p); err != nil && !apierrors.IsNotFound(err) {
+		released.Delete(p.UID)
+		return err
+	}
+	return nil
 }

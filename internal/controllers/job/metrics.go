@@ -39,52 +39,32 @@ var (
 		Help:    "The time it took to sync a job",
 		Buckets: metrics.ExponentialBuckets(0.004, 2, 15), StabilityLevel: metrics.STABLE,
 	}, []string{"completion_mode", "result", "action"})
-	syncs = metrics.NewCounterVec(&metrics.CounterOpts{
-		Subsystem: metricsSubsystem, Name: "job_syncs_total",
-		Help: "The number of job syncs", StabilityLevel: metrics.STABLE,
-	}, []string{"completion_mode", "result", "action"})
-	jobsFinished = metrics.NewCounterVec(&metrics.CounterOpts{
-		Subsystem: metricsSubsystem, Name: "jobs_finished_total",
-		Help: "The number of finished jobs", StabilityLevel: metrics.STABLE,
-	}, []string{"completion_mode", "result", "reason"})
-	podsFinished = metrics.NewCounterVec(&metrics.CounterOpts{
-		Subsystem: metricsSubsystem, Name: "job_pods_finished_total",
-		Help: "The number of finished Pods that are fully tracked", StabilityLevel: metrics.STABLE,
-	}, []string{"completion_mode", "result"})
-	trackingFinalizers = metrics.NewCounterVec(&metrics.CounterOpts{
-		Subsystem: metricsSubsystem, Name: "terminated_pods_tracking_finalizer_total",
-		Help: "The number of terminated pods (phase=Failed|Succeeded) that have the finalizer batch.kubernetes.io/job-tracking; " +
+	syncs              = counterVec("job_syncs_total", metrics.STABLE, "The number of job syncs", "completion_mode", "result", "action")
+	jobsFinished       = counterVec("jobs_finished_total", metrics.STABLE, "The number of finished jobs", "completion_mode", "result", "reason")
+	podsFinished       = counterVec("job_pods_finished_total", metrics.STABLE, "The number of finished Pods that are fully tracked", "completion_mode", "result")
+	trackingFinalizers = counterVec("terminated_pods_tracking_finalizer_total", metrics.BETA,
+		"The number of terminated pods (phase=Failed|Succeeded) that have the finalizer batch.kubernetes.io/job-tracking; "+
 			`the event label is "add" (a pod became one) or "delete" (it no longer is: finalizer removed, or pod gone)`,
-		StabilityLevel: metrics.BETA,
-	}, []string{"event"})
+		"event")
 
-	failurePolicyActions = metrics.NewCounterVec(&metrics.CounterOpts{
-		Subsystem: metricsSubsystem, Name: "pod_failures_handled_by_failure_policy_total",
-		Help: "Failed pods whose tracking ended under a podFailurePolicy rule, by the rule's action: " +
+	failurePolicyActions = counterVec("pod_failures_handled_by_failure_policy_total", metrics.BETA,
+		"Failed pods whose tracking ended under a podFailurePolicy rule, by the rule's action: "+
 			"FailJob, Ignore, Count or FailIndex (pods no rule matched are not counted)",
-		StabilityLevel: metrics.BETA,
-	}, []string{"action"})
-	finishedIndexes = metrics.NewCounterVec(&metrics.CounterOpts{
-		Subsystem: metricsSubsystem, Name: "job_finished_indexes_total",
-		Help: `Indexes of Indexed Jobs newly counted as finished; status "succeeded" or "failed", ` +
+		"action")
+	finishedIndexes = counterVec("job_finished_indexes_total", metrics.ALPHA,
+		`Indexes of Indexed Jobs newly counted as finished; status "succeeded" or "failed", `+
 			`backoffLimit "perIndex" (the Job sets backoffLimitPerIndex) or "global"`,
-	}, []string{"status", "backoffLimit"})
-	podCreations = metrics.NewCounterVec(&metrics.CounterOpts{
-		Subsystem: metricsSubsystem, Name: "job_pods_creation_total",
-		Help: `Pod creations the Job controller attempted; reason "new", "recreate_terminating_or_failed" ` +
-			`(the Job has failed or terminating pods) or "recreate_failed" (podReplacementPolicy Failed, ` +
+		"status", "backoffLimit")
+	podCreations = counterVec("job_pods_creation_total", metrics.ALPHA,
+		`Pod creations the Job controller attempted; reason "new", "recreate_terminating_or_failed" `+
+			`(the Job has failed or terminating pods) or "recreate_failed" (podReplacementPolicy Failed, `+
 			`and failed pods), status "succeeded" or "failed" (the create call was refused)`,
-	}, []string{"reason", "status"})
-	externalJobs = metrics.NewCounterVec(&metrics.CounterOpts{
-		Subsystem: metricsSubsystem, Name: "jobs_by_external_controller_total",
-		Help:           "Jobs seen whose spec.managedBy names another controller, by that name",
-		StabilityLevel: metrics.ALPHA,
-	}, []string{"controller_name"})
-	staleSkips = metrics.NewCounterVec(&metrics.CounterOpts{
-		Subsystem: metricsSubsystem, Name: "stale_sync_skips_total",
-		Help:           "Job syncs skipped because the informer cache did not yet show the controller's own last status write of the Job",
-		StabilityLevel: metrics.ALPHA,
-	}, []string{"group", "resource"})
+		"reason", "status")
+	externalJobs = counterVec("jobs_by_external_controller_total", metrics.ALPHA,
+		"Jobs seen whose spec.managedBy names another controller, by that name", "controller_name")
+	staleSkips = counterVec("stale_sync_skips_total", metrics.ALPHA,
+		"Job syncs skipped because the informer cache did not yet show the controller's own last status write of the Job",
+		"group", "resource")
 
 	// quartet's back-off annotations (quartet.dev/backoff-base, -max).
 	retryDelays = metrics.NewHistogramVec(&metrics.HistogramOpts{
@@ -103,6 +83,11 @@ var (
 
 	registerMetrics sync.Once
 )
+
+// counterVec is a counter of the Job controller's subsystem.
+func counterVec(name string, level metrics.StabilityLevel, help string, labels ...string) *metrics.CounterVec {
+	return metrics.NewCounterVec(&metrics.CounterOpts{Subsystem: metricsSubsystem, Name: name, Help: help, StabilityLevel: level}, labels)
+}
 
 // RegisterMetrics adds the Job controller's metrics to the process's
 // registry (once).
