@@ -147,7 +147,7 @@ func (a *applier) writeStatus(ctx context.Context, job *batch.Job, status batch.
 // and returns the UIDs of those that no longer have it: patched, or already
 // gone.
 func (a *applier) dropFinalizers(ctx context.Context, job *batch.Job, pods []*v1.Pod) (sets.Set[types.UID], error) {
-	dropped := sets.New[types.UID]()
+	dropped := make(sets.Set[types.UID], len(pods))
 	var mu sync.Mutex
 	var errs []error
 	inParallel(len(pods), func(i int) {

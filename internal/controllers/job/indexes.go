@@ -103,8 +103,10 @@ func (set indexSet) union(other indexSet) indexSet {
 // withIndexes returns a new set holding the set's indexes and the given ones,
 // which need not be sorted or distinct.
 func (set indexSet) withIndexes(indexes []int) indexSet {
+	sorted := slices.Clone(indexes)
+	slices.Sort(sorted)
 	var added indexSet
-	for _, ix := range slices.Sorted(slices.Values(indexes)) {
+	for _, ix := range sorted {
 		added = added.addSpan(span{ix, ix})
 	}
 	return set.union(added)

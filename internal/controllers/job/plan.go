@@ -732,13 +732,13 @@ func (d *decision) track(out outcome) *tracking {
 		slices.SortStableFunc(pods, func(a, b *v1.Pod) int { return d.indexOf(a) - d.indexOf(b) })
 	}
 
-	t.withFinalizer = sets.New[types.UID]()
+	t.withFinalizer = make(sets.Set[types.UID], len(pods))
 	for _, p := range pods {
 		if d.tracked(p) {
 			t.withFinalizer.Insert(p.UID)
 		}
 	}
-	countRemovedFinalizers(st, t.withFinalizer)
+	countRemovedFinalizers(st, t.withFinalizer.Has)
 
 	newIndexes := d.pickFinalizers(t, pods, finishing)
 	if indexed {
@@ -831,11 +831,11 @@ func (d *decision) canDropFinalizer(p *v1.Pod, failed bool, finishing *batch.Job
 
 // countRemovedFinalizers moves the uncounted pods that no longer carry a
 // finalizer into the succeeded and failed counters.
-func countRemovedFinalizers(st *batch.JobStatus, withFinalizer sets.Set[types.UID]) {
+func countRemovedFinalizers(st *batch.JobStatus, withFinalizer func(types.UID) bool) {
 	unc := st.UncountedTerminatedPods
 	keep := func(uids []types.UID, counter *int32) (kept []types.UID) {
 		for _, u := range uids {
-			if withFinalizer.Has(u) {
+			if withFinalizer(u) {
 				kept = append(kept, u)
 			}
 		}
@@ -852,7 +852,7 @@ func countRemovedFinalizers(st *batch.JobStatus, withFinalizer sets.Set[types.UI
 func (t *tracking) settle(dropped sets.Set[types.UID]) *settlement {
 	s := &settlement{status: *t.status.DeepCopy()}
 	st := &s.status
-	countRemovedFinalizers(st, t.withFinalizer.Difference(dropped))
+	countRemovedFinalizers(st, func(u types.UID) bool { return t.withFinalizer.Has(u) && !dropped.Has(u) })
 
 	if t.final == nil || t.capped {
 		return s

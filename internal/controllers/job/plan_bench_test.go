@@ -50,7 +50,7 @@ func benchmarkPlan(b *testing.B, indexedJob bool) {
 	for b.Loop() {
 		d := decide(in)
 		t := d.track(outcome{})
-		dropped := sets.New[types.UID]()
+		dropped := make(sets.Set[types.UID], len(t.dropFinalizers))
 		for _, p := range t.dropFinalizers {
 			dropped.Insert(p.UID)
 		}

@@ -86,24 +86,29 @@ func finishTime(p *v1.Pod) time.Time {
 // the sidecars (restartable init containers); it is unknown while any of them
 // has no exit time.
 func containersFinishedAt(p *v1.Pod) (time.Time, bool) {
-	statuses := slices.Clone(p.Status.ContainerStatuses)
-	for i := range p.Spec.InitContainers {
-		c := &p.Spec.InitContainers[i]
-		if s, ok := podutil.GetContainerStatus(p.Status.InitContainerStatuses, c.Name); ok && podutil.IsRestartableInitContainer(c) {
-			statuses = append(statuses, s)
-		}
-	}
 	var latest time.Time
-	for _, s := range statuses {
+	exited := func(s v1.ContainerStatus) bool {
 		t := s.State.Terminated
 		if t == nil || t.FinishedAt.IsZero() {
-			return time.Time{}, false
+			return false
 		}
 		if t.FinishedAt.After(latest) {
 			latest = t.FinishedAt.Time
 		}
+		return true
 	}
-	return latest, len(statuses) > 0
+	for _, s := range p.Status.ContainerStatuses {
+		if !exited(s) {
+			return time.Time{}, false
+		}
+	}
+	for i := range p.Spec.InitContainers {
+		c := &p.Spec.InitContainers[i]
+		if s, ok := podutil.GetContainerStatus(p.Status.InitContainerStatuses, c.Name); ok && podutil.IsRestartableInitContainer(c) && !exited(s) {
+			return time.Time{}, false
+		}
+	}
+	return latest, !latest.IsZero()
 }
 
 // restarts is the total container restart count of a pod that is still
