@@ -28,12 +28,6 @@ const writeConcurrency = 100
 // creations begins.
 const slowStartInitialBatch = 1
 
-// inParallel runs fn for 0..n-1 with at most writeConcurrency at a time,
-// each of them even when the sync's context is done (its write then fails).
-func inParallel(n int, fn func(i int)) {
-	workqueue.ParallelizeUntil(context.Background(), writeConcurrency, n, fn)
-}
-
 // applier makes the writes of a Job's sync, and remembers them in writes:
 // pod creates and deletes under "pods", finalizer removals under "pod
 // finalizers", status writes (through client) under "jobs".
@@ -76,7 +70,8 @@ func (a *applier) writePods(ctx context.Context, job *batch.Job, d *decision, fi
 func (a *applier) deletePods(ctx context.Context, job *batch.Job, d *decision, out *outcome) error {
 	var mu sync.Mutex
 	var errs []error
-	inParallel(len(d.deletes), func(i int) {
+	// Every write is made, even when the sync's context is done (it then fails).
+	workqueue.ParallelizeUntil(context.Background(), writeConcurrency, len(d.deletes), func(i int) {
 		del := d.deletes[i]
 		err := func() error {
 			if del.dropFinalizer && hasTrackingFinalizer(del.pod) {
@@ -150,7 +145,8 @@ func (a *applier) dropFinalizers(ctx context.Context, job *batch.Job, pods []*v1
 	dropped := make(sets.Set[types.UID], len(pods))
 	var mu sync.Mutex
 	var errs []error
-	inParallel(len(pods), func(i int) {
+	// Every write is made, even when the sync's context is done (it then fails).
+	workqueue.ParallelizeUntil(context.Background(), writeConcurrency, len(pods), func(i int) {
 		patched, err := a.dropFinalizer(ctx, pods[i])
 		if apierrors.IsNotFound(err) {
 			patched, err = pods[i], nil

@@ -35,10 +35,7 @@ func parseIndexSet(text string, limit int) (indexSet, bool) {
 			// The pieces are written in increasing order; nothing further fits.
 			break
 		}
-		if hi >= limit {
-			hi = limit - 1
-		}
-		set = set.addSpan(span{lo, hi})
+		set = set.addSpan(span{lo, min(hi, limit-1)})
 	}
 	return set, skipped
 }
@@ -68,9 +65,7 @@ func (set indexSet) addSpan(s span) indexSet {
 		return append(set, s)
 	}
 	if s.lo >= set[n-1].lo {
-		if s.hi > set[n-1].hi {
-			set[n-1].hi = s.hi
-		}
+		set[n-1].hi = max(set[n-1].hi, s.hi)
 		return set
 	}
 	return set.union(indexSet{s})
@@ -90,12 +85,10 @@ func (set indexSet) union(other indexSet) indexSet {
 			j++
 		}
 		if k := len(out) - 1; k >= 0 && next.lo <= out[k].hi+1 {
-			if next.hi > out[k].hi {
-				out[k].hi = next.hi
-			}
-			continue
+			out[k].hi = max(out[k].hi, next.hi)
+		} else {
+			out = append(out, next)
 		}
-		out = append(out, next)
 	}
 	return out
 }

@@ -544,7 +544,7 @@ func (d *decision) manage(active []*v1.Pod, succeeded, terminating int32) {
 		}
 		return
 	}
-	indexes := d.pendingIndexes(active, int(missing))
+	indexes := d.pendingIndexes(int(missing))
 	if hasPerIndexLimit(job) {
 		var wait time.Duration
 		if indexes, wait = d.indexesPastBackoff(indexes); len(indexes) == 0 && wait > 0 {
@@ -593,19 +593,12 @@ func (d *decision) surplus(active []*v1.Pod, n int) []*v1.Pod {
 
 // pendingIndexes returns up to n of the lowest indexes that have no running
 // pod and are neither succeeded nor failed.
-func (d *decision) pendingIndexes(active []*v1.Pod, n int) []int {
+func (d *decision) pendingIndexes(n int) []int {
 	job := d.in.job
 	var taken []int
-	for _, p := range active {
-		if ix := d.indexOf(p); ix != noIndex {
+	for _, p := range d.in.pods {
+		if ix := d.indexOf(p); ix != noIndex && (controller.IsPodActive(p) || replacesOnlyFailed(job) && controller.IsPodTerminating(p)) {
 			taken = append(taken, ix)
-		}
-	}
-	if replacesOnlyFailed(job) {
-		for _, p := range d.in.pods {
-			if ix := d.indexOf(p); ix != noIndex && controller.IsPodTerminating(p) {
-				taken = append(taken, ix)
-			}
 		}
 	}
 	busy := d.succeeded.withIndexes(taken)
@@ -745,10 +738,9 @@ func (d *decision) track(out outcome) *tracking {
 		done := d.succeeded.withIndexes(newIndexes)
 		st.Succeeded = int32(done.count())
 		st.CompletedIndexes = done.String()
+		st.FailedIndexes = nil
 		if d.failedIndexes != nil {
 			st.FailedIndexes = ptr.To(d.failedIndexes.String())
-		} else {
-			st.FailedIndexes = nil
 		}
 	}
 

@@ -1,8 +1,8 @@
 package job
 
 import (
-	"math"
 	"slices"
+	"sort"
 	"strconv"
 	"time"
 
@@ -29,11 +29,7 @@ func hasTrackingFinalizer(p *v1.Pod) bool {
 // completionIndexOf reads the batch.kubernetes.io/job-completion-index
 // annotation; anything but a non-negative integer is noIndex.
 func completionIndexOf(p *v1.Pod) int {
-	text, ok := p.Annotations[batch.JobCompletionIndexAnnotation]
-	if !ok {
-		return noIndex
-	}
-	ix, err := strconv.Atoi(text)
+	ix, err := strconv.Atoi(p.Annotations[batch.JobCompletionIndexAnnotation])
 	if err != nil || ix < 0 {
 		return noIndex
 	}
@@ -44,12 +40,8 @@ func completionIndexOf(p *v1.Pod) int {
 // batch.kubernetes.io/job-index-failure-count. A missing, malformed or out of
 // range value counts as zero: pods' annotations are user-writable.
 func annotationCount(p *v1.Pod, key string) int32 {
-	text, ok := p.Annotations[key]
-	if !ok {
-		return 0
-	}
-	n, err := strconv.ParseInt(text, 10, 64)
-	if err != nil || n < 0 || n > math.MaxInt32 {
+	n, err := strconv.ParseInt(p.Annotations[key], 10, 32)
+	if err != nil || n < 0 {
 		return 0
 	}
 	return int32(n)
@@ -132,14 +124,5 @@ func restarts(p *v1.Pod) int32 {
 // ready, ready for less time, crash-looping, young), stably so that equal
 // pods keep the informer's order.
 func sortForDeletion(pods []*v1.Pod) {
-	slices.SortStableFunc(pods, func(a, b *v1.Pod) int {
-		pair := controller.ActivePods([]*v1.Pod{a, b})
-		switch {
-		case pair.Less(0, 1):
-			return -1
-		case pair.Less(1, 0):
-			return 1
-		}
-		return 0
-	})
+	sort.Stable(controller.ActivePods(pods))
 }
