@@ -59,8 +59,7 @@ type Controller struct {
 	podLister  corelisters.PodLister
 	podIndexer cache.Indexer
 	owners     *kit.Owners[*batch.Job]
-	// podEvents routes the pod informer's events to the Jobs.
-	podEvents *kit.Router[*batch.Job, *v1.Pod]
+	podEvents  *kit.Router[*batch.Job, *v1.Pod]
 
 	memory *memory
 	// managedBy is kit.Config.ManagedBy: which Jobs are this controller's.

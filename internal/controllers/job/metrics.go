@@ -18,11 +18,9 @@ import (
 
 // The Job controller's metrics carry the names, labels and buckets of
 // upstream's (kube-controller-manager's job_controller_* family), so that
-// dashboards made for upstream's keep working. They go into the process's
-// registry (Kubernetes' legacy registry) once RegisterMetrics is called,
-// which the process does when it starts this controller: never in a
-// process that also runs upstream's Job controller, whose metrics have the
-// same names.
+// dashboards made for upstream's keep working. RegisterMetrics adds them to
+// the legacy registry when the process starts this controller: never beside
+// upstream's Job controller, whose metrics have the same names.
 const metricsSubsystem = "job_controller"
 
 // Label values, as upstream's.

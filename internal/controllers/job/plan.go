@@ -25,9 +25,8 @@ import (
 const (
 	// maxUncounted bounds status.uncountedTerminatedPods (and the finalizers
 	// removed) per sync, keeping the status object near 20 KB.
-	maxUncounted = 500
-	// maxPodWritesPerSync bounds the pods created or deleted per sync.
-	maxPodWritesPerSync = 500
+	maxUncounted        = 500
+	maxPodWritesPerSync = 500 // pods created or deleted
 )
 
 // Messages and reasons of the conditions this controller sets, equal to
@@ -64,7 +63,6 @@ type observed struct {
 	retry   retryPolicy
 }
 
-// podDelete is a pod to delete.
 type podDelete struct {
 	pod *v1.Pod
 	// dropFinalizer removes the tracking finalizer first, so the pod is never
@@ -118,8 +116,7 @@ func (d *decision) indexOf(p *v1.Pod) int {
 type outcome struct {
 	// createsFailed counts the creations that failed or were not attempted.
 	createsFailed int32
-	// deletesFailed counts failed deletions, readyDeletesFailed those among
-	// them of ready pods.
+	// deletesFailed counts failed deletions; readyDeletesFailed, of ready pods.
 	deletesFailed, readyDeletesFailed int32
 }
 
@@ -208,26 +205,21 @@ func newCondition(t batch.JobConditionType, status v1.ConditionStatus, reason, m
 // rewrites a differing one in place, appends a missing one unless it would
 // be False, and reports whether anything changed.
 func setCondition(st *batch.JobStatus, t batch.JobConditionType, status v1.ConditionStatus, reason, message string, now time.Time) bool {
-	for i := range st.Conditions {
-		c := &st.Conditions[i]
-		if c.Type != t {
-			continue
-		}
-		if c.Status == status && c.Reason == reason && c.Message == message {
-			return false
-		}
-		*c = *newCondition(t, status, reason, message, now)
-		return true
-	}
-	if status == v1.ConditionFalse {
+	i := slices.IndexFunc(st.Conditions, func(c batch.JobCondition) bool { return c.Type == t })
+	switch {
+	case i < 0 && status == v1.ConditionFalse:
 		return false
+	case i < 0:
+		st.Conditions = append(st.Conditions, *newCondition(t, status, reason, message, now))
+	case st.Conditions[i].Status == status && st.Conditions[i].Reason == reason && st.Conditions[i].Message == message:
+		return false
+	default:
+		st.Conditions[i] = *newCondition(t, status, reason, message, now)
 	}
-	st.Conditions = append(st.Conditions, *newCondition(t, status, reason, message, now))
 	return true
 }
 
-// decide is the first, pure stage of a sync: which pods to create and
-// delete, and the status the Job has if those writes succeed.
+// decide is the first, pure stage of a sync (see decision).
 func decide(in *observed) *decision {
 	job := in.job
 	d := &decision{in: in, status: *job.Status.DeepCopy()}
@@ -406,8 +398,7 @@ func (d *decision) act(c podCounts, succeeded int32) {
 	}
 }
 
-// tracked is a pod whose finalizer still stands for a finish not yet
-// counted.
+// tracked: the pod's finalizer still stands for a finish not yet counted.
 func (d *decision) tracked(p *v1.Pod) bool {
 	return hasTrackingFinalizer(p) && !d.in.finalizerGone[p.UID]
 }

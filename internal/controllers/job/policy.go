@@ -66,10 +66,7 @@ func exitCodeMatch(p *v1.Pod, req *batch.PodFailurePolicyOnExitCodesRequirement)
 		for i := range list {
 			s := &list[i]
 			t := s.State.Terminated
-			if t == nil || t.ExitCode == 0 {
-				continue
-			}
-			if req.ContainerName != nil && *req.ContainerName != s.Name {
+			if t == nil || t.ExitCode == 0 || (req.ContainerName != nil && *req.ContainerName != s.Name) {
 				continue
 			}
 			in := slices.Contains(req.Values, t.ExitCode)
