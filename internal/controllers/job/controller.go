@@ -208,7 +208,7 @@ func (c *Controller) reconcile(ctx context.Context, job *batch.Job) (_ time.Dura
 		c.Recorder.Eventf(job, v1.EventTypeWarning, ReasonInvalidBackoff, "%s; using the default retry delay", text)
 		invalidBackoff.Inc()
 	}
-	mem := c.memory.syncing(job.UID)
+	mem := c.memory.update(job.UID, func(m *jobMemory) { m.finishedSinceSync = 0 })
 	d := decide(&observed{
 		job:           job,
 		pods:          pods,
@@ -223,7 +223,7 @@ func (c *Controller) reconcile(ctx context.Context, job *batch.Job) (_ time.Dura
 	kit.Record(c.Recorder, job, d.events...)
 	out, nextBatch, podErr := c.apply.writePods(ctx, job, d, mem.createBatch)
 	if nextBatch > 0 {
-		c.memory.setCreateBatch(job.UID, nextBatch)
+		c.memory.update(job.UID, func(m *jobMemory) { m.createBatch = nextBatch })
 	}
 	t := d.track(out)
 	current := job
@@ -232,7 +232,7 @@ func (c *Controller) reconcile(ctx context.Context, job *batch.Job) (_ time.Dura
 			return 0, errors.Join(podErr, fmt.Errorf("recording finished pods in status: %w", err))
 		}
 	}
-	c.memory.setBackoff(job.UID, d.backoff)
+	c.memory.update(job.UID, func(m *jobMemory) { m.backoff = d.backoff })
 	dropped, dropErr := c.apply.dropFinalizers(ctx, job, t.dropFinalizers)
 	s := t.settle(dropped)
 	// Counting the pods whose finalizer just went can wait for the next sync,
@@ -336,7 +336,7 @@ func (c *Controller) podChanged(job *batch.Job, ev kit.ChildEvent[*v1.Pod]) {
 	case going && IsFinished(job):
 	case ev.Op == kit.Updated && !going && !ev.Released && !ev.Orphan &&
 		!podutil.IsPodPhaseTerminal(ev.Old.Status.Phase) && podutil.IsPodPhaseTerminal(ev.Cur.Status.Phase) &&
-		c.memory.podFinished(job.UID, syncThreshold(job)):
+		c.memory.update(job.UID, func(m *jobMemory) { m.finishedSinceSync++ }).finishedSinceSync == syncThreshold(job):
 		c.queue.Add(keyOf(job))
 	default:
 		c.queue.AddAfter(keyOf(job), batchPeriod)

@@ -820,7 +820,7 @@ func TestControllerEventHandlers(t *testing.T) {
 	}
 
 	// Deleting a Job forgets what the controller remembered of it.
-	h.c.memory.setBackoff(wide.UID, backoffRecord{failures: 2})
+	h.c.memory.update(wide.UID, func(m *jobMemory) { m.backoff = backoffRecord{failures: 2} })
 	h.c.deleteJob(wide)
 	h.c.memory.mu.Lock()
 	_, remembered := h.c.memory.jobs[wide.UID]

@@ -7,15 +7,18 @@ import (
 func TestMemoryPodFinishedThreshold(t *testing.T) {
 	m := newMemory()
 	job := newTestJob(10, 4)
+	finished := func() bool {
+		return m.update(job.UID, func(e *jobMemory) { e.finishedSinceSync++ }).finishedSinceSync == syncThreshold(job)
+	}
 	var triggers []bool
 	for range 3 {
-		triggers = append(triggers, m.podFinished(job.UID, syncThreshold(job)))
+		triggers = append(triggers, finished())
 	}
 	if triggers[0] || !triggers[1] || triggers[2] {
 		t.Errorf("triggers = %v, want only the second (half of parallelism 4)", triggers)
 	}
-	m.syncing(job.UID)
-	if m.podFinished(job.UID, 2) {
+	m.update(job.UID, func(e *jobMemory) { e.finishedSinceSync = 0 })
+	if finished() {
 		t.Errorf("a sync did not reset the count")
 	}
 	if got := syncThreshold(newTestJob(1, 1)); got != 1 {
@@ -26,20 +29,18 @@ func TestMemoryPodFinishedThreshold(t *testing.T) {
 func TestMemoryOfARecreatedJob(t *testing.T) {
 	job := newTestJob(1, 1)
 	m := newMemory()
-	m.setBackoff(job.UID, backoffRecord{failures: 3, lastFailure: testNow})
-	m.setCreateBatch(job.UID, 64)
-	if got := m.syncing(job.UID); got.backoff.failures != 3 || got.createBatch != 64 {
+	m.update(job.UID, func(e *jobMemory) {
+		e.backoff = backoffRecord{failures: 3, lastFailure: testNow}
+		e.createBatch = 64
+	})
+	if got := m.update(job.UID, func(*jobMemory) {}); got.backoff.failures != 3 || got.createBatch != 64 {
 		t.Errorf("memory = %+v", got)
 	}
-	m.setCreateBatch(job.UID, 10*maxPodWritesPerSync)
-	if got := m.syncing(job.UID).createBatch; got != maxPodWritesPerSync {
-		t.Errorf("createBatch = %d, want at most %d", got, maxPodWritesPerSync)
-	}
-	if got := m.syncing("new-uid"); got.backoff.failures != 0 || got.createBatch != 1 {
+	if got := m.update("new-uid", func(*jobMemory) {}); got.backoff.failures != 0 || got.createBatch != slowStartInitialBatch {
 		t.Errorf("a new Job of the same name inherits %+v", got)
 	}
 	m.forget(job.UID)
-	if got := m.syncing(job.UID); got.backoff.failures != 0 {
+	if got := m.update(job.UID, func(*jobMemory) {}); got.backoff.failures != 0 {
 		t.Errorf("forgotten memory kept %+v", got)
 	}
 }
