@@ -46,8 +46,7 @@ const (
 type Controller struct {
 	*kit.Base
 	queue *kit.Queue[string]
-	// orphans are pods, or a namespace's pods matching a selector, whose
-	// tracking finalizer may need removing.
+	// orphans are the pods whose tracking finalizer may need removing.
 	orphans *kit.Queue[orphanKey]
 	// going hands the pods being deleted to the selector sweeps under way.
 	going goingPods

@@ -42,23 +42,16 @@ func parseIndexSet(text string, limit int) (indexSet, bool) {
 
 func parseSpan(piece string) (int, int, bool) {
 	first, last, isRange := strings.Cut(piece, "-")
-	lo, err := strconv.Atoi(first)
-	if err != nil || lo < 0 {
-		return 0, 0, false
-	}
 	if !isRange {
-		return lo, lo, true
+		last = first
 	}
-	hi, err := strconv.Atoi(last)
-	if err != nil || hi < lo {
-		return 0, 0, false
-	}
-	return lo, hi, true
+	lo, errLo := strconv.Atoi(first)
+	hi, errHi := strconv.Atoi(last)
+	return lo, hi, errLo == nil && errHi == nil && lo >= 0 && hi >= lo
 }
 
-// addSpan returns the set with s added, keeping the spans merged. Adding at
-// the end (the common case when parsing or when indexes arrive in order) is
-// O(1).
+// addSpan returns the set with s added, keeping the spans merged, in O(1) at
+// the end (the common case when parsing or when indexes arrive in order).
 func (set indexSet) addSpan(s span) indexSet {
 	n := len(set)
 	if n == 0 || s.lo > set[n-1].hi+1 {

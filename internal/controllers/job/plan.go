@@ -695,9 +695,8 @@ func addIndexEnv(c *v1.Container) {
 // the finished pods whose finalizer can go and records them in the status
 // to write first.
 func (d *decision) track(out outcome) *tracking {
-	in := d.in
-	job := in.job
-	t := &tracking{in: in, status: *d.status.DeepCopy()}
+	job := d.in.job
+	t := &tracking{in: d.in, status: *d.status.DeepCopy()}
 	st := &t.status
 	finishing := d.finishing
 	st.Active -= out.createsFailed
@@ -710,7 +709,7 @@ func (d *decision) track(out outcome) *tracking {
 	}
 
 	indexed := isIndexed(job)
-	pods := in.pods
+	pods := d.in.pods
 	if indexed {
 		pods = slices.Clone(pods)
 		slices.SortStableFunc(pods, func(a, b *v1.Pod) int { return d.indexOf(a) - d.indexOf(b) })

@@ -18,8 +18,7 @@ import (
 // noIndex marks a pod without a usable completion index.
 const noIndex = -1
 
-// completionIndexEnv is the variable through which an Indexed Job's container
-// learns its index.
+// completionIndexEnv tells an Indexed Job's container its index.
 const completionIndexEnv = "JOB_COMPLETION_INDEX"
 
 func hasTrackingFinalizer(p *v1.Pod) bool {
@@ -47,8 +46,7 @@ func annotationCount(p *v1.Pod, key string) int32 {
 	return int32(n)
 }
 
-// indexFailures is the number of counted failures in the pod's index before
-// this pod.
+// indexFailures is the number of counted failures in the pod's index before it.
 func indexFailures(p *v1.Pod) int32 {
 	return annotationCount(p, batch.JobIndexFailureCountAnnotation)
 }

@@ -8,8 +8,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 )
 
-// failureVerdict is what the Job's podFailurePolicy says about one failed
-// pod.
+// failureVerdict is what a Job's podFailurePolicy says about one failed pod.
 type failureVerdict struct {
 	// action is the matched rule's action; empty when no rule matched.
 	action batch.PodFailurePolicyAction
