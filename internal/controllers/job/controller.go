@@ -157,9 +157,8 @@ func keyOf(job *batch.Job) string {
 	return job.Namespace + "/" + job.Name
 }
 
-// sync brings one Job one step closer to done: it creates or deletes pods,
-// counts finished pods, removes their finalizers and writes the status. It
-// returns when the Job must be looked at again regardless of events.
+// sync brings one Job one step closer to done (reconcile) and returns when it
+// must be looked at again regardless of events.
 func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
 	logger := klog.FromContext(ctx)
 	job, ok, err := kit.Cached[*batch.Job](c.jobs, key)
@@ -388,14 +387,13 @@ func (c *Controller) syncOrphans(ctx context.Context, key orphanKey) error {
 	return c.sweep(ctx, pods)
 }
 
-// sweep removes the tracking finalizer of pods in parallel, so a deleted
-// Job of thousands of pods loses them at the apiserver's pace, not one
-// round trip at a time. The pods being deleted meanwhile (the garbage
-// collector deletes a deleted Job's pods in an order of its own) go first:
-// such a pod is gone as soon as its finalizer is, while one not yet deleted
-// stays until the garbage collector reaches it. Sweeping in the list's
-// order alone, a 100,000-pod Job's pods went at 27 a second at first and
-// 385 at the end, with the same CPU (docs/getting-started.md, Memory).
+// sweep removes the tracking finalizer of pods in parallel, at the
+// apiserver's pace rather than one round trip at a time, the pods being
+// deleted meanwhile first (the garbage collector deletes a deleted Job's pods
+// in an order of its own): such a pod is gone as soon as its finalizer is,
+// one not yet deleted stays until the collector reaches it. In the list's
+// order alone, a 100,000-pod Job's pods went at 27 a second at first and 385
+// at the end, with the same CPU (docs/getting-started.md, Memory).
 func (c *Controller) sweep(ctx context.Context, pods []*v1.Pod) error {
 	c.going.begin()
 	defer func() {

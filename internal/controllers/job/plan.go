@@ -343,10 +343,8 @@ func (d *decision) judgeIndexes(active []*v1.Pod) int32 {
 		}
 		d.holdForReplacement = d.failedPodsAwaitingReplacement(active, completions)
 	}
-	if d.finishing == nil {
-		if msg, ok := successPolicyMet(job.Spec.SuccessPolicy, completions, d.succeeded); ok {
-			d.finishing = newCondition(batch.JobSuccessCriteriaMet, v1.ConditionTrue, batch.JobReasonSuccessPolicy, msg, d.in.now)
-		}
+	if msg, ok := successPolicyMet(job.Spec.SuccessPolicy, completions, d.succeeded); ok && d.finishing == nil {
+		d.finishing = newCondition(batch.JobSuccessCriteriaMet, v1.ConditionTrue, batch.JobReasonSuccessPolicy, msg, d.in.now)
 	}
 	return int32(d.succeeded.count())
 }
