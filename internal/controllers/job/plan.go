@@ -590,10 +590,7 @@ func (d *decision) pendingIndexes(n int) []int {
 			taken = append(taken, ix)
 		}
 	}
-	busy := d.succeeded.withIndexes(taken)
-	if d.failedIndexes != nil {
-		busy = busy.union(*d.failedIndexes)
-	}
+	busy := d.succeeded.withIndexes(taken).union(ptr.Deref(d.failedIndexes, nil))
 	return busy.firstMissing(n, completionsOf(job))
 }
 
@@ -746,11 +743,8 @@ func (d *decision) pickFinalizers(t *tracking, pods []*v1.Pod, finishing *batch.
 	unc := t.status.UncountedTerminatedPods
 	failing := finishing != nil && finishing.Type != batch.JobSuccessCriteriaMet
 	for _, p := range pods {
-		if !d.tracked(p) {
-			continue
-		}
 		failed := isFailed(job, p)
-		if !d.canDropFinalizer(p, failed, finishing) {
+		if !d.tracked(p) || !d.canDropFinalizer(p, failed, finishing) {
 			continue
 		}
 		t.dropFinalizers = append(t.dropFinalizers, p)
@@ -834,11 +828,8 @@ func (t *tracking) settle(dropped sets.Set[types.UID]) *settlement {
 	st := &s.status
 	countRemovedFinalizers(st, func(u types.UID) bool { return t.withFinalizer.Has(u) && !dropped.Has(u) })
 
-	if t.final == nil || t.capped {
-		return s
-	}
 	unc := st.UncountedTerminatedPods
-	if len(unc.Succeeded)+len(unc.Failed) > 0 || ptr.Deref(st.Terminating, 0) > 0 {
+	if t.final == nil || t.capped || len(unc.Succeeded)+len(unc.Failed) > 0 || ptr.Deref(st.Terminating, 0) > 0 {
 		return s
 	}
 	f := t.final
