@@ -168,9 +168,6 @@ func recordStatus(job *batch.Job, before, after *batch.JobStatus) {
 // why the pods were made: new, or replacing failed (and, unless
 // podReplacementPolicy is Failed, terminating) pods.
 func recordCreations(job *batch.Job, d *decision, created, refused int32) {
-	if created+refused == 0 {
-		return
-	}
 	hasFailed := job.Status.Failed > 0 || len(d.uncountedFailed) > 0
 	reason := "new"
 	switch {
@@ -190,9 +187,6 @@ func recordCreations(job *batch.Job, d *decision, created, refused int32) {
 // recordFailurePolicy counts the failed pods whose tracking finalizer was
 // removed (each once) by the podFailurePolicy rule that matched them.
 func recordFailurePolicy(job *batch.Job, pods []*v1.Pod, dropped sets.Set[types.UID]) {
-	if job.Spec.PodFailurePolicy == nil {
-		return
-	}
 	for _, p := range pods {
 		if !dropped.Has(p.UID) || !isFailed(job, p) {
 			continue
