@@ -39,9 +39,11 @@ func retryPolicyFor(job *batch.Job) (retryPolicy, []string) {
 	var problems []string
 	read := func(key string, into *time.Duration) {
 		text, ok := job.Annotations[key]
+		if !ok {
+			return
+		}
 		d, err := time.ParseDuration(text)
 		switch {
-		case !ok:
 		case err != nil:
 			problems = append(problems, fmt.Sprintf("%s=%q is not a duration", key, text))
 		case d < 0:

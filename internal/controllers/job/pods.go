@@ -28,7 +28,11 @@ func hasTrackingFinalizer(p *v1.Pod) bool {
 // completionIndexOf reads the batch.kubernetes.io/job-completion-index
 // annotation; anything but a non-negative integer is noIndex.
 func completionIndexOf(p *v1.Pod) int {
-	ix, err := strconv.Atoi(p.Annotations[batch.JobCompletionIndexAnnotation])
+	text, ok := p.Annotations[batch.JobCompletionIndexAnnotation]
+	if !ok {
+		return noIndex // without parsing "", whose error allocates
+	}
+	ix, err := strconv.Atoi(text)
 	if err != nil || ix < 0 {
 		return noIndex
 	}
@@ -39,7 +43,11 @@ func completionIndexOf(p *v1.Pod) int {
 // batch.kubernetes.io/job-index-failure-count. A missing, malformed or out of
 // range value counts as zero: pods' annotations are user-writable.
 func annotationCount(p *v1.Pod, key string) int32 {
-	n, err := strconv.ParseInt(p.Annotations[key], 10, 32)
+	text, ok := p.Annotations[key]
+	if !ok {
+		return 0
+	}
+	n, err := strconv.ParseInt(text, 10, 32)
 	if err != nil || n < 0 {
 		return 0
 	}
