@@ -1,6 +1,8 @@
 package statefulset
 
 import (
+	"slices"
+
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,35 +22,23 @@ import (
 // another UID (it belonged to an earlier incarnation), and the set's and
 // pod's references are removed when some other controller owns the claim.
 
-func retentionPolicy(set *appsv1.StatefulSet) appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy {
-	p := appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
-		WhenDeleted: appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
-		WhenScaled:  appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
+// claimDeletion reads set's retention policy: whether claims go with the
+// set, and whether they go with a pod scaled away (Retain when unset).
+func claimDeletion(set *appsv1.StatefulSet) (whenDeleted, whenScaled bool) {
+	p := set.Spec.PersistentVolumeClaimRetentionPolicy
+	if p == nil {
+		return false, false
 	}
-	if set.Spec.PersistentVolumeClaimRetentionPolicy != nil {
-		p = *set.Spec.PersistentVolumeClaimRetentionPolicy
-	}
-	return p
-}
-
-// retainsAll is true for the default policy, under which claims carry no
-// references from the set or its pods.
-func retainsAll(set *appsv1.StatefulSet) bool {
-	p := retentionPolicy(set)
-	return p.WhenDeleted != appsv1.DeletePersistentVolumeClaimRetentionPolicyType &&
-		p.WhenScaled != appsv1.DeletePersistentVolumeClaimRetentionPolicyType
+	return p.WhenDeleted == appsv1.DeletePersistentVolumeClaimRetentionPolicyType,
+		p.WhenScaled == appsv1.DeletePersistentVolumeClaimRetentionPolicyType
 }
 
 // wantedClaimOwners says which owner references the claims of pod should
 // carry under set's policy.
 func wantedClaimOwners(set *appsv1.StatefulSet, pod *v1.Pod) (bySet, byPod bool) {
-	p := retentionPolicy(set)
-	deleteOnScale := p.WhenScaled == appsv1.DeletePersistentVolumeClaimRetentionPolicyType
-	deleteWithSet := p.WhenDeleted == appsv1.DeletePersistentVolumeClaimRetentionPolicyType
-	scaledDown := !inOrdinalRange(set, pod)
-	byPod = deleteOnScale && scaledDown
-	bySet = deleteWithSet && !byPod
-	return bySet, byPod
+	withSet, onScale := claimDeletion(set)
+	byPod = onScale && !inOrdinalRange(set, pod)
+	return withSet && !byPod, byPod
 }
 
 // refersTo reports whether ref names obj as an object of kind gvk, whatever
@@ -59,23 +49,14 @@ func refersTo(ref *metav1.OwnerReference, obj metav1.Object, gvk schema.GroupVer
 
 // hasOwnerUID reports an owner reference to obj's UID.
 func hasOwnerUID(claim *v1.PersistentVolumeClaim, obj metav1.Object) bool {
-	for i := range claim.OwnerReferences {
-		if claim.OwnerReferences[i].UID == obj.GetUID() {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(claim.OwnerReferences, func(ref metav1.OwnerReference) bool { return ref.UID == obj.GetUID() })
 }
 
 // refersToEarlier reports that the first reference naming obj carries another
 // UID: the claim was owned by an earlier object of that name.
 func refersToEarlier(claim *v1.PersistentVolumeClaim, obj metav1.Object, gvk schema.GroupVersionKind) bool {
-	for i := range claim.OwnerReferences {
-		if refersTo(&claim.OwnerReferences[i], obj, gvk) {
-			return claim.OwnerReferences[i].UID != obj.GetUID()
-		}
-	}
-	return false
+	i := slices.IndexFunc(claim.OwnerReferences, func(ref metav1.OwnerReference) bool { return refersTo(&ref, obj, gvk) })
+	return i >= 0 && claim.OwnerReferences[i].UID != obj.GetUID()
 }
 
 // foreignController reports that, under a policy that deletes claims, the
@@ -83,8 +64,8 @@ func refersToEarlier(claim *v1.PersistentVolumeClaim, obj metav1.Object, gvk sch
 // earlier set or pod of the same name. The retention policy then does not
 // apply to it.
 func foreignController(claim *v1.PersistentVolumeClaim, set *appsv1.StatefulSet, pod *v1.Pod) bool {
-	if retainsAll(set) {
-		return false
+	if withSet, onScale := claimDeletion(set); !withSet && !onScale {
+		return false // the default policy: no references to keep right
 	}
 	for i := range claim.OwnerReferences {
 		ref := &claim.OwnerReferences[i]
@@ -107,13 +88,9 @@ func foreignController(claim *v1.PersistentVolumeClaim, set *appsv1.StatefulSet,
 // plainOwnerRef reports a reference to set's or pod's UID that is not a
 // controller reference, which the policy always rewrites.
 func plainOwnerRef(claim *v1.PersistentVolumeClaim, set *appsv1.StatefulSet, pod *v1.Pod) bool {
-	for i := range claim.OwnerReferences {
-		ref := &claim.OwnerReferences[i]
-		if (ref.UID == set.UID || ref.UID == pod.UID) && (ref.Controller == nil || !*ref.Controller) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(claim.OwnerReferences, func(ref metav1.OwnerReference) bool {
+		return (ref.UID == set.UID || ref.UID == pod.UID) && (ref.Controller == nil || !*ref.Controller)
+	})
 }
 
 // claimOwnersCurrent reports whether claim's owner references already say
@@ -158,10 +135,8 @@ func withPolicyOwners(claim *v1.PersistentVolumeClaim, set *appsv1.StatefulSet, 
 }
 
 func addControllerRefOnce(refs []metav1.OwnerReference, owner metav1.Object, gvk schema.GroupVersionKind) []metav1.OwnerReference {
-	for _, ref := range refs {
-		if ref.UID == owner.GetUID() {
-			return refs
-		}
+	if slices.ContainsFunc(refs, func(ref metav1.OwnerReference) bool { return ref.UID == owner.GetUID() }) {
+		return refs
 	}
 	return append(refs, *metav1.NewControllerRef(owner, gvk))
 }
@@ -171,7 +146,7 @@ func addControllerRefOnce(refs []metav1.OwnerReference, owner metav1.Object, gvk
 // down: the garbage collector is about to delete it, and the pod must wait
 // rather than mount it.
 func claimIsStale(set *appsv1.StatefulSet, pod *v1.Pod, claims map[string]*v1.PersistentVolumeClaim) bool {
-	if retentionPolicy(set).WhenScaled != appsv1.DeletePersistentVolumeClaimRetentionPolicyType {
+	if _, onScale := claimDeletion(set); !onScale {
 		return false
 	}
 	for _, want := range claimsFor(set, pod) {

@@ -2,8 +2,9 @@ package statefulset
 
 import (
 	"maps"
+	"regexp"
+	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -19,27 +20,24 @@ var (
 	podKind = v1.SchemeGroupVersion.WithKind("Pod")
 )
 
-// splitPodName reads a StatefulSet pod's name as "<parent>-<ordinal>", where
-// the ordinal is the run of decimal digits after the last dash. A name without
-// such a suffix has no parent and ordinal -1; a suffix too large for an int32
-// keeps its parent but has ordinal -1, which makes the pod ignored rather than
+// podNamePattern is "<parent>-<ordinal>", the ordinal being the run of
+// decimal digits after the last dash.
+var podNamePattern = regexp.MustCompile(`^(.*)-([0-9]+)$`)
+
+// splitPodName reads a StatefulSet pod's name. A name without an ordinal
+// suffix has no parent and ordinal -1; a suffix too large for an int32 keeps
+// its parent but has ordinal -1, which makes the pod ignored rather than
 // managed.
 func splitPodName(name string) (parent string, ordinal int) {
-	dash := strings.LastIndexByte(name, '-')
-	if dash < 0 || dash == len(name)-1 {
+	m := podNamePattern.FindStringSubmatch(name)
+	if m == nil {
 		return "", -1
 	}
-	digits := name[dash+1:]
-	for i := 0; i < len(digits); i++ {
-		if digits[i] < '0' || digits[i] > '9' {
-			return "", -1
-		}
-	}
-	n, err := strconv.ParseInt(digits, 10, 32)
+	n, err := strconv.ParseInt(m[2], 10, 32)
 	if err != nil {
-		return name[:dash], -1
+		return m[1], -1
 	}
-	return name[:dash], int(n)
+	return m[1], int(n)
 }
 
 // ordinalOf is the ordinal encoded in pod's name, or -1.
@@ -84,16 +82,13 @@ func claimNameFor(set *appsv1.StatefulSet, template string, ordinal int) string 
 }
 
 // matchesSet is the rule by which a pod is the set's: the set's selector
-// selects it, and its name is <set>-<ordinal>.
+// selects it, and its name is <set>-<ordinal>. Pods whose names do not match
+// are released even when the selector matches them.
 func matchesSet(set *appsv1.StatefulSet, selector labels.Selector) func(*v1.Pod) bool {
-	return func(pod *v1.Pod) bool { return selector.Matches(labels.Set(pod.Labels)) && belongsByName(set, pod) }
-}
-
-// belongsByName reports whether pod's name makes it one of set's pods. Pods
-// whose names do not are released even when the selector matches them.
-func belongsByName(set *appsv1.StatefulSet, pod *v1.Pod) bool {
-	parent, _ := splitPodName(pod.Name)
-	return parent == set.Name
+	return func(pod *v1.Pod) bool {
+		parent, _ := splitPodName(pod.Name)
+		return selector.Matches(labels.Set(pod.Labels)) && parent == set.Name
+	}
 }
 
 // hasIdentity reports whether pod carries the network identity of its
@@ -114,17 +109,9 @@ func hasStorage(set *appsv1.StatefulSet, pod *v1.Pod) bool {
 		return false
 	}
 	for _, tmpl := range set.Spec.VolumeClaimTemplates {
-		want := claimNameFor(set, tmpl.Name, ord)
-		found := false
-		for i := range pod.Spec.Volumes {
-			vol := &pod.Spec.Volumes[i]
-			if vol.Name != tmpl.Name {
-				continue
-			}
-			found = vol.PersistentVolumeClaim != nil && vol.PersistentVolumeClaim.ClaimName == want
-			break
-		}
-		if !found {
+		i := slices.IndexFunc(pod.Spec.Volumes, func(vol v1.Volume) bool { return vol.Name == tmpl.Name })
+		if i < 0 || pod.Spec.Volumes[i].PersistentVolumeClaim == nil ||
+			pod.Spec.Volumes[i].PersistentVolumeClaim.ClaimName != claimNameFor(set, tmpl.Name, ord) {
 			return false
 		}
 	}
