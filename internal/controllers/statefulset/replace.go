@@ -2,6 +2,7 @@ package statefulset
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -108,41 +109,31 @@ func planReplaceUnready(set *appsv1.StatefulSet, replicas []*v1.Pod, in observed
 		}
 	}
 	if !ordered {
-		for i, j := 0, len(due)-1; i < j; i, j = i+1, j-1 {
-			due[i], due[j] = due[j], due[i]
-		}
+		slices.Reverse(due)
 	}
 	r.replacing = map[string]bool{}
 	for _, i := range due {
+		pod := replicas[i]
+		unready := fmt.Sprintf("Pod %s of outdated revision %s has not been Ready for %s (%s is %s)",
+			pod.Name, revisionOf(pod), in.now.Sub(unreadySince(pod)).Round(time.Second), ReplaceUnreadyAfterAnnotation, raw)
 		if len(r.units) >= budget-otherUnavailable {
 			if len(r.units) == 0 {
-				r.deferred = deferredNotice(replicas[i], raw, in, otherUnavailable, budget)
-				r.deferredPod = replicas[i].Name
+				// Recorded once per pod and update revision.
+				r.deferred = &notice{key: "deferred/" + pod.Name + "/" + in.update.Name, Event: kit.Event{
+					Type: v1.EventTypeNormal, Reason: reasonUnreadyPodNotReplaced, Message: fmt.Sprintf(
+						"%s but is not replaced yet: %d other pod(s) are unavailable and maxUnavailable is %d", unready, otherUnavailable, budget)}}
+				r.deferredPod = pod.Name
 			}
 			break
 		}
-		pod := replicas[i]
-		unready := in.now.Sub(unreadySince(pod)).Round(time.Second)
 		r.replacing[pod.Name] = true
 		r.units = append(r.units, []podTask{{
 			kind:    taskDelete,
 			pod:     pod,
 			rollout: countedCurrent(pod, in.current.Name),
 			note: &kit.Event{Type: v1.EventTypeNormal, Reason: reasonReplacingUnreadyPod, Message: fmt.Sprintf(
-				"Pod %s of outdated revision %s has not been Ready for %s (%s is %s); deleting it so that it is recreated at revision %s",
-				pod.Name, revisionOf(pod), unready, ReplaceUnreadyAfterAnnotation, raw, in.update.Name)},
+				"%s; deleting it so that it is recreated at revision %s", unready, in.update.Name)},
 		}})
 	}
 	return r
-}
-
-// deferredNotice says why pod, past the annotation's duration, is not
-// replaced in this sync. It is recorded once per pod and update revision.
-func deferredNotice(pod *v1.Pod, raw string, in observed, otherUnavailable, budget int) *notice {
-	return &notice{
-		key: "deferred/" + pod.Name + "/" + in.update.Name,
-		Event: kit.Event{Type: v1.EventTypeNormal, Reason: reasonUnreadyPodNotReplaced, Message: fmt.Sprintf(
-			"Pod %s of outdated revision %s has not been Ready for %s (%s is %s) but is not replaced yet: %d other pod(s) are unavailable and maxUnavailable is %d",
-			pod.Name, revisionOf(pod), in.now.Sub(unreadySince(pod)).Round(time.Second), ReplaceUnreadyAfterAnnotation, raw, otherUnavailable, budget)},
-	}
 }
