@@ -283,7 +283,7 @@ func (c *Controller) adoptRevisions(set *appsv1.StatefulSet, selector labels.Sel
 	if err != nil {
 		return err
 	}
-	orphans := orphanRevisions(revisions)
+	orphans := slices.DeleteFunc(revisions, func(rev *appsv1.ControllerRevision) bool { return metav1.GetControllerOfNoCopy(rev) != nil })
 	if len(orphans) == 0 {
 		return nil
 	}
@@ -327,13 +327,7 @@ func (c *Controller) settleRevisions(set *appsv1.StatefulSet, revisions []*appsv
 
 // prune deletes the revisions beyond the set's revisionHistoryLimit.
 func (c *Controller) prune(set *appsv1.StatefulSet, pods []*v1.Pod, revisions []*appsv1.ControllerRevision, current, update *appsv1.ControllerRevision) error {
-	var live []string
-	for _, rev := range []*appsv1.ControllerRevision{current, update} {
-		if rev != nil {
-			live = append(live, rev.Name)
-		}
-	}
-	for _, rev := range revisionsToPrune(set, pods, revisions, live...) {
+	for _, rev := range revisionsToPrune(set, pods, revisions, current, update) {
 		if err := c.history.DeleteControllerRevision(rev); err != nil {
 			return err
 		}

@@ -8,7 +8,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
@@ -41,13 +40,16 @@ func buildRevision(set *appsv1.StatefulSet, number int64, collisionCount *int32)
 	return rev, nil
 }
 
+// specOnly is the part of a StatefulSet a revision's patch applies to.
+type specOnly struct {
+	Spec appsv1.StatefulSetSpec `json:"spec"`
+}
+
 // restoreRevision returns a copy of set whose spec is set's spec with rev's
 // patch applied, which for StatefulSet revisions means set with rev's pod
 // template.
 func restoreRevision(set *appsv1.StatefulSet, rev *appsv1.ControllerRevision) (*appsv1.StatefulSet, error) {
-	spec, err := json.Marshal(struct {
-		Spec appsv1.StatefulSetSpec `json:"spec"`
-	}{set.Spec})
+	spec, err := json.Marshal(specOnly{set.Spec})
 	if err != nil {
 		return nil, err
 	}
@@ -55,9 +57,7 @@ func restoreRevision(set *appsv1.StatefulSet, rev *appsv1.ControllerRevision) (*
 	if err != nil {
 		return nil, fmt.Errorf("applying ControllerRevision %s: %w", rev.Name, err)
 	}
-	var restored struct {
-		Spec appsv1.StatefulSetSpec `json:"spec"`
-	}
+	var restored specOnly
 	if err := json.Unmarshal(merged, &restored); err != nil {
 		return nil, fmt.Errorf("applying ControllerRevision %s: %w", rev.Name, err)
 	}
@@ -66,14 +66,10 @@ func restoreRevision(set *appsv1.StatefulSet, rev *appsv1.ControllerRevision) (*
 	return out, nil
 }
 
-// revisionMemo remembers that a set's generation restores to an existing
-// revision, so the comparison, which patches and defaults a whole set, runs
-// once per generation rather than once per sync.
-type revisionMemo interface {
-	Get(key lru.Key) (any, bool)
-	Add(key lru.Key, value any)
-}
-
+// memoKey is a set's generation that restores to an existing revision,
+// remembered in the controller's memo so that the comparison, which patches
+// and defaults a whole set, runs once per generation rather than once per
+// sync.
 type memoKey struct {
 	set        types.UID
 	generation int64
@@ -85,7 +81,7 @@ type memoKey struct {
 // Kubernetes before 1.34 differ from today's bytes (they carried
 // "creationTimestamp":null) without differing in meaning; treating them as
 // the update revision keeps an upgrade from rolling every pod.
-func restoresTo(set *appsv1.StatefulSet, proposed, latest *appsv1.ControllerRevision, memo revisionMemo) bool {
+func restoresTo(set *appsv1.StatefulSet, proposed, latest *appsv1.ControllerRevision, memo *lru.Cache) bool {
 	key := memoKey{set: set.UID, generation: set.Generation, revisionRV: latest.ResourceVersion}
 	if memo != nil {
 		if _, ok := memo.Get(key); ok {
@@ -126,7 +122,7 @@ type revisionChoice struct {
 // which must be sorted: the newest revision if it records set's template, an
 // older one moved to the front if one does (a rollback, as after `kubectl
 // rollout undo`), or a new one.
-func chooseRevisions(set *appsv1.StatefulSet, revisions []*appsv1.ControllerRevision, semantic bool, memo revisionMemo) (revisionChoice, error) {
+func chooseRevisions(set *appsv1.StatefulSet, revisions []*appsv1.ControllerRevision, semantic bool, memo *lru.Cache) (revisionChoice, error) {
 	var choice revisionChoice
 	if set.Status.CollisionCount != nil {
 		choice.collisionCount = *set.Status.CollisionCount
@@ -159,9 +155,10 @@ func chooseRevisions(set *appsv1.StatefulSet, revisions []*appsv1.ControllerRevi
 }
 
 // revisionsToPrune returns the revisions beyond set's revisionHistoryLimit,
-// oldest first; revisions must be sorted. A revision is live, and never pruned, while it is the current
-// or update revision or any pod is labelled with it.
-func revisionsToPrune(set *appsv1.StatefulSet, pods []*v1.Pod, revisions []*appsv1.ControllerRevision, live ...string) []*appsv1.ControllerRevision {
+// oldest first; revisions must be sorted. A revision is live, and never
+// pruned, while it is one of live (the current and update revisions, either
+// may be nil) or any pod is labelled with it.
+func revisionsToPrune(set *appsv1.StatefulSet, pods []*v1.Pod, revisions []*appsv1.ControllerRevision, live ...*appsv1.ControllerRevision) []*appsv1.ControllerRevision {
 	limit := 10
 	if set.Spec.RevisionHistoryLimit != nil {
 		limit = int(*set.Spec.RevisionHistoryLimit)
@@ -170,9 +167,9 @@ func revisionsToPrune(set *appsv1.StatefulSet, pods []*v1.Pod, revisions []*apps
 		return nil
 	}
 	inUse := map[string]bool{}
-	for _, name := range live {
-		if name != "" {
-			inUse[name] = true
+	for _, rev := range live {
+		if rev != nil {
+			inUse[rev.Name] = true
 		}
 	}
 	for _, pod := range pods {
@@ -188,15 +185,4 @@ func revisionsToPrune(set *appsv1.StatefulSet, pods []*v1.Pod, revisions []*apps
 		return nil
 	}
 	return old[:len(old)-limit]
-}
-
-// orphanRevisions are the revisions, listed for set, that no controller owns.
-func orphanRevisions(revisions []*appsv1.ControllerRevision) []*appsv1.ControllerRevision {
-	var orphans []*appsv1.ControllerRevision
-	for _, rev := range revisions {
-		if metav1.GetControllerOfNoCopy(rev) == nil {
-			orphans = append(orphans, rev)
-		}
-	}
-	return orphans
 }

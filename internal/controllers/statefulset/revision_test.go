@@ -258,7 +258,7 @@ func TestRevisionsToPrune(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := set.DeepCopy()
 			s.Spec.RevisionHistoryLimit = ptr.To(tc.limit)
-			got := names(revisionsToPrune(s, []*v1.Pod{pod}, revs, revs[4].Name, revs[5].Name))
+			got := names(revisionsToPrune(s, []*v1.Pod{pod}, revs, revs[4], revs[5]))
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("pruned (-want +got):\n%s", diff)
 			}
