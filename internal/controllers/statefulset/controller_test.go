@@ -495,7 +495,7 @@ func TestRun(t *testing.T) {
 		}
 		n := 0
 		for _, e := range list.Items {
-			if e.Reason == reasonSuccessfulCreate && e.Source.Component == componentName && e.InvolvedObject.Name == "web" {
+			if e.Reason == "SuccessfulCreate" && e.Source.Component == componentName && e.InvolvedObject.Name == "web" {
 				n++
 			}
 		}

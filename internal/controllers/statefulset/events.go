@@ -8,16 +8,10 @@ import (
 	"k8s.io/client-go/tools/record"
 )
 
-// Event reasons. All but the last three are upstream's, with upstream's
-// messages, so that `kubectl describe sts` and `kubectl get events` read the
-// same with either implementation.
+// Event reasons. The first two are upstream's; with upstream's messages in
+// podEvent and claimEvent, `kubectl describe sts` and `kubectl get events`
+// read the same with either implementation.
 const (
-	reasonSuccessfulCreate      = "SuccessfulCreate"
-	reasonFailedCreate          = "FailedCreate"
-	reasonSuccessfulUpdate      = "SuccessfulUpdate"
-	reasonFailedUpdate          = "FailedUpdate"
-	reasonSuccessfulDelete      = "SuccessfulDelete"
-	reasonFailedDelete          = "FailedDelete"
 	reasonConflictingController = "ConflictingController"
 	reasonUnknownStrategy       = "UnknownStrategy"
 
@@ -32,7 +26,9 @@ const (
 	reasonUnreadyPodNotReplaced = "UnreadyPodNotReplaced"
 )
 
-// verb is what was done to a pod or claim, as the events name it.
+// verb is what was done to a pod or claim, as the events name it. As in
+// upstream's recordPodEvent and recordClaimEvent, the reason of the outcome is
+// the verb after "Successful" or "Failed" (SuccessfulCreate, FailedDelete).
 type verb string
 
 const (
@@ -41,37 +37,25 @@ const (
 	verbDelete verb = "Delete"
 )
 
-func (v verb) reasons() (ok, failed string) {
-	switch v {
-	case verbCreate:
-		return reasonSuccessfulCreate, reasonFailedCreate
-	case verbUpdate:
-		return reasonSuccessfulUpdate, reasonFailedUpdate
-	}
-	return reasonSuccessfulDelete, reasonFailedDelete
-}
-
 // podEvent records the outcome of doing v to pod: "Create Pod web-0 in
 // StatefulSet web successful", or a warning that carries err.
 func podEvent(rec record.EventRecorder, set *appsv1.StatefulSet, v verb, pod string, err error) {
-	ok, failed := v.reasons()
 	if err == nil {
-		rec.Event(set, v1.EventTypeNormal, ok, fmt.Sprintf("%s Pod %s in StatefulSet %s successful", v, pod, set.Name))
+		rec.Event(set, v1.EventTypeNormal, "Successful"+string(v), fmt.Sprintf("%s Pod %s in StatefulSet %s successful", v, pod, set.Name))
 		return
 	}
-	rec.Event(set, v1.EventTypeWarning, failed, fmt.Sprintf("%s Pod %s in StatefulSet %s failed error: %s", v, pod, set.Name, err))
+	rec.Event(set, v1.EventTypeWarning, "Failed"+string(v), fmt.Sprintf("%s Pod %s in StatefulSet %s failed error: %s", v, pod, set.Name, err))
 }
 
 // claimEvent records the outcome of doing v to a pod's claim: "Create Claim
 // data-web-0 Pod web-0 in StatefulSet web success", or a warning that carries
 // err.
 func claimEvent(rec record.EventRecorder, set *appsv1.StatefulSet, v verb, claim, pod string, err error) {
-	ok, failed := v.reasons()
 	if err == nil {
-		rec.Event(set, v1.EventTypeNormal, ok, fmt.Sprintf("%s Claim %s Pod %s in StatefulSet %s success", v, claim, pod, set.Name))
+		rec.Event(set, v1.EventTypeNormal, "Successful"+string(v), fmt.Sprintf("%s Claim %s Pod %s in StatefulSet %s success", v, claim, pod, set.Name))
 		return
 	}
-	rec.Event(set, v1.EventTypeWarning, failed, fmt.Sprintf("%s Claim %s for Pod %s in StatefulSet %s failed error: %s", v, claim, pod, set.Name, err))
+	rec.Event(set, v1.EventTypeWarning, "Failed"+string(v), fmt.Sprintf("%s Claim %s for Pod %s in StatefulSet %s failed error: %s", v, claim, pod, set.Name, err))
 }
 
 // conflictingControllerMessage is upstream's message, spelling included.
