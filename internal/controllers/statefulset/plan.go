@@ -498,40 +498,23 @@ func rolloutVictims(set *appsv1.StatefulSet, replicas []*v1.Pod, updateRevision 
 	partition := int(partitionOf(set.Spec.UpdateStrategy.RollingUpdate))
 	outdated := func(pod *v1.Pod) bool { return revisionOf(pod) != updateRevision }
 
-	unavailable, stuck := 0, 0
+	unavailable := 0
 	for _, pod := range replicas {
-		if !isUnavailable(pod, minReady, now) {
-			continue
-		}
-		unavailable++
-		if !ordered && outdated(pod) && !isTerminating(pod) {
-			stuck++
+		if isUnavailable(pod, minReady, now) {
+			unavailable++
 		}
 	}
-	if unavailable >= budget && stuck == 0 {
-		return nil, nil
-	}
-
 	var victims []*v1.Pod
 	if !ordered {
 		for i := len(replicas) - 1; i >= partition; i-- {
-			pod := replicas[i]
-			if outdated(pod) && !isTerminating(pod) && !kit.IsAvailable(pod, minReady, now) {
+			if pod := replicas[i]; outdated(pod) && !isTerminating(pod) && !kit.IsAvailable(pod, minReady, now) {
 				victims = append(victims, pod)
 			}
 		}
-		left := budget - unavailable
-		for i := len(replicas) - 1; i >= partition && left > 0; i-- {
-			pod := replicas[i]
-			if outdated(pod) && !isUnavailable(pod, minReady, now) {
-				victims = append(victims, pod)
-				left--
-			}
-		}
-		return victims, nil
 	}
-	for i := len(replicas) - 1; i >= partition && len(victims) < budget-unavailable; i-- {
-		if pod := replicas[i]; outdated(pod) && !isTerminating(pod) {
+	free := len(victims) // replacing the pods already unavailable costs nothing
+	for i := len(replicas) - 1; i >= partition && len(victims)-free < budget-unavailable; i-- {
+		if pod := replicas[i]; outdated(pod) && !isTerminating(pod) && (ordered || kit.IsAvailable(pod, minReady, now)) {
 			victims = append(victims, pod)
 		}
 	}
@@ -607,27 +590,19 @@ func finishStatus(set *appsv1.StatefulSet, base appsv1.StatefulSetStatus, rolled
 
 // nextAvailabilityCheck is how long until the next ready pod becomes
 // available, when minReadySeconds keeps readyReplicas and availableReplicas
-// apart; minReadySeconds itself when no pod gives a time.
+// apart; never more than minReadySeconds.
 func nextAvailabilityCheck(set *appsv1.StatefulSet, status *appsv1.StatefulSetStatus, pods []*v1.Pod, now time.Time) time.Duration {
 	minReady := set.Spec.MinReadySeconds
 	if minReady <= 0 || status.ReadyReplicas == status.AvailableReplicas {
 		return 0
 	}
-	wait := time.Duration(minReady) * time.Second
-	var soonest time.Duration
+	soonest := time.Duration(minReady) * time.Second
 	for _, pod := range pods {
-		c := kit.ReadyCondition(pod)
-		if c == nil || c.Status != v1.ConditionTrue || c.LastTransitionTime.IsZero() {
-			continue
-		}
-		if left := c.LastTransitionTime.Add(wait).Sub(now); left > 0 && (soonest == 0 || left < soonest) {
-			soonest = left
+		if left := kit.AvailableIn(pod, minReady, now); left > 0 {
+			soonest = min(soonest, left)
 		}
 	}
-	if soonest > 0 {
-		return soonest
-	}
-	return wait
+	return soonest
 }
 
 // earliest is the sooner of two requeue delays, where 0 means none.
