@@ -244,18 +244,20 @@ type planner struct {
 	// for those that are missing; condemned are the pods of other ordinals,
 	// highest first.
 	replicas, condemned []*v1.Pod
-	replace             replacement
+	// replacing are the pods the replace-unready stage deletes.
+	replacing map[string]bool
 }
 
 func newPlanner(in observed, d *decision, currentSet, updateSet *appsv1.StatefulSet) *planner {
 	set := in.set
 	pl := &planner{
-		in:       in,
-		d:        d,
-		set:      set,
-		ordered:  set.Spec.PodManagementPolicy != appsv1.ParallelPodManagement,
-		minReady: set.Spec.MinReadySeconds,
-		view:     &claimView{cached: in.claims, updated: map[string]*v1.PersistentVolumeClaim{}, created: map[string]bool{}},
+		in:        in,
+		d:         d,
+		set:       set,
+		ordered:   set.Spec.PodManagementPolicy != appsv1.ParallelPodManagement,
+		minReady:  set.Spec.MinReadySeconds,
+		view:      &claimView{cached: in.claims, updated: map[string]*v1.PersistentVolumeClaim{}, created: map[string]bool{}},
+		replacing: map[string]bool{},
 	}
 	start, count := firstOrdinal(set), replicaCount(set)
 	pl.replicas = make([]*v1.Pod, count)
@@ -274,17 +276,6 @@ func newPlanner(in observed, d *decision, currentSet, updateSet *appsv1.Stateful
 	}
 	sort.SliceStable(pl.condemned, func(i, j int) bool { return ordinalOf(pl.condemned[i]) > ordinalOf(pl.condemned[j]) })
 	return pl
-}
-
-// replaceUnready is the stage of the replace-unready-after extension.
-func (pl *planner) replaceUnready() {
-	pl.replace = planReplaceUnready(pl.set, pl.replicas, pl.in, pl.ordered)
-	pl.d.invalidReplaceAfter = pl.replace.invalid
-	if pl.replace.deferred != nil {
-		pl.d.notices = append(pl.d.notices, *pl.replace.deferred)
-	}
-	pl.d.requeueAfter = earliest(pl.d.requeueAfter, pl.replace.requeueAfter)
-	pl.d.addStage(stage{name: "replace-unready", units: pl.replace.units})
 }
 
 // bringUpReplicas brings each wanted ordinal into being and into shape.
@@ -366,11 +357,9 @@ func (pl *planner) rollOut() {
 	}
 	update := stage{name: "rolling-update"}
 	for _, pod := range rollout {
-		if deferred := pl.replace.deferred; deferred != nil && pod.Name == pl.replace.deferredPod {
-			// The rolling update replaces it after all.
-			pl.d.notices = slices.DeleteFunc(pl.d.notices, func(n notice) bool { return n.key == deferred.key })
-		}
-		if pl.replace.replacing[pod.Name] {
+		// A replacement deferred, if any, is done by the rolling update after all.
+		pl.d.notices = slices.DeleteFunc(pl.d.notices, func(n notice) bool { return n.key == deferredKey(pod, pl.in) })
+		if pl.replacing[pod.Name] {
 			continue
 		}
 		update.units = append(update.units, []podTask{{kind: taskDelete, pod: pod, rollout: countedCurrent(pod, pl.in.current.Name)}})

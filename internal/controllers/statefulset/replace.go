@@ -21,20 +21,6 @@ import (
 // template is fixed.
 const ReplaceUnreadyAfterAnnotation = "quartet.dev/replace-unready-after"
 
-// replacement is what the replace-unready-after extension does in one sync.
-type replacement struct {
-	units        [][]podTask
-	replacing    map[string]bool
-	requeueAfter time.Duration
-	// invalid is the annotation's value when it is not a positive duration.
-	invalid string
-	// deferred explains why no pod past the duration is replaced (the pods
-	// unavailable for other reasons use up maxUnavailable); nil when one is.
-	deferred *notice
-	// deferredPod is the pod deferred is about.
-	deferredPod string
-}
-
 // notice is an event the controller records once per key for a set, rather
 // than at every sync while the situation lasts.
 type notice struct {
@@ -51,37 +37,38 @@ func unreadySince(pod *v1.Pod) time.Time {
 	return pod.CreationTimestamp.Time
 }
 
-// planReplaceUnready picks the pods the extension deletes in this sync:
-// pods at or above the partition, of a revision other than the update
-// revision, not Ready for at least the annotation's duration, and not already
-// finished or terminating. Each replacement is one more unavailable pod while
-// it is recreated, so the pods that are unavailable for other reasons and the
-// replacements together stay within maxUnavailable. An OrderedReady set
-// replaces the lowest such pod first, the one its ordered rollout waits on; a
-// Parallel set the highest, as its rolling update does. Only RollingUpdate
-// sets take part: OnDelete leaves every replacement to the user.
-func planReplaceUnready(set *appsv1.StatefulSet, replicas []*v1.Pod, in observed, ordered bool) replacement {
-	var r replacement
+// replaceUnready is the stage of the extension. It picks the pods the
+// extension deletes in this sync: pods at or above the partition, of a
+// revision other than the update revision, not Ready for at least the
+// annotation's duration, and not already finished or terminating. Each
+// replacement is one more unavailable pod while it is recreated, so the pods
+// that are unavailable for other reasons and the replacements together stay
+// within maxUnavailable; when they leave no room, a notice says so. An
+// OrderedReady set replaces the lowest such pod first, the one its ordered
+// rollout waits on; a Parallel set the highest, as its rolling update does.
+// Only RollingUpdate sets take part: OnDelete leaves every replacement to the
+// user.
+func (pl *planner) replaceUnready() {
+	set, in := pl.set, pl.in
 	raw, ok := set.Annotations[ReplaceUnreadyAfterAnnotation]
 	if !ok {
-		return r
+		return
 	}
 	after, err := time.ParseDuration(strings.TrimSpace(raw))
 	if err != nil || after <= 0 {
-		r.invalid = raw
-		return r
+		pl.d.invalidReplaceAfter = raw
+		return
 	}
 	if set.Spec.UpdateStrategy.Type != appsv1.RollingUpdateStatefulSetStrategyType {
-		return r
+		return
 	}
 	budget := 1
 	if in.maxUnavailable {
 		if budget, err = resolveMaxUnavailable(set); err != nil {
-			return r
+			return
 		}
 	}
 	partition := int(partitionOf(set.Spec.UpdateStrategy.RollingUpdate))
-	minReady := set.Spec.MinReadySeconds
 
 	var due []int
 	otherUnavailable := 0
@@ -89,13 +76,13 @@ func planReplaceUnready(set *appsv1.StatefulSet, replicas []*v1.Pod, in observed
 	// one, so the pods missing above it wait for its replacement and do not
 	// count against it.
 	heldBack := false
-	for i, pod := range replicas {
+	for i, pod := range pl.replicas {
 		outdatedUnready := i >= partition && podExists(pod) && !isTerminating(pod) && !podutil.IsPodTerminal(pod) &&
 			revisionOf(pod) != in.update.Name && !kit.IsReady(pod)
 		if outdatedUnready {
-			heldBack = ordered
+			heldBack = pl.ordered
 			if wait := unreadySince(pod).Add(after).Sub(in.now); wait > 0 {
-				r.requeueAfter = earliest(r.requeueAfter, wait)
+				pl.d.requeueAfter = earliest(pl.d.requeueAfter, wait)
 			} else {
 				due = append(due, i)
 				continue
@@ -104,30 +91,29 @@ func planReplaceUnready(set *appsv1.StatefulSet, replicas []*v1.Pod, in observed
 		if heldBack && !podExists(pod) {
 			continue
 		}
-		if isUnavailable(pod, minReady, in.now) {
+		if isUnavailable(pod, pl.minReady, in.now) {
 			otherUnavailable++
 		}
 	}
-	if !ordered {
+	if !pl.ordered {
 		slices.Reverse(due)
 	}
-	r.replacing = map[string]bool{}
+	replace := stage{name: "replace-unready"}
+	defer func() { pl.d.addStage(replace) }()
 	for _, i := range due {
-		pod := replicas[i]
+		pod := pl.replicas[i]
 		unready := fmt.Sprintf("Pod %s of outdated revision %s has not been Ready for %s (%s is %s)",
 			pod.Name, revisionOf(pod), in.now.Sub(unreadySince(pod)).Round(time.Second), ReplaceUnreadyAfterAnnotation, raw)
-		if len(r.units) >= budget-otherUnavailable {
-			if len(r.units) == 0 {
-				// Recorded once per pod and update revision.
-				r.deferred = &notice{key: "deferred/" + pod.Name + "/" + in.update.Name, Event: kit.Event{
+		if len(replace.units) >= budget-otherUnavailable {
+			if len(replace.units) == 0 {
+				pl.d.notices = append(pl.d.notices, notice{key: deferredKey(pod, in), Event: kit.Event{
 					Type: v1.EventTypeNormal, Reason: reasonUnreadyPodNotReplaced, Message: fmt.Sprintf(
-						"%s but is not replaced yet: %d other pod(s) are unavailable and maxUnavailable is %d", unready, otherUnavailable, budget)}}
-				r.deferredPod = pod.Name
+						"%s but is not replaced yet: %d other pod(s) are unavailable and maxUnavailable is %d", unready, otherUnavailable, budget)}})
 			}
-			break
+			return
 		}
-		r.replacing[pod.Name] = true
-		r.units = append(r.units, []podTask{{
+		pl.replacing[pod.Name] = true
+		replace.units = append(replace.units, []podTask{{
 			kind:    taskDelete,
 			pod:     pod,
 			rollout: countedCurrent(pod, in.current.Name),
@@ -135,5 +121,11 @@ func planReplaceUnready(set *appsv1.StatefulSet, replicas []*v1.Pod, in observed
 				"%s; deleting it so that it is recreated at revision %s", unready, in.update.Name)},
 		}})
 	}
-	return r
+}
+
+// deferredKey is the key of the notice that pod, past the annotation's
+// duration, is not replaced yet: it is recorded once per pod and update
+// revision.
+func deferredKey(pod *v1.Pod, in observed) string {
+	return "deferred/" + pod.Name + "/" + in.update.Name
 }
