@@ -34,13 +34,12 @@ type Controller struct {
 	*kit.Base
 	queue *kit.Queue[string]
 
-	sets      appslisters.StatefulSetLister
-	pods      corelisters.PodLister
-	podIndex  cache.Indexer
-	claims    corelisters.PersistentVolumeClaimLister
-	revLister appslisters.ControllerRevisionLister
-	history   history.Interface
-	owners    *kit.Owners[*appsv1.StatefulSet]
+	sets     appslisters.StatefulSetLister
+	pods     corelisters.PodLister
+	podIndex cache.Indexer
+	claims   corelisters.PersistentVolumeClaimLister
+	history  history.Interface
+	owners   *kit.Owners[*appsv1.StatefulSet]
 	// podEvents routes the pod informer's events to the sets.
 	podEvents *kit.Router[*appsv1.StatefulSet, *v1.Pod]
 
@@ -80,7 +79,6 @@ func New(cfg kit.Config) (*Controller, error) {
 		pods:              podInformer.Lister(),
 		podIndex:          podInformer.Informer().GetIndexer(),
 		claims:            claimInformer.Lister(),
-		revLister:         revInformer.Lister(),
 		history:           hist,
 		owners:            kit.NewOwners(setKind.Kind, setInformer.Informer().GetIndexer(), func(s *appsv1.StatefulSet) *metav1.LabelSelector { return s.Spec.Selector }),
 		memo:              lru.New(1024),

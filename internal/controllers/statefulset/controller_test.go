@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	appslisters "k8s.io/client-go/listers/apps/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/component-base/metrics/testutil"
@@ -36,6 +37,7 @@ type harness struct {
 	c      *Controller
 	rec    *record.FakeRecorder
 	clock  *testingclock.FakeClock
+	revs   appslisters.ControllerRevisionLister
 }
 
 func newHarness(t *testing.T, objs ...runtime.Object) *harness {
@@ -49,7 +51,8 @@ func newHarness(t *testing.T, objs ...runtime.Object) *harness {
 	}
 	rec := record.NewFakeRecorder(1000)
 	c.Recorder, c.apply.recorder = rec, rec
-	return &harness{t: t, ctx: kittest.Start(t, factory), client: client, c: c, rec: rec, clock: clk}
+	revs := factory.Apps().V1().ControllerRevisions().Lister()
+	return &harness{t: t, ctx: kittest.Start(t, factory), client: client, c: c, rec: rec, clock: clk, revs: revs}
 }
 
 // eventually waits for cond to hold, polling.
@@ -84,7 +87,7 @@ func (h *harness) caughtUp() {
 		apiClaims, _ := h.client.CoreV1().PersistentVolumeClaims("default").List(h.ctx, metav1.ListOptions{})
 		cachedClaims, _ := h.c.claims.PersistentVolumeClaims("default").List(labels.Everything())
 		apiRevs, _ := h.client.AppsV1().ControllerRevisions("default").List(h.ctx, metav1.ListOptions{})
-		cachedRevs, _ := h.c.revLister.ControllerRevisions("default").List(labels.Everything())
+		cachedRevs, _ := h.revs.ControllerRevisions("default").List(labels.Everything())
 		apiSets, _ := h.client.AppsV1().StatefulSets("default").List(h.ctx, metav1.ListOptions{})
 		cachedSets, _ := h.c.sets.StatefulSets("default").List(labels.Everything())
 		return sameObjects(apiPods.Items, cachedPods) && sameObjects(apiClaims.Items, cachedClaims) &&

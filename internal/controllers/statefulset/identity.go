@@ -1,7 +1,6 @@
 package statefulset
 
 import (
-	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
 
 	"quartet.dev/quartet/internal/controllers/kit"
 )
@@ -55,12 +55,7 @@ func firstOrdinal(set *appsv1.StatefulSet) int {
 }
 
 // replicaCount is spec.replicas; the apiserver defaults it to 1.
-func replicaCount(set *appsv1.StatefulSet) int {
-	if set.Spec.Replicas == nil {
-		return 1
-	}
-	return int(*set.Spec.Replicas)
-}
+func replicaCount(set *appsv1.StatefulSet) int { return int(ptr.Deref(set.Spec.Replicas, 1)) }
 
 // inOrdinalRange reports whether pod's ordinal is one the set currently wants:
 // [start, start+replicas).
@@ -166,10 +161,7 @@ func claimsFor(set *appsv1.StatefulSet, pod *v1.Pod) []*v1.PersistentVolumeClaim
 		claim.Name = claimNameFor(set, set.Spec.VolumeClaimTemplates[i].Name, ord)
 		claim.Namespace = set.Namespace
 		if set.Spec.Selector != nil && len(set.Spec.Selector.MatchLabels) > 0 {
-			if claim.Labels == nil {
-				claim.Labels = make(map[string]string, len(set.Spec.Selector.MatchLabels))
-			}
-			maps.Copy(claim.Labels, set.Spec.Selector.MatchLabels)
+			claim.Labels = labels.Merge(claim.Labels, set.Spec.Selector.MatchLabels)
 		}
 		claims = append(claims, claim)
 	}

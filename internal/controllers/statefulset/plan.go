@@ -10,6 +10,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
+	"k8s.io/utils/ptr"
 
 	"quartet.dev/quartet/internal/controllers/kit"
 )
@@ -401,10 +402,10 @@ func podForOrdinal(set, currentSet, updateSet *appsv1.StatefulSet, in observed, 
 }
 
 func partitionOf(ru *appsv1.RollingUpdateStatefulSetStrategy) int32 {
-	if ru == nil || ru.Partition == nil {
+	if ru == nil {
 		return 0
 	}
-	return *ru.Partition
+	return ptr.Deref(ru.Partition, 0)
 }
 
 // replicaTasks plans one wanted ordinal. blocks reports that an OrderedReady

@@ -14,6 +14,7 @@ import (
 	appsdefaults "k8s.io/kubernetes/pkg/apis/apps/v1"
 	"k8s.io/kubernetes/pkg/controller/history"
 	"k8s.io/utils/lru"
+	"k8s.io/utils/ptr"
 
 	"quartet.dev/quartet/internal/controllers/kit"
 )
@@ -123,10 +124,7 @@ type revisionChoice struct {
 // older one moved to the front if one does (a rollback, as after `kubectl
 // rollout undo`), or a new one.
 func chooseRevisions(set *appsv1.StatefulSet, revisions []*appsv1.ControllerRevision, semantic bool, memo *lru.Cache) (revisionChoice, error) {
-	var choice revisionChoice
-	if set.Status.CollisionCount != nil {
-		choice.collisionCount = *set.Status.CollisionCount
-	}
+	choice := revisionChoice{collisionCount: ptr.Deref(set.Status.CollisionCount, 0)}
 	next := int64(1)
 	if n := len(revisions); n > 0 {
 		next = revisions[n-1].Revision + 1
@@ -159,10 +157,7 @@ func chooseRevisions(set *appsv1.StatefulSet, revisions []*appsv1.ControllerRevi
 // pruned, while it is one of live (the current and update revisions, either
 // may be nil) or any pod is labelled with it.
 func revisionsToPrune(set *appsv1.StatefulSet, pods []*v1.Pod, revisions []*appsv1.ControllerRevision, live ...*appsv1.ControllerRevision) []*appsv1.ControllerRevision {
-	limit := 10
-	if set.Spec.RevisionHistoryLimit != nil {
-		limit = int(*set.Spec.RevisionHistoryLimit)
-	}
+	limit := int(ptr.Deref(set.Spec.RevisionHistoryLimit, 10))
 	if limit < 0 {
 		return nil
 	}
