@@ -201,11 +201,9 @@ func (a *applier) writeOwners(ctx context.Context, set *appsv1.StatefulSet, pod 
 // conform restores a pod's identity and volumes and its claims' owners. The
 // pod write is retried on conflict against the cache's newer copy.
 func (a *applier) conform(ctx context.Context, set *appsv1.StatefulSet, t *podTask) error {
-	if len(t.newClaims) > 0 || len(t.deletingClaims) > 0 {
-		if err := a.createClaims(ctx, set, t); err != nil {
-			podEvent(a.recorder, set, verbUpdate, t.pod.Name, err)
-			return err
-		}
+	if err := a.createClaims(ctx, set, t); err != nil {
+		podEvent(a.recorder, set, verbUpdate, t.pod.Name, err)
+		return err
 	}
 	if err := a.writeOwners(ctx, set, t.pod, t.owners); err != nil {
 		podEvent(a.recorder, set, verbUpdate, t.pod.Name, err)

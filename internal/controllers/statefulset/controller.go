@@ -220,14 +220,14 @@ func (c *Controller) reconcile(ctx context.Context, set *appsv1.StatefulSet, sel
 	canAdopt := kit.CanAdopt(ctx, set, func(ctx context.Context) (metav1.Object, error) {
 		return c.Client.AppsV1().StatefulSets(set.Namespace).Get(ctx, set.Name, metav1.GetOptions{})
 	})
-	if err := c.adoptRevisions(set, selector, canAdopt); err != nil {
-		return 0, err
-	}
-	pods, err := c.claimPods(ctx, set, selector, canAdopt)
+	revisions, err := c.history.ListControllerRevisions(set, setKind, selector)
 	if err != nil {
 		return 0, err
 	}
-	revisions, err := c.history.ListControllerRevisions(set, setKind, selector)
+	if err := c.adoptRevisions(set, revisions, canAdopt); err != nil {
+		return 0, err
+	}
+	pods, err := c.claimPods(ctx, set, selector, canAdopt)
 	if err != nil {
 		return 0, err
 	}
@@ -274,22 +274,17 @@ func (c *Controller) claimPods(ctx context.Context, set *appsv1.StatefulSet, sel
 	return kit.Claim(ctx, claims, set, setKind, canAdopt, c.apply.patchPod(set))
 }
 
-// adoptRevisions takes ownership of orphaned revisions that set's selector
-// matches.
-func (c *Controller) adoptRevisions(set *appsv1.StatefulSet, selector labels.Selector, canAdopt func() error) error {
-	revisions, err := c.history.ListControllerRevisions(set, setKind, selector)
-	if err != nil {
-		return err
-	}
-	orphans := slices.DeleteFunc(revisions, func(rev *appsv1.ControllerRevision) bool { return metav1.GetControllerOfNoCopy(rev) != nil })
-	if len(orphans) == 0 {
-		return nil
-	}
-	if err := canAdopt(); err != nil {
-		return fmt.Errorf("can't adopt ControllerRevisions: %w", err)
-	}
-	for _, rev := range orphans {
-		if _, err := c.history.AdoptControllerRevision(set, setKind, rev); err != nil {
+// adoptRevisions takes ownership of the orphans among revisions, which
+// set's selector matches, and puts the adopted copies in their place.
+func (c *Controller) adoptRevisions(set *appsv1.StatefulSet, revisions []*appsv1.ControllerRevision, canAdopt func() error) (err error) {
+	for i, rev := range revisions {
+		if metav1.GetControllerOfNoCopy(rev) != nil {
+			continue
+		}
+		if err := canAdopt(); err != nil {
+			return fmt.Errorf("can't adopt ControllerRevisions: %w", err)
+		}
+		if revisions[i], err = c.history.AdoptControllerRevision(set, setKind, rev); err != nil {
 			return err
 		}
 	}
