@@ -7,6 +7,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/ptr"
 )
 
 // persistentVolumeClaimRetentionPolicy works through owner references, so
@@ -67,29 +68,22 @@ func foreignController(claim *v1.PersistentVolumeClaim, set *appsv1.StatefulSet,
 	if withSet, onScale := claimDeletion(set); !withSet && !onScale {
 		return false // the default policy: no references to keep right
 	}
-	for i := range claim.OwnerReferences {
-		ref := &claim.OwnerReferences[i]
+	return slices.ContainsFunc(claim.OwnerReferences, func(ref metav1.OwnerReference) bool {
 		switch {
-		case refersTo(ref, set, setKind):
-			if ref.UID != set.UID {
-				return true
-			}
-		case refersTo(ref, pod, podKind):
-			if ref.UID != pod.UID {
-				return true
-			}
-		case ref.Controller != nil && *ref.Controller:
-			return true
+		case refersTo(&ref, set, setKind):
+			return ref.UID != set.UID
+		case refersTo(&ref, pod, podKind):
+			return ref.UID != pod.UID
 		}
-	}
-	return false
+		return ptr.Deref(ref.Controller, false)
+	})
 }
 
 // plainOwnerRef reports a reference to set's or pod's UID that is not a
 // controller reference, which the policy always rewrites.
 func plainOwnerRef(claim *v1.PersistentVolumeClaim, set *appsv1.StatefulSet, pod *v1.Pod) bool {
 	return slices.ContainsFunc(claim.OwnerReferences, func(ref metav1.OwnerReference) bool {
-		return (ref.UID == set.UID || ref.UID == pod.UID) && (ref.Controller == nil || !*ref.Controller)
+		return (ref.UID == set.UID || ref.UID == pod.UID) && !ptr.Deref(ref.Controller, false)
 	})
 }
 
@@ -113,24 +107,19 @@ func claimOwnersCurrent(claim *v1.PersistentVolumeClaim, set *appsv1.StatefulSet
 // are what set's policy wants for pod; references to anything else are kept.
 func withPolicyOwners(claim *v1.PersistentVolumeClaim, set *appsv1.StatefulSet, pod *v1.Pod) *v1.PersistentVolumeClaim {
 	out := claim.DeepCopy()
-	foreign := foreignController(claim, set, pod)
-	refs := make([]metav1.OwnerReference, 0, len(claim.OwnerReferences)+1)
-	for _, ref := range claim.OwnerReferences {
-		if refersTo(&ref, set, setKind) || refersTo(&ref, pod, podKind) {
-			continue
-		}
-		refs = append(refs, ref)
+	out.OwnerReferences = slices.DeleteFunc(out.OwnerReferences, func(ref metav1.OwnerReference) bool {
+		return refersTo(&ref, set, setKind) || refersTo(&ref, pod, podKind)
+	})
+	if foreignController(claim, set, pod) {
+		return out
 	}
-	if !foreign {
-		bySet, byPod := wantedClaimOwners(set, pod)
-		if byPod {
-			refs = addControllerRefOnce(refs, pod, podKind)
-		}
-		if bySet {
-			refs = addControllerRefOnce(refs, set, setKind)
-		}
+	bySet, byPod := wantedClaimOwners(set, pod)
+	if byPod {
+		out.OwnerReferences = addControllerRefOnce(out.OwnerReferences, pod, podKind)
 	}
-	out.OwnerReferences = refs
+	if bySet {
+		out.OwnerReferences = addControllerRefOnce(out.OwnerReferences, set, setKind)
+	}
 	return out
 }
 
