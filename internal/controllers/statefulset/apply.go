@@ -40,9 +40,9 @@ type applier struct {
 }
 
 // apply runs d's tasks for set and returns how many rolling-update
-// deletions succeeded. It stops at the end of the first stage in which a
-// task failed, or, when a stage runs one unit at a time, at the failure.
-// A batched stage runs its units with kit.SlowStart.
+// deletions succeeded. Each stage runs its units with kit.SlowStart, a
+// batched one in a growing window, any other one at a time; the first stage
+// in which a task failed is the last.
 func (a *applier) apply(ctx context.Context, set *appsv1.StatefulSet, d *decision) (int, error) {
 	kit.Record(a.recorder, set, d.events...)
 	var rolledOut atomic.Int32
@@ -58,17 +58,11 @@ func (a *applier) apply(ctx context.Context, set *appsv1.StatefulSet, d *decisio
 		return nil
 	}
 	for _, s := range d.stages {
-		var err error
+		inFlight := 1
 		if s.batched {
-			_, _, err = kit.SlowStart(len(s.units), 1, maxInFlight, func(i int) error { return run(s.units[i]) })
-		} else {
-			for _, unit := range s.units {
-				if err = run(unit); err != nil {
-					break
-				}
-			}
+			inFlight = maxInFlight
 		}
-		if err != nil {
+		if _, _, err := kit.SlowStart(len(s.units), 1, inFlight, func(i int) error { return run(s.units[i]) }); err != nil {
 			klog.FromContext(ctx).V(4).Info("StatefulSet sync stopped", "statefulSet", klog.KObj(set), "stage", s.name, "err", err)
 			return int(rolledOut.Load()), err
 		}

@@ -315,16 +315,12 @@ func (pl *planner) scaleDown() bool {
 	defer func() { pl.d.addStage(down) }()
 	firstUnhealthy := pl.firstUnhealthy()
 	for _, pod := range pl.condemned {
-		if isTerminating(pod) {
-			if pl.ordered {
-				return false
-			}
-			continue
+		switch {
+		case isTerminating(pod):
+		case pl.ordered && pod != firstUnhealthy && (!isRunningAndReady(pod) || !kit.IsAvailable(pod, pl.minReady, pl.in.now)):
+		default:
+			down.units = append(down.units, []podTask{{kind: taskDelete, pod: pod}})
 		}
-		if pl.ordered && pod != firstUnhealthy && (!isRunningAndReady(pod) || !kit.IsAvailable(pod, pl.minReady, pl.in.now)) {
-			return false
-		}
-		down.units = append(down.units, []podTask{{kind: taskDelete, pod: pod}})
 		if pl.ordered {
 			return false
 		}
