@@ -329,7 +329,7 @@ func (c *Controller) prune(set *appsv1.StatefulSet, pods []*v1.Pod, revisions []
 }
 
 // claimsOf reads from the cache the claims the set's templates name for its
-// wanted ordinals and for the pods it has.
+// wanted ordinals and for its pods of other ordinals.
 func (c *Controller) claimsOf(set *appsv1.StatefulSet, pods []*v1.Pod) map[string]*v1.PersistentVolumeClaim {
 	claims := map[string]*v1.PersistentVolumeClaim{}
 	if len(set.Spec.VolumeClaimTemplates) == 0 {
@@ -339,9 +339,6 @@ func (c *Controller) claimsOf(set *appsv1.StatefulSet, pods []*v1.Pod) map[strin
 	look := func(ordinal int) {
 		for _, tmpl := range set.Spec.VolumeClaimTemplates {
 			name := claimNameFor(set, tmpl.Name, ordinal)
-			if _, seen := claims[name]; seen {
-				continue
-			}
 			if claim, err := lister.Get(name); err == nil {
 				claims[name] = claim
 			}
@@ -352,7 +349,7 @@ func (c *Controller) claimsOf(set *appsv1.StatefulSet, pods []*v1.Pod) map[strin
 		look(ord)
 	}
 	for _, pod := range pods {
-		if ord := ordinalOf(pod); ord >= 0 {
+		if ord := ordinalOf(pod); ord >= 0 && !inOrdinalRange(set, pod) {
 			look(ord)
 		}
 	}

@@ -103,7 +103,7 @@ type observed struct {
 	set *appsv1.StatefulSet
 	// pods are the pods the set owns (after adoption and release).
 	pods []*v1.Pod
-	// claims are the claims in the set's namespace, by name.
+	// claims are the cached claims of the set's ordinals and pods, by name.
 	claims map[string]*v1.PersistentVolumeClaim
 	// current and update are the set's current and update revisions.
 	current, update *appsv1.ControllerRevision

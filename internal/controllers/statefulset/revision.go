@@ -34,10 +34,7 @@ func buildRevision(set *appsv1.StatefulSet, number int64, collisionCount *int32)
 		return nil, err
 	}
 	rev.Namespace = set.Namespace
-	if rev.Annotations == nil {
-		rev.Annotations = make(map[string]string, len(set.Annotations))
-	}
-	maps.Copy(rev.Annotations, set.Annotations)
+	rev.Annotations = maps.Clone(set.Annotations)
 	return rev, nil
 }
 
