@@ -81,10 +81,8 @@ type memoKey struct {
 // the update revision keeps an upgrade from rolling every pod.
 func restoresTo(set *appsv1.StatefulSet, proposed, latest *appsv1.ControllerRevision, memo *lru.Cache) bool {
 	key := memoKey{set: set.UID, generation: set.Generation, revisionRV: latest.ResourceVersion}
-	if memo != nil {
-		if _, ok := memo.Get(key); ok {
-			return true
-		}
+	if _, ok := memo.Get(key); ok {
+		return true
 	}
 	restored, err := restoreRevision(set, latest)
 	if err != nil {
@@ -95,9 +93,7 @@ func restoresTo(set *appsv1.StatefulSet, proposed, latest *appsv1.ControllerRevi
 	if err != nil || !bytes.Equal(rebuilt.Data.Raw, proposed.Data.Raw) {
 		return false
 	}
-	if memo != nil {
-		memo.Add(key, true)
-	}
+	memo.Add(key, true)
 	return true
 }
 

@@ -164,7 +164,7 @@ func TestChooseRevisions(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			choice, err := chooseRevisions(tc.set, tc.revisions, true, nil)
+			choice, err := chooseRevisions(tc.set, tc.revisions, true, lru.New(8))
 			if err != nil {
 				t.Fatal(err)
 			}
