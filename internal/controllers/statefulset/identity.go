@@ -89,11 +89,9 @@ func matchesSet(set *appsv1.StatefulSet, selector labels.Selector) func(*v1.Pod)
 // hasIdentity reports whether pod carries the network identity of its
 // ordinal: its name, namespace and pod-name label.
 func hasIdentity(set *appsv1.StatefulSet, pod *v1.Pod) bool {
-	parent, ord := splitPodName(pod.Name)
-	if ord < 0 || parent != set.Name || pod.Namespace != set.Namespace {
-		return false
-	}
-	return pod.Name == podNameFor(set, ord) && pod.Labels[appsv1.StatefulSetPodNameLabel] == pod.Name
+	ord := ordinalOf(pod) // the name is <set>-<ordinal>, without leading zeros
+	return ord >= 0 && pod.Name == podNameFor(set, ord) && pod.Namespace == set.Namespace &&
+		pod.Labels[appsv1.StatefulSetPodNameLabel] == pod.Name
 }
 
 // hasStorage reports whether every volumeClaimTemplate is mounted in pod as
