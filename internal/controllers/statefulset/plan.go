@@ -546,13 +546,10 @@ func countPods(status appsv1.StatefulSetStatus, minReady int32, now time.Time, l
 			if isTerminating(pod) {
 				continue
 			}
-			switch revisionOf(pod) {
-			case status.CurrentRevision:
+			if revisionOf(pod) == status.CurrentRevision {
 				status.CurrentReplicas++
-				if status.UpdateRevision == status.CurrentRevision {
-					status.UpdatedReplicas++
-				}
-			case status.UpdateRevision:
+			}
+			if revisionOf(pod) == status.UpdateRevision {
 				status.UpdatedReplicas++
 			}
 		}
