@@ -156,7 +156,9 @@ func (a *applier) createClaims(ctx context.Context, set *appsv1.StatefulSet, t *
 func (a *applier) writeOwners(ctx context.Context, set *appsv1.StatefulSet, pod *v1.Pod, changes []ownerChange) error {
 	for _, c := range changes {
 		if c.foreign {
-			a.recorder.Event(set, v1.EventTypeWarning, reasonConflictingController, conflictingControllerMessage(c.claim))
+			// Upstream's message, spelling included.
+			a.recorder.Eventf(set, v1.EventTypeWarning, reasonConflictingController,
+				"PersistentVolumeClaim %s has a conflicting OwnerReference that acts as a manging controller, the retention policy is ignored for this claim", c.claim)
 		}
 		if c.update == nil {
 			continue

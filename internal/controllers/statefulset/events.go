@@ -57,8 +57,3 @@ func claimEvent(rec record.EventRecorder, set *appsv1.StatefulSet, v verb, claim
 	}
 	rec.Event(set, v1.EventTypeWarning, "Failed"+string(v), fmt.Sprintf("%s Claim %s for Pod %s in StatefulSet %s failed error: %s", v, claim, pod, set.Name, err))
 }
-
-// conflictingControllerMessage is upstream's message, spelling included.
-func conflictingControllerMessage(claim string) string {
-	return fmt.Sprintf("PersistentVolumeClaim %s has a conflicting OwnerReference that acts as a manging controller, the retention policy is ignored for this claim", claim)
-}

@@ -587,14 +587,3 @@ func nextAvailabilityCheck(set *appsv1.StatefulSet, status *appsv1.StatefulSetSt
 	}
 	return soonest
 }
-
-// earliest is the sooner of two requeue delays, where 0 means none.
-func earliest(a, b time.Duration) time.Duration {
-	switch {
-	case a == 0:
-		return b
-	case b == 0:
-		return a
-	}
-	return min(a, b)
-}

@@ -82,7 +82,9 @@ func (pl *planner) replaceUnready() {
 		if outdatedUnready {
 			heldBack = pl.ordered
 			if wait := unreadySince(pod).Add(after).Sub(in.now); wait > 0 {
-				pl.d.requeueAfter = earliest(pl.d.requeueAfter, wait)
+				if pl.d.requeueAfter == 0 || wait < pl.d.requeueAfter { // 0: no look asked for yet
+					pl.d.requeueAfter = wait
+				}
 			} else {
 				due = append(due, i)
 				continue
