@@ -36,20 +36,11 @@ type Base struct {
 	broadcaster record.EventBroadcaster
 	metrics     workqueue.MetricsProvider
 	synced      []cache.InformerSynced
-	loops       []loop
-	chores      []chore
-}
-
-// loop is a work queue as Run drives it.
-type loop interface {
-	work(ctx context.Context)
-	shutDown()
-}
-
-// chore is a function Run calls periodically.
-type chore struct {
-	every time.Duration
-	fn    func(context.Context)
+	queues      []interface {
+		work(ctx context.Context)
+		ShutDown()
+	}
+	chores []func(context.Context)
 }
 
 var _ Controller = (*Base)(nil)
@@ -91,7 +82,7 @@ func (b *Base) WaitFor(synced ...cache.InformerSynced) {
 
 // Every has Run call fn every period while the controller runs.
 func (b *Base) Every(period time.Duration, fn func(context.Context)) {
-	b.chores = append(b.chores, chore{every: period, fn: fn})
+	b.chores = append(b.chores, func(ctx context.Context) { wait.UntilWithContext(ctx, fn, period) })
 }
 
 // Run records events to the apiserver, waits for the caches, and works each
@@ -108,21 +99,21 @@ func (b *Base) Run(ctx context.Context, workers int) {
 	var running sync.WaitGroup
 	defer func() {
 		logger.Info("Shutting down controller")
-		for _, l := range b.loops {
-			l.shutDown()
+		for _, q := range b.queues {
+			q.ShutDown()
 		}
 		running.Wait()
 	}()
 	if !cache.WaitForNamedCacheSyncWithContext(ctx, b.synced...) {
 		return
 	}
-	for _, l := range b.loops {
+	for _, q := range b.queues {
 		for range max(workers, 1) {
-			running.Go(func() { wait.UntilWithContext(ctx, l.work, time.Second) })
+			running.Go(func() { wait.UntilWithContext(ctx, q.work, time.Second) })
 		}
 	}
-	for _, c := range b.chores {
-		running.Go(func() { wait.UntilWithContext(ctx, c.fn, c.every) })
+	for _, chore := range b.chores {
+		running.Go(func() { chore(ctx) })
 	}
 	<-ctx.Done()
 }
@@ -131,7 +122,7 @@ func (b *Base) Run(ctx context.Context, workers int) {
 // queue's "namespace/name": ok is false when it holds none, because the
 // object is gone and its sync has nothing to do. The object is the cache's
 // own: a sync copies it before changing it.
-func Cached[T any](store cache.Store, key string) (obj T, ok bool, err error) {
+func Cached[T any](store Store, key string) (obj T, ok bool, err error) {
 	item, exists, err := store.GetByKey(key)
 	if err != nil || !exists {
 		return obj, false, err
@@ -164,19 +155,17 @@ func NewQueue[K comparable](b *Base, name string, limiter workqueue.TypedRateLim
 		name: name,
 		sync: sync,
 	}
-	b.loops = append(b.loops, q)
+	b.queues = append(b.queues, q)
 	return q
 }
 
 func (q *Queue[K]) work(ctx context.Context) {
-	for q.Next(ctx) {
+	for q.next(ctx) {
 	}
 }
 
-func (q *Queue[K]) shutDown() { q.ShutDown() }
-
-// Next processes one key; it returns false once the queue is shut down.
-func (q *Queue[K]) Next(ctx context.Context) bool {
+// next processes one key; it returns false once the queue is shut down.
+func (q *Queue[K]) next(ctx context.Context) bool {
 	key, quit := q.Get()
 	if quit {
 		return false

@@ -33,11 +33,7 @@ func (o *Owners[O]) Of(namespace string, ref *metav1.OwnerReference) (O, bool) {
 	if ref == nil || ref.Kind != o.Kind {
 		return none, false
 	}
-	obj, exists, err := o.indexer.GetByKey(namespace + "/" + ref.Name)
-	if err != nil || !exists {
-		return none, false
-	}
-	owner, ok := obj.(O)
+	owner, ok, _ := Cached[O](o.indexer, namespace+"/"+ref.Name)
 	if !ok || owner.GetUID() != ref.UID {
 		return none, false
 	}

@@ -1,12 +1,15 @@
 package kit
 
 import (
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 )
 
@@ -50,9 +53,8 @@ type OwnWrites struct {
 }
 
 type pendingWrites struct {
-	// versions is, per name, the newest resource version written.
-	versions map[string]string
-	// objects is, per name, the resource version written to each object.
+	// objects is, per name, the newest resource version written to each
+	// object.
 	objects map[string]map[types.UID]string
 	// deletes are the objects deleted, by name.
 	deletes map[string][]deletedObject
@@ -75,7 +77,7 @@ func NewOwnWrites(clk clock.PassiveClock, stores map[string]Store) *OwnWrites {
 func (w *OwnWrites) pending(owner types.UID) *pendingWrites {
 	p := w.owners[owner]
 	if p == nil {
-		p = &pendingWrites{versions: map[string]string{}, objects: map[string]map[types.UID]string{}, deletes: map[string][]deletedObject{}}
+		p = &pendingWrites{objects: map[string]map[types.UID]string{}, deletes: map[string][]deletedObject{}}
 		w.owners[owner] = p
 	}
 	p.last = w.clock.Now()
@@ -91,13 +93,12 @@ func (w *OwnWrites) Wrote(owner types.UID, name string, obj metav1.Object) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	p := w.pending(owner)
-	if last := p.versions[name]; last == "" || ahead(version, last) {
-		p.versions[name] = version
-	}
 	if p.objects[name] == nil {
 		p.objects[name] = map[types.UID]string{}
 	}
-	p.objects[name][obj.GetUID()] = version
+	if last := p.objects[name][obj.GetUID()]; last == "" || ahead(version, last) {
+		p.objects[name][obj.GetUID()] = version
+	}
 }
 
 // Deleted records that a delete of the object namespace/name with uid,
@@ -106,10 +107,7 @@ func (w *OwnWrites) Deleted(owner types.UID, name, namespace, objName string, ui
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	p := w.pending(owner)
-	key := objName
-	if namespace != "" {
-		key = namespace + "/" + objName
-	}
+	key := cache.ObjectName{Namespace: namespace, Name: objName}.String()
 	p.deletes[name] = append(p.deletes[name], deletedObject{key: key, uid: uid})
 }
 
@@ -180,7 +178,7 @@ func (w *OwnWrites) unseen(p *pendingWrites, names []string) bool {
 		}
 	}
 	for _, name := range names {
-		if p.versions[name] != "" || len(p.deletes[name]) > 0 {
+		if len(p.objects[name]) > 0 || len(p.deletes[name]) > 0 {
 			return true
 		}
 	}
@@ -201,32 +199,14 @@ func (w *OwnWrites) settle(p *pendingWrites) {
 		if v := store.LastStoreSyncResourceVersion(); ahead(v, w.shown[name]) || w.shown[name] == "" {
 			w.shown[name] = v
 		}
-		seen := w.shown[name]
-		if v := p.versions[name]; v != "" && !ahead(v, seen) {
-			delete(p.versions, name)
-		}
-		for uid, v := range p.objects[name] {
-			if !ahead(v, seen) {
-				delete(p.objects[name], uid)
-			}
-		}
-		kept := p.deletes[name][:0]
-		for _, d := range p.deletes[name] {
-			if stillThere(store, d) {
-				kept = append(kept, d)
-			}
-		}
-		p.deletes[name] = kept
+		maps.DeleteFunc(p.objects[name], func(_ types.UID, v string) bool { return !ahead(v, w.shown[name]) })
+		p.deletes[name] = slices.DeleteFunc(p.deletes[name], func(d deletedObject) bool { return !stillThere(store, d) })
 	}
 }
 
 // stillThere reports that store still holds the deleted object unmarked.
 func stillThere(store Store, d deletedObject) bool {
-	item, exists, err := store.GetByKey(d.key)
-	if err != nil || !exists {
-		return false
-	}
-	obj, ok := item.(metav1.Object)
+	obj, ok, _ := Cached[metav1.Object](store, d.key)
 	return ok && obj.GetUID() == d.uid && obj.GetDeletionTimestamp() == nil
 }
 
