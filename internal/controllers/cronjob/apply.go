@@ -115,8 +115,7 @@ func (a *applier) createJob(ctx context.Context, cj *batchv1.CronJob, job *batch
 		creationSkew.Observe(created.CreationTimestamp.Sub(scheduled).Seconds())
 		logger.V(4).Info("Created job", "cronjob", klog.KObj(cj), "job", klog.KObj(created))
 		a.recorder.Eventf(cj, corev1.EventTypeNormal, reasonSuccessfulCreate, "Created job %v", created.Name)
-		ref := jobRef(created)
-		return &ref, nil
+		return jobRef(created), nil
 	case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
 		// Every create fails until the namespace and the CronJob are gone.
 		return nil, err
@@ -134,8 +133,7 @@ func (a *applier) createJob(ctx context.Context, cj *batchv1.CronJob, job *batch
 		}
 		// Created by an earlier sync whose status write was lost.
 		logger.Info("Job already exists", "cronjob", klog.KObj(cj), "job", klog.KObj(existing))
-		ref := jobRef(existing)
-		return &ref, nil
+		return jobRef(existing), nil
 	default:
 		a.recorder.Eventf(cj, corev1.EventTypeWarning, reasonFailedCreate, "Error creating job: %v", err)
 		return nil, err

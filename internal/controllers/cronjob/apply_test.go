@@ -25,7 +25,7 @@ import (
 
 func TestApply(t *testing.T) {
 	prev := jobAt(prevHour)
-	prevRef := jobRef(prev)
+	prevRef := *jobRef(prev)
 	newJob := func() *batchv1.Job { return jobFor(newCronJob(), topOfHour, time.UTC) }
 	newName := minutes(topOfHour)
 	terminatingNS := &apierrors.StatusError{ErrStatus: metav1.Status{
@@ -93,7 +93,7 @@ func TestApply(t *testing.T) {
 		},
 		"already exists, ours, already active": {
 			cj:       newCronJob(listing(ours)),
-			decision: Decision{Status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{jobRef(ours)}}, Create: newJob(), ScheduledTime: topOfHour},
+			decision: Decision{Status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{*jobRef(ours)}}, Create: newJob(), ScheduledTime: topOfHour},
 			jobs:     []*batchv1.Job{ours},
 			want:     want{calls: []string{"create " + newName, "get " + newName}, noUpdate: true},
 		},
@@ -144,7 +144,7 @@ func TestApply(t *testing.T) {
 			cj: newCronJob(),
 			decision: Decision{
 				Prune:  []*batchv1.Job{jobAt(at0700(), failed()), prev},
-				Events: []Event{{Type: corev1.EventTypeWarning, Reason: reasonUnexpectedJob, Message: "x"}},
+				Events: []kit.Event{{Type: corev1.EventTypeWarning, Reason: reasonUnexpectedJob, Message: "x"}},
 			},
 			jobs: []*batchv1.Job{prev, jobAt(at0700())},
 			fail: []fail{{"delete", "jobs", apierrors.NewServiceUnavailable("busy"), []string{minutes(at0700())}}},

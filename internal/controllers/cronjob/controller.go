@@ -12,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
@@ -173,7 +172,7 @@ func hasUnlistedRunningJob(cj *batchv1.CronJob, jobs []*batchv1.Job) bool {
 // goneActiveJobs asks the API server about the status.active entries the
 // cache does not hold: a slow watch must not make a running Job look lost.
 func (c *Controller) goneActiveJobs(ctx context.Context, cj *batchv1.CronJob, jobs []*batchv1.Job) (map[types.UID]bool, error) {
-	var gone map[types.UID]bool
+	gone := map[types.UID]bool{}
 	for _, ref := range cj.Status.Active {
 		if slices.ContainsFunc(jobs, func(j *batchv1.Job) bool { return j.UID == ref.UID }) {
 			continue
@@ -181,9 +180,6 @@ func (c *Controller) goneActiveJobs(ctx context.Context, cj *batchv1.CronJob, jo
 		job, err := c.Client.BatchV1().Jobs(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err) || (err == nil && job.UID != ref.UID):
-			if gone == nil {
-				gone = make(map[types.UID]bool)
-			}
 			gone[ref.UID] = true
 		case err != nil:
 			c.Recorder.Eventf(cj, corev1.EventTypeWarning, reasonFailedGet, "Error getting job %s: %v", ref.Name, err)
@@ -194,12 +190,9 @@ func (c *Controller) goneActiveJobs(ctx context.Context, cj *batchv1.CronJob, jo
 }
 
 func (c *Controller) enqueue(obj any) {
-	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
-	if err != nil {
-		utilruntime.HandleError(fmt.Errorf("cronjob controller: no key for %T: %w", obj, err))
-		return
+	if cj, ok := kit.Unwrap[*batchv1.CronJob](obj); ok {
+		c.queue.Add(cache.MetaObjectToName(cj).String())
 	}
-	c.queue.Add(key)
 }
 
 // updateCronJob syncs an edited CronJob now, except when the edit changed
@@ -232,11 +225,7 @@ func (c *Controller) updateCronJob(oldObj, newObj any) {
 		c.enqueue(cur) // the sync reports InvalidSchedule
 		return
 	}
-	key, err := cache.MetaNamespaceKeyFunc(cur)
-	if err != nil {
-		return
-	}
-	c.queue.AddAfter(key, next.Sub(now)+requeueDelay)
+	c.queue.AddAfter(cache.MetaObjectToName(cur).String(), next.Sub(now)+requeueDelay)
 }
 
 // deleteCronJob drops what is remembered of a deleted CronJob.

@@ -155,7 +155,7 @@ func TestSync(t *testing.T) {
 			api:       []runtime.Object{newCronJob(policy(batchv1.ForbidConcurrent), lastScheduled(prevHour), listing(prev)), prev},
 			wantVerbs: map[string][]string{"jobs": {"get"}},
 			// Forbid: the Job the API server confirmed blocks the new run.
-			wantEvents: []string{normal + reasonJobAlreadyActive},
+			wantEvents: []string{normal + ReasonJobAlreadyActive},
 		},
 		"an active Job that is really gone: MissingJob, and the run starts": {
 			cached:     []runtime.Object{newCronJob(policy(batchv1.ForbidConcurrent), lastScheduled(prevHour), listing(prev))},

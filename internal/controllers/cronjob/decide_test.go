@@ -7,6 +7,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"quartet.dev/quartet/internal/controllers/kit"
 )
 
 // TestDecide checks the exported surface offline tools use (`quartet cron
@@ -37,7 +39,7 @@ func TestDecide(t *testing.T) {
 				Jobs: []*batchv1.Job{prev}, Now: at, Local: time.UTC},
 			want: func(d Decision) bool {
 				return d.Create == nil && len(d.Events) == 1 &&
-					d.Events[0] == Event{Type: corev1.EventTypeNormal, Reason: ReasonJobAlreadyActive, Message: "Not starting job because prior execution is running and concurrency policy is Forbid"}
+					d.Events[0] == kit.Event{Type: corev1.EventTypeNormal, Reason: ReasonJobAlreadyActive, Message: "Not starting job because prior execution is running and concurrency policy is Forbid"}
 			},
 		},
 		"prunes and forgets a gone Job": {

@@ -110,7 +110,7 @@ func beingDeleted() cjOption {
 func listing(jobs ...*batchv1.Job) cjOption {
 	return func(cj *batchv1.CronJob) {
 		for _, j := range jobs {
-			cj.Status.Active = append(cj.Status.Active, jobRef(j))
+			cj.Status.Active = append(cj.Status.Active, *jobRef(j))
 		}
 	}
 }

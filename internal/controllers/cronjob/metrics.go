@@ -13,17 +13,12 @@ import (
 // process's registry once RegisterMetrics is called, which the process does
 // when it starts this controller (never beside upstream's, whose metric has
 // the same name).
-var (
-	creationSkew = metrics.NewHistogram(&metrics.HistogramOpts{
-		Subsystem: "cronjob_controller", Name: "job_creation_skew_duration_seconds",
-		Help:    "Time between when a cronjob is scheduled to be run, and when the corresponding job is created",
-		Buckets: metrics.ExponentialBuckets(1, 2, 10), StabilityLevel: metrics.STABLE,
-	})
-	registerMetrics sync.Once
-)
+var creationSkew = metrics.NewHistogram(&metrics.HistogramOpts{
+	Subsystem: "cronjob_controller", Name: "job_creation_skew_duration_seconds",
+	Help:    "Time between when a cronjob is scheduled to be run, and when the corresponding job is created",
+	Buckets: metrics.ExponentialBuckets(1, 2, 10), StabilityLevel: metrics.STABLE,
+})
 
 // RegisterMetrics adds the CronJob controller's metrics to the process's
 // registry (once).
-func RegisterMetrics() {
-	registerMetrics.Do(func() { legacyregistry.MustRegister(creationSkew) })
-}
+var RegisterMetrics = sync.OnceFunc(func() { legacyregistry.MustRegister(creationSkew) })

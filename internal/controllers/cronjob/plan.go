@@ -52,7 +52,7 @@ type Decision struct {
 	// Prune are finished Jobs past the history limits, oldest first.
 	Prune []*batchv1.Job
 	// Events are recorded after pruning and before any other write.
-	Events []Event
+	Events []kit.Event
 	// Status is the CronJob's status after what was observed, before the
 	// effects of the writes below (applying them adds those).
 	Status batchv1.CronJobStatus
@@ -68,10 +68,6 @@ type Decision struct {
 	RequeueAfter time.Duration
 }
 
-// Event is an event a sync records on the CronJob: Type (Normal or
-// Warning), Reason and Message.
-type Event = kit.Event
-
 // Decide is the controller's decision for one sync of a CronJob, a pure
 // function of o. Besides the controller, `quartet cron simulate` runs it
 // over a fake clock.
@@ -80,10 +76,6 @@ func Decide(o Observed) Decision {
 	p := Decision{Status: *cj.Status.DeepCopy()}
 
 	p.Prune = jobsToPrune(cj, o.Jobs)
-	pruned := make(map[types.UID]bool, len(p.Prune))
-	for _, j := range p.Prune {
-		pruned[j.UID] = true
-	}
 
 	// Reconcile status with the Jobs that exist.
 	jobs := slices.SortedFunc(slices.Values(o.Jobs), func(a, b *batchv1.Job) int { return cmp.Compare(a.Name, b.Name) })
@@ -101,7 +93,7 @@ func Decide(o Observed) Decision {
 			p.warn(reasonUnexpectedJob, "%s", unexpectedJobMessage(j.Name))
 		case finished && active:
 			p.Status.Active = withoutUID(p.Status.Active, j.UID)
-			if !pruned[j.UID] {
+			if !slices.Contains(p.Prune, j) {
 				p.normal(reasonSawCompletedJob, "Saw completed job: %s, condition: %v", j.Name, condition)
 			}
 		}
@@ -125,7 +117,7 @@ func Decide(o Observed) Decision {
 		// A running Job with the name of the one about to be created is this
 		// controller's own, created by a sync whose status write was lost;
 		// the create finds it and records it, so it is not unexpected.
-		p.Events = slices.DeleteFunc(p.Events, func(e Event) bool {
+		p.Events = slices.DeleteFunc(p.Events, func(e kit.Event) bool {
 			return e.Reason == reasonUnexpectedJob && e.Message == unexpectedJobMessage(p.Create.Name)
 		})
 	}
@@ -144,13 +136,10 @@ func (p *Decision) decideRun(o Observed) *schedule.Schedule {
 	if cj.DeletionTimestamp != nil {
 		return nil
 	}
-	loc := o.Local
-	if cj.Spec.TimeZone != nil {
-		var err error
-		if loc, err = schedule.Location(cj.Spec.TimeZone, o.Local); err != nil {
-			p.warn(reasonUnknownTimeZone, "invalid timeZone: %q: %s", *cj.Spec.TimeZone, err)
-			return nil
-		}
+	loc, err := schedule.Location(cj.Spec.TimeZone, o.Local)
+	if err != nil {
+		p.warn(ReasonUnknownTimeZone, "invalid timeZone: %q: %s", *cj.Spec.TimeZone, err)
+		return nil
 	}
 	if cj.Spec.Suspend != nil && *cj.Spec.Suspend {
 		return nil
@@ -171,7 +160,7 @@ func (p *Decision) decideRun(o Observed) *schedule.Schedule {
 	}
 	unmet, err := sched.Unmet(anchor, cutoff, o.Now)
 	if err != nil {
-		p.warn(reasonInvalidSchedule, "invalid schedule: %s : %s", cj.Spec.Schedule, err)
+		p.warn(ReasonInvalidSchedule, "invalid schedule: %s : %s", cj.Spec.Schedule, err)
 		return nil
 	}
 	if unmet.MostRecent.IsZero() {
@@ -182,7 +171,7 @@ func (p *Decision) decideRun(o Observed) *schedule.Schedule {
 	}
 	scheduledTime := unmet.MostRecent
 	if unmet.TooMany() {
-		p.warn(reasonTooManyMissedTimes, "too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew")
+		p.warn(ReasonTooManyMissedTimes, "too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew")
 	}
 	name := jobName(cj, scheduledTime)
 	if hasName(p.Status.Active, cj.Namespace, name) ||
@@ -192,13 +181,13 @@ func (p *Decision) decideRun(o Observed) *schedule.Schedule {
 	if cj.Spec.ConcurrencyPolicy == batchv1.ForbidConcurrent && len(p.Status.Active) > 0 {
 		// The time stays unmet: when the running Job finishes, it starts
 		// then if startingDeadlineSeconds still allows it.
-		p.normal(reasonJobAlreadyActive, "Not starting job because prior execution is running and concurrency policy is Forbid")
+		p.normal(ReasonJobAlreadyActive, "Not starting job because prior execution is running and concurrency policy is Forbid")
 		return sched
 	}
 	if cj.Spec.ConcurrencyPolicy == batchv1.ReplaceConcurrent {
 		p.Replace = slices.Clone(p.Status.Active)
 	}
-	p.Create = jobFor(cj, scheduledTime, jobTimeZone(cj, loc))
+	p.Create = jobFor(cj, scheduledTime, loc)
 	p.ScheduledTime = scheduledTime
 	return sched
 }
@@ -213,12 +202,10 @@ func (p *Decision) reportMissed(sched *schedule.Schedule, cj *batchv1.CronJob, a
 		return
 	}
 	name := jobName(cj, all.MostRecent)
-	for _, j := range o.Jobs {
-		if j.Name == name {
-			return // it ran after all; only its status was not recorded
-		}
+	if slices.ContainsFunc(o.Jobs, func(j *batchv1.Job) bool { return j.Name == name }) {
+		return // it ran after all; only its status was not recorded
 	}
-	p.warn(reasonMissSchedule, "Missed scheduled time to start a job: %s", all.MostRecent.UTC().Format(time.RFC1123Z))
+	p.warn(ReasonMissSchedule, "Missed scheduled time to start a job: %s", all.MostRecent.UTC().Format(time.RFC1123Z))
 }
 
 // scheduleAnchor is where the search for unmet scheduled times starts: the
@@ -246,11 +233,11 @@ func requeueAfter(sched *schedule.Schedule, cj *batchv1.CronJob, p Decision, now
 }
 
 func (p *Decision) normal(reason, format string, args ...any) {
-	p.Events = append(p.Events, Event{Type: corev1.EventTypeNormal, Reason: reason, Message: fmt.Sprintf(format, args...)})
+	p.Events = append(p.Events, kit.Event{Type: corev1.EventTypeNormal, Reason: reason, Message: fmt.Sprintf(format, args...)})
 }
 
 func (p *Decision) warn(reason, format string, args ...any) {
-	p.Events = append(p.Events, Event{Type: corev1.EventTypeWarning, Reason: reason, Message: fmt.Sprintf(format, args...)})
+	p.Events = append(p.Events, kit.Event{Type: corev1.EventTypeWarning, Reason: reason, Message: fmt.Sprintf(format, args...)})
 }
 
 // jobName is the name of the Job for scheduledTime: the CronJob's name and
@@ -261,23 +248,19 @@ func jobName(cj *batchv1.CronJob, scheduledTime time.Time) string {
 	return fmt.Sprintf("%s-%d", cj.Name, scheduledTime.Unix()/60)
 }
 
-// jobTimeZone is the zone of the scheduled-timestamp annotation:
-// spec.timeZone, or UTC when it is unset (as in Kubernetes, which does not
+// jobFor builds the Job a CronJob whose schedule is read in loc runs at
+// scheduledTime from its jobTemplate. The scheduled-timestamp annotation is
+// in spec.timeZone, or UTC when it is unset (as in Kubernetes, which does not
 // use the controller's zone here).
-func jobTimeZone(cj *batchv1.CronJob, loc *time.Location) *time.Location {
-	if cj.Spec.TimeZone == nil {
-		return time.UTC
-	}
-	return loc
-}
-
-// jobFor builds the Job a CronJob runs at scheduledTime from its jobTemplate.
-func jobFor(cj *batchv1.CronJob, scheduledTime time.Time, zone *time.Location) *batchv1.Job {
+func jobFor(cj *batchv1.CronJob, scheduledTime time.Time, loc *time.Location) *batchv1.Job {
 	annotations := maps.Clone(cj.Spec.JobTemplate.Annotations)
 	if annotations == nil {
 		annotations = make(map[string]string, 1)
 	}
-	annotations[batchv1.CronJobScheduledTimestampAnnotation] = scheduledTime.In(zone).Format(time.RFC3339)
+	if cj.Spec.TimeZone == nil {
+		loc = time.UTC
+	}
+	annotations[batchv1.CronJobScheduledTimestampAnnotation] = scheduledTime.In(loc).Format(time.RFC3339)
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            jobName(cj, scheduledTime),
@@ -292,8 +275,8 @@ func jobFor(cj *batchv1.CronJob, scheduledTime time.Time, zone *time.Location) *
 }
 
 // jobRef is how status.active refers to a Job.
-func jobRef(j *batchv1.Job) corev1.ObjectReference {
-	return corev1.ObjectReference{
+func jobRef(j *batchv1.Job) *corev1.ObjectReference {
+	return &corev1.ObjectReference{
 		Kind:            "Job",
 		APIVersion:      batchv1.SchemeGroupVersion.String(),
 		Namespace:       j.Namespace,

@@ -88,17 +88,17 @@ func TestMakePlan(t *testing.T) {
 		},
 		"schedule naming no real date": {
 			cj: newCronJob(scheduled("0 0 30 2 *")), now: at("10:01:00"),
-			want:        outcome{Events: []string{warning + reasonInvalidSchedule}},
+			want:        outcome{Events: []string{warning + ReasonInvalidSchedule}},
 			wantMessage: "invalid schedule: 0 0 30 2 * : ",
 		},
 		"unknown time zone": {
 			cj: newCronJob(inZone("bad timezone")), now: at("10:01:00"),
-			want:        outcome{Events: []string{warning + reasonUnknownTimeZone}},
+			want:        outcome{Events: []string{warning + ReasonUnknownTimeZone}},
 			wantMessage: `invalid timeZone: "bad timezone": `,
 		},
 		"unknown time zone is reported even when suspended": {
 			cj: newCronJob(inZone("Mars/Olympus_Mons"), suspended()), now: at("10:01:00"),
-			want: outcome{Events: []string{warning + reasonUnknownTimeZone}},
+			want: outcome{Events: []string{warning + ReasonUnknownTimeZone}},
 		},
 
 		// Never ran.
@@ -148,16 +148,16 @@ func TestMakePlan(t *testing.T) {
 		},
 		"never ran, past the deadline": {
 			cj: newCronJob(deadline(300)), now: at("10:05:01"),
-			want:        outcome{Events: []string{warning + reasonMissSchedule}, Requeue: 54*time.Minute + 59*time.Second + d},
+			want:        outcome{Events: []string{warning + ReasonMissSchedule}, Requeue: 54*time.Minute + 59*time.Second + d},
 			wantMessage: "Missed scheduled time to start a job: Tue, 19 May 2026 10:00:00 +0000",
 		},
 		"never ran, exactly at the deadline": {
 			cj: newCronJob(deadline(300)), now: at("10:05:00"),
-			want: outcome{Events: []string{warning + reasonMissSchedule}, Requeue: 55*time.Minute + d},
+			want: outcome{Events: []string{warning + ReasonMissSchedule}, Requeue: 55*time.Minute + d},
 		},
 		"a zero deadline never starts anything": {
 			cj: newCronJob(deadline(0)), now: topOfHour.Add(d),
-			want: outcome{Events: []string{warning + reasonMissSchedule}, Requeue: time.Hour},
+			want: outcome{Events: []string{warning + ReasonMissSchedule}, Requeue: time.Hour},
 		},
 		"never ran, in a zone, not time": {
 			cj: newCronJob(scheduled("0 19 * * *"), inZone(seoul)), now: at("09:59:00"),
@@ -233,7 +233,7 @@ func TestMakePlan(t *testing.T) {
 		"prev ran but done, past the deadline": {
 			cj:   newCronJob(deadline(10), lastScheduled(prevHour)),
 			jobs: []*batchv1.Job{done(prevHour)}, now: at("10:00:11"),
-			want: outcome{Events: []string{warning + reasonMissSchedule}, LastSuccessful: "2026-05-19T09:05:00Z", Requeue: 59*time.Minute + 49*time.Second + d},
+			want: outcome{Events: []string{warning + ReasonMissSchedule}, LastSuccessful: "2026-05-19T09:05:00Z", Requeue: 59*time.Minute + 49*time.Second + d},
 		},
 		"prev ran but done, within the deadline": {
 			cj:   newCronJob(deadline(10), lastScheduled(prevHour)),
@@ -265,7 +265,7 @@ func TestMakePlan(t *testing.T) {
 		"still active, is time, Forbid skips": {
 			cj:   newCronJob(policy(batchv1.ForbidConcurrent), lastScheduled(prevHour), listing(running(prevHour))),
 			jobs: []*batchv1.Job{running(prevHour)}, now: at("10:01:00"),
-			want:        outcome{Events: []string{normal + reasonJobAlreadyActive}, Active: []string{minutes(prevHour)}, Requeue: 59*time.Minute + d},
+			want:        outcome{Events: []string{normal + ReasonJobAlreadyActive}, Active: []string{minutes(prevHour)}, Requeue: 59*time.Minute + d},
 			wantMessage: "Not starting job because prior execution is running and concurrency policy is Forbid",
 		},
 		"still active, is time, Replace replaces": {
@@ -290,7 +290,7 @@ func TestMakePlan(t *testing.T) {
 		"still active, is time, past the deadline": {
 			cj:   newCronJob(deadline(10), lastScheduled(prevHour), listing(running(prevHour))),
 			jobs: []*batchv1.Job{running(prevHour)}, now: at("10:00:11"),
-			want: outcome{Events: []string{warning + reasonMissSchedule}, Active: []string{minutes(prevHour)}, Requeue: 59*time.Minute + 49*time.Second + d},
+			want: outcome{Events: []string{warning + ReasonMissSchedule}, Active: []string{minutes(prevHour)}, Requeue: 59*time.Minute + 49*time.Second + d},
 		},
 		"still active, is time, within the deadline": {
 			cj:   newCronJob(deadline(10), lastScheduled(prevHour), listing(running(prevHour))),
@@ -306,7 +306,7 @@ func TestMakePlan(t *testing.T) {
 			cj:   newCronJob(policy(batchv1.ForbidConcurrent), deadline(300), lastScheduled(prevHour), listing(running(prevHour))),
 			jobs: []*batchv1.Job{jobAt(prevHour, succeeded(at("10:20:00")))}, now: at("10:20:01"),
 			want: outcome{
-				Events:         []string{normal + reasonSawCompletedJob, warning + reasonMissSchedule},
+				Events:         []string{normal + reasonSawCompletedJob, warning + ReasonMissSchedule},
 				LastSuccessful: "2026-05-19T10:20:00Z", Requeue: 39*time.Minute + 59*time.Second + d,
 			},
 		},
@@ -315,22 +315,22 @@ func TestMakePlan(t *testing.T) {
 		"long overdue, no deadline, Allow": {
 			cj:   newCronJob(lastScheduled(prevHour)),
 			jobs: []*batchv1.Job{done(prevHour)}, now: weekLater,
-			want: outcome{Events: []string{warning + reasonTooManyMissedTimes}, LastSuccessful: "2026-05-19T09:05:00Z", Create: "backup-29663160", Requeue: 59*time.Minute + 30*time.Second + d},
+			want: outcome{Events: []string{warning + ReasonTooManyMissedTimes}, LastSuccessful: "2026-05-19T09:05:00Z", Create: "backup-29663160", Requeue: 59*time.Minute + 30*time.Second + d},
 		},
 		"long overdue, no deadline, Replace": {
 			cj:   newCronJob(policy(batchv1.ReplaceConcurrent), lastScheduled(prevHour)),
 			jobs: []*batchv1.Job{done(prevHour)}, now: weekLater,
-			want: outcome{Events: []string{warning + reasonTooManyMissedTimes}, LastSuccessful: "2026-05-19T09:05:00Z", Create: "backup-29663160", Requeue: 59*time.Minute + 30*time.Second + d},
+			want: outcome{Events: []string{warning + ReasonTooManyMissedTimes}, LastSuccessful: "2026-05-19T09:05:00Z", Create: "backup-29663160", Requeue: 59*time.Minute + 30*time.Second + d},
 		},
 		"long overdue, no deadline, Forbid": {
 			cj:   newCronJob(policy(batchv1.ForbidConcurrent), lastScheduled(prevHour)),
 			jobs: []*batchv1.Job{done(prevHour)}, now: weekLater,
-			want: outcome{Events: []string{warning + reasonTooManyMissedTimes}, LastSuccessful: "2026-05-19T09:05:00Z", Create: "backup-29663160", Requeue: 59*time.Minute + 30*time.Second + d},
+			want: outcome{Events: []string{warning + ReasonTooManyMissedTimes}, LastSuccessful: "2026-05-19T09:05:00Z", Create: "backup-29663160", Requeue: 59*time.Minute + 30*time.Second + d},
 		},
 		"long overdue, Forbid, still active": {
 			cj:   newCronJob(policy(batchv1.ForbidConcurrent), lastScheduled(prevHour), listing(running(prevHour))),
 			jobs: []*batchv1.Job{running(prevHour)}, now: weekLater,
-			want: outcome{Events: []string{warning + reasonTooManyMissedTimes, normal + reasonJobAlreadyActive}, Active: []string{minutes(prevHour)}, Requeue: 59*time.Minute + 30*time.Second + d},
+			want: outcome{Events: []string{warning + ReasonTooManyMissedTimes, normal + ReasonJobAlreadyActive}, Active: []string{minutes(prevHour)}, Requeue: 59*time.Minute + 30*time.Second + d},
 		},
 		"long overdue, deadline of two hours": {
 			cj:   newCronJob(deadline(2*60*60), lastScheduled(prevHour)),
@@ -340,7 +340,7 @@ func TestMakePlan(t *testing.T) {
 		"long overdue, short deadline already past": {
 			cj:   newCronJob(deadline(10), lastScheduled(prevHour)),
 			jobs: []*batchv1.Job{done(prevHour)}, now: weekLater,
-			want: outcome{Events: []string{warning + reasonMissSchedule}, LastSuccessful: "2026-05-19T09:05:00Z", Requeue: 59*time.Minute + 30*time.Second + d},
+			want: outcome{Events: []string{warning + ReasonMissSchedule}, LastSuccessful: "2026-05-19T09:05:00Z", Requeue: 59*time.Minute + 30*time.Second + d},
 		},
 		"ten minutes away, every minute, deadline 300 starts one Job": {
 			cj:   newCronJob(scheduled("*/1 * * * *"), deadline(300), lastScheduled(at("09:50:00"))),
@@ -355,7 +355,7 @@ func TestMakePlan(t *testing.T) {
 		"more than a hundred minutes away warns": {
 			cj:   newCronJob(scheduled("*/1 * * * *"), lastScheduled(at("08:19:00"))),
 			now:  at("10:00:30"),
-			want: outcome{Events: []string{warning + reasonTooManyMissedTimes}, Create: minutes(topOfHour), Requeue: 30*time.Second + d},
+			want: outcome{Events: []string{warning + ReasonTooManyMissedTimes}, Create: minutes(topOfHour), Requeue: 30*time.Second + d},
 		},
 		"exactly a hundred minutes away does not warn": {
 			cj:   newCronJob(scheduled("*/1 * * * *"), lastScheduled(at("08:20:00"))),
@@ -390,7 +390,7 @@ func TestMakePlan(t *testing.T) {
 		"active Job not in the cache but still there blocks Forbid": {
 			cj:   newCronJob(policy(batchv1.ForbidConcurrent), lastScheduled(prevHour), listing(running(prevHour))),
 			now:  at("10:01:00"),
-			want: outcome{Events: []string{normal + reasonJobAlreadyActive}, Active: []string{minutes(prevHour)}, Requeue: 59*time.Minute + d},
+			want: outcome{Events: []string{normal + ReasonJobAlreadyActive}, Active: []string{minutes(prevHour)}, Requeue: 59*time.Minute + d},
 		},
 		"unexpected running Job is reported, not adopted": {
 			cj:   newCronJob(policy(batchv1.ForbidConcurrent)),
@@ -450,17 +450,17 @@ func TestMakePlan(t *testing.T) {
 		"every, past the deadline": {
 			cj:   newCronJob(scheduled("@every 1h"), deadline(10), lastScheduled(at("10:01:00"))),
 			now:  at("11:01:11"),
-			want: outcome{Events: []string{warning + reasonMissSchedule}, Requeue: 59*time.Minute + 49*time.Second + d},
+			want: outcome{Events: []string{warning + ReasonMissSchedule}, Requeue: 59*time.Minute + 49*time.Second + d},
 		},
 		"every, still active, Forbid": {
 			cj:   newCronJob(scheduled("@every 1h"), policy(batchv1.ForbidConcurrent), lastScheduled(at("10:01:00")), listing(running(at("10:01:00")))),
 			jobs: []*batchv1.Job{running(at("10:01:00"))}, now: at("11:01:00"),
-			want: outcome{Events: []string{normal + reasonJobAlreadyActive}, Active: []string{minutes(at("10:01:00"))}, Requeue: time.Hour + d},
+			want: outcome{Events: []string{normal + ReasonJobAlreadyActive}, Active: []string{minutes(at("10:01:00"))}, Requeue: time.Hour + d},
 		},
 		"every, a week overdue": {
 			cj:   newCronJob(scheduled("@every 1h"), lastScheduled(at("10:01:00"))),
 			now:  utc("2026-05-26T10:30:00Z"),
-			want: outcome{Events: []string{warning + reasonTooManyMissedTimes}, Create: minutes(utc("2026-05-26T10:01:00Z")), Requeue: 31*time.Minute + d},
+			want: outcome{Events: []string{warning + ReasonTooManyMissedTimes}, Create: minutes(utc("2026-05-26T10:01:00Z")), Requeue: 31*time.Minute + d},
 		},
 		"every ten seconds runs once a minute: the name is taken": {
 			cj:   newCronJob(scheduled("@every 10s"), lastScheduled(at("10:01:00")), listing(running(at("10:01:00")))),

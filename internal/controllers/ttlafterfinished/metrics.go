@@ -13,17 +13,12 @@ import (
 // dashboards made for upstream's keep working. It goes into the process's
 // registry once RegisterMetrics is called, which the process does when it
 // starts this controller (never beside upstream's).
-var (
-	deletionDuration = metrics.NewHistogram(&metrics.HistogramOpts{
-		Subsystem: "ttl_after_finished_controller", Name: "job_deletion_duration_seconds",
-		Help:    "The time it took to delete the job since it became eligible for deletion",
-		Buckets: metrics.ExponentialBuckets(0.1, 2, 14), StabilityLevel: metrics.ALPHA,
-	})
-	registerMetrics sync.Once
-)
+var deletionDuration = metrics.NewHistogram(&metrics.HistogramOpts{
+	Subsystem: "ttl_after_finished_controller", Name: "job_deletion_duration_seconds",
+	Help:    "The time it took to delete the job since it became eligible for deletion",
+	Buckets: metrics.ExponentialBuckets(0.1, 2, 14), StabilityLevel: metrics.ALPHA,
+})
 
 // RegisterMetrics adds the TTL-after-finished controller's metrics to the
 // process's registry (once).
-func RegisterMetrics() {
-	registerMetrics.Do(func() { legacyregistry.MustRegister(deletionDuration) })
-}
+var RegisterMetrics = sync.OnceFunc(func() { legacyregistry.MustRegister(deletionDuration) })

@@ -82,6 +82,7 @@ func Parse(spec string, loc *time.Location) (s *Schedule, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s = &Schedule{cron: parsed, Location: loc}
 	switch c := parsed.(type) {
 	case *cron.SpecSchedule:
 		// robfig marks "no zone given" with time.Local and then reads the
@@ -90,12 +91,11 @@ func Parse(spec string, loc *time.Location) (s *Schedule, err error) {
 		if c.Location == time.Local {
 			c.Location = loc
 		}
-		return &Schedule{cron: c, Location: c.Location}, nil
+		s.Location = c.Location
 	case cron.ConstantDelaySchedule:
-		return &Schedule{cron: c, every: c.Delay, Location: loc}, nil
-	default:
-		return &Schedule{cron: parsed, Location: loc}, nil
+		s.every = c.Delay
 	}
+	return s, nil
 }
 
 // Every returns the period of an "@every" schedule, and false for any other.
