@@ -11,16 +11,11 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// applier makes the controller's API calls; the ttl-after-finished-controller
-// role allows get and delete on Jobs.
+// applier makes the controller's one write, the delete (the
+// ttl-after-finished-controller role allows get and delete on Jobs).
 type applier struct {
 	client kubernetes.Interface
 	now    func() time.Time
-}
-
-// fresh reads the Job from the apiserver, not the cache.
-func (a *applier) fresh(ctx context.Context, job *batch.Job) (*batch.Job, error) {
-	return a.client.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{})
 }
 
 // apply deletes the Job once d says its TTL has run out. It deletes in the
@@ -28,7 +23,7 @@ func (a *applier) fresh(ctx context.Context, job *batch.Job) (*batch.Job, error)
 // the Job. The UID precondition keeps a new Job of the same name safe; a Job
 // already gone or replaced is no error.
 func (a *applier) apply(ctx context.Context, job *batch.Job, d decision) error {
-	if d.action != actExpire {
+	if !d.expire {
 		return nil
 	}
 	klog.FromContext(ctx).V(4).Info("Cleaning up Job", "job", klog.KObj(job), "finishedAt", d.finishedAt)
@@ -40,10 +35,9 @@ func (a *applier) apply(ctx context.Context, job *batch.Job, d decision) error {
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		return nil
 	}
-	if err == nil {
-		if ttl := job.Spec.TTLSecondsAfterFinished; ttl != nil {
-			deletionDuration.Observe(a.now().Sub(d.finishedAt.Add(time.Duration(*ttl) * time.Second)).Seconds())
-		}
+	if err == nil { // d.expire: the Job has a TTL
+		ttl := time.Duration(*job.Spec.TTLSecondsAfterFinished) * time.Second
+		deletionDuration.Observe(a.now().Sub(d.finishedAt.Add(ttl)).Seconds())
 	}
 	return err
 }

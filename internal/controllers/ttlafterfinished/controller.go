@@ -6,6 +6,7 @@ import (
 
 	batch "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
@@ -54,10 +55,10 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, err
 	}
 	now := c.Clock.Now()
-	if d := c.decide(ctx, cached, now); d.action != actExpire {
+	if d := c.decide(ctx, cached, now); !d.expire {
 		return d.after, nil
 	}
-	fresh, err := c.apply.fresh(ctx, cached)
+	fresh, err := c.Client.BatchV1().Jobs(cached.Namespace).Get(ctx, cached.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return 0, nil
 	}
@@ -76,7 +77,7 @@ func (c *Controller) decide(ctx context.Context, job *batch.Job, now time.Time) 
 	case err != nil:
 		// Only an update of the Job can fix it, and that brings it back.
 		logger.Info("Cannot tell when the Job finished; not cleaning it up", "job", klog.KObj(job), "err", err)
-	case d.action == actWait && d.finishedAt.After(now):
+	case !d.expire && d.finishedAt.After(now):
 		logger.Info("Warning: Found Job finished in the future. This is likely due to time skew in the cluster. Job cleanup will be deferred.", "job", klog.KObj(job))
 	}
 	return d

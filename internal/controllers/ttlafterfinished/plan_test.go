@@ -35,11 +35,11 @@ func TestDecide(t *testing.T) {
 	}{
 		"no TTL": {
 			job:  finishedJob(nil, batch.JobComplete, testNow.Add(-time.Hour)),
-			want: decision{action: actIgnore},
+			want: decision{},
 		},
 		"not finished": {
 			job:  finishedJob(ptr.To[int32](0), "", time.Time{}),
-			want: decision{action: actIgnore},
+			want: decision{},
 		},
 		"a False terminal condition is not finished": {
 			job: func() *batch.Job {
@@ -47,7 +47,7 @@ func TestDecide(t *testing.T) {
 				j.Status.Conditions[1].Status = v1.ConditionFalse
 				return j
 			}(),
-			want: decision{action: actIgnore},
+			want: decision{},
 		},
 		"being deleted": {
 			job: func() *batch.Job {
@@ -55,27 +55,27 @@ func TestDecide(t *testing.T) {
 				j.DeletionTimestamp = ptr.To(metav1.NewTime(testNow))
 				return j
 			}(),
-			want: decision{action: actIgnore},
+			want: decision{},
 		},
 		"complete, TTL ahead": {
 			job:  finishedJob(ptr.To[int32](100), batch.JobComplete, testNow.Add(-30*time.Second)),
-			want: decision{action: actWait, after: 70 * time.Second, finishedAt: testNow.Add(-30 * time.Second)},
+			want: decision{after: 70 * time.Second, finishedAt: testNow.Add(-30 * time.Second)},
 		},
 		"failed, TTL run out": {
 			job:  finishedJob(ptr.To[int32](10), batch.JobFailed, testNow.Add(-10*time.Second)),
-			want: decision{action: actExpire, finishedAt: testNow.Add(-10 * time.Second)},
+			want: decision{expire: true, finishedAt: testNow.Add(-10 * time.Second)},
 		},
 		"TTL zero": {
 			job:  finishedJob(ptr.To[int32](0), batch.JobComplete, testNow),
-			want: decision{action: actExpire, finishedAt: testNow},
+			want: decision{expire: true, finishedAt: testNow},
 		},
 		"finished in the future (clock skew)": {
 			job:  finishedJob(ptr.To[int32](5), batch.JobComplete, testNow.Add(time.Minute)),
-			want: decision{action: actWait, after: 65 * time.Second, finishedAt: testNow.Add(time.Minute)},
+			want: decision{after: 65 * time.Second, finishedAt: testNow.Add(time.Minute)},
 		},
 		"finished without a time": {
 			job:     finishedJob(ptr.To[int32](5), batch.JobComplete, time.Time{}),
-			want:    decision{action: actIgnore},
+			want:    decision{},
 			wantErr: true,
 		},
 	}
