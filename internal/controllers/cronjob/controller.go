@@ -70,26 +70,20 @@ func New(cfg kit.Config) (*Controller, error) {
 		Owners: kit.NewOwners[*batchv1.CronJob](controllerKind.Kind, cronJobInformer.Informer().GetIndexer(), nil),
 		Route:  func(cj *batchv1.CronJob, _ kit.ChildEvent[*batchv1.Job]) { c.enqueue(cj) },
 	}
-	err = errors.Join(
+	return c, errors.Join(
 		base.Watch(cronJobInformer.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.enqueue,
 			UpdateFunc: c.updateCronJob,
 			DeleteFunc: c.deleteCronJob,
 		}),
 		base.Watch(jobInformer.Informer(), c.jobEvents))
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
 }
 
 func indexByControllerUID(obj any) ([]string, error) {
-	job, ok := obj.(*batchv1.Job)
-	if !ok {
-		return nil, nil
-	}
-	if ref := metav1.GetControllerOf(job); ref != nil && ref.Kind == controllerKind.Kind {
-		return []string{string(ref.UID)}, nil
+	if job, ok := obj.(*batchv1.Job); ok {
+		if ref := metav1.GetControllerOf(job); ref != nil && ref.Kind == controllerKind.Kind {
+			return []string{string(ref.UID)}, nil
+		}
 	}
 	return nil, nil
 }
@@ -119,14 +113,11 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 			return 0, nil
 		}
 		fresh, err := c.Client.BatchV1().CronJobs(cj.Namespace).Get(ctx, cj.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return 0, nil
-		}
-		if err != nil {
+		switch {
+		case apierrors.IsNotFound(err) || (err == nil && fresh.UID != cj.UID):
+			return 0, nil // deleted, or recreated: the informer events that follow sync it
+		case err != nil:
 			return 0, err
-		}
-		if fresh.UID != cj.UID {
-			return 0, nil // recreated; the new object has its own sync coming
 		}
 		cj = fresh
 	}
@@ -164,8 +155,7 @@ func (c *Controller) jobsOf(cj *batchv1.CronJob) ([]*batchv1.Job, error) {
 
 func hasUnlistedRunningJob(cj *batchv1.CronJob, jobs []*batchv1.Job) bool {
 	return slices.ContainsFunc(jobs, func(j *batchv1.Job) bool {
-		finished, _ := finishedCondition(j)
-		return !finished && !hasUID(cj.Status.Active, j.UID)
+		return finishedCondition(j) == "" && !hasUID(cj.Status.Active, j.UID)
 	})
 }
 

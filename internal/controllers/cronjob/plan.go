@@ -82,16 +82,16 @@ func Decide(o Observed) Decision {
 	owned := make(map[types.UID]bool, len(jobs))
 	for _, j := range jobs {
 		owned[j.UID] = true
-		finished, condition := finishedCondition(j)
+		condition := finishedCondition(j)
 		active := hasUID(p.Status.Active, j.UID)
 		switch {
-		case !finished && !active:
+		case condition == "" && !active:
 			// Created by someone else with this CronJob as controller
 			// (kubectl create job --from=cronjob/...), or by a controller
 			// that crashed before recording it. Like Kubernetes, quartet
 			// reports it and does not adopt it into status.active.
 			p.warn(reasonUnexpectedJob, "%s", unexpectedJobMessage(j.Name))
-		case finished && active:
+		case condition != "" && active:
 			p.Status.Active = withoutUID(p.Status.Active, j.UID)
 			if !slices.Contains(p.Prune, j) {
 				p.normal(reasonSawCompletedJob, "Saw completed job: %s, condition: %v", j.Name, condition)
@@ -174,7 +174,7 @@ func (p *Decision) decideRun(o Observed) *schedule.Schedule {
 		p.warn(ReasonTooManyMissedTimes, "too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew")
 	}
 	name := jobName(cj, scheduledTime)
-	if hasName(p.Status.Active, cj.Namespace, name) ||
+	if slices.ContainsFunc(p.Status.Active, func(r corev1.ObjectReference) bool { return r.Namespace == cj.Namespace && r.Name == name }) ||
 		(p.Status.LastScheduleTime != nil && p.Status.LastScheduleTime.Time.Equal(scheduledTime)) {
 		return sched // already started
 	}
@@ -286,15 +286,15 @@ func jobRef(j *batchv1.Job) *corev1.ObjectReference {
 	}
 }
 
-// finishedCondition returns whether j has finished and how: JobComplete or
-// JobFailed.
-func finishedCondition(j *batchv1.Job) (bool, batchv1.JobConditionType) {
+// finishedCondition returns how j has finished, JobComplete or JobFailed, or
+// "" while it runs.
+func finishedCondition(j *batchv1.Job) batchv1.JobConditionType {
 	for _, c := range j.Status.Conditions {
 		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
-			return true, c.Type
+			return c.Type
 		}
 	}
-	return false, ""
+	return ""
 }
 
 // jobsToPrune returns the finished Jobs beyond successfulJobsHistoryLimit and
@@ -307,7 +307,7 @@ func jobsToPrune(cj *batchv1.CronJob, jobs []*batchv1.Job) []*batchv1.Job {
 		if j.DeletionTimestamp != nil {
 			continue
 		}
-		switch _, c := finishedCondition(j); c {
+		switch finishedCondition(j) {
 		case batchv1.JobComplete:
 			succeeded = append(succeeded, j)
 		case batchv1.JobFailed:
@@ -339,10 +339,6 @@ func oldestBeyond(jobs []*batchv1.Job, limit *int32) []*batchv1.Job {
 
 func hasUID(refs []corev1.ObjectReference, uid types.UID) bool {
 	return slices.ContainsFunc(refs, func(r corev1.ObjectReference) bool { return r.UID == uid })
-}
-
-func hasName(refs []corev1.ObjectReference, namespace, name string) bool {
-	return slices.ContainsFunc(refs, func(r corev1.ObjectReference) bool { return r.Namespace == namespace && r.Name == name })
 }
 
 func withoutUID(refs []corev1.ObjectReference, uid types.UID) []corev1.ObjectReference {

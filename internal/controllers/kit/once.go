@@ -20,18 +20,16 @@ type Once struct {
 func (o *Once) First(uid types.UID, topic, value string) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if last, ok := o.seen[uid][topic]; ok && last == value {
+		return false
+	}
 	if o.seen == nil {
 		o.seen = map[types.UID]map[string]string{}
 	}
-	topics := o.seen[uid]
-	if topics == nil {
-		topics = map[string]string{}
-		o.seen[uid] = topics
+	if o.seen[uid] == nil {
+		o.seen[uid] = map[string]string{}
 	}
-	if last, ok := topics[topic]; ok && last == value {
-		return false
-	}
-	topics[topic] = value
+	o.seen[uid][topic] = value
 	return true
 }
 

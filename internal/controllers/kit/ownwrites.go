@@ -119,14 +119,11 @@ func (w *OwnWrites) Seen(owner types.UID, names ...string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	p := w.owners[owner]
-	if p == nil {
+	if p == nil || !w.unseen(p, names) || w.clock.Since(p.last) > OwnWritesTimeout {
 		return true
 	}
-	if w.unseen(p, names) && w.clock.Since(p.last) <= OwnWritesTimeout {
-		p.waiting = true
-		return false
-	}
-	return true
+	p.waiting = true
+	return false
 }
 
 // Unseen returns the objects written or deleted for owner under name that
@@ -173,9 +170,7 @@ func (w *OwnWrites) CaughtUp(owner types.UID, names ...string) bool {
 func (w *OwnWrites) unseen(p *pendingWrites, names []string) bool {
 	w.settle(p)
 	if len(names) == 0 {
-		for name := range w.stores {
-			names = append(names, name)
-		}
+		names = slices.Collect(maps.Keys(w.stores))
 	}
 	for _, name := range names {
 		if len(p.objects[name]) > 0 || len(p.deletes[name]) > 0 {
