@@ -61,12 +61,14 @@ func Claim[T metav1.Object](ctx context.Context, c Claims[T], owner metav1.Objec
 	patch func(ctx context.Context, obj T, patch []byte) (T, error), finalizers ...string) ([]T, error) {
 	objs := c.Owned
 	var errs []error
+	adopt := []metav1.OwnerReference{*metav1.NewControllerRef(owner, gvk)}
+	release := []map[string]any{{"$patch": "delete", "uid": owner.GetUID()}}
 	for _, obj := range c.Adopt {
 		if err := canAdopt(); err != nil {
 			errs = append(errs, fmt.Errorf("can't adopt %s/%s: %w", obj.GetNamespace(), obj.GetName(), err))
 			break
 		}
-		adopted, err := patch(ctx, obj, adoptPatch(owner, gvk, obj.GetUID(), finalizers))
+		adopted, err := patch(ctx, obj, claimPatch(obj.GetUID(), adopt, "finalizers", finalizers))
 		switch {
 		case apierrors.IsNotFound(err):
 		case err != nil:
@@ -76,7 +78,7 @@ func Claim[T metav1.Object](ctx context.Context, c Claims[T], owner metav1.Objec
 		}
 	}
 	for _, obj := range c.Release {
-		_, err := patch(ctx, obj, releasePatch(owner, obj.GetUID(), finalizers))
+		_, err := patch(ctx, obj, claimPatch(obj.GetUID(), release, "$deleteFromPrimitiveList/finalizers", finalizers))
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsInvalid(err) {
 			errs = append(errs, fmt.Errorf("releasing %s/%s: %w", obj.GetNamespace(), obj.GetName(), err))
 		}
@@ -84,30 +86,15 @@ func Claim[T metav1.Object](ctx context.Context, c Claims[T], owner metav1.Objec
 	return objs, errors.Join(errs...)
 }
 
-// adoptPatch is the strategic merge patch that makes owner the controller of
-// the object with uid, and adds finalizers; the uid is a precondition, so the
-// patch cannot apply to another object of the same name.
-func adoptPatch(owner metav1.Object, gvk schema.GroupVersionKind, uid types.UID, finalizers []string) []byte {
-	meta := map[string]any{
-		"ownerReferences": []metav1.OwnerReference{*metav1.NewControllerRef(owner, gvk)},
-		"uid":             uid,
-	}
+// claimPatch is the strategic merge patch that adopts or releases the object
+// with uid: ownerRefs makes the owner its controller, or takes the owner's
+// reference off, and finalizers go under finalizersKey (added, or deleted
+// from the list). The uid is a precondition, so the patch cannot apply to
+// another object of the same name.
+func claimPatch(uid types.UID, ownerRefs any, finalizersKey string, finalizers []string) []byte {
+	meta := map[string]any{"ownerReferences": ownerRefs, "uid": uid}
 	if len(finalizers) > 0 {
-		meta["finalizers"] = finalizers
-	}
-	patch, _ := json.Marshal(map[string]any{"metadata": meta})
-	return patch
-}
-
-// releasePatch is the strategic merge patch that takes owner's reference off
-// the object with uid, and its finalizers.
-func releasePatch(owner metav1.Object, uid types.UID, finalizers []string) []byte {
-	meta := map[string]any{
-		"ownerReferences": []map[string]any{{"$patch": "delete", "uid": owner.GetUID()}},
-		"uid":             uid,
-	}
-	if len(finalizers) > 0 {
-		meta["$deleteFromPrimitiveList/finalizers"] = finalizers
+		meta[finalizersKey] = finalizers
 	}
 	patch, _ := json.Marshal(map[string]any{"metadata": meta})
 	return patch

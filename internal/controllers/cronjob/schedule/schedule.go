@@ -121,10 +121,10 @@ func (s *Schedule) Next(t time.Time) time.Time {
 // creation); field schedules match wall clocks and ignore it. The zero time
 // means the schedule never fires again.
 func (s *Schedule) NextAfter(anchor, now time.Time) time.Time {
-	if s.every <= 0 || !anchor.Before(now) {
-		if anchor.After(now) {
-			return s.Next(anchor)
-		}
+	if anchor.After(now) {
+		return s.Next(anchor)
+	}
+	if s.every <= 0 {
 		return s.Next(now)
 	}
 	first := s.Next(anchor)
