@@ -8,7 +8,6 @@ package schedule
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 	// The IANA time zone database is compiled in, so spec.timeZone works on a
@@ -258,30 +257,22 @@ func (s *Schedule) ClockChanges(from, to time.Time) []ClockChange {
 	for _, at := range offsetChanges(s.Location, from, to) {
 		name, before := at.Add(-time.Second).In(s.Location).Zone()
 		c := ClockChange{At: at, From: at.In(time.FixedZone(name, before)), To: at.In(s.Location)}
-		// Wall-clock times named by the fields over the two days around
-		// the change, read as if there were no change.
-		lo, hi := asWall(at.Add(-26*time.Hour).In(s.Location)), asWall(at.Add(26*time.Hour).In(s.Location))
-		named := map[time.Time]int{}
-		for t := wall.Next(lo); !t.IsZero() && t.Before(hi); t = wall.Next(t) {
-			named[t]++
-		}
 		happened := map[time.Time]int{}
 		for t := s.Next(at.Add(-26 * time.Hour)); !t.IsZero() && t.Before(at.Add(26*time.Hour)); t = s.Next(t) {
-			if w := asWall(t); !w.Before(lo) && w.Before(hi) {
-				happened[w]++
-			}
+			happened[asWall(t)]++
 		}
-		for w, n := range named {
-			switch h := happened[w]; {
-			case h == 0 && n > 0:
+		// Each wall-clock time named by the fields over the two days around
+		// the change, read as if there were no change, in order: it ran
+		// once, never or more than once.
+		lo, hi := asWall(at.Add(-26*time.Hour).In(s.Location)), asWall(at.Add(26*time.Hour).In(s.Location))
+		for w := wall.Next(lo); !w.IsZero() && w.Before(hi); w = wall.Next(w) {
+			if n := happened[w]; n == 0 {
 				c.Skipped = append(c.Skipped, w)
-			case h > n:
+			} else if n > 1 {
 				c.Repeated = append(c.Repeated, w)
 			}
 		}
 		if len(c.Skipped)+len(c.Repeated) > 0 {
-			slices.SortFunc(c.Skipped, time.Time.Compare)
-			slices.SortFunc(c.Repeated, time.Time.Compare)
 			out = append(out, c)
 		}
 	}
