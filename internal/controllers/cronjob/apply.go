@@ -33,9 +33,8 @@ type applier struct {
 	writes *kit.OwnWrites
 }
 
-// apply carries out d, made for cj (which it does not modify), and then
-// writes the resulting status if it changed. A Job that cannot be deleted
-// for Replace prevents the new one; errors are returned joined, after the
+// apply carries out d, made for cj (which it does not modify), then writes
+// the resulting status if it changed; errors come back joined after the
 // status write, so that what did happen is recorded.
 func (a *applier) apply(ctx context.Context, cj *batchv1.CronJob, d Decision) error {
 	status := d.Status.DeepCopy()
@@ -91,14 +90,14 @@ func (a *applier) deleteJob(ctx context.Context, cj *batchv1.CronJob, namespace,
 	})
 	switch {
 	case err == nil:
-		a.recorder.Eventf(cj, corev1.EventTypeNormal, reasonSuccessfulDelete, "Deleted job %v", name)
+		a.recorder.Eventf(cj, corev1.EventTypeNormal, kit.ReasonSuccessfulDelete, "Deleted job %v", name)
 	case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
 		// NotFound: gone already. Conflict: the UID precondition failed, so
 		// the Job this CronJob knew is gone and another took its name.
 		logger.V(4).Info("Job already gone", "cronjob", klog.KObj(cj), "job", klog.KRef(namespace, name))
 	default:
 		logger.Error(err, "Deleting job", "cronjob", klog.KObj(cj), "job", klog.KRef(namespace, name))
-		a.recorder.Eventf(cj, corev1.EventTypeWarning, reasonFailedDelete, "Error deleting job %s: %v", name, err)
+		a.recorder.Eventf(cj, corev1.EventTypeWarning, kit.ReasonFailedDelete, "Error deleting job %s: %v", name, err)
 		return err
 	}
 	a.writes.Deleted(cj.UID, "jobs", namespace, name, uid)
@@ -114,7 +113,7 @@ func (a *applier) createJob(ctx context.Context, cj *batchv1.CronJob, job *batch
 	case err == nil:
 		creationSkew.Observe(created.CreationTimestamp.Sub(scheduled).Seconds())
 		logger.V(4).Info("Created job", "cronjob", klog.KObj(cj), "job", klog.KObj(created))
-		a.recorder.Eventf(cj, corev1.EventTypeNormal, reasonSuccessfulCreate, "Created job %v", created.Name)
+		a.recorder.Eventf(cj, corev1.EventTypeNormal, kit.ReasonSuccessfulCreate, "Created job %v", created.Name)
 		return jobRef(created), nil
 	case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
 		// Every create fails until the namespace and the CronJob are gone.
@@ -135,7 +134,7 @@ func (a *applier) createJob(ctx context.Context, cj *batchv1.CronJob, job *batch
 		logger.Info("Job already exists", "cronjob", klog.KObj(cj), "job", klog.KObj(existing))
 		return jobRef(existing), nil
 	default:
-		a.recorder.Eventf(cj, corev1.EventTypeWarning, reasonFailedCreate, "Error creating job: %v", err)
+		a.recorder.Eventf(cj, corev1.EventTypeWarning, kit.ReasonFailedCreate, "Error creating job: %v", err)
 		return nil, err
 	}
 }

@@ -65,19 +65,19 @@ func TestApply(t *testing.T) {
 		"create": {
 			cj:       newCronJob(),
 			decision: Decision{Create: newJob(), ScheduledTime: topOfHour},
-			want:     want{calls: []string{"create " + newName}, events: []string{normal + reasonSuccessfulCreate}, active: []string{newName}, lastSched: &topOfHour},
+			want:     want{calls: []string{"create " + newName}, events: []string{normal + kit.ReasonSuccessfulCreate}, active: []string{newName}, lastSched: &topOfHour},
 		},
 		"create fails": {
 			cj:       newCronJob(),
 			decision: Decision{Create: newJob(), ScheduledTime: topOfHour},
 			fail:     []fail{{"create", "jobs", apierrors.NewInternalError(errors.New("etcd is sad")), nil}},
-			want:     want{calls: []string{"create " + newName}, events: []string{warning + reasonFailedCreate}, noUpdate: true, err: true},
+			want:     want{calls: []string{"create " + newName}, events: []string{warning + kit.ReasonFailedCreate}, noUpdate: true, err: true},
 		},
 		"create fails but the observed status is still written": {
 			cj:       newCronJob(listing(prev)),
 			decision: Decision{Create: newJob(), ScheduledTime: topOfHour},
 			fail:     []fail{{"create", "jobs", apierrors.NewInternalError(errors.New("etcd is sad")), nil}},
-			want:     want{calls: []string{"create " + newName}, events: []string{warning + reasonFailedCreate}, active: []string{}, err: true},
+			want:     want{calls: []string{"create " + newName}, events: []string{warning + kit.ReasonFailedCreate}, active: []string{}, err: true},
 		},
 		"create in a terminating namespace": {
 			cj:       newCronJob(),
@@ -116,7 +116,7 @@ func TestApply(t *testing.T) {
 			jobs:     []*batchv1.Job{prev},
 			want: want{
 				calls:      []string{"delete " + prev.Name, "create " + newName},
-				events:     []string{normal + reasonSuccessfulDelete, normal + reasonSuccessfulCreate},
+				events:     []string{normal + kit.ReasonSuccessfulDelete, normal + kit.ReasonSuccessfulCreate},
 				active:     []string{newName},
 				lastSched:  &topOfHour,
 				remembered: []types.UID{prev.UID},
@@ -127,7 +127,7 @@ func TestApply(t *testing.T) {
 			decision: Decision{Status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{prevRef}}, Replace: []corev1.ObjectReference{prevRef}, Create: newJob(), ScheduledTime: topOfHour},
 			want: want{
 				calls:      []string{"delete " + prev.Name, "create " + newName},
-				events:     []string{normal + reasonSuccessfulCreate},
+				events:     []string{normal + kit.ReasonSuccessfulCreate},
 				active:     []string{newName},
 				lastSched:  &topOfHour,
 				remembered: []types.UID{prev.UID},
@@ -138,7 +138,7 @@ func TestApply(t *testing.T) {
 			decision: Decision{Status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{prevRef}}, Replace: []corev1.ObjectReference{prevRef}, Create: newJob(), ScheduledTime: topOfHour},
 			jobs:     []*batchv1.Job{prev},
 			fail:     []fail{{"delete", "jobs", apierrors.NewForbidden(batchv1.Resource("jobs"), prev.Name, errors.New("no")), nil}},
-			want:     want{calls: []string{"delete " + prev.Name}, events: []string{warning + reasonFailedDelete}, noUpdate: true, err: true},
+			want:     want{calls: []string{"delete " + prev.Name}, events: []string{warning + kit.ReasonFailedDelete}, noUpdate: true, err: true},
 		},
 		"prune comes first and its failure does not fail the sync": {
 			cj: newCronJob(),
@@ -150,7 +150,7 @@ func TestApply(t *testing.T) {
 			fail: []fail{{"delete", "jobs", apierrors.NewServiceUnavailable("busy"), []string{minutes(at0700())}}},
 			want: want{
 				calls:      []string{"delete " + minutes(at0700()), "delete " + prev.Name},
-				events:     []string{warning + reasonFailedDelete, normal + reasonSuccessfulDelete, warning + reasonUnexpectedJob},
+				events:     []string{warning + kit.ReasonFailedDelete, normal + kit.ReasonSuccessfulDelete, warning + reasonUnexpectedJob},
 				noUpdate:   true,
 				remembered: []types.UID{prev.UID},
 			},
@@ -164,7 +164,7 @@ func TestApply(t *testing.T) {
 			cj:       newCronJob(),
 			decision: Decision{Create: newJob(), ScheduledTime: topOfHour},
 			fail:     []fail{{"update", "cronjobs", apierrors.NewConflict(batchv1.Resource("cronjobs"), "backup", errors.New("stale")), nil}},
-			want:     want{calls: []string{"create " + newName}, events: []string{normal + reasonSuccessfulCreate}, active: []string{newName}, lastSched: &topOfHour, err: true},
+			want:     want{calls: []string{"create " + newName}, events: []string{normal + kit.ReasonSuccessfulCreate}, active: []string{newName}, lastSched: &topOfHour, err: true},
 		},
 	}
 	for name, tc := range cases {

@@ -129,7 +129,7 @@ func TestSync(t *testing.T) {
 		"creates the Job for the scheduled time": {
 			cached:     []runtime.Object{newCronJob()},
 			api:        []runtime.Object{newCronJob()},
-			wantEvents: []string{normal + reasonSuccessfulCreate},
+			wantEvents: []string{normal + kit.ReasonSuccessfulCreate},
 			wantActive: []string{scheduledName},
 			wantVerbs:  map[string][]string{"jobs": {"create"}, "cronjobs": {"update"}},
 		},
@@ -141,7 +141,7 @@ func TestSync(t *testing.T) {
 			api:       []runtime.Object{newCronJob(lastScheduled(prevHour), listing(prev)), prev},
 			wantVerbs: map[string][]string{"cronjobs": {"get", "update"}, "jobs": {"create"}},
 			// The fresh CronJob lists prev, so the new Job joins it.
-			wantEvents: []string{normal + reasonSuccessfulCreate},
+			wantEvents: []string{normal + kit.ReasonSuccessfulCreate},
 			wantActive: []string{prev.Name, scheduledName},
 		},
 		"a Job nobody recorded: UnexpectedJob": {
@@ -161,7 +161,7 @@ func TestSync(t *testing.T) {
 			cached:     []runtime.Object{newCronJob(policy(batchv1.ForbidConcurrent), lastScheduled(prevHour), listing(prev))},
 			api:        []runtime.Object{newCronJob(policy(batchv1.ForbidConcurrent), lastScheduled(prevHour), listing(prev))},
 			wantVerbs:  map[string][]string{"jobs": {"get", "create"}, "cronjobs": {"update"}},
-			wantEvents: []string{normal + reasonMissingJob, normal + reasonSuccessfulCreate},
+			wantEvents: []string{normal + reasonMissingJob, normal + kit.ReasonSuccessfulCreate},
 			wantActive: []string{scheduledName},
 		},
 		"the Job exists but the status write was lost: adopt it, no second Job": {
@@ -175,7 +175,7 @@ func TestSync(t *testing.T) {
 			cached:     []runtime.Object{newCronJob(policy(batchv1.ReplaceConcurrent), lastScheduled(prevHour), listing(prev)), prev},
 			api:        []runtime.Object{newCronJob(policy(batchv1.ReplaceConcurrent), lastScheduled(prevHour), listing(prev)), prev},
 			wantVerbs:  map[string][]string{"jobs": {"delete", "create"}, "cronjobs": {"update"}},
-			wantEvents: []string{normal + reasonSuccessfulDelete, normal + reasonSuccessfulCreate},
+			wantEvents: []string{normal + kit.ReasonSuccessfulDelete, normal + kit.ReasonSuccessfulCreate},
 			wantActive: []string{scheduledName},
 			wantJobs:   1,
 		},
@@ -351,7 +351,7 @@ func TestRun(t *testing.T) {
 				seen[ev.Reason] = true
 			}
 		}
-		return seen[reasonSuccessfulCreate] && seen[reasonSawCompletedJob]
+		return seen[kit.ReasonSuccessfulCreate] && seen[reasonSawCompletedJob]
 	})
 }
 

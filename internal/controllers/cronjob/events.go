@@ -2,13 +2,10 @@ package cronjob
 
 // Event reasons. Each equals the reason Kubernetes' own CronJob controller
 // gives in the same situation, so alerts and scripts written for it keep
-// working. The exported ones are those a Decision can carry that callers of
-// Decide look for.
+// working; those of creating and deleting a Job are kit's (kit.Reason...).
+// The exported ones are those a Decision can carry that callers of Decide
+// look for.
 const (
-	reasonSuccessfulCreate    = "SuccessfulCreate"
-	reasonFailedCreate        = "FailedCreate"
-	reasonSuccessfulDelete    = "SuccessfulDelete"
-	reasonFailedDelete        = "FailedDelete"
 	reasonFailedGet           = "FailedGet"
 	reasonSawCompletedJob     = "SawCompletedJob"
 	reasonUnexpectedJob       = "UnexpectedJob"

@@ -9,10 +9,7 @@ import (
 
 // creationSkew has the name and buckets of upstream's CronJob controller's
 // metric of the same meaning (cronjob_controller_job_creation_skew_duration_seconds),
-// so that dashboards made for upstream's keep working. It goes into the
-// process's registry once RegisterMetrics is called, which the process does
-// when it starts this controller (never beside upstream's, whose metric has
-// the same name).
+// so that dashboards made for upstream's keep working.
 var creationSkew = metrics.NewHistogram(&metrics.HistogramOpts{
 	Subsystem: "cronjob_controller", Name: "job_creation_skew_duration_seconds",
 	Help:    "Time between when a cronjob is scheduled to be run, and when the corresponding job is created",
@@ -20,5 +17,6 @@ var creationSkew = metrics.NewHistogram(&metrics.HistogramOpts{
 })
 
 // RegisterMetrics adds the CronJob controller's metrics to the process's
-// registry (once).
+// registry (once): the process calls it when it starts this controller,
+// never beside upstream's, whose metric has the same name.
 var RegisterMetrics = sync.OnceFunc(func() { legacyregistry.MustRegister(creationSkew) })

@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/reference"
 
 	"quartet.dev/quartet/internal/controllers/cronjob/schedule"
 	"quartet.dev/quartet/internal/controllers/kit"
@@ -50,8 +52,7 @@ type Observed struct {
 // and sync again after RequeueAfter.
 type Decision struct {
 	// Prune are finished Jobs past the history limits, oldest first.
-	Prune []*batchv1.Job
-	// Events are recorded after pruning and before any other write.
+	Prune  []*batchv1.Job
 	Events []kit.Event
 	// Status is the CronJob's status after what was observed, before the
 	// effects of the writes below (applying them adds those).
@@ -276,14 +277,8 @@ func jobFor(cj *batchv1.CronJob, scheduledTime time.Time, loc *time.Location) *b
 
 // jobRef is how status.active refers to a Job.
 func jobRef(j *batchv1.Job) *corev1.ObjectReference {
-	return &corev1.ObjectReference{
-		Kind:            "Job",
-		APIVersion:      batchv1.SchemeGroupVersion.String(),
-		Namespace:       j.Namespace,
-		Name:            j.Name,
-		UID:             j.UID,
-		ResourceVersion: j.ResourceVersion,
-	}
+	ref, _ := reference.GetReference(scheme.Scheme, j) // fails only for a kind the scheme lacks
+	return ref
 }
 
 // finishedCondition returns how j has finished, JobComplete or JobFailed, or

@@ -14,7 +14,8 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// The reasons of the events a PodWriter records, upstream's.
+// Upstream's reasons of the events about creating and deleting an owner's
+// children: a PodWriter's pods, the CronJob controller's Jobs.
 const (
 	ReasonSuccessfulCreate = "SuccessfulCreate"
 	ReasonFailedCreate     = "FailedCreate"

@@ -10,9 +10,7 @@ import (
 // deletionDuration has the name and buckets of upstream's TTL-after-finished
 // controller's metric of the same meaning
 // (ttl_after_finished_controller_job_deletion_duration_seconds), so that
-// dashboards made for upstream's keep working. It goes into the process's
-// registry once RegisterMetrics is called, which the process does when it
-// starts this controller (never beside upstream's).
+// dashboards made for upstream's keep working.
 var deletionDuration = metrics.NewHistogram(&metrics.HistogramOpts{
 	Subsystem: "ttl_after_finished_controller", Name: "job_deletion_duration_seconds",
 	Help:    "The time it took to delete the job since it became eligible for deletion",
@@ -20,5 +18,6 @@ var deletionDuration = metrics.NewHistogram(&metrics.HistogramOpts{
 })
 
 // RegisterMetrics adds the TTL-after-finished controller's metrics to the
-// process's registry (once).
+// process's registry (once): the process calls it when it starts this
+// controller, never beside upstream's, whose metric has the same name.
 var RegisterMetrics = sync.OnceFunc(func() { legacyregistry.MustRegister(deletionDuration) })

@@ -203,8 +203,7 @@ func (s *Schedule) Unmet(anchor, after, now time.Time) (Unmet, error) {
 // start anywhere: it looks back from now over a window that doubles until
 // the window holds a scheduled time, then walks forward inside it.
 func (s *Schedule) latestAtOrBefore(known, now time.Time) time.Time {
-	window := time.Minute
-	for {
+	for window := time.Minute; ; window *= 2 {
 		from := now.Add(-window)
 		if !from.After(known) {
 			from = known
@@ -220,7 +219,6 @@ func (s *Schedule) latestAtOrBefore(known, now time.Time) time.Time {
 			}
 			return latest
 		}
-		window *= 2
 	}
 }
 
