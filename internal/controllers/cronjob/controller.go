@@ -107,7 +107,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	// on its way, the write's update event syncs the CronJob again (the
 	// Job's add event usually comes first); otherwise (a write from before
 	// a restart) reading the CronJob from the API tells them apart.
-	if hasUnlistedRunningJob(cj, jobs) {
+	if slices.ContainsFunc(jobs, func(j *batchv1.Job) bool { return finishedCondition(j) == "" && !hasUID(cj.Status.Active, j.UID) }) {
 		if len(c.apply.writes.Unseen(cj.UID, "cronjobs")) > 0 {
 			klog.FromContext(ctx).V(4).Info("Waiting for the cache to show this controller's status write", "cronjob", klog.KObj(cj))
 			return 0, nil
@@ -151,12 +151,6 @@ func (c *Controller) jobsOf(cj *batchv1.CronJob) ([]*batchv1.Job, error) {
 		}
 	}
 	return jobs, nil
-}
-
-func hasUnlistedRunningJob(cj *batchv1.CronJob, jobs []*batchv1.Job) bool {
-	return slices.ContainsFunc(jobs, func(j *batchv1.Job) bool {
-		return finishedCondition(j) == "" && !hasUID(cj.Status.Active, j.UID)
-	})
 }
 
 // goneActiveJobs asks the API server about the status.active entries the

@@ -6,6 +6,7 @@
 package schedule
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -44,13 +45,10 @@ type Schedule struct {
 // when it is set, otherwise local, the zone of the process running the
 // controller (Kubernetes uses the controller manager's local zone).
 func Location(timeZone *string, local *time.Location) (*time.Location, error) {
-	if timeZone == nil {
-		if local == nil {
-			return time.Local, nil
-		}
-		return local, nil
+	if timeZone != nil {
+		return time.LoadLocation(*timeZone)
 	}
-	return time.LoadLocation(*timeZone)
+	return cmp.Or(local, time.Local), nil
 }
 
 // HasTZPrefix reports whether spec carries a "TZ=" or "CRON_TZ=" zone inside
@@ -67,9 +65,7 @@ func HasTZPrefix(spec string) bool {
 // loc. A "TZ=zone " or "CRON_TZ=zone " prefix in spec overrides loc. Malformed
 // input returns an error, never a panic.
 func Parse(spec string, loc *time.Location) (s *Schedule, err error) {
-	if loc == nil {
-		loc = time.Local
-	}
+	loc = cmp.Or(loc, time.Local)
 	defer func() {
 		// robfig/cron indexes into the string for a "TZ=" prefix without a
 		// following space and panics; Kubernetes recovers the same way.
