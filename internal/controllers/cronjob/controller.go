@@ -203,13 +203,12 @@ func (c *Controller) updateCronJob(oldObj, newObj any) {
 		c.Recorder.Eventf(cur, corev1.EventTypeWarning, reasonUnparseableOnUpdate, "unparseable schedule for cronjob: %s", cur.Spec.Schedule)
 		return
 	}
-	now := c.Clock.Now()
-	next := sched.NextAfter(scheduleAnchor(cur, cur.Status), now)
-	if next.IsZero() {
+	after := requeueAfter(sched, scheduleAnchor(cur, cur.Status), c.Clock.Now())
+	if after == 0 {
 		c.enqueue(cur) // the sync reports InvalidSchedule
 		return
 	}
-	c.queue.AddAfter(cache.MetaObjectToName(cur).String(), next.Sub(now)+requeueDelay)
+	c.queue.AddAfter(cache.MetaObjectToName(cur).String(), after)
 }
 
 // deleteCronJob drops what is remembered of a deleted CronJob.

@@ -112,7 +112,11 @@ func Decide(o Observed) Decision {
 	}
 
 	if sched := p.decideRun(o); sched != nil {
-		p.RequeueAfter = requeueAfter(sched, cj, p, o.Now)
+		anchor := scheduleAnchor(cj, p.Status)
+		if p.Create != nil {
+			anchor = p.ScheduledTime // the last scheduled time once Create exists
+		}
+		p.RequeueAfter = requeueAfter(sched, anchor, o.Now)
 	}
 	if p.Create != nil {
 		// A running Job with the name of the one about to be created is this
@@ -218,14 +222,10 @@ func scheduleAnchor(cj *batchv1.CronJob, status batchv1.CronJobStatus) time.Time
 	return cj.CreationTimestamp.Time
 }
 
-// requeueAfter is the wait until just after the next scheduled time,
-// counted from the last scheduled time p will have recorded if its Job is
-// created.
-func requeueAfter(sched *schedule.Schedule, cj *batchv1.CronJob, p Decision, now time.Time) time.Duration {
-	anchor := scheduleAnchor(cj, p.Status)
-	if p.Create != nil {
-		anchor = p.ScheduledTime
-	}
+// requeueAfter is the wait from now until just after the next scheduled
+// time counted from anchor (see Schedule.NextAfter), or 0 when the schedule
+// never fires again.
+func requeueAfter(sched *schedule.Schedule, anchor, now time.Time) time.Duration {
 	next := sched.NextAfter(anchor, now)
 	if next.IsZero() {
 		return 0
