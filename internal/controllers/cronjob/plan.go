@@ -74,15 +74,11 @@ type Decision struct {
 // over a fake clock.
 func Decide(o Observed) Decision {
 	cj := o.CronJob
-	p := Decision{Status: *cj.Status.DeepCopy()}
-
-	p.Prune = jobsToPrune(cj, o.Jobs)
+	p := Decision{Status: *cj.Status.DeepCopy(), Prune: jobsToPrune(cj, o.Jobs)}
 
 	// Reconcile status with the Jobs that exist.
 	jobs := slices.SortedFunc(slices.Values(o.Jobs), func(a, b *batchv1.Job) int { return cmp.Compare(a.Name, b.Name) })
-	owned := make(map[types.UID]bool, len(jobs))
 	for _, j := range jobs {
-		owned[j.UID] = true
 		condition := finishedCondition(j)
 		active := hasUID(p.Status.Active, j.UID)
 		switch {
@@ -105,7 +101,7 @@ func Decide(o Observed) Decision {
 		}
 	}
 	for _, ref := range cj.Status.Active {
-		if !owned[ref.UID] && o.Gone[ref.UID] {
+		if o.Gone[ref.UID] && !slices.ContainsFunc(jobs, func(j *batchv1.Job) bool { return j.UID == ref.UID }) {
 			p.normal(reasonMissingJob, "Active job went missing: %v", ref.Name)
 			p.Status.Active = withoutUID(p.Status.Active, ref.UID)
 		}

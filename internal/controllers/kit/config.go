@@ -23,9 +23,8 @@ type Config struct {
 	// means the real clock.
 	Clock clock.WithTicker
 	// QueueMetrics receives the work queues' metrics (depth, adds, latency,
-	// retries) under each queue's name, which is upstream's name for the same
-	// controller's queue; nil means client-go's global provider, which
-	// discards them unless a process registers one.
+	// retries) under each queue's name (see NewQueue); nil means client-go's
+	// global provider, which discards them unless a process registers one.
 	QueueMetrics workqueue.MetricsProvider
 	// ManagedBy is the spec.managedBy value of the objects the controller
 	// takes, for kinds that have the field (Job). "" means the controller

@@ -188,9 +188,9 @@ func (s *Schedule) Unmet(anchor, after, now time.Time) (Unmet, error) {
 	// More than TooManyMissed: find the most recent without walking there.
 	if s.every > 0 {
 		u.MostRecent = t.Add(now.Sub(t) / s.every * s.every)
-		return u, nil
+	} else {
+		u.MostRecent = s.latestAtOrBefore(u.MostRecent, now)
 	}
-	u.MostRecent = s.latestAtOrBefore(u.MostRecent, now)
 	return u, nil
 }
 
