@@ -1,10 +1,9 @@
 package cronjob
 
-// Event reasons. Each equals the reason Kubernetes' own CronJob controller
-// gives in the same situation, so alerts and scripts written for it keep
-// working; those of creating and deleting a Job are kit's (kit.Reason...).
-// The exported ones are those a Decision can carry that callers of Decide
-// look for.
+// Event reasons, each the one Kubernetes' own CronJob controller gives in the
+// same situation, so alerts and scripts written for it keep working (those of
+// creating and deleting a Job are kit's). The exported ones are those callers
+// of Decide look for in a Decision.
 const (
 	reasonFailedGet           = "FailedGet"
 	reasonSawCompletedJob     = "SawCompletedJob"

@@ -1,6 +1,7 @@
 package kit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -51,10 +52,7 @@ func NewBase(cfg Config, name, eventSource string) (*Base, error) {
 	if cfg.Client == nil || cfg.Informers == nil {
 		return nil, errors.New(name + " controller: Config.Client and Config.Informers are required")
 	}
-	b := &Base{Name: name, Client: cfg.Client, Clock: cfg.Clock, metrics: cfg.QueueMetrics}
-	if b.Clock == nil {
-		b.Clock = clock.RealClock{}
-	}
+	b := &Base{Name: name, Client: cfg.Client, Clock: cmp.Or[clock.WithTicker](cfg.Clock, clock.RealClock{}), metrics: cfg.QueueMetrics}
 	if eventSource != "" {
 		b.broadcaster = record.NewBroadcaster()
 		b.Recorder = b.broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: eventSource})

@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"path"
 	"slices"
 	"strconv"
 	"sync"
@@ -169,11 +170,7 @@ func Calls(client *fake.Clientset, resource string) []string {
 		if a.GetResource().Resource != resource || a.GetVerb() == "list" || a.GetVerb() == "watch" {
 			continue
 		}
-		verb := a.GetVerb()
-		if sub := a.GetSubresource(); sub != "" {
-			verb += "/" + sub
-		}
-		out = append(out, verb+" "+actionName(a))
+		out = append(out, path.Join(a.GetVerb(), a.GetSubresource())+" "+actionName(a))
 	}
 	return out
 }

@@ -55,9 +55,8 @@ func decide(in observed) (decision, error) {
 	return decision{expire: left <= 0, after: max(left, 0), finishedAt: finished}, nil
 }
 
-// needsCleanup is a Job this controller must look at: finished, with a TTL,
-// not being deleted (or one whose finish cannot be timed, which the sync
-// reports).
+// needsCleanup is a Job this controller must look at: one decide does not
+// ignore, or cannot time (which the sync reports).
 func needsCleanup(job *batch.Job) bool {
 	d, err := decide(observed{job: job})
 	return err != nil || !d.finishedAt.IsZero()
