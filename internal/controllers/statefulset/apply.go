@@ -95,8 +95,8 @@ func (a *applier) runTask(ctx context.Context, set *appsv1.StatefulSet, t *podTa
 		if apierrors.IsNotFound(err) {
 			err = nil
 		}
-		if err == nil {
-			recordReplacement(set, t)
+		if err == nil && t.note != nil && t.note.Reason == reasonReplacingUnreadyPod {
+			unreadyReplacements.WithLabelValues(set.Namespace).Inc() // a replace-unready-after deletion
 		}
 		podEvent(a.recorder, set, verbDelete, t.pod.Name, err)
 		return err
@@ -267,15 +267,11 @@ func (a *applier) patchPod(set *appsv1.StatefulSet) func(ctx context.Context, po
 
 // statusDiffers reports whether the status a sync computed must be written.
 // Like upstream, a lower observedGeneration or a new collisionCount alone does
-// not cause a write.
+// not cause a write: want takes have's collisionCount, and have's
+// observedGeneration when that is higher, before the two are compared.
 func statusDiffers(have, want *appsv1.StatefulSetStatus) bool {
-	return want.ObservedGeneration > have.ObservedGeneration ||
-		want.Replicas != have.Replicas ||
-		want.ReadyReplicas != have.ReadyReplicas ||
-		want.AvailableReplicas != have.AvailableReplicas ||
-		want.CurrentReplicas != have.CurrentReplicas ||
-		want.UpdatedReplicas != have.UpdatedReplicas ||
-		want.CurrentRevision != have.CurrentRevision ||
-		want.UpdateRevision != have.UpdateRevision ||
-		!equality.Semantic.DeepEqual(want.Conditions, have.Conditions)
+	w := *want
+	w.ObservedGeneration = max(w.ObservedGeneration, have.ObservedGeneration)
+	w.CollisionCount = have.CollisionCount
+	return !equality.Semantic.DeepEqual(&w, have)
 }

@@ -114,20 +114,13 @@ func withPolicyOwners(claim *v1.PersistentVolumeClaim, set *appsv1.StatefulSet, 
 		return out
 	}
 	bySet, byPod := wantedClaimOwners(set, pod)
-	if byPod {
-		out.OwnerReferences = addControllerRefOnce(out.OwnerReferences, pod, podKind)
+	if byPod && !hasOwnerUID(out, pod) {
+		out.OwnerReferences = append(out.OwnerReferences, *metav1.NewControllerRef(pod, podKind))
 	}
-	if bySet {
-		out.OwnerReferences = addControllerRefOnce(out.OwnerReferences, set, setKind)
+	if bySet && !hasOwnerUID(out, set) {
+		out.OwnerReferences = append(out.OwnerReferences, *metav1.NewControllerRef(set, setKind))
 	}
 	return out
-}
-
-func addControllerRefOnce(refs []metav1.OwnerReference, owner metav1.Object, gvk schema.GroupVersionKind) []metav1.OwnerReference {
-	if slices.ContainsFunc(refs, func(ref metav1.OwnerReference) bool { return ref.UID == owner.GetUID() }) {
-		return refs
-	}
-	return append(refs, *metav1.NewControllerRef(owner, gvk))
 }
 
 // claimIsStale reports that a claim of the pod about to be created still
@@ -138,8 +131,8 @@ func claimIsStale(set *appsv1.StatefulSet, pod *v1.Pod, claims map[string]*v1.Pe
 	if _, onScale := claimDeletion(set); !onScale {
 		return false
 	}
-	for _, want := range claimsFor(set, pod) {
-		if claim, ok := claims[want.Name]; ok && refersToEarlier(claim, pod, podKind) {
+	for _, tmpl := range set.Spec.VolumeClaimTemplates {
+		if claim, ok := claims[claimNameFor(set, tmpl.Name, ordinalOf(pod))]; ok && refersToEarlier(claim, pod, podKind) {
 			return true
 		}
 	}

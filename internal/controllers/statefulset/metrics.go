@@ -43,16 +43,13 @@ var (
 			"because they had not been Ready for the annotation's duration",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"statefulset_namespace"})
-	registerMetrics sync.Once
 )
 
 // RegisterMetrics adds the StatefulSet controller's metrics to the
 // process's registry (once).
-func RegisterMetrics() {
-	registerMetrics.Do(func() {
-		legacyregistry.MustRegister(maxUnavailableGauge, unavailableGauge, staleSkips, unreadyReplacements)
-	})
-}
+var RegisterMetrics = sync.OnceFunc(func() {
+	legacyregistry.MustRegister(maxUnavailableGauge, unavailableGauge, staleSkips, unreadyReplacements)
+})
 
 // recordStatus sets the set's gauges from the status a sync wrote:
 // unavailable is spec.replicas less the available replicas (missing pods
@@ -87,13 +84,5 @@ func recordStaleSkip(writes *kit.OwnWrites, set types.UID) {
 			staleSkips.WithLabelValues(r[0], r[1]).Inc()
 			return
 		}
-	}
-}
-
-// recordReplacement counts a pod the replace-unready-after extension
-// deleted.
-func recordReplacement(set *appsv1.StatefulSet, t *podTask) {
-	if t.note != nil && t.note.Reason == reasonReplacingUnreadyPod {
-		unreadyReplacements.WithLabelValues(set.Namespace).Inc()
 	}
 }
