@@ -72,14 +72,13 @@ func New(cfg kit.Config) (*Controller, error) {
 	if err := history.AddControllerRevisionControllerIndexer(revInformer.Informer()); err != nil {
 		return nil, fmt.Errorf("adding revision controller index: %w", err)
 	}
-	hist := history.NewHistory(cfg.Client, revInformer.Lister(), revInformer.Informer().GetIndexer())
 	c := &Controller{
 		Base:              base,
 		sets:              setInformer.Lister(),
 		pods:              podInformer.Lister(),
 		podIndex:          podInformer.Informer().GetIndexer(),
 		claims:            claimInformer.Lister(),
-		history:           hist,
+		history:           history.NewHistory(cfg.Client, revInformer.Lister(), revInformer.Informer().GetIndexer()),
 		owners:            kit.NewOwners(setKind.Kind, setInformer.Informer().GetIndexer(), func(s *appsv1.StatefulSet) *metav1.LabelSelector { return s.Spec.Selector }),
 		memo:              lru.New(1024),
 		maxUnavailable:    utilfeature.DefaultFeatureGate.Enabled(features.MaxUnavailableStatefulSet),

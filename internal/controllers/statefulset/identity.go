@@ -52,10 +52,7 @@ func ordinalOf(pod *v1.Pod) int {
 
 // firstOrdinal is spec.ordinals.start, the ordinal of the set's first pod.
 func firstOrdinal(set *appsv1.StatefulSet) int {
-	if set.Spec.Ordinals == nil {
-		return 0
-	}
-	return int(set.Spec.Ordinals.Start)
+	return int(ptr.Deref(set.Spec.Ordinals, appsv1.StatefulSetOrdinals{}).Start)
 }
 
 // replicaCount is spec.replicas; the apiserver defaults it to 1.

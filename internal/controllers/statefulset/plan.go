@@ -1,6 +1,7 @@
 package statefulset
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -201,23 +202,21 @@ func decide(in observed) (*decision, error) {
 			return nil, err
 		}
 	}
-	d := &decision{}
 	if set.Spec.UpdateStrategy.Type == appsv1.RecreateStatefulSetStrategyType {
 		msg := fmt.Sprintf("statefulset %s/%s uses Recreate strategy but feature gate StatefulSetRecreateStrategy is disabled", set.Namespace, set.Name)
 		if in.recreate {
 			msg = fmt.Sprintf("statefulset %s/%s uses Recreate strategy, which quartet does not implement", set.Namespace, set.Name)
 		}
-		d.events = append(d.events, kit.Event{Type: v1.EventTypeWarning, Reason: reasonUnknownStrategy, Message: msg})
-		d.err = fmt.Errorf("%s", msg)
-		return d, nil
+		unknown := kit.Event{Type: v1.EventTypeWarning, Reason: reasonUnknownStrategy, Message: msg}
+		return &decision{events: []kit.Event{unknown}, err: errors.New(msg)}, nil
 	}
-	d.status = &appsv1.StatefulSetStatus{
+	d := &decision{status: &appsv1.StatefulSetStatus{
 		ObservedGeneration: set.Generation,
 		CurrentRevision:    in.current.Name,
 		UpdateRevision:     in.update.Name,
 		CollisionCount:     &in.collisionCount,
 		Conditions:         append([]appsv1.StatefulSetCondition(nil), set.Status.Conditions...),
-	}
+	}}
 	pl := newPlanner(in, d, currentSet, updateSet)
 	if set.DeletionTimestamp != nil {
 		*d.status = countPods(*d.status, pl.minReady, in.now, in.pods)
@@ -524,13 +523,11 @@ func rolloutVictimOneAtATime(set *appsv1.StatefulSet, replicas []*v1.Pod, update
 	return nil
 }
 
-// countPods fills the replica counts of status from pods: replicas exist,
-// ready ones are Running and Ready, available ones have been Ready for
-// minReadySeconds, current and updated ones are at those revisions and not
-// terminating.
+// countPods adds the pods to the replica counts of status, which start at
+// zero: replicas exist, ready ones are Running and Ready, available ones have
+// been Ready for minReadySeconds, current and updated ones are at those
+// revisions and not terminating.
 func countPods(status appsv1.StatefulSetStatus, minReady int32, now time.Time, lists ...[]*v1.Pod) appsv1.StatefulSetStatus {
-	status.Replicas, status.ReadyReplicas, status.AvailableReplicas = 0, 0, 0
-	status.CurrentReplicas, status.UpdatedReplicas = 0, 0
 	for _, pods := range lists {
 		for _, pod := range pods {
 			if !podExists(pod) {
@@ -557,11 +554,10 @@ func countPods(status appsv1.StatefulSetStatus, minReady int32, now time.Time, l
 	return status
 }
 
-// finishStatus is the status a sync writes: base less the rolling-update
+// finishStatus is the status a sync writes: status less the rolling-update
 // deletions that succeeded and, once every replica is updated and ready, the
 // update revision promoted to current.
-func finishStatus(set *appsv1.StatefulSet, base appsv1.StatefulSetStatus, rolledOut int) appsv1.StatefulSetStatus {
-	status := *base.DeepCopy()
+func finishStatus(set *appsv1.StatefulSet, status appsv1.StatefulSetStatus, rolledOut int) appsv1.StatefulSetStatus {
 	status.CurrentReplicas -= int32(rolledOut)
 	want := int32(replicaCount(set))
 	if status.UpdatedReplicas == want && status.ReadyReplicas == want && status.Replicas == want {

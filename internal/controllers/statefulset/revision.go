@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
@@ -51,12 +52,12 @@ func restoreRevision(set *appsv1.StatefulSet, rev *appsv1.ControllerRevision) (*
 	if err != nil {
 		return nil, err
 	}
-	merged, err := strategicpatch.StrategicMergePatch(spec, rev.Data.Raw, &appsv1.StatefulSet{})
-	if err != nil {
-		return nil, fmt.Errorf("applying ControllerRevision %s: %w", rev.Name, err)
-	}
 	var restored specOnly
-	if err := json.Unmarshal(merged, &restored); err != nil {
+	merged, err := strategicpatch.StrategicMergePatch(spec, rev.Data.Raw, &appsv1.StatefulSet{})
+	if err == nil {
+		err = json.Unmarshal(merged, &restored)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("applying ControllerRevision %s: %w", rev.Name, err)
 	}
 	out := set.DeepCopy()
@@ -163,12 +164,7 @@ func revisionsToPrune(set *appsv1.StatefulSet, pods []*v1.Pod, revisions []*apps
 	for _, pod := range pods {
 		inUse[revisionOf(pod)] = true
 	}
-	var old []*appsv1.ControllerRevision
-	for _, rev := range revisions {
-		if !inUse[rev.Name] {
-			old = append(old, rev)
-		}
-	}
+	old := slices.DeleteFunc(slices.Clone(revisions), func(rev *appsv1.ControllerRevision) bool { return inUse[rev.Name] })
 	if len(old) <= limit {
 		return nil
 	}
