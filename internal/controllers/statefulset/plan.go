@@ -1,10 +1,10 @@
 package statefulset
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -269,12 +269,25 @@ func newPlanner(in observed, d *decision, currentSet, updateSet *appsv1.Stateful
 			pl.condemned = append(pl.condemned, pod)
 		}
 	}
-	for i := range pl.replicas {
-		if pl.replicas[i] == nil {
-			pl.replicas[i] = podForOrdinal(set, currentSet, updateSet, in, start+i)
+	// A missing ordinal's pod is made at the current revision below the
+	// partition and at the update revision from it on. With updateStrategy
+	// RollingUpdate but no rollingUpdate block, the first
+	// status.currentReplicas stay at the current revision; with OnDelete every
+	// new pod is at the update revision.
+	atCurrent := partitionOf(set)
+	if set.Spec.UpdateStrategy.RollingUpdate == nil && set.Spec.UpdateStrategy.Type == appsv1.RollingUpdateStatefulSetStrategyType {
+		atCurrent = int(set.Status.CurrentReplicas)
+	}
+	for i, pod := range pl.replicas {
+		switch {
+		case pod != nil:
+		case i < atCurrent:
+			pl.replicas[i] = newPod(currentSet, start+i, in.current.Name)
+		default:
+			pl.replicas[i] = newPod(updateSet, start+i, in.update.Name)
 		}
 	}
-	sort.SliceStable(pl.condemned, func(i, j int) bool { return ordinalOf(pl.condemned[i]) > ordinalOf(pl.condemned[j]) })
+	slices.SortStableFunc(pl.condemned, func(a, b *v1.Pod) int { return cmp.Compare(ordinalOf(b), ordinalOf(a)) })
 	return pl
 }
 
@@ -377,30 +390,12 @@ func (d *decision) addStage(s stage) {
 	}
 }
 
-// podForOrdinal builds the pod a missing ordinal gets. Below the partition it
-// is made at the current revision, at and above it at the update revision.
-// With updateStrategy RollingUpdate but no rollingUpdate block, ordinals below
-// status.currentReplicas stay at the current revision; with OnDelete every
-// new pod is at the update revision.
-func podForOrdinal(set, currentSet, updateSet *appsv1.StatefulSet, in observed, ordinal int) *v1.Pod {
-	start := firstOrdinal(set)
-	current := false
+// partitionOf is rollingUpdate.partition, 0 when unset.
+func partitionOf(set *appsv1.StatefulSet) int {
 	if ru := set.Spec.UpdateStrategy.RollingUpdate; ru != nil {
-		current = ordinal < start+int(partitionOf(ru))
-	} else if set.Spec.UpdateStrategy.Type == appsv1.RollingUpdateStatefulSetStrategyType {
-		current = ordinal < start+int(set.Status.CurrentReplicas)
+		return int(ptr.Deref(ru.Partition, 0))
 	}
-	if current {
-		return newPod(currentSet, ordinal, in.current.Name)
-	}
-	return newPod(updateSet, ordinal, in.update.Name)
-}
-
-func partitionOf(ru *appsv1.RollingUpdateStatefulSetStrategy) int32 {
-	if ru == nil {
-		return 0
-	}
-	return ptr.Deref(ru.Partition, 0)
+	return 0
 }
 
 // replicaTasks plans one wanted ordinal. blocks reports that an OrderedReady
@@ -463,10 +458,7 @@ func resolveMaxUnavailable(set *appsv1.StatefulSet) (int, error) {
 		return 1, nil
 	}
 	n, err := intstr.GetScaledValueFromIntOrPercent(ru.MaxUnavailable, replicaCount(set), false)
-	if err != nil {
-		return 0, err
-	}
-	return max(n, 1), nil
+	return max(n, 1), err
 }
 
 // rolloutVictims picks the pods a rolling update deletes in this sync, with
@@ -480,7 +472,7 @@ func rolloutVictims(set *appsv1.StatefulSet, replicas []*v1.Pod, updateRevision 
 		return nil, err
 	}
 	minReady := set.Spec.MinReadySeconds
-	partition := int(partitionOf(set.Spec.UpdateStrategy.RollingUpdate))
+	partition := partitionOf(set)
 	outdated := func(pod *v1.Pod) bool { return revisionOf(pod) != updateRevision }
 
 	unavailable := 0
@@ -510,7 +502,7 @@ func rolloutVictims(set *appsv1.StatefulSet, replicas []*v1.Pod, updateRevision 
 // the highest ordinal down to the partition, delete the first outdated pod,
 // but stop at an updated pod that is not yet available.
 func rolloutVictimOneAtATime(set *appsv1.StatefulSet, replicas []*v1.Pod, updateRevision string, now time.Time) []*v1.Pod {
-	partition := int(partitionOf(set.Spec.UpdateStrategy.RollingUpdate))
+	partition := partitionOf(set)
 	for i := len(replicas) - 1; i >= partition; i-- {
 		pod := replicas[i]
 		if revisionOf(pod) != updateRevision && !isTerminating(pod) {

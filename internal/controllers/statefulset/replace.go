@@ -68,7 +68,7 @@ func (pl *planner) replaceUnready() {
 			return
 		}
 	}
-	partition := int(partitionOf(set.Spec.UpdateStrategy.RollingUpdate))
+	partition := partitionOf(set)
 
 	var due []int
 	otherUnavailable := 0
