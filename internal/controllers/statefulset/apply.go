@@ -234,9 +234,15 @@ func (a *applier) conform(ctx context.Context, set *appsv1.StatefulSet, t *podTa
 }
 
 // writeStatus writes status to set unless set already has it, retrying
-// conflicts against the cache's newer copy of the set.
+// conflicts against the cache's newer copy of the set. Like upstream, a lower
+// observedGeneration or a new collisionCount alone does not cause a write:
+// status is compared with set's after taking set's collisionCount, and set's
+// observedGeneration when that is higher.
 func (a *applier) writeStatus(ctx context.Context, set *appsv1.StatefulSet, status *appsv1.StatefulSetStatus) error {
-	if !statusDiffers(&set.Status, status) {
+	same := *status
+	same.ObservedGeneration = max(same.ObservedGeneration, set.Status.ObservedGeneration)
+	same.CollisionCount = set.Status.CollisionCount
+	if equality.Semantic.DeepEqual(&same, &set.Status) {
 		return nil
 	}
 	target := set.DeepCopy()
@@ -263,15 +269,4 @@ func (a *applier) patchPod(set *appsv1.StatefulSet) func(ctx context.Context, po
 		}
 		return patched, err
 	}
-}
-
-// statusDiffers reports whether the status a sync computed must be written.
-// Like upstream, a lower observedGeneration or a new collisionCount alone does
-// not cause a write: want takes have's collisionCount, and have's
-// observedGeneration when that is higher, before the two are compared.
-func statusDiffers(have, want *appsv1.StatefulSetStatus) bool {
-	w := *want
-	w.ObservedGeneration = max(w.ObservedGeneration, have.ObservedGeneration)
-	w.CollisionCount = have.CollisionCount
-	return !equality.Semantic.DeepEqual(&w, have)
 }

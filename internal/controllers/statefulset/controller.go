@@ -226,7 +226,13 @@ func (c *Controller) reconcile(ctx context.Context, set *appsv1.StatefulSet, sel
 	if err := c.adoptRevisions(set, revisions, canAdopt); err != nil {
 		return 0, err
 	}
-	pods, err := c.claimPods(ctx, set, selector, canAdopt)
+	candidates, err := controller.FilterPodsByOwner(c.podIndex, &set.ObjectMeta, setKind.Kind, true)
+	if err != nil {
+		return 0, err
+	}
+	// The set's pods are those it controls that still match and the orphans
+	// it adopts; those it controls that no longer match are released.
+	pods, err := kit.Claim(ctx, kit.SortClaims(set, candidates, matchesSet(set, selector)), set, setKind, canAdopt, c.apply.patchPod(set))
 	if err != nil {
 		return 0, err
 	}
@@ -258,19 +264,6 @@ func (c *Controller) reconcile(ctx context.Context, set *appsv1.StatefulSet, sel
 		return 0, err
 	}
 	return d.requeueAfter, nil
-}
-
-// claimPods returns the set's pods: those it controls that still match, and
-// the orphans it adopts. A pod matches when the set's selector selects it
-// and its name is <set>-<ordinal>; pods the set controls that do not are
-// released.
-func (c *Controller) claimPods(ctx context.Context, set *appsv1.StatefulSet, selector labels.Selector, canAdopt func() error) ([]*v1.Pod, error) {
-	candidates, err := controller.FilterPodsByOwner(c.podIndex, &set.ObjectMeta, setKind.Kind, true)
-	if err != nil {
-		return nil, err
-	}
-	claims := kit.SortClaims(set, candidates, matchesSet(set, selector))
-	return kit.Claim(ctx, claims, set, setKind, canAdopt, c.apply.patchPod(set))
 }
 
 // adoptRevisions takes ownership of the orphans among revisions, which
