@@ -101,7 +101,7 @@ func New(cfg kit.Config) (*Controller, error) {
 	// claim's: its deletion may free a pod that waited for it (a claim still
 	// owned by an earlier pod, or being deleted).
 	base.WaitFor(revInformer.Informer().HasSynced)
-	err = errors.Join(
+	return c, errors.Join(
 		base.Watch(setInformer.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.enqueue,
 			UpdateFunc: func(_, cur any) { c.enqueue(cur) },
@@ -113,10 +113,6 @@ func New(cfg kit.Config) (*Controller, error) {
 			UpdateFunc: func(_, cur any) { c.claimWritten(cur) },
 			DeleteFunc: c.claimDeleted,
 		}))
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
 }
 
 func (c *Controller) claimDeleted(obj any) {

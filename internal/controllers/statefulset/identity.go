@@ -28,14 +28,9 @@ var (
 // several times per pod, and a regexp match costs a dozen allocations.)
 func splitPodName(name string) (parent string, ordinal int) {
 	dash := strings.LastIndexByte(name, '-')
-	if dash < 0 || dash == len(name)-1 {
-		return "", -1
-	}
 	digits := name[dash+1:]
-	for i := 0; i < len(digits); i++ {
-		if digits[i] < '0' || digits[i] > '9' {
-			return "", -1
-		}
+	if dash < 0 || digits == "" || strings.ContainsFunc(digits, func(r rune) bool { return r < '0' || r > '9' }) {
+		return "", -1
 	}
 	n, err := strconv.ParseInt(digits, 10, 32)
 	if err != nil {
