@@ -26,10 +26,7 @@ import (
 // claimDeletion reads set's retention policy: whether claims go with the
 // set, and whether they go with a pod scaled away (Retain when unset).
 func claimDeletion(set *appsv1.StatefulSet) (whenDeleted, whenScaled bool) {
-	p := set.Spec.PersistentVolumeClaimRetentionPolicy
-	if p == nil {
-		return false, false
-	}
+	p := ptr.Deref(set.Spec.PersistentVolumeClaimRetentionPolicy, appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{})
 	return p.WhenDeleted == appsv1.DeletePersistentVolumeClaimRetentionPolicyType,
 		p.WhenScaled == appsv1.DeletePersistentVolumeClaimRetentionPolicyType
 }
@@ -79,14 +76,6 @@ func foreignController(claim *v1.PersistentVolumeClaim, set *appsv1.StatefulSet,
 	})
 }
 
-// plainOwnerRef reports a reference to set's or pod's UID that is not a
-// controller reference, which the policy always rewrites.
-func plainOwnerRef(claim *v1.PersistentVolumeClaim, set *appsv1.StatefulSet, pod *v1.Pod) bool {
-	return slices.ContainsFunc(claim.OwnerReferences, func(ref metav1.OwnerReference) bool {
-		return (ref.UID == set.UID || ref.UID == pod.UID) && !ptr.Deref(ref.Controller, false)
-	})
-}
-
 // claimOwnersCurrent reports whether claim's owner references already say
 // what set's retention policy wants for pod's claim.
 func claimOwnersCurrent(claim *v1.PersistentVolumeClaim, set *appsv1.StatefulSet, pod *v1.Pod) bool {
@@ -96,7 +85,11 @@ func claimOwnersCurrent(claim *v1.PersistentVolumeClaim, set *appsv1.StatefulSet
 	if foreignController(claim, set, pod) {
 		return !hasOwnerUID(claim, set) && !hasOwnerUID(claim, pod)
 	}
-	if plainOwnerRef(claim, set, pod) {
+	// A reference to set's or pod's UID that is not a controller reference is
+	// always rewritten.
+	if slices.ContainsFunc(claim.OwnerReferences, func(ref metav1.OwnerReference) bool {
+		return (ref.UID == set.UID || ref.UID == pod.UID) && !ptr.Deref(ref.Controller, false)
+	}) {
 		return false
 	}
 	bySet, byPod := wantedClaimOwners(set, pod)

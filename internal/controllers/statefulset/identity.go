@@ -124,11 +124,9 @@ func setIdentity(set *appsv1.StatefulSet, pod *v1.Pod) {
 // setStorage mounts the claims of pod's ordinal under the template names,
 // replacing any volume of the same name, and keeps the pod's other volumes.
 func setStorage(set *appsv1.StatefulSet, pod *v1.Pod) {
-	ord := ordinalOf(pod)
-	templates := map[string]bool{}
-	volumes := make([]v1.Volume, 0, len(pod.Spec.Volumes)+len(set.Spec.VolumeClaimTemplates))
+	ord, n := ordinalOf(pod), len(set.Spec.VolumeClaimTemplates)
+	volumes := make([]v1.Volume, 0, len(pod.Spec.Volumes)+n)
 	for _, tmpl := range set.Spec.VolumeClaimTemplates {
-		templates[tmpl.Name] = true
 		volumes = append(volumes, v1.Volume{
 			Name: tmpl.Name,
 			VolumeSource: v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{
@@ -137,7 +135,7 @@ func setStorage(set *appsv1.StatefulSet, pod *v1.Pod) {
 		})
 	}
 	for _, vol := range pod.Spec.Volumes {
-		if !templates[vol.Name] {
+		if !slices.ContainsFunc(volumes[:n], func(v v1.Volume) bool { return v.Name == vol.Name }) {
 			volumes = append(volumes, vol)
 		}
 	}
