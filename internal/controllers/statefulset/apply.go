@@ -181,7 +181,6 @@ func (a *applier) writeOwners(ctx context.Context, set *appsv1.StatefulSet, pod 
 				return getErr
 			}
 			if claimOwnersCurrent(fresh, set, pod) {
-				claim = nil
 				return nil
 			}
 			claim = withPolicyOwners(fresh, set, pod)

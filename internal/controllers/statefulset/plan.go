@@ -128,10 +128,7 @@ type claimView struct {
 }
 
 func (v *claimView) get(name string) *v1.PersistentVolumeClaim {
-	if c, ok := v.updated[name]; ok {
-		return c
-	}
-	return v.cached[name]
+	return cmp.Or(v.updated[name], v.cached[name])
 }
 
 // toCreate returns the claims of pod that exist nowhere yet and the names of
