@@ -94,9 +94,6 @@ func hasIdentity(set *appsv1.StatefulSet, pod *v1.Pod) bool {
 // the claim of pod's ordinal.
 func hasStorage(set *appsv1.StatefulSet, pod *v1.Pod) bool {
 	ord := ordinalOf(pod)
-	if ord < 0 {
-		return false
-	}
 	for _, tmpl := range set.Spec.VolumeClaimTemplates {
 		i := slices.IndexFunc(pod.Spec.Volumes, func(vol v1.Volume) bool { return vol.Name == tmpl.Name })
 		if i < 0 || pod.Spec.Volumes[i].PersistentVolumeClaim == nil ||

@@ -58,10 +58,8 @@ var RegisterMetrics = sync.OnceFunc(func() {
 func recordStatus(set *appsv1.StatefulSet, status *appsv1.StatefulSetStatus, gate bool) {
 	labels := []string{set.Namespace, set.Name, string(set.Spec.PodManagementPolicy)}
 	unavailableGauge.WithLabelValues(labels...).Set(float64(max(int32(replicaCount(set))-status.AvailableReplicas, 0)))
-	if gate {
-		if n, err := resolveMaxUnavailable(set); err == nil {
-			maxUnavailableGauge.WithLabelValues(labels...).Set(float64(n))
-		}
+	if n, err := resolveMaxUnavailable(set); gate && err == nil {
+		maxUnavailableGauge.WithLabelValues(labels...).Set(float64(n))
 	}
 }
 

@@ -499,8 +499,7 @@ func rolloutVictims(set *appsv1.StatefulSet, replicas []*v1.Pod, updateRevision 
 // the highest ordinal down to the partition, delete the first outdated pod,
 // but stop at an updated pod that is not yet available.
 func rolloutVictimOneAtATime(set *appsv1.StatefulSet, replicas []*v1.Pod, updateRevision string, now time.Time) []*v1.Pod {
-	partition := partitionOf(set)
-	for i := len(replicas) - 1; i >= partition; i-- {
+	for i := len(replicas) - 1; i >= partitionOf(set); i-- {
 		pod := replicas[i]
 		if revisionOf(pod) != updateRevision && !isTerminating(pod) {
 			return []*v1.Pod{pod}
