@@ -39,10 +39,8 @@ type applier struct {
 	writes *kit.OwnWrites
 }
 
-// apply runs d's tasks for set and returns how many rolling-update
-// deletions succeeded. Each stage runs its units with kit.SlowStart, a
-// batched one in a growing window, any other one at a time; the first stage
-// in which a task failed is the last.
+// apply runs d's stages for set, each with kit.SlowStart as stage says, and
+// returns how many rolling-update deletions succeeded.
 func (a *applier) apply(ctx context.Context, set *appsv1.StatefulSet, d *decision) (int, error) {
 	kit.Record(a.recorder, set, d.events...)
 	var rolledOut atomic.Int32

@@ -15,15 +15,13 @@ const (
 	reasonConflictingController = "ConflictingController"
 	reasonUnknownStrategy       = "UnknownStrategy"
 
-	// reasonReplacingUnreadyPod is quartet's: a pod deleted by the
-	// replace-unready-after extension.
-	reasonReplacingUnreadyPod = "ReplacingUnreadyPod"
-	// reasonInvalidReplaceUnreadyAfter is quartet's: the extension's
-	// annotation is not a positive duration and is ignored.
+	// The others are quartet's, for the replace-unready-after extension: a pod
+	// it deletes, its annotation ignored as not a positive duration, and a pod
+	// it would replace that waits while other unavailable pods use up
+	// maxUnavailable.
+	reasonReplacingUnreadyPod        = "ReplacingUnreadyPod"
 	reasonInvalidReplaceUnreadyAfter = "InvalidReplaceUnreadyAfter"
-	// reasonUnreadyPodNotReplaced is quartet's: a pod the extension would
-	// replace waits, because other unavailable pods use up maxUnavailable.
-	reasonUnreadyPodNotReplaced = "UnreadyPodNotReplaced"
+	reasonUnreadyPodNotReplaced      = "UnreadyPodNotReplaced"
 )
 
 // verb is what was done to a pod or claim, as the events name it. As in

@@ -53,15 +53,13 @@ func firstOrdinal(set *appsv1.StatefulSet) int {
 // replicaCount is spec.replicas; the apiserver defaults it to 1.
 func replicaCount(set *appsv1.StatefulSet) int { return int(ptr.Deref(set.Spec.Replicas, 1)) }
 
-// inOrdinalRange reports whether pod's ordinal is one the set currently wants:
-// [start, start+replicas).
+// inOrdinalRange reports whether pod's ordinal is one the set wants.
 func inOrdinalRange(set *appsv1.StatefulSet, pod *v1.Pod) bool {
 	ord := ordinalOf(pod)
 	start := firstOrdinal(set)
 	return ord >= start && ord < start+replicaCount(set)
 }
 
-// podNameFor is the name of the set's pod with the given ordinal.
 func podNameFor(set *appsv1.StatefulSet, ordinal int) string {
 	return set.Name + "-" + strconv.Itoa(ordinal)
 }
@@ -139,9 +137,8 @@ func setStorage(set *appsv1.StatefulSet, pod *v1.Pod) {
 	pod.Spec.Volumes = volumes
 }
 
-// claimsFor returns the claims set's templates give pod, in template order:
-// each template with its name made per-ordinal, the set's namespace, and the
-// set's selector labels added.
+// claimsFor returns the claims set's templates give pod, in template order,
+// named for its ordinal, in the set's namespace, with the selector's labels.
 func claimsFor(set *appsv1.StatefulSet, pod *v1.Pod) []*v1.PersistentVolumeClaim {
 	ord := ordinalOf(pod)
 	claims := make([]*v1.PersistentVolumeClaim, 0, len(set.Spec.VolumeClaimTemplates))
@@ -170,7 +167,6 @@ func newPod(source *appsv1.StatefulSet, ordinal int, revision string) *v1.Pod {
 	return pod
 }
 
-// revisionOf is the controller-revision-hash label of pod.
 func revisionOf(pod *v1.Pod) string {
 	return pod.Labels[appsv1.StatefulSetRevisionLabel]
 }

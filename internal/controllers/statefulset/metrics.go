@@ -14,9 +14,7 @@ import (
 // The StatefulSet controller's metrics. Those of upstream's
 // (statefulset_controller_*) keep its names and labels, so that dashboards
 // made for kube-controller-manager keep working; quartet's extension has
-// its own (quartet_statefulset_controller_*). They go into the process's
-// registry once RegisterMetrics is called, which the process does when it
-// starts this controller: never beside upstream's, whose names are the same.
+// its own (quartet_statefulset_controller_*).
 const metricsSubsystem = "statefulset_controller"
 
 var setLabels = []string{"statefulset_namespace", "statefulset_name", "pod_management_policy"}
@@ -45,8 +43,9 @@ var (
 	}, []string{"statefulset_namespace"})
 )
 
-// RegisterMetrics adds the StatefulSet controller's metrics to the
-// process's registry (once).
+// RegisterMetrics adds the metrics to the process's registry, once. The
+// process calls it when it starts this controller: never beside upstream's,
+// whose names are the same.
 var RegisterMetrics = sync.OnceFunc(func() {
 	legacyregistry.MustRegister(maxUnavailableGauge, unavailableGauge, staleSkips, unreadyReplacements)
 })

@@ -20,9 +20,8 @@ import (
 type taskKind string
 
 const (
-	// taskCreate creates the pod's missing claims, then the pod, then brings
-	// the owner references of the pod's existing claims in line with the
-	// retention policy.
+	// taskCreate creates the pod's missing claims, then the pod, then sets
+	// the owner references of its existing claims.
 	taskCreate taskKind = "Create"
 	// taskClaims, for a Pending pod, creates claims that have gone missing
 	// and brings claim owner references in line with the retention policy.
@@ -105,8 +104,7 @@ type observed struct {
 	// pods are the pods the set owns (after adoption and release).
 	pods []*v1.Pod
 	// claims are the cached claims of the set's ordinals and pods, by name.
-	claims map[string]*v1.PersistentVolumeClaim
-	// current and update are the set's current and update revisions.
+	claims          map[string]*v1.PersistentVolumeClaim
 	current, update *appsv1.ControllerRevision
 	collisionCount  int32
 	now             time.Time
@@ -419,9 +417,8 @@ func replicaTasks(set *appsv1.StatefulSet, pod *v1.Pod, view *claimView, ordered
 		return append(tasks, t), true
 	}
 	if pod.Status.Phase == v1.PodPending {
-		t := podTask{kind: taskClaims, pod: pod}
+		t := podTask{kind: taskClaims, pod: pod, owners: view.ownerChanges(set, pod)}
 		t.newClaims, t.deletingClaims = view.toCreate(set, pod)
-		t.owners = view.ownerChanges(set, pod)
 		if len(t.newClaims) > 0 || len(t.deletingClaims) > 0 || len(t.owners) > 0 {
 			tasks = append(tasks, t)
 		}
@@ -511,10 +508,8 @@ func rolloutVictimOneAtATime(set *appsv1.StatefulSet, replicas []*v1.Pod, update
 	return nil
 }
 
-// countPods adds the pods to the replica counts of status, which start at
-// zero: replicas exist, ready ones are Running and Ready, available ones have
-// been Ready for minReadySeconds, current and updated ones are at those
-// revisions and not terminating.
+// countPods adds the pods that exist to the replica counts of status, which
+// start at zero; a terminating pod counts as neither current nor updated.
 func countPods(status appsv1.StatefulSetStatus, minReady int32, now time.Time, lists ...[]*v1.Pod) appsv1.StatefulSetStatus {
 	for _, pods := range lists {
 		for _, pod := range pods {
