@@ -191,41 +191,36 @@ func (a *applier) writeOwners(ctx context.Context, set *appsv1.StatefulSet, pod 
 	return nil
 }
 
-// conform restores a pod's identity and volumes and its claims' owners. The
-// pod write is retried on conflict against the cache's newer copy.
+// conform restores a pod's identity and volumes and its claims' owners, and
+// records the pod's update, or the first failure. The pod write is retried on
+// conflict against the cache's newer copy.
 func (a *applier) conform(ctx context.Context, set *appsv1.StatefulSet, t *podTask) error {
-	if err := a.createClaims(ctx, set, t); err != nil {
-		podEvent(a.recorder, set, verbUpdate, t.pod.Name, err)
-		return err
+	err := a.createClaims(ctx, set, t)
+	if err == nil {
+		err = a.writeOwners(ctx, set, t.pod, t.owners)
 	}
-	if err := a.writeOwners(ctx, set, t.pod, t.owners); err != nil {
-		podEvent(a.recorder, set, verbUpdate, t.pod.Name, err)
-		return err
-	}
-	if !t.writePod {
-		// Upstream writes the unchanged pod here and reports the update; the
-		// write changes nothing, so quartet only reports it.
-		podEvent(a.recorder, set, verbUpdate, t.pod.Name, nil)
-		return nil
-	}
-	pod := t.pod
-	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		updated, err := a.client.CoreV1().Pods(pod.Namespace).Update(ctx, pod, metav1.UpdateOptions{})
-		if err == nil {
-			a.writes.Wrote(set.UID, "pods", updated)
-			return nil
-		}
-		if fresh, getErr := a.cachedPod(pod.Namespace, pod.Name); getErr == nil {
-			pod = fresh.DeepCopy()
-			if !hasIdentity(set, pod) {
-				setIdentity(set, pod)
+	// Upstream writes the pod even when it is unchanged, and reports the
+	// update; that write changes nothing, so quartet only reports it.
+	if err == nil && t.writePod {
+		pod := t.pod
+		err = retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+			updated, err := a.client.CoreV1().Pods(pod.Namespace).Update(ctx, pod, metav1.UpdateOptions{})
+			if err == nil {
+				a.writes.Wrote(set.UID, "pods", updated)
+				return nil
 			}
-			if !hasStorage(set, pod) {
-				setStorage(set, pod)
+			if fresh, getErr := a.cachedPod(pod.Namespace, pod.Name); getErr == nil {
+				pod = fresh.DeepCopy()
+				if !hasIdentity(set, pod) {
+					setIdentity(set, pod)
+				}
+				if !hasStorage(set, pod) {
+					setStorage(set, pod)
+				}
 			}
-		}
-		return err
-	})
+			return err
+		})
+	}
 	podEvent(a.recorder, set, verbUpdate, t.pod.Name, err)
 	return err
 }
