@@ -177,8 +177,7 @@ func (a *applier) writeOwners(ctx context.Context, set *appsv1.StatefulSet, pod 
 				return nil // gone: nothing left to own
 			case getErr != nil:
 				return getErr
-			}
-			if claimOwnersCurrent(fresh, set, pod) {
+			case claimOwnersCurrent(fresh, set, pod):
 				return nil
 			}
 			claim = withPolicyOwners(fresh, set, pod)

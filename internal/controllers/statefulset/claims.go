@@ -39,8 +39,7 @@ func wantedClaimOwners(set *appsv1.StatefulSet, pod *v1.Pod) (bySet, byPod bool)
 	return withSet && !byPod, byPod
 }
 
-// refersTo reports whether ref names obj as an object of kind gvk, whatever
-// the UID.
+// refersTo reports whether ref names obj as a gvk, whatever the UID.
 func refersTo(ref *metav1.OwnerReference, obj metav1.Object, gvk schema.GroupVersionKind) bool {
 	return ref.Name == obj.GetName() && ref.Kind == gvk.Kind && ref.APIVersion == gvk.GroupVersion().String()
 }

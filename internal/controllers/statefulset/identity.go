@@ -177,8 +177,7 @@ func podExists(pod *v1.Pod) bool { return pod.Status.Phase != "" }
 
 func isTerminating(pod *v1.Pod) bool { return pod.DeletionTimestamp != nil }
 
-// isRunningAndReady is the OrderedReady gate: phase Running and condition
-// Ready.
+// isRunningAndReady is the OrderedReady gate.
 func isRunningAndReady(pod *v1.Pod) bool {
 	return pod.Status.Phase == v1.PodRunning && kit.IsReady(pod)
 }

@@ -430,14 +430,12 @@ func replicaTasks(set *appsv1.StatefulSet, pod *v1.Pod, view *claimView, ordered
 	if identity && storage && view.ownersCurrent(set, pod) {
 		return tasks, false
 	}
-	t := podTask{kind: taskConform, pod: pod.DeepCopy()}
+	t := podTask{kind: taskConform, pod: pod.DeepCopy(), writePod: !identity || !storage}
 	if !identity {
 		setIdentity(set, t.pod)
-		t.writePod = true
 	}
 	if !storage {
 		setStorage(set, t.pod)
-		t.writePod = true
 		t.newClaims, t.deletingClaims = view.toCreate(set, t.pod)
 	}
 	t.owners = view.ownerChanges(set, t.pod)

@@ -44,9 +44,8 @@ type specOnly struct {
 	Spec appsv1.StatefulSetSpec `json:"spec"`
 }
 
-// restoreRevision returns a copy of set whose spec is set's spec with rev's
-// patch applied, which for StatefulSet revisions means set with rev's pod
-// template.
+// restoreRevision returns a copy of set with rev's patch applied to its spec,
+// which for StatefulSet revisions means with rev's pod template.
 func restoreRevision(set *appsv1.StatefulSet, rev *appsv1.ControllerRevision) (*appsv1.StatefulSet, error) {
 	spec, err := json.Marshal(specOnly{set.Spec})
 	if err != nil {
