@@ -44,7 +44,6 @@ func refersTo(ref *metav1.OwnerReference, obj metav1.Object, gvk schema.GroupVer
 	return ref.Name == obj.GetName() && ref.Kind == gvk.Kind && ref.APIVersion == gvk.GroupVersion().String()
 }
 
-// hasOwnerUID reports an owner reference to obj's UID.
 func hasOwnerUID(claim *v1.PersistentVolumeClaim, obj metav1.Object) bool {
 	return slices.ContainsFunc(claim.OwnerReferences, func(ref metav1.OwnerReference) bool { return ref.UID == obj.GetUID() })
 }

@@ -385,7 +385,6 @@ func (d *decision) addStage(s stage) {
 	}
 }
 
-// partitionOf is rollingUpdate.partition, 0 when unset.
 func partitionOf(set *appsv1.StatefulSet) int {
 	if ru := set.Spec.UpdateStrategy.RollingUpdate; ru != nil {
 		return int(ptr.Deref(ru.Partition, 0))

@@ -126,8 +126,7 @@ func (pl *planner) replaceUnready() {
 }
 
 // deferredKey is the key of the notice that pod, past the annotation's
-// duration, is not replaced yet: it is recorded once per pod and update
-// revision.
+// duration, is not replaced yet, recorded once per pod and update revision.
 func deferredKey(pod *v1.Pod, in observed) string {
 	return "deferred/" + pod.Name + "/" + in.update.Name
 }
