@@ -9,12 +9,6 @@ import (
 )
 
 const (
-	// DefaultRetryBase is upstream's delay before recreating a pod after the
-	// first failure; it doubles with each further failure.
-	DefaultRetryBase = 10 * time.Second
-	// DefaultRetryMax caps the doubling delay, as upstream does.
-	DefaultRetryMax = 10 * time.Minute
-
 	// BackoffBaseAnnotation sets a Job's first retry delay (a Go duration
 	// such as "1s"). A quartet extension, opt-in per Job.
 	BackoffBaseAnnotation = "quartet.dev/backoff-base"
@@ -25,11 +19,11 @@ const (
 
 // retryPolicy is the pod failure back-off for one Job: the delay before the
 // n-th consecutive failure is replaced is min(base * 2^(n-1), max).
-type retryPolicy struct {
-	base, max time.Duration
-}
+type retryPolicy struct{ base, max time.Duration }
 
-var defaultRetry = retryPolicy{base: DefaultRetryBase, max: DefaultRetryMax}
+// defaultRetry is upstream's: 10s before recreating a pod after the first
+// failure, doubling with each further failure up to 10 minutes.
+var defaultRetry = retryPolicy{base: 10 * time.Second, max: 10 * time.Minute}
 
 // retryPolicyFor reads the Job's quartet.dev/backoff-* annotations. Each
 // value that is absent or unusable falls back to upstream's default; the

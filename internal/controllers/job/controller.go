@@ -114,7 +114,7 @@ func New(cfg kit.Config) (*Controller, error) {
 	if err := controller.AddPodControllerIndexer(podInformer.Informer()); err != nil {
 		return nil, fmt.Errorf("job controller: adding Pod index: %w", err)
 	}
-	err = errors.Join(
+	return c, errors.Join(
 		base.Watch(jobInformer.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc: func(obj any) {
 				job := obj.(*batch.Job)
@@ -137,10 +137,6 @@ func New(cfg kit.Config) (*Controller, error) {
 			},
 			DeleteFunc: func(obj any) { c.sweepOrphan(obj, true) },
 		}))
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
 }
 
 // managedElsewhere reports whether spec.managedBy hands the Job to another
@@ -306,21 +302,17 @@ func (c *Controller) updateJob(oldObj, newObj any) {
 }
 
 func (c *Controller) deleteJob(obj any) {
-	job, ok := kit.Unwrap[*batch.Job](obj)
-	if !ok {
-		return
+	if job, ok := kit.Unwrap[*batch.Job](obj); ok {
+		c.forget(job)
+		c.queue.Add(keyOf(job))
+		c.enqueueSelectorSweep(job)
 	}
-	c.forget(job)
-	c.queue.Add(keyOf(job))
-	c.enqueueSelectorSweep(job)
 }
 
 func (c *Controller) enqueueSelectorSweep(job *batch.Job) {
-	selector, err := metav1.LabelSelectorAsSelector(job.Spec.Selector)
-	if err != nil {
-		return
+	if selector, err := metav1.LabelSelectorAsSelector(job.Spec.Selector); err == nil {
+		c.orphans.Add(orphanKey{namespace: job.Namespace, selector: selector.String()})
 	}
-	c.orphans.Add(orphanKey{namespace: job.Namespace, selector: selector.String()})
 }
 
 // podChanged syncs the Job a pod event concerns: at once when enough of its
@@ -395,9 +387,9 @@ func (c *Controller) syncOrphans(ctx context.Context, key orphanKey) error {
 // order alone, a 100,000-pod Job's pods went at 27 a second at first and 385
 // at the end, with the same CPU (docs/getting-started.md, Memory).
 func (c *Controller) sweep(ctx context.Context, pods []*v1.Pod) error {
-	c.going.begin()
+	c.going.add(1)
 	defer func() {
-		for _, key := range c.going.end() {
+		for _, key := range c.going.add(-1) {
 			c.orphans.Add(key)
 		}
 	}()
@@ -457,28 +449,21 @@ func (g *goingPods) offer(key orphanKey) bool {
 	return true
 }
 
-func (g *goingPods) take() (orphanKey, bool) {
+func (g *goingPods) take() (key orphanKey, ok bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.keys) == 0 {
-		return orphanKey{}, false
+	if ok = len(g.keys) > 0; ok {
+		key, g.keys = g.keys[0], g.keys[1:]
 	}
-	key := g.keys[0]
-	g.keys = g.keys[1:]
-	return key, true
+	return key, ok
 }
 
-func (g *goingPods) begin() {
+// add counts a sweep beginning (1) or ending (-1), and returns, when the
+// last sweep ends, the keys no sweep took.
+func (g *goingPods) add(sweeps int) []orphanKey {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.sweeps++
-}
-
-// end returns, when the last sweep ends, the keys no sweep took.
-func (g *goingPods) end() []orphanKey {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.sweeps--
+	g.sweeps += sweeps
 	if g.sweeps > 0 {
 		return nil
 	}

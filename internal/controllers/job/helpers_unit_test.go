@@ -150,12 +150,12 @@ func TestRetryPolicyFor(t *testing.T) {
 	}{
 		"none":      {want: defaultRetry},
 		"both":      {annotations: map[string]string{BackoffBaseAnnotation: "1s", BackoffMaxAnnotation: "30s"}, want: retryPolicy{time.Second, 30 * time.Second}},
-		"base only": {annotations: map[string]string{BackoffBaseAnnotation: "500ms"}, want: retryPolicy{500 * time.Millisecond, DefaultRetryMax}},
-		"max only":  {annotations: map[string]string{BackoffMaxAnnotation: "1m"}, want: retryPolicy{DefaultRetryBase, time.Minute}},
-		"zero base": {annotations: map[string]string{BackoffBaseAnnotation: "0s"}, want: retryPolicy{0, DefaultRetryMax}},
+		"base only": {annotations: map[string]string{BackoffBaseAnnotation: "500ms"}, want: retryPolicy{500 * time.Millisecond, defaultRetry.max}},
+		"max only":  {annotations: map[string]string{BackoffMaxAnnotation: "1m"}, want: retryPolicy{defaultRetry.base, time.Minute}},
+		"zero base": {annotations: map[string]string{BackoffBaseAnnotation: "0s"}, want: retryPolicy{0, defaultRetry.max}},
 		"garbage falls back": {
 			annotations: map[string]string{BackoffBaseAnnotation: "soon", BackoffMaxAnnotation: "30s"},
-			want:        retryPolicy{DefaultRetryBase, 30 * time.Second},
+			want:        retryPolicy{defaultRetry.base, 30 * time.Second},
 			problems:    `quartet.dev/backoff-base="soon" is not a duration`,
 		},
 		"negative falls back": {

@@ -26,8 +26,13 @@ func parseIndexSet(text string, limit int) (indexSet, bool) {
 	var set indexSet
 	skipped := false
 	for piece := range strings.SplitSeq(text, ",") {
-		lo, hi, ok := parseSpan(piece)
-		if !ok {
+		first, last, isRange := strings.Cut(piece, "-")
+		if !isRange {
+			last = first
+		}
+		lo, errLo := strconv.Atoi(first)
+		hi, errHi := strconv.Atoi(last)
+		if errLo != nil || errHi != nil || lo < 0 || hi < lo {
 			skipped = true
 			continue
 		}
@@ -38,16 +43,6 @@ func parseIndexSet(text string, limit int) (indexSet, bool) {
 		set = set.addSpan(span{lo, min(hi, limit-1)})
 	}
 	return set, skipped
-}
-
-func parseSpan(piece string) (int, int, bool) {
-	first, last, isRange := strings.Cut(piece, "-")
-	if !isRange {
-		last = first
-	}
-	lo, errLo := strconv.Atoi(first)
-	hi, errHi := strconv.Atoi(last)
-	return lo, hi, errLo == nil && errHi == nil && lo >= 0 && hi >= lo
 }
 
 // addSpan returns the set with s added, keeping the spans merged, in O(1) at

@@ -78,8 +78,6 @@ var (
 			"counted once per Job and value, when the warning event is recorded",
 		StabilityLevel: metrics.ALPHA,
 	})
-
-	registerMetrics sync.Once
 )
 
 // counterVec is a counter of the Job controller's subsystem.
@@ -89,12 +87,10 @@ func counterVec(name string, level metrics.StabilityLevel, help string, labels .
 
 // RegisterMetrics adds the Job controller's metrics to the process's
 // registry (once).
-func RegisterMetrics() {
-	registerMetrics.Do(func() {
-		legacyregistry.MustRegister(syncDuration, syncs, jobsFinished, podsFinished, trackingFinalizers,
-			failurePolicyActions, finishedIndexes, podCreations, externalJobs, staleSkips, retryDelays, invalidBackoff)
-	})
-}
+var RegisterMetrics = sync.OnceFunc(func() {
+	legacyregistry.MustRegister(syncDuration, syncs, jobsFinished, podsFinished, trackingFinalizers,
+		failurePolicyActions, finishedIndexes, podCreations, externalJobs, staleSkips, retryDelays, invalidBackoff)
+})
 
 // completionModeLabel is the completion_mode label of a Job (a sync skips
 // a Job of another mode before any metric is recorded).

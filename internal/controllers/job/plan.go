@@ -165,10 +165,8 @@ func replacesOnlyFailed(job *batch.Job) bool {
 // isFailed is a pod that has failed, or, unless only failed pods are
 // replaced, one being deleted before it could succeed.
 func isFailed(job *batch.Job, p *v1.Pod) bool {
-	if p.Status.Phase == v1.PodFailed {
-		return true
-	}
-	return !replacesOnlyFailed(job) && p.DeletionTimestamp != nil && p.Status.Phase != v1.PodSucceeded
+	return p.Status.Phase == v1.PodFailed ||
+		!replacesOnlyFailed(job) && p.DeletionTimestamp != nil && p.Status.Phase != v1.PodSucceeded
 }
 
 func completionsOf(job *batch.Job) int {
@@ -406,10 +404,10 @@ func (d *decision) failureTarget(reason, message string) *batch.JobCondition {
 }
 
 func (d *decision) requeueIn(after time.Duration) {
-	after = max(after, 0)
+	// A zero or negative "after" still asks for a prompt look.
+	after = max(after, time.Nanosecond)
 	if d.requeue == 0 || after < d.requeue {
-		// A zero "after" still asks for a prompt look.
-		d.requeue = max(after, time.Nanosecond)
+		d.requeue = after
 	}
 }
 
@@ -666,10 +664,7 @@ const maxGenerateNameLength = 58
 // whole would not fit.
 func indexedNamePrefix(jobName string, ix int) string {
 	suffix := "-" + strconv.Itoa(ix) + "-"
-	if len(jobName)+len(suffix) > maxGenerateNameLength {
-		jobName = jobName[:max(0, maxGenerateNameLength-len(suffix))]
-	}
-	return jobName + suffix
+	return jobName[:min(len(jobName), max(0, maxGenerateNameLength-len(suffix)))] + suffix
 }
 
 // addIndexEnv exposes the completion index label as JOB_COMPLETION_INDEX,

@@ -116,11 +116,10 @@ func restarts(p *v1.Pod) int32 {
 		return 0
 	}
 	var n int32
-	for _, s := range p.Status.InitContainerStatuses {
-		n += s.RestartCount
-	}
-	for _, s := range p.Status.ContainerStatuses {
-		n += s.RestartCount
+	for _, list := range [][]v1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses} {
+		for _, s := range list {
+			n += s.RestartCount
+		}
 	}
 	return n
 }
