@@ -100,16 +100,10 @@ type decision struct {
 	succeeded                           indexSet
 	failedIndexes                       *indexSet
 	holdForReplacement                  map[int]*v1.Pod
-	// indexes caches each pod's completion index for an Indexed Job.
+	// indexes is each pod's completion index (noIndex if it has none), read
+	// once per sync. Only an Indexed Job fills it; what a NonIndexed Job's
+	// lookups read (0) decides nothing.
 	indexes map[*v1.Pod]int
-}
-
-// indexOf is the pod's completion index, read once per sync.
-func (d *decision) indexOf(p *v1.Pod) int {
-	if ix, ok := d.indexes[p]; ok {
-		return ix
-	}
-	return completionIndexOf(p)
 }
 
 // outcome reports how the pod writes of a decision went.
@@ -277,7 +271,7 @@ func (d *decision) classify() podCounts {
 		if failed && c.failJobMessage == "" && job.Spec.PodFailurePolicy != nil {
 			c.failJobMessage = judgeFailure(job.Spec.PodFailurePolicy, p).failJob
 		}
-		if !d.tracked(p) || (isIndexed(job) && (d.indexOf(p) == noIndex || d.indexOf(p) >= completions)) {
+		if !d.tracked(p) || (isIndexed(job) && (d.indexes[p] == noIndex || d.indexes[p] >= completions)) {
 			continue
 		}
 		if !d.uncountedSucceeded.Has(p.UID) && p.Status.Phase == v1.PodSucceeded {
@@ -324,7 +318,7 @@ func (d *decision) judgeIndexes(active []*v1.Pod) int32 {
 	d.prevSucceeded, _ = parseIndexSet(st.CompletedIndexes, completions)
 	var fresh []int
 	for _, p := range d.in.pods {
-		if ix := d.indexOf(p); p.Status.Phase == v1.PodSucceeded && ix != noIndex && ix < completions && hasTrackingFinalizer(p) {
+		if ix := d.indexes[p]; p.Status.Phase == v1.PodSucceeded && ix != noIndex && ix < completions && hasTrackingFinalizer(p) {
 			fresh = append(fresh, ix)
 		}
 	}
@@ -443,7 +437,7 @@ func (d *decision) collectFailedIndexes(completions int) *indexSet {
 	prev, _ := parseIndexSet(ptr.Deref(job.Status.FailedIndexes, ""), completions)
 	var fresh []int
 	for _, p := range d.in.pods {
-		ix := d.indexOf(p)
+		ix := d.indexes[p]
 		if ix == noIndex || ix >= completions || !hasTrackingFinalizer(p) || !isFailed(job, p) {
 			continue
 		}
@@ -464,14 +458,14 @@ func (d *decision) failedPodsAwaitingReplacement(active []*v1.Pod, completions i
 	job := d.in.job
 	busy := sets.New[int]()
 	for _, p := range active {
-		busy.Insert(d.indexOf(p))
+		busy.Insert(d.indexes[p])
 	}
 	held := map[int]*v1.Pod{}
 	for _, p := range d.in.pods {
 		if !d.tracked(p) || !isFailed(job, p) {
 			continue
 		}
-		ix := d.indexOf(p)
+		ix := d.indexes[p]
 		if ix == noIndex || ix >= completions || d.succeeded.has(ix) || d.failedIndexes.has(ix) || busy.Has(ix) {
 			continue
 		}
@@ -552,7 +546,7 @@ func (d *decision) surplus(active []*v1.Pod, n int) []*v1.Pod {
 		completions := completionsOf(d.in.job)
 		byIndex := map[int][]*v1.Pod{}
 		for _, p := range active {
-			if ix := d.indexOf(p); ix == noIndex || ix >= completions {
+			if ix := d.indexes[p]; ix == noIndex || ix >= completions {
 				picked = append(picked, p)
 			} else {
 				byIndex[ix] = append(byIndex[ix], p)
@@ -584,7 +578,7 @@ func (d *decision) pendingIndexes(n int) []int {
 	job := d.in.job
 	var taken []int
 	for _, p := range d.in.pods {
-		if ix := d.indexOf(p); ix != noIndex && (controller.IsPodActive(p) || replacesOnlyFailed(job) && controller.IsPodTerminating(p)) {
+		if ix := d.indexes[p]; ix != noIndex && (controller.IsPodActive(p) || replacesOnlyFailed(job) && controller.IsPodTerminating(p)) {
 			taken = append(taken, ix)
 		}
 	}
@@ -702,7 +696,7 @@ func (d *decision) track(out outcome) *tracking {
 	pods := d.in.pods
 	if indexed {
 		pods = slices.Clone(pods)
-		slices.SortStableFunc(pods, func(a, b *v1.Pod) int { return d.indexOf(a) - d.indexOf(b) })
+		slices.SortStableFunc(pods, func(a, b *v1.Pod) int { return d.indexes[a] - d.indexes[b] })
 	}
 
 	t.withFinalizer = make(sets.Set[types.UID], len(pods))
@@ -713,11 +707,10 @@ func (d *decision) track(out outcome) *tracking {
 	}
 	countRemovedFinalizers(st, t.withFinalizer.Has)
 
-	newIndexes := d.pickFinalizers(t, pods, finishing)
+	d.pickFinalizers(t, pods, finishing)
 	if indexed {
-		done := d.succeeded.withIndexes(newIndexes)
-		st.Succeeded = int32(done.count())
-		st.CompletedIndexes = done.String()
+		st.Succeeded = int32(d.succeeded.count())
+		st.CompletedIndexes = d.succeeded.String()
 		st.FailedIndexes = nil
 		if d.failedIndexes != nil {
 			st.FailedIndexes = ptr.To(d.failedIndexes.String())
@@ -730,9 +723,10 @@ func (d *decision) track(out outcome) *tracking {
 
 // pickFinalizers chooses the tracked pods whose finalizer goes in this
 // sync, at most maxUncounted, and records each in t's status: a succeeded
-// pod in uncountedTerminatedPods (or, for an Indexed Job, its index among
-// the returned new indexes), a failed one in uncountedTerminatedPods.
-func (d *decision) pickFinalizers(t *tracking, pods []*v1.Pod, finishing *batch.JobCondition) (newIndexes []int) {
+// pod in uncountedTerminatedPods (for an Indexed Job, its index is in
+// d.succeeded already), a failed one in uncountedTerminatedPods.
+func (d *decision) pickFinalizers(t *tracking, pods []*v1.Pod, finishing *batch.JobCondition) {
+	var newIndexes int
 	job := d.in.job
 	indexed, completions := isIndexed(job), completionsOf(job)
 	unc := t.status.UncountedTerminatedPods
@@ -747,24 +741,23 @@ func (d *decision) pickFinalizers(t *tracking, pods []*v1.Pod, finishing *batch.
 		switch {
 		case p.Status.Phase == v1.PodSucceeded && !wasFailed:
 			if indexed {
-				if ix := d.indexOf(p); ix != noIndex && ix < completions && !d.prevSucceeded.has(ix) {
-					newIndexes = append(newIndexes, ix)
+				if ix := d.indexes[p]; ix != noIndex && ix < completions && !d.prevSucceeded.has(ix) {
+					newIndexes++
 				}
 			} else if !d.uncountedSucceeded.Has(p.UID) {
 				unc.Succeeded = append(unc.Succeeded, p.UID)
 			}
 		case failed || failing:
-			ix := d.indexOf(p)
+			ix := d.indexes[p]
 			if !wasFailed && (!indexed || (ix != noIndex && ix < completions)) && judgeFailure(job.Spec.PodFailurePolicy, p).counts {
 				unc.Failed = append(unc.Failed, p.UID)
 			}
 		}
-		if len(newIndexes)+len(unc.Succeeded)+len(unc.Failed) >= maxUncounted {
+		if newIndexes+len(unc.Succeeded)+len(unc.Failed) >= maxUncounted {
 			t.capped = true
 			break
 		}
 	}
-	return newIndexes
 }
 
 // finalCondition records in st the interim condition of finishing, when it
@@ -794,7 +787,7 @@ func (d *decision) canDropFinalizer(p *v1.Pod, failed bool, finishing *batch.Job
 	if d.in.job.DeletionTimestamp != nil || finishing != nil || p.Status.Phase == v1.PodSucceeded {
 		return true
 	}
-	held := d.holdForReplacement[d.indexOf(p)]
+	held := d.holdForReplacement[d.indexes[p]]
 	return failed && (held == nil || held.UID != p.UID)
 }
 
