@@ -24,10 +24,6 @@ import (
 // writeConcurrency bounds the pod writes in flight for one Job.
 const writeConcurrency = 100
 
-// slowStartInitialBatch is where the slow start of a Job's first pod
-// creations begins.
-const slowStartInitialBatch = 1
-
 // applier makes the writes of a Job's sync, and remembers them in writes:
 // pod creates and deletes under "pods", finalizer removals under "pod
 // finalizers", status writes (through client) under "jobs".

@@ -14,7 +14,8 @@ type jobMemory struct {
 	backoff backoffRecord
 	// finishedSinceSync counts pods seen finishing since the last sync.
 	finishedSinceSync int32
-	// createBatch is the first window of the next pod creations.
+	// createBatch is the first window of the next pod creations, 1 for a
+	// Job's first.
 	createBatch int
 }
 
@@ -36,7 +37,7 @@ func (m *memory) update(uid types.UID, fn func(*jobMemory)) jobMemory {
 	defer m.mu.Unlock()
 	e := m.jobs[uid]
 	if e == nil {
-		e = &jobMemory{createBatch: slowStartInitialBatch}
+		e = &jobMemory{createBatch: 1}
 		m.jobs[uid] = e
 	}
 	fn(e)

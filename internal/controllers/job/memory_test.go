@@ -36,7 +36,7 @@ func TestMemoryOfARecreatedJob(t *testing.T) {
 	if got := m.update(job.UID, func(*jobMemory) {}); got.backoff.failures != 3 || got.createBatch != 64 {
 		t.Errorf("memory = %+v", got)
 	}
-	if got := m.update("new-uid", func(*jobMemory) {}); got.backoff.failures != 0 || got.createBatch != slowStartInitialBatch {
+	if got := m.update("new-uid", func(*jobMemory) {}); got.backoff.failures != 0 || got.createBatch != 1 {
 		t.Errorf("a new Job of the same name inherits %+v", got)
 	}
 	m.forget(job.UID)

@@ -98,7 +98,7 @@ type decision struct {
 	uncountedSucceeded, uncountedFailed sets.Set[types.UID]
 	prevSucceeded                       indexSet
 	succeeded                           indexSet
-	failedIndexes                       *indexSet
+	failedIndexes                       indexSet
 	holdForReplacement                  map[int]*v1.Pod
 	// indexes is each pod's completion index (noIndex if it has none), read
 	// once per sync. Only an Indexed Job fills it; what a NonIndexed Job's
@@ -432,7 +432,7 @@ func (d *decision) deadlineLeft() (time.Duration, bool) {
 // collectFailedIndexes adds to status.failedIndexes the indexes whose pod
 // failed for good: by a FailIndex rule, or after backoffLimitPerIndex
 // counted failures.
-func (d *decision) collectFailedIndexes(completions int) *indexSet {
+func (d *decision) collectFailedIndexes(completions int) indexSet {
 	job := d.in.job
 	prev, _ := parseIndexSet(ptr.Deref(job.Status.FailedIndexes, ""), completions)
 	var fresh []int
@@ -446,8 +446,7 @@ func (d *decision) collectFailedIndexes(completions int) *indexSet {
 			fresh = append(fresh, ix)
 		}
 	}
-	set := prev.withIndexes(fresh)
-	return &set
+	return prev.withIndexes(fresh)
 }
 
 // failedPodsAwaitingReplacement picks, for each index that needs a new pod
@@ -582,7 +581,7 @@ func (d *decision) pendingIndexes(n int) []int {
 			taken = append(taken, ix)
 		}
 	}
-	busy := d.succeeded.withIndexes(taken).union(ptr.Deref(d.failedIndexes, nil))
+	busy := d.succeeded.withIndexes(taken).union(d.failedIndexes)
 	return busy.firstMissing(n, completionsOf(job))
 }
 
@@ -712,7 +711,7 @@ func (d *decision) track(out outcome) *tracking {
 		st.Succeeded = int32(d.succeeded.count())
 		st.CompletedIndexes = d.succeeded.String()
 		st.FailedIndexes = nil
-		if d.failedIndexes != nil {
+		if hasPerIndexLimit(job) {
 			st.FailedIndexes = ptr.To(d.failedIndexes.String())
 		}
 	}
@@ -823,10 +822,9 @@ func (t *tracking) settle(dropped sets.Set[types.UID]) *settlement {
 	f := t.final
 	setCondition(st, f.Type, f.Status, f.Reason, f.Message, f.LastTransitionTime.Time)
 	s.finished = true
-	job := t.in.job
 	if f.Type == batch.JobComplete {
 		st.CompletionTime = ptr.To(f.LastTransitionTime)
-		if job.Spec.Completions != nil && st.Succeeded > *job.Spec.Completions {
+		if c := t.in.job.Spec.Completions; c != nil && st.Succeeded > *c {
 			s.events = append(s.events, kit.Event{Type: v1.EventTypeWarning, Reason: ReasonTooManySucceededPods,
 				Message: "Too many succeeded pods running after completion count reached"})
 		}
