@@ -1038,9 +1038,11 @@ func TestPlanPerIndexFailureCounts(t *testing.T) {
 
 func TestPlanFailJobMessage(t *testing.T) {
 	cases := map[string]struct {
-		rule batch.PodFailurePolicyRule
-		pod  func(*batch.Job) *v1.Pod
-		want string
+		// skipped, when set, is a rule before rule that the pod does not match.
+		skipped *batch.PodFailurePolicyRule
+		rule    batch.PodFailurePolicyRule
+		pod     func(*batch.Job) *v1.Pod
+		want    string
 	}{
 		"exit code": {
 			rule: batch.PodFailurePolicyRule{Action: batch.PodFailurePolicyActionFailJob, OnExitCodes: &batch.PodFailurePolicyOnExitCodesRequirement{
@@ -1058,10 +1060,32 @@ func TestPlanFailJobMessage(t *testing.T) {
 			},
 			want: "Pod default/f1 has condition DisruptionTarget matching FailJob rule at index 0",
 		},
+		"exit code of the third container, second rule": {
+			skipped: &batch.PodFailurePolicyRule{Action: batch.PodFailurePolicyActionFailJob, OnPodConditions: []batch.PodFailurePolicyOnPodConditionsPattern{
+				{Type: v1.DisruptionTarget, Status: v1.ConditionTrue},
+			}},
+			rule: batch.PodFailurePolicyRule{Action: batch.PodFailurePolicyActionFailJob, OnExitCodes: &batch.PodFailurePolicyOnExitCodesRequirement{
+				Operator: batch.PodFailurePolicyOnExitCodesOpIn, Values: []int32{7},
+			}},
+			pod: func(j *batch.Job) *v1.Pod {
+				p := newTestPod(j, "f1", v1.PodFailed)
+				p.Status.ContainerStatuses = []v1.ContainerStatus{
+					{Name: "first", State: v1.ContainerState{Terminated: &v1.ContainerStateTerminated{ExitCode: 1}}},
+					{Name: "second", State: v1.ContainerState{Terminated: &v1.ContainerStateTerminated{ExitCode: 2}}},
+					{Name: "third", State: v1.ContainerState{Terminated: &v1.ContainerStateTerminated{ExitCode: 7}}},
+				}
+				return p
+			},
+			want: "Container third for pod default/f1 failed with exit code 7 matching FailJob rule at index 1",
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			job := newTestJob(1, 1, failurePolicy(tc.rule))
+			rules := []batch.PodFailurePolicyRule{tc.rule}
+			if tc.skipped != nil {
+				rules = []batch.PodFailurePolicyRule{*tc.skipped, tc.rule}
+			}
+			job := newTestJob(1, 1, failurePolicy(rules...))
 			d := decide(&observed{job: job, pods: []*v1.Pod{tc.pod(job)}, now: testNow, settled: true, retry: defaultRetry})
 			if d.finishing == nil || d.finishing.Message != tc.want || d.finishing.Type != batch.JobFailureTarget {
 				t.Fatalf("finishing = %+v, want FailureTarget %q", d.finishing, tc.want)

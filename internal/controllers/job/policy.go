@@ -29,20 +29,11 @@ func judgeFailure(policy *batch.PodFailurePolicy, p *v1.Pod) failureVerdict {
 		var failJob string
 		switch {
 		case rule.OnExitCodes != nil:
-			c := exitCodeMatch(p, rule.OnExitCodes)
-			if c == nil {
-				continue
-			}
-			failJob = fmt.Sprintf("Container %s for pod %s/%s failed with exit code %v matching %v rule at index %d",
-				c.Name, p.Namespace, p.Name, c.State.Terminated.ExitCode, rule.Action, i)
+			failJob = exitCodeMatch(p, rule, i)
 		case rule.OnPodConditions != nil:
-			cond := podConditionMatch(p, rule.OnPodConditions)
-			if cond == "" {
-				continue
-			}
-			failJob = fmt.Sprintf("Pod %s/%s has condition %v matching %v rule at index %d",
-				p.Namespace, p.Name, cond, rule.Action, i)
-		default:
+			failJob = podConditionMatch(p, rule, i)
+		}
+		if failJob == "" {
 			continue
 		}
 		switch rule.Action {
@@ -58,12 +49,14 @@ func judgeFailure(policy *batch.PodFailurePolicy, p *v1.Pod) failureVerdict {
 	return failureVerdict{counts: true}
 }
 
-// exitCodeMatch returns the first terminated container, regular containers
-// before init containers, whose non-zero exit code satisfies the requirement.
-func exitCodeMatch(p *v1.Pod, req *batch.PodFailurePolicyOnExitCodesRequirement) *v1.ContainerStatus {
+// exitCodeMatch finds the first terminated container, regular containers
+// before init containers, whose non-zero exit code satisfies the exit code
+// requirement of rule i, and returns the FailJob message for it; "" if none.
+func exitCodeMatch(p *v1.Pod, rule batch.PodFailurePolicyRule, i int) string {
+	req := rule.OnExitCodes
 	for _, list := range [][]v1.ContainerStatus{p.Status.ContainerStatuses, p.Status.InitContainerStatuses} {
-		for i := range list {
-			s := &list[i]
+		for k := range list {
+			s := &list[k]
 			t := s.State.Terminated
 			if t == nil || t.ExitCode == 0 || (req.ContainerName != nil && *req.ContainerName != s.Name) {
 				continue
@@ -71,20 +64,23 @@ func exitCodeMatch(p *v1.Pod, req *batch.PodFailurePolicyOnExitCodesRequirement)
 			in := slices.Contains(req.Values, t.ExitCode)
 			if (req.Operator == batch.PodFailurePolicyOnExitCodesOpIn && in) ||
 				(req.Operator == batch.PodFailurePolicyOnExitCodesOpNotIn && !in) {
-				return s
+				return fmt.Sprintf("Container %s for pod %s/%s failed with exit code %v matching %v rule at index %d",
+					s.Name, p.Namespace, p.Name, t.ExitCode, rule.Action, i)
 			}
 		}
 	}
-	return nil
+	return ""
 }
 
-// podConditionMatch returns the type of the first pod condition, in the
-// pod's order, that equals one of the patterns.
-func podConditionMatch(p *v1.Pod, patterns []batch.PodFailurePolicyOnPodConditionsPattern) v1.PodConditionType {
+// podConditionMatch finds the first pod condition, in the pod's order, that
+// equals one of the condition patterns of rule i, and returns the FailJob
+// message for it; "" if none.
+func podConditionMatch(p *v1.Pod, rule batch.PodFailurePolicyRule, i int) string {
 	for _, c := range p.Status.Conditions {
-		for _, want := range patterns {
+		for _, want := range rule.OnPodConditions {
 			if c.Type == want.Type && c.Status == want.Status {
-				return c.Type
+				return fmt.Sprintf("Pod %s/%s has condition %v matching %v rule at index %d",
+					p.Namespace, p.Name, c.Type, rule.Action, i)
 			}
 		}
 	}
