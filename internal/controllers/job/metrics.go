@@ -140,19 +140,12 @@ func recordStatus(job *batch.Job, before, after *batch.JobStatus) {
 		if hasPerIndexLimit(job) {
 			limit = "perIndex"
 		}
-		if succeeded > 0 {
-			finishedIndexes.WithLabelValues("succeeded", limit).Add(float64(succeeded))
-		}
-		if failed := count(ptr.Deref(after.FailedIndexes, "")) - count(ptr.Deref(before.FailedIndexes, "")); failed > 0 {
-			finishedIndexes.WithLabelValues("failed", limit).Add(float64(failed))
-		}
+		addPositive(finishedIndexes, succeeded, "succeeded", limit)
+		failed := count(ptr.Deref(after.FailedIndexes, "")) - count(ptr.Deref(before.FailedIndexes, ""))
+		addPositive(finishedIndexes, failed, "failed", limit)
 	}
-	if succeeded > 0 {
-		podsFinished.WithLabelValues(mode, "succeeded").Add(float64(succeeded))
-	}
-	if failed := int(after.Failed) - int(before.Failed); failed > 0 {
-		podsFinished.WithLabelValues(mode, "failed").Add(float64(failed))
-	}
+	addPositive(podsFinished, succeeded, mode, "succeeded")
+	addPositive(podsFinished, int(after.Failed)-int(before.Failed), mode, "failed")
 	for t, result := range map[batch.JobConditionType]string{batch.JobComplete: "succeeded", batch.JobFailed: "failed"} {
 		if c := trueCondition(after, t); c != nil && trueCondition(before, t) == nil {
 			jobsFinished.WithLabelValues(mode, result, c.Reason).Inc()
@@ -172,11 +165,14 @@ func recordCreations(job *batch.Job, d *decision, created, refused int32) {
 	case hasFailed || ptr.Deref(job.Status.Terminating, 0) > 0:
 		reason = "recreate_terminating_or_failed"
 	}
-	if created > 0 {
-		podCreations.WithLabelValues(reason, "succeeded").Add(float64(created))
-	}
-	if refused > 0 {
-		podCreations.WithLabelValues(reason, "failed").Add(float64(refused))
+	addPositive(podCreations, int(created), reason, "succeeded")
+	addPositive(podCreations, int(refused), reason, "failed")
+}
+
+// addPositive adds n, when it is positive, to the counter of the labels.
+func addPositive(counter *metrics.CounterVec, n int, labels ...string) {
+	if n > 0 {
+		counter.WithLabelValues(labels...).Add(float64(n))
 	}
 }
 
