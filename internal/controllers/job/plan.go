@@ -618,8 +618,17 @@ func (d *decision) newPod(ix int) *v1.Pod {
 	p.Labels[batch.JobCompletionIndexAnnotation] = text
 	p.Annotations[batch.JobCompletionIndexAnnotation] = text
 	p.Spec.Hostname = fmt.Sprintf("%s-%d", job.Name, ix)
+	// Every container sees the index label as JOB_COMPLETION_INDEX, unless
+	// it defines that variable itself.
 	for c := range podutil.ContainerIter(&p.Spec, podutil.InitContainers|podutil.Containers) {
-		addIndexEnv(c)
+		if !slices.ContainsFunc(c.Env, func(e v1.EnvVar) bool { return e.Name == completionIndexEnv }) {
+			c.Env = append(c.Env, v1.EnvVar{
+				Name: completionIndexEnv,
+				ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{
+					FieldPath: fmt.Sprintf("metadata.labels['%s']", batch.JobCompletionIndexAnnotation),
+				}},
+			})
+		}
 	}
 	if hasPerIndexLimit(job) {
 		counted, ignored := d.inheritedFailures(ix)
@@ -634,17 +643,15 @@ func (d *decision) newPod(ix int) *v1.Pod {
 // inheritedFailures carries the failure counts of the index's last failed
 // pod, plus that pod's own failure, to its replacement.
 func (d *decision) inheritedFailures(ix int) (counted, ignored int32) {
-	prev := d.holdForReplacement[ix]
-	if prev == nil {
-		return 0, 0
-	}
-	counted = indexFailures(prev)
-	ignored = annotationCount(prev, batch.JobIndexIgnoredFailureCountAnnotation)
-	// Saturating: the annotations are user-writable, up to MaxInt32.
-	if judgeFailure(d.in.job.Spec.PodFailurePolicy, prev).counts {
-		counted = min(counted, math.MaxInt32-1) + 1
-	} else {
-		ignored = min(ignored, math.MaxInt32-1) + 1
+	if prev := d.holdForReplacement[ix]; prev != nil {
+		counted = indexFailures(prev)
+		ignored = annotationCount(prev, batch.JobIndexIgnoredFailureCountAnnotation)
+		// Saturating: the annotations are user-writable, up to MaxInt32.
+		if judgeFailure(d.in.job.Spec.PodFailurePolicy, prev).counts {
+			counted = min(counted, math.MaxInt32-1) + 1
+		} else {
+			ignored = min(ignored, math.MaxInt32-1) + 1
+		}
 	}
 	return counted, ignored
 }
@@ -658,20 +665,6 @@ const maxGenerateNameLength = 58
 func indexedNamePrefix(jobName string, ix int) string {
 	suffix := "-" + strconv.Itoa(ix) + "-"
 	return jobName[:min(len(jobName), max(0, maxGenerateNameLength-len(suffix)))] + suffix
-}
-
-// addIndexEnv exposes the completion index label as JOB_COMPLETION_INDEX,
-// unless the container already defines that variable.
-func addIndexEnv(c *v1.Container) {
-	if slices.ContainsFunc(c.Env, func(e v1.EnvVar) bool { return e.Name == completionIndexEnv }) {
-		return
-	}
-	c.Env = append(c.Env, v1.EnvVar{
-		Name: completionIndexEnv,
-		ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{
-			FieldPath: fmt.Sprintf("metadata.labels['%s']", batch.JobCompletionIndexAnnotation),
-		}},
-	})
 }
 
 // track is the second, pure stage: given how the pod writes went, it picks
