@@ -33,9 +33,8 @@ type applier struct {
 	writes *kit.OwnWrites
 }
 
-// dropFinalizer removes the tracking finalizer of pod: a strategic merge
-// patch on metadata only, so it never races with the kubelet's status
-// writes.
+// dropFinalizer removes pod's tracking finalizer by a strategic merge patch
+// of metadata only, which never races with the kubelet's status writes.
 func (a *applier) dropFinalizer(ctx context.Context, pod *v1.Pod) (*v1.Pod, error) {
 	patch := `{"metadata":{"$deleteFromPrimitiveList/finalizers":["` + batch.JobTrackingFinalizer + `"]}}`
 	return a.pods.PatchPod(ctx, pod.Namespace, pod.Name, types.StrategicMergePatchType, []byte(patch))
@@ -134,9 +133,8 @@ func (a *applier) writeStatus(ctx context.Context, job *batch.Job, status batch.
 	return written, nil
 }
 
-// dropFinalizers removes the tracking finalizer from the pods in parallel
-// and returns the UIDs of those that no longer have it: patched, or already
-// gone.
+// dropFinalizers removes the pods' tracking finalizer in parallel and
+// returns the UIDs of those without it now: patched, or already gone.
 func (a *applier) dropFinalizers(ctx context.Context, job *batch.Job, pods []*v1.Pod) (sets.Set[types.UID], error) {
 	dropped := make(sets.Set[types.UID], len(pods))
 	var mu sync.Mutex

@@ -30,11 +30,9 @@ import (
 const ComponentName = "job-controller"
 
 const (
-	// batchPeriod gathers the pod events of a Job into one sync, as
-	// upstream does.
+	// batchPeriod gathers a Job's pod events into one sync, as upstream does.
 	batchPeriod = time.Second
-	// minRequeue keeps a retry delay that is about to expire from turning
-	// into a busy loop.
+	// minRequeue keeps a nearly expired retry delay from making a busy loop.
 	minRequeue = 10 * time.Millisecond
 	// apiRetryBase and apiRetryMax bound the back-off after a failed sync.
 	apiRetryBase = time.Second
@@ -77,8 +75,7 @@ type orphanKey struct {
 	selector  string
 }
 
-// New builds the controller and registers its Job and Pod informers on
-// cfg.Informers.
+// New builds the controller on cfg.Informers' Job and Pod informers.
 func New(cfg kit.Config) (*Controller, error) {
 	base, err := kit.NewBase(cfg, "job", ComponentName)
 	if err != nil {

@@ -6,10 +6,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// jobMemory is what the controller remembers about one Job between syncs
-// besides its own writes (kit.OwnWrites holds those). None of it is needed
-// for correctness after a restart: the finalizers and the status carry the
-// truth.
+// jobMemory is what the controller remembers of a Job between syncs besides
+// its own writes (kit.OwnWrites holds those). None of it is needed for
+// correctness after a restart: the finalizers and the status carry the truth.
 type jobMemory struct {
 	backoff backoffRecord
 	// finishedSinceSync counts pods seen finishing since the last sync.
@@ -30,8 +29,7 @@ func newMemory() *memory {
 	return &memory{jobs: map[types.UID]*jobMemory{}}
 }
 
-// update calls fn with the Job's memory under the lock, and returns what
-// fn left there.
+// update calls fn on the Job's memory under the lock and returns what fn left.
 func (m *memory) update(uid types.UID, fn func(*jobMemory)) jobMemory {
 	m.mu.Lock()
 	defer m.mu.Unlock()

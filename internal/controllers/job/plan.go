@@ -29,8 +29,7 @@ const (
 	maxPodWritesPerSync = 500 // pods created or deleted
 )
 
-// Messages and reasons of the conditions this controller sets, equal to
-// upstream's.
+// The conditions' messages and reasons, equal to upstream's.
 const (
 	msgBackoffLimit     = "Job has reached the specified backoff limit"
 	msgDeadline         = "Job was active longer than specified deadline"
@@ -51,9 +50,8 @@ type observed struct {
 	// pods are the Job's claimed pods, also from the cache.
 	pods []*v1.Pod
 	now  time.Time
-	// settled is true when every pod creation and deletion this controller
-	// issued for the Job is visible in pods; only then may it create or
-	// delete more.
+	// settled: every pod creation and deletion this controller issued for
+	// the Job shows in pods; only then may it create or delete more.
 	settled bool
 	// finalizerGone holds pods whose tracking finalizer this controller has
 	// removed while pods may still show it.
@@ -176,8 +174,7 @@ func trueCondition(st *batch.JobStatus, t batch.JobConditionType) *batch.JobCond
 	return nil
 }
 
-// IsFinished reports whether the Job has its terminal condition, Complete or
-// Failed.
+// IsFinished reports whether the Job is Complete or Failed.
 func IsFinished(job *batch.Job) bool {
 	return trueCondition(&job.Status, batch.JobComplete) != nil || trueCondition(&job.Status, batch.JobFailed) != nil
 }
@@ -248,8 +245,7 @@ type podCounts struct {
 	newSucceeded, newFailed []*v1.Pod
 	terminating, ready      int32
 	newCountedFailures      int32
-	// failJobMessage is the message of the first FailJob rule a failed pod
-	// matches.
+	// failJobMessage is the message of the first FailJob rule a pod matched.
 	failJobMessage string
 }
 
