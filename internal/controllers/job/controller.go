@@ -161,27 +161,24 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	switch {
 	case managedElsewhere(job, c.managedBy):
 		logger.V(2).Info("Skipping Job managed by another controller", "job", klog.KObj(job), "managedBy", ptr.Deref(job.Spec.ManagedBy, ""))
-		return 0, nil
 	case IsFinished(job):
 		c.forget(job)
-		return 0, nil
 	case !c.apply.writes.Seen(job.UID, "jobs"):
 		// The update event that shows it syncs the Job at once (updateJob).
 		logger.V(4).Info("Waiting for the cache to show the Job's latest status", "job", klog.KObj(job))
 		// Upstream also skips for its pod writes; quartet waits for those per
 		// pod instead.
 		staleSkips.WithLabelValues("batch", "jobs").Inc()
-		return 0, nil
-	}
-	if mode := job.Spec.CompletionMode; mode != nil && *mode != batch.NonIndexedCompletion && *mode != batch.IndexedCompletion {
+	case !isIndexed(job) && ptr.Deref(job.Spec.CompletionMode, batch.NonIndexedCompletion) != batch.NonIndexedCompletion:
 		c.Recorder.Event(job, v1.EventTypeWarning, ReasonUnknownCompletionMode, "Skipped Job sync because completion mode is unknown")
-		return 0, nil
+	default:
+		requeue, err := c.reconcile(ctx, job)
+		if requeue > 0 {
+			requeue = max(requeue, minRequeue)
+		}
+		return requeue, err
 	}
-	requeue, err := c.reconcile(ctx, job)
-	if requeue > 0 {
-		requeue = max(requeue, minRequeue)
-	}
-	return requeue, err
+	return 0, nil
 }
 
 // reconcile is one sync of a Job that is this controller's to run: claim

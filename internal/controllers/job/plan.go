@@ -550,7 +550,6 @@ func (d *decision) surplus(active []*v1.Pod, n int) []*v1.Pod {
 		for _, ix := range slices.Sorted(maps.Keys(byIndex)) {
 			group := byIndex[ix]
 			if len(group) > 1 {
-				group = slices.Clone(group)
 				sortForDeletion(group)
 				picked = append(picked, group[:len(group)-1]...)
 				group = group[len(group)-1:]
