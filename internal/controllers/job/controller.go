@@ -233,9 +233,7 @@ func (c *Controller) reconcile(ctx context.Context, job *batch.Job) (_ time.Dura
 			return 0, errors.Join(podErr, dropErr, fmt.Errorf("counting finished pods in status: %w", err))
 		}
 	}
-	if s.finished {
-		kit.Record(c.Recorder, job, s.events...)
-	}
+	kit.Record(c.Recorder, job, s.events...)
 	return d.requeue, errors.Join(podErr, dropErr)
 }
 

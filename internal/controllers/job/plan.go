@@ -133,7 +133,7 @@ type tracking struct {
 type settlement struct {
 	status   batch.JobStatus
 	finished bool
-	events   []kit.Event
+	events   []kit.Event // only when finished
 }
 
 func isIndexed(job *batch.Job) bool {
