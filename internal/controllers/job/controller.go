@@ -273,13 +273,12 @@ func (c *Controller) updateJob(oldObj, newObj any) {
 	if !okOld || !okCur {
 		return
 	}
-	if IsFinished(cur) {
+	switch {
+	case IsFinished(cur):
 		// Finalizers are removed before a Job is marked finished; this only
 		// sweeps up after an interrupted sync.
 		c.enqueueSelectorSweep(cur)
 		return
-	}
-	switch {
 	case c.apply.writes.CaughtUp(cur.UID, "jobs"), cur.Generation != old.Generation:
 		c.queue.Add(keyOf(cur))
 	default:

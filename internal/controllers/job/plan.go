@@ -321,13 +321,12 @@ func (d *decision) judgeIndexes(active []*v1.Pod) int32 {
 	d.succeeded = d.prevSucceeded.withIndexes(fresh)
 	if hasPerIndexLimit(job) {
 		d.failedIndexes = d.collectFailedIndexes(completions)
-		if d.finishing == nil {
-			nFailed := d.failedIndexes.count()
-			if job.Spec.MaxFailedIndexes != nil && nFailed > int(*job.Spec.MaxFailedIndexes) {
-				d.finishing = d.failureTarget(batch.JobReasonMaxFailedIndexesExceeded, msgMaxFailedIndexes)
-			} else if nFailed > 0 && nFailed+d.succeeded.count() >= completions {
-				d.finishing = d.failureTarget(batch.JobReasonFailedIndexes, msgFailedIndexes)
-			}
+		switch nFailed := d.failedIndexes.count(); {
+		case d.finishing != nil:
+		case job.Spec.MaxFailedIndexes != nil && nFailed > int(*job.Spec.MaxFailedIndexes):
+			d.finishing = d.failureTarget(batch.JobReasonMaxFailedIndexesExceeded, msgMaxFailedIndexes)
+		case nFailed > 0 && nFailed+d.succeeded.count() >= completions:
+			d.finishing = d.failureTarget(batch.JobReasonFailedIndexes, msgFailedIndexes)
 		}
 		d.holdForReplacement = d.failedPodsAwaitingReplacement(active, completions)
 	}
