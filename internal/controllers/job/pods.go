@@ -28,30 +28,26 @@ func hasTrackingFinalizer(p *v1.Pod) bool {
 // completionIndexOf reads the batch.kubernetes.io/job-completion-index
 // annotation; anything but a non-negative integer is noIndex.
 func completionIndexOf(p *v1.Pod) int {
-	text, ok := p.Annotations[batch.JobCompletionIndexAnnotation]
-	if !ok {
-		return noIndex // without parsing "", whose error allocates
+	// Only a present annotation is parsed: parsing "" allocates its error.
+	if text, ok := p.Annotations[batch.JobCompletionIndexAnnotation]; ok {
+		if ix, err := strconv.Atoi(text); err == nil && ix >= 0 {
+			return ix
+		}
 	}
-	ix, err := strconv.Atoi(text)
-	if err != nil || ix < 0 {
-		return noIndex
-	}
-	return ix
+	return noIndex
 }
 
 // annotationCount reads a counter annotation such as
 // batch.kubernetes.io/job-index-failure-count. A missing, malformed or out of
 // range value counts as zero: pods' annotations are user-writable.
 func annotationCount(p *v1.Pod, key string) int32 {
-	text, ok := p.Annotations[key]
-	if !ok {
-		return 0
+	// Only a present annotation is parsed: parsing "" allocates its error.
+	if text, ok := p.Annotations[key]; ok {
+		if n, err := strconv.ParseInt(text, 10, 32); err == nil && n >= 0 {
+			return int32(n)
+		}
 	}
-	n, err := strconv.ParseInt(text, 10, 32)
-	if err != nil || n < 0 {
-		return 0
-	}
-	return int32(n)
+	return 0
 }
 
 // indexFailures is the number of counted failures in the pod's index before it.
