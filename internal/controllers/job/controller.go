@@ -433,11 +433,10 @@ type goingPods struct {
 func (g *goingPods) offer(key orphanKey) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.sweeps == 0 {
-		return false
+	if g.sweeps > 0 {
+		g.keys = append(g.keys, key)
 	}
-	g.keys = append(g.keys, key)
-	return true
+	return g.sweeps > 0
 }
 
 func (g *goingPods) take() (key orphanKey, ok bool) {
@@ -455,11 +454,10 @@ func (g *goingPods) add(sweeps int) []orphanKey {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.sweeps += sweeps
-	if g.sweeps > 0 {
-		return nil
+	var left []orphanKey
+	if g.sweeps == 0 {
+		left, g.keys = g.keys, nil
 	}
-	left := g.keys
-	g.keys = nil
 	return left
 }
 
@@ -483,9 +481,8 @@ func (c *Controller) releaseOrphan(ctx context.Context, key orphanKey, released 
 			return nil
 		}
 		if c.apply.writes.Unseen(ref.UID, "pod finalizers")[p.UID] {
-			// This controller removed it (a finishing sync does, just before
-			// the Job's finished status that wakes the sweep); the cache has
-			// not shown the patch yet.
+			// This controller removed it (a finishing sync does, just before the
+			// Job's finished status that wakes the sweep); the cache lags behind.
 			return nil
 		}
 	}

@@ -137,7 +137,7 @@ func recordStatus(job *batch.Job, before, after *batch.JobStatus) {
 		}
 		succeeded = count(after.CompletedIndexes) - count(before.CompletedIndexes)
 		limit := "global"
-		if hasPerIndexLimit(job) {
+		if job.Spec.BackoffLimitPerIndex != nil {
 			limit = "perIndex"
 		}
 		addPositive(finishedIndexes, succeeded, "succeeded", limit)

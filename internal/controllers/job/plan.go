@@ -144,10 +144,6 @@ func isSuspended(job *batch.Job) bool {
 	return ptr.Deref(job.Spec.Suspend, false)
 }
 
-func hasPerIndexLimit(job *batch.Job) bool {
-	return job.Spec.BackoffLimitPerIndex != nil
-}
-
 // replacesOnlyFailed is podReplacementPolicy Failed: a terminating pod still
 // occupies its slot until it has fully failed.
 func replacesOnlyFailed(job *batch.Job) bool {
@@ -319,7 +315,7 @@ func (d *decision) judgeIndexes(active []*v1.Pod) int32 {
 		}
 	}
 	d.succeeded = d.prevSucceeded.withIndexes(fresh)
-	if hasPerIndexLimit(job) {
+	if job.Spec.BackoffLimitPerIndex != nil {
 		d.failedIndexes = d.collectFailedIndexes(completions)
 		switch nFailed := d.failedIndexes.count(); {
 		case d.finishing != nil:
@@ -506,7 +502,7 @@ func (d *decision) manage(active []*v1.Pod, succeeded, terminating int32) {
 	if missing <= 0 {
 		return
 	}
-	if !hasPerIndexLimit(job) {
+	if job.Spec.BackoffLimitPerIndex == nil {
 		if wait := d.in.retry.remaining(d.backoff.failures, d.backoff.lastFailure, d.in.now); wait > 0 {
 			d.requeueIn(wait)
 			return
@@ -520,7 +516,7 @@ func (d *decision) manage(active []*v1.Pod, succeeded, terminating int32) {
 		return
 	}
 	indexes := d.pendingIndexes(int(missing))
-	if hasPerIndexLimit(job) {
+	if job.Spec.BackoffLimitPerIndex != nil {
 		var wait time.Duration
 		if indexes, wait = d.indexesPastBackoff(indexes); len(indexes) == 0 && wait > 0 {
 			d.requeueIn(wait)
@@ -624,7 +620,7 @@ func (d *decision) newPod(ix int) *v1.Pod {
 			})
 		}
 	}
-	if hasPerIndexLimit(job) {
+	if job.Spec.BackoffLimitPerIndex != nil {
 		counted, ignored := d.inheritedFailures(ix)
 		p.Annotations[batch.JobIndexFailureCountAnnotation] = strconv.Itoa(int(counted))
 		if ignored > 0 {
@@ -698,7 +694,7 @@ func (d *decision) track(out outcome) *tracking {
 		st.Succeeded = int32(d.succeeded.count())
 		st.CompletedIndexes = d.succeeded.String()
 		st.FailedIndexes = nil
-		if hasPerIndexLimit(job) {
+		if job.Spec.BackoffLimitPerIndex != nil {
 			st.FailedIndexes = ptr.To(d.failedIndexes.String())
 		}
 	}
