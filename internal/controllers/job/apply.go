@@ -92,12 +92,11 @@ func (a *applier) deletePods(ctx context.Context, job *batch.Job, d *decision, o
 	return errors.Join(errs...)
 }
 
-// createPods creates the decision's pods with kit.SlowStart, from a window
-// of first: a Job whose pods are refused (a quota, an admission webhook)
-// costs a few calls and events per sync instead of hundreds. Upstream starts
-// every sync at a batch of 1; quartet starts where the Job's last creations
-// left off while they keep succeeding, and at 1 again after a failure, the
-// window it returns.
+// createPods creates the decision's pods with kit.SlowStart, from a window of
+// first: a Job whose pods are refused (a quota, an admission webhook) costs a
+// few calls and events per sync instead of hundreds. Upstream starts every
+// sync at a batch of 1; quartet starts where the Job's last creations left off
+// while they keep succeeding, and at 1 after a failure: the window it returns.
 func (a *applier) createPods(ctx context.Context, job *batch.Job, d *decision, first int, out *outcome) (int, error) {
 	var mu sync.Mutex
 	var errs []error

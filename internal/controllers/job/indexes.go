@@ -82,12 +82,11 @@ func (set indexSet) union(other indexSet) indexSet {
 }
 
 // withIndexes returns a new set holding the set's indexes and the given ones,
-// which need not be sorted or distinct.
+// which need not be sorted or distinct: it sorts them in place.
 func (set indexSet) withIndexes(indexes []int) indexSet {
-	sorted := slices.Clone(indexes)
-	slices.Sort(sorted)
+	slices.Sort(indexes)
 	var added indexSet
-	for _, ix := range sorted {
+	for _, ix := range indexes {
 		added = added.addSpan(span{ix, ix})
 	}
 	return set.union(added)

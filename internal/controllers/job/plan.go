@@ -527,9 +527,8 @@ func (d *decision) manage(active []*v1.Pod, succeeded, terminating int32) {
 	}
 }
 
-// surplus picks at least n active pods to delete. For an Indexed Job it
-// always picks pods without a valid index and all but one pod of a repeated
-// index.
+// surplus picks at least n active pods to delete; for an Indexed Job, always
+// those without a valid index and all but one pod of a repeated index.
 func (d *decision) surplus(active []*v1.Pod, n int) []*v1.Pod {
 	var picked, rest []*v1.Pod
 	if isIndexed(d.in.job) {
@@ -777,12 +776,9 @@ func (d *decision) canDropFinalizer(p *v1.Pod, failed bool, finishing *batch.Job
 // finalizer into the succeeded and failed counters.
 func countRemovedFinalizers(st *batch.JobStatus, withFinalizer func(types.UID) bool) {
 	unc := st.UncountedTerminatedPods
-	keep := func(uids []types.UID, counter *int32) (kept []types.UID) {
-		for _, u := range uids {
-			if withFinalizer(u) {
-				kept = append(kept, u)
-			}
-		}
+	// The status is the stage's own copy: its lists may shrink in place.
+	keep := func(uids []types.UID, counter *int32) []types.UID {
+		kept := slices.DeleteFunc(uids, func(u types.UID) bool { return !withFinalizer(u) })
 		*counter += int32(len(uids) - len(kept))
 		return kept
 	}
