@@ -26,9 +26,6 @@ import (
 	"quartet.dev/quartet/internal/controllers/kit"
 )
 
-// ComponentName is the event source, the same as upstream's.
-const ComponentName = "job-controller"
-
 const (
 	// batchPeriod gathers a Job's pod events into one sync, as upstream does.
 	batchPeriod = time.Second
@@ -77,7 +74,7 @@ type orphanKey struct {
 
 // New builds the controller on cfg.Informers' Job and Pod informers.
 func New(cfg kit.Config) (*Controller, error) {
-	base, err := kit.NewBase(cfg, "job", ComponentName)
+	base, err := kit.NewBase(cfg, "job", "job-controller") // upstream's event source
 	if err != nil {
 		return nil, err
 	}

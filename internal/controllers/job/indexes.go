@@ -19,12 +19,10 @@ type indexSet []span
 // successPolicy rules. Indexes at or above limit are dropped; malformed
 // pieces are skipped, never fatal, because the text may come from a user.
 // The second result reports whether anything was skipped.
-func parseIndexSet(text string, limit int) (indexSet, bool) {
+func parseIndexSet(text string, limit int) (set indexSet, skipped bool) {
 	if text == "" {
 		return nil, false
 	}
-	var set indexSet
-	skipped := false
 	for piece := range strings.SplitSeq(text, ",") {
 		first, last, isRange := strings.Cut(piece, "-")
 		if !isRange {
