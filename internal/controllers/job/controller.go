@@ -62,8 +62,6 @@ type Controller struct {
 	once kit.Once
 }
 
-var _ kit.Controller = (*Controller)(nil)
-
 // orphanKey names either one pod or every pod matching a selector in a
 // namespace whose tracking finalizer may need removing.
 type orphanKey struct {

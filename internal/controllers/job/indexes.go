@@ -91,8 +91,7 @@ func (set indexSet) withIndexes(indexes []int) indexSet {
 }
 
 // count is the number of indexes in the set.
-func (set indexSet) count() int {
-	total := 0
+func (set indexSet) count() (total int) {
 	for _, s := range set {
 		total += s.hi - s.lo + 1
 	}
@@ -133,8 +132,7 @@ func (set indexSet) String() string {
 
 // firstMissing returns up to n indexes below limit that are not in the set,
 // lowest first.
-func (set indexSet) firstMissing(n, limit int) []int {
-	var out []int
+func (set indexSet) firstMissing(n, limit int) (out []int) {
 	i := 0
 	for next := 0; len(out) < n && next < limit; next++ {
 		for i < len(set) && set[i].hi < next {

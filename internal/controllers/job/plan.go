@@ -246,10 +246,9 @@ type podCounts struct {
 }
 
 // classify sorts the pods: running, terminating, and newly finished.
-func (d *decision) classify() podCounts {
+func (d *decision) classify() (c podCounts) {
 	job := d.in.job
 	completions := completionsOf(job)
-	var c podCounts
 	for _, p := range d.in.pods {
 		if controller.IsPodActive(p) {
 			c.active = append(c.active, p)
@@ -445,14 +444,13 @@ func (d *decision) collectFailedIndexes(completions int) indexSet {
 // from. Those pods keep their finalizer (and so stay around) until the
 // replacement exists.
 func (d *decision) failedPodsAwaitingReplacement(active []*v1.Pod, completions int) map[int]*v1.Pod {
-	job := d.in.job
 	busy := sets.New[int]()
 	for _, p := range active {
 		busy.Insert(d.indexes[p])
 	}
 	held := map[int]*v1.Pod{}
 	for _, p := range d.in.pods {
-		if !d.tracked(p) || !isFailed(job, p) {
+		if !d.tracked(p) || !isFailed(d.in.job, p) {
 			continue
 		}
 		ix := d.indexes[p]
