@@ -98,9 +98,8 @@ type decision struct {
 	succeeded                           indexSet
 	failedIndexes                       indexSet
 	holdForReplacement                  map[int]*v1.Pod
-	// indexes is each pod's completion index (noIndex if it has none), read
-	// once per sync. Only an Indexed Job fills it; what a NonIndexed Job's
-	// lookups read (0) decides nothing.
+	// indexes is each pod's completion index (noIndex if none), read once per
+	// sync; only an Indexed Job fills it (a NonIndexed Job's 0 decides nothing).
 	indexes map[*v1.Pod]int
 }
 
