@@ -26,14 +26,11 @@ var (
 			"the DaemonSet's quartet.dev/rollout-node-selector annotation (DaemonSets with a valid annotation only)",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"daemonset_namespace", "daemonset_name"})
-	registerMetrics sync.Once
 )
 
 // RegisterMetrics adds the DaemonSet controller's metrics to the process's
 // registry (once).
-func RegisterMetrics() {
-	registerMetrics.Do(func() { legacyregistry.MustRegister(staleSkips, canaryHeld) })
-}
+var RegisterMetrics = sync.OnceFunc(func() { legacyregistry.MustRegister(staleSkips, canaryHeld) })
 
 // recordCanary sets how many old pods the canary holds back in set, or
 // drops the series when the set has no (valid) rollout node selector.
