@@ -52,50 +52,16 @@ func main() {
 	}
 	switch os.Args[1] {
 	case "serve":
-		dir := arg(3)
-		host, _ := os.Hostname()
-		f := filepath.Join(dir, "hello")
-		if _, err := os.Stat(f); err != nil {
-			if err := os.WriteFile(f, []byte("hello from "+host+"\n"), 0o644); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				os.Exit(1)
-			}
-		}
-		l, err := net.Listen("tcp", ":"+arg(2))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		fmt.Printf("serving %s on port %d\n", dir, l.Addr().(*net.TCPAddr).Port)
-		fmt.Fprintln(os.Stderr, http.Serve(l, http.FileServer(http.Dir(dir))))
-		os.Exit(1)
+		fail(serve(arg(2), arg(3)))
 	case "get":
-		resp, err := http.Get(arg(2))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		_, _ = io.Copy(os.Stdout, resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			fmt.Fprintln(os.Stderr, resp.Status)
-			os.Exit(1)
-		}
+		fail(get(arg(2)))
 	case "exit":
 		n, _ := strconv.Atoi(arg(2))
 		fmt.Printf("exiting with %d\n", n)
 		os.Exit(n)
 	case "hog":
 		mb, _ := strconv.Atoi(arg(2))
-		var keep [][]byte
-		for i := 0; i < mb; i++ {
-			b := make([]byte, 1<<20)
-			for j := range b {
-				b[j] = 1
-			}
-			keep = append(keep, b)
-		}
-		fmt.Printf("holding %d MB\n", len(keep))
-		time.Sleep(time.Hour)
+		hog(mb)
 	case "write":
 		if err := os.WriteFile(arg(2), []byte("x"), 0o644); err != nil {
 			fmt.Println(err)
@@ -130,14 +96,64 @@ func main() {
 		}
 		fmt.Println("processes=" + strings.Join(processes(), ","))
 	case "whoami":
-		if err := whoami(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
+		fail(whoami())
 	default:
 		fmt.Fprintf(os.Stderr, "unknown command %q\n", os.Args[1])
 		os.Exit(2)
 	}
+}
+
+// fail exits 1, printing err to stderr, unless err is nil.
+func fail(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// serve writes "hello from <hostname>" to dir/hello unless it exists, then
+// serves dir over HTTP on port (0: a free one, printed) until that fails.
+func serve(port, dir string) error {
+	host, _ := os.Hostname()
+	f := filepath.Join(dir, "hello")
+	if _, err := os.Stat(f); err != nil {
+		if err := os.WriteFile(f, []byte("hello from "+host+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	l, err := net.Listen("tcp", ":"+port)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("serving %s on port %d\n", dir, l.Addr().(*net.TCPAddr).Port)
+	return http.Serve(l, http.FileServer(http.Dir(dir)))
+}
+
+// get prints the body of an HTTP GET of url; anything but 200 is an error.
+func get(url string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(os.Stdout, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s", resp.Status)
+	}
+	return nil
+}
+
+// hog allocates and touches mb megabytes, then sleeps an hour.
+func hog(mb int) {
+	var keep [][]byte
+	for i := 0; i < mb; i++ {
+		b := make([]byte, 1<<20)
+		for j := range b {
+			b[j] = 1
+		}
+		keep = append(keep, b)
+	}
+	fmt.Printf("holding %d MB\n", len(keep))
+	time.Sleep(time.Hour)
 }
 
 // processes are the names (comm) of the processes in /proc, sorted.
