@@ -1,10 +1,12 @@
 package daemonset
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -55,7 +57,7 @@ func (a *applier) applyRevisions(ctx context.Context, set *appsv1.DaemonSet, rp 
 		}
 		return created.Labels[appsv1.ControllerRevisionHashLabelKey], nil
 	}
-	hash := rp.currentHash()
+	hash := rp.current.Labels[appsv1.ControllerRevisionHashLabelKey]
 	if len(rp.duplicates) > 0 {
 		dupHashes := map[string]bool{}
 		for _, d := range rp.duplicates {
@@ -119,19 +121,33 @@ func (a *applier) createRevision(ctx context.Context, set *appsv1.DaemonSet, rev
 	return nil, err
 }
 
-// cleanupRevisions deletes the old revisions beyond the history limit that
-// none of the set's pods carries.
+// cleanupRevisions deletes the old revisions beyond the set's
+// revisionHistoryLimit, oldest first, skipping any revision a pod still
+// carries: those are kept however many there are.
 func (a *applier) cleanupRevisions(ctx context.Context, set *appsv1.DaemonSet, old []*appsv1.ControllerRevision, pods []*corev1.Pod) error {
+	excess := len(old) - int(ptr.Deref(set.Spec.RevisionHistoryLimit, defaultRevisionHistoryLimit))
+	if excess <= 0 {
+		return nil
+	}
 	liveHashes := map[string]bool{}
 	for _, pod := range pods {
 		if h := pod.Labels[appsv1.ControllerRevisionHashLabelKey]; h != "" {
 			liveHashes[h] = true
 		}
 	}
-	for _, rev := range expiredRevisions(set, old, liveHashes) {
+	byAge := slices.Clone(old)
+	slices.SortStableFunc(byAge, func(a, b *appsv1.ControllerRevision) int { return cmp.Compare(a.Revision, b.Revision) })
+	for _, rev := range byAge {
+		if excess == 0 {
+			break
+		}
+		if liveHashes[rev.Labels[appsv1.ControllerRevisionHashLabelKey]] {
+			continue
+		}
 		if err := a.client.AppsV1().ControllerRevisions(rev.Namespace).Delete(ctx, rev.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("deleting old ControllerRevision %s: %w", rev.Name, err)
 		}
+		excess--
 	}
 	return nil
 }

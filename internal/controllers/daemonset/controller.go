@@ -38,8 +38,6 @@ const AnnotationRolloutNodeSelector = "quartet.dev/rollout-node-selector"
 // nodeIndex indexes DaemonSet pods by target node and set (nodeKey).
 const nodeIndex = "quartet.dev/daemonset-node"
 
-var _ kit.Controller = (*Controller)(nil)
-
 // Controller is quartet's DaemonSet controller.
 type Controller struct {
 	*kit.Base
@@ -95,15 +93,11 @@ func New(cfg kit.Config) (*Controller, error) {
 	base.Every(time.Minute, func(context.Context) { c.backoff.GC() })
 	owners := kit.NewOwners(controllerKind.Kind, setInformer.Informer().GetIndexer(), func(s *appsv1.DaemonSet) *metav1.LabelSelector { return s.Spec.Selector })
 	c.podEvents = &kit.Router[*appsv1.DaemonSet, *corev1.Pod]{Owners: owners, Route: func(set *appsv1.DaemonSet, _ kit.ChildEvent[*corev1.Pod]) { c.enqueue(set) }}
-	err = errors.Join(
+	return c, errors.Join(
 		base.Watch(setInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.enqueue, UpdateFunc: c.updateSet, DeleteFunc: c.deleteSet}),
 		base.Watch(revisionInformer.Informer(), &kit.Router[*appsv1.DaemonSet, *appsv1.ControllerRevision]{Owners: owners, Route: c.revisionChanged}),
 		base.Watch(podInformer.Informer(), c.podEvents),
 		base.Watch(nodeInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addNode, UpdateFunc: c.updateNode, DeleteFunc: c.deleteNode}))
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
 }
 
 // indexByNode is nodeIndex's function.
@@ -255,18 +249,17 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	if err != nil {
 		return 0, err
 	}
-	d, planErr := decide(in)
-	if planErr != nil {
+	d, err := decide(in)
+	if err != nil {
 		// The status is still worth writing; the error requeues the set.
-		planErr = fmt.Errorf("planning DaemonSet %s: %w", key, planErr)
+		err = fmt.Errorf("planning DaemonSet %s: %w", key, err)
 	}
 	if !in.act {
 		// The pod cache misses this controller's last creates or deletes, so
 		// its counts are behind what the status already says: the event
 		// that shows them syncs the set again.
-		return d.requeueAfter, planErr
+		return d.requeueAfter, err
 	}
-	err = planErr
 	if err == nil {
 		err = c.act(ctx, in, d, revs)
 	}

@@ -102,13 +102,17 @@ func (p *decision) requeue(after time.Duration) {
 // always the status. On error the decision still carries the status.
 func decide(in *observed) (*decision, error) {
 	p := &decision{}
-	v := &view{observed: in, names: nodeNamesInPlay(in.nodes, in.podsByNode), generation: templateGeneration(in.set),
+	v := &view{observed: in, generation: templateGeneration(in.set),
 		fits: make(map[string]nodeFit, len(in.nodes)), byName: make(map[string]*corev1.Node, len(in.nodes))}
+	names := slices.AppendSeq(make([]string, 0, len(in.nodes)+len(in.podsByNode)), maps.Keys(in.podsByNode))
 	fit := fitFor(in.logger, in.set)
 	for _, n := range in.nodes {
+		names = append(names, n.Name)
 		v.fits[n.Name] = fit(n)
 		v.byName[n.Name] = n
 	}
+	slices.Sort(names)
+	v.names = slices.Compact(names)
 	p.status = p.computeStatus(v)
 	if !in.act {
 		return p, nil
@@ -131,23 +135,13 @@ func decide(in *observed) (*decision, error) {
 // works out from it once.
 type view struct {
 	*observed
-	// names are every node that exists or has a pod of the set, sorted.
+	// names are every node that exists or has a pod of the set, sorted so
+	// that each decision is made in the same order on every sync.
 	names []string
 	// fits and byName hold the nodes that exist.
 	fits       map[string]nodeFit
 	byName     map[string]*corev1.Node
 	generation *int64
-}
-
-// nodeNamesInPlay lists, sorted, every node that exists or has a pod of the
-// set, so that each decision is made in the same order on every sync.
-func nodeNamesInPlay(nodes []*corev1.Node, podsByNode map[string][]*corev1.Pod) []string {
-	names := slices.AppendSeq(make([]string, 0, len(nodes)+len(podsByNode)), maps.Keys(podsByNode))
-	for _, n := range nodes {
-		names = append(names, n.Name)
-	}
-	slices.Sort(names)
-	return slices.Compact(names)
 }
 
 // place is the placement half of the plan.
@@ -293,9 +287,9 @@ func (p *decision) roll(v *view) error {
 	}
 	if maxSurge == 0 {
 		p.replaceInPlace(v, names, maxUnavailable)
-		return nil
+	} else {
+		p.surge(v, names, maxSurge, desired)
 	}
-	p.surge(v, names, maxSurge, desired)
 	return nil
 }
 

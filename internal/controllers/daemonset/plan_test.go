@@ -2,6 +2,7 @@ package daemonset
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -185,7 +186,11 @@ func TestPlan(t *testing.T) {
 		"burst: at most 250 creates per sync": {
 			nodes: manyNodes,
 			want: planResult{CreateOn: func() []string {
-				out := nodeNamesInPlay(manyNodes, nil)
+				var out []string
+				for _, n := range manyNodes {
+					out = append(out, n.Name)
+				}
+				slices.Sort(out)
 				return out[:250]
 			}(), Status: st(300, 0, 0, 0, 0)},
 		},

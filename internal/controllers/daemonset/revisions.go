@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/kubernetes/pkg/controller"
-	"k8s.io/utils/ptr"
 
 	"quartet.dev/quartet/internal/controllers/kit"
 )
@@ -103,35 +102,4 @@ func planRevisions(set *appsv1.DaemonSet, revisions []*appsv1.ControllerRevision
 		p.renumber.Revision = next
 	}
 	return p, nil
-}
-
-// currentHash is the controller-revision-hash of the revision this plan
-// makes current.
-func (p *revisionPlan) currentHash() string {
-	return cmp.Or(p.current, p.create).Labels[appsv1.ControllerRevisionHashLabelKey]
-}
-
-// expiredRevisions returns the old revisions beyond the set's
-// revisionHistoryLimit, oldest first, skipping any revision a pod still
-// carries (liveHashes): those are kept however many there are.
-func expiredRevisions(set *appsv1.DaemonSet, old []*appsv1.ControllerRevision, liveHashes map[string]bool) []*appsv1.ControllerRevision {
-	excess := len(old) - int(ptr.Deref(set.Spec.RevisionHistoryLimit, defaultRevisionHistoryLimit))
-	if excess <= 0 {
-		return nil
-	}
-	byAge := slices.Clone(old)
-	slices.SortStableFunc(byAge, func(a, b *appsv1.ControllerRevision) int {
-		return cmp.Compare(a.Revision, b.Revision)
-	})
-	var expired []*appsv1.ControllerRevision
-	for _, r := range byAge {
-		if len(expired) == excess {
-			break
-		}
-		if liveHashes[r.Labels[appsv1.ControllerRevisionHashLabelKey]] {
-			continue
-		}
-		expired = append(expired, r)
-	}
-	return expired
 }

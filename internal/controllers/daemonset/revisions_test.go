@@ -1,17 +1,20 @@
 package daemonset
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 
 	"quartet.dev/quartet/internal/controllers/kit"
+	"quartet.dev/quartet/internal/controllers/kittest"
 )
 
 // TestRevisionIdentityMatchesKubernetes checks templateHash and kit.TemplatePatch
@@ -149,7 +152,11 @@ func TestPlanRevisions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := result{Hash: p.currentHash(), Labelled: names(p.labelled), Duplicates: names(p.duplicates), Old: names(p.old)}
+			made := p.current // the revision the plan makes current
+			if made == nil {
+				made = p.create
+			}
+			got := result{Hash: made.Labels[appsv1.ControllerRevisionHashLabelKey], Labelled: names(p.labelled), Duplicates: names(p.duplicates), Old: names(p.old)}
 			if p.create != nil {
 				got.Create, got.CreateRev = p.create.Name, p.create.Revision
 				if p.create.Labels[appsv1.ControllerRevisionHashLabelKey] != curHash || p.create.Labels["app"] != "agent" {
@@ -175,31 +182,40 @@ func TestPlanRevisions(t *testing.T) {
 	}
 }
 
-func TestExpiredRevisions(t *testing.T) {
-	set := testSet(func(s *appsv1.DaemonSet) { s.Spec.RevisionHistoryLimit = new(int32(2)) })
+// TestCleanupRevisions checks which old revisions a sync deletes, in order.
+func TestCleanupRevisions(t *testing.T) {
+	set := testSet()
 	old := []*appsv1.ControllerRevision{
 		revision("r4", "h4", 4, set), revision("r1", "h1", 1, set), revision("r3", "h3", 3, set), revision("r2", "h2", 2, set), revision("r5", "h5", 5, set),
 	}
 	cases := map[string]struct {
 		limit *int32
-		live  map[string]bool
+		live  []string
 		want  []string
 	}{
-		"oldest go first":          {limit: new(int32(2)), want: []string{"r1", "r2", "r3"}},
-		"live revisions are kept":  {limit: new(int32(2)), live: map[string]bool{"h1": true, "h3": true}, want: []string{"r2", "r4", "r5"}},
+		"oldest go first":          {limit: new(int32(2)), want: []string{"delete r1", "delete r2", "delete r3"}},
+		"live revisions are kept":  {limit: new(int32(2)), live: []string{"h1", "h3"}, want: []string{"delete r2", "delete r4", "delete r5"}},
 		"within the limit":         {limit: new(int32(5))},
-		"zero keeps only the live": {limit: new(int32(0)), live: map[string]bool{"h5": true}, want: []string{"r1", "r2", "r3", "r4"}},
+		"zero keeps only the live": {limit: new(int32(0)), live: []string{"h5"}, want: []string{"delete r1", "delete r2", "delete r3", "delete r4"}},
 		"unset means 10":           {},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			set.Spec.RevisionHistoryLimit = tc.limit
-			var got []string
-			for _, r := range expiredRevisions(set, old, tc.live) {
-				got = append(got, r.Name)
+			var objs []runtime.Object
+			for _, r := range old {
+				objs = append(objs, r)
 			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("expired (-want +got):\n%s", diff)
+			var pods []*corev1.Pod
+			for _, h := range tc.live {
+				pods = append(pods, testPod("p-"+h, "node-1", h))
+			}
+			client := kittest.NewAPI(objs...)
+			if err := (&applier{client: client}).cleanupRevisions(context.Background(), set, old, pods); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, kittest.Calls(client, "controllerrevisions")); diff != "" {
+				t.Errorf("deleted (-want +got):\n%s", diff)
 			}
 		})
 	}
