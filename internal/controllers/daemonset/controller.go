@@ -336,15 +336,20 @@ func (c *Controller) claim(ctx context.Context, set *appsv1.DaemonSet, selector 
 }
 
 // act makes the decision's writes: its events, the failed-pod back-off, the
-// pods (counting those created in the status), and the revisions beyond the
-// history limit.
+// canary gauge, the pods (counting those created in the status), and the
+// revisions beyond the history limit.
 func (c *Controller) act(ctx context.Context, in *observed, d *decision, rp *revisionPlan) error {
 	set := in.set
 	kit.Record(c.Recorder, set, d.events...)
 	for _, k := range d.backoffSteps {
 		c.backoff.Next(k, in.now)
 	}
-	recordCanary(in, d)
+	// The gauge has a series only for a set with a (valid) rollout node selector.
+	if in.canary == nil {
+		canaryHeld.DeleteLabelValues(set.Namespace, set.Name)
+	} else {
+		canaryHeld.WithLabelValues(set.Namespace, set.Name).Set(float64(d.heldByCanary))
+	}
 	if d.heldByCanary > 0 && c.once.First(set.UID, "held", in.hash) {
 		c.Recorder.Eventf(set, corev1.EventTypeNormal, reasonRolloutPausedOutsideCanary,
 			"Rolling update to revision %s is limited to nodes matching %q: %d pod(s) on other nodes keep the old revision until annotation %s is removed",

@@ -31,13 +31,3 @@ var (
 // RegisterMetrics adds the DaemonSet controller's metrics to the process's
 // registry (once).
 var RegisterMetrics = sync.OnceFunc(func() { legacyregistry.MustRegister(staleSkips, canaryHeld) })
-
-// recordCanary sets how many old pods the canary holds back in set, or
-// drops the series when the set has no (valid) rollout node selector.
-func recordCanary(in *observed, d *decision) {
-	if in.canary == nil {
-		canaryHeld.DeleteLabelValues(in.set.Namespace, in.set.Name)
-		return
-	}
-	canaryHeld.WithLabelValues(in.set.Namespace, in.set.Name).Set(float64(d.heldByCanary))
-}

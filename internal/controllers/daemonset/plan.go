@@ -296,14 +296,11 @@ func (p *decision) roll(v *view) error {
 // inCanary reports whether the rolling update may replace the pod on node
 // name: every node, unless the set names canary nodes.
 func (v *view) inCanary(name string) bool {
-	if v.canary == nil {
-		return true
-	}
 	var nodeLabels labels.Set
 	if n := v.byName[name]; n != nil {
 		nodeLabels = n.Labels
 	}
-	return v.canary.Matches(nodeLabels)
+	return v.canary == nil || v.canary.Matches(nodeLabels)
 }
 
 // surge is the rolling update with maxSurge.
