@@ -432,7 +432,9 @@ spec:
 )
 
 // claimOwners maps each claim in the namespace to its owners, as
-// "Kind/name,...".
+// "Kind/name,...", ending in "(deleting)" for a claim being deleted. A claim
+// counts until it is gone: whether the garbage collector's delete or the
+// claim's last pod is still pending when a checkpoint is taken is timing.
 func claimOwners(s *h.S) map[string]string {
 	l, err := s.Client.CoreV1().PersistentVolumeClaims(s.NS).List(s.Ctx, metav1.ListOptions{})
 	if err != nil {
@@ -440,12 +442,12 @@ func claimOwners(s *h.S) map[string]string {
 	}
 	out := map[string]string{}
 	for _, c := range l.Items {
-		if c.DeletionTimestamp != nil {
-			continue
-		}
 		var owners []string
 		for _, r := range c.OwnerReferences {
 			owners = append(owners, r.Kind+"/"+r.Name)
+		}
+		if c.DeletionTimestamp != nil {
+			owners = append(owners, "(deleting)")
 		}
 		out[c.Name] = strings.Join(owners, ",")
 	}

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/retry"
@@ -162,26 +163,24 @@ func (a *applier) writeOwners(ctx context.Context, set *appsv1.StatefulSet, pod 
 			continue
 		}
 		claim := c.update
-		err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		err := updateOnConflict(retry.DefaultBackoff, func() error {
 			updated, err := a.client.CoreV1().PersistentVolumeClaims(claim.Namespace).Update(ctx, claim, metav1.UpdateOptions{})
 			if err == nil {
 				a.writes.Wrote(set.UID, "persistentvolumeclaims", updated)
-				return nil
 			}
-			if !apierrors.IsConflict(err) {
-				return err
-			}
-			fresh, getErr := a.client.CoreV1().PersistentVolumeClaims(claim.Namespace).Get(ctx, claim.Name, metav1.GetOptions{})
+			return err
+		}, func() (bool, error) {
+			fresh, err := a.client.CoreV1().PersistentVolumeClaims(claim.Namespace).Get(ctx, claim.Name, metav1.GetOptions{})
 			switch {
-			case apierrors.IsNotFound(getErr):
-				return nil // gone: nothing left to own
-			case getErr != nil:
-				return getErr
+			case apierrors.IsNotFound(err):
+				return true, nil // gone: nothing left to own
+			case err != nil:
+				return true, err
 			case claimOwnersCurrent(fresh, set, pod):
-				return nil
+				return true, nil
 			}
 			claim = withPolicyOwners(fresh, set, pod)
-			return err
+			return false, nil
 		})
 		if err != nil {
 			return fmt.Errorf("could not update claim %s for delete policy ownerRefs: %w", c.claim, err)
@@ -202,13 +201,14 @@ func (a *applier) conform(ctx context.Context, set *appsv1.StatefulSet, t *podTa
 	// update; that write changes nothing, so quartet only reports it.
 	if err == nil && t.writePod {
 		pod := t.pod
-		err = retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		err = updateOnConflict(retry.DefaultBackoff, func() error {
 			updated, err := a.client.CoreV1().Pods(pod.Namespace).Update(ctx, pod, metav1.UpdateOptions{})
 			if err == nil {
 				a.writes.Wrote(set.UID, "pods", updated)
-				return nil
 			}
-			if fresh, getErr := a.cachedPod(pod.Namespace, pod.Name); getErr == nil {
+			return err
+		}, func() (bool, error) {
+			if fresh, err := a.cachedPod(pod.Namespace, pod.Name); err == nil {
 				pod = fresh.DeepCopy()
 				if !hasIdentity(set, pod) {
 					setIdentity(set, pod)
@@ -217,7 +217,7 @@ func (a *applier) conform(ctx context.Context, set *appsv1.StatefulSet, t *podTa
 					setStorage(set, pod)
 				}
 			}
-			return err
+			return false, nil
 		})
 	}
 	podEvent(a.recorder, set, verbUpdate, t.pod.Name, err)
@@ -237,17 +237,39 @@ func (a *applier) writeStatus(ctx context.Context, set *appsv1.StatefulSet, stat
 		return nil
 	}
 	target := set.DeepCopy()
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	return updateOnConflict(retry.DefaultRetry, func() error {
 		target.Status = *status
 		updated, err := a.client.AppsV1().StatefulSets(target.Namespace).UpdateStatus(ctx, target, metav1.UpdateOptions{})
 		if err == nil {
 			a.writes.Wrote(set.UID, "statefulsets", updated)
-			return nil
-		}
-		if fresh, getErr := a.cachedSet(set.Namespace, set.Name); getErr == nil {
-			target = fresh.DeepCopy()
 		}
 		return err
+	}, func() (bool, error) {
+		if fresh, err := a.cachedSet(set.Namespace, set.Name); err == nil {
+			target = fresh.DeepCopy()
+		}
+		return false, nil
+	})
+}
+
+// updateOnConflict calls write until it succeeds, fails with anything but a
+// conflict, or has used backoff's steps. Before each retry,
+// after the backoff's pause, refresh reads the object again, or reports that
+// nothing is left to write (done) or why it cannot be read. Reading after the
+// pause rather than at the conflict matters: whoever wrote the object first
+// often writes it again at once (the volume binder annotates a new claim,
+// then binds it, then sets its status), and a copy read in between is stale
+// by the next attempt.
+func updateOnConflict(backoff wait.Backoff, write func() error, refresh func() (done bool, err error)) error {
+	retrying := false
+	return retry.RetryOnConflict(backoff, func() error {
+		if retrying {
+			if done, err := refresh(); done || err != nil {
+				return err
+			}
+		}
+		retrying = true
+		return write()
 	})
 }
 

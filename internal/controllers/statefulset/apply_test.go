@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	testingclock "k8s.io/utils/clock/testing"
 
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
@@ -502,5 +504,58 @@ func TestClaimPods(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"adopt pod web-0", "adopt pod web-1", "release pod web-3"}, writes(client)); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+}
+
+// TestUpdateOnConflict: refresh runs only before a retry, after the backoff's
+// pause (a copy read at the conflict is stale by then if its writer goes on
+// writing), and ends the retries when it is done or fails.
+func TestUpdateOnConflict(t *testing.T) {
+	conflict := apierrors.NewConflict(claimsResource, "data-web-0", errors.New("modified"))
+	boom := errors.New("boom")
+	pause := 20 * time.Millisecond
+	for name, tc := range map[string]struct {
+		writes    []error // write's results in turn; nil after the last
+		refreshes []bool  // refresh's done in turn; false after the last
+		refreshEr error
+		want      string
+		wantErr   error
+	}{
+		"written at once":          {want: "write"},
+		"written after a conflict": {writes: []error{conflict}, want: "write refresh write"},
+		"conflicts use the steps":  {writes: []error{conflict, conflict, conflict}, want: "write refresh write refresh write", wantErr: conflict},
+		"refresh finds it done":    {writes: []error{conflict}, refreshes: []bool{true}, want: "write refresh"},
+		"refresh fails":            {writes: []error{conflict}, refreshEr: boom, want: "write refresh", wantErr: boom},
+		"other errors end it":      {writes: []error{boom}, want: "write", wantErr: boom},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var calls []string
+			var conflictAt time.Time
+			err := updateOnConflict(wait.Backoff{Steps: 3, Duration: pause, Factor: 1}, func() error {
+				calls = append(calls, "write")
+				var err error
+				if len(tc.writes) > 0 {
+					err, tc.writes = tc.writes[0], tc.writes[1:]
+				}
+				conflictAt = time.Now()
+				return err
+			}, func() (bool, error) {
+				calls = append(calls, "refresh")
+				if waited := time.Since(conflictAt); waited < pause {
+					t.Errorf("refresh %v after the conflict, want after the %v pause", waited, pause)
+				}
+				done := false
+				if len(tc.refreshes) > 0 {
+					done, tc.refreshes = tc.refreshes[0], tc.refreshes[1:]
+				}
+				return done, tc.refreshEr
+			})
+			if got := strings.Join(calls, " "); got != tc.want {
+				t.Errorf("calls %q, want %q", got, tc.want)
+			}
+			if err != tc.wantErr {
+				t.Errorf("err %v, want %v", err, tc.wantErr)
+			}
+		})
 	}
 }
