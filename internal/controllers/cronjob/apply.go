@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -31,12 +32,33 @@ type applier struct {
 	// under "cronjobs", so that a sync that sees its new Job before that
 	// status waits for the status instead of reading the CronJob again.
 	writes *kit.OwnWrites
+
+	// owed holds the status each CronJob is owed by a sync that created a
+	// Job and left the status write to the CronJob's next sync (see apply).
+	owedMu sync.Mutex
+	owed   map[types.UID]owedStatus
+}
+
+// owedStatus is a status to write, computed from the CronJob at
+// resourceVersion.
+type owedStatus struct {
+	resourceVersion string
+	status          batchv1.CronJobStatus
 }
 
 // apply carries out d, made for cj (which it does not modify), then writes
 // the resulting status if it changed; errors come back joined after the
 // status write, so that what did happen is recorded.
-func (a *applier) apply(ctx context.Context, cj *batchv1.CronJob, d Decision) error {
+//
+// A sync that created a Job does not write the status itself: it returns
+// owed, the status is remembered, and the CronJob's next sync, which the
+// caller queues behind every CronJob already waiting, writes it. When many
+// CronJobs fire in the same second, their Jobs are all created before any
+// status is written, instead of each worker alternating a create and a
+// status write. The Job's name is the lock that keeps a crash in between
+// from running it twice; the next sync after a restart finds it and records
+// it, as when a status write fails.
+func (a *applier) apply(ctx context.Context, cj *batchv1.CronJob, d Decision) (owed bool, err error) {
 	status := d.Status.DeepCopy()
 	for _, j := range d.Prune {
 		// A Job that cannot be pruned now is pruned by a later sync; as in
@@ -62,6 +84,12 @@ func (a *applier) apply(ctx context.Context, cj *batchv1.CronJob, d Decision) er
 		} else if ref != nil && !hasUID(status.Active, ref.UID) {
 			status.Active = append(status.Active, *ref)
 			status.LastScheduleTime = &metav1.Time{Time: d.ScheduledTime}
+			if len(errs) == 0 {
+				a.owedMu.Lock()
+				a.owed[cj.UID] = owedStatus{resourceVersion: cj.ResourceVersion, status: *status}
+				a.owedMu.Unlock()
+				return true, nil
+			}
 		}
 	}
 
@@ -75,7 +103,24 @@ func (a *applier) apply(ctx context.Context, cj *batchv1.CronJob, d Decision) er
 			a.writes.Wrote(cj.UID, "cronjobs", written)
 		}
 	}
-	return errors.Join(errs...)
+	return false, errors.Join(errs...)
+}
+
+// takeOwed returns cj with the status a sync left it owing, if any, and
+// forgets that status. The status counts only while the cache still holds
+// the CronJob it was computed from: after another change the sync decides
+// from the CronJob as it is, and finds its Job again by name.
+func (a *applier) takeOwed(cj *batchv1.CronJob) *batchv1.CronJob {
+	a.owedMu.Lock()
+	o, ok := a.owed[cj.UID]
+	delete(a.owed, cj.UID)
+	a.owedMu.Unlock()
+	if !ok || o.resourceVersion != cj.ResourceVersion {
+		return cj
+	}
+	owing := cj.DeepCopy()
+	owing.Status = o.status
+	return owing
 }
 
 // deleteJob deletes one Job of cj, only if it still has uid, leaving its

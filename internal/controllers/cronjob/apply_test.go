@@ -46,6 +46,7 @@ func TestApply(t *testing.T) {
 		noUpdate   bool
 		err        bool
 		remembered []types.UID
+		owed       bool // the Job created, its status written by the next sync
 	}
 	// fail makes the fake apiserver refuse verb on resource (named objects
 	// only, when names are given).
@@ -65,7 +66,7 @@ func TestApply(t *testing.T) {
 		"create": {
 			cj:       newCronJob(),
 			decision: Decision{Create: newJob(), ScheduledTime: topOfHour},
-			want:     want{calls: []string{"create " + newName}, events: []string{normal + kit.ReasonSuccessfulCreate}, active: []string{newName}, lastSched: &topOfHour},
+			want:     want{owed: true, calls: []string{"create " + newName}, events: []string{normal + kit.ReasonSuccessfulCreate}, active: []string{newName}, lastSched: &topOfHour},
 		},
 		"create fails": {
 			cj:       newCronJob(),
@@ -89,7 +90,7 @@ func TestApply(t *testing.T) {
 			cj:       newCronJob(),
 			decision: Decision{Create: newJob(), ScheduledTime: topOfHour},
 			jobs:     []*batchv1.Job{ours},
-			want:     want{calls: []string{"create " + newName, "get " + newName}, active: []string{newName}, lastSched: &topOfHour},
+			want:     want{owed: true, calls: []string{"create " + newName, "get " + newName}, active: []string{newName}, lastSched: &topOfHour},
 		},
 		"already exists, ours, already active": {
 			cj:       newCronJob(listing(ours)),
@@ -114,7 +115,7 @@ func TestApply(t *testing.T) {
 			cj:       newCronJob(listing(prev)),
 			decision: Decision{Status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{prevRef}}, Replace: []corev1.ObjectReference{prevRef}, Create: newJob(), ScheduledTime: topOfHour},
 			jobs:     []*batchv1.Job{prev},
-			want: want{
+			want: want{owed: true,
 				calls:      []string{"delete " + prev.Name, "create " + newName},
 				events:     []string{normal + kit.ReasonSuccessfulDelete, normal + kit.ReasonSuccessfulCreate},
 				active:     []string{newName},
@@ -125,7 +126,7 @@ func TestApply(t *testing.T) {
 		"replace of a Job already gone still creates": {
 			cj:       newCronJob(listing(prev)),
 			decision: Decision{Status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{prevRef}}, Replace: []corev1.ObjectReference{prevRef}, Create: newJob(), ScheduledTime: topOfHour},
-			want: want{
+			want: want{owed: true,
 				calls:      []string{"delete " + prev.Name, "create " + newName},
 				events:     []string{normal + kit.ReasonSuccessfulCreate},
 				active:     []string{newName},
@@ -164,7 +165,7 @@ func TestApply(t *testing.T) {
 			cj:       newCronJob(),
 			decision: Decision{Create: newJob(), ScheduledTime: topOfHour},
 			fail:     []fail{{"update", "cronjobs", apierrors.NewConflict(batchv1.Resource("cronjobs"), "backup", errors.New("stale")), nil}},
-			want:     want{calls: []string{"create " + newName}, events: []string{normal + kit.ReasonSuccessfulCreate}, active: []string{newName}, lastSched: &topOfHour, err: true},
+			want:     want{owed: true, calls: []string{"create " + newName}, events: []string{normal + kit.ReasonSuccessfulCreate}, active: []string{newName}, lastSched: &topOfHour, err: true},
 		},
 	}
 	for name, tc := range cases {
@@ -182,10 +183,27 @@ func TestApply(t *testing.T) {
 			}
 			rec := record.NewFakeRecorder(100)
 			writes := kit.NewOwnWrites(clocktesting.NewFakeClock(topOfHour), map[string]kit.Store{"jobs": cached})
-			a := applier{client: client, recorder: rec, writes: writes}
+			a := applier{client: client, recorder: rec, writes: writes, owed: map[types.UID]owedStatus{}}
 			before := tc.cj.DeepCopy()
 
-			err := a.apply(context.Background(), tc.cj, tc.decision)
+			owed, err := a.apply(context.Background(), tc.cj, tc.decision)
+			if owed != tc.want.owed {
+				t.Errorf("apply owed a status write: %v, want %v", owed, tc.want.owed)
+			}
+			if owed {
+				// The next sync decides from the status owed; with nothing
+				// else changed, that status is its decision, and it writes it.
+				next := a.takeOwed(tc.cj)
+				if next == tc.cj {
+					t.Fatal("the owed status is not remembered")
+				}
+				if a.takeOwed(tc.cj) != tc.cj {
+					t.Error("the owed status is remembered after it was taken")
+				}
+				if owed, err = a.apply(context.Background(), tc.cj, Decision{Status: next.Status}); owed {
+					t.Error("the next sync owes a status write too")
+				}
+			}
 
 			if (err != nil) != tc.want.err {
 				t.Errorf("apply error = %v, want error: %v", err, tc.want.err)
@@ -258,4 +276,40 @@ func statusWrites(client *fake.Clientset) []*batchv1.CronJob {
 		}
 	}
 	return out
+}
+
+// TestTakeOwed: a status owed is taken once, and only while the cache holds
+// the CronJob it was computed from.
+func TestTakeOwed(t *testing.T) {
+	cj := newCronJob()
+	cj.ResourceVersion = "5"
+	owed := batchv1.CronJobStatus{Active: []corev1.ObjectReference{*jobRef(jobAt(topOfHour))}, LastScheduleTime: &metav1.Time{Time: topOfHour}}
+	for name, tc := range map[string]struct {
+		rv       string // the cache's resourceVersion at the next sync
+		wantOwed bool
+	}{
+		"the CronJob unchanged":     {rv: "5", wantOwed: true},
+		"the CronJob changed since": {rv: "6"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			a := applier{owed: map[types.UID]owedStatus{cj.UID: {resourceVersion: cj.ResourceVersion, status: owed}}}
+			cached := cj.DeepCopy()
+			cached.ResourceVersion = tc.rv
+			got := a.takeOwed(cached)
+			if tc.wantOwed != (got != cached) {
+				t.Fatalf("took the owed status: %v, want %v", got != cached, tc.wantOwed)
+			}
+			if tc.wantOwed {
+				if diff := cmp.Diff(owed, got.Status); diff != "" {
+					t.Errorf("status (-want +got):\n%s", diff)
+				}
+				if cached.Status.Active != nil {
+					t.Error("takeOwed modified the cached CronJob")
+				}
+			}
+			if again := a.takeOwed(cached); again != cached {
+				t.Error("the owed status is still remembered after it was taken")
+			}
+		})
+	}
 }

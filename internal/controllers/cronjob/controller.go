@@ -56,6 +56,7 @@ func New(cfg kit.Config) (*Controller, error) {
 		apply: &applier{
 			client:   cfg.Client,
 			recorder: base.Recorder,
+			owed:     map[types.UID]owedStatus{},
 			writes: kit.NewOwnWrites(base.Clock, map[string]kit.Store{
 				"jobs":     jobInformer.Informer().GetStore(),
 				"cronjobs": cronJobInformer.Informer().GetStore(),
@@ -91,10 +92,13 @@ func indexByControllerUID(obj any) ([]string, error) {
 // sync reconciles one CronJob. It returns how long to wait before syncing it
 // again when nothing changes (0: until something changes).
 func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
-	cj, ok, err := kit.Cached[*batchv1.CronJob](c.cronJobs, key)
+	cached, ok, err := kit.Cached[*batchv1.CronJob](c.cronJobs, key)
 	if !ok {
 		return 0, err
 	}
+	// cj is the CronJob with the status an earlier sync owes it, if any;
+	// the status write compares with cached's.
+	cj := c.apply.takeOwed(cached)
 	now := c.Clock.Now()
 	jobs, err := c.jobsOf(cj)
 	if err != nil {
@@ -119,7 +123,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		case err != nil:
 			return 0, err
 		}
-		cj = fresh
+		cj, cached = fresh, fresh
 	}
 	gone, err := c.goneActiveJobs(ctx, cj, jobs)
 	if err != nil {
@@ -127,8 +131,12 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	}
 
 	d := Decide(Observed{CronJob: cj, Jobs: jobs, Gone: gone, Now: now, Local: c.local})
-	if err := c.apply.apply(ctx, cj, d); err != nil {
+	owed, err := c.apply.apply(ctx, cached, d)
+	if err != nil {
 		return 0, err
+	}
+	if owed {
+		c.queue.Add(key) // behind every key already waiting
 	}
 	if d.RequeueAfter > 0 {
 		klog.FromContext(ctx).V(4).Info("Requeuing cronjob", "cronjob", klog.KObj(cj), "after", d.RequeueAfter)
@@ -215,6 +223,7 @@ func (c *Controller) updateCronJob(oldObj, newObj any) {
 func (c *Controller) deleteCronJob(obj any) {
 	if cj, ok := kit.Unwrap[*batchv1.CronJob](obj); ok {
 		c.apply.writes.Forget(cj.UID)
+		c.apply.takeOwed(cj)
 	}
 	c.enqueue(obj)
 }

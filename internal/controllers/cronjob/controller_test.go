@@ -196,6 +196,22 @@ func TestSync(t *testing.T) {
 			if err != nil {
 				t.Fatalf("sync: %v", err)
 			}
+			if e.c.queue.Len() > 0 {
+				// The sync created the Job and queued the CronJob for the
+				// status write; the next sync runs once the Job's event has
+				// reached the cache.
+				key, _ := e.c.queue.Get()
+				e.c.queue.Done(key)
+				if created, err := e.client.Tracker().Get(batchv1.SchemeGroupVersion.WithResource("jobs"), "ops", scheduledName); err == nil {
+					e.cache(t, created)
+				}
+				if requeue, err = e.c.sync(ctx, key); err != nil {
+					t.Fatalf("the sync after the create: %v", err)
+				}
+				if e.c.queue.Len() > 0 {
+					t.Error("the sync after the create queued the CronJob again")
+				}
+			}
 			if len(tc.cached) > 0 && !tc.ownStatusUnseen && requeue <= 0 {
 				t.Errorf("requeue = %v, want the next scheduled time", requeue)
 			}

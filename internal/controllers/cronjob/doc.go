@@ -7,7 +7,9 @@
 // scheduled time and reads its Jobs from the shared informer; plan.go holds
 // the decision, Decide, a pure function of what a sync observed (the time
 // arithmetic is in the schedule subpackage), which `quartet cron simulate`
-// runs too; apply.go makes the writes. How it differs from upstream's
-// (wake-up margin, missed-schedule reporting, UID preconditions) is listed in
+// runs too; apply.go makes the writes, leaving the status write after a
+// create to the CronJob's next sync so that a burst of firings creates its
+// Jobs first. How it differs from upstream's (wake-up margin, missed-schedule
+// reporting, UID preconditions, that status write) is listed in
 // docs/cronjob.md.
 package cronjob
