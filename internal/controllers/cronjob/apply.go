@@ -40,10 +40,10 @@ type applier struct {
 }
 
 // owedStatus is a status to write, computed from the CronJob at
-// resourceVersion.
+// resourceVersion, whose status was base.
 type owedStatus struct {
 	resourceVersion string
-	status          batchv1.CronJobStatus
+	base, status    batchv1.CronJobStatus
 }
 
 // apply carries out d, made for cj (which it does not modify), then writes
@@ -86,7 +86,7 @@ func (a *applier) apply(ctx context.Context, cj *batchv1.CronJob, d Decision) (o
 			status.LastScheduleTime = &metav1.Time{Time: d.ScheduledTime}
 			if len(errs) == 0 {
 				a.owedMu.Lock()
-				a.owed[cj.UID] = owedStatus{resourceVersion: cj.ResourceVersion, status: *status}
+				a.owed[cj.UID] = owedStatus{resourceVersion: cj.ResourceVersion, base: cj.Status, status: *status}
 				a.owedMu.Unlock()
 				return true, nil
 			}
@@ -107,15 +107,17 @@ func (a *applier) apply(ctx context.Context, cj *batchv1.CronJob, d Decision) (o
 }
 
 // takeOwed returns cj with the status a sync left it owing, if any, and
-// forgets that status. The status counts only while the cache still holds
-// the CronJob it was computed from: after another change the sync decides
-// from the CronJob as it is, and finds its Job again by name.
+// forgets that status. The status counts while the cache holds the CronJob
+// it was computed from, or one whose status is still the one it was computed
+// from (an edit of the spec, such as suspending the CronJob, keeps the
+// status); after another status write the sync decides from the CronJob as
+// it is, and finds its Job again by name.
 func (a *applier) takeOwed(cj *batchv1.CronJob) *batchv1.CronJob {
 	a.owedMu.Lock()
 	o, ok := a.owed[cj.UID]
 	delete(a.owed, cj.UID)
 	a.owedMu.Unlock()
-	if !ok || o.resourceVersion != cj.ResourceVersion {
+	if !ok || (o.resourceVersion != cj.ResourceVersion && !equality.Semantic.DeepEqual(o.base, cj.Status)) {
 		return cj
 	}
 	owing := cj.DeepCopy()

@@ -279,22 +279,27 @@ func statusWrites(client *fake.Clientset) []*batchv1.CronJob {
 }
 
 // TestTakeOwed: a status owed is taken once, and only while the cache holds
-// the CronJob it was computed from.
+// the CronJob it was computed from or one with the same status.
 func TestTakeOwed(t *testing.T) {
 	cj := newCronJob()
 	cj.ResourceVersion = "5"
 	owed := batchv1.CronJobStatus{Active: []corev1.ObjectReference{*jobRef(jobAt(topOfHour))}, LastScheduleTime: &metav1.Time{Time: topOfHour}}
 	for name, tc := range map[string]struct {
-		rv       string // the cache's resourceVersion at the next sync
+		edit     func(*batchv1.CronJob) // from the CronJob the status was computed from to the cache's at the next sync
 		wantOwed bool
 	}{
-		"the CronJob unchanged":     {rv: "5", wantOwed: true},
-		"the CronJob changed since": {rv: "6"},
+		"the CronJob unchanged": {edit: func(*batchv1.CronJob) {}, wantOwed: true},
+		"suspended since": {edit: func(c *batchv1.CronJob) {
+			c.ResourceVersion, c.Spec.Suspend = "6", ptr.To(true)
+		}, wantOwed: true},
+		"its status written since": {edit: func(c *batchv1.CronJob) {
+			c.ResourceVersion, c.Status.LastScheduleTime = "6", &metav1.Time{Time: prevHour}
+		}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			a := applier{owed: map[types.UID]owedStatus{cj.UID: {resourceVersion: cj.ResourceVersion, status: owed}}}
+			a := applier{owed: map[types.UID]owedStatus{cj.UID: {resourceVersion: cj.ResourceVersion, base: cj.Status, status: owed}}}
 			cached := cj.DeepCopy()
-			cached.ResourceVersion = tc.rv
+			tc.edit(cached)
 			got := a.takeOwed(cached)
 			if tc.wantOwed != (got != cached) {
 				t.Fatalf("took the owed status: %v, want %v", got != cached, tc.wantOwed)

@@ -257,6 +257,47 @@ func TestSync(t *testing.T) {
 	}
 }
 
+// TestSyncSuspendedBeforeItsStatusWrite: a CronJob suspended between its
+// Job's create and the status write its next sync owes it still lists the
+// Job in status.active, as Kubernetes' single sync would, and no
+// UnexpectedJob is reported.
+func TestSyncSuspendedBeforeItsStatusWrite(t *testing.T) {
+	cj := newCronJob()
+	e := newTestEnv(t, utc("2026-05-19T10:00:00.2Z"), cj)
+	e.cache(t, cj)
+	_, ctx := ktesting.NewTestContext(t)
+	if _, err := e.c.sync(ctx, "ops/backup"); err != nil {
+		t.Fatal(err)
+	}
+	drain(e.rec, false)
+	key, _ := e.c.queue.Get()
+	e.c.queue.Done(key)
+
+	suspended, err := e.client.BatchV1().CronJobs("ops").Get(ctx, "backup", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	suspended.Spec.Suspend = ptr.To(true)
+	if suspended, err = e.client.BatchV1().CronJobs("ops").Update(ctx, suspended, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	created, err := e.client.BatchV1().Jobs("ops").Get(ctx, minutes(topOfHour), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cache(t, suspended, created)
+	if _, err := e.c.sync(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if got := drain(e.rec, false); len(got) != 0 {
+		t.Errorf("events of the sync after the suspend = %v, want none", got)
+	}
+	writes := e.statusWrites()
+	if len(writes) != 1 || len(writes[0].Active) != 1 || writes[0].Active[0].Name != created.Name {
+		t.Errorf("status writes %+v, want one listing %s", writes, created.Name)
+	}
+}
+
 // TestSyncIgnoresJobsItDeleted covers the race after Replace: the CronJob's
 // status already lacks the old Job while the Job cache still has it.
 func TestSyncIgnoresJobsItDeleted(t *testing.T) {
