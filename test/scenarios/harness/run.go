@@ -2,11 +2,13 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -27,11 +29,18 @@ type Env struct {
 	// --runtime sim; the mode flag is added per cluster.
 	Args []string
 
-	modes     []Mode
-	shared    *clusterSet
-	exclusive map[Mode]*sync.RWMutex
-	has       map[Mode]map[Controller]bool
-	allow     *Allowlist
+	modes  []Mode
+	shared *clusterSet
+	// slots bounds the scenarios running on the shared set at once: past a
+	// point, more only slow the clusters down until waits time out.
+	slots chan struct{}
+	// exclusiveSet is the set Exclusive scenarios take turns on (under
+	// exclusiveMu), started for the first one, so the others never wait
+	// for them.
+	exclusiveMu  sync.Mutex
+	exclusiveSet *clusterSet
+	has          map[Mode]map[Controller]bool
+	allow        *Allowlist
 
 	mu      sync.Mutex
 	results []Result
@@ -44,8 +53,12 @@ type Result struct {
 	Status      map[Mode]string
 	Differences []Difference
 	Failures    []string
-	Duration    time.Duration
-	Retried     int // differences of a first run that was run again
+	// Took is how long the runs took, from the moment they had their
+	// clusters.
+	Took time.Duration
+	// Retried says why a first run was run again ("2 differ", "failed in
+	// quartet"); empty when it was not.
+	Retried string
 }
 
 // Passed says the scenario passed in every mode with no difference outside
@@ -95,15 +108,18 @@ func NewEnv(args []string, allowlistFile string) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{Args: args, modes: modes, allow: al, exclusive: map[Mode]*sync.RWMutex{}, has: map[Mode]map[Controller]bool{}}
+	slots := 16
+	if v := os.Getenv("SCENARIO_PARALLEL"); v != "" {
+		if slots, err = strconv.Atoi(v); err != nil || slots < 1 {
+			return nil, fmt.Errorf("SCENARIO_PARALLEL=%s: want a number of scenarios, at least 1", v)
+		}
+	}
+	e := &Env{Args: args, modes: modes, allow: al, slots: make(chan struct{}, slots), has: map[Mode]map[Controller]bool{}}
 	set, err := e.startSet(args)
 	if err != nil {
 		return nil, err
 	}
 	e.shared = set
-	for _, m := range modes {
-		e.exclusive[m] = &sync.RWMutex{}
-	}
 	if c := set.byMode[Quartet]; c != nil {
 		e.has[Quartet] = quartetControllers(c.Output.String())
 	}
@@ -197,17 +213,21 @@ func quartetControllers(output string) map[Controller]bool {
 	return has
 }
 
-// Close stops the shared clusters and replicas and reports processes left
-// behind.
-func (e *Env) Close() error { return e.shared.cleanup() }
+// Close stops the shared clusters and replicas (and the exclusive
+// scenarios' set) and reports processes left behind.
+func (e *Env) Close() error {
+	err := e.shared.cleanup()
+	if e.exclusiveSet != nil {
+		err = errors.Join(err, e.exclusiveSet.cleanup())
+	}
+	return err
+}
 
 // Run runs sc in every mode at once, compares the traces and records the
 // result; t fails when the scenario does not pass.
 func (e *Env) Run(t *testing.T, sc Scenario) {
-	start := time.Now()
 	res := Result{Name: sc.Name}
 	defer func() {
-		res.Duration = time.Since(start)
 		e.mu.Lock()
 		e.results = append(e.results, res)
 		e.mu.Unlock()
@@ -223,25 +243,55 @@ func (e *Env) Run(t *testing.T, sc Scenario) {
 
 	clusters, release := e.clustersFor(t, sc, &res)
 	defer release()
+	start := time.Now()
+	defer func() { res.Took = time.Since(start) }()
 
 	// Every mode runs the scenario at once, on clusters that run many
 	// scenarios at once: a wall-clock race (a checkpoint read a moment late,
-	// a minute boundary) can make one run differ. A scenario whose runs
-	// differ is run once more, and only differences seen again count; the
-	// first run's differences stay in the log and the report.
+	// a minute boundary, a wait that times out while the machine is
+	// saturated) can make one run differ or fail. Such a scenario is run once
+	// more, and only what happens again counts; the first run's differences
+	// and failures stay in the log and the report.
 	for attempt := 1; ; attempt++ {
 		e.judge(t, sc, &res, e.runModes(t, sc, missing, clusters), missing)
-		if attempt == 1 && res.disallowed() > 0 && os.Getenv("SCENARIO_NO_RETRY") == "" {
-			for _, d := range res.Differences {
-				if d.Allowed == "" {
-					t.Logf("first run's difference (running the scenario once more): %s", d)
-				}
-			}
-			res.Retried = res.disallowed()
-			continue
+		why := e.retryReason(&res)
+		if attempt > 1 || why == "" || os.Getenv("SCENARIO_NO_RETRY") != "" {
+			break
 		}
-		break
+		res.Retried = why
+		for _, f := range res.Failures {
+			t.Logf("first run's failure (running the scenario once more): %s", f)
+		}
+		for _, d := range res.Differences {
+			if d.Allowed == "" {
+				t.Logf("first run's difference (running the scenario once more): %s", d)
+			}
+		}
 	}
+	e.report(t, &res)
+}
+
+// retryReason says why res's runs should run again ("failed in quartet",
+// "2 differ"), or "" when they passed.
+func (e *Env) retryReason(res *Result) string {
+	var failed []string
+	for _, m := range e.modes {
+		if res.Status[m] == "failed" {
+			failed = append(failed, string(m))
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		return "failed in " + strings.Join(failed, ", ")
+	case res.disallowed() > 0:
+		return fmt.Sprintf("%d differ", res.disallowed())
+	}
+	return ""
+}
+
+// report fails t with res's failures and disallowed differences and logs
+// the rest.
+func (e *Env) report(t *testing.T, res *Result) {
 	for _, f := range res.Failures {
 		t.Error(f)
 	}
@@ -260,46 +310,46 @@ func (e *Env) Run(t *testing.T, sc Scenario) {
 }
 
 // clustersFor returns the clusters sc runs on, held as sc needs them: a set
-// of its own, or the shared set alone (Exclusive) or with other scenarios;
-// release gives them back.
+// of its own (OwnCluster), the exclusive scenarios' set alone (Exclusive), or
+// a slot on the shared set; release gives them back.
 func (e *Env) clustersFor(t *testing.T, sc Scenario, res *Result) (clusters *clusterSet, release func()) {
-	if sc.OwnCluster {
+	startFailed := func(err error) {
+		res.Status = map[Mode]string{}
+		for _, m := range e.modes {
+			res.Status[m] = "failed"
+		}
+		res.Failures = append(res.Failures, err.Error())
+		t.Fatal(err)
+	}
+	switch {
+	case sc.OwnCluster:
 		args := append([]string(nil), e.Args...)
 		if sc.Nodes > 0 {
 			args = append(args, fmt.Sprintf("--nodes=%d", sc.Nodes))
 		}
 		set, err := e.startSet(args)
 		if err != nil {
-			res.Status = map[Mode]string{}
-			for _, m := range e.modes {
-				res.Status[m] = "failed"
-			}
-			res.Failures = append(res.Failures, err.Error())
-			t.Fatal(err)
+			startFailed(err)
 		}
 		return set, func() {
 			if err := set.cleanup(); err != nil {
 				t.Error(err)
 			}
 		}
-	}
-	modes := e.modes
-	for _, m := range modes {
-		if sc.Exclusive {
-			e.exclusive[m].Lock()
-		} else {
-			e.exclusive[m].RLock()
-		}
-	}
-	return e.shared, func() {
-		for _, m := range modes {
-			if sc.Exclusive {
-				e.exclusive[m].Unlock()
-			} else {
-				e.exclusive[m].RUnlock()
+	case sc.Exclusive:
+		e.exclusiveMu.Lock()
+		if e.exclusiveSet == nil {
+			set, err := e.startSet(e.Args)
+			if err != nil {
+				e.exclusiveMu.Unlock()
+				startFailed(err)
 			}
+			e.exclusiveSet = set
 		}
+		return e.exclusiveSet, e.exclusiveMu.Unlock
 	}
+	e.slots <- struct{}{}
+	return e.shared, func() { <-e.slots }
 }
 
 // judge records in res what one attempt's runs of sc came to: each mode's
@@ -443,7 +493,7 @@ func (e *Env) Report(w io.Writer) {
 	for _, m := range e.modes {
 		fmt.Fprintf(w, "  %-10s", m)
 	}
-	fmt.Fprintf(w, "  %s\n", "difference")
+	fmt.Fprintf(w, "  %5s  %s\n", "took", "difference")
 	passed, failed, skipped := 0, 0, 0
 	for _, r := range rs {
 		diff := "equal"
@@ -459,15 +509,15 @@ func (e *Env) Report(w io.Writer) {
 		case len(r.Differences) > 0:
 			diff = fmt.Sprintf("equal (%d allowed)", len(r.Differences))
 		}
-		if r.Retried > 0 {
-			diff += fmt.Sprintf(", run twice: first run %d differ", r.Retried)
+		if r.Retried != "" {
+			diff += ", run twice: first run " + r.Retried
 		}
 		fmt.Fprintf(w, "%-*s", width, r.Name)
 		for _, m := range e.modes {
 			st, _, _ := strings.Cut(r.Status[m], " (")
 			fmt.Fprintf(w, "  %-10s", st)
 		}
-		fmt.Fprintf(w, "  %s\n", diff)
+		fmt.Fprintf(w, "  %4.0fs  %s\n", r.Took.Seconds(), diff)
 		switch {
 		case r.Skipped():
 			skipped++
