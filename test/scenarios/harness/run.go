@@ -108,7 +108,7 @@ func NewEnv(args []string, allowlistFile string) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	slots := 16
+	slots := 12
 	if v := os.Getenv("SCENARIO_PARALLEL"); v != "" {
 		if slots, err = strconv.Atoi(v); err != nil || slots < 1 {
 			return nil, fmt.Errorf("SCENARIO_PARALLEL=%s: want a number of scenarios, at least 1", v)
