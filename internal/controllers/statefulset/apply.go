@@ -163,24 +163,22 @@ func (a *applier) writeOwners(ctx context.Context, set *appsv1.StatefulSet, pod 
 			continue
 		}
 		claim := c.update
-		err := updateOnConflict(retry.DefaultBackoff, func() error {
+		err := retryConflicts(retry.DefaultBackoff, func(again bool) error {
+			if again {
+				fresh, err := a.client.CoreV1().PersistentVolumeClaims(claim.Namespace).Get(ctx, claim.Name, metav1.GetOptions{})
+				switch {
+				case apierrors.IsNotFound(err):
+					return nil // gone: nothing left to own
+				case err != nil || claimOwnersCurrent(fresh, set, pod):
+					return err
+				}
+				claim = withPolicyOwners(fresh, set, pod)
+			}
 			updated, err := a.client.CoreV1().PersistentVolumeClaims(claim.Namespace).Update(ctx, claim, metav1.UpdateOptions{})
 			if err == nil {
 				a.writes.Wrote(set.UID, "persistentvolumeclaims", updated)
 			}
 			return err
-		}, func() (bool, error) {
-			fresh, err := a.client.CoreV1().PersistentVolumeClaims(claim.Namespace).Get(ctx, claim.Name, metav1.GetOptions{})
-			switch {
-			case apierrors.IsNotFound(err):
-				return true, nil // gone: nothing left to own
-			case err != nil:
-				return true, err
-			case claimOwnersCurrent(fresh, set, pod):
-				return true, nil
-			}
-			claim = withPolicyOwners(fresh, set, pod)
-			return false, nil
 		})
 		if err != nil {
 			return fmt.Errorf("could not update claim %s for delete policy ownerRefs: %w", c.claim, err)
@@ -201,23 +199,23 @@ func (a *applier) conform(ctx context.Context, set *appsv1.StatefulSet, t *podTa
 	// update; that write changes nothing, so quartet only reports it.
 	if err == nil && t.writePod {
 		pod := t.pod
-		err = updateOnConflict(retry.DefaultBackoff, func() error {
+		err = retryConflicts(retry.DefaultBackoff, func(again bool) error {
+			if again {
+				if fresh, err := a.cachedPod(pod.Namespace, pod.Name); err == nil {
+					pod = fresh.DeepCopy()
+					if !hasIdentity(set, pod) {
+						setIdentity(set, pod)
+					}
+					if !hasStorage(set, pod) {
+						setStorage(set, pod)
+					}
+				}
+			}
 			updated, err := a.client.CoreV1().Pods(pod.Namespace).Update(ctx, pod, metav1.UpdateOptions{})
 			if err == nil {
 				a.writes.Wrote(set.UID, "pods", updated)
 			}
 			return err
-		}, func() (bool, error) {
-			if fresh, err := a.cachedPod(pod.Namespace, pod.Name); err == nil {
-				pod = fresh.DeepCopy()
-				if !hasIdentity(set, pod) {
-					setIdentity(set, pod)
-				}
-				if !hasStorage(set, pod) {
-					setStorage(set, pod)
-				}
-			}
-			return false, nil
 		})
 	}
 	podEvent(a.recorder, set, verbUpdate, t.pod.Name, err)
@@ -237,39 +235,31 @@ func (a *applier) writeStatus(ctx context.Context, set *appsv1.StatefulSet, stat
 		return nil
 	}
 	target := set.DeepCopy()
-	return updateOnConflict(retry.DefaultRetry, func() error {
+	return retryConflicts(retry.DefaultRetry, func(again bool) error {
+		if again {
+			if fresh, err := a.cachedSet(set.Namespace, set.Name); err == nil {
+				target = fresh.DeepCopy()
+			}
+		}
 		target.Status = *status
 		updated, err := a.client.AppsV1().StatefulSets(target.Namespace).UpdateStatus(ctx, target, metav1.UpdateOptions{})
 		if err == nil {
 			a.writes.Wrote(set.UID, "statefulsets", updated)
 		}
 		return err
-	}, func() (bool, error) {
-		if fresh, err := a.cachedSet(set.Namespace, set.Name); err == nil {
-			target = fresh.DeepCopy()
-		}
-		return false, nil
 	})
 }
 
-// updateOnConflict calls write until it succeeds, fails with anything but a
-// conflict, or has used backoff's steps. Before each retry,
-// after the backoff's pause, refresh reads the object again, or reports that
-// nothing is left to write (done) or why it cannot be read. Reading after the
-// pause rather than at the conflict matters: whoever wrote the object first
-// often writes it again at once (the volume binder annotates a new claim,
-// then binds it, then sets its status), and a copy read in between is stale
-// by the next attempt.
-func updateOnConflict(backoff wait.Backoff, write func() error, refresh func() (done bool, err error)) error {
-	retrying := false
+// retryConflicts calls write until it succeeds, fails with anything but a
+// conflict, or has used backoff's steps. A retry reads the object again
+// first (again is true): after the backoff's pause, not at the conflict, as
+// whoever wrote it often writes again at once (the volume binder annotates,
+// binds and updates a new claim).
+func retryConflicts(backoff wait.Backoff, write func(again bool) error) error {
+	calls := 0
 	return retry.RetryOnConflict(backoff, func() error {
-		if retrying {
-			if done, err := refresh(); done || err != nil {
-				return err
-			}
-		}
-		retrying = true
-		return write()
+		calls++
+		return write(calls > 1)
 	})
 }
 

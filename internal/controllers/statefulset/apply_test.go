@@ -507,48 +507,37 @@ func TestClaimPods(t *testing.T) {
 	}
 }
 
-// TestUpdateOnConflict: refresh runs only before a retry, after the backoff's
-// pause (a copy read at the conflict is stale by then if its writer goes on
-// writing), and ends the retries when it is done or fails.
-func TestUpdateOnConflict(t *testing.T) {
+// TestRetryConflicts: write is told it retries only after a conflict, and
+// runs again after the backoff's pause (an object read at the conflict is
+// stale by then if its writer goes on writing), at most the backoff's steps.
+func TestRetryConflicts(t *testing.T) {
 	conflict := apierrors.NewConflict(claimsResource, "data-web-0", errors.New("modified"))
 	boom := errors.New("boom")
 	pause := 20 * time.Millisecond
 	for name, tc := range map[string]struct {
-		writes    []error // write's results in turn; nil after the last
-		refreshes []bool  // refresh's done in turn; false after the last
-		refreshEr error
-		want      string
-		wantErr   error
+		results []error // write's results in turn; nil after the last
+		want    string
+		wantErr error
 	}{
 		"written at once":          {want: "write"},
-		"written after a conflict": {writes: []error{conflict}, want: "write refresh write"},
-		"conflicts use the steps":  {writes: []error{conflict, conflict, conflict}, want: "write refresh write refresh write", wantErr: conflict},
-		"refresh finds it done":    {writes: []error{conflict}, refreshes: []bool{true}, want: "write refresh"},
-		"refresh fails":            {writes: []error{conflict}, refreshEr: boom, want: "write refresh", wantErr: boom},
-		"other errors end it":      {writes: []error{boom}, want: "write", wantErr: boom},
+		"written after a conflict": {results: []error{conflict}, want: "write again"},
+		"conflicts use the steps":  {results: []error{conflict, conflict, conflict}, want: "write again again", wantErr: conflict},
+		"other errors end it":      {results: []error{boom}, want: "write", wantErr: boom},
 	} {
 		t.Run(name, func(t *testing.T) {
-			var calls []string
+			calls := []string{}
 			var conflictAt time.Time
-			err := updateOnConflict(wait.Backoff{Steps: 3, Duration: pause, Factor: 1}, func() error {
-				calls = append(calls, "write")
+			err := retryConflicts(wait.Backoff{Steps: 3, Duration: pause, Factor: 1}, func(again bool) error {
+				calls = append(calls, map[bool]string{false: "write", true: "again"}[again])
+				if waited := time.Since(conflictAt); again && waited < pause {
+					t.Errorf("retried %v after the conflict, want after the %v pause", waited, pause)
+				}
 				var err error
-				if len(tc.writes) > 0 {
-					err, tc.writes = tc.writes[0], tc.writes[1:]
+				if len(tc.results) > 0 {
+					err, tc.results = tc.results[0], tc.results[1:]
 				}
 				conflictAt = time.Now()
 				return err
-			}, func() (bool, error) {
-				calls = append(calls, "refresh")
-				if waited := time.Since(conflictAt); waited < pause {
-					t.Errorf("refresh %v after the conflict, want after the %v pause", waited, pause)
-				}
-				done := false
-				if len(tc.refreshes) > 0 {
-					done, tc.refreshes = tc.refreshes[0], tc.refreshes[1:]
-				}
-				return done, tc.refreshEr
 			})
 			if got := strings.Join(calls, " "); got != tc.want {
 				t.Errorf("calls %q, want %q", got, tc.want)
