@@ -5,12 +5,3 @@
 // decides), apply.go (every write), doc.go (what it does, how it differs from
 // upstream's).
 package controllers
-
-import "quartet.dev/quartet/internal/controllers/kit"
-
-// Config is what a controller is made from (kit.Config).
-type Config = kit.Config
-
-// Controller is a reconcile loop that runs until its context is cancelled
-// (kit.Controller).
-type Controller = kit.Controller
