@@ -95,7 +95,7 @@ func New(cfg kit.Config) (*Controller, error) {
 		podLister:    podInformer.Lister(),
 		podIndexer:   podInformer.Informer().GetIndexer(),
 		owners:       kit.NewOwners(batch.SchemeGroupVersion.WithKind("Job").Kind, jobInformer.Informer().GetIndexer(), func(j *batch.Job) *metav1.LabelSelector { return j.Spec.Selector }),
-		memory:       newMemory(),
+		memory:       &memory{jobs: map[types.UID]*jobMemory{}},
 		managedBy:    cfg.ManagedBy,
 		sweepWorkers: writeConcurrency,
 	}

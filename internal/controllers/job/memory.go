@@ -25,10 +25,6 @@ type memory struct {
 	jobs map[types.UID]*jobMemory
 }
 
-func newMemory() *memory {
-	return &memory{jobs: map[types.UID]*jobMemory{}}
-}
-
 // update calls fn on the Job's memory under the lock and returns what fn left.
 func (m *memory) update(uid types.UID, fn func(*jobMemory)) jobMemory {
 	m.mu.Lock()

@@ -2,10 +2,12 @@ package job
 
 import (
 	"testing"
+
+	"k8s.io/apimachinery/pkg/types"
 )
 
 func TestMemoryPodFinishedThreshold(t *testing.T) {
-	m := newMemory()
+	m := &memory{jobs: map[types.UID]*jobMemory{}}
 	job := newTestJob(10, 4)
 	finished := func() bool {
 		return m.update(job.UID, func(e *jobMemory) { e.finishedSinceSync++ }).finishedSinceSync == syncThreshold(job)
@@ -28,7 +30,7 @@ func TestMemoryPodFinishedThreshold(t *testing.T) {
 
 func TestMemoryOfARecreatedJob(t *testing.T) {
 	job := newTestJob(1, 1)
-	m := newMemory()
+	m := &memory{jobs: map[types.UID]*jobMemory{}}
 	m.update(job.UID, func(e *jobMemory) {
 		e.backoff = backoffRecord{failures: 3, lastFailure: testNow}
 		e.createBatch = 64

@@ -161,10 +161,8 @@ func completionsOf(job *batch.Job) int {
 }
 
 func trueCondition(st *batch.JobStatus, t batch.JobConditionType) *batch.JobCondition {
-	for i := range st.Conditions {
-		if st.Conditions[i].Type == t && st.Conditions[i].Status == v1.ConditionTrue {
-			return &st.Conditions[i]
-		}
+	if i := slices.IndexFunc(st.Conditions, func(c batch.JobCondition) bool { return c.Type == t && c.Status == v1.ConditionTrue }); i >= 0 {
+		return &st.Conditions[i]
 	}
 	return nil
 }
@@ -175,14 +173,8 @@ func IsFinished(job *batch.Job) bool {
 }
 
 func newCondition(t batch.JobConditionType, status v1.ConditionStatus, reason, message string, now time.Time) *batch.JobCondition {
-	return &batch.JobCondition{
-		Type:               t,
-		Status:             status,
-		Reason:             reason,
-		Message:            message,
-		LastProbeTime:      metav1.NewTime(now),
-		LastTransitionTime: metav1.NewTime(now),
-	}
+	at := metav1.NewTime(now)
+	return &batch.JobCondition{Type: t, Status: status, Reason: reason, Message: message, LastProbeTime: at, LastTransitionTime: at}
 }
 
 // setCondition makes the condition of type t read status/reason/message: it
