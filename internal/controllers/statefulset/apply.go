@@ -77,14 +77,13 @@ func (a *applier) runTask(ctx context.Context, set *appsv1.StatefulSet, t *podTa
 	case taskCreate:
 		return a.create(ctx, set, t)
 	case taskClaims:
-		if err := a.createClaims(ctx, set, t); err != nil {
-			return err
+		err := a.createClaims(ctx, set, t)
+		if err == nil {
+			if err = a.writeOwners(ctx, set, t.pod, t.owners); err != nil {
+				podEvent(a.recorder, set, verbUpdate, t.pod.Name, err)
+			}
 		}
-		if err := a.writeOwners(ctx, set, t.pod, t.owners); err != nil {
-			podEvent(a.recorder, set, verbUpdate, t.pod.Name, err)
-			return err
-		}
-		return nil
+		return err
 	case taskConform:
 		return a.conform(ctx, set, t)
 	case taskOwners:

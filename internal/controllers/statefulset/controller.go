@@ -146,12 +146,9 @@ func (c *Controller) claimWritten(obj any) {
 }
 
 func (c *Controller) enqueue(obj any) {
-	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
-	if err != nil {
-		utilruntime.HandleError(err)
-		return
+	if set, ok := kit.Unwrap[*appsv1.StatefulSet](obj); ok {
+		c.queue.Add(cache.MetaObjectToName(set).String())
 	}
-	c.queue.Add(key)
 }
 
 // setDeleted drops what is remembered of a deleted set.

@@ -55,8 +55,7 @@ func replicaCount(set *appsv1.StatefulSet) int { return int(ptr.Deref(set.Spec.R
 
 // inOrdinalRange reports whether pod's ordinal is one the set wants.
 func inOrdinalRange(set *appsv1.StatefulSet, pod *v1.Pod) bool {
-	ord := ordinalOf(pod)
-	start := firstOrdinal(set)
+	ord, start := ordinalOf(pod), firstOrdinal(set)
 	return ord >= start && ord < start+replicaCount(set)
 }
 

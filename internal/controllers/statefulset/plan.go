@@ -133,17 +133,13 @@ func (v *claimView) get(name string) *v1.PersistentVolumeClaim {
 // those being deleted, and marks the former as created.
 func (v *claimView) toCreate(set *appsv1.StatefulSet, pod *v1.Pod) (create []*v1.PersistentVolumeClaim, deleting []string) {
 	for _, claim := range claimsFor(set, pod) {
-		if existing := v.get(claim.Name); existing != nil {
-			if existing.DeletionTimestamp != nil {
-				deleting = append(deleting, claim.Name)
-			}
-			continue
+		switch existing := v.get(claim.Name); {
+		case existing != nil && existing.DeletionTimestamp != nil:
+			deleting = append(deleting, claim.Name)
+		case existing == nil && !v.created[claim.Name]:
+			v.created[claim.Name] = true
+			create = append(create, claim)
 		}
-		if v.created[claim.Name] {
-			continue
-		}
-		v.created[claim.Name] = true
-		create = append(create, claim)
 	}
 	return create, deleting
 }
