@@ -26,10 +26,6 @@ import (
 // controllerKind is the kind in the controller references the set writes.
 var controllerKind = appsv1.SchemeGroupVersion.WithKind("DaemonSet")
 
-// eventComponent is the source of the Events this controller records, the
-// same as Kubernetes' DaemonSet controller's.
-const eventComponent = "daemonset-controller"
-
 // AnnotationRolloutNodeSelector opts a DaemonSet into quartet's canary by
 // node: its value is a label selector, and a RollingUpdate replaces pods only
 // on nodes that match it until the annotation is removed.
@@ -61,7 +57,7 @@ type Controller struct {
 // New builds the controller and registers its informers (DaemonSets, pods,
 // nodes, ControllerRevisions) on cfg.Informers.
 func New(cfg kit.Config) (*Controller, error) {
-	base, err := kit.NewBase(cfg, "daemonset", eventComponent)
+	base, err := kit.NewBase(cfg, "daemonset", "daemonset-controller") // Kubernetes' event source
 	if err != nil {
 		return nil, err
 	}
