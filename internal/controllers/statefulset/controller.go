@@ -53,8 +53,6 @@ type Controller struct {
 	maxUnavailable, semanticRevisions, recreate bool
 }
 
-var _ kit.Controller = (*Controller)(nil)
-
 // New builds the controller and registers its informers (StatefulSets, Pods,
 // PersistentVolumeClaims, ControllerRevisions) and indexes on cfg.Informers.
 func New(cfg kit.Config) (*Controller, error) {
