@@ -48,19 +48,14 @@ func (o *Owners[O]) Selecting(namespace string, objLabels map[string]string) []O
 	if o.selector == nil || len(objLabels) == 0 {
 		return nil
 	}
-	objs, err := o.indexer.ByIndex(cache.NamespaceIndex, namespace)
-	if err != nil {
-		return nil
-	}
+	objs, _ := o.indexer.ByIndex(cache.NamespaceIndex, namespace) // nil on error
 	var out []O
 	for _, obj := range objs {
-		owner, ok := obj.(O)
-		if !ok {
-			continue
-		}
-		sel, err := metav1.LabelSelectorAsSelector(o.selector(owner))
-		if err == nil && !sel.Empty() && sel.Matches(labels.Set(objLabels)) {
-			out = append(out, owner)
+		if owner, ok := obj.(O); ok {
+			sel, err := metav1.LabelSelectorAsSelector(o.selector(owner))
+			if err == nil && !sel.Empty() && sel.Matches(labels.Set(objLabels)) {
+				out = append(out, owner)
+			}
 		}
 	}
 	return out
