@@ -187,10 +187,9 @@ func (c *Controller) enqueue(obj any) {
 	}
 }
 
-// updateCronJob syncs an edited CronJob now, except when the edit changed
-// when it runs: then it wakes at the new schedule's next time, so that an
-// edit never starts a Job for a time that passed before it (as in
-// Kubernetes).
+// updateCronJob syncs an edited CronJob now, unless the edit changed when it
+// runs: then it wakes at the new schedule's next time, so that an edit never
+// starts a Job for a time before it (as in Kubernetes).
 func (c *Controller) updateCronJob(oldObj, newObj any) {
 	old, okOld := oldObj.(*batchv1.CronJob)
 	cur, okCur := newObj.(*batchv1.CronJob)

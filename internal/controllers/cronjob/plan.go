@@ -26,8 +26,7 @@ import (
 // 100 ms of its scheduled time, so it pads by less.
 const requeueDelay = 10 * time.Millisecond
 
-// controllerKind is the kind in the owner reference of every Job a CronJob
-// creates.
+// controllerKind is the kind in the controller reference of a CronJob's Jobs.
 var controllerKind = batchv1.SchemeGroupVersion.WithKind("CronJob")
 
 // Observed is everything one sync of a CronJob knows when it decides.

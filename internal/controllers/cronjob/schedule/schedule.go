@@ -28,8 +28,7 @@ const TooManyMissed = 100
 // date, such as "0 0 30 2 *" (February 30th).
 var ErrNeverFires = errors.New("the schedule matches no date (for example February 30th), so it never fires")
 
-// Schedule is a parsed spec.schedule, bound to the time zone its fields are
-// read in.
+// Schedule is a parsed spec.schedule bound to the zone its fields are read in.
 type Schedule struct {
 	cron cron.Schedule
 	// every is the period of an "@every <duration>" schedule, whose times are
@@ -148,16 +147,15 @@ func (u Unmet) TooMany() bool { return u.Count > TooManyMissed }
 // anchor and now minus spec.startingDeadlineSeconds as after.
 //
 // It costs at most about TooManyMissed calls to Next however far back anchor
-// is: past that it stops counting and looks back from now for the most
-// recent time instead of walking the whole way.
+// is: past that it stops counting and looks back from now for the most recent
+// time instead of walking the whole way.
 //
 // Kubernetes differs in two corner cases. It estimates the count from the gap
-// between the first two times and jumps ahead by it, which on uneven
-// schedules ("30 10,14 * * 1-5" over a weekend) can overshoot and lose the
-// most recent missed time; and it moves the start of an @every chain to the
-// deadline, so an @every schedule whose startingDeadlineSeconds is shorter
-// than its period never fires. Here the count is exact and the chain stays
-// anchored.
+// between the first two times and jumps ahead by it, which on uneven schedules
+// ("30 10,14 * * 1-5" over a weekend) can overshoot and lose the most recent
+// missed time; and it moves an @every chain's start to the deadline, so an
+// @every schedule whose startingDeadlineSeconds is shorter than its period
+// never fires. Here the count is exact and the chain stays anchored.
 func (s *Schedule) Unmet(anchor, after, now time.Time) (Unmet, error) {
 	start := anchor
 	if after.After(anchor) {
