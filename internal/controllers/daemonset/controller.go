@@ -185,8 +185,7 @@ func (c *Controller) deleteNode(obj any) {
 }
 
 // enqueueForNode enqueues the sets whose decision or status for the node
-// changes between old and cur (nil: the node did not exist / no longer
-// exists).
+// changes from old to cur (nil where the node does not exist).
 func (c *Controller) enqueueForNode(old, cur *corev1.Node) {
 	name := cmp.Or(cur, old).Name
 	for _, obj := range c.sets.List() {

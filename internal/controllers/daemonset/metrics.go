@@ -7,13 +7,10 @@ import (
 	"k8s.io/component-base/metrics/legacyregistry"
 )
 
-// The DaemonSet controller's metrics. upstream's
-// (daemonset_controller_stale_sync_skips_total) keeps its name and labels,
-// so that dashboards made for kube-controller-manager keep working; the
-// canary extension has its own (quartet_daemonset_controller_*). They go
-// into the process's registry once RegisterMetrics is called, which the
-// process does when it starts this controller: never beside upstream's,
-// whose names are the same.
+// The DaemonSet controller's metrics. Upstream's
+// (daemonset_controller_stale_sync_skips_total) keeps its name and labels, so
+// that dashboards made for kube-controller-manager keep working; the canary
+// extension has its own (quartet_daemonset_controller_*).
 var (
 	staleSkips = metrics.NewCounterVec(&metrics.CounterOpts{
 		Subsystem: "daemonset_controller", Name: "stale_sync_skips_total",
@@ -28,6 +25,6 @@ var (
 	}, []string{"daemonset_namespace", "daemonset_name"})
 )
 
-// RegisterMetrics adds the DaemonSet controller's metrics to the process's
-// registry (once).
+// RegisterMetrics adds the metrics to the registry once, as the process starts
+// this controller: never beside upstream's, whose names are the same.
 var RegisterMetrics = sync.OnceFunc(func() { legacyregistry.MustRegister(staleSkips, canaryHeld) })

@@ -26,9 +26,8 @@ const defaultRevisionHistoryLimit = 10
 // when a cluster switches between the two controllers.
 var templateHash = controller.ComputeHash
 
-// revisionPlan is what sync must write so that the set has exactly one
-// ControllerRevision for its current template, with the highest revision
-// number.
+// revisionPlan is what sync must write for the set to have exactly one
+// ControllerRevision of its current template, numbered highest.
 type revisionPlan struct {
 	// labelled are revisions that lacked the controller-revision-hash label,
 	// with it added (the revision's name is its value).
