@@ -18,15 +18,14 @@ import (
 	"quartet.dev/quartet/internal/controllers/kit"
 )
 
-// The job-controller role allows create, delete and patch on pods, and no
-// get: every pod write goes through a kit.PodWriter.
-
 // writeConcurrency bounds the pod writes in flight for one Job.
 const writeConcurrency = 100
 
 // applier makes the writes of a Job's sync, and remembers them in writes:
 // pod creates and deletes under "pods", finalizer removals under "pod
-// finalizers", status writes (through client) under "jobs".
+// finalizers", status writes (through client) under "jobs". Every pod write
+// goes through pods: the job-controller role allows create, delete and patch
+// on pods, and no get.
 type applier struct {
 	pods   kit.PodWriter
 	client kubernetes.Interface

@@ -18,9 +18,7 @@ import (
 
 // The Job controller's metrics carry the names, labels and buckets of
 // upstream's (kube-controller-manager's job_controller_* family), so that
-// dashboards made for upstream's keep working. RegisterMetrics adds them to
-// the legacy registry when the process starts this controller: never beside
-// upstream's Job controller, whose metrics have the same names.
+// dashboards made for upstream's keep working.
 const metricsSubsystem = "job_controller"
 
 // Label values, as upstream's.
@@ -85,8 +83,8 @@ func counterVec(name string, level metrics.StabilityLevel, help string, labels .
 	return metrics.NewCounterVec(&metrics.CounterOpts{Subsystem: metricsSubsystem, Name: name, Help: help, StabilityLevel: level}, labels)
 }
 
-// RegisterMetrics adds the Job controller's metrics to the process's
-// registry (once).
+// RegisterMetrics adds the metrics to the registry once, as the process starts
+// this controller: never beside upstream's, whose metrics have the same names.
 var RegisterMetrics = sync.OnceFunc(func() {
 	legacyregistry.MustRegister(syncDuration, syncs, jobsFinished, podsFinished, trackingFinalizers,
 		failurePolicyActions, finishedIndexes, podCreations, externalJobs, staleSkips, retryDelays, invalidBackoff)

@@ -775,9 +775,8 @@ func countRemovedFinalizers(st *batch.JobStatus, withFinalizer func(types.UID) b
 	unc.Failed = keep(unc.Failed, &st.Failed)
 }
 
-// settle is the third, pure stage: with the finalizers of dropped pods gone,
-// their pods are counted, and the Job ends when nothing is left uncounted or
-// terminating.
+// settle is the third, pure stage: the dropped pods' finalizers gone, those
+// pods are counted, and the Job ends when none is uncounted or terminating.
 func (t *tracking) settle(dropped sets.Set[types.UID]) *settlement {
 	s := &settlement{status: *t.status.DeepCopy()}
 	st := &s.status
