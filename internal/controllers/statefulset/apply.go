@@ -29,11 +29,9 @@ const maxInFlight = 500
 type applier struct {
 	client   kubernetes.Interface
 	recorder record.EventRecorder
-	// cachedPod reads the informer's copy of a pod, to retry a write that
-	// lost a conflict.
+	// cachedPod and cachedSet read the informer's copy of a pod or a set, to
+	// retry a write (of a pod, of a set's status) that lost a conflict.
 	cachedPod func(namespace, name string) (*v1.Pod, error)
-	// cachedSet reads the informer's copy of a set, to retry a status
-	// write that lost a conflict.
 	cachedSet func(namespace, name string) (*appsv1.StatefulSet, error)
 	// writes remembers what is written for a set, so that the next sync
 	// waits for the caches to show it.

@@ -46,8 +46,7 @@ func podEvent(rec record.EventRecorder, set *appsv1.StatefulSet, v verb, pod str
 }
 
 // claimEvent records the outcome of doing v to a pod's claim: "Create Claim
-// data-web-0 Pod web-0 in StatefulSet web success", or a warning that carries
-// err.
+// data-web-0 Pod web-0 in StatefulSet web success", or a warning with err.
 func claimEvent(rec record.EventRecorder, set *appsv1.StatefulSet, v verb, claim, pod string, err error) {
 	if err == nil {
 		rec.Event(set, v1.EventTypeNormal, "Successful"+string(v), fmt.Sprintf("%s Claim %s Pod %s in StatefulSet %s success", v, claim, pod, set.Name))

@@ -101,9 +101,8 @@ func hasStorage(set *appsv1.StatefulSet, pod *v1.Pod) bool {
 	return true
 }
 
-// setIdentity gives pod the name, namespace and identity labels of its
-// ordinal. Hostname and subdomain are immutable on a pod, so only newPod sets
-// them.
+// setIdentity gives pod the name, namespace and identity labels of its ordinal
+// (hostname and subdomain are immutable on a pod: only newPod sets them).
 func setIdentity(set *appsv1.StatefulSet, pod *v1.Pod) {
 	ord := ordinalOf(pod)
 	pod.Name = podNameFor(set, ord)

@@ -42,12 +42,11 @@ func unreadySince(pod *v1.Pod) time.Time {
 // revision other than the update revision, not Ready for at least the
 // annotation's duration, and not already finished or terminating. Each
 // replacement is one more unavailable pod while it is recreated, so the pods
-// that are unavailable for other reasons and the replacements together stay
-// within maxUnavailable; when they leave no room, a notice says so. An
-// OrderedReady set replaces the lowest such pod first, the one its ordered
-// rollout waits on; a Parallel set the highest, as its rolling update does.
-// Only RollingUpdate sets take part: OnDelete leaves every replacement to the
-// user.
+// unavailable for other reasons and the replacements together stay within
+// maxUnavailable; when they leave no room, a notice says so. An OrderedReady
+// set replaces the lowest such pod first, the one its ordered rollout waits
+// on; a Parallel set the highest, as its rolling update does. Only
+// RollingUpdate sets take part: OnDelete leaves every replacement to the user.
 func (pl *planner) replaceUnready() {
 	set, in := pl.set, pl.in
 	raw, ok := set.Annotations[ReplaceUnreadyAfterAnnotation]

@@ -66,8 +66,7 @@ func restoreRevision(set *appsv1.StatefulSet, rev *appsv1.ControllerRevision) (*
 
 // memoKey is a set's generation that restores to an existing revision,
 // remembered in the controller's memo so that the comparison, which patches
-// and defaults a whole set, runs once per generation rather than once per
-// sync.
+// and defaults a whole set, runs once per generation, not per sync.
 type memoKey struct {
 	set        types.UID
 	generation int64
