@@ -13,9 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// Claims sorts the objects an owner might own (those its controller
-// reference is on, and the orphans of its namespace) by what it does with
-// them.
+// Claims sorts the objects an owner might own (those carrying its controller
+// reference, and its namespace's orphans) by what it does with them.
 type Claims[T metav1.Object] struct {
 	// Owned carry the owner's controller reference and match.
 	Owned []T

@@ -15,8 +15,7 @@ type Once struct {
 	seen map[types.UID]map[string]string
 }
 
-// First reports whether value is new for the object's topic, and remembers
-// it.
+// First reports whether value is new for the object's topic and remembers it.
 func (o *Once) First(uid types.UID, topic, value string) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -29,17 +29,16 @@ type Store interface {
 
 // OwnWrites remembers, per owner, the writes a controller made on its behalf
 // that the informer caches may not show yet. A sync that planned on caches
-// missing its controller's last writes would do them again: create a pod
-// twice and report a failure that did not happen, delete one twice, or write
-// a status from an old copy. A create, update or patch is shown once the
-// store it is filed under has applied the resource version the write
-// returned (a store applies its events in resource-version order); a delete
-// once the store no longer holds that object, or holds it marked for
-// deletion.
+// missing its controller's last writes would do them again: create a pod twice
+// and report a failure that did not happen, delete one twice, or write a
+// status from an old copy. A create, update or patch is shown once the store
+// it is filed under has applied the resource version the write returned (a
+// store applies its events in resource-version order); a delete once the store
+// no longer holds the object, or holds it marked for deletion.
 //
-// Each write is filed under a name given to New with the store that shows
-// it, usually the resource ("pods"); a controller that treats two kinds of
-// writes to one resource differently files them under two names.
+// Each write is filed under a name given to NewOwnWrites with the store that
+// shows it, usually the resource ("pods"); a controller that treats two kinds
+// of writes to one resource differently files them under two names.
 type OwnWrites struct {
 	clock  clock.PassiveClock
 	stores map[string]Store
@@ -111,10 +110,9 @@ func (w *OwnWrites) Deleted(owner types.UID, name, namespace, objName string, ui
 	p.deletes[name] = append(p.deletes[name], deletedObject{key: key, uid: uid})
 }
 
-// Seen reports whether the stores show every write made for owner, filed
-// under names (all names when none are given), or the newest write is older
-// than five minutes. When they do not, the owner is marked as waiting (see
-// CaughtUp).
+// Seen reports whether the stores show every write made for owner, filed under
+// names (all names when none are given), or the newest write is older than
+// five minutes. If not, the owner is marked as waiting (see CaughtUp).
 func (w *OwnWrites) Seen(owner types.UID, names ...string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
