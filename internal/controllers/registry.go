@@ -24,11 +24,10 @@ type Spec struct {
 	New     func(kit.Config) (kit.Controller, error)
 }
 
-// All lists quartet's controllers in the order they start. Worker counts
-// are upstream's kube-controller-manager defaults, except CronJob: every
-// CronJob on the same schedule comes due at once, and each run is two
-// writes, so a thousand of them need more than five workers to start within
-// a second.
+// All lists quartet's controllers in the order they start. Worker counts are
+// upstream's kube-controller-manager defaults, except CronJob: every CronJob
+// on the same schedule comes due at once, and each run is two writes, so a
+// thousand need more than five workers to start within a second.
 var All = []Spec{
 	{Name: "statefulset", ServiceAccount: "statefulset-controller", Workers: 5, New: adapt(statefulset.New)},
 	{Name: "daemonset", ServiceAccount: "daemon-set-controller", Workers: 2, New: adapt(daemonset.New)},

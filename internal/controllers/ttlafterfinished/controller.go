@@ -13,8 +13,7 @@ import (
 	"quartet.dev/quartet/internal/controllers/kit"
 )
 
-// Controller deletes finished Jobs whose ttlSecondsAfterFinished has run
-// out.
+// Controller deletes finished Jobs whose ttlSecondsAfterFinished has run out.
 type Controller struct {
 	*kit.Base
 	queue *kit.Queue[string]
