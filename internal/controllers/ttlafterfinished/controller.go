@@ -71,7 +71,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 // decide is the plan for job, with what cannot be acted on logged.
 func (c *Controller) decide(ctx context.Context, job *batch.Job, now time.Time) decision {
 	logger := klog.FromContext(ctx)
-	d, err := decide(job, now)
+	d, err := decide(observed{job: job, now: now})
 	switch {
 	case err != nil:
 		// Only an update of the Job can fix it, and that brings it back.

@@ -8,6 +8,13 @@ import (
 	v1 "k8s.io/api/core/v1"
 )
 
+// observed is what the plan looks at: one Job (from the cache, or read past
+// it just before a delete) and the time of the sync.
+type observed struct {
+	job *batch.Job
+	now time.Time
+}
+
 // decision is what to do about one Job at one moment. The zero decision
 // ignores the Job: it is not finished, has no TTL or is already being deleted.
 type decision struct {
@@ -33,9 +40,9 @@ func finishedAt(job *batch.Job) (time.Time, error) {
 	return time.Time{}, nil
 }
 
-// decide is the controller's plan, a pure function of the Job (from the
-// cache, or read past it just before a delete) and the time of the sync.
-func decide(job *batch.Job, now time.Time) (decision, error) {
+// decide is the controller's plan, a pure function of the Job and now.
+func decide(in observed) (decision, error) {
+	job := in.job
 	if job.DeletionTimestamp != nil || job.Spec.TTLSecondsAfterFinished == nil {
 		return decision{}, nil
 	}
@@ -44,13 +51,13 @@ func decide(job *batch.Job, now time.Time) (decision, error) {
 		return decision{}, err
 	}
 	ttl := time.Duration(*job.Spec.TTLSecondsAfterFinished) * time.Second
-	left := finished.Add(ttl).Sub(now)
+	left := finished.Add(ttl).Sub(in.now)
 	return decision{expire: left <= 0, after: max(left, 0), finishedAt: finished}, nil
 }
 
 // needsCleanup is a Job this controller must look at: one decide does not
 // ignore, or cannot time (which the sync reports).
 func needsCleanup(job *batch.Job) bool {
-	d, err := decide(job, time.Time{})
+	d, err := decide(observed{job: job})
 	return err != nil || !d.finishedAt.IsZero()
 }
