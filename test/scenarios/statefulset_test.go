@@ -165,11 +165,15 @@ var _ = h.Register(
 				return imageOf(s, "web-0") != "nginx:1.27" || imageOf(s, "web-1") != "nginx:1.27", h.PodSummary(s.Pods("app=web"))
 			})
 			// A pod below the partition that is deleted comes back at the
-			// current revision.
+			// current revision. The wait is for the new pod (the deleted one
+			// stays Ready while it terminates) and for the set's status to
+			// count it, so the checkpoint does not catch either in flight.
+			old, _ := s.Pod("web-0")
 			s.DeletePod("web-0")
 			s.WaitFor("web-0 back at nginx:1.27", 2*time.Minute, func() (bool, string) {
 				p, ok := s.Pod("web-0")
-				return ok && h.IsPodReady(&p) && p.Spec.Containers[0].Image == "nginx:1.27", h.PodSummary(s.Pods("app=web"))
+				back := ok && p.UID != old.UID && p.DeletionTimestamp == nil && h.IsPodReady(&p) && p.Spec.Containers[0].Image == "nginx:1.27"
+				return back && s.StatefulSet("web").Status.ReadyReplicas == 3, h.PodSummary(s.Pods("app=web"))
 			})
 			s.Kubectl("", "patch", "sts/web", "--type=merge", "-p", `{"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}`)
 			s.WaitFor("every pod at nginx:1.28", 3*time.Minute, podImages(s, "nginx:1.28", 3))
