@@ -57,11 +57,11 @@ conformance: build ## every scenario against quartet's controllers (in quartet u
 # during a long run does not change what is measured.
 BENCH_BIN := bin/quartet-bench
 
-bench: ## quartet's controllers against upstream's, every scenario, 3 rounds (long); writes bench/results/latest.{json,md,png} and README.md's table
+bench: ## quartet's controllers against upstream's, every scenario, 3 rounds (long); writes bench/results/latest.{json,md,png}, latest-breakdown.png and README.md's table
 	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BENCH_BIN) ./cmd/quartet
 	BENCH_TARGET=bench QUARTET_BIN=$(abspath $(BENCH_BIN)) $(GO) run ./bench/cmd/bench -out bench/results/latest -readme README.md $(BENCH_FLAGS)
 
-bench-readme: ## write bench/results/latest.{md,png} and README.md's performance table again from bench/results/latest.json (runs nothing)
+bench-readme: ## write bench/results/latest.{md,png}, latest-breakdown.png and README.md's performance table again from bench/results/latest.json (runs nothing)
 	$(GO) run ./bench/cmd/bench -render bench/results/latest.json -out bench/results/latest -readme README.md
 
 bench-quick: ## a small version of every benchmark scenario, one round (under 3 minutes); writes bin/bench-quick.{json,md,png}

@@ -224,3 +224,13 @@ func RenderBreakdownsMarkdown(w io.Writer, rows []Row) {
 		}
 	}
 }
+
+// HasBreakdowns reports whether any row carries a breakdown.
+func HasBreakdowns(rows []Row) bool {
+	for _, r := range rows {
+		if r.Breakdown != nil {
+			return true
+		}
+	}
+	return false
+}

@@ -30,8 +30,12 @@ func RenderReadme(w io.Writer, rows []Row) {
 	if len(date) >= 10 {
 		date = date[:10]
 	}
+	charts := "[chart](bench/results/latest.png)"
+	if HasBreakdowns(rows) {
+		charts += ", [CPU per pod by component](bench/results/latest-breakdown.png)"
+	}
 	fmt.Fprintf(w, "The latest full run, %s, command `%s`, on %s ([bench/results/latest.md](bench/results/latest.md), "+
-		"[chart](bench/results/latest.png)):\n\n", date, m.Command, m)
+		"%s):\n\n", date, m.Command, m, charts)
 	fmt.Fprintln(w, "| "+strings.Join(readmeHeader, " | ")+" |")
 	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|")
 	for _, r := range rows {

@@ -233,6 +233,32 @@ func TestWriteChart(t *testing.T) {
 	}
 }
 
+func TestWriteBreakdownChart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "latest-breakdown.png")
+	rows := []Row{{Scenario: "a Job", Breakdown: &Breakdown{Pods: 100, CPUSeconds: map[Mode]map[string]float64{
+		ModeQuartet:  {"kube-apiserver": 2, "etcd": 0.5, "workload controllers": 0.2, "nodes": 0.3, "web UI": 0.1, "kube-scheduler": 0.2, "Go runtime (GC)": 0.4, "kube-controller-manager": 0.1, "cluster DNS": 0.01},
+		ModeUpstream: {"kube-apiserver": 2.1, "etcd": 0.5, "workload controllers": 0.3},
+	}}}}
+	if err := WriteBreakdownChart(path, rows, "test"); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("not a PNG: %v", err)
+	}
+	if b := img.Bounds(); b.Dx() < 500 || b.Dy() < 200 {
+		t.Errorf("chart is %v, too small to read", b)
+	}
+	if err := WriteBreakdownChart(path, testRows(), "test"); err == nil {
+		t.Error("a chart of rows without breakdowns: no error")
+	}
+}
+
 func TestPick(t *testing.T) {
 	a := &Scenario{ID: "a", Estimate: 20 * time.Second}
 	b := &Scenario{ID: "b", Estimate: 5 * time.Second}

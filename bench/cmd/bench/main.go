@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -28,13 +29,13 @@ func main() {
 	quick := flag.Bool("quick", false, "small version of every scenario, one round, one cluster per mode (under 3 minutes)")
 	rounds := flag.Int("rounds", 0, "rounds per scenario and mode (default 3, or 1 with -quick)")
 	only := flag.String("only", "", "run only the scenarios whose id matches this regular expression (startup, node-latency, sts-ordered, sts-parallel, sts-rolling, ds, ds-node-add, job, jobs, cronjob, node-scale, image-pull, image-cached, image-memory)")
-	out := flag.String("out", "bench/results/latest", "write OUT.json, OUT.md and OUT.png")
+	out := flag.String("out", "bench/results/latest", "write OUT.json, OUT.md, OUT.png and OUT-breakdown.png")
 	verbose := flag.Bool("v", false, "copy every cluster's output to stderr")
 	debugRequests := flag.Bool("debug-requests", false, "after each scenario, print the API requests of every user")
 	ceilingWorkers := flag.Int("ceiling-workers", 0, "concurrent requests of the bare client that sets the ceiling (default 256)")
 	readme := flag.String("readme", "", "also rewrite this README's performance table (between its bench results markers)")
 	heapProfiles := flag.String("heap-profiles", "", "save the process's heap profile into this directory where a scenario reads resident memory (idle, node-scale)")
-	render := flag.String("render", "", "run nothing: read this JSON of a run and write OUT.md, OUT.png and -readme from it")
+	render := flag.String("render", "", "run nothing: read this JSON of a run and write OUT.md, OUT.png, OUT-breakdown.png and -readme from it")
 	flag.Parse()
 	var err error
 	if *render != "" {
@@ -104,6 +105,9 @@ func write(out, readme string, rows []bench.Row, m bench.Machine) error {
 	bench.RenderMarkdown(&md, rows)
 	md.WriteString("\n")
 	bench.RenderTargetsMarkdown(&md, rows)
+	if bench.HasBreakdowns(rows) {
+		fmt.Fprintf(&md, "\nThe breakdowns below, as a chart of CPU per pod by component: [%s-breakdown.png](%s-breakdown.png).\n", filepath.Base(out), filepath.Base(out))
+	}
 	bench.RenderBreakdownsMarkdown(&md, rows)
 	if err := os.WriteFile(out+".md", []byte(md.String()), 0o644); err != nil {
 		return err
@@ -123,6 +127,11 @@ func write(out, readme string, rows []bench.Row, m bench.Machine) error {
 		return nil
 	}
 	fmt.Printf("wrote %s.md, %s.png\n", out, out)
+	if err := bench.WriteBreakdownChart(out+"-breakdown.png", rows, "where a pod's CPU goes, "+date); err != nil {
+		fmt.Printf("no breakdown chart: %v\n", err)
+		return nil
+	}
+	fmt.Printf("wrote %s-breakdown.png\n", out)
 	return nil
 }
 
