@@ -151,6 +151,8 @@ var _ = h.Register(
 	h.Scenario{
 		Name:        "statefulset/partition",
 		Controllers: []h.Controller{h.StatefulSet},
+		// Three rollouts and a pod's full termination and return.
+		Timeout: 6 * time.Minute,
 		Run: func(s *h.S) {
 			s.Apply(webHeadless, webSet(3, "  updateStrategy:\n    type: RollingUpdate\n    rollingUpdate:\n      partition: 2\n", ""))
 			s.WaitFor("3 pods Ready", 2*time.Minute, s.PodsReady("app=web", 3))

@@ -453,7 +453,16 @@ func (e *Env) newS(sc Scenario, m Mode, c *cluster.Cluster) (*S, error) {
 		return nil, err
 	}
 	ns := namespaceFor(sc.Name)
-	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+	// A scenario run once more finds its first run's namespace still being
+	// deleted (its pods terminating): wait for it to go.
+	for {
+		_, err = client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		if !apierrors.IsAlreadyExists(err) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("creating namespace %s: %w", ns, err)
 	}
