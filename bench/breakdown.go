@@ -91,16 +91,7 @@ func breakdownLines(b *Breakdown) (cpu, writes, parts [][]string) {
 				total[k] += v
 			}
 		}
-		keys := make([]string, 0, len(total))
-		for k := range total {
-			keys = append(keys, k)
-		}
-		sort.Slice(keys, func(i, j int) bool {
-			if total[keys[i]] != total[keys[j]] {
-				return total[keys[i]] > total[keys[j]]
-			}
-			return keys[i] < keys[j]
-		})
+		keys := largestFirst(total)
 		var rows [][]string
 		sums := map[Mode]float64{}
 		for _, k := range keys {
@@ -233,4 +224,19 @@ func HasBreakdowns(rows []Row) bool {
 		}
 	}
 	return false
+}
+
+// largestFirst is total's keys, largest value first, ties by name.
+func largestFirst(total map[string]float64) []string {
+	keys := make([]string, 0, len(total))
+	for k := range total {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if total[keys[i]] != total[keys[j]] {
+			return total[keys[i]] > total[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
 }

@@ -5,7 +5,6 @@ import (
 	"image/color"
 	"os"
 	"path/filepath"
-	"sort"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -76,12 +75,16 @@ func WriteChart(path string, rows []Row, title string) error {
 	p.Add(one)
 	p.NominalY(names...)
 	p.Add(plotter.NewGrid())
+	return savePlot(p, path, vg.Length(len(names))*3*bar)
+}
 
+// savePlot writes p as a PNG 9 inches wide, bars high plus room for the
+// title and the axis.
+func savePlot(p *plot.Plot, path string, bars vg.Length) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	height := vg.Length(len(names))*3*bar + 2*vg.Inch
-	return p.Save(9*vg.Inch, height, path)
+	return p.Save(9*vg.Inch, bars+2*vg.Inch, path)
 }
 
 func zeroIfNil(p *float64) float64 {
@@ -129,16 +132,7 @@ func WriteBreakdownChart(path string, rows []Row, title string) error {
 	if len(bars) == 0 {
 		return fmt.Errorf("no breakdowns to chart")
 	}
-	components := make([]string, 0, len(total))
-	for k := range total {
-		components = append(components, k)
-	}
-	sort.Slice(components, func(i, j int) bool {
-		if total[components[i]] != total[components[j]] {
-			return total[components[i]] > total[components[j]]
-		}
-		return components[i] < components[j]
-	})
+	components := largestFirst(total)
 	shown := components[:min(len(components), len(breakdownColors)-1)]
 	rest := components[len(shown):]
 
@@ -207,9 +201,5 @@ func WriteBreakdownChart(path string, rows []Row, title string) error {
 	p.Legend.Top = true
 	p.NominalY(names...)
 	p.Add(plotter.NewGrid())
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	height := vg.Length(len(names))*2*width + 2*vg.Inch
-	return p.Save(9*vg.Inch, height, path)
+	return savePlot(p, path, vg.Length(len(names))*2*width)
 }

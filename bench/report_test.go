@@ -216,18 +216,7 @@ func TestWriteChart(t *testing.T) {
 	if err := WriteChart(path, testRows(), "test"); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatalf("not a PNG: %v", err)
-	}
-	if b := img.Bounds(); b.Dx() < 500 || b.Dy() < 200 {
-		t.Errorf("chart is %v, too small to read", b)
-	}
+	checkChart(t, path)
 	if err := WriteChart(path, testRows()[4:], "test"); err == nil {
 		t.Error("a chart of rows without ratios: no error")
 	}
@@ -242,6 +231,15 @@ func TestWriteBreakdownChart(t *testing.T) {
 	if err := WriteBreakdownChart(path, rows, "test"); err != nil {
 		t.Fatal(err)
 	}
+	checkChart(t, path)
+	if err := WriteBreakdownChart(path, testRows(), "test"); err == nil {
+		t.Error("a chart of rows without breakdowns: no error")
+	}
+}
+
+// checkChart fails t unless path is a PNG large enough to read.
+func checkChart(t *testing.T, path string) {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -253,9 +251,6 @@ func TestWriteBreakdownChart(t *testing.T) {
 	}
 	if b := img.Bounds(); b.Dx() < 500 || b.Dy() < 200 {
 		t.Errorf("chart is %v, too small to read", b)
-	}
-	if err := WriteBreakdownChart(path, testRows(), "test"); err == nil {
-		t.Error("a chart of rows without breakdowns: no error")
 	}
 }
 
